@@ -1,0 +1,52 @@
+use leptos::prelude::*;
+
+/// A modal confirmation built on the native `<dialog>`, which traps focus, closes on Escape
+/// and returns focus to the button that opened it.
+#[component]
+pub fn ConfirmDialog(
+    open: RwSignal<bool>,
+    title: String,
+    confirm_label: &'static str,
+    #[prop(into)] pending: Signal<bool>,
+    on_confirm: Callback<()>,
+    children: Children,
+) -> impl IntoView {
+    let dialog = NodeRef::<leptos::html::Dialog>::new();
+    Effect::new(move |_| {
+        let should_open = open.get();
+        #[cfg(feature = "hydrate")]
+        if let Some(element) = dialog.get() {
+            if should_open && !element.open() {
+                let _ = element.show_modal();
+            } else if !should_open && element.open() {
+                element.close();
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (should_open, dialog);
+    });
+    view! {
+        <dialog
+            node_ref=dialog
+            class="dialog"
+            aria-labelledby="dialog-title"
+            on:close=move |_| open.set(false)
+        >
+            <h2 id="dialog-title">{title}</h2>
+            <div class="dialog-body">{children()}</div>
+            <div class="dialog-actions">
+                <button type="button" class="btn" on:click=move |_| open.set(false)>
+                    "Cancel"
+                </button>
+                <button
+                    type="button"
+                    class="btn btn-danger"
+                    disabled=move || pending.get()
+                    on:click=move |_| on_confirm.run(())
+                >
+                    {confirm_label}
+                </button>
+            </div>
+        </dialog>
+    }
+}

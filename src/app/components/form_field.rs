@@ -1,0 +1,257 @@
+//! Labelled form controls that show the domain's validation message beside the field.
+//!
+//! A field's message appears as soon as its value breaks a rule (after the first keystroke or
+//! when the field loses focus), using the same `parse` the server runs. A message from the
+//! server for a field replaces it until the value changes again.
+
+use leptos::prelude::*;
+
+use crate::domain::FieldError;
+
+/// The state of one form field: its value, whether the user has been there, and the
+/// server's last word on it.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldState {
+    pub name: &'static str,
+    pub value: RwSignal<String>,
+    pub touched: RwSignal<bool>,
+    pub server_error: RwSignal<Option<String>>,
+}
+
+impl FieldState {
+    pub fn new(name: &'static str, initial: &str) -> Self {
+        Self {
+            name,
+            value: RwSignal::new(initial.to_owned()),
+            touched: RwSignal::new(false),
+            server_error: RwSignal::new(None),
+        }
+    }
+
+    /// The message to show: the client-side check once touched, else the server's.
+    pub fn message<T>(
+        self,
+        parse: impl Fn(&str) -> Result<T, FieldError> + Send + Sync + 'static,
+    ) -> Signal<Option<String>> {
+        Signal::derive(move || {
+            let client = self
+                .touched
+                .get()
+                .then(|| parse(&self.value.get()).err().map(|e| e.message))
+                .flatten();
+            client.or_else(|| self.server_error.get())
+        })
+    }
+
+    /// Marks the field as visited, so its message shows even if it was never typed in.
+    pub fn touch(self) {
+        self.touched.set(true);
+    }
+
+    fn on_edit(self) {
+        self.touched.set(true);
+        self.server_error.set(None);
+    }
+}
+
+/// Puts each server error under its field; returns the ones no field of this form shows.
+pub fn apply_server_errors(fields: &[FieldState], errors: &[FieldError]) -> Vec<String> {
+    let mut unplaced = Vec::new();
+    for field in fields {
+        field.server_error.set(None);
+    }
+    for error in errors {
+        match fields.iter().find(|f| f.name == error.field) {
+            Some(field) => field.server_error.set(Some(error.message.clone())),
+            None => unplaced.push(error.message.clone()),
+        }
+    }
+    unplaced
+}
+
+fn field_id(name: &str) -> String {
+    format!("field-{name}")
+}
+
+/// `aria-describedby` for a control with an optional hint and a possible error.
+fn described_by(name: &'static str, has_hint: bool, error: Signal<Option<String>>) -> impl Fn() -> Option<String> + Send + Sync + Clone {
+    move || {
+        let mut ids = Vec::new();
+        if has_hint {
+            ids.push(format!("{}-hint", field_id(name)));
+        }
+        if error.get().is_some() {
+            ids.push(format!("{}-error", field_id(name)));
+        }
+        (!ids.is_empty()).then(|| ids.join(" "))
+    }
+}
+
+/// The hint and error lines under a control.
+#[component]
+fn FieldNotes(name: &'static str, hint: Option<&'static str>, error: Signal<Option<String>>) -> impl IntoView {
+    view! {
+        {hint.map(|h| view! { <p class="hint" id=format!("{}-hint", field_id(name))>{h}</p> })}
+        {move || {
+            error.get().map(|m| view! {
+                <p class="field-error" id=format!("{}-error", field_id(name))>
+                    <span aria-hidden="true">"⚠ "</span>
+                    {m}
+                </p>
+            })
+        }}
+    }
+}
+
+/// A text input (or a textarea with `multiline`) with its label, hint and error.
+#[component]
+pub fn TextField(
+    label: &'static str,
+    field: FieldState,
+    #[prop(into)] error: Signal<Option<String>>,
+    #[prop(optional)] hint: Option<&'static str>,
+    #[prop(default = "text")] input_type: &'static str,
+    #[prop(optional)] autocomplete: Option<&'static str>,
+    #[prop(optional)] inputmode: Option<&'static str>,
+    #[prop(optional)] placeholder: Option<&'static str>,
+    #[prop(optional)] required: bool,
+    #[prop(optional)] multiline: bool,
+) -> impl IntoView {
+    let id = field_id(field.name);
+    let invalid = move || error.get().is_some().then_some("true");
+    let describedby = described_by(field.name, hint.is_some(), error);
+    let control = if multiline {
+        view! {
+            <textarea
+                id=id.clone()
+                name=field.name
+                rows="3"
+                aria-invalid=invalid
+                aria-describedby=describedby
+                bind:value=field.value
+                on:input=move |_| field.on_edit()
+                on:blur=move |_| field.touch()
+            ></textarea>
+        }
+        .into_any()
+    } else {
+        view! {
+            <input
+                id=id.clone()
+                name=field.name
+                type=input_type
+                autocomplete=autocomplete
+                inputmode=inputmode
+                placeholder=placeholder
+                aria-required=required.then_some("true")
+                aria-invalid=invalid
+                aria-describedby=describedby
+                bind:value=field.value
+                on:input=move |_| field.on_edit()
+                on:blur=move |_| field.touch()
+            />
+        }
+        .into_any()
+    };
+    view! {
+        <div class="field" class:has-error=move || error.get().is_some()>
+            <label for=id>
+                {label}
+                {required.then(|| view! { <span class="required" aria-hidden="true">" *"</span> })}
+            </label>
+            {control}
+            <FieldNotes name=field.name hint error />
+        </div>
+    }
+}
+
+/// A drop-down list with a placeholder option.
+#[component]
+pub fn SelectField(
+    label: &'static str,
+    field: FieldState,
+    options: Vec<(&'static str, &'static str)>,
+    #[prop(into)] error: Signal<Option<String>>,
+    #[prop(optional)] hint: Option<&'static str>,
+    #[prop(optional)] required: bool,
+    placeholder: &'static str,
+) -> impl IntoView {
+    let id = field_id(field.name);
+    let invalid = move || error.get().is_some().then_some("true");
+    let describedby = described_by(field.name, hint.is_some(), error);
+    view! {
+        <div class="field" class:has-error=move || error.get().is_some()>
+            <label for=id.clone()>
+                {label}
+                {required.then(|| view! { <span class="required" aria-hidden="true">" *"</span> })}
+            </label>
+            <select
+                id=id
+                name=field.name
+                aria-required=required.then_some("true")
+                aria-invalid=invalid
+                aria-describedby=describedby
+                prop:value=move || field.value.get()
+                on:change=move |ev| {
+                    field.value.set(event_target_value(&ev));
+                    field.on_edit();
+                }
+                on:blur=move |_| field.touch()
+            >
+                <option value="" selected=move || field.value.get().is_empty()>{placeholder}</option>
+                {options
+                    .into_iter()
+                    .map(|(value, text)| {
+                        view! {
+                            <option value=value selected=move || field.value.get() == value>
+                                {text}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+            <FieldNotes name=field.name hint error />
+        </div>
+    }
+}
+
+/// A group of radio buttons in a fieldset, each with its own label and description.
+#[component]
+pub fn RadioGroup(
+    legend: &'static str,
+    field: FieldState,
+    options: Vec<(&'static str, &'static str, &'static str)>,
+    #[prop(into)] error: Signal<Option<String>>,
+) -> impl IntoView {
+    view! {
+        <fieldset class="field radio-group" class:has-error=move || error.get().is_some()>
+            <legend>{legend}</legend>
+            {options
+                .into_iter()
+                .map(|(value, text, description)| {
+                    let id = format!("{}-{value}", field_id(field.name));
+                    view! {
+                        <div class="radio">
+                            <input
+                                type="radio"
+                                id=id.clone()
+                                name=field.name
+                                value=value
+                                checked=move || field.value.get() == value
+                                on:change=move |_| {
+                                    field.value.set(value.to_owned());
+                                    field.on_edit();
+                                }
+                            />
+                            <label for=id>
+                                <span class="radio-label">{text}</span>
+                                <span class="radio-description">{description}</span>
+                            </label>
+                        </div>
+                    }
+                })
+                .collect_view()}
+            <FieldNotes name=field.name hint=None error />
+        </fieldset>
+    }
+}

@@ -1,0 +1,5 @@
+pub mod confirm_dialog;
+pub mod error_notice;
+pub mod form_field;
+pub mod progress_bar;
+pub mod status_badge;

@@ -1,0 +1,2 @@
+pub mod sign_in;
+pub mod sign_up;

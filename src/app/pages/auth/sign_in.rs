@@ -1,0 +1,64 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+use crate::app::components::error_notice::ErrorNotice;
+use crate::app::components::form_field::{FieldState, TextField, apply_server_errors};
+use crate::app::error::AppError;
+use crate::domain::account::{UserName, field};
+use crate::server_fns::auth::SignIn;
+
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let action = ServerAction::<SignIn>::new();
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    let user_name = FieldState::new(field::USER_NAME, "");
+    let password = FieldState::new(field::PASSWORD, "");
+    let other_error = RwSignal::new(None::<AppError>);
+    Effect::new(move |_| {
+        if let Some(Err(error)) = action.value().get() {
+            apply_server_errors(&[user_name, password], error.field_errors());
+            other_error.set((!matches!(error, AppError::Invalid(_))).then_some(error));
+        }
+    });
+    let user_name_error = user_name.message(UserName::parse);
+    // A sign-in password is checked by the server only; its message comes from there.
+    let password_error = Signal::derive(move || password.server_error.get());
+    view! {
+        <Title text="Sign in" />
+        <main class="auth-page">
+            <div class="card auth-card">
+                <p class="eyebrow">"Image Service Console"</p>
+                <h1>"Sign in"</h1>
+                {move || other_error.get().map(|e| view! { <ErrorNotice error=e /> })}
+                <ActionForm action=action on:submit=move |_| user_name.touch()>
+                    <input type="hidden" name="next" value=next />
+                    <TextField
+                        label="User name"
+                        field=user_name
+                        error=user_name_error
+                        autocomplete="username"
+                        required=true
+                    />
+                    <TextField
+                        label="Password"
+                        field=password
+                        error=password_error
+                        input_type="password"
+                        autocomplete="current-password"
+                        required=true
+                    />
+                    <button type="submit" class="btn btn-primary btn-block" disabled=move || action.pending().get()>
+                        {move || if action.pending().get() { "Signing in…" } else { "Sign in" }}
+                    </button>
+                </ActionForm>
+                <p class="auth-switch">
+                    "New to the console? "
+                    <A href="/signup">"Create an account"</A>
+                </p>
+            </div>
+        </main>
+    }
+}

@@ -1,0 +1,204 @@
+//! Create Image: import an image from a URL, with a Summary of what will be created.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+
+use crate::app::components::error_notice::ErrorNotice;
+use crate::app::components::form_field::{
+    FieldState, RadioGroup, SelectField, TextField, apply_server_errors,
+};
+use crate::app::error::AppError;
+use crate::domain::image_spec::{
+    Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, OsType, Visibility, field,
+};
+use crate::domain::units::{format_bytes, format_money, monthly_cost};
+use crate::server_fns::images::{CreateImageFromUrl, get_console_settings};
+
+#[component]
+pub fn CreateImagePage() -> impl IntoView {
+    let action = ServerAction::<CreateImageFromUrl>::new();
+    let settings = Resource::new(|| (), |_| get_console_settings());
+
+    let name = FieldState::new(field::NAME, "");
+    let source_url = FieldState::new(field::SOURCE_URL, "");
+    let os_type = FieldState::new(field::OS_TYPE, "");
+    let min_disk = FieldState::new(field::MIN_DISK, "0");
+    let min_ram = FieldState::new(field::MIN_RAM, "0");
+    let visibility = FieldState::new(field::VISIBILITY, Visibility::Private.as_str());
+    let description = FieldState::new(field::DESCRIPTION, "");
+    let protected = RwSignal::new(false);
+    let fields = [name, source_url, os_type, min_disk, min_ram, visibility, description];
+
+    let form_error = RwSignal::new(None::<AppError>);
+    Effect::new(move |_| {
+        if let Some(Err(error)) = action.value().get() {
+            let unplaced = apply_server_errors(&fields, error.field_errors());
+            form_error.set(match error {
+                AppError::Invalid(_) if unplaced.is_empty() => None,
+                AppError::Invalid(_) => Some(AppError::Conflict(unplaced.join(" "))),
+                other => Some(other),
+            });
+        }
+    });
+
+    let os_options = OsType::ALL.iter().map(|os| (os.as_str(), os.label())).collect::<Vec<_>>();
+    let visibility_options = Visibility::ALL
+        .iter()
+        .map(|v| (v.as_str(), v.label(), v.hint()))
+        .collect::<Vec<_>>();
+
+    view! {
+        <Title text="Create Image" />
+        <nav class="breadcrumb" aria-label="Breadcrumb">
+            <A href="/images">"Image List"</A>
+            <span aria-hidden="true">" / "</span>
+            <span aria-current="page">"Create Image"</span>
+        </nav>
+        <div class="page-header">
+            <div>
+                <h1>"Create Image"</h1>
+                <p class="lede">
+                    "Import a qcow2 image from an http or https URL. The console downloads it, checks it and makes it Active."
+                </p>
+            </div>
+        </div>
+        <ActionForm action=action attr:class="create-layout" attr:novalidate=true on:submit=move |_| fields.iter().for_each(|f| f.touch())>
+            <div class="create-main">
+                {move || form_error.get().map(|error| view! { <ErrorNotice error /> })}
+                <section class="card form-section" aria-labelledby="service-info">
+                    <h2 id="service-info">"Service Information"</h2>
+                    <TextField
+                        label="Image name"
+                        field=name
+                        error=name.message(ImageName::parse)
+                        hint="Up to 255 English letters, digits, spaces, '-' and '_'."
+                        required=true
+                    />
+                    <TextField
+                        label="Image file URL"
+                        field=source_url
+                        error=source_url.message(ImageFileUrl::parse)
+                        hint="An http or https URL of a .qcow2 file, such as an Object Storage link."
+                        input_type="url"
+                        inputmode="url"
+                        placeholder="https://storage.example.com/images/ubuntu-24.04.qcow2"
+                        required=true
+                    />
+                    <SelectField
+                        label="OS type"
+                        field=os_type
+                        options=os_options
+                        error=os_type.message(OsType::parse)
+                        hint="The operating system in the image file."
+                        placeholder="Select an OS type"
+                        required=true
+                    />
+                    <div class="field-row">
+                        <TextField
+                            label="Minimum Disk (GB)"
+                            field=min_disk
+                            error=min_disk.message(MinDiskGb::parse)
+                            hint="0 to 12,288 GB."
+                            inputmode="numeric"
+                            required=true
+                        />
+                        <TextField
+                            label="Minimum RAM (GB)"
+                            field=min_ram
+                            error=min_ram.message(MinRamGb::parse)
+                            hint="0 to 2,097,151 GB."
+                            inputmode="numeric"
+                            required=true
+                        />
+                    </div>
+                    <RadioGroup
+                        legend="Visibility"
+                        field=visibility
+                        options=visibility_options
+                        error=visibility.message(Visibility::parse)
+                    />
+                    <fieldset class="field">
+                        <legend>"Protected"</legend>
+                        <div class="checkbox">
+                            <input
+                                type="checkbox"
+                                id="field-protected"
+                                name=field::PROTECTED
+                                aria-describedby="field-protected-hint"
+                                bind:checked=protected
+                            />
+                            <label for="field-protected">"Use"</label>
+                        </div>
+                        <p class="hint" id="field-protected-hint">
+                            "Prevents accidental deletion. You can change this after creation."
+                        </p>
+                    </fieldset>
+                </section>
+                <section class="card form-section" aria-labelledby="additional-info">
+                    <h2 id="additional-info">"Additional Information"</h2>
+                    <TextField
+                        label="Description"
+                        field=description
+                        error=description.message(Description::parse)
+                        hint="Optional, up to 255 characters."
+                        multiline=true
+                    />
+                </section>
+            </div>
+            <aside class="card summary" aria-labelledby="summary-title">
+                <h2 id="summary-title">"Summary"</h2>
+                <dl class="summary-list">
+                    <dt>"Image name"</dt>
+                    <dd>{move || or_dash(name.value.get())}</dd>
+                    <dt>"Image file"</dt>
+                    <dd class="break">
+                        {move || {
+                            ImageFileUrl::parse(&source_url.value.get())
+                                .map(|u| u.file_name())
+                                .unwrap_or_else(|_| "—".into())
+                        }}
+                    </dd>
+                    <dt>"OS type"</dt>
+                    <dd>{move || OsType::parse(&os_type.value.get()).map(|o| o.label()).unwrap_or("—")}</dd>
+                    <dt>"Minimum Disk"</dt>
+                    <dd>{move || MinDiskGb::parse(&min_disk.value.get()).map(|d| format!("{} GB", d.get())).unwrap_or_else(|_| "—".into())}</dd>
+                    <dt>"Minimum RAM"</dt>
+                    <dd>{move || MinRamGb::parse(&min_ram.value.get()).map(|r| format!("{} GB", r.get())).unwrap_or_else(|_| "—".into())}</dd>
+                    <dt>"Visibility"</dt>
+                    <dd>{move || Visibility::parse(&visibility.value.get()).map(|v| v.label()).unwrap_or("—")}</dd>
+                    <dt>"Protected"</dt>
+                    <dd>{move || if protected.get() { "Use" } else { "Not used" }}</dd>
+                </dl>
+                <div class="estimate">
+                    <h3>"Estimated monthly cost"</h3>
+                    <Transition fallback=|| view! { <p class="muted">"…"</p> }>
+                        {move || Suspend::new(async move {
+                            settings.await.ok().map(|s| {
+                                let minimum = format_money(monthly_cost(0, s.price_per_gb_month), &s.currency);
+                                let rate = format_money(s.price_per_gb_month, &s.currency);
+                                view! {
+                                    <p class="estimate-amount">{format!("from {minimum} / month")}</p>
+                                    <p class="hint">
+                                        {format!(
+                                            "Storage is billed at {rate} per GB-month on the imported size, with a 1 GB minimum. Images up to {} can be imported.",
+                                            format_bytes(s.import_size_limit_bytes),
+                                        )}
+                                    </p>
+                                }
+                            })
+                        })}
+                    </Transition>
+                </div>
+                <button type="submit" class="btn btn-primary btn-block" disabled=move || action.pending().get()>
+                    {move || if action.pending().get() { "Creating…" } else { "Complete" }}
+                </button>
+                <A href="/images" attr:class="btn btn-block">"Cancel"</A>
+            </aside>
+        </ActionForm>
+    }
+}
+
+fn or_dash(value: String) -> String {
+    if value.is_empty() { "—".to_owned() } else { value }
+}

@@ -1,0 +1,187 @@
+//! An image as the console shows it: status, formats and the records sent to the pages.
+
+use serde::{Deserialize, Serialize};
+
+use super::image_spec::{OsType, Visibility};
+
+/// The lifecycle of an image (Create Image guide): Queued → Importing → Active, or Failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ImageStatus {
+    /// Created; waiting for an import slot.
+    Queued,
+    /// Bytes are being fetched and checked.
+    Importing,
+    /// Stored, inspected and usable.
+    Active,
+    /// The import did not succeed; `failure_reason` says why.
+    Failed,
+}
+
+impl ImageStatus {
+    pub const ALL: [ImageStatus; 4] = [
+        ImageStatus::Queued,
+        ImageStatus::Importing,
+        ImageStatus::Active,
+        ImageStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageStatus::Queued => "queued",
+            ImageStatus::Importing => "importing",
+            ImageStatus::Active => "active",
+            ImageStatus::Failed => "failed",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ImageStatus::Queued => "Queued",
+            ImageStatus::Importing => "Importing",
+            ImageStatus::Active => "Active",
+            ImageStatus::Failed => "Failed",
+        }
+    }
+
+    pub fn from_db(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Whether the status will change without anyone acting, so pages should refresh.
+    pub fn is_in_progress(self) -> bool {
+        matches!(self, ImageStatus::Queued | ImageStatus::Importing)
+    }
+}
+
+/// The on-disk format found by inspecting the bytes (never taken from a name or a claim).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DiskFormat {
+    Qcow2,
+}
+
+impl DiskFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFormat::Qcow2 => "qcow2",
+        }
+    }
+
+    pub fn from_db(raw: &str) -> Option<Self> {
+        match raw {
+            "qcow2" => Some(DiskFormat::Qcow2),
+            _ => None,
+        }
+    }
+}
+
+/// How the image was made (Image Details guide). Imports are Image-Based.
+pub const IMAGE_TYPE_IMAGE_BASED: &str = "Image-Based";
+
+/// Hash algorithm of `hash_value`, as Glance's `os_hash_algo`.
+pub const HASH_ALGORITHM: &str = "sha512";
+
+/// Progress of an import, for the progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportProgress {
+    pub bytes_done: u64,
+    /// Unknown when the source sends no Content-Length.
+    pub bytes_total: Option<u64>,
+}
+
+impl ImportProgress {
+    /// Whole percent done, when the total is known.
+    pub fn percent(&self) -> Option<u8> {
+        let total = self.bytes_total.filter(|t| *t > 0)?;
+        Some(((self.bytes_done.min(total) as u128 * 100) / total as u128) as u8)
+    }
+}
+
+/// A row of the Image List.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSummary {
+    pub id: String,
+    pub name: String,
+    pub os_type: OsType,
+    pub status: ImageStatus,
+    pub visibility: Visibility,
+    pub protected: bool,
+    pub size_bytes: Option<u64>,
+    pub progress: Option<ImportProgress>,
+    pub failure_reason: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// Everything the Details tab shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageDetail {
+    pub id: String,
+    pub srn: String,
+    pub account_id: String,
+    pub name: String,
+    pub description: String,
+    pub status: ImageStatus,
+    pub failure_reason: Option<String>,
+    pub os_type: OsType,
+    pub image_type: String,
+    pub source_url: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub virtual_size_bytes: Option<u64>,
+    pub disk_format: Option<DiskFormat>,
+    pub hash_algorithm: Option<String>,
+    pub hash_value: Option<String>,
+    pub checksum_md5: Option<String>,
+    pub min_disk_gb: u64,
+    pub min_ram_gb: u64,
+    pub visibility: Visibility,
+    pub protected: bool,
+    pub progress: Option<ImportProgress>,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub updated_by: String,
+    pub updated_at_ms: i64,
+}
+
+/// The SRN-style identifier of an image, unique across the console.
+pub fn image_srn(account_id: &str, image_id: &str) -> String {
+    format!("srn:image-console::{account_id}:image::image/{image_id}")
+}
+
+/// Why an image cannot be deleted right now, if it cannot.
+pub fn delete_blocked_reason(protected: bool) -> Option<&'static str> {
+    protected.then_some(
+        "This image is Protected. Turn Protected off before deleting it; Protected prevents accidental deletion.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips() {
+        for s in ImageStatus::ALL {
+            assert_eq!(ImageStatus::from_db(s.as_str()), Some(s));
+        }
+        assert_eq!(ImageStatus::from_db("deleted"), None);
+    }
+
+    #[test]
+    fn progress_percent() {
+        let p = |done, total| ImportProgress {
+            bytes_done: done,
+            bytes_total: total,
+        };
+        assert_eq!(p(0, Some(100)).percent(), Some(0));
+        assert_eq!(p(50, Some(200)).percent(), Some(25));
+        assert_eq!(p(300, Some(200)).percent(), Some(100));
+        assert_eq!(p(10, None).percent(), None);
+        assert_eq!(p(10, Some(0)).percent(), None);
+        assert_eq!(p(u64::MAX / 2, Some(u64::MAX)).percent(), Some(49));
+    }
+
+    #[test]
+    fn protected_images_cannot_be_deleted() {
+        assert!(delete_blocked_reason(true).is_some());
+        assert!(delete_blocked_reason(false).is_none());
+    }
+}

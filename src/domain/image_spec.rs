@@ -1,0 +1,553 @@
+//! The fields of the Create Image form, each a newtype that can only be built by `parse`.
+
+use serde::{Deserialize, Serialize};
+
+use super::validation::{FieldError, FieldErrors, collect, describe_char, with_thousands};
+
+/// Form field names, shared by the form markup, the server function arguments and the errors.
+pub mod field {
+    pub const NAME: &str = "name";
+    pub const SOURCE_URL: &str = "source_url";
+    pub const OS_TYPE: &str = "os_type";
+    pub const MIN_DISK: &str = "min_disk";
+    pub const MIN_RAM: &str = "min_ram";
+    pub const VISIBILITY: &str = "visibility";
+    pub const PROTECTED: &str = "protected";
+    pub const DESCRIPTION: &str = "description";
+}
+
+/// An image name: 1–255 English letters, digits, spaces, '-' and '_' (the Create Image guide).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageName(String);
+
+impl ImageName {
+    /// The guide's limit.
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let err = |m: String| Err(FieldError::new(field::NAME, m));
+        if raw.is_empty() {
+            return err("Enter an image name.".into());
+        }
+        let count = raw.chars().count();
+        if count > Self::MAX_CHARS {
+            return err(format!(
+                "Image name must be at most {} characters (it has {count}).",
+                Self::MAX_CHARS
+            ));
+        }
+        if let Some(bad) = raw
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_')))
+        {
+            return err(format!(
+                "Image name can contain only English letters, digits, spaces, '-' and '_' (found {}).",
+                describe_char(bad)
+            ));
+        }
+        if raw.starts_with(' ') || raw.ends_with(' ') {
+            return err("Image name cannot start or end with a space.".into());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An http or https URL of a `.qcow2` file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFileUrl(String);
+
+impl ImageFileUrl {
+    /// Long enough for presigned object-storage URLs, short enough to show and to log.
+    pub const MAX_CHARS: usize = 2048;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let err = |m: &str| Err(FieldError::new(field::SOURCE_URL, m));
+        if raw.is_empty() {
+            return err("Enter the URL of the image file.");
+        }
+        if raw.chars().count() > Self::MAX_CHARS {
+            return err("Image file URL must be at most 2,048 characters.");
+        }
+        if raw.chars().any(char::is_whitespace) {
+            return err("Image file URL cannot contain spaces.");
+        }
+        let Ok(url) = url::Url::parse(raw) else {
+            return err("Image file URL is not a valid URL; it should look like https://host/path/image.qcow2.");
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            return err("Image file URL must start with http:// or https://.");
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return err("Image file URL must name a host.");
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return err("Image file URL cannot contain a user name or password.");
+        }
+        if !url.path().to_ascii_lowercase().ends_with(".qcow2") {
+            return err("Image file URL must point to a .qcow2 file.");
+        }
+        Ok(Self(url.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last path segment, used as a default download name and in the Summary panel.
+    pub fn file_name(&self) -> String {
+        url::Url::parse(&self.0)
+            .ok()
+            .and_then(|u| u.path_segments()?.next_back().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// The OS types the Create Image guide offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OsType {
+    Alma,
+    CentOS,
+    Oracle,
+    Rhel,
+    Rocky,
+    Ubuntu,
+}
+
+impl OsType {
+    pub const ALL: [OsType; 6] = [
+        OsType::Alma,
+        OsType::CentOS,
+        OsType::Oracle,
+        OsType::Rhel,
+        OsType::Rocky,
+        OsType::Ubuntu,
+    ];
+
+    /// The stable value stored in the database and sent by the form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OsType::Alma => "alma",
+            OsType::CentOS => "centos",
+            OsType::Oracle => "oracle",
+            OsType::Rhel => "rhel",
+            OsType::Rocky => "rocky",
+            OsType::Ubuntu => "ubuntu",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            OsType::Alma => "Alma Linux",
+            OsType::CentOS => "CentOS",
+            OsType::Oracle => "Oracle Linux",
+            OsType::Rhel => "RHEL",
+            OsType::Rocky => "Rocky Linux",
+            OsType::Ubuntu => "Ubuntu",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        if raw.is_empty() {
+            return Err(FieldError::new(field::OS_TYPE, "Select an OS type."));
+        }
+        Self::ALL
+            .into_iter()
+            .find(|os| os.as_str() == raw)
+            .ok_or_else(|| {
+                FieldError::new(
+                    field::OS_TYPE,
+                    "OS type must be one of Alma Linux, CentOS, Oracle Linux, RHEL, Rocky Linux or Ubuntu.",
+                )
+            })
+    }
+}
+
+/// Parses a whole number of GB within `0..=max`, for Minimum Disk and Minimum RAM.
+fn parse_gb(raw: &str, field_name: &str, label: &str, max: u64) -> Result<u64, FieldError> {
+    let range = format!("between 0 and {} GB", with_thousands(max));
+    let err = |m: String| Err(FieldError::new(field_name, m));
+    if raw.is_empty() {
+        return err(format!("Enter {label} in GB, {range}."));
+    }
+    if !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return err(format!("{label} must be a whole number of GB, {range}."));
+    }
+    match raw.parse::<u64>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => err(format!("{label} must be {range}.")),
+    }
+}
+
+/// Minimum disk size in GB, 0–12,288.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinDiskGb(u64);
+
+impl MinDiskGb {
+    /// 12 TiB, the largest boot volume the guide allows.
+    pub const MAX: u64 = 12_288;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_gb(raw, field::MIN_DISK, "Minimum Disk", Self::MAX).map(Self)
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// Minimum RAM in GB, 0–2,097,151.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinRamGb(u64);
+
+impl MinRamGb {
+    /// 2^21 - 1 GB, the guide's upper bound.
+    pub const MAX: u64 = 2_097_151;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_gb(raw, field::MIN_RAM, "Minimum RAM", Self::MAX).map(Self)
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// Who may use the image: only its account, or accounts it is shared with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Visibility {
+    Private,
+    Shared,
+}
+
+impl Visibility {
+    pub const ALL: [Visibility; 2] = [Visibility::Private, Visibility::Shared];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Shared => "shared",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Visibility::Private => "Private",
+            Visibility::Shared => "Shared",
+        }
+    }
+
+    pub fn hint(self) -> &'static str {
+        match self {
+            Visibility::Private => "Can be used only within the Account",
+            Visibility::Shared => "Can be shared between Accounts",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == raw)
+            .ok_or_else(|| FieldError::new(field::VISIBILITY, "Visibility must be Private or Shared."))
+    }
+}
+
+/// Optional free text, up to 255 characters, no control characters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let count = raw.chars().count();
+        if count > Self::MAX_CHARS {
+            return Err(FieldError::new(
+                field::DESCRIPTION,
+                format!(
+                    "Description must be at most {} characters (it has {count}).",
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        if let Some(bad) = raw.chars().find(|c| c.is_control()) {
+            return Err(FieldError::new(
+                field::DESCRIPTION,
+                format!("Description cannot contain {}.", describe_char(bad)),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Parses the Protected checkbox: a browser sends its value only when it is checked.
+pub fn parse_checkbox(raw: Option<&str>) -> bool {
+    matches!(raw, Some("on" | "true" | "1"))
+}
+
+/// The Create Image form as the browser sends it: every field a raw string.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateImageForm {
+    pub name: String,
+    pub source_url: String,
+    pub os_type: String,
+    pub min_disk: String,
+    pub min_ram: String,
+    pub visibility: String,
+    pub protected: Option<String>,
+    pub description: String,
+}
+
+/// A validated request to import an image from a URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewImageFromUrl {
+    pub name: ImageName,
+    pub source_url: ImageFileUrl,
+    pub os_type: OsType,
+    pub min_disk: MinDiskGb,
+    pub min_ram: MinRamGb,
+    pub visibility: Visibility,
+    pub protected: bool,
+    pub description: Description,
+}
+
+impl CreateImageForm {
+    /// Validates every field, returning all errors at once.
+    pub fn parse(&self) -> Result<NewImageFromUrl, FieldErrors> {
+        let mut errors = Vec::new();
+        let name = collect(ImageName::parse(&self.name), &mut errors);
+        let source_url = collect(ImageFileUrl::parse(&self.source_url), &mut errors);
+        let os_type = collect(OsType::parse(&self.os_type), &mut errors);
+        let min_disk = collect(MinDiskGb::parse(&self.min_disk), &mut errors);
+        let min_ram = collect(MinRamGb::parse(&self.min_ram), &mut errors);
+        let visibility = collect(Visibility::parse(&self.visibility), &mut errors);
+        let description = collect(Description::parse(&self.description), &mut errors);
+        match (name, source_url, os_type, min_disk, min_ram, visibility, description) {
+            (
+                Some(name),
+                Some(source_url),
+                Some(os_type),
+                Some(min_disk),
+                Some(min_ram),
+                Some(visibility),
+                Some(description),
+            ) if errors.is_empty() => Ok(NewImageFromUrl {
+                name,
+                source_url,
+                os_type,
+                min_disk,
+                min_ram,
+                visibility,
+                protected: parse_checkbox(self.protected.as_deref()),
+                description,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_name_boundaries() {
+        assert!(ImageName::parse("a").is_ok());
+        assert!(ImageName::parse(&"a".repeat(255)).is_ok());
+        let too_long = ImageName::parse(&"a".repeat(256)).unwrap_err();
+        assert_eq!(too_long.field, "name");
+        assert_eq!(
+            too_long.message,
+            "Image name must be at most 255 characters (it has 256)."
+        );
+        assert_eq!(ImageName::parse("").unwrap_err().message, "Enter an image name.");
+    }
+
+    #[test]
+    fn image_name_allowed_characters() {
+        assert!(ImageName::parse("Ubuntu 24_04-base").is_ok());
+        assert!(ImageName::parse("ABCxyz0123456789").is_ok());
+    }
+
+    #[test]
+    fn image_name_refuses_each_forbidden_character() {
+        for c in "!\"#$%&'()*+,./:;<=>?@[\\]^`{|}~\t\n".chars() {
+            let name = format!("img{c}x");
+            let error = ImageName::parse(&name).unwrap_err();
+            assert!(
+                error.message.starts_with("Image name can contain only"),
+                "{c:?} gave {error}"
+            );
+        }
+        for s in ["é", "日本", "x\u{200b}"] {
+            assert!(ImageName::parse(s).is_err(), "{s} should be refused");
+        }
+        assert_eq!(
+            ImageName::parse("a#b").unwrap_err().message,
+            "Image name can contain only English letters, digits, spaces, '-' and '_' (found '#')."
+        );
+    }
+
+    #[test]
+    fn image_name_cannot_start_or_end_with_space() {
+        assert!(ImageName::parse(" x").is_err());
+        assert!(ImageName::parse("x ").is_err());
+        assert!(ImageName::parse(" ").is_err());
+        assert!(ImageName::parse("x y").is_ok());
+    }
+
+    #[test]
+    fn a_name_of_255_multibyte_chars_is_counted_in_characters() {
+        // Counting bytes instead of characters would accept or refuse the wrong lengths.
+        let error = ImageName::parse(&"é".repeat(10)).unwrap_err();
+        assert!(error.message.contains("found 'é'"));
+    }
+
+    #[test]
+    fn image_file_url_accepts_http_and_https_qcow2() {
+        for ok in [
+            "https://example.com/images/ubuntu.qcow2",
+            "http://10.0.0.5:8080/a/b/c.QCOW2",
+            "https://bucket.s3.example.com/x.qcow2?X-Amz-Signature=abc",
+        ] {
+            assert!(ImageFileUrl::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn image_file_url_refuses_bad_urls() {
+        let cases = [
+            ("", "Enter the URL of the image file."),
+            ("not a url", "Image file URL cannot contain spaces."),
+            ("example.com/x.qcow2", "Image file URL is not a valid URL; it should look like https://host/path/image.qcow2."),
+            ("ftp://example.com/x.qcow2", "Image file URL must start with http:// or https://."),
+            ("file:///etc/x.qcow2", "Image file URL must start with http:// or https://."),
+            ("javascript:alert(1)//x.qcow2", "Image file URL must start with http:// or https://."),
+            ("https://user:pw@example.com/x.qcow2", "Image file URL cannot contain a user name or password."),
+            ("https://example.com/x.img", "Image file URL must point to a .qcow2 file."),
+            ("https://example.com/x.qcow2/", "Image file URL must point to a .qcow2 file."),
+            ("https://example.com/?f=x.qcow2", "Image file URL must point to a .qcow2 file."),
+        ];
+        for (raw, message) in cases {
+            let error = ImageFileUrl::parse(raw).unwrap_err();
+            assert_eq!(error.field, "source_url");
+            assert_eq!(error.message, message, "for {raw:?}");
+        }
+        let long = format!("https://example.com/{}.qcow2", "a".repeat(2048));
+        assert_eq!(
+            ImageFileUrl::parse(&long).unwrap_err().message,
+            "Image file URL must be at most 2,048 characters."
+        );
+    }
+
+    #[test]
+    fn image_file_url_file_name() {
+        let url = ImageFileUrl::parse("https://example.com/a/ubuntu-24.qcow2?sig=1").unwrap();
+        assert_eq!(url.file_name(), "ubuntu-24.qcow2");
+    }
+
+    #[test]
+    fn os_type_values() {
+        for os in OsType::ALL {
+            assert_eq!(OsType::parse(os.as_str()), Ok(os));
+        }
+        assert_eq!(OsType::parse("").unwrap_err().message, "Select an OS type.");
+        assert!(OsType::parse("windows").is_err());
+        assert!(OsType::parse("Ubuntu").is_err());
+    }
+
+    #[test]
+    fn min_disk_boundaries() {
+        assert_eq!(MinDiskGb::parse("0").unwrap().get(), 0);
+        assert_eq!(MinDiskGb::parse("12288").unwrap().get(), 12_288);
+        let over = MinDiskGb::parse("12289").unwrap_err();
+        assert_eq!(over.field, "min_disk");
+        assert_eq!(over.message, "Minimum Disk must be between 0 and 12,288 GB.");
+        for bad in ["-1", "1.5", "1e3", " 1", "abc", "99999999999999999999999"] {
+            assert!(MinDiskGb::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            MinDiskGb::parse("").unwrap_err().message,
+            "Enter Minimum Disk in GB, between 0 and 12,288 GB."
+        );
+    }
+
+    #[test]
+    fn min_ram_boundaries() {
+        assert_eq!(MinRamGb::parse("2097151").unwrap().get(), 2_097_151);
+        let over = MinRamGb::parse("2097152").unwrap_err();
+        assert_eq!(over.field, "min_ram");
+        assert_eq!(over.message, "Minimum RAM must be between 0 and 2,097,151 GB.");
+        assert_eq!(
+            MinRamGb::parse("-5").unwrap_err().message,
+            "Minimum RAM must be a whole number of GB, between 0 and 2,097,151 GB."
+        );
+    }
+
+    #[test]
+    fn description_boundaries() {
+        assert!(Description::parse("").is_ok());
+        assert!(Description::parse(&"d".repeat(255)).is_ok());
+        assert_eq!(
+            Description::parse(&"d".repeat(256)).unwrap_err().message,
+            "Description must be at most 255 characters (it has 256)."
+        );
+        assert_eq!(
+            Description::parse("two\nlines").unwrap_err().message,
+            "Description cannot contain the control character U+000A."
+        );
+        assert!(Description::parse("Ünïcödé and symbols #!@ are fine").is_ok());
+    }
+
+    #[test]
+    fn visibility_values() {
+        assert_eq!(Visibility::parse("private"), Ok(Visibility::Private));
+        assert_eq!(Visibility::parse("shared"), Ok(Visibility::Shared));
+        assert!(Visibility::parse("public").is_err());
+    }
+
+    #[test]
+    fn form_reports_every_error_at_once() {
+        let form = CreateImageForm {
+            name: "bad#name".into(),
+            source_url: "ftp://x/y.qcow2".into(),
+            os_type: "".into(),
+            min_disk: "12289".into(),
+            min_ram: "x".into(),
+            visibility: "public".into(),
+            protected: None,
+            description: "d".repeat(256),
+        };
+        let errors = form.parse().unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["name", "source_url", "os_type", "min_disk", "min_ram", "visibility", "description"]
+        );
+    }
+
+    #[test]
+    fn form_parses_a_valid_request() {
+        let form = CreateImageForm {
+            name: "ubuntu base".into(),
+            source_url: "https://example.com/u.qcow2".into(),
+            os_type: "ubuntu".into(),
+            min_disk: "10".into(),
+            min_ram: "2".into(),
+            visibility: "private".into(),
+            protected: Some("on".into()),
+            description: "".into(),
+        };
+        let spec = form.parse().unwrap();
+        assert!(spec.protected);
+        assert_eq!(spec.min_disk.get(), 10);
+        assert_eq!(spec.os_type, OsType::Ubuntu);
+    }
+}

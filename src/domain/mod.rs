@@ -1,0 +1,13 @@
+//! Types and rules shared by the browser and the server: no IO, no Leptos, no SQL.
+//!
+//! Every form field has a newtype whose `parse` is the only way to build it, so the form in the
+//! browser and the service on the server reject the same input with the same sentence.
+
+pub mod account;
+pub mod image;
+pub mod image_spec;
+pub mod settings;
+pub mod units;
+pub mod validation;
+
+pub use validation::{FieldError, FieldErrors};

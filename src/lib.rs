@@ -1,0 +1,27 @@
+//! Image Service Console: a web console for bringing virtual-machine images in, finding,
+//! inspecting, sharing, downloading and deleting them.
+//!
+//! `domain`, `app` and `server_fns` compile for the browser and the server; everything that
+//! touches a database, a file or a socket is server-only and gated here, so the wasm build
+//! cannot link it by accident. See ARCHITECTURE.md.
+
+pub mod app;
+pub mod domain;
+pub mod server_fns;
+
+#[cfg(feature = "ssr")]
+pub mod inspect;
+#[cfg(feature = "ssr")]
+pub mod server;
+#[cfg(feature = "ssr")]
+pub mod service;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+/// Entry point of the wasm bundle: attaches the app to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,320 @@
+//! Configuration from the environment: typed, with defaults that start a console on SQLite.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+
+/// Everything the server reads from the environment.
+pub struct Config {
+    /// `DATABASE_URL`: `sqlite://…` (default: a file in the data directory) or `postgres://…`.
+    pub database_url: SecretString,
+    /// `DATA_DIR`: image bytes, the SQLite file and the generated session secret.
+    pub data_dir: PathBuf,
+    /// `BIND_ADDR`: where to listen.
+    pub bind_addr: SocketAddr,
+    /// `SITE_ROOT`: the folder cargo-leptos built (`pkg/` with the wasm, JS and CSS).
+    pub site_root: PathBuf,
+    /// `SESSION_SECRET`: at least 32 bytes, base64; generated and kept in the data directory
+    /// when absent.
+    pub session_secret: SecretSlice<u8>,
+    /// `SECURE_COOKIES`: mark the session cookie Secure (set when served over HTTPS).
+    pub secure_cookies: bool,
+    /// `PRICE_PER_GB_MONTH` and `CURRENCY`: the storage price used for cost estimates.
+    pub price_per_gb_month: f64,
+    pub currency: String,
+    /// `IMPORT_SIZE_LIMIT`: the largest image an import may fetch, e.g. `64GiB`.
+    pub import_size_limit_bytes: u64,
+    /// `IMPORT_CONCURRENCY`: imports that run at once; more wait as Queued.
+    pub import_concurrency: usize,
+    /// `SESSION_TTL_HOURS`: how long a sign-in lasts.
+    pub session_ttl: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database", &redact_url(self.database_url.expose_secret()))
+            .field("data_dir", &self.data_dir)
+            .field("bind_addr", &self.bind_addr)
+            .field("site_root", &self.site_root)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("price_per_gb_month", &self.price_per_gb_month)
+            .field("currency", &self.currency)
+            .field("import_size_limit_bytes", &self.import_size_limit_bytes)
+            .field("import_concurrency", &self.import_concurrency)
+            .field("session_ttl", &self.session_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A bad setting: which variable, what was wrong, and what is expected.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}={value:?} is not valid: {expected}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: String,
+}
+
+/// Looks a variable up; empty counts as unset.
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn parse_var<T>(
+    var: Lookup<'_>,
+    name: &'static str,
+    default: T,
+    expected: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(value) => parse(&value).ok_or(ConfigError {
+            name,
+            value,
+            expected: expected.to_owned(),
+        }),
+    }
+}
+
+/// Parses `64GiB`, `500 MB`, `1073741824`; units are binary or decimal as written.
+pub fn parse_size(raw: &str) -> Option<u64> {
+    raw.trim().parse::<bytesize::ByteSize>().ok().map(|b| b.as_u64())
+}
+
+impl Config {
+    /// Reads the environment. Nothing is required; every bad value is an error naming it.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_vars(&|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_vars(lookup: Lookup<'_>) -> anyhow::Result<Self> {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let var: Lookup<'_> = &var;
+        let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".to_owned()));
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| {
+            format!("sqlite://{}", data_dir.join("console.db").display())
+        });
+        if crate::store::Backend::from_url(&database_url).is_none() {
+            return Err(ConfigError {
+                name: "DATABASE_URL",
+                value: redact_url(&database_url),
+                expected: "a sqlite:// or postgres:// URL".into(),
+            }
+            .into());
+        }
+        let bind_addr = parse_var(
+            var,
+            "BIND_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 3000)),
+            "an address and port such as 127.0.0.1:3000",
+            |v| v.parse().ok(),
+        )?;
+        let secure_cookies = parse_var(var, "SECURE_COOKIES", false, "true or false", |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                _ => None,
+            }
+        })?;
+        let price_per_gb_month = parse_var(
+            var,
+            "PRICE_PER_GB_MONTH",
+            0.05,
+            "a non-negative decimal number such as 0.05",
+            |v| v.parse::<f64>().ok().filter(|p| p.is_finite() && *p >= 0.0),
+        )?;
+        let currency = parse_var(var, "CURRENCY", "USD".to_owned(), "1 to 8 letters such as USD", |v| {
+            (!v.is_empty() && v.len() <= 8 && v.chars().all(|c| c.is_ascii_alphabetic()))
+                .then(|| v.to_ascii_uppercase())
+        })?;
+        let import_size_limit_bytes = parse_var(
+            var,
+            "IMPORT_SIZE_LIMIT",
+            64 << 30,
+            "a size such as 64GiB or 500MB",
+            |v| parse_size(v).filter(|n| *n > 0),
+        )?;
+        let import_concurrency = parse_var(
+            var,
+            "IMPORT_CONCURRENCY",
+            2,
+            "a whole number from 1 to 64",
+            |v| v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)),
+        )?;
+        let session_ttl_hours = parse_var(
+            var,
+            "SESSION_TTL_HOURS",
+            24 * 7,
+            "a whole number of hours from 1 to 8760",
+            |v| v.parse::<u64>().ok().filter(|n| (1..=8760).contains(n)),
+        )?;
+        let site_root = PathBuf::from(
+            var("SITE_ROOT")
+                .or_else(|| var("LEPTOS_SITE_ROOT"))
+                .unwrap_or_else(|| "target/site".to_owned()),
+        );
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating DATA_DIR {}", data_dir.display()))?;
+        let session_secret = match var("SESSION_SECRET") {
+            Some(value) => decode_secret(&value).ok_or(ConfigError {
+                name: "SESSION_SECRET",
+                value: "(hidden)".into(),
+                expected: "at least 32 bytes, base64-encoded".into(),
+            })?,
+            None => load_or_create_secret(&data_dir.join("session-secret"))?,
+        };
+        Ok(Self {
+            database_url: SecretString::from(database_url),
+            data_dir,
+            bind_addr,
+            site_root,
+            session_secret,
+            secure_cookies,
+            price_per_gb_month,
+            currency,
+            import_size_limit_bytes,
+            import_concurrency,
+            session_ttl: Duration::from_secs(session_ttl_hours * 3600),
+        })
+    }
+}
+
+fn decode_secret(value: &str) -> Option<SecretSlice<u8>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()
+        .filter(|b| b.len() >= 32)?;
+    Some(SecretSlice::from(bytes))
+}
+
+/// Reads the persisted secret, or creates one readable only by this user.
+fn load_or_create_secret(path: &std::path::Path) -> anyhow::Result<SecretSlice<u8>> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return decode_secret(&text)
+            .with_context(|| format!("{} does not hold a valid secret", path.display()));
+    }
+    let mut bytes = vec![0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, encoded.as_bytes())?;
+    file.sync_all()?;
+    Ok(SecretSlice::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64GiB"), Some(64 << 30));
+        assert_eq!(parse_size("1 MiB"), Some(1 << 20));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(redact_url("sqlite://data/console.db"), "sqlite://data/console.db");
+    }
+
+    #[test]
+    fn secrets_are_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session-secret");
+        let first = load_or_create_secret(&path).unwrap();
+        let second = load_or_create_secret(&path).unwrap();
+        assert_eq!(first.expose_secret(), second.expose_secret());
+        assert_eq!(first.expose_secret().len(), 32);
+        std::fs::write(&path, "short").unwrap();
+        assert!(load_or_create_secret(&path).is_err());
+    }
+
+    fn config_with(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let mut all: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.entry("DATA_DIR".into())
+            .or_insert_with(|| dir.display().to_string());
+        Config::from_vars(&|name| all.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_start_on_sqlite_in_the_data_dir() {
+        let config = config_with(&[]).unwrap();
+        assert!(config.database_url.expose_secret().starts_with("sqlite://"));
+        assert!(config.database_url.expose_secret().ends_with("console.db"));
+        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.import_size_limit_bytes, 64 << 30);
+        assert_eq!(config.price_per_gb_month, 0.05);
+        assert!(!config.secure_cookies);
+        assert!(config.data_dir.join("session-secret").exists());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases = [
+            ("DATABASE_URL", "mysql://x"),
+            ("BIND_ADDR", "localhost"),
+            ("SECURE_COOKIES", "maybe"),
+            ("PRICE_PER_GB_MONTH", "-1"),
+            ("PRICE_PER_GB_MONTH", "NaN"),
+            ("CURRENCY", "US$"),
+            ("IMPORT_SIZE_LIMIT", "huge"),
+            ("IMPORT_SIZE_LIMIT", "0"),
+            ("IMPORT_CONCURRENCY", "0"),
+            ("SESSION_TTL_HOURS", "0"),
+            ("SESSION_SECRET", "c2hvcnQ="),
+        ];
+        for (name, value) in cases {
+            let error = config_with(&[(name, value)]).err().unwrap().to_string();
+            assert!(error.starts_with(&format!("{name}=")), "{name}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn values_are_parsed() {
+        let config = config_with(&[
+            ("BIND_ADDR", "127.0.0.1:4123"),
+            ("IMPORT_SIZE_LIMIT", "2GiB"),
+            ("PRICE_PER_GB_MONTH", "0.1"),
+            ("CURRENCY", "eur"),
+            ("SECURE_COOKIES", "true"),
+        ])
+        .unwrap();
+        assert_eq!(config.bind_addr.port(), 4123);
+        assert_eq!(config.import_size_limit_bytes, 2 << 30);
+        assert_eq!(config.currency, "EUR");
+        assert!(config.secure_cookies);
+    }
+}

@@ -1,0 +1,183 @@
+//! HTTP: configuration, the router, the session guards, and start-up and shutdown.
+
+pub mod auth;
+pub mod config;
+pub mod telemetry;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::FromRef;
+use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use secrecy::ExposeSecret;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::{App, shell};
+use crate::service::{ServiceSettings, Services};
+use crate::store::{BlobStore, Store};
+pub use config::Config;
+
+/// How session cookies are written; server functions read it from context.
+#[derive(Clone, Copy, Debug)]
+pub struct CookiePolicy {
+    pub secure: bool,
+    pub session_ttl: Duration,
+}
+
+impl Default for CookiePolicy {
+    fn default() -> Self {
+        Self {
+            secure: false,
+            session_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub services: Services,
+    pub leptos_options: LeptosOptions,
+    pub cookie_policy: CookiePolicy,
+}
+
+/// Leptos' options for a site built into `site_root` by cargo-leptos.
+pub fn leptos_options(site_root: &std::path::Path, bind_addr: std::net::SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name(env!("CARGO_PKG_NAME"))
+        .site_root(site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(bind_addr)
+        .build()
+}
+
+/// The whole HTTP surface. Shared by `main` and the tests.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context = {
+        let services = state.services.clone();
+        let cookie_policy = state.cookie_policy;
+        move || {
+            provide_context(services.clone());
+            provide_context(cookie_policy);
+        }
+    };
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(healthz))
+        .leptos_routes_with_context(&state, routes, context, {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn_with_state(
+            state.services.clone(),
+            auth::page_guard,
+        ))
+        .layer(middleware::from_fn(auth::cross_origin_guard))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request.id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    "ok"
+}
+
+/// Starts the console: configuration → stores → services → router → serve until Ctrl-C or
+/// SIGTERM, then lets running imports stop at a resumable point.
+pub async fn run() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    tracing::info!(?config, "starting");
+    let store = Store::connect(config.database_url.expose_secret()).await?;
+    let blobs = BlobStore::open(config.data_dir.join("blobs"))?;
+    let services = Services::start(
+        store.clone(),
+        blobs,
+        ServiceSettings {
+            price_per_gb_month: config.price_per_gb_month,
+            currency: config.currency.clone(),
+            import_size_limit_bytes: config.import_size_limit_bytes,
+            import_concurrency: config.import_concurrency,
+            session_ttl: config.session_ttl,
+            session_secret: config.session_secret.clone(),
+        },
+    )
+    .await?;
+    let state = AppState {
+        services: services.clone(),
+        leptos_options: leptos_options(&config.site_root, config.bind_addr),
+        cookie_policy: CookiePolicy {
+            secure: config.secure_cookies,
+            session_ttl: config.session_ttl,
+        },
+    };
+    if !config.site_root.join("pkg").exists() {
+        tracing::warn!(site_root = %config.site_root.display(), "no built site found; run `cargo leptos build --release` first");
+    }
+    let listener = tokio::net::TcpListener::bind(config.bind_addr)
+        .await
+        .with_context(|| format!("listening on {}", config.bind_addr))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "listening");
+    println!("Image Service Console is running at http://{address}/ (Ctrl-C to stop)");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopping background work");
+    services.shutdown().await;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

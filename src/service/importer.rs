@@ -1,0 +1,490 @@
+//! Imports images from URLs in the background.
+//!
+//! One task per image: wait for a slot, claim the row (Queued → Importing), stream the body to
+//! a staging file while a blocking thread hashes it and feeds the format inspector, fsync,
+//! inspect, rename into the blob store, and only then mark the row Active. Any failure marks
+//! the row Failed with a reason a person can act on and removes the partial bytes. A shutdown
+//! leaves the row Importing; the next start requeues it (`recover`).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures::StreamExt;
+use md5::Md5;
+use sha2::{Digest, Sha512};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::now_ms;
+use crate::domain::image::{DiskFormat, HASH_ALGORITHM, ImageStatus};
+use crate::domain::units::format_bytes;
+use crate::inspect::Inspector;
+use crate::store::images::ImportedBytes;
+use crate::store::{BlobStore, Store};
+
+/// How many times an import may be cut off by a restart before it is marked Failed, so an
+/// image that crashes the server cannot do so for ever.
+pub const MAX_IMPORT_ATTEMPTS: u32 = 3;
+
+/// Progress is written at most this often; the list polls about once a second.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Copy, Debug)]
+pub struct ImportLimits {
+    pub max_bytes: u64,
+    pub concurrency: usize,
+}
+
+#[derive(Clone)]
+pub struct Importer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    blobs: BlobStore,
+    client: reqwest::Client,
+    limits: ImportLimits,
+    slots: Arc<Semaphore>,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// How one import attempt ended, short of success.
+#[derive(Debug)]
+enum Stop {
+    /// The image cannot be imported; the text is shown on it.
+    Failed(String),
+    /// The image was deleted or the server is stopping; leave the row to its new owner.
+    Cancelled,
+    /// Our fault (database, disk): logged, and the image marked Failed with a generic reason.
+    Internal(anyhow::Error),
+}
+
+impl From<sqlx::Error> for Stop {
+    fn from(e: sqlx::Error) -> Self {
+        Stop::Internal(anyhow::Error::new(e).context("database"))
+    }
+}
+
+impl From<std::io::Error> for Stop {
+    fn from(e: std::io::Error) -> Self {
+        Stop::Internal(anyhow::Error::new(e).context("writing image bytes"))
+    }
+}
+
+/// What the writer thread hands back once every byte is on disk.
+struct Written {
+    size_bytes: u64,
+    sha512_hex: String,
+    md5_hex: String,
+    inspector: Inspector,
+}
+
+impl Importer {
+    pub fn new(store: Store, blobs: BlobStore, limits: ImportLimits) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("image-console/", env!("CARGO_PKG_VERSION")))
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .context("building the HTTP client for imports")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                blobs,
+                client,
+                slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+                limits,
+                running: Mutex::new(HashMap::new()),
+                tracker: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// Starts importing a Queued image in the background.
+    pub fn enqueue(&self, account_id: &str, image_id: &str) {
+        let cancel = self.inner.shutdown.child_token();
+        self.running()
+            .insert(image_id.to_owned(), cancel.clone());
+        let this = self.clone();
+        let (account_id, image_id) = (account_id.to_owned(), image_id.to_owned());
+        let span = tracing::info_span!(parent: None, "import", image.id = %image_id, account.id = %account_id);
+        self.inner.tracker.spawn(tracing::Instrument::instrument(
+            async move {
+                this.run(&account_id, &image_id, &cancel).await;
+                this.running().remove(&image_id);
+            },
+            span,
+        ));
+    }
+
+    /// Stops an image's import, if one is running (the image is being deleted).
+    pub async fn cancel(&self, image_id: &str) {
+        if let Some(token) = self.running().remove(image_id) {
+            token.cancel();
+        }
+    }
+
+    /// Whether any import task is still running; tests wait on this.
+    pub fn is_idle(&self) -> bool {
+        self.running().is_empty()
+    }
+
+    /// Cancels running imports and waits for their tasks to end. Their rows stay Importing
+    /// and are requeued by the next start.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs once at start-up, before requests are served: removes bytes no row points at and
+    /// partial imports, then requeues interrupted imports (or fails those cut off too often).
+    pub async fn recover(&self) -> anyhow::Result<()> {
+        let store = &self.inner.store;
+        let live: HashSet<String> = store.list_blob_keys().await?.into_iter().collect();
+        let swept = self
+            .inner
+            .blobs
+            .sweep_orphans(&live)
+            .await
+            .context("sweeping orphaned image files")?;
+        if swept > 0 {
+            tracing::info!(files = swept, "removed image files that no image refers to");
+        }
+        for import in store.list_interrupted_imports().await? {
+            let interrupted = import.status == ImageStatus::Importing;
+            if interrupted && import.import_attempts >= MAX_IMPORT_ATTEMPTS {
+                let reason = format!(
+                    "The import was interrupted by a server restart {} times; create the image again.",
+                    import.import_attempts
+                );
+                store
+                    .fail_import(&import.account_id, &import.id, &reason, now_ms())
+                    .await?;
+                tracing::warn!(image.id = %import.id, "interrupted import given up");
+                continue;
+            }
+            store
+                .requeue_import(&import.account_id, &import.id, now_ms())
+                .await?;
+            tracing::info!(image.id = %import.id, interrupted, "resuming import");
+            self.enqueue(&import.account_id, &import.id);
+        }
+        Ok(())
+    }
+
+    async fn run(&self, account_id: &str, image_id: &str, cancel: &CancellationToken) {
+        let _slot = tokio::select! {
+            slot = self.inner.slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+            () = cancel.cancelled() => return,
+        };
+        let store = &self.inner.store;
+        let url = match store.claim_import(account_id, image_id, now_ms()).await {
+            Ok(Some(url)) => url,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "could not start import");
+                return;
+            }
+        };
+        tracing::info!("import started");
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            outcome = self.import(account_id, image_id, &url) => outcome,
+            () = cancel.cancelled() => Err(Stop::Cancelled),
+        };
+        let stop = match outcome {
+            Ok(bytes) => match self.finish(account_id, image_id, &bytes).await {
+                Ok(()) => {
+                    tracing::info!(
+                        size_bytes = bytes.size_bytes,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        "import finished"
+                    );
+                    return;
+                }
+                Err(stop) => stop,
+            },
+            Err(stop) => stop,
+        };
+        if let Err(e) = self.inner.blobs.remove_staging(image_id).await {
+            tracing::warn!(error = %e, "could not remove partial import; left for the sweep");
+        }
+        let reason = match stop {
+            Stop::Cancelled => {
+                tracing::info!("import cancelled");
+                return;
+            }
+            Stop::Failed(reason) => {
+                tracing::info!(%reason, "import failed");
+                reason
+            }
+            Stop::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "import failed on our side");
+                "The import stopped because of a storage error on the server. Try again later."
+                    .to_owned()
+            }
+        };
+        if let Err(e) = store.fail_import(account_id, image_id, &reason, now_ms()).await {
+            tracing::error!(error = %e, "could not mark import failed");
+        }
+    }
+
+    /// Moves the verified bytes into place and marks the image Active. If the image was
+    /// deleted meanwhile, the bytes go too.
+    async fn finish(&self, account_id: &str, image_id: &str, bytes: &Written) -> Result<(), Stop> {
+        let virtual_size_bytes = bytes
+            .inspector
+            .verdict(DiskFormat::Qcow2)
+            .map_err(|refusal| Stop::Failed(refusal.to_string()))?
+            .virtual_size_bytes;
+        let blob_key = self.inner.blobs.commit_staged(image_id).await?;
+        let imported = ImportedBytes {
+            disk_format: DiskFormat::Qcow2,
+            size_bytes: bytes.size_bytes,
+            virtual_size_bytes,
+            hash_algo: HASH_ALGORITHM,
+            hash_value: bytes.sha512_hex.clone(),
+            checksum_md5: bytes.md5_hex.clone(),
+            blob_key: blob_key.clone(),
+        };
+        let updated = self
+            .inner
+            .store
+            .complete_import(account_id, image_id, &imported, now_ms())
+            .await;
+        if !matches!(updated, Ok(true)) {
+            self.inner.blobs.remove_blob(&blob_key).await?;
+            updated?;
+            return Err(Stop::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Streams the URL's body to the staging file. Returns once every byte is durable.
+    async fn import(&self, account_id: &str, image_id: &str, url: &str) -> Result<Written, Stop> {
+        let limit = self.inner.limits.max_bytes;
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let response = self
+            .inner
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| Stop::Failed(describe_request_error(&e, &host)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(Stop::Failed(describe_status(status)));
+        }
+        let total = response.content_length();
+        if let Some(total) = total
+            && total > limit
+        {
+            return Err(Stop::Failed(too_large(Some(total), limit)));
+        }
+        let store = &self.inner.store;
+        if !store
+            .record_import_progress(account_id, image_id, 0, total)
+            .await?
+        {
+            return Err(Stop::Cancelled);
+        }
+
+        let path = self.inner.blobs.staging_path(image_id)?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let writer = tokio::task::spawn_blocking(move || write_and_hash(&path, rx));
+
+        let streamed = async {
+            let mut body = response.bytes_stream();
+            let mut done: u64 = 0;
+            let mut last_report = Instant::now();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    Stop::Failed(format!(
+                        "The download from {host} broke off after {}{}: {}.",
+                        format_bytes(done),
+                        total.map(|t| format!(" of {}", format_bytes(t))).unwrap_or_default(),
+                        describe_body_error(&e)
+                    ))
+                })?;
+                done += chunk.len() as u64;
+                if done > limit {
+                    return Err(Stop::Failed(too_large(None, limit)));
+                }
+                if tx.send(chunk).await.is_err() {
+                    // The writer stopped; its own error is reported below.
+                    break;
+                }
+                if last_report.elapsed() >= PROGRESS_INTERVAL {
+                    last_report = Instant::now();
+                    if !store
+                        .record_import_progress(account_id, image_id, done, total)
+                        .await?
+                    {
+                        return Err(Stop::Cancelled);
+                    }
+                }
+            }
+            Ok(done)
+        }
+        .await;
+        drop(tx);
+        // Always wait for the writer, so no thread writes after the staging file is removed.
+        let written = writer
+            .await
+            .map_err(|e| Stop::Internal(anyhow::Error::new(e).context("writer thread")))?;
+        let done = streamed?;
+        let written = written?;
+        if written.size_bytes != done {
+            return Err(Stop::Internal(anyhow::anyhow!(
+                "wrote {} bytes of {done}",
+                written.size_bytes
+            )));
+        }
+        if let Some(total) = total
+            && done != total
+        {
+            return Err(Stop::Failed(format!(
+                "The download from {host} ended after {} of {}.",
+                format_bytes(done),
+                format_bytes(total)
+            )));
+        }
+        Ok(written)
+    }
+}
+
+/// Writes chunks to `path`, hashing and inspecting them on the way, then fsyncs.
+fn write_and_hash(
+    path: &std::path::Path,
+    mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
+) -> std::io::Result<Written> {
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut sha512 = Sha512::new();
+    let mut md5 = Md5::new();
+    let mut inspector = Inspector::new();
+    while let Some(chunk) = chunks.blocking_recv() {
+        file.write_all(&chunk)?;
+        sha512.update(&chunk);
+        md5.update(&chunk);
+        inspector.feed(&chunk);
+    }
+    let file = file.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(Written {
+        size_bytes: inspector.total_bytes(),
+        sha512_hex: hex::encode(sha512.finalize()),
+        md5_hex: hex::encode(md5.finalize()),
+        inspector,
+    })
+}
+
+fn too_large(size: Option<u64>, limit: u64) -> String {
+    match size {
+        Some(size) => format!(
+            "The image file is {}, larger than the import limit of {}.",
+            format_bytes(size),
+            format_bytes(limit)
+        ),
+        None => format!(
+            "The image file is larger than the import limit of {}.",
+            format_bytes(limit)
+        ),
+    }
+}
+
+fn describe_status(status: reqwest::StatusCode) -> String {
+    let code = status.as_u16();
+    let reason = status.canonical_reason().unwrap_or("");
+    let hint = match code {
+        401 | 403 => " The URL is not readable without credentials; use a public or presigned URL.",
+        404 | 410 => " There is no file at that URL.",
+        500..=599 => " The source server had a problem; try again later.",
+        _ => "",
+    };
+    format!("The source answered HTTP {code} {reason}.{hint}")
+}
+
+/// Finds the io error kind behind a reqwest error, if there is one.
+fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = e.source();
+    }
+    None
+}
+
+fn error_chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut source = Some(error);
+    while let Some(e) = source {
+        text.push_str(&e.to_string());
+        text.push(' ');
+        source = e.source();
+    }
+    text
+}
+
+fn describe_request_error(error: &reqwest::Error, host: &str) -> String {
+    use std::io::ErrorKind;
+    let chain = error_chain_text(error);
+    tracing::debug!(error = chain, "request failed");
+    if error.is_timeout() {
+        return format!("The source at {host} did not respond in time.");
+    }
+    if error.is_redirect() {
+        return "The source redirected more than 5 times.".to_owned();
+    }
+    if error.is_connect() {
+        return match io_error_kind(error) {
+            Some(ErrorKind::ConnectionRefused) => {
+                format!("Could not connect to {host}: the connection was refused.")
+            }
+            Some(ErrorKind::TimedOut) => format!("Could not connect to {host}: it did not answer."),
+            _ if chain.contains("dns error") => {
+                format!("Could not find the host {host}: the name does not resolve.")
+            }
+            _ => format!("Could not connect to {host}."),
+        };
+    }
+    let closed = matches!(
+        io_error_kind(error),
+        Some(ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe)
+    ) || chain.contains("connection closed");
+    if closed {
+        return format!("{host} closed the connection before sending the file.");
+    }
+    format!("The request to {host} failed.")
+}
+
+fn describe_body_error(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "the source stopped sending data"
+    } else {
+        "the connection was closed"
+    }
+}

@@ -1,0 +1,141 @@
+//! The rules. Every method that acts for a person takes the `Actor` and scopes what it reads
+//! and writes to the actor's account; the HTTP and UI layers only translate.
+
+pub mod accounts;
+pub mod images;
+pub mod importer;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use secrecy::SecretSlice;
+
+use crate::domain::FieldErrors;
+use crate::store::{BlobStore, Store};
+pub use importer::Importer;
+
+/// Who is asking: a signed-in user of one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: String,
+    pub user_name: String,
+    pub account_id: String,
+}
+
+/// What went wrong, in terms the boundary can turn into a status and a message.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Input broke a rule; each error names its field.
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    /// No session, or it expired.
+    #[error("sign in required")]
+    Unauthorized,
+    /// Nothing by that id in the actor's account. Also said for another account's images, so
+    /// ids cannot be probed.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is understood but the current state forbids it; the text says why.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(error: sqlx::Error) -> Self {
+        ServiceError::Internal(anyhow::Error::new(error).context("database"))
+    }
+}
+
+impl From<std::io::Error> for ServiceError {
+    fn from(error: std::io::Error) -> Self {
+        ServiceError::Internal(anyhow::Error::new(error).context("image storage"))
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Settings the rules need, taken from the server configuration.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    pub price_per_gb_month: f64,
+    pub currency: String,
+    pub import_size_limit_bytes: u64,
+    pub import_concurrency: usize,
+    pub session_ttl: Duration,
+    /// Keys the session-token hashes, so a copy of the database cannot be used to sign in.
+    pub session_secret: SecretSlice<u8>,
+}
+
+/// The service layer: cheap to clone, shared by server functions, routes and tests.
+#[derive(Clone)]
+pub struct Services {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    blobs: BlobStore,
+    importer: Importer,
+    settings: ServiceSettings,
+}
+
+impl Services {
+    /// Builds the services and prepares the stores: sweeps orphaned bytes and picks up
+    /// imports a previous run left unfinished. Call once, before serving requests.
+    pub async fn start(
+        store: Store,
+        blobs: BlobStore,
+        settings: ServiceSettings,
+    ) -> anyhow::Result<Self> {
+        let importer = Importer::new(
+            store.clone(),
+            blobs.clone(),
+            importer::ImportLimits {
+                max_bytes: settings.import_size_limit_bytes,
+                concurrency: settings.import_concurrency,
+            },
+        )?;
+        let services = Self {
+            inner: Arc::new(Inner {
+                store,
+                blobs,
+                importer,
+                settings,
+            }),
+        };
+        services.inner.importer.recover().await?;
+        services.delete_expired_sessions().await?;
+        Ok(services)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    pub fn importer(&self) -> &Importer {
+        &self.inner.importer
+    }
+
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.inner.settings
+    }
+
+    /// Stops background work, waiting for imports to reach a resumable point.
+    pub async fn shutdown(&self) {
+        self.inner.importer.shutdown().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit of every stored time.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,128 @@
+//! A restart never leaves an image stuck in Importing, and never keeps bytes without a row.
+
+use image_console::domain::image::ImageStatus;
+use image_console::service::importer::MAX_IMPORT_ATTEMPTS;
+
+use crate::support::{Backend, SourceServer, TestApp, create_form, sha512_hex};
+
+async fn an_import_cut_off_by_a_restart_resumes_and_finishes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    let file = source.qcow2("slow.qcow2", "1G");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.resize(1 << 20, 0xab);
+    source.file("slow.qcow2", &bytes);
+    let actor = app.sign_up("acme").await;
+    let id = app
+        .services
+        .create_image_from_url(&actor, &create_form("slow", &source.url("slow", "slow.qcow2")))
+        .await
+        .unwrap();
+    app.wait_until(&actor, &id, |i| i.progress.is_some_and(|p| p.bytes_done > 0)).await;
+
+    let app = app.restart().await;
+    let image = app.wait_for_import(&actor, &id).await;
+    assert_eq!(image.status, ImageStatus::Active, "{:?}", image.failure_reason);
+    assert_eq!(image.hash_value.as_deref(), Some(sha512_hex(&source.path("slow.qcow2")).as_str()));
+    assert_eq!(app.stored_files(), (vec![id.clone()], vec![]));
+}
+
+async fn an_import_interrupted_too_often_is_marked_failed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    source.qcow2("disk.qcow2", "16M");
+    let actor = app.sign_up("acme").await;
+    // Record an image as a crashed server would have left it: Importing, with partial bytes,
+    // after its last allowed attempt. The importer is not told about it.
+    let id = uuid::Uuid::new_v4().to_string();
+    let store = app.services.store();
+    store
+        .insert_image(&image_console::store::images::NewImageRow {
+            id: id.clone(),
+            account_id: actor.account_id.clone(),
+            name: "crashy".into(),
+            description: String::new(),
+            os_type: image_console::domain::image_spec::OsType::Rocky,
+            min_disk_gb: 0,
+            min_ram_gb: 0,
+            visibility: image_console::domain::image_spec::Visibility::Private,
+            protected: false,
+            image_type: "Image-Based",
+            source_url: Some(source.url("files", "disk.qcow2")),
+            created_by: actor.user_name.clone(),
+            created_at_ms: 1,
+        })
+        .await
+        .unwrap();
+    for _ in 0..MAX_IMPORT_ATTEMPTS {
+        store.requeue_import(&actor.account_id, &id, 2).await.unwrap();
+        assert!(store.claim_import(&actor.account_id, &id, 3).await.unwrap().is_some());
+    }
+    std::fs::write(app.blob_dir().join("staging").join(format!("{id}.part")), b"partial").unwrap();
+
+    let app = app.restart().await;
+    let image = app.services.get_image(&actor, &id).await.unwrap();
+    assert_eq!(image.status, ImageStatus::Failed);
+    assert_eq!(
+        image.failure_reason.as_deref(),
+        Some("The import was interrupted by a server restart 3 times; create the image again.")
+    );
+    assert_eq!(app.stored_files(), (vec![], vec![]));
+}
+
+async fn a_queued_image_left_by_a_restart_is_imported(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    source.qcow2("disk.qcow2", "16M");
+    let actor = app.sign_up("acme").await;
+    let id = uuid::Uuid::new_v4().to_string();
+    app.services
+        .store()
+        .insert_image(&image_console::store::images::NewImageRow {
+            id: id.clone(),
+            account_id: actor.account_id.clone(),
+            name: "queued".into(),
+            description: String::new(),
+            os_type: image_console::domain::image_spec::OsType::Alma,
+            min_disk_gb: 0,
+            min_ram_gb: 0,
+            visibility: image_console::domain::image_spec::Visibility::Shared,
+            protected: false,
+            image_type: "Image-Based",
+            source_url: Some(source.url("files", "disk.qcow2")),
+            created_by: actor.user_name.clone(),
+            created_at_ms: 1,
+        })
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    let image = app.wait_for_import(&actor, &id).await;
+    assert_eq!(image.status, ImageStatus::Active, "{:?}", image.failure_reason);
+}
+
+async fn orphaned_bytes_are_swept_at_start(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    source.qcow2("disk.qcow2", "16M");
+    let actor = app.sign_up("acme").await;
+    let id = app
+        .services
+        .create_image_from_url(&actor, &create_form("kept", &source.url("files", "disk.qcow2")))
+        .await
+        .unwrap();
+    app.wait_for_import(&actor, &id).await;
+    let orphan = uuid::Uuid::new_v4().to_string();
+    std::fs::write(app.blob_dir().join("images").join(&orphan), b"no row names me").unwrap();
+    std::fs::write(app.blob_dir().join("staging").join(format!("{orphan}.part")), b"half").unwrap();
+
+    let app = app.restart().await;
+    assert_eq!(app.stored_files(), (vec![id.clone()], vec![]));
+    assert_eq!(app.services.get_image(&actor, &id).await.unwrap().status, ImageStatus::Active);
+}
+
+crate::on_both_databases!(
+    an_import_cut_off_by_a_restart_resumes_and_finishes,
+    an_import_interrupted_too_often_is_marked_failed,
+    a_queued_image_left_by_a_restart_is_imported,
+    orphaned_bytes_are_swept_at_start,
+);

@@ -1,0 +1,365 @@
+//! Test harness: a fresh database per test (SQLite file or PostgreSQL database), the services
+//! over it, and a local HTTP server that serves image files to import.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path as UrlPath;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use image_console::domain::account::SignUpForm;
+use image_console::domain::image::ImageDetail;
+use image_console::domain::image_spec::CreateImageForm;
+use image_console::service::{Actor, ServiceSettings, Services};
+use image_console::store::{BlobStore, Store};
+use secrecy::SecretSlice;
+use tempfile::TempDir;
+
+pub use image_console::store::Backend;
+
+/// Runs each listed test against SQLite and against PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// Logs stay quiet unless `TEST_LOG` is set.
+pub fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            image_console::server::telemetry::init();
+        }
+    });
+}
+
+/// A database used by one test and removed after it.
+pub struct TestDb {
+    url: String,
+    postgres: Option<(String, String)>,
+    _dir: Option<TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                Self { url, postgres: None, _dir: Some(dir) }
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("TEST_DATABASE_URL").expect(
+                    "PostgreSQL tests need TEST_DATABASE_URL (scripts/test starts a server and sets it)",
+                );
+                let name = format!("it_{}", uuid::Uuid::new_v4().simple());
+                use sqlx::Connection;
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                admin.close().await.unwrap();
+                let mut url = url::Url::parse(&admin_url).unwrap();
+                url.set_path(&name);
+                Self { url: url.to_string(), postgres: Some((admin_url, name)), _dir: None }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            // Drop runs inside the test's runtime; a helper thread with its own runtime can
+            // block on the cleanup without stalling it.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async move {
+                    use sqlx::Connection;
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut admin)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub fn test_settings() -> ServiceSettings {
+    ServiceSettings {
+        price_per_gb_month: 0.05,
+        currency: "USD".into(),
+        import_size_limit_bytes: 64 << 20,
+        import_concurrency: 2,
+        session_ttl: Duration::from_secs(3600),
+        session_secret: SecretSlice::from(vec![7u8; 32]),
+    }
+}
+
+/// The services over a fresh database and blob directory.
+pub struct TestApp {
+    pub services: Services,
+    pub data: TempDir,
+    settings: ServiceSettings,
+    // Declared last: dropped after the services close their pool.
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, test_settings()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, settings: ServiceSettings) -> Self {
+        init_logging();
+        let db = TestDb::new(backend).await;
+        let data = tempfile::tempdir().unwrap();
+        let services = start_services(db.url(), data.path(), settings.clone()).await;
+        Self { services, data, settings, db }
+    }
+
+    /// Stops the services as a shutdown would and starts new ones on the same data,
+    /// as a server restart does.
+    pub async fn restart(self) -> Self {
+        self.services.shutdown().await;
+        self.services.store().close().await;
+        let services = start_services(self.db.url(), self.data.path(), self.settings.clone()).await;
+        Self { services, ..self }
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data.path().join("blobs")
+    }
+
+    /// Creates an account with one user and returns that user as an actor.
+    pub async fn sign_up(&self, account_id: &str) -> Actor {
+        let form = SignUpForm {
+            account_id: account_id.into(),
+            user_name: format!("admin@{account_id}"),
+            password: "correct horse battery".into(),
+            password_confirm: "correct horse battery".into(),
+        };
+        let (_, token) = self.services.sign_up(&form).await.unwrap();
+        self.services.authenticate(&token).await.unwrap().unwrap()
+    }
+
+    /// Waits until the image's import has finished one way or the other.
+    pub async fn wait_for_import(&self, actor: &Actor, id: &str) -> ImageDetail {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let image = self.services.get_image(actor, id).await.unwrap();
+            if !image.status.is_in_progress() {
+                return image;
+            }
+            assert!(Instant::now() < deadline, "import of {id} did not finish: {image:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until `check` holds for the image.
+    pub async fn wait_until(&self, actor: &Actor, id: &str, check: impl Fn(&ImageDetail) -> bool) -> ImageDetail {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let image = self.services.get_image(actor, id).await.unwrap();
+            if check(&image) {
+                return image;
+            }
+            assert!(Instant::now() < deadline, "condition never held for {id}: {image:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Files in the blob store's `images/` and `staging/` folders.
+    pub fn stored_files(&self) -> (Vec<String>, Vec<String>) {
+        let list = |dir: &str| {
+            let mut names: Vec<String> = std::fs::read_dir(self.blob_dir().join(dir))
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            names
+        };
+        (list("images"), list("staging"))
+    }
+}
+
+async fn start_services(url: &str, data: &Path, settings: ServiceSettings) -> Services {
+    let store = Store::connect(url).await.unwrap();
+    let blobs = BlobStore::open(data.join("blobs")).unwrap();
+    Services::start(store, blobs, settings).await.unwrap()
+}
+
+/// A Create Image form for `url` with valid values elsewhere.
+pub fn create_form(name: &str, url: &str) -> CreateImageForm {
+    CreateImageForm {
+        name: name.into(),
+        source_url: url.into(),
+        os_type: "ubuntu".into(),
+        min_disk: "10".into(),
+        min_ram: "2".into(),
+        visibility: "private".into(),
+        protected: None,
+        description: "made by a test".into(),
+    }
+}
+
+/// Runs qemu-img, which makes real image files for the import tests.
+pub fn qemu_img(args: &[&str]) {
+    let output = Command::new("qemu-img")
+        .args(args)
+        .output()
+        .expect("qemu-img is needed by the import tests (apt-get install qemu-utils)");
+    assert!(
+        output.status.success(),
+        "qemu-img {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A local HTTP server, on 127.0.0.1 only, serving image files from a folder:
+/// `/files/<name>` serves the file, `/slow/<name>` trickles it out in small pieces,
+/// `/truncated/<name>` promises the whole file and hangs up half-way.
+pub struct SourceServer {
+    pub dir: TempDir,
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SourceServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let app = Router::new()
+            .nest_service("/files", tower_http::services::ServeDir::new(root.clone()))
+            .route("/slow/{name}", get({
+                let root = root.clone();
+                move |UrlPath(name): UrlPath<String>| trickle(root.clone(), name)
+            }))
+            .route("/truncated/{name}", get({
+                let root = root.clone();
+                move |UrlPath(name): UrlPath<String>| truncated(root.clone(), name)
+            }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { dir, addr, task }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn url(&self, route: &str, name: &str) -> String {
+        format!("http://{}/{route}/{name}", self.addr)
+    }
+
+    /// A real, empty qcow2 image of `size` (as qemu-img writes it).
+    pub fn qcow2(&self, name: &str, size: &str) -> PathBuf {
+        let path = self.path(name);
+        qemu_img(&["create", "-q", "-f", "qcow2", path.to_str().unwrap(), size]);
+        path
+    }
+
+    /// Writes bytes under `name`.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+impl Drop for SourceServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn read_file(root: &Path, name: &str) -> Option<Vec<u8>> {
+    if name.contains('/') || name.contains("..") {
+        return None;
+    }
+    std::fs::read(root.join(name)).ok()
+}
+
+/// Sends the file 16 KiB every 20 ms, with its Content-Length, so an import stays in
+/// progress long enough to be seen and interrupted.
+async fn trickle(root: PathBuf, name: String) -> Response {
+    let Some(bytes) = read_file(&root, &name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let len = bytes.len();
+    let chunks: Vec<bytes::Bytes> = bytes.chunks(16 << 10).map(bytes::Bytes::copy_from_slice).collect();
+    let stream = futures::stream::iter(chunks).then(|chunk| async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    Response::builder()
+        .header(header::CONTENT_LENGTH, len)
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// Promises the whole file but sends only its first half, then fails the body.
+async fn truncated(root: PathBuf, name: String) -> Response {
+    let Some(bytes) = read_file(&root, &name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let len = bytes.len();
+    let half = bytes::Bytes::copy_from_slice(&bytes[..len / 2]);
+    let stream = futures::stream::iter(vec![Ok(half), Err(())]).then(|item| async move {
+        if item.is_err() {
+            // Let the first half reach the client before the connection breaks.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        item.map_err(|()| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "source went away"))
+    });
+    Response::builder()
+        .header(header::CONTENT_LENGTH, len)
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+use futures::StreamExt;
+
+/// The sha512 of a file, hex.
+pub fn sha512_hex(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha512::digest(std::fs::read(path).unwrap()))
+}
