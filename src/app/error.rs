@@ -19,7 +19,9 @@ pub enum AppError {
     #[error("{0}")]
     Conflict(String),
     /// A fault on our side; the reference finds the log line.
-    #[error("Something went wrong on the server (reference {0}). Try again; if it keeps happening, report the reference.")]
+    #[error(
+        "Something went wrong on the server (reference {0}). Try again; if it keeps happening, report the reference."
+    )]
     Internal(String),
     /// The request did not reach the server or its answer could not be read.
     #[error("The console could not reach the server. Check your connection and try again.")]

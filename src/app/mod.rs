@@ -9,6 +9,7 @@ pub mod pages;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::hooks::use_location;
 use leptos_router::path;
 
 use layout::console_layout::ConsoleLayout;
@@ -52,6 +53,7 @@ pub fn App() -> impl IntoView {
             }
         } />
         <Router>
+            <FocusMainOnNavigation />
             <Routes fallback=NotFoundPage>
                 <Route path=path!("/signin") view=SignInPage />
                 <Route path=path!("/signup") view=SignUpPage />
@@ -63,4 +65,30 @@ pub fn App() -> impl IntoView {
             </Routes>
         </Router>
     }
+}
+
+/// Moves focus to the page's `<main>` after each client-side navigation, so keyboard and
+/// screen-reader users start at the new page's content instead of a button that is gone.
+/// The first page load keeps the browser's normal focus order (the skip link comes first).
+#[component]
+fn FocusMainOnNavigation() -> impl IntoView {
+    let location = use_location();
+    Effect::new(move |previous: Option<String>| {
+        let path = location.pathname.get();
+        #[cfg(feature = "hydrate")]
+        if previous.as_ref().is_some_and(|p| *p != path) {
+            request_animation_frame(|| {
+                use wasm_bindgen::JsCast;
+                if let Some(main) = document()
+                    .get_element_by_id("main")
+                    .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+                {
+                    let _ = main.focus();
+                }
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = previous;
+        path
+    });
 }

@@ -33,7 +33,10 @@ impl AccountId {
                 Self::MAX_CHARS
             ));
         }
-        if let Some(bad) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        if let Some(bad) = raw
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
             return err(format!(
                 "Account ID can contain only English letters, digits and '-' (found {}).",
                 describe_char(bad)
@@ -206,7 +209,10 @@ mod tests {
             AccountId::parse(&"a".repeat(65)).unwrap_err().message,
             "Account ID must be at most 64 characters (it has 65)."
         );
-        assert_eq!(AccountId::parse("").unwrap_err().message, "Enter an Account ID.");
+        assert_eq!(
+            AccountId::parse("").unwrap_err().message,
+            "Enter an Account ID."
+        );
     }
 
     #[test]
@@ -216,7 +222,9 @@ mod tests {
             let error = AccountId::parse(bad).unwrap_err();
             assert_eq!(error.field, "account_id");
             assert!(
-                error.message.starts_with("Account ID can contain only English letters, digits and '-'"),
+                error
+                    .message
+                    .starts_with("Account ID can contain only English letters, digits and '-'"),
                 "{bad}: {error}"
             );
         }
@@ -242,7 +250,10 @@ mod tests {
         assert!(Password::parse_new("12345678").is_ok());
         assert!(Password::parse_new(&"p".repeat(128)).is_ok());
         assert!(Password::parse_new(&"p".repeat(129)).is_err());
-        assert_eq!(format!("{:?}", Password::parse_new("secret-pass").unwrap()), "Password(…)");
+        assert_eq!(
+            format!("{:?}", Password::parse_new("secret-pass").unwrap()),
+            "Password(…)"
+        );
     }
 
     #[test]

@@ -76,7 +76,9 @@ impl ImageFileUrl {
             return err("Image file URL cannot contain spaces.");
         }
         let Ok(url) = url::Url::parse(raw) else {
-            return err("Image file URL is not a valid URL; it should look like https://host/path/image.qcow2.");
+            return err(
+                "Image file URL is not a valid URL; it should look like https://host/path/image.qcow2.",
+            );
         };
         if !matches!(url.scheme(), "http" | "https") {
             return err("Image file URL must start with http:// or https://.");
@@ -251,7 +253,9 @@ impl Visibility {
         Self::ALL
             .into_iter()
             .find(|v| v.as_str() == raw)
-            .ok_or_else(|| FieldError::new(field::VISIBILITY, "Visibility must be Private or Shared."))
+            .ok_or_else(|| {
+                FieldError::new(field::VISIBILITY, "Visibility must be Private or Shared.")
+            })
     }
 }
 
@@ -329,7 +333,15 @@ impl CreateImageForm {
         let min_ram = collect(MinRamGb::parse(&self.min_ram), &mut errors);
         let visibility = collect(Visibility::parse(&self.visibility), &mut errors);
         let description = collect(Description::parse(&self.description), &mut errors);
-        match (name, source_url, os_type, min_disk, min_ram, visibility, description) {
+        match (
+            name,
+            source_url,
+            os_type,
+            min_disk,
+            min_ram,
+            visibility,
+            description,
+        ) {
             (
                 Some(name),
                 Some(source_url),
@@ -367,7 +379,10 @@ mod tests {
             too_long.message,
             "Image name must be at most 255 characters (it has 256)."
         );
-        assert_eq!(ImageName::parse("").unwrap_err().message, "Enter an image name.");
+        assert_eq!(
+            ImageName::parse("").unwrap_err().message,
+            "Enter an image name."
+        );
     }
 
     #[test]
@@ -426,14 +441,38 @@ mod tests {
         let cases = [
             ("", "Enter the URL of the image file."),
             ("not a url", "Image file URL cannot contain spaces."),
-            ("example.com/x.qcow2", "Image file URL is not a valid URL; it should look like https://host/path/image.qcow2."),
-            ("ftp://example.com/x.qcow2", "Image file URL must start with http:// or https://."),
-            ("file:///etc/x.qcow2", "Image file URL must start with http:// or https://."),
-            ("javascript:alert(1)//x.qcow2", "Image file URL must start with http:// or https://."),
-            ("https://user:pw@example.com/x.qcow2", "Image file URL cannot contain a user name or password."),
-            ("https://example.com/x.img", "Image file URL must point to a .qcow2 file."),
-            ("https://example.com/x.qcow2/", "Image file URL must point to a .qcow2 file."),
-            ("https://example.com/?f=x.qcow2", "Image file URL must point to a .qcow2 file."),
+            (
+                "example.com/x.qcow2",
+                "Image file URL is not a valid URL; it should look like https://host/path/image.qcow2.",
+            ),
+            (
+                "ftp://example.com/x.qcow2",
+                "Image file URL must start with http:// or https://.",
+            ),
+            (
+                "file:///etc/x.qcow2",
+                "Image file URL must start with http:// or https://.",
+            ),
+            (
+                "javascript:alert(1)//x.qcow2",
+                "Image file URL must start with http:// or https://.",
+            ),
+            (
+                "https://user:pw@example.com/x.qcow2",
+                "Image file URL cannot contain a user name or password.",
+            ),
+            (
+                "https://example.com/x.img",
+                "Image file URL must point to a .qcow2 file.",
+            ),
+            (
+                "https://example.com/x.qcow2/",
+                "Image file URL must point to a .qcow2 file.",
+            ),
+            (
+                "https://example.com/?f=x.qcow2",
+                "Image file URL must point to a .qcow2 file.",
+            ),
         ];
         for (raw, message) in cases {
             let error = ImageFileUrl::parse(raw).unwrap_err();
@@ -469,7 +508,10 @@ mod tests {
         assert_eq!(MinDiskGb::parse("12288").unwrap().get(), 12_288);
         let over = MinDiskGb::parse("12289").unwrap_err();
         assert_eq!(over.field, "min_disk");
-        assert_eq!(over.message, "Minimum Disk must be between 0 and 12,288 GB.");
+        assert_eq!(
+            over.message,
+            "Minimum Disk must be between 0 and 12,288 GB."
+        );
         for bad in ["-1", "1.5", "1e3", " 1", "abc", "99999999999999999999999"] {
             assert!(MinDiskGb::parse(bad).is_err(), "{bad}");
         }
@@ -484,7 +526,10 @@ mod tests {
         assert_eq!(MinRamGb::parse("2097151").unwrap().get(), 2_097_151);
         let over = MinRamGb::parse("2097152").unwrap_err();
         assert_eq!(over.field, "min_ram");
-        assert_eq!(over.message, "Minimum RAM must be between 0 and 2,097,151 GB.");
+        assert_eq!(
+            over.message,
+            "Minimum RAM must be between 0 and 2,097,151 GB."
+        );
         assert_eq!(
             MinRamGb::parse("-5").unwrap_err().message,
             "Minimum RAM must be a whole number of GB, between 0 and 2,097,151 GB."
@@ -529,7 +574,15 @@ mod tests {
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["name", "source_url", "os_type", "min_disk", "min_ram", "visibility", "description"]
+            [
+                "name",
+                "source_url",
+                "os_type",
+                "min_disk",
+                "min_ram",
+                "visibility",
+                "description"
+            ]
         );
     }
 

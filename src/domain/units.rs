@@ -48,7 +48,8 @@ pub fn format_money(amount: f64, currency: &str) -> String {
 
 /// Formats a Unix time in milliseconds as "2026-11-23 19:53:04 UTC".
 pub fn format_timestamp(ms: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&format).ok())
@@ -59,7 +60,10 @@ pub fn format_timestamp(ms: i64) -> String {
 pub fn format_rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -97,7 +101,10 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(format_timestamp(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_timestamp(1_795_463_584_000), "2026-11-23 19:53:04 UTC");
+        assert_eq!(
+            format_timestamp(1_795_463_584_000),
+            "2026-11-23 19:53:04 UTC"
+        );
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
     }
 }

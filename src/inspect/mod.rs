@@ -25,15 +25,21 @@ pub enum Refusal {
     Truncated,
     #[error("qcow2 version {0} is not supported; only versions 2 and 3 can be imported.")]
     UnsupportedVersion(u32),
-    #[error("The qcow2 image refers to a backing file; only self-contained images can be imported.")]
+    #[error(
+        "The qcow2 image refers to a backing file; only self-contained images can be imported."
+    )]
     BackingFile,
-    #[error("The qcow2 image keeps its data in an external data file; only self-contained images can be imported.")]
+    #[error(
+        "The qcow2 image keeps its data in an external data file; only self-contained images can be imported."
+    )]
     ExternalDataFile,
     #[error("The qcow2 image is encrypted; encrypted images cannot be imported.")]
     Encrypted,
     #[error("The qcow2 image is marked corrupt.")]
     MarkedCorrupt,
-    #[error("The qcow2 image uses features this console does not accept (incompatible feature bits {0:#x}).")]
+    #[error(
+        "The qcow2 image uses features this console does not accept (incompatible feature bits {0:#x})."
+    )]
     UnknownFeatures(u64),
     #[error("The qcow2 header is corrupt: {0}.")]
     CorruptHeader(&'static str),

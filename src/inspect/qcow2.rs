@@ -58,13 +58,17 @@ pub fn inspect(head: &[u8]) -> Result<u64, Refusal> {
         return Err(Refusal::BackingFile);
     }
     if !(9..=21).contains(&cluster_bits) {
-        return Err(Refusal::CorruptHeader("its cluster size is outside 512 B to 2 MiB"));
+        return Err(Refusal::CorruptHeader(
+            "its cluster size is outside 512 B to 2 MiB",
+        ));
     }
     if crypt_method != 0 {
         return Err(Refusal::Encrypted);
     }
     if virtual_size > MAX_VIRTUAL_SIZE {
-        return Err(Refusal::CorruptHeader("its virtual size is impossibly large"));
+        return Err(Refusal::CorruptHeader(
+            "its virtual size is impossibly large",
+        ));
     }
 
     let header_len = if version == 3 {
@@ -80,7 +84,7 @@ pub fn inspect(head: &[u8]) -> Result<u64, Refusal> {
         if unknown != 0 {
             return Err(Refusal::UnknownFeatures(unknown));
         }
-        if header_len < V3_MIN_HEADER_LEN || header_len % 8 != 0 {
+        if header_len < V3_MIN_HEADER_LEN || !header_len.is_multiple_of(8) {
             return Err(Refusal::CorruptHeader("its header length is invalid"));
         }
         header_len
@@ -97,7 +101,9 @@ fn check_extensions(head: &[u8], start: usize, cluster_size: usize) -> Result<()
     let mut at = start;
     loop {
         if at + 8 > cluster_size {
-            return Err(Refusal::CorruptHeader("its header extensions run past the first cluster"));
+            return Err(Refusal::CorruptHeader(
+                "its header extensions run past the first cluster",
+            ));
         }
         let (Some(kind), Some(len)) = (be_u32(head, at), be_u32(head, at + 4)) else {
             return Err(Refusal::Truncated);
@@ -111,9 +117,9 @@ fn check_extensions(head: &[u8], start: usize, cluster_size: usize) -> Result<()
         }
         // Data is padded to a multiple of 8 bytes.
         let padded = (len as usize).div_ceil(8) * 8;
-        at = at
-            .checked_add(8 + padded)
-            .ok_or(Refusal::CorruptHeader("a header extension has an impossible length"))?;
+        at = at.checked_add(8 + padded).ok_or(Refusal::CorruptHeader(
+            "a header extension has an impossible length",
+        ))?;
     }
 }
 

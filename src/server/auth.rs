@@ -24,7 +24,10 @@ pub fn session_token(headers: &HeaderMap) -> Option<SessionToken> {
 }
 
 /// The signed-in actor of a request, if any.
-pub async fn actor_from_headers(services: &Services, headers: &HeaderMap) -> ServiceResult<Option<Actor>> {
+pub async fn actor_from_headers(
+    services: &Services,
+    headers: &HeaderMap,
+) -> ServiceResult<Option<Actor>> {
     match session_token(headers) {
         Some(token) => services.authenticate(&token).await,
         None => Ok(None),
@@ -101,7 +104,11 @@ pub fn is_cross_origin_write(method: &Method, headers: &HeaderMap) -> bool {
 
 /// Sends a signed-out visitor of a console page to Sign In, remembering where they were going,
 /// and a signed-in visitor of Sign In or Sign Up on to the Image List.
-pub async fn page_guard(State(services): State<Services>, request: Request, next: Next) -> Response {
+pub async fn page_guard(
+    State(services): State<Services>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::GET {
         return next.run(request).await;
     }
@@ -126,7 +133,8 @@ pub async fn page_guard(State(services): State<Services>, request: Request, next
                 .map(|p| p.as_str())
                 .filter(|p| *p != "/")
                 .unwrap_or("/images");
-            let next_param: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+            let next_param: String =
+                url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
             Redirect::to(&format!("/signin?next={next_param}")).into_response()
         }
         (true, false) => Redirect::to("/images").into_response(),
@@ -159,21 +167,42 @@ mod tests {
     #[test]
     fn cross_origin_writes_are_refused() {
         let post = Method::POST;
-        assert!(!is_cross_origin_write(&post, &headers(&[("sec-fetch-site", "same-origin")])));
-        assert!(is_cross_origin_write(&post, &headers(&[("sec-fetch-site", "cross-site")])));
-        assert!(is_cross_origin_write(&post, &headers(&[("sec-fetch-site", "same-site")])));
         assert!(!is_cross_origin_write(
             &post,
-            &headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")])
+            &headers(&[("sec-fetch-site", "same-origin")])
         ));
         assert!(is_cross_origin_write(
             &post,
-            &headers(&[("origin", "http://evil.example"), ("host", "127.0.0.1:3000")])
+            &headers(&[("sec-fetch-site", "cross-site")])
         ));
-        assert!(is_cross_origin_write(&post, &headers(&[("origin", "null"), ("host", "a")])));
+        assert!(is_cross_origin_write(
+            &post,
+            &headers(&[("sec-fetch-site", "same-site")])
+        ));
+        assert!(!is_cross_origin_write(
+            &post,
+            &headers(&[
+                ("origin", "http://127.0.0.1:3000"),
+                ("host", "127.0.0.1:3000")
+            ])
+        ));
+        assert!(is_cross_origin_write(
+            &post,
+            &headers(&[
+                ("origin", "http://evil.example"),
+                ("host", "127.0.0.1:3000")
+            ])
+        ));
+        assert!(is_cross_origin_write(
+            &post,
+            &headers(&[("origin", "null"), ("host", "a")])
+        ));
         // curl and other non-browser clients send neither header and hold no victim's cookie.
         assert!(!is_cross_origin_write(&post, &headers(&[])));
-        assert!(!is_cross_origin_write(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(!is_cross_origin_write(
+            &Method::GET,
+            &headers(&[("sec-fetch-site", "cross-site")])
+        ));
     }
 
     #[test]
@@ -193,7 +222,9 @@ mod tests {
         assert!(cookie.contains("SameSite=Lax"));
         assert!(cookie.contains("Path=/"));
         assert!(!cookie.contains("Secure"));
-        assert!(session_cookie(&token, std::time::Duration::from_secs(60), true).contains("Secure"));
+        assert!(
+            session_cookie(&token, std::time::Duration::from_secs(60), true).contains("Secure")
+        );
     }
 
     #[test]

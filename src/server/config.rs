@@ -94,7 +94,10 @@ fn parse_var<T>(
 
 /// Parses `64GiB`, `500 MB`, `1073741824`; units are binary or decimal as written.
 pub fn parse_size(raw: &str) -> Option<u64> {
-    raw.trim().parse::<bytesize::ByteSize>().ok().map(|b| b.as_u64())
+    raw.trim()
+        .parse::<bytesize::ByteSize>()
+        .ok()
+        .map(|b| b.as_u64())
 }
 
 impl Config {
@@ -108,9 +111,8 @@ impl Config {
         let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
         let var: Lookup<'_> = &var;
         let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".to_owned()));
-        let database_url = var("DATABASE_URL").unwrap_or_else(|| {
-            format!("sqlite://{}", data_dir.join("console.db").display())
-        });
+        let database_url = var("DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("console.db").display()));
         if crate::store::Backend::from_url(&database_url).is_none() {
             return Err(ConfigError {
                 name: "DATABASE_URL",
@@ -126,12 +128,13 @@ impl Config {
             "an address and port such as 127.0.0.1:3000",
             |v| v.parse().ok(),
         )?;
-        let secure_cookies = parse_var(var, "SECURE_COOKIES", false, "true or false", |v| {
-            match v.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Some(true),
-                "false" | "0" | "no" => Some(false),
-                _ => None,
-            }
+        let secure_cookies = parse_var(var, "SECURE_COOKIES", false, "true or false", |v| match v
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            _ => None,
         })?;
         let price_per_gb_month = parse_var(
             var,
@@ -140,10 +143,16 @@ impl Config {
             "a non-negative decimal number such as 0.05",
             |v| v.parse::<f64>().ok().filter(|p| p.is_finite() && *p >= 0.0),
         )?;
-        let currency = parse_var(var, "CURRENCY", "USD".to_owned(), "1 to 8 letters such as USD", |v| {
-            (!v.is_empty() && v.len() <= 8 && v.chars().all(|c| c.is_ascii_alphabetic()))
-                .then(|| v.to_ascii_uppercase())
-        })?;
+        let currency = parse_var(
+            var,
+            "CURRENCY",
+            "USD".to_owned(),
+            "1 to 8 letters such as USD",
+            |v| {
+                (!v.is_empty() && v.len() <= 8 && v.chars().all(|c| c.is_ascii_alphabetic()))
+                    .then(|| v.to_ascii_uppercase())
+            },
+        )?;
         let import_size_limit_bytes = parse_var(
             var,
             "IMPORT_SIZE_LIMIT",
@@ -243,7 +252,10 @@ mod tests {
             redact_url("postgres://app:hunter2@db:5432/app"),
             "postgres://app:***@db:5432/app"
         );
-        assert_eq!(redact_url("sqlite://data/console.db"), "sqlite://data/console.db");
+        assert_eq!(
+            redact_url("sqlite://data/console.db"),
+            "sqlite://data/console.db"
+        );
     }
 
     #[test]
@@ -298,7 +310,10 @@ mod tests {
         ];
         for (name, value) in cases {
             let error = config_with(&[(name, value)]).err().unwrap().to_string();
-            assert!(error.starts_with(&format!("{name}=")), "{name}={value}: {error}");
+            assert!(
+                error.starts_with(&format!("{name}=")),
+                "{name}={value}: {error}"
+            );
         }
     }
 

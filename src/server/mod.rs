@@ -50,7 +50,10 @@ pub struct AppState {
 }
 
 /// Leptos' options for a site built into `site_root` by cargo-leptos.
-pub fn leptos_options(site_root: &std::path::Path, bind_addr: std::net::SocketAddr) -> LeptosOptions {
+pub fn leptos_options(
+    site_root: &std::path::Path,
+    bind_addr: std::net::SocketAddr,
+) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name(env!("CARGO_PKG_NAME"))
         .site_root(site_root.display().to_string())

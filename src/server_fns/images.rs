@@ -1,4 +1,8 @@
 //! Image List, Create Image, Image Details and Delete.
+#![expect(
+    clippy::too_many_arguments,
+    reason = "a form's server function takes one argument per form field"
+)]
 
 use leptos::prelude::*;
 
@@ -10,18 +14,23 @@ use crate::domain::settings::ConsoleSettings;
 pub async fn list_images() -> Result<Vec<ImageSummary>, AppError> {
     use super::ssr;
     let (services, actor) = ssr::actor().await?;
-    services.list_images(&actor).await.map_err(ssr::to_app_error)
+    services
+        .list_images(&actor)
+        .await
+        .map_err(ssr::to_app_error)
 }
 
 #[server]
 pub async fn get_image(id: String) -> Result<ImageDetail, AppError> {
     use super::ssr;
     let (services, actor) = ssr::actor().await?;
-    services.get_image(&actor, &id).await.map_err(ssr::to_app_error)
+    services
+        .get_image(&actor, &id)
+        .await
+        .map_err(ssr::to_app_error)
 }
 
 /// Validates the Create Image form, queues the import and opens the Image List.
-#[expect(clippy::too_many_arguments, reason = "one argument per form field")]
 #[server]
 pub async fn create_image_from_url(
     name: String,
@@ -60,7 +69,10 @@ pub async fn create_image_from_url(
 pub async fn delete_image(id: String) -> Result<(), AppError> {
     use super::ssr;
     let (services, actor) = ssr::actor().await?;
-    services.delete_image(&actor, &id).await.map_err(ssr::to_app_error)?;
+    services
+        .delete_image(&actor, &id)
+        .await
+        .map_err(ssr::to_app_error)?;
     leptos_axum::redirect("/images");
     Ok(())
 }

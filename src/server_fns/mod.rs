@@ -56,7 +56,10 @@ pub(crate) mod ssr {
             ServiceError::Internal(e) => {
                 let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
                 tracing::error!(%reference, error = format!("{e:#}"), "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal(reference))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    AppError::Internal(reference),
+                )
             }
         };
         set_status(status);
@@ -64,16 +67,21 @@ pub(crate) mod ssr {
     }
 
     fn append_set_cookie(value: String) {
-        if let (Some(response), Ok(value)) =
-            (use_context::<ResponseOptions>(), HeaderValue::from_str(&value))
-        {
+        if let (Some(response), Ok(value)) = (
+            use_context::<ResponseOptions>(),
+            HeaderValue::from_str(&value),
+        ) {
             response.append_header(header::SET_COOKIE, value);
         }
     }
 
     pub fn start_session(token: &SessionToken) {
         let policy = use_context::<CookiePolicy>().unwrap_or_default();
-        append_set_cookie(crate::server::auth::session_cookie(token, policy.session_ttl, policy.secure));
+        append_set_cookie(crate::server::auth::session_cookie(
+            token,
+            policy.session_ttl,
+            policy.secure,
+        ));
     }
 
     pub fn end_session() {

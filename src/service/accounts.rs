@@ -1,8 +1,8 @@
 //! Sign up, sign in, sessions.
 
 use anyhow::Context;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -10,8 +10,8 @@ use secrecy::ExposeSecret;
 use sha2::Sha256;
 
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
-use crate::domain::account::{Password, SignUpForm, SignedInUser, UserName, field};
 use crate::domain::FieldError;
+use crate::domain::account::{Password, SignUpForm, SignedInUser, UserName, field};
 use crate::store::accounts::{CreateAccountError, UserRow};
 
 /// The opaque value of a session cookie. Only its keyed hash is stored.
@@ -28,7 +28,9 @@ impl SessionToken {
     pub fn from_cookie(value: &str) -> Option<Self> {
         // 32 bytes in unpadded base64url; anything else was not issued here.
         (value.len() == 43
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         .then(|| Self(value.to_owned()))
     }
 
@@ -94,8 +96,9 @@ fn decoy_hash() -> String {
 
 impl Services {
     fn session_hash(&self, token: &SessionToken) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.settings().session_secret.expose_secret())
-            .expect("HMAC accepts keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(self.settings().session_secret.expose_secret())
+                .expect("HMAC accepts keys of any length");
         mac.update(token.expose().as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
@@ -105,7 +108,12 @@ impl Services {
         let now = now_ms();
         let ttl_ms = i64::try_from(self.settings().session_ttl.as_millis()).unwrap_or(i64::MAX);
         self.store()
-            .insert_session(&self.session_hash(&token), user_id, now, now.saturating_add(ttl_ms))
+            .insert_session(
+                &self.session_hash(&token),
+                user_id,
+                now,
+                now.saturating_add(ttl_ms),
+            )
             .await?;
         Ok(token)
     }
@@ -138,7 +146,10 @@ impl Services {
             Err(CreateAccountError::UserNameTaken) => {
                 return Err(ServiceError::Invalid(vec![FieldError::new(
                     field::USER_NAME,
-                    format!("User name '{}' is already taken; choose another.", user.user_name),
+                    format!(
+                        "User name '{}' is already taken; choose another.",
+                        user.user_name
+                    ),
                 )]));
             }
             Err(CreateAccountError::Db(e)) => return Err(e.into()),
@@ -161,8 +172,10 @@ impl Services {
         user_name: &str,
         password: &str,
     ) -> ServiceResult<(SignedInUser, SessionToken)> {
-        let wrong = || ServiceError::Invalid(vec![FieldError::new(field::PASSWORD, WRONG_CREDENTIALS)]);
-        let password = Password::for_sign_in(password).map_err(|e| ServiceError::Invalid(vec![e]))?;
+        let wrong =
+            || ServiceError::Invalid(vec![FieldError::new(field::PASSWORD, WRONG_CREDENTIALS)]);
+        let password =
+            Password::for_sign_in(password).map_err(|e| ServiceError::Invalid(vec![e]))?;
         let user = match UserName::parse(user_name) {
             Ok(name) => self.store().find_user_by_name(name.as_str()).await?,
             Err(_) => None,
@@ -187,7 +200,9 @@ impl Services {
 
     /// Ends a session. Unknown tokens are ignored: signing out twice is not an error.
     pub async fn sign_out(&self, token: &SessionToken) -> ServiceResult<()> {
-        self.store().delete_session(&self.session_hash(token)).await?;
+        self.store()
+            .delete_session(&self.session_hash(token))
+            .await?;
         Ok(())
     }
 

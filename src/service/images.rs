@@ -75,7 +75,13 @@ impl Services {
         let id = parse_image_id(id)?;
         let found = self
             .store()
-            .set_image_protected(&actor.account_id, &id, protected, &actor.user_name, now_ms())
+            .set_image_protected(
+                &actor.account_id,
+                &id,
+                protected,
+                &actor.user_name,
+                now_ms(),
+            )
             .await?;
         if found { Ok(()) } else { Err(not_found()) }
     }

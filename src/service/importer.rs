@@ -114,8 +114,7 @@ impl Importer {
     /// Starts importing a Queued image in the background.
     pub fn enqueue(&self, account_id: &str, image_id: &str) {
         let cancel = self.inner.shutdown.child_token();
-        self.running()
-            .insert(image_id.to_owned(), cancel.clone());
+        self.running().insert(image_id.to_owned(), cancel.clone());
         let this = self.clone();
         let (account_id, image_id) = (account_id.to_owned(), image_id.to_owned());
         let span = tracing::info_span!(parent: None, "import", image.id = %image_id, account.id = %account_id);
@@ -243,7 +242,10 @@ impl Importer {
                     .to_owned()
             }
         };
-        if let Err(e) = store.fail_import(account_id, image_id, &reason, now_ms()).await {
+        if let Err(e) = store
+            .fail_import(account_id, image_id, &reason, now_ms())
+            .await
+        {
             tracing::error!(error = %e, "could not mark import failed");
         }
     }
@@ -324,7 +326,9 @@ impl Importer {
                     Stop::Failed(format!(
                         "The download from {host} broke off after {}{}: {}.",
                         format_bytes(done),
-                        total.map(|t| format!(" of {}", format_bytes(t))).unwrap_or_default(),
+                        total
+                            .map(|t| format!(" of {}", format_bytes(t)))
+                            .unwrap_or_default(),
                         describe_body_error(&e)
                     ))
                 })?;
@@ -473,7 +477,12 @@ fn describe_request_error(error: &reqwest::Error, host: &str) -> String {
     }
     let closed = matches!(
         io_error_kind(error),
-        Some(ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe)
+        Some(
+            ErrorKind::UnexpectedEof
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+        )
     ) || chain.contains("connection closed");
     if closed {
         return format!("{host} closed the connection before sending the file.");

@@ -17,10 +17,14 @@ pub struct BlobStore {
 
 /// Image ids are UUIDs; anything else must never become part of a path.
 fn checked(key: &str) -> io::Result<&str> {
-    if !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+    if !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+    {
         Ok(key)
     } else {
-        Err(io::Error::new(io::ErrorKind::InvalidInput, "invalid blob key"))
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "invalid blob key",
+        ))
     }
 }
 
@@ -41,7 +45,10 @@ impl BlobStore {
 
     /// Where the bytes of an import in progress are written.
     pub fn staging_path(&self, image_id: &str) -> io::Result<PathBuf> {
-        Ok(self.root.join("staging").join(format!("{}.part", checked(image_id)?)))
+        Ok(self
+            .root
+            .join("staging")
+            .join(format!("{}.part", checked(image_id)?)))
     }
 
     /// Where a committed blob lives.
@@ -110,12 +117,16 @@ mod tests {
 
     #[test]
     fn keys_cannot_escape_the_store() {
-        let store = BlobStore { root: PathBuf::from("/data") };
+        let store = BlobStore {
+            root: PathBuf::from("/data"),
+        };
         assert!(store.blob_path("../etc/passwd").is_err());
         assert!(store.blob_path("a/b").is_err());
         assert!(store.blob_path("").is_err());
         assert_eq!(
-            store.blob_path("0b5d3c1e-aaaa-4bbb-8ccc-0123456789ab").unwrap(),
+            store
+                .blob_path("0b5d3c1e-aaaa-4bbb-8ccc-0123456789ab")
+                .unwrap(),
             PathBuf::from("/data/images/0b5d3c1e-aaaa-4bbb-8ccc-0123456789ab")
         );
     }

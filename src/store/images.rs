@@ -117,7 +117,9 @@ impl ImageRow {
             image_type: r.try_get("image_type")?,
             source_url: r.try_get("source_url")?,
             disk_format: match disk_format {
-                Some(f) => Some(DiskFormat::from_db(&f).ok_or_else(|| decode_error("disk_format", &f))?),
+                Some(f) => {
+                    Some(DiskFormat::from_db(&f).ok_or_else(|| decode_error("disk_format", &f))?)
+                }
                 None => None,
             },
             size_bytes: opt_u64("size_bytes")?,
@@ -128,7 +130,8 @@ impl ImageRow {
             blob_key: r.try_get("blob_key")?,
             bytes_done: to_u64(r.try_get("bytes_done")?),
             bytes_total: opt_u64("bytes_total")?,
-            import_attempts: u32::try_from(r.try_get::<i64, _>("import_attempts")?).unwrap_or(u32::MAX),
+            import_attempts: u32::try_from(r.try_get::<i64, _>("import_attempts")?)
+                .unwrap_or(u32::MAX),
             created_by: r.try_get("created_by")?,
             created_at_ms: r.try_get("created_at")?,
             updated_by: r.try_get("updated_by")?,
@@ -405,7 +408,12 @@ impl Store {
     }
 
     /// Puts an interrupted import back in the queue.
-    pub async fn requeue_import(&self, account_id: &str, id: &str, now_ms: i64) -> sqlx::Result<bool> {
+    pub async fn requeue_import(
+        &self,
+        account_id: &str,
+        id: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
         let done = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, updated_at = $2 \
              WHERE id = $3 AND account_id = $4 AND status IN ($1, $5)",

@@ -21,15 +21,31 @@ fn field_messages(error: ServiceError) -> Vec<(String, String)> {
 
 async fn sign_up_then_sign_in(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (user, token) = app.services.sign_up(&form("Acme-1", "Ada@Example.com")).await.unwrap();
+    let (user, token) = app
+        .services
+        .sign_up(&form("Acme-1", "Ada@Example.com"))
+        .await
+        .unwrap();
     assert_eq!(user.account_id, "acme-1");
     assert_eq!(user.user_name, "ada@example.com");
     let actor = app.services.authenticate(&token).await.unwrap().unwrap();
     assert_eq!(actor.account_id, "acme-1");
 
     // Names compare without case.
-    let (_, second) = app.services.sign_in("ADA@example.com", "a long passphrase").await.unwrap();
-    assert_eq!(app.services.authenticate(&second).await.unwrap().unwrap().user_id, actor.user_id);
+    let (_, second) = app
+        .services
+        .sign_in("ADA@example.com", "a long passphrase")
+        .await
+        .unwrap();
+    assert_eq!(
+        app.services
+            .authenticate(&second)
+            .await
+            .unwrap()
+            .unwrap()
+            .user_id,
+        actor.user_id
+    );
 
     app.services.sign_out(&token).await.unwrap();
     assert!(app.services.authenticate(&token).await.unwrap().is_none());
@@ -39,18 +55,50 @@ async fn sign_up_then_sign_in(backend: Backend) {
 async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.services.sign_up(&form("acme", "ada")).await.unwrap();
-    let wrong = field_messages(app.services.sign_in("ada", "not the password").await.unwrap_err());
-    let unknown = field_messages(app.services.sign_in("nobody", "not the password").await.unwrap_err());
+    let wrong = field_messages(
+        app.services
+            .sign_in("ada", "not the password")
+            .await
+            .unwrap_err(),
+    );
+    let unknown = field_messages(
+        app.services
+            .sign_in("nobody", "not the password")
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(wrong, unknown);
-    assert_eq!(wrong, [("password".to_owned(), "The user name or password is incorrect.".to_owned())]);
+    assert_eq!(
+        wrong,
+        [(
+            "password".to_owned(),
+            "The user name or password is incorrect.".to_owned()
+        )]
+    );
 }
 
 async fn taken_account_ids_and_user_names_are_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.services.sign_up(&form("acme", "ada")).await.unwrap();
-    let taken = field_messages(app.services.sign_up(&form("ACME", "grace")).await.unwrap_err());
-    assert_eq!(taken, [("account_id".to_owned(), "Account ID 'acme' is already taken; choose another.".to_owned())]);
-    let name_taken = field_messages(app.services.sign_up(&form("other", "Ada")).await.unwrap_err());
+    let taken = field_messages(
+        app.services
+            .sign_up(&form("ACME", "grace"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        taken,
+        [(
+            "account_id".to_owned(),
+            "Account ID 'acme' is already taken; choose another.".to_owned()
+        )]
+    );
+    let name_taken = field_messages(
+        app.services
+            .sign_up(&form("other", "Ada"))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(name_taken[0].0, "user_name");
     // A refused sign-up leaves nothing behind: the account ID is still free.
     app.services.sign_up(&form("other", "grace")).await.unwrap();
@@ -63,7 +111,12 @@ async fn invalid_sign_up_changes_nothing(backend: Backend) {
     let errors = field_messages(app.services.sign_up(&bad).await.unwrap_err());
     let fields: Vec<_> = errors.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(fields, ["account_id", "password_confirm"]);
-    assert!(app.services.sign_in("ada", "a long passphrase").await.is_err());
+    assert!(
+        app.services
+            .sign_in("ada", "a long passphrase")
+            .await
+            .is_err()
+    );
     app.services.sign_up(&form("good-id", "ada")).await.unwrap();
 }
 

@@ -39,8 +39,16 @@ impl Client {
     }
 
     /// Calls a server function the way a same-origin browser form does.
-    async fn call(&self, path: &str, form: &[(&str, &str)], cookie: Option<&str>, site: &str) -> Response<Body> {
-        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    async fn call(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        cookie: Option<&str>,
+        site: &str,
+    ) -> Response<Body> {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
         let mut request = Request::post(path)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
@@ -80,27 +88,53 @@ impl Client {
 }
 
 async fn text(response: Response<Body>) -> String {
-    String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 fn location(response: &Response<Body>) -> &str {
-    response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+    response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 async fn signed_out_visitors_are_sent_to_sign_in(backend: Backend) {
     let test = TestApp::spawn(backend).await;
     let client = Client::new(&test);
-    for (path, next) in [("/images", "%2Fimages"), ("/images/create", "%2Fimages%2Fcreate"), ("/", "%2Fimages")] {
+    for (path, next) in [
+        ("/images", "%2Fimages"),
+        ("/images/create", "%2Fimages%2Fcreate"),
+        ("/", "%2Fimages"),
+    ] {
         let response = client.get(path, None).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(location(&response), format!("/signin?next={next}"), "{path}");
+        assert_eq!(
+            location(&response),
+            format!("/signin?next={next}"),
+            "{path}"
+        );
     }
     let sign_in = client.get("/signin", None).await;
     assert_eq!(sign_in.status(), StatusCode::OK);
     let page = text(sign_in).await;
     assert!(page.contains("Sign in"), "{page}");
     // Forged or unknown session cookies are visitors too.
-    let forged = client.get("/images", Some(&format!("console_session={}", "A".repeat(43)))).await;
+    let forged = client
+        .get(
+            "/images",
+            Some(&format!("console_session={}", "A".repeat(43))),
+        )
+        .await;
     assert_eq!(forged.status(), StatusCode::SEE_OTHER);
 }
 
@@ -112,16 +146,30 @@ async fn a_signed_up_user_gets_the_console(backend: Backend) {
     assert_eq!(list.status(), StatusCode::OK);
     let page = text(list).await;
     assert!(page.contains("Image List"));
-    assert!(page.contains("No images yet"), "the empty state shows for a new account");
+    assert!(
+        page.contains("No images yet"),
+        "the empty state shows for a new account"
+    );
     // Sign In is for visitors; a signed-in user goes on to the list.
     let sign_in = client.get("/signin", Some(&cookie)).await;
     assert_eq!(location(&sign_in), "/images");
 
-    let out = client.call(SignOut::PATH, &[], Some(&cookie), "same-origin").await;
-    let cleared = out.headers().get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    let out = client
+        .call(SignOut::PATH, &[], Some(&cookie), "same-origin")
+        .await;
+    let cleared = out
+        .headers()
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     let after = client.get("/images", Some(&cookie)).await;
-    assert_eq!(after.status(), StatusCode::SEE_OTHER, "the old cookie no longer works");
+    assert_eq!(
+        after.status(),
+        StatusCode::SEE_OTHER,
+        "the old cookie no longer works"
+    );
 }
 
 async fn cross_site_writes_are_refused(backend: Backend) {
@@ -138,7 +186,9 @@ async fn cross_site_writes_are_refused(backend: Backend) {
         ("description", ""),
     ];
     for site in ["cross-site", "same-site"] {
-        let response = client.call(CreateImageFromUrl::PATH, &form, Some(&cookie), site).await;
+        let response = client
+            .call(CreateImageFromUrl::PATH, &form, Some(&cookie), site)
+            .await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{site}");
     }
     let mut request = Request::post(CreateImageFromUrl::PATH)
@@ -147,11 +197,15 @@ async fn cross_site_writes_are_refused(backend: Backend) {
         .header(header::ORIGIN, "https://evil.example")
         .header(header::HOST, "127.0.0.1:3000");
     request = request.header(header::ACCEPT, "application/json");
-    let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
     let response = client.send(request.body(Body::from(body)).unwrap()).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
-    let list = client.call(ListImages::PATH, &[], Some(&cookie), "same-origin").await;
+    let list = client
+        .call(ListImages::PATH, &[], Some(&cookie), "same-origin")
+        .await;
     assert_eq!(list.status(), StatusCode::OK);
     assert_eq!(text(list).await, "[]", "no forged image was created");
 }
@@ -159,7 +213,9 @@ async fn cross_site_writes_are_refused(backend: Backend) {
 async fn server_functions_check_the_session_and_the_account(backend: Backend) {
     let test = TestApp::spawn(backend).await;
     let client = Client::new(&test);
-    let anonymous = client.call(ListImages::PATH, &[], None, "same-origin").await;
+    let anonymous = client
+        .call(ListImages::PATH, &[], None, "same-origin")
+        .await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     let alice = client.sign_up("alice").await;
@@ -180,12 +236,23 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
             "same-origin",
         )
         .await;
-    assert!(created.status().is_success() || created.status().is_redirection(), "{:?}", created.status());
-    let alice_list = text(client.call(ListImages::PATH, &[], Some(&alice), "same-origin").await).await;
+    assert!(
+        created.status().is_success() || created.status().is_redirection(),
+        "{:?}",
+        created.status()
+    );
+    let alice_list = text(
+        client
+            .call(ListImages::PATH, &[], Some(&alice), "same-origin")
+            .await,
+    )
+    .await;
     let images: serde_json::Value = serde_json::from_str(&alice_list).unwrap();
     let id = images[0]["id"].as_str().unwrap().to_owned();
 
-    let bob_view = client.call(GetImage::PATH, &[("id", &id)], Some(&bob), "same-origin").await;
+    let bob_view = client
+        .call(GetImage::PATH, &[("id", &id)], Some(&bob), "same-origin")
+        .await;
     assert_eq!(bob_view.status(), StatusCode::NOT_FOUND);
     let body = text(bob_view).await;
     assert!(!body.contains("alice secret"), "{body}");
@@ -195,7 +262,15 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
     let invalid = client
         .call(
             CreateImageFromUrl::PATH,
-            &[("name", ""), ("source_url", "x"), ("os_type", ""), ("min_disk", "-1"), ("min_ram", ""), ("visibility", ""), ("description", "")],
+            &[
+                ("name", ""),
+                ("source_url", "x"),
+                ("os_type", ""),
+                ("min_disk", "-1"),
+                ("min_ram", ""),
+                ("visibility", ""),
+                ("description", ""),
+            ],
             Some(&bob),
             "same-origin",
         )
@@ -203,7 +278,15 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
     assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
     let body = text(invalid).await;
     assert!(body.contains("Enter an image name."), "{body}");
-    assert_eq!(text(client.call(ListImages::PATH, &[], Some(&bob), "same-origin").await).await, "[]");
+    assert_eq!(
+        text(
+            client
+                .call(ListImages::PATH, &[], Some(&bob), "same-origin")
+                .await
+        )
+        .await,
+        "[]"
+    );
 }
 
 crate::on_both_databases!(

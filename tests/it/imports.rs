@@ -3,7 +3,9 @@
 use image_console::domain::image::{DiskFormat, ImageStatus};
 use image_console::service::ServiceError;
 
-use crate::support::{Backend, SourceServer, TestApp, create_form, qemu_img, sha512_hex, test_settings};
+use crate::support::{
+    Backend, SourceServer, TestApp, create_form, qemu_img, sha512_hex, test_settings,
+};
 
 async fn import_makes_an_active_image_with_hashes(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -16,26 +18,40 @@ async fn import_makes_an_active_image_with_hashes(backend: Backend) {
 
     let id = app
         .services
-        .create_image_from_url(&actor, &create_form("ubuntu base", &source.url("files", "ubuntu.qcow2")))
+        .create_image_from_url(
+            &actor,
+            &create_form("ubuntu base", &source.url("files", "ubuntu.qcow2")),
+        )
         .await
         .unwrap();
     let queued = app.services.get_image(&actor, &id).await.unwrap();
     assert!(queued.status.is_in_progress(), "{queued:?}");
 
     let image = app.wait_for_import(&actor, &id).await;
-    assert_eq!(image.status, ImageStatus::Active, "{:?}", image.failure_reason);
+    assert_eq!(
+        image.status,
+        ImageStatus::Active,
+        "{:?}",
+        image.failure_reason
+    );
     assert_eq!(image.failure_reason, None);
     assert_eq!(image.disk_format, Some(DiskFormat::Qcow2));
     assert_eq!(image.size_bytes, Some(bytes.len() as u64));
     assert_eq!(image.virtual_size_bytes, Some(2 << 30));
     assert_eq!(image.hash_algorithm.as_deref(), Some("sha512"));
-    assert_eq!(image.hash_value.as_deref(), Some(sha512_hex(&file).as_str()));
+    assert_eq!(
+        image.hash_value.as_deref(),
+        Some(sha512_hex(&file).as_str())
+    );
     let md5 = {
         use md5::Digest;
         hex::encode(md5::Md5::digest(&bytes))
     };
     assert_eq!(image.checksum_md5.as_deref(), Some(md5.as_str()));
-    assert_eq!(image.source_url.as_deref(), Some(source.url("files", "ubuntu.qcow2").as_str()));
+    assert_eq!(
+        image.source_url.as_deref(),
+        Some(source.url("files", "ubuntu.qcow2").as_str())
+    );
     assert_eq!(image.image_type, "Image-Based");
     assert_eq!(image.created_by, "admin@acme");
     assert!(image.srn.contains(":acme:") && image.srn.ends_with(&id));
@@ -54,20 +70,32 @@ async fn import_makes_an_active_image_with_hashes(backend: Backend) {
 /// Imports `url` and returns the failure reason shown on the image.
 async fn failure_reason(app: &TestApp, url: &str) -> String {
     let actor = app.sign_up_once().await;
-    let id = app.services.create_image_from_url(&actor, &create_form("bad image", url)).await.unwrap();
+    let id = app
+        .services
+        .create_image_from_url(&actor, &create_form("bad image", url))
+        .await
+        .unwrap();
     let image = app.wait_for_import(&actor, &id).await;
     assert_eq!(image.status, ImageStatus::Failed, "{url} should fail");
     assert_eq!(image.size_bytes, None);
     assert_eq!(image.hash_value, None);
     // A failed import leaves no bytes anywhere.
-    assert_eq!(app.stored_files(), (vec![], vec![]), "bytes left after {url}");
+    assert_eq!(
+        app.stored_files(),
+        (vec![], vec![]),
+        "bytes left after {url}"
+    );
     image.failure_reason.expect("a failed image says why")
 }
 
 impl TestApp {
     /// The one account of a failure test, created on first use.
     async fn sign_up_once(&self) -> image_console::service::Actor {
-        match self.services.sign_in("admin@acme", "correct horse battery").await {
+        match self
+            .services
+            .sign_in("admin@acme", "correct horse battery")
+            .await
+        {
             Ok((_, token)) => self.services.authenticate(&token).await.unwrap().unwrap(),
             Err(_) => self.sign_up("acme").await,
         }
@@ -79,33 +107,83 @@ async fn import_failures_say_why(backend: Backend) {
     let source = SourceServer::start().await;
     source.qcow2("base.qcow2", "16M");
     let child = source.path("child.qcow2");
-    qemu_img(&["create", "-q", "-f", "qcow2", "-b", source.path("base.qcow2").to_str().unwrap(), "-F", "qcow2", child.to_str().unwrap()]);
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        source.path("base.qcow2").to_str().unwrap(),
+        "-F",
+        "qcow2",
+        child.to_str().unwrap(),
+    ]);
     let external = source.path("external.qcow2");
     let data = source.path("external.raw");
-    qemu_img(&["create", "-q", "-f", "qcow2", "-o", &format!("data_file={}", data.display()), external.to_str().unwrap(), "16M"]);
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-o",
+        &format!("data_file={}", data.display()),
+        external.to_str().unwrap(),
+        "16M",
+    ]);
     let encrypted = source.path("encrypted.qcow2");
     qemu_img(&[
-        "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=123456",
-        "-o", "encrypt.format=luks,encrypt.key-secret=sec0", encrypted.to_str().unwrap(), "16M",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "--object",
+        "secret,id=sec0,data=123456",
+        "-o",
+        "encrypt.format=luks,encrypt.key-secret=sec0",
+        encrypted.to_str().unwrap(),
+        "16M",
     ]);
-    let random: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let random: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     source.file("random.qcow2", &random);
     source.file("empty.qcow2", b"");
 
     let cases = [
-        (source.url("files", "missing.qcow2"), "The source answered HTTP 404 Not Found. There is no file at that URL."),
-        (source.url("files", "random.qcow2"), "The file is not a qcow2 image: it does not start with the qcow2 signature."),
-        (source.url("files", "empty.qcow2"), "The file is not a qcow2 image: it does not start with the qcow2 signature."),
-        (source.url("files", "child.qcow2"), "The qcow2 image refers to a backing file; only self-contained images can be imported."),
-        (source.url("files", "external.qcow2"), "The qcow2 image keeps its data in an external data file; only self-contained images can be imported."),
-        (source.url("files", "encrypted.qcow2"), "The qcow2 image is encrypted; encrypted images cannot be imported."),
+        (
+            source.url("files", "missing.qcow2"),
+            "The source answered HTTP 404 Not Found. There is no file at that URL.",
+        ),
+        (
+            source.url("files", "random.qcow2"),
+            "The file is not a qcow2 image: it does not start with the qcow2 signature.",
+        ),
+        (
+            source.url("files", "empty.qcow2"),
+            "The file is not a qcow2 image: it does not start with the qcow2 signature.",
+        ),
+        (
+            source.url("files", "child.qcow2"),
+            "The qcow2 image refers to a backing file; only self-contained images can be imported.",
+        ),
+        (
+            source.url("files", "external.qcow2"),
+            "The qcow2 image keeps its data in an external data file; only self-contained images can be imported.",
+        ),
+        (
+            source.url("files", "encrypted.qcow2"),
+            "The qcow2 image is encrypted; encrypted images cannot be imported.",
+        ),
     ];
     for (url, expected) in cases {
         assert_eq!(failure_reason(&app, &url).await, expected, "for {url}");
     }
 
     let truncated = failure_reason(&app, &source.url("truncated", "base.qcow2")).await;
-    assert!(truncated.starts_with("The download from 127.0.0.1 broke off after"), "{truncated}");
+    assert!(
+        truncated.starts_with("The download from 127.0.0.1 broke off after"),
+        "{truncated}"
+    );
 
     // Nothing listens on this port: bind one, note it, and close it.
     let port = {
@@ -113,7 +191,10 @@ async fn import_failures_say_why(backend: Backend) {
         listener.local_addr().unwrap().port()
     };
     let refused = failure_reason(&app, &format!("http://127.0.0.1:{port}/x.qcow2")).await;
-    assert_eq!(refused, "Could not connect to 127.0.0.1: the connection was refused.");
+    assert_eq!(
+        refused,
+        "Could not connect to 127.0.0.1: the connection was refused."
+    );
 }
 
 async fn imports_over_the_size_limit_fail(backend: Backend) {
@@ -140,11 +221,20 @@ async fn invalid_forms_change_nothing(backend: Backend) {
     let mut form = create_form("bad#name", "ftp://example.com/x.qcow2");
     form.min_disk = "12289".into();
     form.min_ram = "2097152".into();
-    let error = app.services.create_image_from_url(&actor, &form).await.unwrap_err();
-    let ServiceError::Invalid(errors) = error else { panic!("expected validation errors") };
+    let error = app
+        .services
+        .create_image_from_url(&actor, &form)
+        .await
+        .unwrap_err();
+    let ServiceError::Invalid(errors) = error else {
+        panic!("expected validation errors")
+    };
     let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["name", "source_url", "min_disk", "min_ram"]);
-    assert_eq!(errors[2].message, "Minimum Disk must be between 0 and 12,288 GB.");
+    assert_eq!(
+        errors[2].message,
+        "Minimum Disk must be between 0 and 12,288 GB."
+    );
     assert!(app.services.list_images(&actor).await.unwrap().is_empty());
 }
 
@@ -155,20 +245,32 @@ async fn protected_images_cannot_be_deleted(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let mut form = create_form("keep me", &source.url("files", "disk.qcow2"));
     form.protected = Some("on".into());
-    let id = app.services.create_image_from_url(&actor, &form).await.unwrap();
+    let id = app
+        .services
+        .create_image_from_url(&actor, &form)
+        .await
+        .unwrap();
     app.wait_for_import(&actor, &id).await;
 
     let error = app.services.delete_image(&actor, &id).await.unwrap_err();
-    let ServiceError::Conflict(reason) = error else { panic!("expected a conflict, got {error:?}") };
+    let ServiceError::Conflict(reason) = error else {
+        panic!("expected a conflict, got {error:?}")
+    };
     assert!(reason.starts_with("This image is Protected."), "{reason}");
-    assert_eq!(app.stored_files().0, [id.clone()]);
+    assert_eq!(app.stored_files().0, vec![id.clone()]);
 
-    app.services.set_image_protected(&actor, &id, false).await.unwrap();
+    app.services
+        .set_image_protected(&actor, &id, false)
+        .await
+        .unwrap();
     let image = app.services.get_image(&actor, &id).await.unwrap();
     assert!(!image.protected);
     assert_eq!(image.updated_by, "admin@acme");
     app.services.delete_image(&actor, &id).await.unwrap();
-    assert!(matches!(app.services.get_image(&actor, &id).await, Err(ServiceError::NotFound(_))));
+    assert!(matches!(
+        app.services.get_image(&actor, &id).await,
+        Err(ServiceError::NotFound(_))
+    ));
     assert_eq!(app.stored_files(), (vec![], vec![]));
 }
 
@@ -182,14 +284,23 @@ async fn deleting_an_image_while_it_imports_stops_the_import(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let id = app
         .services
-        .create_image_from_url(&actor, &create_form("slow", &source.url("slow", "slow.qcow2")))
+        .create_image_from_url(
+            &actor,
+            &create_form("slow", &source.url("slow", "slow.qcow2")),
+        )
         .await
         .unwrap();
-    app.wait_until(&actor, &id, |i| i.progress.is_some_and(|p| p.bytes_done > 0)).await;
+    app.wait_until(&actor, &id, |i| {
+        i.progress.is_some_and(|p| p.bytes_done > 0)
+    })
+    .await;
     app.services.delete_image(&actor, &id).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !app.services.importer().is_idle() {
-        assert!(std::time::Instant::now() < deadline, "import kept running after delete");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "import kept running after delete"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(app.services.list_images(&actor).await.unwrap().is_empty());
@@ -206,11 +317,17 @@ async fn progress_is_reported_while_importing(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let id = app
         .services
-        .create_image_from_url(&actor, &create_form("slow", &source.url("slow", "slow.qcow2")))
+        .create_image_from_url(
+            &actor,
+            &create_form("slow", &source.url("slow", "slow.qcow2")),
+        )
         .await
         .unwrap();
     let midway = app
-        .wait_until(&actor, &id, |i| i.progress.is_some_and(|p| p.bytes_done > 0 && p.bytes_done < 1 << 20))
+        .wait_until(&actor, &id, |i| {
+            i.progress
+                .is_some_and(|p| p.bytes_done > 0 && p.bytes_done < 1 << 20)
+        })
         .await;
     assert_eq!(midway.status, ImageStatus::Importing);
     assert_eq!(midway.progress.unwrap().bytes_total, Some(1 << 20));
@@ -218,7 +335,12 @@ async fn progress_is_reported_while_importing(backend: Backend) {
     assert_eq!(list[0].status, ImageStatus::Importing);
     assert!(list[0].progress.is_some());
     let done = app.wait_for_import(&actor, &id).await;
-    assert_eq!(done.status, ImageStatus::Active, "{:?}", done.failure_reason);
+    assert_eq!(
+        done.status,
+        ImageStatus::Active,
+        "{:?}",
+        done.failure_reason
+    );
     assert_eq!(done.progress, None);
 }
 

@@ -15,15 +15,29 @@ async fn an_import_cut_off_by_a_restart_resumes_and_finishes(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let id = app
         .services
-        .create_image_from_url(&actor, &create_form("slow", &source.url("slow", "slow.qcow2")))
+        .create_image_from_url(
+            &actor,
+            &create_form("slow", &source.url("slow", "slow.qcow2")),
+        )
         .await
         .unwrap();
-    app.wait_until(&actor, &id, |i| i.progress.is_some_and(|p| p.bytes_done > 0)).await;
+    app.wait_until(&actor, &id, |i| {
+        i.progress.is_some_and(|p| p.bytes_done > 0)
+    })
+    .await;
 
     let app = app.restart().await;
     let image = app.wait_for_import(&actor, &id).await;
-    assert_eq!(image.status, ImageStatus::Active, "{:?}", image.failure_reason);
-    assert_eq!(image.hash_value.as_deref(), Some(sha512_hex(&source.path("slow.qcow2")).as_str()));
+    assert_eq!(
+        image.status,
+        ImageStatus::Active,
+        "{:?}",
+        image.failure_reason
+    );
+    assert_eq!(
+        image.hash_value.as_deref(),
+        Some(sha512_hex(&source.path("slow.qcow2")).as_str())
+    );
     assert_eq!(app.stored_files(), (vec![id.clone()], vec![]));
 }
 
@@ -55,10 +69,23 @@ async fn an_import_interrupted_too_often_is_marked_failed(backend: Backend) {
         .await
         .unwrap();
     for _ in 0..MAX_IMPORT_ATTEMPTS {
-        store.requeue_import(&actor.account_id, &id, 2).await.unwrap();
-        assert!(store.claim_import(&actor.account_id, &id, 3).await.unwrap().is_some());
+        store
+            .requeue_import(&actor.account_id, &id, 2)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_import(&actor.account_id, &id, 3)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
-    std::fs::write(app.blob_dir().join("staging").join(format!("{id}.part")), b"partial").unwrap();
+    std::fs::write(
+        app.blob_dir().join("staging").join(format!("{id}.part")),
+        b"partial",
+    )
+    .unwrap();
 
     let app = app.restart().await;
     let image = app.services.get_image(&actor, &id).await.unwrap();
@@ -97,7 +124,12 @@ async fn a_queued_image_left_by_a_restart_is_imported(backend: Backend) {
         .unwrap();
     let app = app.restart().await;
     let image = app.wait_for_import(&actor, &id).await;
-    assert_eq!(image.status, ImageStatus::Active, "{:?}", image.failure_reason);
+    assert_eq!(
+        image.status,
+        ImageStatus::Active,
+        "{:?}",
+        image.failure_reason
+    );
 }
 
 async fn orphaned_bytes_are_swept_at_start(backend: Backend) {
@@ -107,17 +139,33 @@ async fn orphaned_bytes_are_swept_at_start(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let id = app
         .services
-        .create_image_from_url(&actor, &create_form("kept", &source.url("files", "disk.qcow2")))
+        .create_image_from_url(
+            &actor,
+            &create_form("kept", &source.url("files", "disk.qcow2")),
+        )
         .await
         .unwrap();
     app.wait_for_import(&actor, &id).await;
     let orphan = uuid::Uuid::new_v4().to_string();
-    std::fs::write(app.blob_dir().join("images").join(&orphan), b"no row names me").unwrap();
-    std::fs::write(app.blob_dir().join("staging").join(format!("{orphan}.part")), b"half").unwrap();
+    std::fs::write(
+        app.blob_dir().join("images").join(&orphan),
+        b"no row names me",
+    )
+    .unwrap();
+    std::fs::write(
+        app.blob_dir()
+            .join("staging")
+            .join(format!("{orphan}.part")),
+        b"half",
+    )
+    .unwrap();
 
     let app = app.restart().await;
     assert_eq!(app.stored_files(), (vec![id.clone()], vec![]));
-    assert_eq!(app.services.get_image(&actor, &id).await.unwrap().status, ImageStatus::Active);
+    assert_eq!(
+        app.services.get_image(&actor, &id).await.unwrap().status,
+        ImageStatus::Active
+    );
 }
 
 crate::on_both_databases!(

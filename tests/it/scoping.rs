@@ -14,15 +14,28 @@ async fn accounts_cannot_reach_each_others_images(backend: Backend) {
 
     let mut form = create_form("alice image", &source.url("files", "disk.qcow2"));
     form.protected = Some("on".into());
-    let id = app.services.create_image_from_url(&alice, &form).await.unwrap();
+    let id = app
+        .services
+        .create_image_from_url(&alice, &form)
+        .await
+        .unwrap();
     let image = app.wait_for_import(&alice, &id).await;
     assert_eq!(image.status, ImageStatus::Active);
 
     assert!(app.services.list_images(&bob).await.unwrap().is_empty());
     let not_found = |e: ServiceError| matches!(e, ServiceError::NotFound(_));
-    assert!(not_found(app.services.get_image(&bob, &id).await.unwrap_err()));
-    assert!(not_found(app.services.set_image_protected(&bob, &id, false).await.unwrap_err()));
-    assert!(not_found(app.services.delete_image(&bob, &id).await.unwrap_err()));
+    assert!(not_found(
+        app.services.get_image(&bob, &id).await.unwrap_err()
+    ));
+    assert!(not_found(
+        app.services
+            .set_image_protected(&bob, &id, false)
+            .await
+            .unwrap_err()
+    ));
+    assert!(not_found(
+        app.services.delete_image(&bob, &id).await.unwrap_err()
+    ));
 
     // Bob's attempts changed nothing.
     let after = app.services.get_image(&alice, &id).await.unwrap();
@@ -33,13 +46,28 @@ async fn accounts_cannot_reach_each_others_images(backend: Backend) {
     // Bob's own image is his alone.
     let bob_id = app
         .services
-        .create_image_from_url(&bob, &create_form("bob image", &source.url("files", "disk.qcow2")))
+        .create_image_from_url(
+            &bob,
+            &create_form("bob image", &source.url("files", "disk.qcow2")),
+        )
         .await
         .unwrap();
     app.wait_for_import(&bob, &bob_id).await;
-    let alice_list: Vec<_> = app.services.list_images(&alice).await.unwrap().into_iter().map(|i| i.id).collect();
-    assert_eq!(alice_list, [id.clone()]);
-    assert!(not_found(app.services.delete_image(&alice, &bob_id).await.unwrap_err()));
+    let alice_list: Vec<_> = app
+        .services
+        .list_images(&alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(alice_list, vec![id.clone()]);
+    assert!(not_found(
+        app.services
+            .delete_image(&alice, &bob_id)
+            .await
+            .unwrap_err()
+    ));
     app.services.delete_image(&bob, &bob_id).await.unwrap();
     assert_eq!(app.services.list_images(&alice).await.unwrap().len(), 1);
 }
@@ -48,9 +76,18 @@ async fn malformed_ids_are_not_found(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let alice = app.sign_up("alice").await;
     for id in ["", "../../etc/passwd", "1 OR 1=1", "not-a-uuid"] {
-        assert!(matches!(app.services.get_image(&alice, id).await, Err(ServiceError::NotFound(_))));
-        assert!(matches!(app.services.delete_image(&alice, id).await, Err(ServiceError::NotFound(_))));
+        assert!(matches!(
+            app.services.get_image(&alice, id).await,
+            Err(ServiceError::NotFound(_))
+        ));
+        assert!(matches!(
+            app.services.delete_image(&alice, id).await,
+            Err(ServiceError::NotFound(_))
+        ));
     }
 }
 
-crate::on_both_databases!(accounts_cannot_reach_each_others_images, malformed_ids_are_not_found);
+crate::on_both_databases!(
+    accounts_cannot_reach_each_others_images,
+    malformed_ids_are_not_found
+);

@@ -69,7 +69,11 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                Self { url, postgres: None, _dir: Some(dir) }
+                Self {
+                    url,
+                    postgres: None,
+                    _dir: Some(dir),
+                }
             }
             Backend::Postgres => {
                 let admin_url = std::env::var("TEST_DATABASE_URL").expect(
@@ -85,7 +89,11 @@ impl TestDb {
                 admin.close().await.unwrap();
                 let mut url = url::Url::parse(&admin_url).unwrap();
                 url.set_path(&name);
-                Self { url: url.to_string(), postgres: Some((admin_url, name)), _dir: None }
+                Self {
+                    url: url.to_string(),
+                    postgres: Some((admin_url, name)),
+                    _dir: None,
+                }
             }
         }
     }
@@ -101,13 +109,17 @@ impl Drop for TestDb {
             // Drop runs inside the test's runtime; a helper thread with its own runtime can
             // block on the cleanup without stalling it.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 runtime.block_on(async move {
                     use sqlx::Connection;
                     if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut admin)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut admin)
+                                .await;
                     }
                 });
             })
@@ -146,7 +158,12 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let data = tempfile::tempdir().unwrap();
         let services = start_services(db.url(), data.path(), settings.clone()).await;
-        Self { services, data, settings, db }
+        Self {
+            services,
+            data,
+            settings,
+            db,
+        }
     }
 
     /// Stops the services as a shutdown would and starts new ones on the same data,
@@ -182,20 +199,31 @@ impl TestApp {
             if !image.status.is_in_progress() {
                 return image;
             }
-            assert!(Instant::now() < deadline, "import of {id} did not finish: {image:?}");
+            assert!(
+                Instant::now() < deadline,
+                "import of {id} did not finish: {image:?}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
     /// Waits until `check` holds for the image.
-    pub async fn wait_until(&self, actor: &Actor, id: &str, check: impl Fn(&ImageDetail) -> bool) -> ImageDetail {
+    pub async fn wait_until(
+        &self,
+        actor: &Actor,
+        id: &str,
+        check: impl Fn(&ImageDetail) -> bool,
+    ) -> ImageDetail {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let image = self.services.get_image(actor, id).await.unwrap();
             if check(&image) {
                 return image;
             }
-            assert!(Instant::now() < deadline, "condition never held for {id}: {image:?}");
+            assert!(
+                Instant::now() < deadline,
+                "condition never held for {id}: {image:?}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -266,14 +294,20 @@ impl SourceServer {
         let root = dir.path().to_path_buf();
         let app = Router::new()
             .nest_service("/files", tower_http::services::ServeDir::new(root.clone()))
-            .route("/slow/{name}", get({
-                let root = root.clone();
-                move |UrlPath(name): UrlPath<String>| trickle(root.clone(), name)
-            }))
-            .route("/truncated/{name}", get({
-                let root = root.clone();
-                move |UrlPath(name): UrlPath<String>| truncated(root.clone(), name)
-            }));
+            .route(
+                "/slow/{name}",
+                get({
+                    let root = root.clone();
+                    move |UrlPath(name): UrlPath<String>| trickle(root.clone(), name)
+                }),
+            )
+            .route(
+                "/truncated/{name}",
+                get({
+                    let root = root.clone();
+                    move |UrlPath(name): UrlPath<String>| truncated(root.clone(), name)
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -325,7 +359,10 @@ async fn trickle(root: PathBuf, name: String) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     };
     let len = bytes.len();
-    let chunks: Vec<bytes::Bytes> = bytes.chunks(16 << 10).map(bytes::Bytes::copy_from_slice).collect();
+    let chunks: Vec<bytes::Bytes> = bytes
+        .chunks(16 << 10)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
     let stream = futures::stream::iter(chunks).then(|chunk| async move {
         tokio::time::sleep(Duration::from_millis(20)).await;
         Ok::<_, std::io::Error>(chunk)

@@ -74,7 +74,11 @@ fn field_id(name: &str) -> String {
 }
 
 /// `aria-describedby` for a control with an optional hint and a possible error.
-fn described_by(name: &'static str, has_hint: bool, error: Signal<Option<String>>) -> impl Fn() -> Option<String> + Send + Sync + Clone {
+fn described_by(
+    name: &'static str,
+    has_hint: bool,
+    error: Signal<Option<String>>,
+) -> impl Fn() -> Option<String> + Send + Sync + Clone {
     move || {
         let mut ids = Vec::new();
         if has_hint {
@@ -89,7 +93,11 @@ fn described_by(name: &'static str, has_hint: bool, error: Signal<Option<String>
 
 /// The hint and error lines under a control.
 #[component]
-fn FieldNotes(name: &'static str, hint: Option<&'static str>, error: Signal<Option<String>>) -> impl IntoView {
+fn FieldNotes(
+    name: &'static str,
+    hint: Option<&'static str>,
+    error: Signal<Option<String>>,
+) -> impl IntoView {
     view! {
         {hint.map(|h| view! { <p class="hint" id=format!("{}-hint", field_id(name))>{h}</p> })}
         {move || {
@@ -103,7 +111,8 @@ fn FieldNotes(name: &'static str, hint: Option<&'static str>, error: Signal<Opti
     }
 }
 
-/// A text input (or a textarea with `multiline`) with its label, hint and error.
+/// A text input (or a textarea with `multiline`) with its label, hint and error. The
+/// required mark sits outside the label, so the label is exactly the field's name.
 #[component]
 pub fn TextField(
     label: &'static str,
@@ -155,10 +164,8 @@ pub fn TextField(
     };
     view! {
         <div class="field" class:has-error=move || error.get().is_some()>
-            <label for=id>
-                {label}
-                {required.then(|| view! { <span class="required" aria-hidden="true">" *"</span> })}
-            </label>
+            <label for=id>{label}</label>
+            {required.then(|| view! { <span class="required" aria-hidden="true">"*"</span> })}
             {control}
             <FieldNotes name=field.name hint error />
         </div>
@@ -181,10 +188,8 @@ pub fn SelectField(
     let describedby = described_by(field.name, hint.is_some(), error);
     view! {
         <div class="field" class:has-error=move || error.get().is_some()>
-            <label for=id.clone()>
-                {label}
-                {required.then(|| view! { <span class="required" aria-hidden="true">" *"</span> })}
-            </label>
+            <label for=id.clone()>{label}</label>
+            {required.then(|| view! { <span class="required" aria-hidden="true">"*"</span> })}
             <select
                 id=id
                 name=field.name

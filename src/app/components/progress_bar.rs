@@ -12,7 +12,9 @@ pub fn ProgressBar(progress: ImportProgress, label: String) -> impl IntoView {
         (Some(p), Some(total)) => format!("{p}% · {done} of {}", format_bytes(total)),
         _ => format!("{done} received"),
     };
-    let width = percent.map(|p| format!("width: {p}%")).unwrap_or_else(|| "width: 100%".into());
+    let width = percent
+        .map(|p| format!("width: {p}%"))
+        .unwrap_or_else(|| "width: 100%".into());
     view! {
         <div class="progress">
             <div

@@ -10,7 +10,7 @@ pub fn ConsoleLayout() -> impl IntoView {
     let user = Resource::new(|| (), |_| current_user());
     let sign_out = ServerAction::<SignOut>::new();
     view! {
-        <a class="skip-link" href="#main">"Skip to content"</a>
+        <a class="skip-link" href="#main" on:click=skip_to_main>"Skip to content"</a>
         <header class="topbar">
             <A href="/images" attr:class="brand">
                 <span class="brand-mark" aria-hidden="true"></span>
@@ -46,4 +46,22 @@ pub fn ConsoleLayout() -> impl IntoView {
             <Outlet />
         </main>
     }
+}
+
+/// Moves focus into the content. Done by hand because the router handles in-page links
+/// itself and would only scroll.
+fn skip_to_main(event: leptos::ev::MouseEvent) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        if let Some(main) = document()
+            .get_element_by_id("main")
+            .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            event.prevent_default();
+            let _ = main.focus();
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = event;
 }

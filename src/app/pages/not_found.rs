@@ -11,7 +11,7 @@ pub fn NotFoundPage() -> impl IntoView {
     }
     view! {
         <Title text="Page not found" />
-        <main class="auth-page">
+        <main id="main" class="auth-page" tabindex="-1">
             <div class="card narrow">
                 <h1>"Page not found"</h1>
                 <p>"There is no page at this address."</p>

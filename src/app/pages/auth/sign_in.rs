@@ -28,7 +28,7 @@ pub fn SignInPage() -> impl IntoView {
     let password_error = Signal::derive(move || password.server_error.get());
     view! {
         <Title text="Sign in" />
-        <main class="auth-page">
+        <main id="main" class="auth-page" tabindex="-1">
             <div class="card auth-card">
                 <p class="eyebrow">"Image Service Console"</p>
                 <h1>"Sign in"</h1>

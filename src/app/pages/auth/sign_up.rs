@@ -28,12 +28,15 @@ pub fn SignUpPage() -> impl IntoView {
         if value == password.value.get() {
             Ok(())
         } else {
-            Err(FieldError::new(field::PASSWORD_CONFIRM, "The two passwords do not match."))
+            Err(FieldError::new(
+                field::PASSWORD_CONFIRM,
+                "The two passwords do not match.",
+            ))
         }
     });
     view! {
         <Title text="Create an account" />
-        <main class="auth-page">
+        <main id="main" class="auth-page" tabindex="-1">
             <div class="card auth-card">
                 <p class="eyebrow">"Image Service Console"</p>
                 <h1>"Create an account"</h1>

@@ -28,7 +28,15 @@ pub fn CreateImagePage() -> impl IntoView {
     let visibility = FieldState::new(field::VISIBILITY, Visibility::Private.as_str());
     let description = FieldState::new(field::DESCRIPTION, "");
     let protected = RwSignal::new(false);
-    let fields = [name, source_url, os_type, min_disk, min_ram, visibility, description];
+    let fields = [
+        name,
+        source_url,
+        os_type,
+        min_disk,
+        min_ram,
+        visibility,
+        description,
+    ];
 
     let form_error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| {
@@ -42,7 +50,10 @@ pub fn CreateImagePage() -> impl IntoView {
         }
     });
 
-    let os_options = OsType::ALL.iter().map(|os| (os.as_str(), os.label())).collect::<Vec<_>>();
+    let os_options = OsType::ALL
+        .iter()
+        .map(|os| (os.as_str(), os.label()))
+        .collect::<Vec<_>>();
     let visibility_options = Visibility::ALL
         .iter()
         .map(|v| (v.as_str(), v.label(), v.hint()))
@@ -200,5 +211,9 @@ pub fn CreateImagePage() -> impl IntoView {
 }
 
 fn or_dash(value: String) -> String {
-    if value.is_empty() { "—".to_owned() } else { value }
+    if value.is_empty() {
+        "—".to_owned()
+    } else {
+        value
+    }
 }

@@ -84,7 +84,10 @@ fn ImageDetailView(
         let id = id.clone();
         let protected = image.protected;
         move |_| {
-            set_protected.dispatch(SetImageProtected { id: id.clone(), protected: !protected });
+            set_protected.dispatch(SetImageProtected {
+                id: id.clone(),
+                protected: !protected,
+            });
         }
     };
     let protect_error = move || match set_protected.value().get() {
@@ -176,7 +179,9 @@ fn DetailList(image: ImageDetail) -> impl IntoView {
     };
     let text = |s: String| view! { {s} }.into_any();
     let dash = || view! { <span class="muted">"—"</span> }.into_any();
-    let time = |ms: i64| view! { <time datetime=format_rfc3339(ms)>{format_timestamp(ms)}</time> }.into_any();
+    let time = |ms: i64| {
+        view! { <time datetime=format_rfc3339(ms)>{format_timestamp(ms)}</time> }.into_any()
+    };
     let mono = |s: String| view! { <span class="mono break">{s}</span> }.into_any();
 
     view! {

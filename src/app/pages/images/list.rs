@@ -90,7 +90,9 @@ fn ImageTable(images: Vec<ImageSummary>) -> impl IntoView {
 fn ImageRow(image: ImageSummary) -> impl IntoView {
     let href = format!("/images/{}", image.id);
     let name = image.name.clone();
-    let size = image.size_bytes.map(|b| (format_image_size(b), format!("{b} bytes")));
+    let size = image
+        .size_bytes
+        .map(|b| (format_image_size(b), format!("{b} bytes")));
     view! {
         <tr>
             <th scope="row" class="name-cell">

@@ -1,0 +1,65 @@
+import { defineConfig } from '@playwright/test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// Each run gets its own data directory (fresh SQLite file and blob store) and ports, so runs
+// never see each other's accounts. scripts/test picks free ports; these are the fallbacks.
+const consolePort = process.env.E2E_CONSOLE_PORT ?? '3210';
+const sourcePort = process.env.E2E_SOURCE_PORT ?? '3211';
+const dataDir = process.env.E2E_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'image-console-e2e-'));
+process.env.E2E_SOURCE_URL = `http://127.0.0.1:${sourcePort}`;
+
+export default defineConfig({
+  testDir: './tests',
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  reporter: [['list']],
+  use: {
+    baseURL: `http://127.0.0.1:${consolePort}`,
+    browserName: 'chromium',
+    trace: 'retain-on-failure',
+    screenshot: 'only-on-failure',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    },
+  },
+  webServer: [
+    {
+      // The real release server, as the README's start command runs it.
+      command: './target/release/image-console',
+      cwd: '..',
+      url: `http://127.0.0.1:${consolePort}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      env: {
+        BIND_ADDR: `127.0.0.1:${consolePort}`,
+        DATA_DIR: dataDir,
+        SITE_ROOT: 'target/site',
+        RUST_LOG: process.env.RUST_LOG ?? 'warn',
+      },
+    },
+    {
+      // Serves qcow2 files made with qemu-img, some of them slowly, for URL imports.
+      command: 'node fixtures/source-server.mjs',
+      url: `http://127.0.0.1:${sourcePort}/healthz`,
+      reuseExistingServer: false,
+      timeout: 30_000,
+      env: { E2E_SOURCE_PORT: sourcePort },
+    },
+  ],
+});

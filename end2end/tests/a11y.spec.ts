@@ -1,0 +1,71 @@
+import AxeBuilder from '@axe-core/playwright';
+import { expect, test, type Page } from '@playwright/test';
+import { CreateImagePage, ImageListPage, SignUpPage, hydrated, sourceUrl, uniqueAccountId } from '../pages/console';
+
+async function expectNoViolations(page: Page, what: string) {
+  const results = await new AxeBuilder({ page }).analyze();
+  const summary = results.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  expect(summary, `accessibility violations on ${what}`).toEqual([]);
+}
+
+test('every page passes an axe audit', async ({ page }) => {
+  await page.goto('/signin');
+  await hydrated(page);
+  await expectNoViolations(page, 'Sign in');
+
+  const signUp = new SignUpPage(page);
+  await signUp.open();
+  await expectNoViolations(page, 'Sign up');
+  await signUp.signUp(uniqueAccountId('a11y'));
+  await expect(new ImageListPage(page).heading).toBeVisible();
+  await hydrated(page);
+  await expectNoViolations(page, 'the empty Image List');
+
+  const form = new CreateImagePage(page);
+  await form.open();
+  await expectNoViolations(page, 'Create Image');
+  await form.fill({ name: 'audited', url: sourceUrl('files', 'small.qcow2') });
+  await form.complete();
+  const list = new ImageListPage(page);
+  await expect(list.row('audited').getByText('Active')).toBeVisible();
+  await expectNoViolations(page, 'the Image List');
+  await list.openImage('audited');
+  await expectNoViolations(page, 'Image Details');
+});
+
+test('the console works with the keyboard alone', async ({ page }) => {
+  const signUp = new SignUpPage(page);
+  await signUp.open();
+  await page.getByLabel('Account ID').focus();
+  await page.keyboard.type(uniqueAccountId('kbd'));
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('keyboard@example.com');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('correct horse battery');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('correct horse battery');
+  await page.keyboard.press('Enter');
+  await expect(new ImageListPage(page).heading).toBeVisible();
+
+  // After a navigation, focus moves to the new page's content.
+  await expect(page.getByRole('main')).toBeFocused();
+  await page.keyboard.press('Tab');
+  const create = page.getByRole('main').getByRole('link', { name: 'Create Image' }).first();
+  await expect(create).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('heading', { level: 1, name: 'Create Image' })).toBeVisible();
+  await expect(page.getByRole('main')).toBeFocused();
+  await page.keyboard.press('Tab');
+  await expect(page.getByRole('link', { name: 'Image List' }).last()).toBeFocused();
+  await page.keyboard.press('Tab');
+  await expect(page.getByLabel('Image name')).toBeFocused();
+
+  // On a fresh page load the skip link comes first and jumps to the content.
+  await page.goto('/images');
+  await hydrated(page);
+  await page.keyboard.press('Tab');
+  await expect(page.getByRole('link', { name: 'Skip to content' })).toBeFocused();
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Tab');
+  await expect(create).toBeFocused();
+});
