@@ -206,10 +206,7 @@ impl Importer {
         };
         tracing::info!("import started");
         let started = Instant::now();
-        let outcome = tokio::select! {
-            outcome = self.import(account_id, image_id, &url) => outcome,
-            () = cancel.cancelled() => Err(Stop::Cancelled),
-        };
+        let outcome = self.import(account_id, image_id, &url, cancel).await;
         let stop = match outcome {
             Ok(bytes) => match self.finish(account_id, image_id, &bytes).await {
                 Ok(()) => {
@@ -281,20 +278,27 @@ impl Importer {
         Ok(())
     }
 
-    /// Streams the URL's body to the staging file. Returns once every byte is durable.
-    async fn import(&self, account_id: &str, image_id: &str, url: &str) -> Result<Written, Stop> {
+    /// Streams the URL's body to the staging file. Returns once every byte is durable, or
+    /// once the writer thread has stopped: after an error or a cancellation no thread is
+    /// still writing the staging file when the caller removes it.
+    async fn import(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        url: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Written, Stop> {
         let limit = self.inner.limits.max_bytes;
         let host = url::Url::parse(url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_default();
-        let response = self
-            .inner
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| Stop::Failed(describe_request_error(&e, &host)))?;
+        let response = tokio::select! {
+            response = self.inner.client.get(url).send() => {
+                response.map_err(|e| Stop::Failed(describe_request_error(&e, &host)))?
+            }
+            () = cancel.cancelled() => return Err(Stop::Cancelled),
+        };
         let status = response.status();
         if !status.is_success() {
             return Err(Stop::Failed(describe_status(status)));
@@ -321,7 +325,12 @@ impl Importer {
             let mut body = response.bytes_stream();
             let mut done: u64 = 0;
             let mut last_report = Instant::now();
-            while let Some(chunk) = body.next().await {
+            loop {
+                let next = tokio::select! {
+                    next = body.next() => next,
+                    () = cancel.cancelled() => return Err(Stop::Cancelled),
+                };
+                let Some(chunk) = next else { break };
                 let chunk = chunk.map_err(|e| {
                     Stop::Failed(format!(
                         "The download from {host} broke off after {}{}: {}.",

@@ -128,7 +128,7 @@ fn ImageDetailView(
         </div>
         {blocked.map(|reason| view! {
             <p class="notice" id="delete-blocked">
-                <span aria-hidden="true">"🔒 "</span>
+                <strong>"Delete is unavailable. "</strong>
                 {reason}
             </p>
         })}
