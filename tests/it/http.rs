@@ -128,6 +128,19 @@ async fn signed_out_visitors_are_sent_to_sign_in(backend: Backend) {
     assert_eq!(sign_in.status(), StatusCode::OK);
     let page = text(sign_in).await;
     assert!(page.contains("Sign in"), "{page}");
+    // Pages (and the wasm bundle) go out compressed to browsers that accept it.
+    let compressed = client
+        .send(
+            Request::get("/signin")
+                .header(header::ACCEPT_ENCODING, "br")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        compressed.headers().get(header::CONTENT_ENCODING).unwrap(),
+        "br"
+    );
     // Forged or unknown session cookies are visitors too.
     let forged = client
         .get(
