@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::attributes::{Architecture, BootMode, Features};
 use super::image_spec::{OsType, Visibility};
+use super::tags::TagPair;
 
 /// The lifecycle of an image (Create Image guide): Queued → Importing → Active, or Failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -134,12 +136,52 @@ pub struct ImageDetail {
     pub min_ram_gb: u64,
     pub visibility: Visibility,
     pub protected: bool,
+    pub architecture: Architecture,
+    pub boot_mode: BootMode,
+    pub features: Features,
+    pub tags: Vec<TagPair>,
     pub progress: Option<ImportProgress>,
     pub created_by: String,
     pub created_at_ms: i64,
     pub updated_by: String,
     pub updated_at_ms: i64,
 }
+
+/// An account's use of its quotas, shown above the Image List.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountUsage {
+    pub image_count: u64,
+    pub image_limit: u64,
+    pub stored_bytes: u64,
+    pub storage_limit_bytes: u64,
+}
+
+/// What a batch Delete did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchDeleteResult {
+    /// Names of the deleted images.
+    pub deleted: Vec<String>,
+    /// Images left alone, each with its name and why.
+    pub skipped: Vec<SkippedImage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedImage {
+    pub id: String,
+    pub name: String,
+    pub reason: String,
+}
+
+/// A signed download link, usable without a session until it expires or is revoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadLink {
+    /// Path and query; the page adds its own origin.
+    pub path: String,
+    pub expires_at_ms: i64,
+}
+
+/// How long a download link works (the UCloudStack guide: 24 hours).
+pub const DOWNLOAD_LINK_HOURS: i64 = 24;
 
 /// The SRN-style identifier of an image, unique across the console.
 pub fn image_srn(account_id: &str, image_id: &str) -> String {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::attributes::{Architecture, BootMode, Features};
+use super::tags::{Tag, TagPair, parse_tag_set};
 use super::validation::{FieldError, FieldErrors, collect, describe_char, with_thousands};
 
 /// Form field names, shared by the form markup, the server function arguments and the errors.
@@ -307,59 +309,175 @@ pub struct CreateImageForm {
     pub visibility: String,
     pub protected: Option<String>,
     pub description: String,
+    /// Empty means the default (x86_64, BIOS).
+    pub architecture: String,
+    pub boot_mode: String,
+    pub cloud_init: Option<String>,
+    pub qemu_guest_agent: Option<String>,
+    pub tags: Vec<TagPair>,
+}
+
+/// The fields Create and Edit share, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageAttributes {
+    pub name: ImageName,
+    pub os_type: OsType,
+    pub min_disk: MinDiskGb,
+    pub min_ram: MinRamGb,
+    pub protected: bool,
+    pub description: Description,
+    pub architecture: Architecture,
+    pub boot_mode: BootMode,
+    pub features: Features,
 }
 
 /// A validated request to import an image from a URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewImageFromUrl {
-    pub name: ImageName,
+    pub attributes: ImageAttributes,
     pub source_url: ImageFileUrl,
-    pub os_type: OsType,
-    pub min_disk: MinDiskGb,
-    pub min_ram: MinRamGb,
     pub visibility: Visibility,
-    pub protected: bool,
-    pub description: Description,
+    pub tags: Vec<Tag>,
 }
+
+/// The raw attribute fields shared by the Create and Edit forms.
+struct RawAttributes<'a> {
+    name: &'a str,
+    os_type: &'a str,
+    min_disk: &'a str,
+    min_ram: &'a str,
+    description: &'a str,
+    architecture: &'a str,
+    boot_mode: &'a str,
+    protected: Option<&'a str>,
+    cloud_init: Option<&'a str>,
+    qemu_guest_agent: Option<&'a str>,
+}
+
+impl RawAttributes<'_> {
+    fn parse(&self, errors: &mut FieldErrors) -> Option<ImageAttributes> {
+        let name = collect(ImageName::parse(self.name), errors);
+        let os_type = collect(OsType::parse(self.os_type), errors);
+        let min_disk = collect(MinDiskGb::parse(self.min_disk), errors);
+        let min_ram = collect(MinRamGb::parse(self.min_ram), errors);
+        let description = collect(Description::parse(self.description), errors);
+        let architecture = match self.architecture {
+            "" => Some(Architecture::default()),
+            raw => collect(Architecture::parse(raw), errors),
+        };
+        let boot_mode = match self.boot_mode {
+            "" => Some(BootMode::default()),
+            raw => collect(BootMode::parse(raw), errors),
+        };
+        Some(ImageAttributes {
+            name: name?,
+            os_type: os_type?,
+            min_disk: min_disk?,
+            min_ram: min_ram?,
+            protected: parse_checkbox(self.protected),
+            description: description?,
+            architecture: architecture?,
+            boot_mode: boot_mode?,
+            features: Features {
+                cloud_init: parse_checkbox(self.cloud_init),
+                qemu_guest_agent: parse_checkbox(self.qemu_guest_agent),
+            },
+        })
+    }
+}
+
+/// The order of fields on the Create Image form, so errors are listed as the form reads.
+const FORM_ORDER: [&str; 11] = [
+    field::NAME,
+    field::SOURCE_URL,
+    field::OS_TYPE,
+    field::MIN_DISK,
+    field::MIN_RAM,
+    "architecture",
+    "boot_mode",
+    field::VISIBILITY,
+    field::PROTECTED,
+    field::DESCRIPTION,
+    "tag",
+];
 
 impl CreateImageForm {
     /// Validates every field, returning all errors at once.
     pub fn parse(&self) -> Result<NewImageFromUrl, FieldErrors> {
         let mut errors = Vec::new();
-        let name = collect(ImageName::parse(&self.name), &mut errors);
+        let attributes = RawAttributes {
+            name: &self.name,
+            os_type: &self.os_type,
+            min_disk: &self.min_disk,
+            min_ram: &self.min_ram,
+            description: &self.description,
+            architecture: &self.architecture,
+            boot_mode: &self.boot_mode,
+            protected: self.protected.as_deref(),
+            cloud_init: self.cloud_init.as_deref(),
+            qemu_guest_agent: self.qemu_guest_agent.as_deref(),
+        }
+        .parse(&mut errors);
         let source_url = collect(ImageFileUrl::parse(&self.source_url), &mut errors);
-        let os_type = collect(OsType::parse(&self.os_type), &mut errors);
-        let min_disk = collect(MinDiskGb::parse(&self.min_disk), &mut errors);
-        let min_ram = collect(MinRamGb::parse(&self.min_ram), &mut errors);
         let visibility = collect(Visibility::parse(&self.visibility), &mut errors);
-        let description = collect(Description::parse(&self.description), &mut errors);
-        match (
-            name,
-            source_url,
-            os_type,
-            min_disk,
-            min_ram,
-            visibility,
-            description,
-        ) {
-            (
-                Some(name),
-                Some(source_url),
-                Some(os_type),
-                Some(min_disk),
-                Some(min_ram),
-                Some(visibility),
-                Some(description),
-            ) if errors.is_empty() => Ok(NewImageFromUrl {
-                name,
-                source_url,
-                os_type,
-                min_disk,
-                min_ram,
-                visibility,
-                protected: parse_checkbox(self.protected.as_deref()),
-                description,
-            }),
+        let tags = parse_tag_set(&self.tags)
+            .map_err(|tag_errors| errors.extend(tag_errors))
+            .ok();
+        errors.sort_by_key(|e| {
+            FORM_ORDER
+                .iter()
+                .position(|f| e.field.starts_with(f))
+                .unwrap_or(usize::MAX)
+        });
+        match (attributes, source_url, visibility, tags) {
+            (Some(attributes), Some(source_url), Some(visibility), Some(tags))
+                if errors.is_empty() =>
+            {
+                Ok(NewImageFromUrl {
+                    attributes,
+                    source_url,
+                    visibility,
+                    tags,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The Edit form of Image Details as sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditImageForm {
+    pub name: String,
+    pub description: String,
+    pub os_type: String,
+    pub min_disk: String,
+    pub min_ram: String,
+    pub architecture: String,
+    pub boot_mode: String,
+    pub cloud_init: Option<String>,
+    pub qemu_guest_agent: Option<String>,
+    pub protected: Option<String>,
+}
+
+impl EditImageForm {
+    pub fn parse(&self) -> Result<ImageAttributes, FieldErrors> {
+        let mut errors = Vec::new();
+        let attributes = RawAttributes {
+            name: &self.name,
+            os_type: &self.os_type,
+            min_disk: &self.min_disk,
+            min_ram: &self.min_ram,
+            description: &self.description,
+            architecture: &self.architecture,
+            boot_mode: &self.boot_mode,
+            protected: self.protected.as_deref(),
+            cloud_init: self.cloud_init.as_deref(),
+            qemu_guest_agent: self.qemu_guest_agent.as_deref(),
+        }
+        .parse(&mut errors);
+        match attributes {
+            Some(attributes) if errors.is_empty() => Ok(attributes),
             _ => Err(errors),
         }
     }
@@ -569,6 +687,7 @@ mod tests {
             visibility: "public".into(),
             protected: None,
             description: "d".repeat(256),
+            ..Default::default()
         };
         let errors = form.parse().unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -597,10 +716,84 @@ mod tests {
             visibility: "private".into(),
             protected: Some("on".into()),
             description: "".into(),
+            cloud_init: Some("on".into()),
+            tags: vec![TagPair {
+                key: "env".into(),
+                value: "prod".into(),
+            }],
+            ..Default::default()
         };
         let spec = form.parse().unwrap();
-        assert!(spec.protected);
-        assert_eq!(spec.min_disk.get(), 10);
-        assert_eq!(spec.os_type, OsType::Ubuntu);
+        assert!(spec.attributes.protected);
+        assert_eq!(spec.attributes.min_disk.get(), 10);
+        assert_eq!(spec.attributes.os_type, OsType::Ubuntu);
+        assert_eq!(spec.attributes.architecture, Architecture::X86_64);
+        assert_eq!(spec.attributes.boot_mode, BootMode::Bios);
+        assert!(spec.attributes.features.cloud_init);
+        assert!(!spec.attributes.features.qemu_guest_agent);
+        assert_eq!(spec.tags.len(), 1);
+    }
+
+    #[test]
+    fn edit_form_uses_the_same_rules() {
+        let form = EditImageForm {
+            name: "bad#name".into(),
+            os_type: "ubuntu".into(),
+            min_disk: "12289".into(),
+            min_ram: "0".into(),
+            architecture: "sparc".into(),
+            ..Default::default()
+        };
+        let errors = form.parse().unwrap_err();
+        let messages: Vec<_> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "Image name can contain only English letters, digits, spaces, '-' and '_' (found '#').",
+                "Minimum Disk must be between 0 and 12,288 GB.",
+                "Architecture must be x86_64 or aarch64.",
+            ]
+        );
+        let ok = EditImageForm {
+            name: "renamed".into(),
+            os_type: "rhel".into(),
+            min_disk: "1".into(),
+            min_ram: "1".into(),
+            architecture: "aarch64".into(),
+            boot_mode: "uefi".into(),
+            qemu_guest_agent: Some("on".into()),
+            ..Default::default()
+        };
+        let attributes = ok.parse().unwrap();
+        assert_eq!(attributes.architecture, Architecture::Aarch64);
+        assert_eq!(attributes.boot_mode, BootMode::Uefi);
+        assert!(attributes.features.qemu_guest_agent);
+        assert!(!attributes.protected);
+    }
+
+    #[test]
+    fn create_form_checks_its_tags() {
+        let form = CreateImageForm {
+            name: "n".into(),
+            source_url: "https://example.com/a.qcow2".into(),
+            os_type: "ubuntu".into(),
+            min_disk: "0".into(),
+            min_ram: "0".into(),
+            visibility: "private".into(),
+            tags: vec![
+                TagPair {
+                    key: "env".into(),
+                    value: "a".into(),
+                },
+                TagPair {
+                    key: "env".into(),
+                    value: "b".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let errors = form.parse().unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "tag_key.1");
     }
 }

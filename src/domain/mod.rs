@@ -4,9 +4,13 @@
 //! browser and the service on the server reject the same input with the same sentence.
 
 pub mod account;
+pub mod attributes;
+pub mod history;
 pub mod image;
 pub mod image_spec;
+pub mod list_query;
 pub mod settings;
+pub mod tags;
 pub mod units;
 pub mod validation;
 

@@ -31,6 +31,9 @@ pub struct Config {
     pub import_size_limit_bytes: u64,
     /// `IMPORT_CONCURRENCY`: imports that run at once; more wait as Queued.
     pub import_concurrency: usize,
+    /// `MAX_IMAGES_PER_ACCOUNT` and `MAX_STORAGE_PER_ACCOUNT`: each account's quotas.
+    pub max_images_per_account: u64,
+    pub max_storage_bytes_per_account: u64,
     /// `SESSION_TTL_HOURS`: how long a sign-in lasts.
     pub session_ttl: Duration,
 }
@@ -47,6 +50,11 @@ impl std::fmt::Debug for Config {
             .field("currency", &self.currency)
             .field("import_size_limit_bytes", &self.import_size_limit_bytes)
             .field("import_concurrency", &self.import_concurrency)
+            .field("max_images_per_account", &self.max_images_per_account)
+            .field(
+                "max_storage_bytes_per_account",
+                &self.max_storage_bytes_per_account,
+            )
             .field("session_ttl", &self.session_ttl)
             .finish_non_exhaustive()
     }
@@ -167,6 +175,20 @@ impl Config {
             "a whole number from 1 to 64",
             |v| v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)),
         )?;
+        let max_images_per_account = parse_var(
+            var,
+            "MAX_IMAGES_PER_ACCOUNT",
+            1000,
+            "a whole number of images, at least 1",
+            |v| v.parse::<u64>().ok().filter(|n| *n >= 1),
+        )?;
+        let max_storage_bytes_per_account = parse_var(
+            var,
+            "MAX_STORAGE_PER_ACCOUNT",
+            1 << 40,
+            "a size such as 1TiB or 500GB",
+            |v| parse_size(v).filter(|n| *n > 0),
+        )?;
         let session_ttl_hours = parse_var(
             var,
             "SESSION_TTL_HOURS",
@@ -200,6 +222,8 @@ impl Config {
             currency,
             import_size_limit_bytes,
             import_concurrency,
+            max_images_per_account,
+            max_storage_bytes_per_account,
             session_ttl: Duration::from_secs(session_ttl_hours * 3600),
         })
     }
@@ -306,6 +330,8 @@ mod tests {
             ("IMPORT_SIZE_LIMIT", "0"),
             ("IMPORT_CONCURRENCY", "0"),
             ("SESSION_TTL_HOURS", "0"),
+            ("MAX_IMAGES_PER_ACCOUNT", "0"),
+            ("MAX_STORAGE_PER_ACCOUNT", "plenty"),
             ("SESSION_SECRET", "c2hvcnQ="),
         ];
         for (name, value) in cases {

@@ -2,6 +2,8 @@
 
 pub mod auth;
 pub mod config;
+pub mod downloads;
+pub mod exports;
 pub mod telemetry;
 
 use std::time::Duration;
@@ -75,20 +77,25 @@ pub fn router(state: AppState) -> Router {
         }
     };
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let pages = Router::new()
         .route("/healthz", get(healthz))
+        .route("/exports/images.csv", get(exports::export_images_csv))
         .leptos_routes_with_context(&state, routes, context, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // The wasm bundle is 1.3 MB; brotli brings it under 500 KB on the wire.
+        .layer(CompressionLayer::new().br(true).gzip(true));
+    // Image bytes are sent as stored: compressing them would break Range requests.
+    let downloads = Router::new().route("/downloads/{id}/{file}", get(downloads::download_image));
+    pages
+        .merge(downloads)
         .layer(middleware::from_fn_with_state(
             state.services.clone(),
             auth::page_guard,
         ))
         .layer(middleware::from_fn(auth::cross_origin_guard))
-        // The wasm bundle is 1.3 MB; brotli brings it under 400 KB on the wire.
-        .layer(CompressionLayer::new().br(true).gzip(true))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -135,6 +142,8 @@ pub async fn run() -> anyhow::Result<()> {
             currency: config.currency.clone(),
             import_size_limit_bytes: config.import_size_limit_bytes,
             import_concurrency: config.import_concurrency,
+            max_images_per_account: config.max_images_per_account,
+            max_storage_bytes_per_account: config.max_storage_bytes_per_account,
             session_ttl: config.session_ttl,
             session_secret: config.session_secret.clone(),
         },

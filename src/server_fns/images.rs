@@ -1,4 +1,4 @@
-//! Image List, Create Image, Image Details and Delete.
+//! Image List, Create Image, Image Details (Edit, Tags, Work History, Download) and Delete.
 #![expect(
     clippy::too_many_arguments,
     reason = "a form's server function takes one argument per form field"
@@ -7,15 +7,36 @@
 use leptos::prelude::*;
 
 use crate::app::error::AppError;
-use crate::domain::image::{ImageDetail, ImageSummary};
+use crate::domain::history::HistoryPage;
+use crate::domain::image::{AccountUsage, BatchDeleteResult, DownloadLink, ImageDetail};
+use crate::domain::list_query::ImagePage;
 use crate::domain::settings::ConsoleSettings;
+use crate::domain::tags::TagPair;
+
+/// One page of the Image List. `query` is the page URL's query string, parsed (and
+/// bounded) here exactly as the browser parsed it.
+#[server]
+pub async fn list_images(query: String) -> Result<ImagePage, AppError> {
+    use super::ssr;
+    use crate::domain::list_query::ListQuery;
+    let (services, actor) = ssr::actor().await?;
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+    let query = ListQuery::from_params(|name| params.get(name).cloned());
+    services
+        .list_images(&actor, &query)
+        .await
+        .map_err(ssr::to_app_error)
+}
 
 #[server]
-pub async fn list_images() -> Result<Vec<ImageSummary>, AppError> {
+pub async fn get_account_usage() -> Result<AccountUsage, AppError> {
     use super::ssr;
     let (services, actor) = ssr::actor().await?;
     services
-        .list_images(&actor)
+        .account_usage(&actor)
         .await
         .map_err(ssr::to_app_error)
 }
@@ -41,6 +62,11 @@ pub async fn create_image_from_url(
     visibility: String,
     protected: Option<String>,
     description: String,
+    architecture: Option<String>,
+    boot_mode: Option<String>,
+    cloud_init: Option<String>,
+    qemu_guest_agent: Option<String>,
+    tags: Option<Vec<TagPair>>,
 ) -> Result<String, AppError> {
     use super::ssr;
     use crate::domain::image_spec::CreateImageForm;
@@ -55,6 +81,11 @@ pub async fn create_image_from_url(
         visibility,
         protected,
         description,
+        architecture: architecture.unwrap_or_default(),
+        boot_mode: boot_mode.unwrap_or_default(),
+        cloud_init,
+        qemu_guest_agent,
+        tags: tags.unwrap_or_default(),
     };
     let id = services
         .create_image_from_url(&actor, &form)
@@ -62,6 +93,92 @@ pub async fn create_image_from_url(
         .map_err(ssr::to_app_error)?;
     leptos_axum::redirect("/images");
     Ok(id)
+}
+
+/// Applies the Edit form of Image Details. `updated_at_ms` is the Modification time the form
+/// was filled from, so a concurrent change is reported instead of overwritten.
+#[server]
+pub async fn update_image(
+    id: String,
+    updated_at_ms: i64,
+    name: String,
+    description: String,
+    os_type: String,
+    min_disk: String,
+    min_ram: String,
+    architecture: String,
+    boot_mode: String,
+    cloud_init: Option<String>,
+    qemu_guest_agent: Option<String>,
+    protected: Option<String>,
+) -> Result<(), AppError> {
+    use super::ssr;
+    use crate::domain::image_spec::EditImageForm;
+
+    let (services, actor) = ssr::actor().await?;
+    let form = EditImageForm {
+        name,
+        description,
+        os_type,
+        min_disk,
+        min_ram,
+        architecture,
+        boot_mode,
+        cloud_init,
+        qemu_guest_agent,
+        protected,
+    };
+    services
+        .update_image(&actor, &id, &form, updated_at_ms)
+        .await
+        .map_err(ssr::to_app_error)
+}
+
+#[server]
+pub async fn set_image_protected(id: String, protected: bool) -> Result<(), AppError> {
+    use super::ssr;
+    let (services, actor) = ssr::actor().await?;
+    services
+        .set_image_protected(&actor, &id, protected)
+        .await
+        .map_err(ssr::to_app_error)
+}
+
+/// Adds a tag, or changes the tag whose key was `original_key`.
+#[server]
+pub async fn put_image_tag(
+    id: String,
+    original_key: Option<String>,
+    tag_key: String,
+    tag_value: String,
+) -> Result<(), AppError> {
+    use super::ssr;
+    let (services, actor) = ssr::actor().await?;
+    let original_key = original_key.filter(|k| !k.is_empty());
+    services
+        .put_image_tag(&actor, &id, original_key.as_deref(), &tag_key, &tag_value)
+        .await
+        .map_err(ssr::to_app_error)
+}
+
+#[server]
+pub async fn remove_image_tag(id: String, tag_key: String) -> Result<(), AppError> {
+    use super::ssr;
+    let (services, actor) = ssr::actor().await?;
+    services
+        .remove_image_tag(&actor, &id, &tag_key)
+        .await
+        .map_err(ssr::to_app_error)
+}
+
+#[server]
+pub async fn get_image_history(id: String, page: u32) -> Result<HistoryPage, AppError> {
+    use super::ssr;
+    let (services, actor) = ssr::actor().await?;
+    services
+        .image_history(&actor, &id, page)
+        .await
+        .map_err(ssr::to_app_error)
 }
 
 /// Deletes an image and opens the Image List.
@@ -77,12 +194,33 @@ pub async fn delete_image(id: String) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Deletes the selected images, skipping Protected ones with the reason.
 #[server]
-pub async fn set_image_protected(id: String, protected: bool) -> Result<(), AppError> {
+pub async fn delete_images(ids: Vec<String>) -> Result<BatchDeleteResult, AppError> {
     use super::ssr;
     let (services, actor) = ssr::actor().await?;
     services
-        .set_image_protected(&actor, &id, protected)
+        .delete_images(&actor, &ids)
+        .await
+        .map_err(ssr::to_app_error)
+}
+
+#[server]
+pub async fn create_download_link(id: String) -> Result<DownloadLink, AppError> {
+    use super::ssr;
+    let (services, actor) = ssr::actor().await?;
+    services
+        .create_download_link(&actor, &id)
+        .await
+        .map_err(ssr::to_app_error)
+}
+
+#[server]
+pub async fn revoke_download_links(id: String) -> Result<(), AppError> {
+    use super::ssr;
+    let (services, actor) = ssr::actor().await?;
+    services
+        .revoke_download_links(&actor, &id)
         .await
         .map_err(ssr::to_app_error)
 }

@@ -1,39 +1,260 @@
-//! Image List, Create Image, Image Details and Delete, scoped to the actor's account.
+//! Image List, Create Image, Image Details (Edit, Tags, Work History) and Delete, scoped to
+//! the actor's account.
 
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
+use crate::domain::FieldError;
+use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, HistoryTopic};
 use crate::domain::image::{
-    IMAGE_TYPE_IMAGE_BASED, ImageDetail, ImageSummary, delete_blocked_reason,
+    AccountUsage, BatchDeleteResult, IMAGE_TYPE_IMAGE_BASED, ImageDetail, SkippedImage,
+    delete_blocked_reason,
 };
-use crate::domain::image_spec::CreateImageForm;
-use crate::store::images::{DeleteOutcome, NewImageRow};
+use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageAttributes};
+use crate::domain::list_query::{ImagePage, ListQuery};
+use crate::domain::tags::{self, TagPair, parse_tag_set};
+use crate::domain::units::{format_bytes, format_rfc3339};
+use crate::store::history::NewEvent;
+use crate::store::images::{
+    AttributeUpdate, CreateImageError, DeleteOutcome, ImageRow, NewImageRow, QuotaLimits,
+};
 
 /// The answer for an id that is not in the actor's account, whoever owns it.
-fn not_found() -> ServiceError {
+pub(super) fn not_found() -> ServiceError {
     ServiceError::NotFound("No image with that ID exists in this account.".into())
 }
 
 /// Accepts only well-formed image ids, so odd strings never reach a query or a path.
-fn parse_image_id(raw: &str) -> ServiceResult<String> {
+pub(super) fn parse_image_id(raw: &str) -> ServiceResult<String> {
     uuid::Uuid::parse_str(raw)
         .map(|id| id.hyphenated().to_string())
         .map_err(|_| not_found())
 }
 
+fn changed_elsewhere() -> ServiceError {
+    ServiceError::Conflict(
+        "The image was changed by someone else while you were editing it. Reload the page and try again.".into(),
+    )
+}
+
+/// Most images one batch Delete takes; the largest page of the list.
+pub const MAX_BATCH_DELETE: usize = 100;
+
+fn protected_label(protected: bool) -> &'static str {
+    if protected { "Use" } else { "Not used" }
+}
+
+/// The fields an Edit changed, as Work History shows them.
+fn attribute_changes(before: &ImageRow, after: &ImageAttributes) -> Vec<FieldChange> {
+    let mut changes = Vec::new();
+    let mut push = |field: &str, old: String, new: String| {
+        if old != new {
+            changes.push(FieldChange {
+                field: field.to_owned(),
+                old,
+                new,
+            });
+        }
+    };
+    push(
+        "Image name",
+        before.name.clone(),
+        after.name.as_str().to_owned(),
+    );
+    push(
+        "Description",
+        before.description.clone(),
+        after.description.as_str().to_owned(),
+    );
+    push(
+        "OS type",
+        before.os_type.label().into(),
+        after.os_type.label().into(),
+    );
+    push(
+        "Minimum Disk",
+        format!("{} GB", before.min_disk_gb),
+        format!("{} GB", after.min_disk.get()),
+    );
+    push(
+        "Minimum RAM",
+        format!("{} GB", before.min_ram_gb),
+        format!("{} GB", after.min_ram.get()),
+    );
+    push(
+        "Protected",
+        protected_label(before.protected).into(),
+        protected_label(after.protected).into(),
+    );
+    push(
+        "Architecture",
+        before.architecture.as_str().into(),
+        after.architecture.as_str().into(),
+    );
+    push(
+        "Boot mode",
+        before.boot_mode.label().into(),
+        after.boot_mode.label().into(),
+    );
+    push("Features", before.features.label(), after.features.label());
+    changes
+}
+
+/// How a tag set changed, one entry per added, changed or removed key.
+fn tag_changes(before: &[TagPair], after: &[tags::Tag]) -> Vec<FieldChange> {
+    let none = || "(none)".to_owned();
+    let mut changes = Vec::new();
+    for old in before {
+        match after.iter().find(|t| t.key.as_str() == old.key) {
+            Some(new) if new.value.as_str() != old.value => changes.push(FieldChange {
+                field: format!("Tag {}", old.key),
+                old: old.value.clone(),
+                new: new.value.as_str().to_owned(),
+            }),
+            Some(_) => {}
+            None => changes.push(FieldChange {
+                field: format!("Tag {}", old.key),
+                old: old.value.clone(),
+                new: none(),
+            }),
+        }
+    }
+    for new in after {
+        if !before.iter().any(|t| t.key == new.key.as_str()) {
+            changes.push(FieldChange {
+                field: format!("Tag {}", new.key.as_str()),
+                old: none(),
+                new: new.value.as_str().to_owned(),
+            });
+        }
+    }
+    changes
+}
+
+/// Cells a spreadsheet would run as a formula start with one of these (OWASP CSV injection).
+const FORMULA_PREFIXES: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Makes a cell inert in spreadsheets by prefixing an apostrophe where it could be a formula.
+pub fn neutralize_csv_cell(cell: &str) -> String {
+    if cell.starts_with(FORMULA_PREFIXES) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    }
+}
+
 impl Services {
+    fn quota_limits(&self) -> QuotaLimits {
+        QuotaLimits {
+            max_images: self.settings().max_images_per_account,
+            max_stored_bytes: self.settings().max_storage_bytes_per_account,
+        }
+    }
+
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
-    pub async fn list_images(&self, actor: &Actor) -> ServiceResult<Vec<ImageSummary>> {
-        let rows = self.store().list_images(&actor.account_id).await?;
-        Ok(rows.into_iter().map(|r| r.into_summary()).collect())
+    pub async fn list_images(&self, actor: &Actor, query: &ListQuery) -> ServiceResult<ImagePage> {
+        let (rows, total) = self.store().list_images(&actor.account_id, query).await?;
+        Ok(ImagePage {
+            images: rows.into_iter().map(ImageRow::into_summary).collect(),
+            total,
+            page: query.page,
+            per_page: query.per_page,
+        })
+    }
+
+    pub async fn account_usage(&self, actor: &Actor) -> ServiceResult<AccountUsage> {
+        let usage = self.store().account_usage(&actor.account_id).await?;
+        let limits = self.quota_limits();
+        Ok(AccountUsage {
+            image_count: usage.image_count,
+            image_limit: limits.max_images,
+            stored_bytes: usage.stored_bytes,
+            storage_limit_bytes: limits.max_stored_bytes,
+        })
+    }
+
+    /// The images matching the query's search and filters, as CSV (RFC 4180, UTF-8), with
+    /// cells that a spreadsheet could run as formulas neutralised.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
+    pub async fn export_images_csv(
+        &self,
+        actor: &Actor,
+        query: &ListQuery,
+    ) -> ServiceResult<Vec<u8>> {
+        let rows = self
+            .store()
+            .list_matching_images(&actor.account_id, query)
+            .await?;
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        let header = [
+            "Name",
+            "Resource ID",
+            "Status",
+            "OS type",
+            "Visibility",
+            "Protected",
+            "Size (bytes)",
+            "Virtual size (bytes)",
+            "Disk format",
+            "Minimum Disk (GB)",
+            "Minimum RAM (GB)",
+            "Architecture",
+            "Boot mode",
+            "Features",
+            "Created (UTC)",
+            "Creator",
+            "Description",
+        ];
+        let csv_error =
+            |e: csv::Error| ServiceError::Internal(anyhow::Error::new(e).context("writing CSV"));
+        writer.write_record(header).map_err(csv_error)?;
+        for row in rows {
+            let record = [
+                row.name,
+                row.id,
+                row.status.label().to_owned(),
+                row.os_type.label().to_owned(),
+                row.visibility.label().to_owned(),
+                protected_label(row.protected).to_owned(),
+                row.size_bytes.map(|b| b.to_string()).unwrap_or_default(),
+                row.virtual_size_bytes
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+                row.disk_format
+                    .map(|f| f.as_str().to_owned())
+                    .unwrap_or_default(),
+                row.min_disk_gb.to_string(),
+                row.min_ram_gb.to_string(),
+                row.architecture.as_str().to_owned(),
+                row.boot_mode.label().to_owned(),
+                row.features.label(),
+                format_rfc3339(row.created_at_ms),
+                row.created_by,
+                row.description,
+            ];
+            writer
+                .write_record(record.iter().map(|cell| neutralize_csv_cell(cell)))
+                .map_err(csv_error)?;
+        }
+        writer
+            .into_inner()
+            .map_err(|e| ServiceError::Internal(anyhow::anyhow!("finishing CSV: {e}")))
     }
 
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
     pub async fn get_image(&self, actor: &Actor, id: &str) -> ServiceResult<ImageDetail> {
         let id = parse_image_id(id)?;
-        let row = self.store().get_image(&actor.account_id, &id).await?;
-        row.map(|r| r.into_detail()).ok_or_else(not_found)
+        let row = self
+            .store()
+            .get_image(&actor.account_id, &id)
+            .await?
+            .ok_or_else(not_found)?;
+        let tags = self.store().list_tags(&actor.account_id, &id).await?;
+        Ok(row.into_detail(tags))
     }
 
-    /// Validates the form, records the image as Queued and hands it to the importer.
+    /// Validates the form, records the image as Queued (within the account's quotas) and
+    /// hands it to the importer.
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
     pub async fn create_image_from_url(
         &self,
@@ -42,26 +263,109 @@ impl Services {
     ) -> ServiceResult<String> {
         let spec = form.parse().map_err(ServiceError::Invalid)?;
         let id = uuid::Uuid::new_v4().to_string();
-        self.store()
-            .insert_image(&NewImageRow {
-                id: id.clone(),
-                account_id: actor.account_id.clone(),
-                name: spec.name.as_str().to_owned(),
-                description: spec.description.as_str().to_owned(),
-                os_type: spec.os_type,
-                min_disk_gb: spec.min_disk.get(),
-                min_ram_gb: spec.min_ram.get(),
-                visibility: spec.visibility,
-                protected: spec.protected,
-                image_type: IMAGE_TYPE_IMAGE_BASED,
-                source_url: Some(spec.source_url.as_str().to_owned()),
-                created_by: actor.user_name.clone(),
-                created_at_ms: now_ms(),
-            })
-            .await?;
+        let a = &spec.attributes;
+        let row = NewImageRow {
+            id: id.clone(),
+            account_id: actor.account_id.clone(),
+            name: a.name.as_str().to_owned(),
+            description: a.description.as_str().to_owned(),
+            os_type: a.os_type,
+            min_disk_gb: a.min_disk.get(),
+            min_ram_gb: a.min_ram.get(),
+            visibility: spec.visibility,
+            protected: a.protected,
+            architecture: a.architecture,
+            boot_mode: a.boot_mode,
+            features: a.features,
+            image_type: IMAGE_TYPE_IMAGE_BASED,
+            source_url: Some(spec.source_url.as_str().to_owned()),
+            created_by: actor.user_name.clone(),
+            created_at_ms: now_ms(),
+        };
+        let limits = self.quota_limits();
+        match self.store().create_image(&row, &spec.tags, limits).await {
+            Ok(()) => {}
+            Err(CreateImageError::ImageQuota(used)) => {
+                return Err(ServiceError::Conflict(format!(
+                    "This account already has {} of its {} images. Delete images you no longer need before creating more.",
+                    used.image_count, limits.max_images
+                )));
+            }
+            Err(CreateImageError::StorageQuota(used)) => {
+                return Err(ServiceError::Conflict(format!(
+                    "This account stores {} of its {} storage quota. Delete images you no longer need before creating more.",
+                    format_bytes(used.stored_bytes),
+                    format_bytes(limits.max_stored_bytes)
+                )));
+            }
+            Err(CreateImageError::Db(e)) => return Err(e.into()),
+        }
         tracing::info!(image.id = %id, "image queued for import");
         self.importer().enqueue(&actor.account_id, &id);
         Ok(id)
+    }
+
+    /// Applies the Edit form. `expected_updated_at_ms` is the Modification time the form was
+    /// filled from; if the image changed since, nothing is written and the user is told.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn update_image(
+        &self,
+        actor: &Actor,
+        id: &str,
+        form: &EditImageForm,
+        expected_updated_at_ms: i64,
+    ) -> ServiceResult<()> {
+        let id = parse_image_id(id)?;
+        let attributes = form.parse().map_err(ServiceError::Invalid)?;
+        let before = self
+            .store()
+            .get_image(&actor.account_id, &id)
+            .await?
+            .ok_or_else(not_found)?;
+        if before.updated_at_ms != expected_updated_at_ms {
+            return Err(changed_elsewhere());
+        }
+        let changes = attribute_changes(&before, &attributes);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let topic = if changes.len() == 1 && changes[0].field == "Protected" {
+            HistoryTopic::ProtectedChanged
+        } else {
+            HistoryTopic::Edited
+        };
+        let event = NewEvent {
+            changes: &changes,
+            ..NewEvent::succeeded(topic, &actor.user_name)
+        };
+        let update = AttributeUpdate {
+            name: attributes.name.as_str().to_owned(),
+            description: attributes.description.as_str().to_owned(),
+            os_type: attributes.os_type,
+            min_disk_gb: attributes.min_disk.get(),
+            min_ram_gb: attributes.min_ram.get(),
+            protected: attributes.protected,
+            architecture: attributes.architecture,
+            boot_mode: attributes.boot_mode,
+            features: attributes.features,
+        };
+        let now = now_ms().max(expected_updated_at_ms + 1);
+        let written = self
+            .store()
+            .update_image_attributes(
+                &actor.account_id,
+                &id,
+                expected_updated_at_ms,
+                &update,
+                &event,
+                now,
+            )
+            .await?;
+        if written {
+            Ok(())
+        } else {
+            Err(changed_elsewhere())
+        }
     }
 
     /// Turns Protected on or off.
@@ -73,17 +377,171 @@ impl Services {
         protected: bool,
     ) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
-        let found = self
+        let before = self
             .store()
-            .set_image_protected(
+            .get_image(&actor.account_id, &id)
+            .await?
+            .ok_or_else(not_found)?;
+        if before.protected == protected {
+            return Ok(());
+        }
+        let changes = [FieldChange {
+            field: "Protected".into(),
+            old: protected_label(before.protected).into(),
+            new: protected_label(protected).into(),
+        }];
+        let event = NewEvent {
+            changes: &changes,
+            ..NewEvent::succeeded(HistoryTopic::ProtectedChanged, &actor.user_name)
+        };
+        self.store()
+            .set_image_protected(&actor.account_id, &id, protected, &event, now_ms())
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(())
+    }
+
+    /// Adds a tag, or changes the tag `original_key` (its key and value).
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn put_image_tag(
+        &self,
+        actor: &Actor,
+        id: &str,
+        original_key: Option<&str>,
+        key: &str,
+        value: &str,
+    ) -> ServiceResult<()> {
+        let id = parse_image_id(id)?;
+        let mut errors = Vec::new();
+        let key_ok = tags::TagKey::parse(key).map_err(|e| errors.push(e)).is_ok();
+        let value_ok = tags::TagValue::parse(value)
+            .map_err(|e| errors.push(e))
+            .is_ok();
+        if !(key_ok && value_ok) {
+            return Err(ServiceError::Invalid(errors));
+        }
+        let row = self
+            .store()
+            .get_image(&actor.account_id, &id)
+            .await?
+            .ok_or_else(not_found)?;
+        let current = self.store().list_tags(&actor.account_id, &id).await?;
+        let mut next = current.clone();
+        match original_key {
+            Some(original) => {
+                let Some(slot) = next.iter_mut().find(|t| t.key == original) else {
+                    return Err(ServiceError::Conflict(format!(
+                        "The tag '{original}' no longer exists. Reload the page to see the current tags."
+                    )));
+                };
+                *slot = TagPair {
+                    key: key.to_owned(),
+                    value: value.to_owned(),
+                };
+            }
+            None => next.push(TagPair {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            }),
+        }
+        self.replace_tags(actor, &row, &current, &next).await
+    }
+
+    /// Removes the tag `key`.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn remove_image_tag(&self, actor: &Actor, id: &str, key: &str) -> ServiceResult<()> {
+        let id = parse_image_id(id)?;
+        let row = self
+            .store()
+            .get_image(&actor.account_id, &id)
+            .await?
+            .ok_or_else(not_found)?;
+        let current = self.store().list_tags(&actor.account_id, &id).await?;
+        let next: Vec<TagPair> = current.iter().filter(|t| t.key != key).cloned().collect();
+        if next.len() == current.len() {
+            return Ok(());
+        }
+        self.replace_tags(actor, &row, &current, &next).await
+    }
+
+    async fn replace_tags(
+        &self,
+        actor: &Actor,
+        row: &ImageRow,
+        current: &[TagPair],
+        next: &[TagPair],
+    ) -> ServiceResult<()> {
+        let parsed = parse_tag_set(next).map_err(|errors| {
+            // Single-tag edits report under the Tags tab's own fields.
+            ServiceError::Invalid(
+                errors
+                    .into_iter()
+                    .map(|e| {
+                        let field = if e.field.starts_with(tags::field::TAG_VALUE) {
+                            tags::field::TAG_VALUE
+                        } else if e.field.starts_with(tags::field::TAG_KEY) {
+                            tags::field::TAG_KEY
+                        } else {
+                            tags::field::TAGS
+                        };
+                        FieldError::new(field, e.message)
+                    })
+                    .collect(),
+            )
+        })?;
+        let changes = tag_changes(current, &parsed);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let event = NewEvent {
+            changes: &changes,
+            ..NewEvent::succeeded(HistoryTopic::TagsChanged, &actor.user_name)
+        };
+        let now = now_ms().max(row.updated_at_ms + 1);
+        let written = self
+            .store()
+            .replace_image_tags(
                 &actor.account_id,
-                &id,
-                protected,
-                &actor.user_name,
-                now_ms(),
+                &row.id,
+                row.updated_at_ms,
+                &parsed,
+                &event,
+                now,
             )
             .await?;
-        if found { Ok(()) } else { Err(not_found()) }
+        if written {
+            Ok(())
+        } else {
+            Err(changed_elsewhere())
+        }
+    }
+
+    /// One page of the image's Work History, newest first.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn image_history(
+        &self,
+        actor: &Actor,
+        id: &str,
+        page: u32,
+    ) -> ServiceResult<HistoryPage> {
+        let id = parse_image_id(id)?;
+        // The image must still be the account's; history of deleted images is kept but not
+        // reachable from a page that no longer exists.
+        self.store()
+            .get_image(&actor.account_id, &id)
+            .await?
+            .ok_or_else(not_found)?;
+        let page = page.max(1);
+        let (entries, total) = self
+            .store()
+            .list_events(&actor.account_id, &id, page, HISTORY_PAGE_SIZE)
+            .await?;
+        Ok(HistoryPage {
+            entries,
+            total,
+            page,
+            per_page: HISTORY_PAGE_SIZE,
+        })
     }
 
     /// Deletes an image and its bytes. A Protected image is refused with the reason. An import
@@ -91,30 +549,142 @@ impl Services {
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
     pub async fn delete_image(&self, actor: &Actor, id: &str) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
-        let row = match self
+        match self
             .store()
-            .delete_unprotected_image(&actor.account_id, &id)
+            .delete_unprotected_image(&actor.account_id, &id, &actor.user_name, now_ms())
             .await?
         {
-            DeleteOutcome::Deleted(row) => row,
-            DeleteOutcome::Protected => {
-                let reason = delete_blocked_reason(true).unwrap_or_default();
-                return Err(ServiceError::Conflict(reason.to_owned()));
+            DeleteOutcome::Deleted(row) => {
+                self.remove_image_bytes(&row).await;
+                Ok(())
             }
-            DeleteOutcome::NotFound => return Err(not_found()),
-        };
-        // The row is gone first, so nothing can point at the bytes removed next; if removal
-        // fails the file is an orphan, which the start-up sweep collects.
-        self.importer().cancel(&id).await;
+            DeleteOutcome::Protected(_) => Err(ServiceError::Conflict(
+                delete_blocked_reason(true).unwrap_or_default().to_owned(),
+            )),
+            DeleteOutcome::NotFound => Err(not_found()),
+        }
+    }
+
+    /// Deletes several images; Protected ones and ones not found are skipped, each with the
+    /// reason, and the rest are deleted.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, images = ids.len()))]
+    pub async fn delete_images(
+        &self,
+        actor: &Actor,
+        ids: &[String],
+    ) -> ServiceResult<BatchDeleteResult> {
+        if ids.is_empty() {
+            return Err(ServiceError::Invalid(vec![FieldError::new(
+                "ids",
+                "Select at least one image to delete.",
+            )]));
+        }
+        if ids.len() > MAX_BATCH_DELETE {
+            return Err(ServiceError::Invalid(vec![FieldError::new(
+                "ids",
+                format!("Select at most {MAX_BATCH_DELETE} images to delete at once."),
+            )]));
+        }
+        let mut result = BatchDeleteResult::default();
+        let mut seen = std::collections::HashSet::new();
+        for raw in ids {
+            let Ok(id) = parse_image_id(raw) else {
+                result.skipped.push(SkippedImage {
+                    id: raw.clone(),
+                    name: raw.clone(),
+                    reason: "No such image in this account.".into(),
+                });
+                continue;
+            };
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            match self
+                .store()
+                .delete_unprotected_image(&actor.account_id, &id, &actor.user_name, now_ms())
+                .await?
+            {
+                DeleteOutcome::Deleted(row) => {
+                    self.remove_image_bytes(&row).await;
+                    result.deleted.push(row.name);
+                }
+                DeleteOutcome::Protected(row) => result.skipped.push(SkippedImage {
+                    id,
+                    name: row.name,
+                    reason: "Protected: turn Protected off to delete it.".into(),
+                }),
+                DeleteOutcome::NotFound => result.skipped.push(SkippedImage {
+                    id: id.clone(),
+                    name: id,
+                    reason: "No such image in this account.".into(),
+                }),
+            }
+        }
+        Ok(result)
+    }
+
+    /// Removes a deleted image's bytes. The row is gone first, so nothing can point at the
+    /// bytes; if removal fails the file is an orphan, which the start-up sweep collects.
+    async fn remove_image_bytes(&self, row: &ImageRow) {
+        self.importer().cancel(&row.id).await;
         if let Some(key) = &row.blob_key
             && let Err(e) = self.blobs().remove_blob(key).await
         {
-            tracing::warn!(error = %e, "could not remove image bytes; left for the sweep");
+            tracing::warn!(image.id = %row.id, error = %e, "could not remove image bytes; left for the sweep");
         }
-        if let Err(e) = self.blobs().remove_staging(&id).await {
-            tracing::warn!(error = %e, "could not remove partial import; left for the sweep");
+        if let Err(e) = self.blobs().remove_staging(&row.id).await {
+            tracing::warn!(image.id = %row.id, error = %e, "could not remove partial import; left for the sweep");
         }
-        tracing::info!("image deleted");
-        Ok(())
+        tracing::info!(image.id = %row.id, "image deleted");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tags::{Tag, TagKey, TagValue};
+
+    #[test]
+    fn csv_cells_that_look_like_formulas_are_neutralised() {
+        assert_eq!(neutralize_csv_cell("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(neutralize_csv_cell("+1"), "'+1");
+        assert_eq!(neutralize_csv_cell("-2"), "'-2");
+        assert_eq!(neutralize_csv_cell("@cmd"), "'@cmd");
+        assert_eq!(neutralize_csv_cell("\tx"), "'\tx");
+        assert_eq!(neutralize_csv_cell("plain"), "plain");
+        assert_eq!(neutralize_csv_cell("a=b"), "a=b");
+        assert_eq!(neutralize_csv_cell(""), "");
+    }
+
+    #[test]
+    fn tag_changes_list_additions_edits_and_removals() {
+        let before = vec![
+            TagPair {
+                key: "env".into(),
+                value: "prod".into(),
+            },
+            TagPair {
+                key: "team".into(),
+                value: "web".into(),
+            },
+        ];
+        let tag = |k: &str, v: &str| Tag {
+            key: TagKey::parse(k).unwrap(),
+            value: TagValue::parse(v).unwrap(),
+        };
+        let after = vec![tag("env", "dev"), tag("os", "linux")];
+        let changes = tag_changes(&before, &after);
+        let text: Vec<String> = changes
+            .iter()
+            .map(|c| format!("{}: {} → {}", c.field, c.old, c.new))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "Tag env: prod → dev",
+                "Tag team: web → (none)",
+                "Tag os: (none) → linux"
+            ]
+        );
     }
 }

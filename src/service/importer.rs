@@ -38,6 +38,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 pub struct ImportLimits {
     pub max_bytes: u64,
     pub concurrency: usize,
+    /// The account's storage quota; an import may not take it past this.
+    pub max_account_bytes: u64,
 }
 
 #[derive(Clone)]
@@ -310,6 +312,14 @@ impl Importer {
             return Err(Stop::Failed(too_large(Some(total), limit)));
         }
         let store = &self.inner.store;
+        // Whatever else the account stores or is importing leaves this much for the image.
+        let quota = self.inner.limits.max_account_bytes;
+        let room = quota.saturating_sub(store.stored_bytes_excluding(account_id, image_id).await?);
+        if let Some(total) = total
+            && total > room
+        {
+            return Err(Stop::Failed(over_quota(Some(total), room, quota)));
+        }
         if !store
             .record_import_progress(account_id, image_id, 0, total)
             .await?
@@ -344,6 +354,9 @@ impl Importer {
                 done += chunk.len() as u64;
                 if done > limit {
                     return Err(Stop::Failed(too_large(None, limit)));
+                }
+                if done > room {
+                    return Err(Stop::Failed(over_quota(None, room, quota)));
                 }
                 if tx.send(chunk).await.is_err() {
                     // The writer stopped; its own error is reported below.
@@ -425,6 +438,17 @@ fn too_large(size: Option<u64>, limit: u64) -> String {
             format_bytes(limit)
         ),
     }
+}
+
+fn over_quota(size: Option<u64>, room: u64, quota: u64) -> String {
+    let size = size
+        .map(|s| format!(" ({})", format_bytes(s)))
+        .unwrap_or_default();
+    format!(
+        "The image file{size} does not fit in the account's storage quota of {}: {} is left. Delete images you no longer need and try again.",
+        format_bytes(quota),
+        format_bytes(room)
+    )
 }
 
 fn describe_status(status: reqwest::StatusCode) -> String {

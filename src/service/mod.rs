@@ -2,6 +2,7 @@
 //! and writes to the actor's account; the HTTP and UI layers only translate.
 
 pub mod accounts;
+pub mod downloads;
 pub mod images;
 pub mod importer;
 
@@ -63,6 +64,9 @@ pub struct ServiceSettings {
     pub currency: String,
     pub import_size_limit_bytes: u64,
     pub import_concurrency: usize,
+    /// Quotas per account: images, and bytes stored (Active images plus imports announced).
+    pub max_images_per_account: u64,
+    pub max_storage_bytes_per_account: u64,
     pub session_ttl: Duration,
     /// Keys the session-token hashes, so a copy of the database cannot be used to sign in.
     pub session_secret: SecretSlice<u8>,
@@ -95,6 +99,7 @@ impl Services {
             importer::ImportLimits {
                 max_bytes: settings.import_size_limit_bytes,
                 concurrency: settings.import_concurrency,
+                max_account_bytes: settings.max_storage_bytes_per_account,
             },
         )?;
         let services = Self {

@@ -1,13 +1,19 @@
-//! Image rows. Every query a person's request can reach filters by account.
+//! Image rows and their tags. Every query a person's request can reach filters by account,
+//! and every change is written together with its Work History event, in one transaction.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{AnyConnection, Arguments, Row};
 
-use super::{Store, to_i64, to_u64};
+use super::history::{NewEvent, insert_event};
+use super::{Backend, Store, to_i64, to_u64};
+use crate::domain::attributes::{Architecture, BootMode, Features};
+use crate::domain::history::{HistoryTopic, SYSTEM_WORKER, WorkResult};
 use crate::domain::image::{
     DiskFormat, ImageDetail, ImageStatus, ImageSummary, ImportProgress, image_srn,
 };
 use crate::domain::image_spec::{OsType, Visibility};
+use crate::domain::list_query::{ListQuery, SortColumn, SortDirection};
+use crate::domain::tags::{Tag, TagPair};
 
 /// A new image, as the service hands it to the store.
 #[derive(Clone, Debug)]
@@ -21,6 +27,9 @@ pub struct NewImageRow {
     pub min_ram_gb: u64,
     pub visibility: Visibility,
     pub protected: bool,
+    pub architecture: Architecture,
+    pub boot_mode: BootMode,
+    pub features: Features,
     pub image_type: &'static str,
     pub source_url: Option<String>,
     pub created_by: String,
@@ -39,6 +48,9 @@ pub struct ImageRow {
     pub min_ram_gb: u64,
     pub visibility: Visibility,
     pub protected: bool,
+    pub architecture: Architecture,
+    pub boot_mode: BootMode,
+    pub features: Features,
     pub status: ImageStatus,
     pub failure_reason: Option<String>,
     pub image_type: String,
@@ -53,10 +65,25 @@ pub struct ImageRow {
     pub bytes_done: u64,
     pub bytes_total: Option<u64>,
     pub import_attempts: u32,
+    pub link_generation: i64,
     pub created_by: String,
     pub created_at_ms: i64,
     pub updated_by: String,
     pub updated_at_ms: i64,
+}
+
+/// The attributes an Edit may change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttributeUpdate {
+    pub name: String,
+    pub description: String,
+    pub os_type: OsType,
+    pub min_disk_gb: u64,
+    pub min_ram_gb: u64,
+    pub protected: bool,
+    pub architecture: Architecture,
+    pub boot_mode: BootMode,
+    pub features: Features,
 }
 
 /// The outcome of a finished import, written in one update.
@@ -80,12 +107,58 @@ pub struct InterruptedImport {
     pub import_attempts: u32,
 }
 
-const COLUMNS: &str = "id, account_id, name, description, os_type, min_disk_gb, min_ram_gb, \
-    visibility, protected, status, failure_reason, image_type, source_url, disk_format, \
-    size_bytes, virtual_size_bytes, hash_algo, hash_value, checksum_md5, blob_key, bytes_done, \
-    bytes_total, import_attempts, created_by, created_at, updated_by, updated_at";
+/// Per-account limits checked, atomically, when an image is created.
+#[derive(Clone, Copy, Debug)]
+pub struct QuotaLimits {
+    pub max_images: u64,
+    pub max_stored_bytes: u64,
+}
 
-fn decode_error(column: &str, value: &str) -> sqlx::Error {
+/// How much of its quota an account uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub image_count: u64,
+    /// Bytes of Active images plus the announced size of imports in progress.
+    pub stored_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateImageError {
+    #[error("image quota reached")]
+    ImageQuota(Usage),
+    #[error("storage quota reached")]
+    StorageQuota(Usage),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// What a delete did.
+#[derive(Debug)]
+pub enum DeleteOutcome {
+    Deleted(Box<ImageRow>),
+    Protected(Box<ImageRow>),
+    NotFound,
+}
+
+/// The facts a download link is checked against.
+#[derive(Clone, Debug)]
+pub struct DownloadTarget {
+    pub account_id: String,
+    pub name: String,
+    pub status: ImageStatus,
+    pub blob_key: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub link_generation: i64,
+}
+
+const COLUMNS: &str = "i.id, i.account_id, i.name, i.description, i.os_type, i.min_disk_gb, \
+    i.min_ram_gb, i.visibility, i.protected, i.architecture, i.boot_mode, i.features, i.status, \
+    i.failure_reason, i.image_type, i.source_url, i.disk_format, i.size_bytes, \
+    i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.blob_key, i.bytes_done, \
+    i.bytes_total, i.import_attempts, i.link_generation, i.created_by, i.created_at, \
+    i.updated_by, i.updated_at";
+
+pub(super) fn decode_error(column: &str, value: &str) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
         index: column.to_owned(),
         source: format!("unexpected value {value:?}").into(),
@@ -94,27 +167,35 @@ fn decode_error(column: &str, value: &str) -> sqlx::Error {
 
 impl ImageRow {
     fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
-        let os_type: String = r.try_get("os_type")?;
-        let visibility: String = r.try_get("visibility")?;
-        let status: String = r.try_get("status")?;
+        let text = |c: &str| r.try_get::<String, _>(c);
+        let os_type = text("os_type")?;
+        let visibility = text("visibility")?;
+        let status = text("status")?;
+        let architecture = text("architecture")?;
+        let boot_mode = text("boot_mode")?;
         let disk_format: Option<String> = r.try_get("disk_format")?;
         let opt_u64 = |c: &str| -> sqlx::Result<Option<u64>> {
             Ok(r.try_get::<Option<i64>, _>(c)?.map(to_u64))
         };
         Ok(Self {
-            id: r.try_get("id")?,
-            account_id: r.try_get("account_id")?,
-            name: r.try_get("name")?,
-            description: r.try_get("description")?,
+            id: text("id")?,
+            account_id: text("account_id")?,
+            name: text("name")?,
+            description: text("description")?,
             os_type: OsType::parse(&os_type).map_err(|_| decode_error("os_type", &os_type))?,
             min_disk_gb: to_u64(r.try_get("min_disk_gb")?),
             min_ram_gb: to_u64(r.try_get("min_ram_gb")?),
             visibility: Visibility::parse(&visibility)
                 .map_err(|_| decode_error("visibility", &visibility))?,
             protected: r.try_get::<i64, _>("protected")? != 0,
+            architecture: Architecture::parse(&architecture)
+                .map_err(|_| decode_error("architecture", &architecture))?,
+            boot_mode: BootMode::parse(&boot_mode)
+                .map_err(|_| decode_error("boot_mode", &boot_mode))?,
+            features: Features::from_db(&text("features")?),
             status: ImageStatus::from_db(&status).ok_or_else(|| decode_error("status", &status))?,
             failure_reason: r.try_get("failure_reason")?,
-            image_type: r.try_get("image_type")?,
+            image_type: text("image_type")?,
             source_url: r.try_get("source_url")?,
             disk_format: match disk_format {
                 Some(f) => {
@@ -132,9 +213,10 @@ impl ImageRow {
             bytes_total: opt_u64("bytes_total")?,
             import_attempts: u32::try_from(r.try_get::<i64, _>("import_attempts")?)
                 .unwrap_or(u32::MAX),
-            created_by: r.try_get("created_by")?,
+            link_generation: r.try_get("link_generation")?,
+            created_by: text("created_by")?,
             created_at_ms: r.try_get("created_at")?,
-            updated_by: r.try_get("updated_by")?,
+            updated_by: text("updated_by")?,
             updated_at_ms: r.try_get("updated_at")?,
         })
     }
@@ -161,7 +243,7 @@ impl ImageRow {
         }
     }
 
-    pub fn into_detail(self) -> ImageDetail {
+    pub fn into_detail(self, tags: Vec<TagPair>) -> ImageDetail {
         ImageDetail {
             progress: self.progress(),
             srn: image_srn(&self.account_id, &self.id),
@@ -184,6 +266,10 @@ impl ImageRow {
             min_ram_gb: self.min_ram_gb,
             visibility: self.visibility,
             protected: self.protected,
+            architecture: self.architecture,
+            boot_mode: self.boot_mode,
+            features: self.features,
+            tags,
             created_by: self.created_by,
             created_at_ms: self.created_at_ms,
             updated_by: self.updated_by,
@@ -192,13 +278,204 @@ impl ImageRow {
     }
 }
 
+/// A value bound into a dynamically built query.
+#[derive(Clone, Debug)]
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// A WHERE clause with its values, numbered `$1…` as both databases accept.
+struct Filter {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl Filter {
+    fn new() -> Self {
+        Self {
+            sql: String::new(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// Adds a value and returns its placeholder.
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    fn text(&mut self, value: impl Into<String>) -> String {
+        self.bind(Bind::Text(value.into()))
+    }
+
+    fn arguments(&self) -> AnyArguments<'static> {
+        let mut args = AnyArguments::default();
+        for bind in &self.binds {
+            // Encoding plain text and integers into AnyArguments cannot fail.
+            let _ = match bind {
+                Bind::Text(t) => args.add(t.clone()),
+                Bind::Int(i) => args.add(*i),
+            };
+        }
+        args
+    }
+}
+
+/// Escapes LIKE wildcards so a search for "50%" finds names containing "50%".
+fn like_pattern(search: &str) -> String {
+    let mut pattern = String::with_capacity(search.len() + 2);
+    pattern.push('%');
+    for c in search.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The account's images matching `query`'s search and filters.
+fn list_filter(backend: Backend, account_id: &str, query: &ListQuery) -> Filter {
+    let mut f = Filter::new();
+    let account = f.text(account_id);
+    f.sql = format!("WHERE i.account_id = {account}");
+    if !query.search.is_empty() {
+        let pattern = f.text(like_pattern(&query.search));
+        // SQLite's LIKE ignores ASCII case already; names are ASCII by rule.
+        let op = match backend {
+            Backend::Sqlite => "LIKE",
+            Backend::Postgres => "ILIKE",
+        };
+        f.sql += &format!(" AND i.name {op} {pattern} ESCAPE '\\'");
+    }
+    if let Some(status) = query.status {
+        let p = f.text(status.as_str());
+        f.sql += &format!(" AND i.status = {p}");
+    }
+    if let Some(os) = query.os_type {
+        let p = f.text(os.as_str());
+        f.sql += &format!(" AND i.os_type = {p}");
+    }
+    if let Some(visibility) = query.visibility {
+        let p = f.text(visibility.as_str());
+        f.sql += &format!(" AND i.visibility = {p}");
+    }
+    if !query.tag_key.is_empty() {
+        let key = f.text(query.tag_key.clone());
+        let mut tag = format!(
+            " AND EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id \
+             AND t.account_id = {account} AND t.tag_key = {key}"
+        );
+        if !query.tag_value.is_empty() {
+            let value = f.text(query.tag_value.clone());
+            tag += &format!(" AND t.tag_value = {value}");
+        }
+        f.sql += &tag;
+        f.sql.push(')');
+    }
+    f
+}
+
+fn order_by(query: &ListQuery) -> String {
+    let dir = match query.direction {
+        SortDirection::Asc => "ASC",
+        SortDirection::Desc => "DESC",
+    };
+    match query.sort {
+        SortColumn::Name => format!("i.name {dir}, i.id {dir}"),
+        SortColumn::OsType => format!("i.os_type {dir}, i.created_at DESC, i.id"),
+        SortColumn::Status => format!("i.status {dir}, i.created_at DESC, i.id"),
+        SortColumn::Visibility => format!("i.visibility {dir}, i.created_at DESC, i.id"),
+        // Images without a size yet (importing, failed) go last either way, on both databases.
+        SortColumn::Size => format!("i.size_bytes {dir} NULLS LAST, i.id {dir}"),
+        SortColumn::Created => format!("i.created_at {dir}, i.id {dir}"),
+    }
+}
+
+async fn fetch_row(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    id: &str,
+) -> sqlx::Result<Option<ImageRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM images i WHERE i.id = $1 AND i.account_id = $2"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(ImageRow::from_row).transpose()
+}
+
+async fn usage(conn: &mut AnyConnection, account_id: &str) -> sqlx::Result<Usage> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS images, \
+         CAST(COALESCE(SUM(CASE WHEN status = 'importing' THEN COALESCE(bytes_total, 0) \
+                                ELSE COALESCE(size_bytes, 0) END), 0) AS BIGINT) AS bytes \
+         FROM images WHERE account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Usage {
+        image_count: to_u64(row.try_get("images")?),
+        stored_bytes: to_u64(row.try_get("bytes")?),
+    })
+}
+
+/// Takes the account's write lock for the rest of the transaction, so two creates cannot both
+/// pass the quota check. Writing the row locks it in PostgreSQL and the database in SQLite.
+async fn lock_account(conn: &mut AnyConnection, account_id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE accounts SET created_at = created_at WHERE id = $1")
+        .bind(account_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn insert_tags(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    image_id: &str,
+    tags: &[Tag],
+) -> sqlx::Result<()> {
+    for tag in tags {
+        sqlx::query("INSERT INTO image_tags (image_id, account_id, tag_key, tag_value) VALUES ($1, $2, $3, $4)")
+            .bind(image_id)
+            .bind(account_id)
+            .bind(tag.key.as_str())
+            .bind(tag.value.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Store {
-    pub async fn insert_image(&self, image: &NewImageRow) -> sqlx::Result<()> {
+    /// Inserts a Queued image with its tags and its "created" event, refusing it when the
+    /// account is at a quota limit.
+    pub async fn create_image(
+        &self,
+        image: &NewImageRow,
+        tags: &[Tag],
+        limits: QuotaLimits,
+    ) -> Result<(), CreateImageError> {
+        let mut tx = self.pool.begin().await?;
+        lock_account(&mut tx, &image.account_id).await?;
+        let used = usage(&mut tx, &image.account_id).await?;
+        if used.image_count >= limits.max_images {
+            return Err(CreateImageError::ImageQuota(used));
+        }
+        if used.stored_bytes >= limits.max_stored_bytes {
+            return Err(CreateImageError::StorageQuota(used));
+        }
         sqlx::query(
             "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \
-             min_ram_gb, visibility, protected, status, image_type, source_url, created_by, \
-             created_at, updated_by, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $13, $14)",
+             min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
+             image_type, source_url, created_by, created_at, updated_by, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17)",
         )
         .bind(&image.id)
         .bind(&image.account_id)
@@ -209,90 +486,321 @@ impl Store {
         .bind(to_i64(image.min_ram_gb))
         .bind(image.visibility.as_str())
         .bind(i64::from(image.protected))
+        .bind(image.architecture.as_str())
+        .bind(image.boot_mode.as_str())
+        .bind(image.features.to_db())
         .bind(ImageStatus::Queued.as_str())
         .bind(image.image_type)
         .bind(&image.source_url)
         .bind(&image.created_by)
         .bind(image.created_at_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        insert_tags(&mut tx, &image.account_id, &image.id, tags).await?;
+        insert_event(
+            &mut tx,
+            &image.account_id,
+            &image.id,
+            &image.name,
+            &NewEvent::succeeded(HistoryTopic::Created, &image.created_by),
+            image.created_at_ms,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// The account's images, newest first.
-    pub async fn list_images(&self, account_id: &str) -> sqlx::Result<Vec<ImageRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM images WHERE account_id = $1 ORDER BY created_at DESC, id"
-        ))
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
+    /// One page of the account's images matching the query, and how many match in all.
+    pub async fn list_images(
+        &self,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<(Vec<ImageRow>, u64)> {
+        let mut filter = list_filter(self.backend, account_id, query);
+        let count_sql = format!("SELECT COUNT(*) AS total FROM images i {}", filter.sql);
+        let count_args = filter.arguments();
+        let limit = filter.bind(Bind::Int(i64::from(query.per_page)));
+        let offset = filter.bind(Bind::Int(to_i64(query.offset())));
+        let page_sql = format!(
+            "SELECT {COLUMNS} FROM images i {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+            filter.sql,
+            order_by(query)
+        );
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query_with(&page_sql, filter.arguments())
+            .fetch_all(&mut *conn)
+            .await?;
+        let images = rows
+            .iter()
+            .map(ImageRow::from_row)
+            .collect::<sqlx::Result<Vec<_>>>()?;
+        // A first page that is not full holds every match: no need to count.
+        let total = if query.page == 1 && images.len() < query.per_page as usize {
+            images.len() as u64
+        } else {
+            let row = sqlx::query_with(&count_sql, count_args)
+                .fetch_one(&mut *conn)
+                .await?;
+            to_u64(row.try_get("total")?)
+        };
+        Ok((images, total))
+    }
+
+    /// Every image matching the query's search and filters, in its sort order (for export).
+    pub async fn list_matching_images(
+        &self,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<Vec<ImageRow>> {
+        let filter = list_filter(self.backend, account_id, query);
+        let sql = format!(
+            "SELECT {COLUMNS} FROM images i {} ORDER BY {}",
+            filter.sql,
+            order_by(query)
+        );
+        let rows = sqlx::query_with(&sql, filter.arguments())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(ImageRow::from_row).collect()
     }
 
-    pub async fn get_image(&self, account_id: &str, id: &str) -> sqlx::Result<Option<ImageRow>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM images WHERE id = $1 AND account_id = $2"
-        ))
-        .bind(id)
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(ImageRow::from_row).transpose()
+    pub async fn account_usage(&self, account_id: &str) -> sqlx::Result<Usage> {
+        let mut conn = self.pool.acquire().await?;
+        usage(&mut conn, account_id).await
     }
 
-    /// Deletes an unprotected image of the account, returning the deleted row.
-    /// `Ok(None)` when there is no such image; a protected image is left alone and returned
-    /// as `Err(Protected)` by the caller's check, never deleted here.
-    pub async fn delete_unprotected_image(
+    pub async fn get_image(&self, account_id: &str, id: &str) -> sqlx::Result<Option<ImageRow>> {
+        let mut conn = self.pool.acquire().await?;
+        fetch_row(&mut conn, account_id, id).await
+    }
+
+    /// The image's tags, ordered by key.
+    pub async fn list_tags(&self, account_id: &str, image_id: &str) -> sqlx::Result<Vec<TagPair>> {
+        let rows = sqlx::query(
+            "SELECT tag_key, tag_value FROM image_tags WHERE image_id = $1 AND account_id = $2 ORDER BY tag_key",
+        )
+        .bind(image_id)
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TagPair {
+                    key: r.try_get("tag_key")?,
+                    value: r.try_get("tag_value")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes an Edit, if the image is unchanged since `expected_updated_at_ms` (so two
+    /// people editing at once cannot silently overwrite each other). Returns whether it did.
+    pub async fn update_image_attributes(
         &self,
         account_id: &str,
         id: &str,
-    ) -> sqlx::Result<DeleteOutcome> {
+        expected_updated_at_ms: i64,
+        update: &AttributeUpdate,
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM images WHERE id = $1 AND account_id = $2"
-        ))
+        let done = sqlx::query(
+            "UPDATE images SET name = $1, description = $2, os_type = $3, min_disk_gb = $4, \
+             min_ram_gb = $5, protected = $6, architecture = $7, boot_mode = $8, features = $9, \
+             updated_by = $10, updated_at = $11 \
+             WHERE id = $12 AND account_id = $13 AND updated_at = $14",
+        )
+        .bind(&update.name)
+        .bind(&update.description)
+        .bind(update.os_type.as_str())
+        .bind(to_i64(update.min_disk_gb))
+        .bind(to_i64(update.min_ram_gb))
+        .bind(i64::from(update.protected))
+        .bind(update.architecture.as_str())
+        .bind(update.boot_mode.as_str())
+        .bind(update.features.to_db())
+        .bind(event.worker)
+        .bind(now_ms)
         .bind(id)
         .bind(account_id)
-        .fetch_optional(&mut *tx)
+        .bind(expected_updated_at_ms)
+        .execute(&mut *tx)
         .await?;
-        let Some(row) = row.as_ref().map(ImageRow::from_row).transpose()? else {
-            return Ok(DeleteOutcome::NotFound);
-        };
-        if row.protected {
-            return Ok(DeleteOutcome::Protected);
+        if done.rows_affected() != 1 {
+            return Ok(false);
         }
-        sqlx::query("DELETE FROM images WHERE id = $1 AND account_id = $2 AND protected = 0")
-            .bind(id)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
+        insert_event(&mut tx, account_id, id, &update.name, event, now_ms).await?;
         tx.commit().await?;
-        Ok(DeleteOutcome::Deleted(Box::new(row)))
+        Ok(true)
     }
 
-    /// Sets Protected; returns whether the image exists in the account.
+    /// Sets Protected and records it; returns the row as it was, or `None` if not found.
     pub async fn set_image_protected(
         &self,
         account_id: &str,
         id: &str,
         protected: bool,
-        updated_by: &str,
+        event: &NewEvent<'_>,
         now_ms: i64,
-    ) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE images SET protected = $1, updated_by = $2, updated_at = $3 \
-             WHERE id = $4 AND account_id = $5",
+    ) -> sqlx::Result<Option<ImageRow>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(before) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE images SET protected = $1, updated_by = $2, updated_at = $3 WHERE id = $4 AND account_id = $5",
         )
         .bind(i64::from(protected))
-        .bind(updated_by)
+        .bind(event.worker)
         .bind(now_ms)
         .bind(id)
         .bind(account_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        insert_event(&mut tx, account_id, id, &before.name, event, now_ms).await?;
+        tx.commit().await?;
+        Ok(Some(before))
+    }
+
+    /// Replaces the image's tags, if it is unchanged since `expected_updated_at_ms`.
+    pub async fn replace_image_tags(
+        &self,
+        account_id: &str,
+        id: &str,
+        expected_updated_at_ms: i64,
+        tags: &[Tag],
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(false);
+        };
+        let done = sqlx::query(
+            "UPDATE images SET updated_by = $1, updated_at = $2 WHERE id = $3 AND account_id = $4 AND updated_at = $5",
+        )
+        .bind(event.worker)
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .bind(expected_updated_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM image_tags WHERE image_id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_tags(&mut tx, account_id, id, tags).await?;
+        insert_event(&mut tx, account_id, id, &row.name, event, now_ms).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes an unprotected image of the account with its tags, recording the deletion.
+    pub async fn delete_unprotected_image(
+        &self,
+        account_id: &str,
+        id: &str,
+        worker: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<DeleteOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(DeleteOutcome::NotFound);
+        };
+        if row.protected {
+            return Ok(DeleteOutcome::Protected(Box::new(row)));
+        }
+        sqlx::query("DELETE FROM image_tags WHERE image_id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM images WHERE id = $1 AND account_id = $2 AND protected = 0")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &row.name,
+            &NewEvent::succeeded(HistoryTopic::Deleted, worker),
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(DeleteOutcome::Deleted(Box::new(row)))
+    }
+
+    /// Records an event that changes no row (a download link was issued).
+    pub async fn record_event(
+        &self,
+        account_id: &str,
+        id: &str,
+        image_name: &str,
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_event(&mut conn, account_id, id, image_name, event, now_ms).await
+    }
+
+    /// Revokes every download link issued so far; returns the new generation, or `None`.
+    pub async fn bump_link_generation(
+        &self,
+        account_id: &str,
+        id: &str,
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE images SET link_generation = link_generation + 1, updated_by = $1, updated_at = $2 \
+             WHERE id = $3 AND account_id = $4",
+        )
+        .bind(event.worker)
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, account_id, id, &row.name, event, now_ms).await?;
+        tx.commit().await?;
+        Ok(Some(row.link_generation + 1))
+    }
+
+    /// Looks an image up by id alone, for a signed download link: the signature, which
+    /// names the account, is what authorizes it.
+    pub async fn find_download_target(&self, id: &str) -> sqlx::Result<Option<DownloadTarget>> {
+        let row = sqlx::query(
+            "SELECT account_id, name, status, blob_key, size_bytes, link_generation FROM images WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let status: String = r.try_get("status")?;
+            Ok(DownloadTarget {
+                account_id: r.try_get("account_id")?,
+                name: r.try_get("name")?,
+                status: ImageStatus::from_db(&status)
+                    .ok_or_else(|| decode_error("status", &status))?,
+                blob_key: r.try_get("blob_key")?,
+                size_bytes: r.try_get::<Option<i64>, _>("size_bytes")?.map(to_u64),
+                link_generation: r.try_get("link_generation")?,
+            })
+        })
+        .transpose()
     }
 
     // ---- Import worker. Each call names the image's account too, and changes a row only
@@ -306,6 +814,7 @@ impl Store {
         id: &str,
         now_ms: i64,
     ) -> sqlx::Result<Option<String>> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
              import_attempts = import_attempts + 1, updated_at = $2 \
@@ -316,17 +825,25 @@ impl Store {
         .bind(id)
         .bind(account_id)
         .bind(ImageStatus::Queued.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT source_url FROM images WHERE id = $1 AND account_id = $2")
-            .bind(id)
-            .bind(account_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.and_then(|r| r.try_get::<Option<String>, _>("source_url").ok().flatten()))
+        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(None);
+        };
+        let message = match row.import_attempts {
+            1 => String::new(),
+            n => format!("Attempt {n}, after a server restart."),
+        };
+        let event = NewEvent {
+            message: &message,
+            ..NewEvent::succeeded(HistoryTopic::ImportStarted, SYSTEM_WORKER)
+        };
+        insert_event(&mut tx, account_id, id, &row.name, &event, now_ms).await?;
+        tx.commit().await?;
+        Ok(row.source_url)
     }
 
     /// Records progress; `false` means the image is no longer Importing (deleted meanwhile).
@@ -338,8 +855,7 @@ impl Store {
         bytes_total: Option<u64>,
     ) -> sqlx::Result<bool> {
         let done = sqlx::query(
-            "UPDATE images SET bytes_done = $1, bytes_total = $2 \
-             WHERE id = $3 AND account_id = $4 AND status = $5",
+            "UPDATE images SET bytes_done = $1, bytes_total = $2 WHERE id = $3 AND account_id = $4 AND status = $5",
         )
         .bind(to_i64(bytes_done))
         .bind(bytes_total.map(to_i64))
@@ -351,6 +867,20 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Bytes the account stores or has announced in other imports, for the storage quota.
+    pub async fn stored_bytes_excluding(&self, account_id: &str, id: &str) -> sqlx::Result<u64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'importing' THEN COALESCE(bytes_total, 0) \
+                                           ELSE COALESCE(size_bytes, 0) END), 0) AS BIGINT) AS bytes \
+             FROM images WHERE account_id = $1 AND id <> $2",
+        )
+        .bind(account_id)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(to_u64(row.try_get("bytes")?))
+    }
+
     /// Marks an Importing image Active with its bytes. `false` means the row was gone, so the
     /// caller must remove the bytes it stored.
     pub async fn complete_import(
@@ -360,6 +890,7 @@ impl Store {
         bytes: &ImportedBytes,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE images SET status = $1, failure_reason = NULL, disk_format = $2, \
              size_bytes = $3, virtual_size_bytes = $4, hash_algo = $5, hash_value = $6, \
@@ -378,9 +909,23 @@ impl Store {
         .bind(id)
         .bind(account_id)
         .bind(ImageStatus::Importing.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let name = image_name(&mut tx, account_id, id).await?;
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &name,
+            &NewEvent::succeeded(HistoryTopic::ImportFinished, SYSTEM_WORKER),
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Marks a Queued or Importing image Failed with a reason a person can act on.
@@ -391,6 +936,7 @@ impl Store {
         reason: &str,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE images SET status = $1, failure_reason = $2, updated_at = $3 \
              WHERE id = $4 AND account_id = $5 AND status IN ($6, $7)",
@@ -402,9 +948,20 @@ impl Store {
         .bind(account_id)
         .bind(ImageStatus::Queued.as_str())
         .bind(ImageStatus::Importing.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let name = image_name(&mut tx, account_id, id).await?;
+        let event = NewEvent {
+            message: reason,
+            result: WorkResult::Failed,
+            ..NewEvent::succeeded(HistoryTopic::ImportFailed, SYSTEM_WORKER)
+        };
+        insert_event(&mut tx, account_id, id, &name, &event, now_ms).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Puts an interrupted import back in the queue.
@@ -463,10 +1020,22 @@ impl Store {
     }
 }
 
-/// What `delete_unprotected_image` did.
-#[derive(Debug)]
-pub enum DeleteOutcome {
-    Deleted(Box<ImageRow>),
-    Protected,
-    NotFound,
+async fn image_name(conn: &mut AnyConnection, account_id: &str, id: &str) -> sqlx::Result<String> {
+    sqlx::query("SELECT name FROM images WHERE id = $1 AND account_id = $2")
+        .bind(id)
+        .bind(account_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("name")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_pattern("web"), "%web%");
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
 }

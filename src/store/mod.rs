@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod blobs;
+pub mod history;
 pub mod images;
 pub mod sessions;
 

@@ -4,7 +4,10 @@
 mod support;
 
 mod accounts;
+mod details;
+mod downloads;
 mod http;
 mod imports;
+mod listing;
 mod recovery;
 mod scoping;

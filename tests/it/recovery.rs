@@ -3,7 +3,14 @@
 use image_console::domain::image::ImageStatus;
 use image_console::service::importer::MAX_IMPORT_ATTEMPTS;
 
+use image_console::store::images::QuotaLimits;
+
 use crate::support::{Backend, SourceServer, TestApp, create_form, sha512_hex};
+
+const LIMITS: QuotaLimits = QuotaLimits {
+    max_images: 10,
+    max_stored_bytes: 1 << 40,
+};
 
 async fn an_import_cut_off_by_a_restart_resumes_and_finishes(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -51,21 +58,28 @@ async fn an_import_interrupted_too_often_is_marked_failed(backend: Backend) {
     let id = uuid::Uuid::new_v4().to_string();
     let store = app.services.store();
     store
-        .insert_image(&image_console::store::images::NewImageRow {
-            id: id.clone(),
-            account_id: actor.account_id.clone(),
-            name: "crashy".into(),
-            description: String::new(),
-            os_type: image_console::domain::image_spec::OsType::Rocky,
-            min_disk_gb: 0,
-            min_ram_gb: 0,
-            visibility: image_console::domain::image_spec::Visibility::Private,
-            protected: false,
-            image_type: "Image-Based",
-            source_url: Some(source.url("files", "disk.qcow2")),
-            created_by: actor.user_name.clone(),
-            created_at_ms: 1,
-        })
+        .create_image(
+            &image_console::store::images::NewImageRow {
+                id: id.clone(),
+                account_id: actor.account_id.clone(),
+                name: "crashy".into(),
+                description: String::new(),
+                os_type: image_console::domain::image_spec::OsType::Rocky,
+                min_disk_gb: 0,
+                min_ram_gb: 0,
+                visibility: image_console::domain::image_spec::Visibility::Private,
+                protected: false,
+                architecture: Default::default(),
+                boot_mode: Default::default(),
+                features: Default::default(),
+                image_type: "Image-Based",
+                source_url: Some(source.url("files", "disk.qcow2")),
+                created_by: actor.user_name.clone(),
+                created_at_ms: 1,
+            },
+            &[],
+            LIMITS,
+        )
         .await
         .unwrap();
     for _ in 0..MAX_IMPORT_ATTEMPTS {
@@ -105,21 +119,28 @@ async fn a_queued_image_left_by_a_restart_is_imported(backend: Backend) {
     let id = uuid::Uuid::new_v4().to_string();
     app.services
         .store()
-        .insert_image(&image_console::store::images::NewImageRow {
-            id: id.clone(),
-            account_id: actor.account_id.clone(),
-            name: "queued".into(),
-            description: String::new(),
-            os_type: image_console::domain::image_spec::OsType::Alma,
-            min_disk_gb: 0,
-            min_ram_gb: 0,
-            visibility: image_console::domain::image_spec::Visibility::Shared,
-            protected: false,
-            image_type: "Image-Based",
-            source_url: Some(source.url("files", "disk.qcow2")),
-            created_by: actor.user_name.clone(),
-            created_at_ms: 1,
-        })
+        .create_image(
+            &image_console::store::images::NewImageRow {
+                id: id.clone(),
+                account_id: actor.account_id.clone(),
+                name: "queued".into(),
+                description: String::new(),
+                os_type: image_console::domain::image_spec::OsType::Alma,
+                min_disk_gb: 0,
+                min_ram_gb: 0,
+                visibility: image_console::domain::image_spec::Visibility::Shared,
+                protected: false,
+                architecture: Default::default(),
+                boot_mode: Default::default(),
+                features: Default::default(),
+                image_type: "Image-Based",
+                source_url: Some(source.url("files", "disk.qcow2")),
+                created_by: actor.user_name.clone(),
+                created_at_ms: 1,
+            },
+            &[],
+            LIMITS,
+        )
         .await
         .unwrap();
     let app = app.restart().await;

@@ -22,7 +22,11 @@ async fn accounts_cannot_reach_each_others_images(backend: Backend) {
     let image = app.wait_for_import(&alice, &id).await;
     assert_eq!(image.status, ImageStatus::Active);
 
-    assert!(app.services.list_images(&bob).await.unwrap().is_empty());
+    assert!(
+        crate::support::all_images(&app.services, &bob)
+            .await
+            .is_empty()
+    );
     let not_found = |e: ServiceError| matches!(e, ServiceError::NotFound(_));
     assert!(not_found(
         app.services.get_image(&bob, &id).await.unwrap_err()
@@ -41,7 +45,12 @@ async fn accounts_cannot_reach_each_others_images(backend: Backend) {
     let after = app.services.get_image(&alice, &id).await.unwrap();
     assert!(after.protected);
     assert_eq!(after.updated_at_ms, image.updated_at_ms);
-    assert_eq!(app.services.list_images(&alice).await.unwrap().len(), 1);
+    assert_eq!(
+        crate::support::all_images(&app.services, &alice)
+            .await
+            .len(),
+        1
+    );
 
     // Bob's own image is his alone.
     let bob_id = app
@@ -53,11 +62,8 @@ async fn accounts_cannot_reach_each_others_images(backend: Backend) {
         .await
         .unwrap();
     app.wait_for_import(&bob, &bob_id).await;
-    let alice_list: Vec<_> = app
-        .services
-        .list_images(&alice)
+    let alice_list: Vec<_> = crate::support::all_images(&app.services, &alice)
         .await
-        .unwrap()
         .into_iter()
         .map(|i| i.id)
         .collect();
@@ -69,7 +75,12 @@ async fn accounts_cannot_reach_each_others_images(backend: Backend) {
             .unwrap_err()
     ));
     app.services.delete_image(&bob, &bob_id).await.unwrap();
-    assert_eq!(app.services.list_images(&alice).await.unwrap().len(), 1);
+    assert_eq!(
+        crate::support::all_images(&app.services, &alice)
+            .await
+            .len(),
+        1
+    );
 }
 
 async fn malformed_ids_are_not_found(backend: Backend) {

@@ -16,6 +16,7 @@ use axum::routing::get;
 use image_console::domain::account::SignUpForm;
 use image_console::domain::image::ImageDetail;
 use image_console::domain::image_spec::CreateImageForm;
+use image_console::domain::list_query::ListQuery;
 use image_console::service::{Actor, ServiceSettings, Services};
 use image_console::store::{BlobStore, Store};
 use secrecy::SecretSlice;
@@ -134,6 +135,8 @@ pub fn test_settings() -> ServiceSettings {
         currency: "USD".into(),
         import_size_limit_bytes: 64 << 20,
         import_concurrency: 2,
+        max_images_per_account: 1000,
+        max_storage_bytes_per_account: 1 << 40,
         session_ttl: Duration::from_secs(3600),
         session_secret: SecretSlice::from(vec![7u8; 32]),
     }
@@ -252,6 +255,18 @@ async fn start_services(url: &str, data: &Path, settings: ServiceSettings) -> Se
     Services::start(store, blobs, settings).await.unwrap()
 }
 
+/// Every image of the actor's account, newest first (one large page).
+pub async fn all_images(
+    services: &Services,
+    actor: &Actor,
+) -> Vec<image_console::domain::image::ImageSummary> {
+    let query = ListQuery {
+        per_page: 100,
+        ..ListQuery::default()
+    };
+    services.list_images(actor, &query).await.unwrap().images
+}
+
 /// A Create Image form for `url` with valid values elsewhere.
 pub fn create_form(name: &str, url: &str) -> CreateImageForm {
     CreateImageForm {
@@ -263,6 +278,7 @@ pub fn create_form(name: &str, url: &str) -> CreateImageForm {
         visibility: "private".into(),
         protected: None,
         description: "made by a test".into(),
+        ..Default::default()
     }
 }
 
@@ -399,4 +415,125 @@ use futures::StreamExt;
 pub fn sha512_hex(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha512::digest(std::fs::read(path).unwrap()))
+}
+
+/// What a seeded image should look like.
+pub struct Seed<'a> {
+    pub name: &'a str,
+    pub os_type: image_console::domain::image_spec::OsType,
+    pub visibility: image_console::domain::image_spec::Visibility,
+    pub status: image_console::domain::image::ImageStatus,
+    pub size_bytes: u64,
+    pub protected: bool,
+    pub tags: &'a [(&'a str, &'a str)],
+    pub description: &'a str,
+    pub created_at_ms: i64,
+}
+
+impl Default for Seed<'_> {
+    fn default() -> Self {
+        Self {
+            name: "seed",
+            os_type: image_console::domain::image_spec::OsType::Ubuntu,
+            visibility: image_console::domain::image_spec::Visibility::Private,
+            status: image_console::domain::image::ImageStatus::Active,
+            size_bytes: 1 << 20,
+            protected: false,
+            tags: &[],
+            description: "",
+            created_at_ms: 1_700_000_000_000,
+        }
+    }
+}
+
+/// Puts an image straight into the store in the given status, without a real import (for
+/// list, export and quota tests, which need many images in known states).
+pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> String {
+    use image_console::domain::image::{DiskFormat, ImageStatus};
+    use image_console::domain::tags::{Tag, TagKey, TagValue};
+    use image_console::store::images::{ImportedBytes, NewImageRow, QuotaLimits};
+    let store = services.store();
+    let id = uuid::Uuid::new_v4().to_string();
+    let tags: Vec<Tag> = seed
+        .tags
+        .iter()
+        .map(|(k, v)| Tag {
+            key: TagKey::parse(k).unwrap(),
+            value: TagValue::parse(v).unwrap(),
+        })
+        .collect();
+    store
+        .create_image(
+            &NewImageRow {
+                id: id.clone(),
+                account_id: actor.account_id.clone(),
+                name: seed.name.into(),
+                description: seed.description.into(),
+                os_type: seed.os_type,
+                min_disk_gb: 1,
+                min_ram_gb: 1,
+                visibility: seed.visibility,
+                protected: seed.protected,
+                architecture: Default::default(),
+                boot_mode: Default::default(),
+                features: Default::default(),
+                image_type: "Image-Based",
+                source_url: Some("https://example.com/seed.qcow2".into()),
+                created_by: actor.user_name.clone(),
+                created_at_ms: seed.created_at_ms,
+            },
+            &tags,
+            QuotaLimits {
+                max_images: u64::MAX,
+                max_stored_bytes: u64::MAX,
+            },
+        )
+        .await
+        .unwrap();
+    let account = &actor.account_id;
+    match seed.status {
+        ImageStatus::Queued => {}
+        ImageStatus::Importing => {
+            store
+                .claim_import(account, &id, seed.created_at_ms)
+                .await
+                .unwrap();
+            store
+                .record_import_progress(account, &id, 0, Some(seed.size_bytes))
+                .await
+                .unwrap();
+        }
+        ImageStatus::Active => {
+            store
+                .claim_import(account, &id, seed.created_at_ms)
+                .await
+                .unwrap();
+            let bytes = ImportedBytes {
+                disk_format: DiskFormat::Qcow2,
+                size_bytes: seed.size_bytes,
+                virtual_size_bytes: seed.size_bytes * 4,
+                hash_algo: "sha512",
+                hash_value: "0".repeat(128),
+                checksum_md5: "0".repeat(32),
+                blob_key: id.clone(),
+            };
+            assert!(
+                store
+                    .complete_import(account, &id, &bytes, seed.created_at_ms)
+                    .await
+                    .unwrap()
+            );
+        }
+        ImageStatus::Failed => {
+            store
+                .claim_import(account, &id, seed.created_at_ms)
+                .await
+                .unwrap();
+            store
+                .fail_import(account, &id, "seeded failure", seed.created_at_ms)
+                .await
+                .unwrap();
+        }
+    }
+    id
 }

@@ -9,9 +9,11 @@ use crate::app::components::form_field::{
     FieldState, RadioGroup, SelectField, TextField, apply_server_errors,
 };
 use crate::app::error::AppError;
+use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::image_spec::{
     Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, OsType, Visibility, field,
 };
+use crate::domain::tags::{MAX_TAGS, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_money, monthly_cost};
 use crate::server_fns::images::{CreateImageFromUrl, get_console_settings};
 
@@ -28,6 +30,11 @@ pub fn CreateImagePage() -> impl IntoView {
     let visibility = FieldState::new(field::VISIBILITY, Visibility::Private.as_str());
     let description = FieldState::new(field::DESCRIPTION, "");
     let protected = RwSignal::new(false);
+    let architecture = FieldState::new("architecture", Architecture::default().as_str());
+    let boot_mode = FieldState::new("boot_mode", BootMode::default().as_str());
+    let cloud_init = RwSignal::new(false);
+    let qemu_guest_agent = RwSignal::new(false);
+    let tags = TagRows::new();
     let fields = [
         name,
         source_url,
@@ -36,12 +43,20 @@ pub fn CreateImagePage() -> impl IntoView {
         min_ram,
         visibility,
         description,
+        architecture,
+        boot_mode,
     ];
 
     let form_error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| {
         if let Some(Err(error)) = action.value().get() {
-            let unplaced = apply_server_errors(&fields, error.field_errors());
+            let (tag_errors, other): (Vec<_>, Vec<_>) = error
+                .field_errors()
+                .iter()
+                .cloned()
+                .partition(|e| e.field.starts_with("tag"));
+            tags.server_errors.set(tag_errors);
+            let unplaced = apply_server_errors(&fields, &other);
             form_error.set(match error {
                 AppError::Invalid(_) if unplaced.is_empty() => None,
                 AppError::Invalid(_) => Some(AppError::Conflict(unplaced.join(" "))),
@@ -123,6 +138,32 @@ pub fn CreateImagePage() -> impl IntoView {
                             required=true
                         />
                     </div>
+                    <div class="field-row">
+                        <SelectField
+                            label="Architecture"
+                            field=architecture
+                            options=Architecture::ALL.iter().map(|a| (a.as_str(), a.as_str())).collect()
+                            error=architecture.message(Architecture::parse)
+                            placeholder="Select an architecture"
+                        />
+                        <RadioGroup
+                            legend="Boot mode"
+                            field=boot_mode
+                            options=BootMode::ALL.iter().map(|b| (b.as_str(), b.label(), "")).collect()
+                            error=boot_mode.message(BootMode::parse)
+                        />
+                    </div>
+                    <fieldset class="field">
+                        <legend>"Features"</legend>
+                        <div class="checkbox">
+                            <input type="checkbox" id="field-cloud_init" name="cloud_init" bind:checked=cloud_init />
+                            <label for="field-cloud_init">{Features::CLOUD_INIT}</label>
+                        </div>
+                        <div class="checkbox">
+                            <input type="checkbox" id="field-qemu_guest_agent" name="qemu_guest_agent" bind:checked=qemu_guest_agent />
+                            <label for="field-qemu_guest_agent">{Features::QEMU_GUEST_AGENT}</label>
+                        </div>
+                    </fieldset>
                     <RadioGroup
                         legend="Visibility"
                         field=visibility
@@ -155,6 +196,7 @@ pub fn CreateImagePage() -> impl IntoView {
                         hint="Optional, up to 255 characters."
                         multiline=true
                     />
+                    <TagEditor rows=tags />
                 </section>
             </div>
             <aside class="card summary" aria-labelledby="summary-title">
@@ -180,6 +222,8 @@ pub fn CreateImagePage() -> impl IntoView {
                     <dd>{move || Visibility::parse(&visibility.value.get()).map(|v| v.label()).unwrap_or("—")}</dd>
                     <dt>"Protected"</dt>
                     <dd>{move || if protected.get() { "Use" } else { "Not used" }}</dd>
+                    <dt>"Tags"</dt>
+                    <dd>{move || tags.rows.with(Vec::len)}</dd>
                 </dl>
                 <div class="estimate">
                     <h3>"Estimated monthly cost"</h3>
@@ -207,6 +251,127 @@ pub fn CreateImagePage() -> impl IntoView {
                 <A href="/images" attr:class="btn btn-block">"Cancel"</A>
             </aside>
         </ActionForm>
+    }
+}
+
+/// One Tag row: a stable id (for keyed rendering), its key and its value.
+type TagRow = (u64, RwSignal<String>, RwSignal<String>);
+
+/// The Tag rows of the form: each row's key and value, and the server's errors by row.
+#[derive(Clone, Copy)]
+struct TagRows {
+    rows: RwSignal<Vec<TagRow>>,
+    next_id: StoredValue<u64>,
+    server_errors: RwSignal<Vec<crate::domain::FieldError>>,
+}
+
+impl TagRows {
+    fn new() -> Self {
+        Self {
+            rows: RwSignal::new(Vec::new()),
+            next_id: StoredValue::new(0),
+            server_errors: RwSignal::new(Vec::new()),
+        }
+    }
+
+    fn add_row(self) {
+        let id = self.next_id.get_value();
+        self.next_id.set_value(id + 1);
+        self.rows.update(|rows| {
+            rows.push((
+                id,
+                RwSignal::new(String::new()),
+                RwSignal::new(String::new()),
+            ))
+        });
+    }
+
+    fn remove(self, id: u64) {
+        self.rows
+            .update(|rows| rows.retain(|(row, _, _)| *row != id));
+        self.server_errors.set(Vec::new());
+    }
+
+    /// Messages for every row, from the same rules the server applies.
+    fn errors(self) -> Vec<crate::domain::FieldError> {
+        let pairs: Vec<TagPair> = self.rows.with(|rows| {
+            rows.iter()
+                .map(|(_, k, v)| TagPair {
+                    key: k.get(),
+                    value: v.get(),
+                })
+                .collect()
+        });
+        match parse_tag_set(&pairs) {
+            Ok(_) => self.server_errors.get(),
+            Err(errors) => errors,
+        }
+    }
+}
+
+/// Add Tag: up to 50 key/value rows, checked as they are typed.
+#[component]
+fn TagEditor(rows: TagRows) -> impl IntoView {
+    let message = move |field: String| {
+        rows.errors()
+            .into_iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message)
+    };
+    let numbered_rows =
+        move || -> Vec<(usize, TagRow)> { rows.rows.get().into_iter().enumerate().collect() };
+    view! {
+        <fieldset class="field tag-editor">
+            <legend>"Tags"</legend>
+            <p class="hint">
+                {format!("Optional. Up to {MAX_TAGS} tags; keys up to 128 characters and unique, values up to 256.")}
+            </p>
+            <For
+                each=numbered_rows
+                key=|(i, (id, _, _))| (*i, *id)
+                children=move |(i, (id, key, value))| {
+                    let key_error = move || message(format!("tag_key.{i}"));
+                    let value_error = move || message(format!("tag_value.{i}"));
+                    view! {
+                        <div class="tag-row">
+                            <div class="field" class:has-error=move || key_error().is_some()>
+                                <label for=format!("tag-key-{i}")>{format!("Tag {} key", i + 1)}</label>
+                                <input
+                                    id=format!("tag-key-{i}")
+                                    name=format!("tags[{i}][key]")
+                                    aria-invalid=move || key_error().map(|_| "true")
+                                    aria-describedby=format!("tag-key-{i}-error")
+                                    bind:value=key
+                                />
+                                <p class="field-error" id=format!("tag-key-{i}-error")>{key_error}</p>
+                            </div>
+                            <div class="field" class:has-error=move || value_error().is_some()>
+                                <label for=format!("tag-value-{i}")>{format!("Tag {} value", i + 1)}</label>
+                                <input
+                                    id=format!("tag-value-{i}")
+                                    name=format!("tags[{i}][value]")
+                                    aria-invalid=move || value_error().map(|_| "true")
+                                    aria-describedby=format!("tag-value-{i}-error")
+                                    bind:value=value
+                                />
+                                <p class="field-error" id=format!("tag-value-{i}-error")>{value_error}</p>
+                            </div>
+                            <button type="button" class="btn" on:click=move |_| rows.remove(id)>
+                                {format!("Remove tag {}", i + 1)}
+                            </button>
+                        </div>
+                    }
+                }
+            />
+            <button
+                type="button"
+                class="btn"
+                disabled=move || { rows.rows.with(Vec::len) >= MAX_TAGS }
+                on:click=move |_| rows.add_row()
+            >
+                "Add Tag"
+            </button>
+        </fieldset>
     }
 }
 

@@ -1,31 +1,79 @@
-//! Image Details: every attribute of one image, Protected, and Delete.
+//! Image Details: status and actions (Edit, Protected, Download, Delete) over three tabs,
+//! Details, Tags and Work History. The tab is in the URL (`?tab=tags`).
 
-use leptos::either::Either;
+use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
+use super::detail_history::WorkHistoryTab;
+use super::detail_info::{DetailList, EditImagePanel};
+use super::detail_tags::TagsTab;
+use super::download_panel::DownloadPanel;
 use super::refresh_while;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::progress_bar::ProgressBar;
 use crate::app::components::status_badge::StatusBadge;
 use crate::domain::image::{ImageDetail, ImageStatus, delete_blocked_reason};
-use crate::domain::units::{
-    format_bytes, format_image_size, format_money, format_rfc3339, format_timestamp, monthly_cost,
+use crate::server_fns::images::{
+    DeleteImage, PutImageTag, RemoveImageTag, RevokeDownloadLinks, SetImageProtected, UpdateImage,
+    get_image,
 };
-use crate::server_fns::images::{DeleteImage, SetImageProtected, get_console_settings, get_image};
+
+/// The actions whose success changes what the page shows.
+#[derive(Clone, Copy)]
+pub struct ImageActions {
+    pub set_protected: ServerAction<SetImageProtected>,
+    pub update: ServerAction<UpdateImage>,
+    pub put_tag: ServerAction<PutImageTag>,
+    pub remove_tag: ServerAction<RemoveImageTag>,
+    pub revoke_links: ServerAction<RevokeDownloadLinks>,
+}
+
+impl ImageActions {
+    fn new() -> Self {
+        Self {
+            set_protected: ServerAction::new(),
+            update: ServerAction::new(),
+            put_tag: ServerAction::new(),
+            remove_tag: ServerAction::new(),
+            revoke_links: ServerAction::new(),
+        }
+    }
+
+    /// Changes whenever any of them completes.
+    fn versions(self) -> [usize; 5] {
+        [
+            self.set_protected.version().get(),
+            self.update.version().get(),
+            self.put_tag.version().get(),
+            self.remove_tag.version().get(),
+            self.revoke_links.version().get(),
+        ]
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tab {
+    Details,
+    Tags,
+    History,
+}
 
 #[component]
 pub fn ImageDetailPage() -> impl IntoView {
     let params = use_params_map();
+    let query = use_query_map();
     let id = move || params.read().get("id").unwrap_or_default();
-    let set_protected = ServerAction::<SetImageProtected>::new();
-    let image = Resource::new(
-        move || (id(), set_protected.version().get()),
-        |(id, _)| get_image(id),
-    );
+    let tab = Memo::new(move |_| match query.read().get("tab").as_deref() {
+        Some("tags") => Tab::Tags,
+        Some("history") => Tab::History,
+        _ => Tab::Details,
+    });
+    let actions = ImageActions::new();
+    let image = Resource::new(move || (id(), actions.versions()), |(id, _)| get_image(id));
     let in_progress = Signal::derive(move || {
         image
             .get()
@@ -49,7 +97,7 @@ pub fn ImageDetailPage() -> impl IntoView {
                         <ErrorNotice error />
                         <A href="/images" attr:class="btn">"Back to the Image List"</A>
                     }),
-                    Ok(image) => Either::Right(view! { <ImageDetailView image set_protected /> }),
+                    Ok(image) => Either::Right(view! { <ImageDetailView image actions tab /> }),
                 }
             })}
         </Transition>
@@ -57,18 +105,13 @@ pub fn ImageDetailPage() -> impl IntoView {
 }
 
 #[component]
-fn ImageDetailView(
-    image: ImageDetail,
-    set_protected: ServerAction<SetImageProtected>,
-) -> impl IntoView {
+fn ImageDetailView(image: ImageDetail, actions: ImageActions, tab: Memo<Tab>) -> impl IntoView {
     let delete = ServerAction::<DeleteImage>::new();
     let confirm_open = RwSignal::new(false);
+    let editing = RwSignal::new(false);
     let id = image.id.clone();
     let blocked = delete_blocked_reason(image.protected);
-    let delete_error = move || match delete.value().get() {
-        Some(Err(error)) => Some(error),
-        _ => None,
-    };
+    let delete_error = move || delete.value().get().and_then(Result::err);
     let on_confirm = {
         let id = id.clone();
         Callback::new(move |()| {
@@ -81,20 +124,35 @@ fn ImageDetailView(
         }
     });
     let toggle_protected = {
-        let id = id.clone();
-        let protected = image.protected;
+        let (id, protected) = (id.clone(), image.protected);
         move |_| {
-            set_protected.dispatch(SetImageProtected {
+            actions.set_protected.dispatch(SetImageProtected {
                 id: id.clone(),
                 protected: !protected,
             });
         }
     };
-    let protect_error = move || match set_protected.value().get() {
-        Some(Err(error)) => Some(error),
-        _ => None,
+    let protect_error = move || actions.set_protected.value().get().and_then(Result::err);
+    let tab_href = {
+        let id = id.clone();
+        move |t: &str| {
+            if t.is_empty() {
+                format!("/images/{id}")
+            } else {
+                format!("/images/{id}?tab={t}")
+            }
+        }
+    };
+    let tab_link = move |label: &'static str, target: Tab, query: &'static str| {
+        let href = tab_href(query);
+        view! {
+            <A href=href attr:class="tab" attr:aria-current=move || (tab.get() == target).then_some("page")>
+                {label}
+            </A>
+        }
     };
     let name = image.name.clone();
+    let active = image.status == ImageStatus::Active;
 
     view! {
         <Title text=format!("{} · Image Details", image.name) />
@@ -110,8 +168,16 @@ fn ImageDetailView(
                 <button
                     type="button"
                     class="btn"
+                    on:click=move |_| editing.set(true)
+                    disabled=move || editing.get()
+                >
+                    "Edit"
+                </button>
+                <button
+                    type="button"
+                    class="btn"
                     on:click=toggle_protected
-                    disabled=move || set_protected.pending().get()
+                    disabled=move || actions.set_protected.pending().get()
                 >
                     {if image.protected { "Turn off Protected" } else { "Turn on Protected" }}
                 </button>
@@ -145,12 +211,27 @@ fn ImageDetailView(
                 <p><strong>"Import failed. "</strong>{image.failure_reason.clone().unwrap_or_default()}</p>
             </div>
         })}
+        <DownloadPanel image_id=id.clone() active revoke=actions.revoke_links />
         <nav class="tabs" aria-label="Image sections">
-            <span class="tab" aria-current="page">"Details"</span>
+            {tab_link("Details", Tab::Details, "")}
+            {tab_link("Tags", Tab::Tags, "tags")}
+            {tab_link("Work History", Tab::History, "history")}
         </nav>
-        <section class="card" aria-label="Details">
-            <DetailList image=image.clone() />
-        </section>
+        {move || match tab.get() {
+            Tab::Details => EitherOf3::A(if editing.get() {
+                Either::Left(view! { <EditImagePanel image=image.clone() update=actions.update editing /> })
+            } else {
+                Either::Right(view! {
+                    <section class="card" aria-label="Details">
+                        <DetailList image=image.clone() />
+                    </section>
+                })
+            }),
+            Tab::Tags => EitherOf3::B(view! {
+                <TagsTab image_id=id.clone() tags=image.tags.clone() put=actions.put_tag remove=actions.remove_tag />
+            }),
+            Tab::History => EitherOf3::C(view! { <WorkHistoryTab image_id=id.clone() /> }),
+        }}
         <ConfirmDialog
             open=confirm_open
             title="Delete Image".to_owned()
@@ -162,74 +243,5 @@ fn ImageDetailView(
                 "Delete the image " <strong>{name}</strong> "? Its file is removed as well. A deleted image cannot be recovered."
             </p>
         </ConfirmDialog>
-    }
-}
-
-#[component]
-fn DetailList(image: ImageDetail) -> impl IntoView {
-    let settings = Resource::new(|| (), |_| get_console_settings());
-    let size_bytes = image.size_bytes;
-    let row = |label: &'static str, value: AnyView| {
-        view! {
-            <div class="detail-row">
-                <dt>{label}</dt>
-                <dd>{value}</dd>
-            </div>
-        }
-    };
-    let text = |s: String| view! { {s} }.into_any();
-    let dash = || view! { <span class="muted">"—"</span> }.into_any();
-    let time = |ms: i64| {
-        view! { <time datetime=format_rfc3339(ms)>{format_timestamp(ms)}</time> }.into_any()
-    };
-    let mono = |s: String| view! { <span class="mono break">{s}</span> }.into_any();
-
-    view! {
-        <dl class="detail-list">
-            {row("Resource ID", mono(image.id.clone()))}
-            {row("SRN", mono(image.srn.clone()))}
-            {row("Image name", text(image.name.clone()))}
-            {row("Status", view! {
-                <StatusBadge status=image.status />
-                {image.failure_reason.clone().map(|r| view! { <p class="failure-reason">{r}</p> })}
-            }.into_any())}
-            {row("OS type", text(image.os_type.label().to_owned()))}
-            {row("Image Type", text(image.image_type.clone()))}
-            {row("Image file URL", image.source_url.clone().map(mono).unwrap_or_else(dash))}
-            {row("Image size", match size_bytes {
-                Some(bytes) => view! {
-                    <span title=format!("{bytes} bytes")>{format_image_size(bytes)}</span>
-                    <span class="muted">{format!(" ({bytes} bytes)")}</span>
-                }.into_any(),
-                None => dash(),
-            })}
-            {row("Virtual size", image.virtual_size_bytes.map(|b| text(format!("{} ({b} bytes)", format_bytes(b)))).unwrap_or_else(dash))}
-            {row("Disk format", image.disk_format.map(|f| text(f.as_str().to_owned())).unwrap_or_else(dash))}
-            {row("OS hash algorithm", image.hash_algorithm.clone().map(text).unwrap_or_else(dash))}
-            {row("OS hash value", image.hash_value.clone().map(mono).unwrap_or_else(dash))}
-            {row("MD5 checksum", image.checksum_md5.clone().map(mono).unwrap_or_else(dash))}
-            {row("Minimum Disk", text(format!("{} GB", image.min_disk_gb)))}
-            {row("Minimum RAM", text(format!("{} GB", image.min_ram_gb)))}
-            {row("Visibility", text(image.visibility.label().to_owned()))}
-            {row("Protected", text(if image.protected { "Use".into() } else { "Not used".into() }))}
-            {row("Description", if image.description.is_empty() { dash() } else { text(image.description.clone()) })}
-            {row("Estimated monthly cost", view! {
-                <Transition fallback=|| "…">
-                    {move || Suspend::new(async move {
-                        settings.await.ok().map(|s| match size_bytes {
-                            Some(bytes) => format!(
-                                "{} / month",
-                                format_money(monthly_cost(bytes, s.price_per_gb_month), &s.currency)
-                            ),
-                            None => "Known once the import finishes".to_owned(),
-                        })
-                    })}
-                </Transition>
-            }.into_any())}
-            {row("Creator", text(image.created_by.clone()))}
-            {row("Creation time", time(image.created_at_ms))}
-            {row("Editor", text(image.updated_by.clone()))}
-            {row("Modification time", time(image.updated_at_ms))}
-        </dl>
     }
 }

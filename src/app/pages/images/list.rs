@@ -1,28 +1,55 @@
-//! Image List: every image of the account, with live status while imports run.
+//! Image List: search, filters, sorting and pages kept in the URL; select and Delete many;
+//! Export CSV; usage against quotas; live status while imports run.
+
+use std::collections::BTreeMap;
 
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
+use leptos_router::components::{A, Form};
+use leptos_router::hooks::use_query_map;
 
 use super::refresh_while;
+use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::progress_bar::ProgressBar;
 use crate::app::components::status_badge::StatusBadge;
-use crate::domain::image::{ImageStatus, ImageSummary};
-use crate::domain::units::{format_image_size, format_rfc3339, format_timestamp};
-use crate::server_fns::images::list_images;
+use crate::domain::image::{AccountUsage, BatchDeleteResult, ImageStatus, ImageSummary};
+use crate::domain::image_spec::{OsType, Visibility};
+use crate::domain::list_query::{ImagePage, ListQuery, PAGE_SIZES, SortColumn};
+use crate::domain::units::{format_bytes, format_image_size, format_rfc3339, format_timestamp};
+use crate::domain::validation::with_thousands;
+use crate::server_fns::images::{DeleteImages, get_account_usage, list_images};
+
+/// The images picked with the row checkboxes: id → name.
+type Selection = RwSignal<BTreeMap<String, String>>;
 
 #[component]
 pub fn ImageListPage() -> impl IntoView {
-    let images = Resource::new(|| (), |_| list_images());
+    let params = use_query_map();
+    let query = Memo::new(move |_| ListQuery::from_params(|name| params.read().get(name)));
+    let delete = ServerAction::<DeleteImages>::new();
+    let images = Resource::new(
+        move || (query.get().to_query_string(), delete.version().get()),
+        |(qs, _)| list_images(qs),
+    );
+    let usage = Resource::new(move || delete.version().get(), |_| get_account_usage());
+    let selection: Selection = RwSignal::new(BTreeMap::new());
+    // A new view starts with nothing selected.
+    Effect::new(move |_| {
+        query.track();
+        selection.set(BTreeMap::new());
+    });
     let in_progress = Signal::derive(move || {
         images
             .get()
             .and_then(Result::ok)
-            .is_some_and(|list| list.iter().any(|i| i.status.is_in_progress()))
+            .is_some_and(|page| page.images.iter().any(|i| i.status.is_in_progress()))
     });
-    refresh_while(in_progress, move || images.refetch());
+    refresh_while(in_progress, move || {
+        images.refetch();
+        usage.refetch();
+    });
 
     view! {
         <Title text="Image List" />
@@ -33,68 +60,468 @@ pub fn ImageListPage() -> impl IntoView {
             </div>
             <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
         </div>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move { usage.await.ok().map(|u| view! { <UsageSummary usage=u /> }) })}
+        </Transition>
+        <FilterBar query />
+        <BatchDeleteOutcome delete />
         <Transition fallback=|| view! { <p class="loading">"Loading images…"</p> }>
             {move || Suspend::new(async move {
                 match images.await {
                     Err(error) => Either::Left(view! { <ErrorNotice error /> }),
-                    Ok(list) => Either::Right(view! { <ImageTable images=list /> }),
+                    Ok(page) => Either::Right(view! { <ImageTable page query=query.get_untracked() selection delete /> }),
                 }
             })}
         </Transition>
     }
 }
 
+/// Images and storage used, against the account's quotas.
 #[component]
-fn ImageTable(images: Vec<ImageSummary>) -> impl IntoView {
-    if images.is_empty() {
-        return Either::Left(view! {
-            <section class="empty-state card" aria-labelledby="empty-title">
-                <h2 id="empty-title">"No images yet"</h2>
-                <p>
-                    "Bring in a virtual-machine image from a URL. It will appear here as Queued, then Importing, then Active."
-                </p>
-                <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
-            </section>
+fn UsageSummary(usage: AccountUsage) -> impl IntoView {
+    let percent = |used: u64, limit: u64| {
+        used.saturating_mul(100)
+            .checked_div(limit)
+            .map_or(100, |p| p.min(100))
+    };
+    let images_pct = percent(usage.image_count, usage.image_limit);
+    let storage_pct = percent(usage.stored_bytes, usage.storage_limit_bytes);
+    view! {
+        <section class="usage" aria-label="Usage and quotas">
+            <div class="usage-item">
+                <span class="usage-label">"Images"</span>
+                <span class="usage-value">
+                    {format!("{} of {}", with_thousands(usage.image_count), with_thousands(usage.image_limit))}
+                </span>
+                <span class="usage-bar" aria-hidden="true"><span style=format!("width: {images_pct}%")></span></span>
+            </div>
+            <div class="usage-item">
+                <span class="usage-label">"Storage"</span>
+                <span class="usage-value">
+                    {format!("{} of {}", format_bytes(usage.stored_bytes), format_bytes(usage.storage_limit_bytes))}
+                </span>
+                <span class="usage-bar" aria-hidden="true"><span style=format!("width: {storage_pct}%")></span></span>
+            </div>
+        </section>
+    }
+}
+
+/// Submits the form a select belongs to, so a filter applies as soon as it is picked.
+fn submit_on_change(event: leptos::ev::Event) {
+    #[cfg(feature = "hydrate")]
+    if let Some(form) = event_target::<web_sys::HtmlSelectElement>(&event).form() {
+        let _ = form.request_submit();
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = event;
+}
+
+/// Search and filters: a GET form, so the view lives in the URL (links and Back work).
+#[component]
+fn FilterBar(query: Memo<ListQuery>) -> impl IntoView {
+    let q = move || query.get();
+    let option = move |value: &'static str, label: &'static str, current: Option<&'static str>| {
+        view! { <option value=value selected=current == Some(value)>{label}</option> }
+    };
+    view! {
+        <Form method="GET" action="/images" attr:class="filter-bar card" attr:role="search" attr:aria-label="Search and filter images">
+            <div class="filter-field grow">
+                <label for="filter-q">"Search by name"</label>
+                <input id="filter-q" type="search" name="q" value=move || q().search placeholder="Part of an image name" />
+            </div>
+            <div class="filter-field">
+                <label for="filter-status">"Status"</label>
+                <select id="filter-status" name="status" on:change=submit_on_change>
+                    {move || {
+                        let current = q().status.map(|s| s.as_str());
+                        view! {
+                            {option("", "All", current.or(Some("")))}
+                            {ImageStatus::ALL.iter().map(|s| option(s.as_str(), s.label(), current)).collect_view()}
+                        }
+                    }}
+                </select>
+            </div>
+            <div class="filter-field">
+                <label for="filter-os">"OS type"</label>
+                <select id="filter-os" name="os" on:change=submit_on_change>
+                    {move || {
+                        let current = q().os_type.map(|o| o.as_str());
+                        view! {
+                            {option("", "All", current.or(Some("")))}
+                            {OsType::ALL.iter().map(|o| option(o.as_str(), o.label(), current)).collect_view()}
+                        }
+                    }}
+                </select>
+            </div>
+            <div class="filter-field">
+                <label for="filter-visibility">"Visibility"</label>
+                <select id="filter-visibility" name="visibility" on:change=submit_on_change>
+                    {move || {
+                        let current = q().visibility.map(|v| v.as_str());
+                        view! {
+                            {option("", "All", current.or(Some("")))}
+                            {Visibility::ALL.iter().map(|v| option(v.as_str(), v.label(), current)).collect_view()}
+                        }
+                    }}
+                </select>
+            </div>
+            <div class="filter-field">
+                <label for="filter-tag-key">"Tag key"</label>
+                <input id="filter-tag-key" type="text" name="tag_key" value=move || q().tag_key />
+            </div>
+            <div class="filter-field">
+                <label for="filter-tag-value">"Tag value"</label>
+                <input id="filter-tag-value" type="text" name="tag_value" value=move || q().tag_value />
+            </div>
+            <input type="hidden" name="sort" value=move || q().sort.as_str() />
+            <input type="hidden" name="dir" value=move || q().direction.as_str() />
+            <input type="hidden" name="per_page" value=move || q().per_page.to_string() />
+            <div class="filter-actions">
+                <button type="submit" class="btn btn-primary">"Search"</button>
+                {move || q().has_filters().then(|| view! { <A href="/images" attr:class="btn">"Clear filters"</A> })}
+            </div>
+        </Form>
+    }
+}
+
+/// What the last batch Delete did.
+#[component]
+fn BatchDeleteOutcome(delete: ServerAction<DeleteImages>) -> impl IntoView {
+    move || {
+        delete.value().get().map(|result| match result {
+            Err(error) => Either::Left(view! { <ErrorNotice error /> }),
+            Ok(result) => Either::Right(view! { <DeleteSummary result /> }),
+        })
+    }
+}
+
+#[component]
+fn DeleteSummary(result: BatchDeleteResult) -> impl IntoView {
+    let deleted = result.deleted.len();
+    let plural = |n: usize| if n == 1 { "image" } else { "images" };
+    let all_deleted = result.skipped.is_empty();
+    view! {
+        <div class="alert" class:alert-success=all_deleted class:alert-warning=!all_deleted role="status">
+            <p>
+                <strong>{format!("Deleted {deleted} {}.", plural(deleted))}</strong>
+                {(!result.skipped.is_empty()).then(|| format!(" {} not deleted:", result.skipped.len()))}
+            </p>
+            {(!result.skipped.is_empty()).then(|| view! {
+                <ul class="skipped">
+                    {result.skipped.into_iter().map(|s| view! { <li><strong>{s.name}</strong>" — "{s.reason}</li> }).collect_view()}
+                </ul>
+            })}
+        </div>
+    }
+}
+
+#[component]
+fn ImageTable(
+    page: ImagePage,
+    query: ListQuery,
+    selection: Selection,
+    delete: ServerAction<DeleteImages>,
+) -> impl IntoView {
+    if page.total == 0 {
+        return Either::Left(if query.has_filters() {
+            Either::Left(view! {
+                <section class="empty-state card" aria-labelledby="empty-title">
+                    <h2 id="empty-title">"No images match"</h2>
+                    <p>"No image of this account matches the search and filters."</p>
+                    <A href="/images" attr:class="btn">"Clear filters"</A>
+                </section>
+            })
+        } else {
+            Either::Right(view! {
+                <section class="empty-state card" aria-labelledby="empty-title">
+                    <h2 id="empty-title">"No images yet"</h2>
+                    <p>
+                        "Bring in a virtual-machine image from a URL. It will appear here as Queued, then Importing, then Active."
+                    </p>
+                    <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
+                </section>
+            })
         });
     }
-    let total = images.len();
+    let page_ids: Vec<(String, String)> = page
+        .images
+        .iter()
+        .map(|i| (i.id.clone(), i.name.clone()))
+        .collect();
+    let all_selected = {
+        let page_ids = page_ids.clone();
+        move || {
+            !page_ids.is_empty()
+                && selection.with(|s| page_ids.iter().all(|(id, _)| s.contains_key(id)))
+        }
+    };
+    let toggle_all = {
+        let page_ids = page_ids.clone();
+        move |ev: leptos::ev::Event| {
+            let checked = event_target_checked(&ev);
+            selection.update(|s| {
+                for (id, name) in &page_ids {
+                    if checked {
+                        s.insert(id.clone(), name.clone());
+                    } else {
+                        s.remove(id);
+                    }
+                }
+            });
+        }
+    };
+    let confirm_open = RwSignal::new(false);
+    let selected_count = move || selection.with(BTreeMap::len);
+    let on_confirm = Callback::new(move |()| {
+        let ids: Vec<String> = selection.with(|s| s.keys().cloned().collect());
+        delete.dispatch(DeleteImages { ids });
+    });
+    // Close the dialog and clear the selection once the server has answered.
+    Effect::new(move |_| {
+        if delete.value().with(Option::is_some) {
+            confirm_open.set(false);
+            selection.set(BTreeMap::new());
+        }
+    });
+    let export_href = {
+        let mut filters = query.clone();
+        filters.page = 1;
+        format!("/exports/images.csv?{}", filters.to_query_string())
+    };
+    let first = query.offset() + 1;
+    let last = query.offset() + page.images.len() as u64;
+    let total = page.total;
+    let page_count = page.page_count();
+
     Either::Right(view! {
         <section class="card table-card" aria-labelledby="image-table-title">
             <div class="table-toolbar">
                 <h2 id="image-table-title" class="table-title">
-                    "Images " <span class="count">{format!("(Total {total})")}</span>
+                    "Images " <span class="count">{format!("(Total {})", with_thousands(total))}</span>
                 </h2>
+                <div class="actions">
+                    <span class="selected-count" aria-live="polite">
+                        {move || match selected_count() {
+                            0 => String::new(),
+                            n => format!("{n} selected"),
+                        }}
+                    </span>
+                    <button
+                        type="button"
+                        class="btn btn-danger"
+                        disabled=move || selected_count() == 0
+                        on:click=move |_| confirm_open.set(true)
+                    >
+                        "Delete"
+                    </button>
+                    <a class="btn" href=export_href download="">"Export CSV"</a>
+                </div>
             </div>
             <div class="table-scroll">
                 <table class="data-table">
                     <thead>
                         <tr>
-                            <th scope="col">"Name"</th>
-                            <th scope="col">"OS type"</th>
-                            <th scope="col">"Status"</th>
-                            <th scope="col">"Visibility"</th>
-                            <th scope="col" class="num">"Size"</th>
-                            <th scope="col">"Created"</th>
+                            <th scope="col" class="check-cell">
+                                <input
+                                    type="checkbox"
+                                    aria-label="Select all images on this page"
+                                    prop:checked=all_selected
+                                    on:change=toggle_all
+                                />
+                            </th>
+                            <SortHeader column=SortColumn::Name query=query.clone() />
+                            <SortHeader column=SortColumn::OsType query=query.clone() />
+                            <SortHeader column=SortColumn::Status query=query.clone() />
+                            <SortHeader column=SortColumn::Visibility query=query.clone() />
+                            <SortHeader column=SortColumn::Size query=query.clone() />
+                            <SortHeader column=SortColumn::Created query=query.clone() />
                         </tr>
                     </thead>
                     <tbody>
-                        {images.into_iter().map(|image| view! { <ImageRow image /> }).collect_view()}
+                        {page.images.into_iter().map(|image| view! { <ImageRow image selection /> }).collect_view()}
                     </tbody>
                 </table>
             </div>
+            <Pagination query first last total page_count />
         </section>
+        <ConfirmDialog
+            open=confirm_open
+            title="Delete Images".to_owned()
+            confirm_label="Delete"
+            pending=delete.pending()
+            on_confirm
+        >
+            <p>"Delete these images? Their files are removed as well; deleted images cannot be recovered. Protected images are skipped."</p>
+            <ul class="dialog-list">
+                {move || selection.get().into_values().map(|name| view! { <li>{name}</li> }).collect_view()}
+            </ul>
+        </ConfirmDialog>
     })
 }
 
+/// A column header that sorts by its column; a second click reverses the order.
 #[component]
-fn ImageRow(image: ImageSummary) -> impl IntoView {
+fn SortHeader(column: SortColumn, query: ListQuery) -> impl IntoView {
+    let active = query.sort == column;
+    let next = ListQuery {
+        sort: column,
+        direction: if active {
+            query.direction.flip()
+        } else {
+            column.natural_direction()
+        },
+        page: 1,
+        ..query.clone()
+    };
+    let href = format!("/images?{}", next.to_query_string());
+    let aria_sort = match (active, query.direction) {
+        (false, _) => "none",
+        (true, crate::domain::list_query::SortDirection::Asc) => "ascending",
+        (true, crate::domain::list_query::SortDirection::Desc) => "descending",
+    };
+    let arrow = match aria_sort {
+        "ascending" => "▲",
+        "descending" => "▼",
+        _ => "↕",
+    };
+    let class = if column == SortColumn::Size {
+        "num"
+    } else {
+        ""
+    };
+    view! {
+        <th scope="col" aria-sort=aria_sort class=class>
+            <A href=href attr:class="sort-link">
+                {column.label()}
+                <span class="sort-arrow" aria-hidden="true">{arrow}</span>
+            </A>
+        </th>
+    }
+}
+
+#[component]
+fn Pagination(
+    query: ListQuery,
+    first: u64,
+    last: u64,
+    total: u64,
+    page_count: u32,
+) -> impl IntoView {
+    let link = |page: u32| {
+        format!(
+            "/images?{}",
+            ListQuery {
+                page,
+                ..query.clone()
+            }
+            .to_query_string()
+        )
+    };
+    let current = query.page;
+    // A window of pages around the current one, plus the first and last.
+    let mut pages: Vec<u32> =
+        (current.saturating_sub(2).max(1)..=(current + 2).min(page_count)).collect();
+    if pages.first() != Some(&1) {
+        pages.insert(0, 1);
+    }
+    if pages.last() != Some(&page_count) {
+        pages.push(page_count);
+    }
+    let mut items = Vec::new();
+    let mut previous = 0;
+    for p in pages {
+        if p > previous + 1 {
+            items.push(view! { <li class="gap" aria-hidden="true">"…"</li> }.into_any());
+        }
+        previous = p;
+        items.push(if p == current {
+            view! { <li><span class="page current" aria-current="page">{p}</span></li> }.into_any()
+        } else {
+            view! { <li><A href=link(p) attr:class="page" attr:aria-label=format!("Page {p}")>{p}</A></li> }.into_any()
+        });
+    }
+    let per_page_options = PAGE_SIZES
+        .iter()
+        .map(|n| {
+            let n = *n;
+            view! { <option value=n.to_string() selected=n == query.per_page>{n}</option> }
+        })
+        .collect_view();
+    let hidden = ListQuery {
+        page: 1,
+        ..query.clone()
+    };
+    view! {
+        <div class="pagination">
+            <p class="range" aria-live="polite">
+                {format!("{}–{} of {} images", with_thousands(first), with_thousands(last), with_thousands(total))}
+            </p>
+            <Form method="GET" action="/images" attr:class="per-page">
+                <label for="per-page">"Rows per page"</label>
+                <select id="per-page" name="per_page" on:change=submit_on_change>{per_page_options}</select>
+                <input type="hidden" name="q" value=hidden.search.clone() />
+                <input type="hidden" name="status" value=hidden.status.map(|s| s.as_str()).unwrap_or_default() />
+                <input type="hidden" name="os" value=hidden.os_type.map(|o| o.as_str()).unwrap_or_default() />
+                <input type="hidden" name="visibility" value=hidden.visibility.map(|v| v.as_str()).unwrap_or_default() />
+                <input type="hidden" name="tag_key" value=hidden.tag_key.clone() />
+                <input type="hidden" name="tag_value" value=hidden.tag_value.clone() />
+                <input type="hidden" name="sort" value=hidden.sort.as_str() />
+                <input type="hidden" name="dir" value=hidden.direction.as_str() />
+                <noscript><button type="submit" class="btn">"Apply"</button></noscript>
+            </Form>
+            <nav aria-label="Pages">
+                <ul class="pages">
+                    <li>
+                        {if current > 1 {
+                            Either::Left(view! { <A href=link(current - 1) attr:class="page" attr:rel="prev">"Previous"</A> })
+                        } else {
+                            Either::Right(view! { <span class="page disabled" aria-disabled="true">"Previous"</span> })
+                        }}
+                    </li>
+                    {items}
+                    <li>
+                        {if current < page_count {
+                            Either::Left(view! { <A href=link(current + 1) attr:class="page" attr:rel="next">"Next"</A> })
+                        } else {
+                            Either::Right(view! { <span class="page disabled" aria-disabled="true">"Next"</span> })
+                        }}
+                    </li>
+                </ul>
+            </nav>
+        </div>
+    }
+}
+
+#[component]
+fn ImageRow(image: ImageSummary, selection: Selection) -> impl IntoView {
     let href = format!("/images/{}", image.id);
     let name = image.name.clone();
     let size = image
         .size_bytes
         .map(|b| (format_image_size(b), format!("{b} bytes")));
+    let id = image.id.clone();
+    let checked = Signal::derive({
+        let id = id.clone();
+        move || selection.with(|s| s.contains_key(&id))
+    });
+    let toggle = {
+        let (id, name) = (id.clone(), name.clone());
+        move |ev: leptos::ev::Event| {
+            let on = event_target_checked(&ev);
+            selection.update(|s| {
+                if on {
+                    s.insert(id.clone(), name.clone());
+                } else {
+                    s.remove(&id);
+                }
+            });
+        }
+    };
     view! {
-        <tr>
+        <tr class:selected=checked>
+            <td class="check-cell">
+                <input type="checkbox" aria-label=format!("Select {name}") prop:checked=checked on:change=toggle />
+            </td>
             <th scope="row" class="name-cell">
                 <A href=href>{image.name}</A>
                 {image.protected.then(|| view! { <span class="tag" title="Protected from deletion">"Protected"</span> })}

@@ -1,5 +1,9 @@
 pub mod create;
 pub mod detail;
+pub mod detail_history;
+pub mod detail_info;
+pub mod detail_tags;
+pub mod download_panel;
 pub mod list;
 
 use std::time::Duration;

@@ -1,0 +1,109 @@
+//! Download: create a signed link valid for 24 hours, copy it, or revoke every link.
+
+use leptos::prelude::*;
+
+use crate::app::components::error_notice::ErrorNotice;
+use crate::domain::image::DOWNLOAD_LINK_HOURS;
+use crate::domain::units::format_timestamp;
+use crate::server_fns::images::{CreateDownloadLink, RevokeDownloadLinks};
+
+/// The page's origin, to turn a link's path into a URL people can paste elsewhere.
+fn origin() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        window().location().origin().unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    String::new()
+}
+
+#[component]
+pub fn DownloadPanel(
+    image_id: String,
+    active: bool,
+    revoke: ServerAction<RevokeDownloadLinks>,
+) -> impl IntoView {
+    let create = ServerAction::<CreateDownloadLink>::new();
+    let copied = RwSignal::new(false);
+    let link = move || {
+        create
+            .value()
+            .get()
+            .and_then(Result::ok)
+            .map(|l| (format!("{}{}", origin(), l.path), l.expires_at_ms))
+    };
+    let create_error = move || create.value().get().and_then(Result::err);
+    let revoke_error = move || revoke.value().get().and_then(Result::err);
+    let revoked_at = revoke.version().get_untracked();
+    let revoked = move || {
+        revoke.version().get() > revoked_at && revoke.value().get().is_some_and(|r| r.is_ok())
+    };
+    // A revoke makes the link on screen useless: hide it.
+    Effect::new(move |_| {
+        if revoke.version().get() > revoked_at {
+            create.value().set(None);
+        }
+    });
+    let on_create = {
+        let id = image_id.clone();
+        move |_| {
+            copied.set(false);
+            create.dispatch(CreateDownloadLink { id: id.clone() });
+        }
+    };
+    let on_revoke = move |_| {
+        revoke.dispatch(RevokeDownloadLinks {
+            id: image_id.clone(),
+        });
+    };
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some((url, _)) = link() {
+            let _ = window().navigator().clipboard().write_text(&url);
+            copied.set(true);
+        }
+    };
+    view! {
+        <section class="card download" aria-labelledby="download-title">
+            <div class="section-header">
+                <h2 id="download-title">"Download"</h2>
+                <div class="actions">
+                    <button type="button" class="btn" disabled=move || !active || create.pending().get() on:click=on_create>
+                        "Create download link"
+                    </button>
+                    <button type="button" class="btn" disabled=move || revoke.pending().get() on:click=on_revoke>
+                        "Revoke links"
+                    </button>
+                </div>
+            </div>
+            <p class="hint">
+                {if active {
+                    format!("A link works for {DOWNLOAD_LINK_HOURS} hours without signing in (curl, wget, a browser) and resumes interrupted downloads. Revoke links makes every link issued so far stop working.")
+                } else {
+                    "A download link can be created once the image is Active.".to_owned()
+                }}
+            </p>
+            {move || create_error().map(|error| view! { <ErrorNotice error /> })}
+            {move || revoke_error().map(|error| view! { <ErrorNotice error /> })}
+            {move || revoked().then(|| view! {
+                <p class="alert alert-success" role="status">"Every download link issued so far has been revoked."</p>
+            })}
+            {move || link().map(|(url, expires)| {
+                let curl = format!("curl -C - -o image.qcow2 '{url}'");
+                view! {
+                    <div class="download-link">
+                        <label for="download-url">"Download link"</label>
+                        <div class="copy-row">
+                            <input id="download-url" class="mono" readonly value=url.clone() />
+                            <button type="button" class="btn" on:click=copy>
+                                {move || if copied.get() { "Copied" } else { "Copy" }}
+                            </button>
+                            <a class="btn btn-primary" href=url download="">"Download"</a>
+                        </div>
+                        <p class="hint">{format!("Valid until {}. Resume with: ", format_timestamp(expires))}<code>{curl}</code></p>
+                    </div>
+                }
+            })}
+        </section>
+    }
+}

@@ -1,0 +1,306 @@
+//! What the Image List shows: search, filters, sort and page, as kept in the page URL.
+
+use serde::{Deserialize, Serialize};
+
+use super::image::{ImageStatus, ImageSummary};
+use super::image_spec::{OsType, Visibility};
+
+/// Page sizes offered (the guides' tables use these).
+pub const PAGE_SIZES: [u32; 4] = [10, 20, 50, 100];
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// Longer searches cannot match a 255-character name anyway.
+pub const MAX_SEARCH_CHARS: usize = 255;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SortColumn {
+    Name,
+    OsType,
+    Status,
+    Visibility,
+    Size,
+    #[default]
+    Created,
+}
+
+impl SortColumn {
+    pub const ALL: [SortColumn; 6] = [
+        SortColumn::Name,
+        SortColumn::OsType,
+        SortColumn::Status,
+        SortColumn::Visibility,
+        SortColumn::Size,
+        SortColumn::Created,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortColumn::Name => "name",
+            SortColumn::OsType => "os_type",
+            SortColumn::Status => "status",
+            SortColumn::Visibility => "visibility",
+            SortColumn::Size => "size",
+            SortColumn::Created => "created",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SortColumn::Name => "Name",
+            SortColumn::OsType => "OS type",
+            SortColumn::Status => "Status",
+            SortColumn::Visibility => "Visibility",
+            SortColumn::Size => "Size",
+            SortColumn::Created => "Created",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == raw)
+    }
+
+    /// The direction a first click sorts in: newest and largest first, names A to Z.
+    pub fn natural_direction(self) -> SortDirection {
+        match self {
+            SortColumn::Created | SortColumn::Size => SortDirection::Desc,
+            _ => SortDirection::Asc,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SortDirection {
+    Asc,
+    #[default]
+    Desc,
+}
+
+impl SortDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortDirection::Asc => "asc",
+            SortDirection::Desc => "desc",
+        }
+    }
+
+    pub fn flip(self) -> Self {
+        match self {
+            SortDirection::Asc => SortDirection::Desc,
+            SortDirection::Desc => SortDirection::Asc,
+        }
+    }
+}
+
+/// The Image List's view. Parsing is lenient (a hand-edited URL falls back to defaults
+/// rather than failing) but everything kept is valid.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ListQuery {
+    pub search: String,
+    pub status: Option<ImageStatus>,
+    pub os_type: Option<OsType>,
+    pub visibility: Option<Visibility>,
+    pub tag_key: String,
+    pub tag_value: String,
+    pub sort: SortColumn,
+    pub direction: SortDirection,
+    /// 1-based.
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        Self {
+            search: String::new(),
+            status: None,
+            os_type: None,
+            visibility: None,
+            tag_key: String::new(),
+            tag_value: String::new(),
+            sort: SortColumn::Created,
+            direction: SortDirection::Desc,
+            page: 1,
+            per_page: DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+fn clip(raw: &str, max: usize) -> String {
+    raw.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+impl ListQuery {
+    /// Builds a query from URL parameters; `get` looks one up by name.
+    pub fn from_params(get: impl Fn(&str) -> Option<String>) -> Self {
+        let default = Self::default();
+        let sort = get("sort")
+            .and_then(|s| SortColumn::parse(&s))
+            .unwrap_or(default.sort);
+        let direction = match get("dir").as_deref() {
+            Some("asc") => SortDirection::Asc,
+            Some("desc") => SortDirection::Desc,
+            _ => sort.natural_direction(),
+        };
+        Self {
+            search: get("q")
+                .map(|q| clip(q.trim(), MAX_SEARCH_CHARS))
+                .unwrap_or_default(),
+            status: get("status").and_then(|s| ImageStatus::from_db(&s)),
+            os_type: get("os").and_then(|s| OsType::parse(&s).ok()),
+            visibility: get("visibility").and_then(|s| Visibility::parse(&s).ok()),
+            tag_key: get("tag_key").map(|k| clip(&k, 128)).unwrap_or_default(),
+            tag_value: get("tag_value").map(|v| clip(&v, 256)).unwrap_or_default(),
+            sort,
+            direction,
+            page: get("page")
+                .and_then(|p| p.parse::<u32>().ok())
+                .filter(|p| *p >= 1)
+                .unwrap_or(1),
+            per_page: get("per_page")
+                .and_then(|p| p.parse::<u32>().ok())
+                .filter(|p| PAGE_SIZES.contains(p))
+                .unwrap_or(DEFAULT_PAGE_SIZE),
+        }
+    }
+
+    /// The URL query string (without `?`) that restores this view; defaults are left out.
+    pub fn to_query_string(&self) -> String {
+        let default = Self::default();
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if !self.search.is_empty() {
+            pairs.push(("q", self.search.clone()));
+        }
+        if let Some(s) = self.status {
+            pairs.push(("status", s.as_str().into()));
+        }
+        if let Some(o) = self.os_type {
+            pairs.push(("os", o.as_str().into()));
+        }
+        if let Some(v) = self.visibility {
+            pairs.push(("visibility", v.as_str().into()));
+        }
+        if !self.tag_key.is_empty() {
+            pairs.push(("tag_key", self.tag_key.clone()));
+        }
+        if !self.tag_value.is_empty() {
+            pairs.push(("tag_value", self.tag_value.clone()));
+        }
+        if self.sort != default.sort || self.direction != default.direction {
+            pairs.push(("sort", self.sort.as_str().into()));
+            pairs.push(("dir", self.direction.as_str().into()));
+        }
+        if self.per_page != default.per_page {
+            pairs.push(("per_page", self.per_page.to_string()));
+        }
+        if self.page != 1 {
+            pairs.push(("page", self.page.to_string()));
+        }
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    }
+
+    /// The same filters, for an export (no sort or page).
+    pub fn has_filters(&self) -> bool {
+        !self.search.is_empty()
+            || self.status.is_some()
+            || self.os_type.is_some()
+            || self.visibility.is_some()
+            || !self.tag_key.is_empty()
+    }
+
+    /// Row offset of the page.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.page.saturating_sub(1)) * u64::from(self.per_page)
+    }
+}
+
+/// One page of the Image List.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagePage {
+    pub images: Vec<ImageSummary>,
+    /// Images matching the search and filters, on every page.
+    pub total: u64,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl ImagePage {
+    pub fn page_count(&self) -> u32 {
+        let pages = self.total.div_ceil(u64::from(self.per_page.max(1)));
+        u32::try_from(pages).unwrap_or(u32::MAX).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> ListQuery {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ListQuery::from_params(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let q = parse(&[]);
+        assert_eq!(q, ListQuery::default());
+        assert_eq!(q.to_query_string(), "");
+    }
+
+    #[test]
+    fn round_trip_through_the_url() {
+        let q = parse(&[
+            ("q", "web server"),
+            ("status", "active"),
+            ("os", "ubuntu"),
+            ("visibility", "shared"),
+            ("tag_key", "env"),
+            ("tag_value", "prod & dev"),
+            ("sort", "name"),
+            ("dir", "desc"),
+            ("page", "3"),
+            ("per_page", "50"),
+        ]);
+        let s = q.to_query_string();
+        let map: HashMap<String, String> = url::form_urlencoded::parse(s.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(ListQuery::from_params(|k| map.get(k).cloned()), q);
+        assert_eq!(q.offset(), 100);
+    }
+
+    #[test]
+    fn bad_values_fall_back_to_defaults() {
+        let q = parse(&[
+            ("status", "deleted"),
+            ("os", "windows"),
+            ("sort", "password"),
+            ("page", "0"),
+            ("per_page", "1000"),
+        ]);
+        assert_eq!(q.status, None);
+        assert_eq!(q.os_type, None);
+        assert_eq!(q.sort, SortColumn::Created);
+        assert_eq!(q.page, 1);
+        assert_eq!(q.per_page, 20);
+        assert_eq!(parse(&[("q", &"x".repeat(1000))]).search.len(), 255);
+        assert_eq!(parse(&[("sort", "name")]).direction, SortDirection::Asc);
+    }
+
+    #[test]
+    fn page_count() {
+        let page = |total| ImagePage {
+            images: vec![],
+            total,
+            page: 1,
+            per_page: 20,
+        };
+        assert_eq!(page(0).page_count(), 1);
+        assert_eq!(page(20).page_count(), 1);
+        assert_eq!(page(21).page_count(), 2);
+    }
+}

@@ -1,0 +1,201 @@
+//! Signed download links: usable without a session (curl, wget) for 24 hours, until revoked.
+//!
+//! A link is `/downloads/<id>/<file>?exp=<unix seconds>&gen=<generation>&sig=<mac>`, where
+//! the MAC is HMAC-SHA256 over the image id, its account, the link generation and the expiry,
+//! keyed by a key derived from the session secret. Revoking bumps the image's generation, so
+//! every link issued before stops working; deleting the image removes what it points at.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+
+use super::images::{not_found, parse_image_id};
+use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
+use crate::domain::history::HistoryTopic;
+use crate::domain::image::{DOWNLOAD_LINK_HOURS, DownloadLink, ImageStatus};
+use crate::domain::units::format_timestamp;
+use crate::store::history::NewEvent;
+
+/// A file a valid link gives access to.
+#[derive(Clone, Debug)]
+pub struct DownloadFile {
+    pub path: PathBuf,
+    pub file_name: String,
+    pub size_bytes: u64,
+}
+
+/// Why a link does not work. `Display` is what the person holding the link reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DownloadRefusal {
+    #[error("This download link is not valid. Create a new link on the image's Details page.")]
+    Invalid,
+    #[error(
+        "This download link has expired: links work for 24 hours. Create a new link on the image's Details page."
+    )]
+    Expired,
+    #[error("This download link was revoked. Create a new link on the image's Details page.")]
+    Revoked,
+    #[error("This image cannot be downloaded now.")]
+    Unavailable,
+}
+
+/// The file name offered to the browser: the image name with spaces as '-', plus its format.
+pub fn download_file_name(image_name: &str, format: &str) -> String {
+    format!("{}.{format}", image_name.replace(' ', "-"))
+}
+
+fn message(id: &str, account_id: &str, generation: i64, expires: u64) -> String {
+    format!("GET\n{id}\n{account_id}\n{generation}\n{expires}")
+}
+
+impl Services {
+    /// A key for link signatures, separate from the one for session hashes.
+    fn link_mac(&self) -> Hmac<Sha256> {
+        let mut derive =
+            Hmac::<Sha256>::new_from_slice(self.settings().session_secret.expose_secret())
+                .expect("HMAC accepts keys of any length");
+        derive.update(b"image-console download links v1");
+        let key = derive.finalize().into_bytes();
+        Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts keys of any length")
+    }
+
+    /// Issues a link to an Active image of the actor's account, valid for 24 hours.
+    pub async fn create_download_link(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> ServiceResult<DownloadLink> {
+        self.issue_download_link(actor, id, DOWNLOAD_LINK_HOURS * 3_600_000)
+            .await
+    }
+
+    /// Issues a link valid for `valid_for_ms` from now (tests issue links already expired).
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn issue_download_link(
+        &self,
+        actor: &Actor,
+        id: &str,
+        valid_for_ms: i64,
+    ) -> ServiceResult<DownloadLink> {
+        let id = parse_image_id(id)?;
+        let row = self
+            .store()
+            .get_image(&actor.account_id, &id)
+            .await?
+            .ok_or_else(not_found)?;
+        if row.status != ImageStatus::Active {
+            return Err(ServiceError::Conflict(
+                "Only an Active image can be downloaded. Wait for the import to finish.".into(),
+            ));
+        }
+        let now = now_ms();
+        let expires_at_ms = now + valid_for_ms;
+        let expires = u64::try_from(expires_at_ms / 1000).unwrap_or(0);
+        let mut mac = self.link_mac();
+        mac.update(message(&id, &row.account_id, row.link_generation, expires).as_bytes());
+        let sig =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let format = row.disk_format.map_or("img", |f| f.as_str());
+        let file = download_file_name(&row.name, format);
+        let file: String = url::form_urlencoded::byte_serialize(file.as_bytes()).collect();
+        let note = format!("Valid until {}.", format_timestamp(expires_at_ms));
+        let event = NewEvent {
+            message: &note,
+            ..NewEvent::succeeded(HistoryTopic::DownloadLinkIssued, &actor.user_name)
+        };
+        self.store()
+            .record_event(&actor.account_id, &id, &row.name, &event, now)
+            .await?;
+        Ok(DownloadLink {
+            path: format!(
+                "/downloads/{id}/{file}?exp={expires}&gen={}&sig={sig}",
+                row.link_generation
+            ),
+            expires_at_ms,
+        })
+    }
+
+    /// Makes every link issued so far stop working.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn revoke_download_links(&self, actor: &Actor, id: &str) -> ServiceResult<()> {
+        let id = parse_image_id(id)?;
+        let event = NewEvent::succeeded(HistoryTopic::DownloadLinksRevoked, &actor.user_name);
+        self.store()
+            .bump_link_generation(&actor.account_id, &id, &event, now_ms())
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(())
+    }
+
+    /// Checks a link's parameters and returns the file it grants.
+    pub async fn open_download(
+        &self,
+        id: &str,
+        expires: Option<&str>,
+        generation: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<DownloadFile, DownloadRefusal> {
+        let id = parse_image_id(id).map_err(|_| DownloadRefusal::Invalid)?;
+        let expires = expires
+            .and_then(|e| e.parse::<u64>().ok())
+            .ok_or(DownloadRefusal::Invalid)?;
+        let generation = generation
+            .and_then(|g| g.parse::<i64>().ok())
+            .ok_or(DownloadRefusal::Invalid)?;
+        let signature = signature
+            .and_then(|s| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(s)
+                    .ok()
+            })
+            .ok_or(DownloadRefusal::Invalid)?;
+        let target = match self.store().find_download_target(&id).await {
+            Ok(Some(target)) => target,
+            Ok(None) => return Err(DownloadRefusal::Invalid),
+            Err(e) => {
+                tracing::error!(error = %e, "download lookup failed");
+                return Err(DownloadRefusal::Unavailable);
+            }
+        };
+        let mut mac = self.link_mac();
+        mac.update(message(&id, &target.account_id, generation, expires).as_bytes());
+        mac.verify_slice(&signature)
+            .map_err(|_| DownloadRefusal::Invalid)?;
+        if expires.saturating_mul(1000) < u64::try_from(now_ms()).unwrap_or(u64::MAX) {
+            return Err(DownloadRefusal::Expired);
+        }
+        if generation != target.link_generation {
+            return Err(DownloadRefusal::Revoked);
+        }
+        let (ImageStatus::Active, Some(key), Some(size_bytes)) =
+            (target.status, &target.blob_key, target.size_bytes)
+        else {
+            return Err(DownloadRefusal::Unavailable);
+        };
+        let path = self
+            .blobs()
+            .blob_path(key)
+            .map_err(|_| DownloadRefusal::Unavailable)?;
+        Ok(DownloadFile {
+            path,
+            file_name: download_file_name(&target.name, "qcow2"),
+            size_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(
+            download_file_name("ubuntu 24 base", "qcow2"),
+            "ubuntu-24-base.qcow2"
+        );
+    }
+}

@@ -1,0 +1,626 @@
+//! Image List: search, filters, sort, pages and totals; batch Delete; quotas; CSV export.
+
+use image_console::domain::image::ImageStatus;
+use image_console::domain::image_spec::{OsType, Visibility};
+use image_console::domain::list_query::{ListQuery, SortColumn, SortDirection};
+use image_console::service::{Actor, ServiceError};
+
+use crate::support::{
+    Backend, Seed, SourceServer, TestApp, create_form, seed_image, test_settings,
+};
+
+fn names(page: &image_console::domain::list_query::ImagePage) -> Vec<&str> {
+    page.images.iter().map(|i| i.name.as_str()).collect()
+}
+
+/// Name, OS type, visibility, status, size and tags of a catalogue image.
+type CatalogueRow = (
+    &'static str,
+    OsType,
+    Visibility,
+    ImageStatus,
+    u64,
+    &'static [(&'static str, &'static str)],
+);
+
+/// Twelve images with distinct names, statuses, OS types, visibilities, sizes and tags.
+async fn seed_catalogue(app: &TestApp, actor: &Actor) {
+    let rows: [CatalogueRow; 12] = [
+        (
+            "web-01",
+            OsType::Ubuntu,
+            Visibility::Private,
+            ImageStatus::Active,
+            300,
+            &[("env", "prod")],
+        ),
+        (
+            "web-02",
+            OsType::Ubuntu,
+            Visibility::Shared,
+            ImageStatus::Active,
+            100,
+            &[("env", "dev")],
+        ),
+        (
+            "WEB-legacy",
+            OsType::CentOS,
+            Visibility::Private,
+            ImageStatus::Failed,
+            0,
+            &[],
+        ),
+        (
+            "db-primary",
+            OsType::Rhel,
+            Visibility::Private,
+            ImageStatus::Active,
+            900,
+            &[("env", "prod"), ("tier", "db")],
+        ),
+        (
+            "db-replica",
+            OsType::Rhel,
+            Visibility::Shared,
+            ImageStatus::Importing,
+            500,
+            &[("tier", "db")],
+        ),
+        (
+            "cache",
+            OsType::Rocky,
+            Visibility::Private,
+            ImageStatus::Queued,
+            0,
+            &[],
+        ),
+        (
+            "batch_50%_off",
+            OsType::Alma,
+            Visibility::Private,
+            ImageStatus::Active,
+            50,
+            &[],
+        ),
+        (
+            "batch_500",
+            OsType::Alma,
+            Visibility::Private,
+            ImageStatus::Active,
+            500,
+            &[],
+        ),
+        (
+            "gpu-train",
+            OsType::Ubuntu,
+            Visibility::Private,
+            ImageStatus::Active,
+            700,
+            &[("env", "prod")],
+        ),
+        (
+            "gpu-serve",
+            OsType::Ubuntu,
+            Visibility::Shared,
+            ImageStatus::Active,
+            600,
+            &[],
+        ),
+        (
+            "oracle-erp",
+            OsType::Oracle,
+            Visibility::Private,
+            ImageStatus::Active,
+            200,
+            &[("env", "")],
+        ),
+        (
+            "bastion",
+            OsType::Rocky,
+            Visibility::Private,
+            ImageStatus::Active,
+            10,
+            &[],
+        ),
+    ];
+    for (i, (name, os_type, visibility, status, size, tags)) in rows.into_iter().enumerate() {
+        seed_image(
+            &app.services,
+            actor,
+            Seed {
+                name,
+                os_type,
+                visibility,
+                status,
+                size_bytes: size,
+                tags,
+                created_at_ms: 1_700_000_000_000 + i as i64 * 1000,
+                ..Seed::default()
+            },
+        )
+        .await;
+    }
+}
+
+async fn search_filters_sort_and_pages(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let actor = app.sign_up("acme").await;
+    let other = app.sign_up("other").await;
+    seed_catalogue(&app, &actor).await;
+    seed_image(
+        &app.services,
+        &other,
+        Seed {
+            name: "web-other-account",
+            ..Seed::default()
+        },
+    )
+    .await;
+    let list = |query: ListQuery| {
+        let services = app.services.clone();
+        let actor = actor.clone();
+        async move { services.list_images(&actor, &query).await.unwrap() }
+    };
+    let q = |f: &dyn Fn(&mut ListQuery)| {
+        let mut query = ListQuery {
+            per_page: 100,
+            ..ListQuery::default()
+        };
+        f(&mut query);
+        query
+    };
+
+    // Default: newest first, every image of the account and no other.
+    let all = list(q(&|_| {})).await;
+    assert_eq!(all.total, 12);
+    assert_eq!(all.images.first().unwrap().name, "bastion");
+    assert_eq!(all.images.last().unwrap().name, "web-01");
+
+    // Search: a substring, any case, wildcards taken literally.
+    let web = list(q(&|q| q.search = "web".into())).await;
+    assert_eq!(names(&web), ["WEB-legacy", "web-02", "web-01"]);
+    assert_eq!(list(q(&|q| q.search = "EB-0".into())).await.total, 2);
+    assert_eq!(
+        names(&list(q(&|q| q.search = "50%".into())).await),
+        ["batch_50%_off"]
+    );
+    assert_eq!(
+        names(&list(q(&|q| q.search = "h_5".into())).await),
+        ["batch_500", "batch_50%_off"]
+    );
+    assert_eq!(
+        list(q(&|q| q.search = "b_t".into())).await.total,
+        0,
+        "'_' is not a wildcard"
+    );
+    assert_eq!(
+        list(q(&|q| q.search = "nothing like it".into()))
+            .await
+            .total,
+        0
+    );
+
+    // Each filter, and filters together.
+    assert_eq!(
+        list(q(&|q| q.status = Some(ImageStatus::Active)))
+            .await
+            .total,
+        9
+    );
+    assert_eq!(
+        names(&list(q(&|q| q.status = Some(ImageStatus::Failed))).await),
+        ["WEB-legacy"]
+    );
+    assert_eq!(
+        names(&list(q(&|q| q.status = Some(ImageStatus::Queued))).await),
+        ["cache"]
+    );
+    assert_eq!(
+        names(&list(q(&|q| q.status = Some(ImageStatus::Importing))).await),
+        ["db-replica"]
+    );
+    assert_eq!(
+        list(q(&|q| q.os_type = Some(OsType::Ubuntu))).await.total,
+        4
+    );
+    assert_eq!(
+        list(q(&|q| q.visibility = Some(Visibility::Shared)))
+            .await
+            .total,
+        3
+    );
+    assert_eq!(
+        names(
+            &list(q(&|q| {
+                q.os_type = Some(OsType::Ubuntu);
+                q.visibility = Some(Visibility::Shared);
+            }))
+            .await
+        ),
+        ["gpu-serve", "web-02"]
+    );
+    assert_eq!(list(q(&|q| q.tag_key = "env".into())).await.total, 5);
+    assert_eq!(
+        names(
+            &list(q(&|q| {
+                q.tag_key = "env".into();
+                q.tag_value = "prod".into();
+            }))
+            .await
+        ),
+        ["gpu-train", "db-primary", "web-01"]
+    );
+    assert_eq!(
+        names(&list(q(&|q| q.tag_key = "tier".into())).await),
+        ["db-replica", "db-primary"]
+    );
+    assert_eq!(
+        names(
+            &list(q(&|q| {
+                q.search = "db".into();
+                q.status = Some(ImageStatus::Active);
+            }))
+            .await
+        ),
+        ["db-primary"]
+    );
+
+    // Sorting by each column.
+    let by = |column, direction| {
+        q(&move |q| {
+            q.sort = column;
+            q.direction = direction;
+        })
+    };
+    let by_name = list(by(SortColumn::Name, SortDirection::Asc)).await;
+    let mut sorted: Vec<&str> = names(&by_name);
+    sorted.sort();
+    assert_eq!(names(&by_name), sorted);
+    let by_name_desc = list(by(SortColumn::Name, SortDirection::Desc)).await;
+    assert_eq!(names(&by_name_desc).first(), sorted.last());
+    let by_size = list(by(SortColumn::Size, SortDirection::Desc)).await;
+    let sizes: Vec<Option<u64>> = by_size.images.iter().map(|i| i.size_bytes).collect();
+    assert_eq!(&sizes[..3], [Some(900), Some(700), Some(600)]);
+    // Images without a size (not yet Active) come last in either direction.
+    assert_eq!(&sizes[9..], [None, None, None]);
+    let by_size_asc = list(by(SortColumn::Size, SortDirection::Asc)).await;
+    assert_eq!(by_size_asc.images[0].size_bytes, Some(10));
+    assert_eq!(by_size_asc.images[11].size_bytes, None);
+    let by_status = list(by(SortColumn::Status, SortDirection::Asc)).await;
+    let statuses: Vec<&str> = by_status.images.iter().map(|i| i.status.as_str()).collect();
+    let mut sorted_statuses = statuses.clone();
+    sorted_statuses.sort();
+    assert_eq!(statuses, sorted_statuses);
+    let by_os = list(by(SortColumn::OsType, SortDirection::Desc)).await;
+    assert_eq!(by_os.images[0].os_type, OsType::Ubuntu);
+    let by_visibility = list(by(SortColumn::Visibility, SortDirection::Desc)).await;
+    assert_eq!(by_visibility.images[0].visibility, Visibility::Shared);
+    let oldest = list(by(SortColumn::Created, SortDirection::Asc)).await;
+    assert_eq!(oldest.images[0].name, "web-01");
+
+    // Pages: the total counts every match; pages hold per_page rows, the last the rest.
+    let page = |n, per_page| ListQuery {
+        page: n,
+        per_page,
+        ..ListQuery::default()
+    };
+    let first = list(page(1, 10)).await;
+    assert_eq!(
+        (first.images.len(), first.total, first.page_count()),
+        (10, 12, 2)
+    );
+    let second = list(page(2, 10)).await;
+    assert_eq!((second.images.len(), second.total), (2, 12));
+    assert_eq!(names(&second), ["web-02", "web-01"]);
+    let beyond = list(page(5, 10)).await;
+    assert_eq!((beyond.images.len(), beyond.total), (0, 12));
+    let mut seen: Vec<String> = first
+        .images
+        .iter()
+        .chain(&second.images)
+        .map(|i| i.id.clone())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 12, "pages neither repeat nor skip images");
+    let filtered_page = list(ListQuery {
+        page: 2,
+        per_page: 10,
+        status: Some(ImageStatus::Active),
+        ..ListQuery::default()
+    })
+    .await;
+    assert_eq!((filtered_page.images.len(), filtered_page.total), (0, 9));
+}
+
+async fn batch_delete_skips_protected_images(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let actor = app.sign_up("acme").await;
+    let a = seed_image(
+        &app.services,
+        &actor,
+        Seed {
+            name: "a",
+            ..Seed::default()
+        },
+    )
+    .await;
+    let b = seed_image(
+        &app.services,
+        &actor,
+        Seed {
+            name: "b",
+            status: ImageStatus::Failed,
+            ..Seed::default()
+        },
+    )
+    .await;
+    let kept = seed_image(
+        &app.services,
+        &actor,
+        Seed {
+            name: "kept",
+            protected: true,
+            ..Seed::default()
+        },
+    )
+    .await;
+    let other = app.sign_up("other").await;
+    let foreign = seed_image(
+        &app.services,
+        &other,
+        Seed {
+            name: "foreign",
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let result = app
+        .services
+        .delete_images(
+            &actor,
+            &[
+                a.clone(),
+                b.clone(),
+                kept.clone(),
+                foreign.clone(),
+                a.clone(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.deleted, ["a", "b"]);
+    let skipped: Vec<(&str, &str)> = result
+        .skipped
+        .iter()
+        .map(|s| (s.name.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            ("kept", "Protected: turn Protected off to delete it."),
+            (foreign.as_str(), "No such image in this account."),
+        ]
+    );
+    let left: Vec<String> = crate::support::all_images(&app.services, &actor)
+        .await
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(left, ["kept"]);
+    assert_eq!(
+        crate::support::all_images(&app.services, &other)
+            .await
+            .len(),
+        1,
+        "other accounts are untouched"
+    );
+
+    let empty = app.services.delete_images(&actor, &[]).await.unwrap_err();
+    assert!(matches!(empty, ServiceError::Invalid(_)));
+    let too_many: Vec<String> = (0..101).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    assert!(matches!(
+        app.services.delete_images(&actor, &too_many).await,
+        Err(ServiceError::Invalid(_))
+    ));
+}
+
+async fn quotas_refuse_new_images(backend: Backend) {
+    let mut settings = test_settings();
+    settings.max_images_per_account = 2;
+    settings.max_storage_bytes_per_account = 1 << 20;
+    let app = TestApp::spawn_with(backend, settings).await;
+    let actor = app.sign_up("acme").await;
+    seed_image(
+        &app.services,
+        &actor,
+        Seed {
+            name: "one",
+            size_bytes: 1000,
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let usage = app.services.account_usage(&actor).await.unwrap();
+    assert_eq!(
+        (usage.image_count, usage.image_limit, usage.stored_bytes),
+        (1, 2, 1000)
+    );
+
+    let source = SourceServer::start().await;
+    source.qcow2("disk.qcow2", "16M");
+    let url = source.url("files", "disk.qcow2");
+    let second = app
+        .services
+        .create_image_from_url(&actor, &create_form("two", &url))
+        .await
+        .unwrap();
+    app.wait_for_import(&actor, &second).await;
+    let refused = app
+        .services
+        .create_image_from_url(&actor, &create_form("three", &url))
+        .await
+        .unwrap_err();
+    let ServiceError::Conflict(message) = refused else {
+        panic!("expected a quota conflict, got {refused:?}")
+    };
+    assert_eq!(
+        message,
+        "This account already has 2 of its 2 images. Delete images you no longer need before creating more."
+    );
+    assert_eq!(
+        crate::support::all_images(&app.services, &actor)
+            .await
+            .len(),
+        2,
+        "nothing was created"
+    );
+
+    // Storage: an account at its storage quota cannot create, and an import that does not
+    // fit in what is left fails with the reason.
+    let full = app.sign_up("full").await;
+    seed_image(
+        &app.services,
+        &full,
+        Seed {
+            name: "big",
+            size_bytes: 1 << 20,
+            ..Seed::default()
+        },
+    )
+    .await;
+    let refused = app
+        .services
+        .create_image_from_url(&full, &create_form("more", &url))
+        .await
+        .unwrap_err();
+    let ServiceError::Conflict(message) = refused else {
+        panic!("expected a storage conflict")
+    };
+    assert_eq!(
+        message,
+        "This account stores 1 MB of its 1 MB storage quota. Delete images you no longer need before creating more."
+    );
+    let tight = app.sign_up("tight").await;
+    seed_image(
+        &app.services,
+        &tight,
+        Seed {
+            name: "most",
+            size_bytes: (1 << 20) - 1000,
+            ..Seed::default()
+        },
+    )
+    .await;
+    let id = app
+        .services
+        .create_image_from_url(&tight, &create_form("too big", &url))
+        .await
+        .unwrap();
+    let image = app.wait_for_import(&tight, &id).await;
+    assert_eq!(image.status, ImageStatus::Failed);
+    let reason = image.failure_reason.unwrap();
+    assert!(
+        reason.starts_with(
+            "The image file (192 KB) does not fit in the account's storage quota of 1 MB"
+        ),
+        "{reason}"
+    );
+}
+
+async fn csv_export_escapes_and_neutralises(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let actor = app.sign_up("acme").await;
+    seed_image(
+        &app.services,
+        &actor,
+        Seed {
+            name: "formula",
+            description: "=HYPERLINK(\"http://evil\")",
+            created_at_ms: 1,
+            ..Seed::default()
+        },
+    )
+    .await;
+    seed_image(
+        &app.services,
+        &actor,
+        Seed {
+            name: "quoting",
+            description: "a, \"quoted\" word\nand a second line",
+            created_at_ms: 2,
+            ..Seed::default()
+        },
+    )
+    .await;
+    seed_image(
+        &app.services,
+        &actor,
+        Seed {
+            name: "plain",
+            description: "-1 @home +x",
+            created_at_ms: 3,
+            ..Seed::default()
+        },
+    )
+    .await;
+    seed_image(
+        &app.services,
+        &actor,
+        Seed {
+            name: "filtered out",
+            status: ImageStatus::Failed,
+            created_at_ms: 4,
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let query = ListQuery {
+        status: Some(ImageStatus::Active),
+        ..ListQuery::default()
+    };
+    let csv = app
+        .services
+        .export_images_csv(&actor, &query)
+        .await
+        .unwrap();
+    let text = String::from_utf8(csv.clone()).unwrap();
+    // RFC 4180: CRLF rows, quoted fields with doubled quotes, the newline kept inside quotes.
+    assert!(
+        text.starts_with("Name,Resource ID,Status,OS type,Visibility,Protected,Size (bytes),"),
+        "{text}"
+    );
+    assert!(text.contains("\r\n"));
+    assert!(
+        text.contains("\"a, \"\"quoted\"\" word\nand a second line\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""),
+        "{text}"
+    );
+    assert!(text.contains("'-1 @home +x"), "{text}");
+    assert!(!text.contains("filtered out"));
+
+    let mut reader = csv::Reader::from_reader(csv.as_slice());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let names: Vec<&str> = rows.iter().map(|r| &r[0]).collect();
+    assert_eq!(names, ["plain", "quoting", "formula"]);
+    let description = |name: &str| rows.iter().find(|r| &r[0] == name).unwrap()[16].to_owned();
+    assert_eq!(
+        description("quoting"),
+        "a, \"quoted\" word\nand a second line"
+    );
+    assert_eq!(description("formula"), "'=HYPERLINK(\"http://evil\")");
+    assert_eq!(rows[0][2].to_owned(), "Active");
+}
+
+crate::on_both_databases!(
+    search_filters_sort_and_pages,
+    batch_delete_skips_protected_images,
+    quotas_refuse_new_images,
+    csv_export_escapes_and_neutralises,
+);
