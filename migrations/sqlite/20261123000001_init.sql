@@ -23,7 +23,10 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_expiry ON sessions (expires_at);
 
 CREATE TABLE images (
-    id                  TEXT PRIMARY KEY,
+    -- An explicit integer key keeps rowids stable (VACUUM may renumber implicit ones), so
+    -- the name-search index can refer to rows by it.
+    seq                 INTEGER PRIMARY KEY,
+    id                  TEXT NOT NULL UNIQUE,
     account_id          TEXT NOT NULL REFERENCES accounts (id),
     name                TEXT NOT NULL,
     description         TEXT NOT NULL,

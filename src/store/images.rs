@@ -336,48 +336,139 @@ fn like_pattern(search: &str) -> String {
     pattern
 }
 
-/// The account's images matching `query`'s search and filters.
-fn list_filter(backend: Backend, account_id: &str, query: &ListQuery) -> Filter {
+/// How a name search finds its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SearchPath {
+    /// Check every name of the account (short or common terms).
+    Scan,
+    /// Narrow to the trigram index's candidates first (SQLite, rare terms of 3+ characters).
+    Trigrams,
+}
+
+/// How a tag filter finds its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TagPath {
+    /// Start from the tag's images (a rare tag).
+    Drive,
+    /// Walk the account's images in list order, checking each for the tag (a common tag:
+    /// a page fills quickly).
+    Probe,
+}
+
+/// How one query finds its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    search: SearchPath,
+    tag: TagPath,
+}
+
+impl Plan {
+    const SIMPLE: Plan = Plan {
+        search: SearchPath::Scan,
+        tag: TagPath::Drive,
+    };
+}
+
+/// Above this many candidates, walking the account's images in list order beats fetching
+/// every candidate row and sorting them (measured with bench/list on SQLite).
+pub(super) const CANDIDATE_LIMIT: i64 = 1000;
+
+/// The account's images matching `query`'s search and filters: a FROM clause and WHERE
+/// clause, for the page, the count and the export alike.
+fn list_filter(backend: Backend, account_id: &str, query: &ListQuery, plan: Plan) -> Filter {
     let mut f = Filter::new();
     let account = f.text(account_id);
-    f.sql = format!("WHERE i.account_id = {account}");
+    let mut conditions = Vec::new();
+    if plan.search == SearchPath::Trigrams {
+        let phrase = f.text(trigram_phrase(&query.search));
+        conditions.push(format!(
+            "i.seq IN (SELECT rowid FROM images_name_fts WHERE images_name_fts MATCH {phrase})"
+        ));
+        // '+' keeps SQLite from scanning the account index instead of the few candidates.
+        conditions.push(format!("+i.account_id = {account}"));
+    } else {
+        conditions.push(format!("i.account_id = {account}"));
+    }
     if !query.search.is_empty() {
-        let pattern = f.text(like_pattern(&query.search));
-        // SQLite's LIKE ignores ASCII case already; names are ASCII by rule.
-        let op = match backend {
-            Backend::Sqlite => "LIKE",
-            Backend::Postgres => "ILIKE",
+        // Names are ASCII by rule, so comparing lower-cased text ignores case exactly.
+        let pattern = f.text(like_pattern(&query.search.to_lowercase()));
+        let name = match backend {
+            // SQLite's LIKE already ignores ASCII case.
+            Backend::Sqlite => "i.name",
+            Backend::Postgres => "lower(i.name)",
         };
-        f.sql += &format!(" AND i.name {op} {pattern} ESCAPE '\\'");
+        conditions.push(format!("{name} LIKE {pattern} ESCAPE '\\'"));
     }
     if let Some(status) = query.status {
         let p = f.text(status.as_str());
-        f.sql += &format!(" AND i.status = {p}");
+        conditions.push(format!("i.status = {p}"));
     }
     if let Some(os) = query.os_type {
         let p = f.text(os.as_str());
-        f.sql += &format!(" AND i.os_type = {p}");
+        conditions.push(format!("i.os_type = {p}"));
     }
     if let Some(visibility) = query.visibility {
         let p = f.text(visibility.as_str());
-        f.sql += &format!(" AND i.visibility = {p}");
+        conditions.push(format!("i.visibility = {p}"));
     }
     if !query.tag_key.is_empty() {
         let key = f.text(query.tag_key.clone());
-        let mut tag = format!(
-            " AND EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id \
-             AND t.account_id = {account} AND t.tag_key = {key}"
-        );
+        let mut tag = match plan.tag {
+            TagPath::Drive => format!(
+                "i.id IN (SELECT t.image_id FROM image_tags t WHERE t.account_id = {account} AND t.tag_key = {key}"
+            ),
+            TagPath::Probe => format!(
+                "EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.tag_key = {key}"
+            ),
+        };
         if !query.tag_value.is_empty() {
             let value = f.text(query.tag_value.clone());
             tag += &format!(" AND t.tag_value = {value}");
         }
-        f.sql += &tag;
-        f.sql.push(')');
+        tag.push(')');
+        conditions.push(tag);
     }
+    f.sql = format!("FROM images i WHERE {}", conditions.join(" AND "));
     f
 }
 
+/// An FTS5 phrase matching the search as a substring (the trigram tokenizer ignores case).
+fn trigram_phrase(search: &str) -> String {
+    format!("\"{}\"", search.replace('"', "\"\""))
+}
+
+/// The counter row that holds the total for a query with at most one simple filter.
+fn counter_for(query: &ListQuery) -> Option<(&'static str, String)> {
+    if !query.search.is_empty() {
+        return None;
+    }
+    let tag = (!query.tag_key.is_empty()).then(|| {
+        if query.tag_value.is_empty() {
+            ("tag_key", query.tag_key.clone())
+        } else {
+            ("tag", format!("{}\u{1f}{}", query.tag_key, query.tag_value))
+        }
+    });
+    let filters: Vec<(&'static str, String)> = [
+        query.status.map(|s| ("status", s.as_str().to_owned())),
+        query.os_type.map(|o| ("os_type", o.as_str().to_owned())),
+        query
+            .visibility
+            .map(|v| ("visibility", v.as_str().to_owned())),
+        tag,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match filters.len() {
+        0 => Some(("all", String::new())),
+        1 => filters.into_iter().next(),
+        _ => None,
+    }
+}
+
+/// ORDER BY for a sort. Every tie-break runs in the sort's direction, so each sort is one
+/// index scanned forwards or backwards.
 fn order_by(query: &ListQuery) -> String {
     let dir = match query.direction {
         SortDirection::Asc => "ASC",
@@ -385,9 +476,9 @@ fn order_by(query: &ListQuery) -> String {
     };
     match query.sort {
         SortColumn::Name => format!("i.name {dir}, i.id {dir}"),
-        SortColumn::OsType => format!("i.os_type {dir}, i.created_at DESC, i.id"),
-        SortColumn::Status => format!("i.status {dir}, i.created_at DESC, i.id"),
-        SortColumn::Visibility => format!("i.visibility {dir}, i.created_at DESC, i.id"),
+        SortColumn::OsType => format!("i.os_type {dir}, i.created_at {dir}, i.id {dir}"),
+        SortColumn::Status => format!("i.status {dir}, i.created_at {dir}, i.id {dir}"),
+        SortColumn::Visibility => format!("i.visibility {dir}, i.created_at {dir}, i.id {dir}"),
         // Images without a size yet (importing, failed) go last either way, on both databases.
         SortColumn::Size => format!("i.size_bytes {dir} NULLS LAST, i.id {dir}"),
         SortColumn::Created => format!("i.created_at {dir}, i.id {dir}"),
@@ -510,23 +601,185 @@ impl Store {
         Ok(())
     }
 
+    /// Inserts many images at once, in their given state, without quota checks or history:
+    /// for seeding large accounts (benchmarks, data moved from another system).
+    pub async fn insert_images_bulk(
+        &self,
+        images: &[(NewImageRow, ImageStatus, Option<u64>)],
+    ) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in images.chunks(500) {
+            let mut filter = Filter::new();
+            let mut values = Vec::with_capacity(chunk.len());
+            for (image, status, size) in chunk {
+                let size = match size {
+                    Some(size) => filter.bind(Bind::Int(to_i64(*size))),
+                    None => "NULL".to_owned(),
+                };
+                let created_by = filter.text(image.created_by.clone());
+                let created_at = filter.bind(Bind::Int(image.created_at_ms));
+                let cols = [
+                    filter.text(image.id.clone()),
+                    filter.text(image.account_id.clone()),
+                    filter.text(image.name.clone()),
+                    filter.text(image.description.clone()),
+                    filter.text(image.os_type.as_str()),
+                    filter.bind(Bind::Int(to_i64(image.min_disk_gb))),
+                    filter.bind(Bind::Int(to_i64(image.min_ram_gb))),
+                    filter.text(image.visibility.as_str()),
+                    filter.bind(Bind::Int(i64::from(image.protected))),
+                    filter.text(image.architecture.as_str()),
+                    filter.text(image.boot_mode.as_str()),
+                    filter.text(image.features.to_db()),
+                    filter.text(status.as_str()),
+                    filter.text(image.image_type),
+                    filter.text(image.source_url.clone().unwrap_or_default()),
+                    size,
+                    created_by.clone(),
+                    created_at.clone(),
+                    created_by,
+                    created_at,
+                ];
+                values.push(format!("({})", cols.join(", ")));
+            }
+            let sql = format!(
+                "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \
+                 min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
+                 image_type, source_url, size_bytes, created_by, created_at, updated_by, updated_at) \
+                 VALUES {}",
+                values.join(", ")
+            );
+            sqlx::query_with(&sql, filter.arguments())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Inserts many tags at once, for seeding (see `insert_images_bulk`).
+    pub async fn insert_tags_bulk(
+        &self,
+        account_id: &str,
+        tags: &[(String, String, String)],
+    ) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in tags.chunks(1000) {
+            let mut filter = Filter::new();
+            let account = filter.text(account_id);
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|(image_id, key, value)| {
+                    format!(
+                        "({}, {account}, {}, {})",
+                        filter.text(image_id.clone()),
+                        filter.text(key.clone()),
+                        filter.text(value.clone())
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO image_tags (image_id, account_id, tag_key, tag_value) VALUES {}",
+                values.join(", ")
+            );
+            sqlx::query_with(&sql, filter.arguments())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Refreshes the planner's statistics (after a bulk load; PostgreSQL's autovacuum and
+    /// SQLite's `PRAGMA optimize` do the same over time).
+    pub async fn analyze(&self) -> sqlx::Result<()> {
+        let sql = match self.backend {
+            Backend::Sqlite => "ANALYZE",
+            Backend::Postgres => "VACUUM ANALYZE",
+        };
+        sqlx::query(sql).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Chooses how the query finds rows. PostgreSQL's planner does this by itself; SQLite's
+    /// needs to know whether the search term or tag is rare, which the trigram index and the
+    /// counters tell cheaply.
+    async fn plan(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<Plan> {
+        let mut plan = Plan::SIMPLE;
+        if self.backend != Backend::Sqlite {
+            return Ok(plan);
+        }
+        if query.search.chars().count() >= 3 {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM images_name_fts WHERE images_name_fts MATCH $1",
+            )
+            .bind(trigram_phrase(&query.search))
+            .fetch_one(&mut *conn)
+            .await?;
+            if row.try_get::<i64, _>("n")? <= self.candidate_limit {
+                plan.search = SearchPath::Trigrams;
+            }
+        }
+        if !query.tag_key.is_empty() {
+            let tag_only = ListQuery {
+                tag_key: query.tag_key.clone(),
+                tag_value: query.tag_value.clone(),
+                ..ListQuery::default()
+            };
+            let tagged = self
+                .counter(conn, account_id, &tag_only)
+                .await?
+                .unwrap_or(0);
+            if i64::try_from(tagged).unwrap_or(i64::MAX) > self.candidate_limit {
+                plan.tag = TagPath::Probe;
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The kept total for a query with at most one simple filter, if it has one.
+    async fn counter(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<Option<u64>> {
+        let Some((dimension, value)) = counter_for(query) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(n), 0) AS total FROM image_counts \
+             WHERE account_id = $1 AND dimension = $2 AND value = $3",
+        )
+        .bind(account_id)
+        .bind(dimension)
+        .bind(value)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(Some(to_u64(row.try_get("total")?)))
+    }
+
     /// One page of the account's images matching the query, and how many match in all.
     pub async fn list_images(
         &self,
         account_id: &str,
         query: &ListQuery,
     ) -> sqlx::Result<(Vec<ImageRow>, u64)> {
-        let mut filter = list_filter(self.backend, account_id, query);
-        let count_sql = format!("SELECT COUNT(*) AS total FROM images i {}", filter.sql);
+        let mut conn = self.pool.acquire().await?;
+        let plan = self.plan(&mut conn, account_id, query).await?;
+        let mut filter = list_filter(self.backend, account_id, query, plan);
+        let count_sql = format!("SELECT COUNT(*) AS total {}", filter.sql);
         let count_args = filter.arguments();
         let limit = filter.bind(Bind::Int(i64::from(query.per_page)));
         let offset = filter.bind(Bind::Int(to_i64(query.offset())));
         let page_sql = format!(
-            "SELECT {COLUMNS} FROM images i {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+            "SELECT {COLUMNS} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
             filter.sql,
             order_by(query)
         );
-        let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query_with(&page_sql, filter.arguments())
             .fetch_all(&mut *conn)
             .await?;
@@ -534,9 +787,11 @@ impl Store {
             .iter()
             .map(ImageRow::from_row)
             .collect::<sqlx::Result<Vec<_>>>()?;
-        // A first page that is not full holds every match: no need to count.
         let total = if query.page == 1 && images.len() < query.per_page as usize {
+            // A first page that is not full holds every match.
             images.len() as u64
+        } else if let Some(total) = self.counter(&mut conn, account_id, query).await? {
+            total
         } else {
             let row = sqlx::query_with(&count_sql, count_args)
                 .fetch_one(&mut *conn)
@@ -546,15 +801,29 @@ impl Store {
         Ok((images, total))
     }
 
+    /// How many images match, counted row by row (tests check the counters against it).
+    pub async fn count_images_exactly(
+        &self,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<u64> {
+        let filter = list_filter(self.backend, account_id, query, Plan::SIMPLE);
+        let sql = format!("SELECT COUNT(*) AS total {}", filter.sql);
+        let row = sqlx::query_with(&sql, filter.arguments())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(to_u64(row.try_get("total")?))
+    }
+
     /// Every image matching the query's search and filters, in its sort order (for export).
     pub async fn list_matching_images(
         &self,
         account_id: &str,
         query: &ListQuery,
     ) -> sqlx::Result<Vec<ImageRow>> {
-        let filter = list_filter(self.backend, account_id, query);
+        let filter = list_filter(self.backend, account_id, query, Plan::SIMPLE);
         let sql = format!(
-            "SELECT {COLUMNS} FROM images i {} ORDER BY {}",
+            "SELECT {COLUMNS} {} ORDER BY {}",
             filter.sql,
             order_by(query)
         );

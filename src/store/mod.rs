@@ -43,6 +43,8 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// See `images::CANDIDATE_LIMIT`; tests lower it to exercise every query plan.
+    candidate_limit: i64,
 }
 
 impl Store {
@@ -81,7 +83,11 @@ impl Store {
             .connect_with(options)
             .await
             .context("connecting to the database")?;
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            candidate_limit: images::CANDIDATE_LIMIT,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -96,6 +102,12 @@ impl Store {
             }
         }
         .context("applying database migrations")
+    }
+
+    /// The same store, choosing index-driven plans only below `limit` candidates.
+    pub fn with_candidate_limit(mut self, limit: i64) -> Self {
+        self.candidate_limit = limit;
+        self
     }
 
     pub fn backend(&self) -> Backend {

@@ -298,6 +298,35 @@ async fn search_filters_sort_and_pages(backend: Backend) {
     let oldest = list(by(SortColumn::Created, SortDirection::Asc)).await;
     assert_eq!(oldest.images[0].name, "web-01");
 
+    // Every query plan gives the same answer: the store picks index-driven plans for rare
+    // terms and tags, and walks the list otherwise; a limit of 0 forces the walking plans.
+    let walking = app.services.store().clone().with_candidate_limit(0);
+    let views = [
+        q(&|q| q.search = "web".into()),
+        q(&|q| q.search = "50%".into()),
+        q(&|q| q.search = "DB-".into()),
+        q(&|q| q.tag_key = "env".into()),
+        q(&|q| {
+            q.tag_key = "env".into();
+            q.tag_value = "prod".into();
+        }),
+        q(&|q| {
+            q.tag_key = "tier".into();
+            q.search = "replica".into();
+        }),
+    ];
+    for view in views {
+        let chosen = app
+            .services
+            .store()
+            .list_images(&actor.account_id, &view)
+            .await
+            .unwrap();
+        let walked = walking.list_images(&actor.account_id, &view).await.unwrap();
+        assert!(chosen.1 > 0, "{view:?} matches something");
+        assert_eq!(chosen, walked, "{view:?}");
+    }
+
     // Pages: the total counts every match; pages hold per_page rows, the last the rest.
     let page = |n, per_page| ListQuery {
         page: n,
@@ -618,7 +647,148 @@ async fn csv_export_escapes_and_neutralises(backend: Backend) {
     assert_eq!(rows[0][2].to_owned(), "Active");
 }
 
+/// The totals the list shows come from counters kept by triggers; they must always equal a
+/// count of the rows, through every kind of change.
+async fn totals_always_equal_a_row_count(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let actor = app.sign_up("acme").await;
+    let other = app.sign_up("other").await;
+    seed_catalogue(&app, &actor).await;
+    seed_catalogue(&app, &other).await;
+    let views = || {
+        let mut views = vec![ListQuery::default()];
+        for status in ImageStatus::ALL {
+            views.push(ListQuery {
+                status: Some(status),
+                ..ListQuery::default()
+            });
+        }
+        for os in OsType::ALL {
+            views.push(ListQuery {
+                os_type: Some(os),
+                ..ListQuery::default()
+            });
+        }
+        for visibility in Visibility::ALL {
+            views.push(ListQuery {
+                visibility: Some(visibility),
+                ..ListQuery::default()
+            });
+        }
+        for (key, value) in [
+            ("env", ""),
+            ("env", "prod"),
+            ("env", "dev"),
+            ("tier", "db"),
+            ("none", ""),
+        ] {
+            views.push(ListQuery {
+                tag_key: key.into(),
+                tag_value: value.into(),
+                ..ListQuery::default()
+            });
+        }
+        views.push(ListQuery {
+            search: "web".into(),
+            status: Some(ImageStatus::Active),
+            ..ListQuery::default()
+        });
+        views
+    };
+    let check = |when: &'static str| {
+        let app = &app;
+        let actor = actor.clone();
+        async move {
+            for view in views() {
+                // Page 2 of pages of 1 always asks for the total.
+                let paged = ListQuery {
+                    page: 2,
+                    per_page: 10,
+                    ..view.clone()
+                };
+                let shown = app
+                    .services
+                    .list_images(&actor, &paged)
+                    .await
+                    .unwrap()
+                    .total;
+                let exact = app
+                    .services
+                    .store()
+                    .count_images_exactly(&actor.account_id, &view)
+                    .await
+                    .unwrap();
+                assert_eq!(shown, exact, "{when}: {view:?}");
+            }
+        }
+    };
+    check("after seeding").await;
+
+    let ids: Vec<String> = crate::support::all_images(&app.services, &actor)
+        .await
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let store = app.services.store();
+    // Status changes: a queued image imported, an importing one failed, another requeued.
+    let queued = crate::support::all_images(&app.services, &actor)
+        .await
+        .into_iter()
+        .find(|i| i.status == ImageStatus::Queued)
+        .unwrap();
+    store
+        .claim_import(&actor.account_id, &queued.id, 5)
+        .await
+        .unwrap();
+    store
+        .fail_import(&actor.account_id, &queued.id, "test", 6)
+        .await
+        .unwrap();
+    let importing = crate::support::all_images(&app.services, &actor)
+        .await
+        .into_iter()
+        .find(|i| i.status == ImageStatus::Importing)
+        .unwrap();
+    store
+        .requeue_import(&actor.account_id, &importing.id, 7)
+        .await
+        .unwrap();
+    check("after status changes").await;
+
+    // Edits of OS type, tags added, changed and removed, and deletions.
+    let image = app.services.get_image(&actor, &ids[0]).await.unwrap();
+    let form = image_console::domain::image_spec::EditImageForm {
+        name: image.name.clone(),
+        os_type: "oracle".into(),
+        min_disk: "1".into(),
+        min_ram: "1".into(),
+        ..Default::default()
+    };
+    app.services
+        .update_image(&actor, &ids[0], &form, image.updated_at_ms)
+        .await
+        .unwrap();
+    app.services
+        .put_image_tag(&actor, &ids[1], None, "env", "prod")
+        .await
+        .ok();
+    app.services
+        .put_image_tag(&actor, &ids[2], None, "tier", "web")
+        .await
+        .unwrap();
+    app.services
+        .remove_image_tag(&actor, &ids[3], "env")
+        .await
+        .unwrap();
+    app.services
+        .delete_images(&actor, &ids[4..8])
+        .await
+        .unwrap();
+    check("after edits, tag changes and deletions").await;
+}
+
 crate::on_both_databases!(
+    totals_always_equal_a_row_count,
     search_filters_sort_and_pages,
     batch_delete_skips_protected_images,
     quotas_refuse_new_images,

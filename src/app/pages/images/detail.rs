@@ -10,7 +10,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use super::detail_history::WorkHistoryTab;
 use super::detail_info::{DetailList, EditImagePanel};
 use super::detail_tags::TagsTab;
-use super::download_panel::DownloadPanel;
+use super::download_panel::{DownloadPanel, LinkState, track_link_state};
 use super::refresh_while;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
@@ -18,8 +18,8 @@ use crate::app::components::progress_bar::ProgressBar;
 use crate::app::components::status_badge::StatusBadge;
 use crate::domain::image::{ImageDetail, ImageStatus, delete_blocked_reason};
 use crate::server_fns::images::{
-    DeleteImage, PutImageTag, RemoveImageTag, RevokeDownloadLinks, SetImageProtected, UpdateImage,
-    get_image,
+    CreateDownloadLink, DeleteImage, PutImageTag, RemoveImageTag, RevokeDownloadLinks,
+    SetImageProtected, UpdateImage, get_image,
 };
 
 /// The actions whose success changes what the page shows.
@@ -30,6 +30,8 @@ pub struct ImageActions {
     pub put_tag: ServerAction<PutImageTag>,
     pub remove_tag: ServerAction<RemoveImageTag>,
     pub revoke_links: ServerAction<RevokeDownloadLinks>,
+    pub create_link: ServerAction<CreateDownloadLink>,
+    pub link_state: RwSignal<LinkState>,
 }
 
 impl ImageActions {
@@ -40,6 +42,8 @@ impl ImageActions {
             put_tag: ServerAction::new(),
             remove_tag: ServerAction::new(),
             revoke_links: ServerAction::new(),
+            create_link: ServerAction::new(),
+            link_state: RwSignal::new(LinkState::default()),
         }
     }
 
@@ -73,6 +77,11 @@ pub fn ImageDetailPage() -> impl IntoView {
         _ => Tab::Details,
     });
     let actions = ImageActions::new();
+    track_link_state(
+        actions.link_state,
+        actions.create_link,
+        actions.revoke_links,
+    );
     let image = Resource::new(move || (id(), actions.versions()), |(id, _)| get_image(id));
     let in_progress = Signal::derive(move || {
         image
@@ -211,7 +220,13 @@ fn ImageDetailView(image: ImageDetail, actions: ImageActions, tab: Memo<Tab>) ->
                 <p><strong>"Import failed. "</strong>{image.failure_reason.clone().unwrap_or_default()}</p>
             </div>
         })}
-        <DownloadPanel image_id=id.clone() active revoke=actions.revoke_links />
+        <DownloadPanel
+            image_id=id.clone()
+            active
+            create=actions.create_link
+            revoke=actions.revoke_links
+            state=actions.link_state
+        />
         <nav class="tabs" aria-label="Image sections">
             {tab_link("Details", Tab::Details, "")}
             {tab_link("Tags", Tab::Tags, "tags")}

@@ -3,9 +3,36 @@
 use leptos::prelude::*;
 
 use crate::app::components::error_notice::ErrorNotice;
-use crate::domain::image::DOWNLOAD_LINK_HOURS;
+use crate::domain::image::{DOWNLOAD_LINK_HOURS, DownloadLink};
 use crate::domain::units::format_timestamp;
 use crate::server_fns::images::{CreateDownloadLink, RevokeDownloadLinks};
+
+/// What the panel shows; kept by the page, so it survives the image being reloaded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum LinkState {
+    #[default]
+    Nothing,
+    Issued(DownloadLink),
+    Revoked,
+}
+
+/// Keeps `state` in step with the two actions' answers.
+pub fn track_link_state(
+    state: RwSignal<LinkState>,
+    create: ServerAction<CreateDownloadLink>,
+    revoke: ServerAction<RevokeDownloadLinks>,
+) {
+    Effect::new(move |_| {
+        if let Some(Ok(link)) = create.value().get() {
+            state.set(LinkState::Issued(link));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(())) = revoke.value().get() {
+            state.set(LinkState::Revoked);
+        }
+    });
+}
 
 /// The page's origin, to turn a link's path into a URL people can paste elsewhere.
 fn origin() -> String {
@@ -21,29 +48,13 @@ fn origin() -> String {
 pub fn DownloadPanel(
     image_id: String,
     active: bool,
+    create: ServerAction<CreateDownloadLink>,
     revoke: ServerAction<RevokeDownloadLinks>,
+    state: RwSignal<LinkState>,
 ) -> impl IntoView {
-    let create = ServerAction::<CreateDownloadLink>::new();
     let copied = RwSignal::new(false);
-    let link = move || {
-        create
-            .value()
-            .get()
-            .and_then(Result::ok)
-            .map(|l| (format!("{}{}", origin(), l.path), l.expires_at_ms))
-    };
     let create_error = move || create.value().get().and_then(Result::err);
     let revoke_error = move || revoke.value().get().and_then(Result::err);
-    let revoked_at = revoke.version().get_untracked();
-    let revoked = move || {
-        revoke.version().get() > revoked_at && revoke.value().get().is_some_and(|r| r.is_ok())
-    };
-    // A revoke makes the link on screen useless: hide it.
-    Effect::new(move |_| {
-        if revoke.version().get() > revoked_at {
-            create.value().set(None);
-        }
-    });
     let on_create = {
         let id = image_id.clone();
         move |_| {
@@ -55,6 +66,10 @@ pub fn DownloadPanel(
         revoke.dispatch(RevokeDownloadLinks {
             id: image_id.clone(),
         });
+    };
+    let link = move || match state.get() {
+        LinkState::Issued(link) => Some((format!("{}{}", origin(), link.path), link.expires_at_ms)),
+        _ => None,
     };
     let copy = move |_| {
         #[cfg(feature = "hydrate")]
@@ -85,7 +100,7 @@ pub fn DownloadPanel(
             </p>
             {move || create_error().map(|error| view! { <ErrorNotice error /> })}
             {move || revoke_error().map(|error| view! { <ErrorNotice error /> })}
-            {move || revoked().then(|| view! {
+            {move || (state.get() == LinkState::Revoked).then(|| view! {
                 <p class="alert alert-success" role="status">"Every download link issued so far has been revoked."</p>
             })}
             {move || link().map(|(url, expires)| {
@@ -100,7 +115,7 @@ pub fn DownloadPanel(
                             </button>
                             <a class="btn btn-primary" href=url download="">"Download"</a>
                         </div>
-                        <p class="hint">{format!("Valid until {}. Resume with: ", format_timestamp(expires))}<code>{curl}</code></p>
+                        <p class="hint">{format!("Valid until {}. Resume an interrupted download with ", format_timestamp(expires))}<code>{curl}</code></p>
                     </div>
                 }
             })}

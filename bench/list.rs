@@ -1,0 +1,282 @@
+//! Image List speed with 100,000 images in one account, on SQLite and PostgreSQL.
+//!
+//! Fills the account through the store layer, then times `Store::list_images` (one page of
+//! 20 plus the total count) for the default view, name searches, each filter and two sorts,
+//! and prints p50 and p99 per case and database. Run it with `bench/list`.
+
+use std::time::{Duration, Instant};
+
+use image_console::domain::attributes::{Architecture, BootMode, Features};
+use image_console::domain::image::ImageStatus;
+use image_console::domain::image_spec::{OsType, Visibility};
+use image_console::domain::list_query::{ListQuery, SortColumn, SortDirection};
+use image_console::store::Store;
+use image_console::store::accounts::UserRow;
+use image_console::store::images::NewImageRow;
+
+const IMAGES: usize = 100_000;
+const WARMUP: usize = 20;
+const RUNS: usize = 300;
+const PREFIXES: [&str; 10] = [
+    "web",
+    "db",
+    "cache",
+    "batch",
+    "gpu",
+    "ci-runner",
+    "bastion",
+    "erp",
+    "kafka",
+    "edge",
+];
+
+/// A small deterministic generator, so every run measures the same data.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+async fn fill(store: &Store) -> String {
+    let account = "bench-account";
+    store
+        .create_account_with_user(
+            account,
+            &UserRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                account_id: account.into(),
+                user_name: "bench".into(),
+                password_hash: "unused".into(),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let mut rng = Lcg(42);
+    let mut rows = Vec::with_capacity(IMAGES);
+    let mut tags = Vec::new();
+    for i in 0..IMAGES {
+        let roll = rng.next() % 100;
+        let status = match roll {
+            0..=89 => ImageStatus::Active,
+            90..=94 => ImageStatus::Failed,
+            95..=97 => ImageStatus::Importing,
+            _ => ImageStatus::Queued,
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        if rng.next().is_multiple_of(5) {
+            tags.push((
+                id.clone(),
+                "env".to_owned(),
+                if rng.next().is_multiple_of(2) {
+                    "prod"
+                } else {
+                    "dev"
+                }
+                .to_owned(),
+            ));
+        }
+        rows.push((
+            NewImageRow {
+                id,
+                account_id: account.into(),
+                name: format!("{}-{i:06}", PREFIXES[i % PREFIXES.len()]),
+                description: String::new(),
+                os_type: OsType::ALL[(rng.next() % 6) as usize],
+                min_disk_gb: 10,
+                min_ram_gb: 2,
+                visibility: if rng.next().is_multiple_of(5) {
+                    Visibility::Shared
+                } else {
+                    Visibility::Private
+                },
+                protected: false,
+                architecture: Architecture::X86_64,
+                boot_mode: BootMode::Bios,
+                features: Features::default(),
+                image_type: "Image-Based",
+                source_url: Some("https://example.com/image.qcow2".into()),
+                created_by: "bench".into(),
+                created_at_ms: 1_700_000_000_000 + i as i64 * 1000,
+            },
+            status,
+            (status == ImageStatus::Active).then(|| (rng.next() % 20_000_000_000) + 200_000),
+        ));
+    }
+    store.insert_images_bulk(&rows).await.unwrap();
+    store.insert_tags_bulk(account, &tags).await.unwrap();
+    store.analyze().await.unwrap();
+    account.to_owned()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+async fn measure(store: &Store, account: &str, label: &str, query: ListQuery) {
+    let mut times = Vec::with_capacity(RUNS);
+    let mut total = 0;
+    for run in 0..WARMUP + RUNS {
+        let start = Instant::now();
+        let (images, count) = store.list_images(account, &query).await.unwrap();
+        let elapsed = start.elapsed();
+        assert!(!images.is_empty() || count == 0);
+        total = count;
+        if run >= WARMUP {
+            times.push(elapsed);
+        }
+    }
+    times.sort();
+    println!(
+        "  {label:<34} {:>8} matches   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        total,
+        percentile(&times, 0.50).as_secs_f64() * 1000.0,
+        percentile(&times, 0.99).as_secs_f64() * 1000.0
+    );
+}
+
+async fn run(name: &str, url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    let started = Instant::now();
+    let account = fill(&store).await;
+    println!(
+        "{name}: {IMAGES} images loaded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let base = ListQuery::default();
+    let cases: Vec<(&str, ListQuery)> = vec![
+        ("first page, newest first", base.clone()),
+        (
+            "search \"-04242\" (rare)",
+            ListQuery {
+                search: "-04242".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "search \"WEB-0\" (10%, any case)",
+            ListQuery {
+                search: "WEB-0".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "search \"ci-run\" (10%)",
+            ListQuery {
+                search: "ci-run".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "search \"db\" (2 letters, 10%)",
+            ListQuery {
+                search: "db".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "filter status Active (90%)",
+            ListQuery {
+                status: Some(ImageStatus::Active),
+                ..base.clone()
+            },
+        ),
+        (
+            "filter status Failed (5%)",
+            ListQuery {
+                status: Some(ImageStatus::Failed),
+                ..base.clone()
+            },
+        ),
+        (
+            "filter OS type Rocky Linux",
+            ListQuery {
+                os_type: Some(OsType::Rocky),
+                ..base.clone()
+            },
+        ),
+        (
+            "filter visibility Shared",
+            ListQuery {
+                visibility: Some(Visibility::Shared),
+                ..base.clone()
+            },
+        ),
+        (
+            "filter tag key env",
+            ListQuery {
+                tag_key: "env".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "filter tag env=prod",
+            ListQuery {
+                tag_key: "env".into(),
+                tag_value: "prod".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "status Active + OS Ubuntu",
+            ListQuery {
+                status: Some(ImageStatus::Active),
+                os_type: Some(OsType::Ubuntu),
+                ..base.clone()
+            },
+        ),
+        (
+            "search \"web\" + status Active",
+            ListQuery {
+                search: "web".into(),
+                status: Some(ImageStatus::Active),
+                ..base.clone()
+            },
+        ),
+        (
+            "sort by name",
+            ListQuery {
+                sort: SortColumn::Name,
+                direction: SortDirection::Asc,
+                ..base.clone()
+            },
+        ),
+        (
+            "sort by size, largest first",
+            ListQuery {
+                sort: SortColumn::Size,
+                direction: SortDirection::Desc,
+                ..base.clone()
+            },
+        ),
+        (
+            "page 100 of 5,000",
+            ListQuery {
+                page: 100,
+                ..base.clone()
+            },
+        ),
+    ];
+    for (label, query) in cases {
+        measure(&store, &account, label, query).await;
+    }
+    store.close().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+    run("SQLite", &sqlite).await;
+    match std::env::var("BENCH_DATABASE_URL") {
+        Ok(url) => run("PostgreSQL", &url).await,
+        Err(_) => println!("PostgreSQL: skipped (set BENCH_DATABASE_URL, as bench/list does)"),
+    }
+}
