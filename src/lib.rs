@@ -5,6 +5,9 @@
 //! touches a database, a file or a socket is server-only and gated here, so the wasm build
 //! cannot link it by accident. See ARCHITECTURE.md.
 
+// Deeply nested view types (the Create Image form) need more than the default 128.
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod domain;
 pub mod server_fns;

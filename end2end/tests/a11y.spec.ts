@@ -31,6 +31,18 @@ test('every page passes an axe audit', async ({ page }) => {
   await expectNoViolations(page, 'the Image List');
   await list.openImage('audited');
   await expectNoViolations(page, 'Image Details');
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await expect(page.getByRole('heading', { name: 'Edit Image' })).toBeVisible();
+  await expectNoViolations(page, 'the Edit form');
+  await page.getByRole('link', { name: 'Tags' }).click();
+  await expect(page.getByRole('heading', { name: 'Add Tag' })).toBeVisible();
+  await expectNoViolations(page, 'the Tags tab');
+  await page.getByRole('link', { name: 'Work History' }).click();
+  await expect(page.getByRole('cell', { name: 'Create Image' })).toBeVisible();
+  await expectNoViolations(page, 'the Work History tab');
+  await page.getByRole('button', { name: 'Create download link' }).click();
+  await expect(page.getByLabel('Download link')).toBeVisible();
+  await expectNoViolations(page, 'Image Details with a download link');
 });
 
 test('the console works with the keyboard alone', async ({ page }) => {

@@ -5,6 +5,7 @@ async function imageReady(page: Page, name: string) {
   const signUp = new SignUpPage(page);
   await signUp.open();
   await signUp.signUp(uniqueAccountId('details'));
+  await expect(new ImageListPage(page).heading).toBeVisible();
   const form = new CreateImagePage(page);
   await form.open();
   await form.fill({ name, url: sourceUrl('files', 'small.qcow2') });
@@ -40,7 +41,7 @@ test('Edit changes attributes and Work History shows each change', async ({ page
   const newest = history.getByRole('row').nth(1);
   await expect(newest.getByRole('cell').nth(1)).toHaveText('Edit Image');
   await expect(newest).toContainText('Image name: edit-me → edited');
-  await expect(newest).toContainText('Minimum Disk: 1 GB → 40 GB');
+  await expect(newest).toContainText('Minimum Disk: 10 GB → 40 GB');
   await expect(history.getByRole('cell', { name: 'Import finished' })).toBeVisible();
   await expect(history.getByRole('cell', { name: 'Create Image' })).toBeVisible();
 });

@@ -81,11 +81,7 @@ impl Services {
         valid_for_ms: i64,
     ) -> ServiceResult<DownloadLink> {
         let id = parse_image_id(id)?;
-        let row = self
-            .store()
-            .get_image(&actor.account_id, &id)
-            .await?
-            .ok_or_else(not_found)?;
+        let row = self.owned_image(actor, &id).await?;
         if row.status != ImageStatus::Active {
             return Err(ServiceError::Conflict(
                 "Only an Active image can be downloaded. Wait for the import to finish.".into(),

@@ -142,6 +142,15 @@ pub fn neutralize_csv_cell(cell: &str) -> String {
 }
 
 impl Services {
+    /// The actor's image by id, or the same NotFound whether it is missing or another
+    /// account's. `id` must already be parsed.
+    pub(super) async fn owned_image(&self, actor: &Actor, id: &str) -> ServiceResult<ImageRow> {
+        self.store()
+            .get_image(&actor.account_id, id)
+            .await?
+            .ok_or_else(not_found)
+    }
+
     fn quota_limits(&self) -> QuotaLimits {
         QuotaLimits {
             max_images: self.settings().max_images_per_account,
@@ -244,11 +253,7 @@ impl Services {
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
     pub async fn get_image(&self, actor: &Actor, id: &str) -> ServiceResult<ImageDetail> {
         let id = parse_image_id(id)?;
-        let row = self
-            .store()
-            .get_image(&actor.account_id, &id)
-            .await?
-            .ok_or_else(not_found)?;
+        let row = self.owned_image(actor, &id).await?;
         let tags = self.store().list_tags(&actor.account_id, &id).await?;
         Ok(row.into_detail(tags))
     }
@@ -317,11 +322,7 @@ impl Services {
     ) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
         let attributes = form.parse().map_err(ServiceError::Invalid)?;
-        let before = self
-            .store()
-            .get_image(&actor.account_id, &id)
-            .await?
-            .ok_or_else(not_found)?;
+        let before = self.owned_image(actor, &id).await?;
         if before.updated_at_ms != expected_updated_at_ms {
             return Err(changed_elsewhere());
         }
@@ -377,11 +378,7 @@ impl Services {
         protected: bool,
     ) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
-        let before = self
-            .store()
-            .get_image(&actor.account_id, &id)
-            .await?
-            .ok_or_else(not_found)?;
+        let before = self.owned_image(actor, &id).await?;
         if before.protected == protected {
             return Ok(());
         }
@@ -420,11 +417,7 @@ impl Services {
         if !(key_ok && value_ok) {
             return Err(ServiceError::Invalid(errors));
         }
-        let row = self
-            .store()
-            .get_image(&actor.account_id, &id)
-            .await?
-            .ok_or_else(not_found)?;
+        let row = self.owned_image(actor, &id).await?;
         let current = self.store().list_tags(&actor.account_id, &id).await?;
         let mut next = current.clone();
         match original_key {
@@ -451,11 +444,7 @@ impl Services {
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
     pub async fn remove_image_tag(&self, actor: &Actor, id: &str, key: &str) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
-        let row = self
-            .store()
-            .get_image(&actor.account_id, &id)
-            .await?
-            .ok_or_else(not_found)?;
+        let row = self.owned_image(actor, &id).await?;
         let current = self.store().list_tags(&actor.account_id, &id).await?;
         let next: Vec<TagPair> = current.iter().filter(|t| t.key != key).cloned().collect();
         if next.len() == current.len() {
@@ -527,10 +516,7 @@ impl Services {
         let id = parse_image_id(id)?;
         // The image must still be the account's; history of deleted images is kept but not
         // reachable from a page that no longer exists.
-        self.store()
-            .get_image(&actor.account_id, &id)
-            .await?
-            .ok_or_else(not_found)?;
+        self.owned_image(actor, &id).await?;
         let page = page.max(1);
         let (entries, total) = self
             .store()

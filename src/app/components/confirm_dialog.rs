@@ -30,7 +30,11 @@ pub fn ConfirmDialog(
             node_ref=dialog
             class="dialog"
             aria-labelledby="dialog-title"
-            on:close=move |_| open.set(false)
+            // The close event arrives as a separate task, possibly after the page around the
+            // dialog has been replaced; by then there may be no signal left to update.
+            on:close=move |_| {
+                open.try_set(false);
+            }
         >
             <h2 id="dialog-title">{title}</h2>
             <div class="dialog-body">{children()}</div>

@@ -6,6 +6,7 @@
 
 use leptos::prelude::*;
 
+use crate::app::error::AppError;
 use crate::domain::FieldError;
 
 /// The state of one form field: its value, whether the user has been there, and the
@@ -67,6 +68,22 @@ pub fn apply_server_errors(fields: &[FieldState], errors: &[FieldError]) -> Vec<
         }
     }
     unplaced
+}
+
+/// Shows a failed submission: errors of `field_errors` go under their fields, and what is
+/// left (other errors, or field errors no field of the form shows) is returned for the
+/// form's alert.
+pub fn form_alert(
+    error: &AppError,
+    field_errors: &[FieldError],
+    fields: &[FieldState],
+) -> Option<AppError> {
+    let unplaced = apply_server_errors(fields, field_errors);
+    match error {
+        AppError::Invalid(_) if unplaced.is_empty() => None,
+        AppError::Invalid(_) => Some(AppError::Conflict(unplaced.join(" "))),
+        other => Some(other.clone()),
+    }
 }
 
 fn field_id(name: &str) -> String {

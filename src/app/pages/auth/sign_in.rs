@@ -4,7 +4,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{FieldState, TextField, apply_server_errors};
+use crate::app::components::form_field::{FieldState, TextField, form_alert};
 use crate::app::error::AppError;
 use crate::domain::account::{UserName, field};
 use crate::server_fns::auth::SignIn;
@@ -19,8 +19,11 @@ pub fn SignInPage() -> impl IntoView {
     let other_error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| {
         if let Some(Err(error)) = action.value().get() {
-            apply_server_errors(&[user_name, password], error.field_errors());
-            other_error.set((!matches!(error, AppError::Invalid(_))).then_some(error));
+            other_error.set(form_alert(
+                &error,
+                error.field_errors(),
+                &[user_name, password],
+            ));
         }
     });
     let user_name_error = user_name.message(UserName::parse);

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{FieldState, TextField, apply_server_errors};
+use crate::app::components::form_field::{FieldState, TextField, form_alert};
 use crate::app::error::AppError;
 use crate::domain::FieldError;
 use crate::domain::account::{AccountId, Password, UserName, field};
@@ -20,8 +20,7 @@ pub fn SignUpPage() -> impl IntoView {
     let other_error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| {
         if let Some(Err(error)) = action.value().get() {
-            apply_server_errors(&fields, error.field_errors());
-            other_error.set((!matches!(error, AppError::Invalid(_))).then_some(error));
+            other_error.set(form_alert(&error, error.field_errors(), &fields));
         }
     });
     let confirm_error = password_confirm.message(move |value| {

@@ -5,9 +5,8 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{
-    FieldState, RadioGroup, SelectField, TextField, apply_server_errors,
-};
+use crate::app::components::form_field::{FieldState, RadioGroup, TextField, form_alert};
+use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::error::AppError;
 use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::image_spec::{
@@ -24,27 +23,29 @@ pub fn CreateImagePage() -> impl IntoView {
 
     let name = FieldState::new(field::NAME, "");
     let source_url = FieldState::new(field::SOURCE_URL, "");
-    let os_type = FieldState::new(field::OS_TYPE, "");
-    let min_disk = FieldState::new(field::MIN_DISK, "0");
-    let min_ram = FieldState::new(field::MIN_RAM, "0");
     let visibility = FieldState::new(field::VISIBILITY, Visibility::Private.as_str());
     let description = FieldState::new(field::DESCRIPTION, "");
     let protected = RwSignal::new(false);
-    let architecture = FieldState::new("architecture", Architecture::default().as_str());
-    let boot_mode = FieldState::new("boot_mode", BootMode::default().as_str());
-    let cloud_init = RwSignal::new(false);
-    let qemu_guest_agent = RwSignal::new(false);
+    let attributes = AttributeFields::new(
+        "",
+        0,
+        0,
+        Architecture::default(),
+        BootMode::default(),
+        Features::default(),
+    );
     let tags = TagRows::new();
+    let [os_type, min_disk, min_ram, ..] = attributes.states();
     let fields = [
         name,
         source_url,
+        visibility,
+        description,
         os_type,
         min_disk,
         min_ram,
-        visibility,
-        description,
-        architecture,
-        boot_mode,
+        attributes.architecture,
+        attributes.boot_mode,
     ];
 
     let form_error = RwSignal::new(None::<AppError>);
@@ -56,19 +57,10 @@ pub fn CreateImagePage() -> impl IntoView {
                 .cloned()
                 .partition(|e| e.field.starts_with("tag"));
             tags.server_errors.set(tag_errors);
-            let unplaced = apply_server_errors(&fields, &other);
-            form_error.set(match error {
-                AppError::Invalid(_) if unplaced.is_empty() => None,
-                AppError::Invalid(_) => Some(AppError::Conflict(unplaced.join(" "))),
-                other => Some(other),
-            });
+            form_error.set(form_alert(&error, &other, &fields));
         }
     });
 
-    let os_options = OsType::ALL
-        .iter()
-        .map(|os| (os.as_str(), os.label()))
-        .collect::<Vec<_>>();
     let visibility_options = Visibility::ALL
         .iter()
         .map(|v| (v.as_str(), v.label(), v.hint()))
@@ -111,59 +103,7 @@ pub fn CreateImagePage() -> impl IntoView {
                         placeholder="https://storage.example.com/images/ubuntu-24.04.qcow2"
                         required=true
                     />
-                    <SelectField
-                        label="OS type"
-                        field=os_type
-                        options=os_options
-                        error=os_type.message(OsType::parse)
-                        hint="The operating system in the image file."
-                        placeholder="Select an OS type"
-                        required=true
-                    />
-                    <div class="field-row">
-                        <TextField
-                            label="Minimum Disk (GB)"
-                            field=min_disk
-                            error=min_disk.message(MinDiskGb::parse)
-                            hint="0 to 12,288 GB."
-                            inputmode="numeric"
-                            required=true
-                        />
-                        <TextField
-                            label="Minimum RAM (GB)"
-                            field=min_ram
-                            error=min_ram.message(MinRamGb::parse)
-                            hint="0 to 2,097,151 GB."
-                            inputmode="numeric"
-                            required=true
-                        />
-                    </div>
-                    <div class="field-row">
-                        <SelectField
-                            label="Architecture"
-                            field=architecture
-                            options=Architecture::ALL.iter().map(|a| (a.as_str(), a.as_str())).collect()
-                            error=architecture.message(Architecture::parse)
-                            placeholder="Select an architecture"
-                        />
-                        <RadioGroup
-                            legend="Boot mode"
-                            field=boot_mode
-                            options=BootMode::ALL.iter().map(|b| (b.as_str(), b.label(), "")).collect()
-                            error=boot_mode.message(BootMode::parse)
-                        />
-                    </div>
-                    <fieldset class="field">
-                        <legend>"Features"</legend>
-                        <div class="checkbox">
-                            <input type="checkbox" id="field-cloud_init" name="cloud_init" bind:checked=cloud_init />
-                            <label for="field-cloud_init">{Features::CLOUD_INIT}</label>
-                        </div>
-                        <div class="checkbox">
-                            <input type="checkbox" id="field-qemu_guest_agent" name="qemu_guest_agent" bind:checked=qemu_guest_agent />
-                            <label for="field-qemu_guest_agent">{Features::QEMU_GUEST_AGENT}</label>
-                        </div>
-                    </fieldset>
+                    <ImageAttributeFields fields=attributes id_prefix="field" />
                     <RadioGroup
                         legend="Visibility"
                         field=visibility

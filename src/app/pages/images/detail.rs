@@ -47,15 +47,28 @@ impl ImageActions {
         }
     }
 
-    /// Changes whenever any of them completes.
-    fn versions(self) -> [usize; 5] {
-        [
-            self.set_protected.version().get(),
-            self.update.version().get(),
-            self.put_tag.version().get(),
-            self.remove_tag.version().get(),
-            self.revoke_links.version().get(),
-        ]
+    /// A number that grows each time one of them succeeds. The image is reloaded then, and
+    /// only then: a refused Edit keeps its form, with what was typed and the errors.
+    fn successes(self) -> ReadSignal<u32> {
+        let (count, set_count) = signal(0u32);
+        fn on_success<A, T, E>(action: ServerAction<A>, set_count: WriteSignal<u32>)
+        where
+            A: leptos::server_fn::ServerFn<Output = T, Error = E> + Clone + Send + Sync + 'static,
+            T: Clone + Send + Sync + 'static,
+            E: Clone + Send + Sync + 'static,
+        {
+            Effect::new(move |_| {
+                if action.value().with(|v| matches!(v, Some(Ok(_)))) {
+                    set_count.update(|n| *n += 1);
+                }
+            });
+        }
+        on_success(self.set_protected, set_count);
+        on_success(self.update, set_count);
+        on_success(self.put_tag, set_count);
+        on_success(self.remove_tag, set_count);
+        on_success(self.revoke_links, set_count);
+        count
     }
 }
 
@@ -82,12 +95,19 @@ pub fn ImageDetailPage() -> impl IntoView {
         actions.create_link,
         actions.revoke_links,
     );
-    let image = Resource::new(move || (id(), actions.versions()), |(id, _)| get_image(id));
+    let changes = actions.successes();
+    let image = Resource::new(move || (id(), changes.get()), |(id, _)| get_image(id));
+    // Owned here, so a refresh of the image cannot reset them; and while either is open the
+    // page stops refreshing, so nothing a person is typing or confirming is swept away.
+    let editing = RwSignal::new(false);
+    let confirm_open = RwSignal::new(false);
     let in_progress = Signal::derive(move || {
-        image
-            .get()
-            .and_then(Result::ok)
-            .is_some_and(|i| i.status.is_in_progress())
+        !editing.get()
+            && !confirm_open.get()
+            && image
+                .get()
+                .and_then(Result::ok)
+                .is_some_and(|i| i.status.is_in_progress())
     });
     refresh_while(in_progress, move || image.refetch());
 
@@ -106,7 +126,7 @@ pub fn ImageDetailPage() -> impl IntoView {
                         <ErrorNotice error />
                         <A href="/images" attr:class="btn">"Back to the Image List"</A>
                     }),
-                    Ok(image) => Either::Right(view! { <ImageDetailView image actions tab /> }),
+                    Ok(image) => Either::Right(view! { <ImageDetailView image actions tab editing confirm_open /> }),
                 }
             })}
         </Transition>
@@ -114,10 +134,14 @@ pub fn ImageDetailPage() -> impl IntoView {
 }
 
 #[component]
-fn ImageDetailView(image: ImageDetail, actions: ImageActions, tab: Memo<Tab>) -> impl IntoView {
+fn ImageDetailView(
+    image: ImageDetail,
+    actions: ImageActions,
+    tab: Memo<Tab>,
+    editing: RwSignal<bool>,
+    confirm_open: RwSignal<bool>,
+) -> impl IntoView {
     let delete = ServerAction::<DeleteImage>::new();
-    let confirm_open = RwSignal::new(false);
-    let editing = RwSignal::new(false);
     let id = image.id.clone();
     let blocked = delete_blocked_reason(image.protected);
     let delete_error = move || delete.value().get().and_then(Result::err);
@@ -155,9 +179,11 @@ fn ImageDetailView(image: ImageDetail, actions: ImageActions, tab: Memo<Tab>) ->
     let tab_link = move |label: &'static str, target: Tab, query: &'static str| {
         let href = tab_href(query);
         view! {
-            <A href=href attr:class="tab" attr:aria-current=move || (tab.get() == target).then_some("page")>
+            // Plain links: the router's <A> marks every link to this path as current,
+            // whatever its query.
+            <a href=href class="tab" aria-current=move || (tab.get() == target).then_some("page")>
                 {label}
-            </A>
+            </a>
         }
     };
     let name = image.name.clone();

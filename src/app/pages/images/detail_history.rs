@@ -2,7 +2,6 @@
 
 use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::app::components::error_notice::ErrorNotice;
@@ -76,13 +75,13 @@ fn HistoryTable(page: HistoryPage, image_id: String) -> impl IntoView {
                 <ul class="pages">
                     <li>
                         {match newer {
-                            Some(href) => Either::Left(view! { <A href=href attr:class="page">"Newer"</A> }),
+                            Some(href) => Either::Left(view! { <a href=href class="page">"Newer"</a> }),
                             None => Either::Right(view! { <span class="page disabled" aria-disabled="true">"Newer"</span> }),
                         }}
                     </li>
                     <li>
                         {match older {
-                            Some(href) => Either::Left(view! { <A href=href attr:class="page">"Older"</A> }),
+                            Some(href) => Either::Left(view! { <a href=href class="page">"Older"</a> }),
                             None => Either::Right(view! { <span class="page disabled" aria-disabled="true">"Older"</span> }),
                         }}
                     </li>

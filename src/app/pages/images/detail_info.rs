@@ -3,14 +3,12 @@
 use leptos::prelude::*;
 
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{
-    FieldState, RadioGroup, SelectField, TextField, apply_server_errors,
-};
+use crate::app::components::form_field::{FieldState, TextField, form_alert};
+use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::components::status_badge::StatusBadge;
 use crate::app::error::AppError;
-use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::image::ImageDetail;
-use crate::domain::image_spec::{Description, ImageName, MinDiskGb, MinRamGb, OsType, field};
+use crate::domain::image_spec::{Description, ImageName, field};
 use crate::domain::units::{
     format_bytes, format_image_size, format_money, format_rfc3339, format_timestamp, monthly_cost,
 };
@@ -115,14 +113,16 @@ pub fn EditImagePanel(
 ) -> impl IntoView {
     let name = FieldState::new(field::NAME, &image.name);
     let description = FieldState::new(field::DESCRIPTION, &image.description);
-    let os_type = FieldState::new(field::OS_TYPE, image.os_type.as_str());
-    let min_disk = FieldState::new(field::MIN_DISK, &image.min_disk_gb.to_string());
-    let min_ram = FieldState::new(field::MIN_RAM, &image.min_ram_gb.to_string());
-    let architecture = FieldState::new("architecture", image.architecture.as_str());
-    let boot_mode = FieldState::new("boot_mode", image.boot_mode.as_str());
-    let cloud_init = RwSignal::new(image.features.cloud_init);
-    let qemu_guest_agent = RwSignal::new(image.features.qemu_guest_agent);
+    let attributes = AttributeFields::new(
+        image.os_type.as_str(),
+        image.min_disk_gb,
+        image.min_ram_gb,
+        image.architecture,
+        image.boot_mode,
+        image.features,
+    );
     let protected = RwSignal::new(image.protected);
+    let [os_type, min_disk, min_ram, architecture, boot_mode] = attributes.states();
     let fields = [
         name,
         description,
@@ -142,20 +142,11 @@ pub fn EditImagePanel(
         match update.value().get() {
             Some(Ok(())) => editing.set(false),
             Some(Err(error)) => {
-                let unplaced = apply_server_errors(&fields, error.field_errors());
-                form_error.set(match error {
-                    AppError::Invalid(_) if unplaced.is_empty() => None,
-                    AppError::Invalid(_) => Some(AppError::Conflict(unplaced.join(" "))),
-                    other => Some(other),
-                });
+                form_error.set(form_alert(&error, error.field_errors(), &fields));
             }
             None => {}
         }
     });
-    let os_options = OsType::ALL
-        .iter()
-        .map(|os| (os.as_str(), os.label()))
-        .collect::<Vec<_>>();
 
     view! {
         <section class="card form-section" aria-labelledby="edit-title">
@@ -178,58 +169,7 @@ pub fn EditImagePanel(
                     hint="Optional, up to 255 characters."
                     multiline=true
                 />
-                <SelectField
-                    label="OS type"
-                    field=os_type
-                    options=os_options
-                    error=os_type.message(OsType::parse)
-                    placeholder="Select an OS type"
-                    required=true
-                />
-                <div class="field-row">
-                    <TextField
-                        label="Minimum Disk (GB)"
-                        field=min_disk
-                        error=min_disk.message(MinDiskGb::parse)
-                        hint="0 to 12,288 GB."
-                        inputmode="numeric"
-                        required=true
-                    />
-                    <TextField
-                        label="Minimum RAM (GB)"
-                        field=min_ram
-                        error=min_ram.message(MinRamGb::parse)
-                        hint="0 to 2,097,151 GB."
-                        inputmode="numeric"
-                        required=true
-                    />
-                </div>
-                <div class="field-row">
-                    <SelectField
-                        label="Architecture"
-                        field=architecture
-                        options=Architecture::ALL.iter().map(|a| (a.as_str(), a.as_str())).collect()
-                        error=architecture.message(Architecture::parse)
-                        placeholder="Select an architecture"
-                    />
-                    <RadioGroup
-                        legend="Boot mode"
-                        field=boot_mode
-                        options=BootMode::ALL.iter().map(|b| (b.as_str(), b.label(), "")).collect()
-                        error=boot_mode.message(BootMode::parse)
-                    />
-                </div>
-                <fieldset class="field">
-                    <legend>"Features"</legend>
-                    <div class="checkbox">
-                        <input type="checkbox" id="edit-cloud_init" name="cloud_init" bind:checked=cloud_init />
-                        <label for="edit-cloud_init">{Features::CLOUD_INIT}</label>
-                    </div>
-                    <div class="checkbox">
-                        <input type="checkbox" id="edit-qemu_guest_agent" name="qemu_guest_agent" bind:checked=qemu_guest_agent />
-                        <label for="edit-qemu_guest_agent">{Features::QEMU_GUEST_AGENT}</label>
-                    </div>
-                </fieldset>
+                <ImageAttributeFields fields=attributes id_prefix="edit" />
                 <fieldset class="field">
                     <legend>"Protected"</legend>
                     <div class="checkbox">

@@ -4,7 +4,7 @@ use leptos::either::Either;
 use leptos::prelude::*;
 
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{FieldState, TextField, apply_server_errors};
+use crate::app::components::form_field::{FieldState, TextField, form_alert};
 use crate::app::error::AppError;
 use crate::domain::tags::{MAX_TAGS, TagKey, TagPair, TagValue, field};
 use crate::server_fns::images::{PutImageTag, RemoveImageTag};
@@ -132,12 +132,7 @@ fn TagForm(
                 key.touched.set(false);
             }
             Some(Err(error)) => {
-                let unplaced = apply_server_errors(&[key, value], error.field_errors());
-                form_error.set(match error {
-                    AppError::Invalid(_) if unplaced.is_empty() => None,
-                    AppError::Invalid(_) => Some(AppError::Conflict(unplaced.join(" "))),
-                    other => Some(other),
-                });
+                form_error.set(form_alert(&error, error.field_errors(), &[key, value]));
             }
             None => {}
         }

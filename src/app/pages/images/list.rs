@@ -35,16 +35,31 @@ pub fn ImageListPage() -> impl IntoView {
     );
     let usage = Resource::new(move || delete.version().get(), |_| get_account_usage());
     let selection: Selection = RwSignal::new(BTreeMap::new());
+    // Owned here, not by the table, so a refresh of the rows cannot close the dialog.
+    let confirm_open = RwSignal::new(false);
     // A new view starts with nothing selected.
     Effect::new(move |_| {
         query.track();
         selection.set(BTreeMap::new());
     });
+    // Refresh while imports run, but not while the Delete dialog asks about the selection.
     let in_progress = Signal::derive(move || {
-        images
-            .get()
-            .and_then(Result::ok)
-            .is_some_and(|page| page.images.iter().any(|i| i.status.is_in_progress()))
+        !confirm_open.get()
+            && images
+                .get()
+                .and_then(Result::ok)
+                .is_some_and(|page| page.images.iter().any(|i| i.status.is_in_progress()))
+    });
+    let on_confirm = Callback::new(move |()| {
+        let ids: Vec<String> = selection.with(|s| s.keys().cloned().collect());
+        delete.dispatch(DeleteImages { ids });
+    });
+    // Close the dialog and clear the selection once the server has answered.
+    Effect::new(move |_| {
+        if delete.value().with(Option::is_some) {
+            confirm_open.set(false);
+            selection.set(BTreeMap::new());
+        }
     });
     refresh_while(in_progress, move || {
         images.refetch();
@@ -69,10 +84,26 @@ pub fn ImageListPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match images.await {
                     Err(error) => Either::Left(view! { <ErrorNotice error /> }),
-                    Ok(page) => Either::Right(view! { <ImageTable page query=query.get_untracked() selection delete /> }),
+                    Ok(page) => Either::Right(view! { <ImageTable page query=query.get_untracked() selection confirm_open /> }),
                 }
             })}
         </Transition>
+        <ConfirmDialog
+            open=confirm_open
+            title="Delete Images".to_owned()
+            confirm_label="Delete"
+            pending=delete.pending()
+            on_confirm
+        >
+            <p>"Delete these images? Their files are removed as well; deleted images cannot be recovered. Protected images are skipped."</p>
+            <ul class="dialog-list">
+                {move || {
+                    let mut names: Vec<String> = selection.get().into_values().collect();
+                    names.sort();
+                    names.into_iter().map(|name| view! { <li>{name}</li> }).collect_view()
+                }}
+            </ul>
+        </ConfirmDialog>
     }
 }
 
@@ -178,7 +209,7 @@ fn FilterBar(query: Memo<ListQuery>) -> impl IntoView {
             <input type="hidden" name="per_page" value=move || q().per_page.to_string() />
             <div class="filter-actions">
                 <button type="submit" class="btn btn-primary">"Search"</button>
-                {move || q().has_filters().then(|| view! { <A href="/images" attr:class="btn">"Clear filters"</A> })}
+                {move || q().has_filters().then(|| view! { <a href="/images" class="btn">"Clear filters"</a> })}
             </div>
         </Form>
     }
@@ -220,7 +251,7 @@ fn ImageTable(
     page: ImagePage,
     query: ListQuery,
     selection: Selection,
-    delete: ServerAction<DeleteImages>,
+    confirm_open: RwSignal<bool>,
 ) -> impl IntoView {
     if page.total == 0 {
         return Either::Left(if query.has_filters() {
@@ -228,7 +259,7 @@ fn ImageTable(
                 <section class="empty-state card" aria-labelledby="empty-title">
                     <h2 id="empty-title">"No images match"</h2>
                     <p>"No image of this account matches the search and filters."</p>
-                    <A href="/images" attr:class="btn">"Clear filters"</A>
+                    <a href="/images" class="btn">"Clear filters"</a>
                 </section>
             })
         } else {
@@ -270,19 +301,7 @@ fn ImageTable(
             });
         }
     };
-    let confirm_open = RwSignal::new(false);
     let selected_count = move || selection.with(BTreeMap::len);
-    let on_confirm = Callback::new(move |()| {
-        let ids: Vec<String> = selection.with(|s| s.keys().cloned().collect());
-        delete.dispatch(DeleteImages { ids });
-    });
-    // Close the dialog and clear the selection once the server has answered.
-    Effect::new(move |_| {
-        if delete.value().with(Option::is_some) {
-            confirm_open.set(false);
-            selection.set(BTreeMap::new());
-        }
-    });
     let export_href = {
         let mut filters = query.clone();
         filters.page = 1;
@@ -344,18 +363,6 @@ fn ImageTable(
             </div>
             <Pagination query first last total page_count />
         </section>
-        <ConfirmDialog
-            open=confirm_open
-            title="Delete Images".to_owned()
-            confirm_label="Delete"
-            pending=delete.pending()
-            on_confirm
-        >
-            <p>"Delete these images? Their files are removed as well; deleted images cannot be recovered. Protected images are skipped."</p>
-            <ul class="dialog-list">
-                {move || selection.get().into_values().map(|name| view! { <li>{name}</li> }).collect_view()}
-            </ul>
-        </ConfirmDialog>
     })
 }
 
@@ -391,10 +398,10 @@ fn SortHeader(column: SortColumn, query: ListQuery) -> impl IntoView {
     };
     view! {
         <th scope="col" aria-sort=aria_sort class=class>
-            <A href=href attr:class="sort-link">
+            <a href=href class="sort-link">
                 {column.label()}
                 <span class="sort-arrow" aria-hidden="true">{arrow}</span>
-            </A>
+            </a>
         </th>
     }
 }
@@ -437,7 +444,8 @@ fn Pagination(
         items.push(if p == current {
             view! { <li><span class="page current" aria-current="page">{p}</span></li> }.into_any()
         } else {
-            view! { <li><A href=link(p) attr:class="page" attr:aria-label=format!("Page {p}")>{p}</A></li> }.into_any()
+            view! { <li><a href=link(p) class="page" aria-label=format!("Page {p}")>{p}</a></li> }
+                .into_any()
         });
     }
     let per_page_options = PAGE_SIZES
@@ -454,7 +462,13 @@ fn Pagination(
     view! {
         <div class="pagination">
             <p class="range" aria-live="polite">
-                {format!("{}–{} of {} images", with_thousands(first), with_thousands(last), with_thousands(total))}
+                {format!(
+                    "{}–{} of {} {}",
+                    with_thousands(first),
+                    with_thousands(last),
+                    with_thousands(total),
+                    if total == 1 { "image" } else { "images" }
+                )}
             </p>
             <Form method="GET" action="/images" attr:class="per-page">
                 <label for="per-page">"Rows per page"</label>
@@ -473,7 +487,7 @@ fn Pagination(
                 <ul class="pages">
                     <li>
                         {if current > 1 {
-                            Either::Left(view! { <A href=link(current - 1) attr:class="page" attr:rel="prev">"Previous"</A> })
+                            Either::Left(view! { <a href=link(current - 1) class="page" rel="prev">"Previous"</a> })
                         } else {
                             Either::Right(view! { <span class="page disabled" aria-disabled="true">"Previous"</span> })
                         }}
@@ -481,7 +495,7 @@ fn Pagination(
                     {items}
                     <li>
                         {if current < page_count {
-                            Either::Left(view! { <A href=link(current + 1) attr:class="page" attr:rel="next">"Next"</A> })
+                            Either::Left(view! { <a href=link(current + 1) class="page" rel="next">"Next"</a> })
                         } else {
                             Either::Right(view! { <span class="page disabled" aria-disabled="true">"Next"</span> })
                         }}
