@@ -1,6 +1,6 @@
 //! Image List speed with 100,000 images in one account, on SQLite and PostgreSQL.
 //!
-//! Fills the account through the store layer, then times `Store::list_images` (one page of
+//! Fills the account (and a smaller neighbouring one) through the store layer, then times `Store::list_images` (one page of
 //! 20 plus the total count) for the default view, name searches, each filter and two sorts,
 //! and prints p50 and p99 per case and database. Run it with `bench/list`.
 
@@ -43,25 +43,34 @@ impl Lcg {
     }
 }
 
+/// Another account's images share every table and index, as they would in a real console.
+const NEIGHBOUR_IMAGES: usize = 20_000;
+
 async fn fill(store: &Store) -> String {
-    let account = "bench-account";
+    fill_account(store, "neighbour-account", NEIGHBOUR_IMAGES, 7).await;
+    fill_account(store, "bench-account", IMAGES, 42).await;
+    store.analyze().await.unwrap();
+    "bench-account".to_owned()
+}
+
+async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) {
     store
         .create_account_with_user(
             account,
             &UserRow {
                 id: uuid::Uuid::new_v4().to_string(),
                 account_id: account.into(),
-                user_name: "bench".into(),
+                user_name: account.into(),
                 password_hash: "unused".into(),
             },
             0,
         )
         .await
         .unwrap();
-    let mut rng = Lcg(42);
-    let mut rows = Vec::with_capacity(IMAGES);
+    let mut rng = Lcg(seed);
+    let mut rows = Vec::with_capacity(images);
     let mut tags = Vec::new();
-    for i in 0..IMAGES {
+    for i in 0..images {
         let roll = rng.next() % 100;
         let status = match roll {
             0..=89 => ImageStatus::Active,
@@ -111,8 +120,6 @@ async fn fill(store: &Store) -> String {
     }
     store.insert_images_bulk(&rows).await.unwrap();
     store.insert_tags_bulk(account, &tags).await.unwrap();
-    store.analyze().await.unwrap();
-    account.to_owned()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -147,7 +154,7 @@ async fn run(name: &str, url: &str) {
     let started = Instant::now();
     let account = fill(&store).await;
     println!(
-        "{name}: {IMAGES} images loaded in {:.1} s",
+        "{name}: {IMAGES} images (and {NEIGHBOUR_IMAGES} of another account) loaded in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let base = ListQuery::default();
@@ -178,6 +185,27 @@ async fn run(name: &str, url: &str) {
             "search \"db\" (2 letters, 10%)",
             ListQuery {
                 search: "db".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "search \"b\" (1 letter, 40%)",
+            ListQuery {
+                search: "b".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "search \"-0\" (every image)",
+            ListQuery {
+                search: "-0".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "search \"zz\" (no match)",
+            ListQuery {
+                search: "zz".into(),
                 ..base.clone()
             },
         ),
@@ -241,6 +269,40 @@ async fn run(name: &str, url: &str) {
             },
         ),
         (
+            "status Failed + OS Oracle (rare pair)",
+            ListQuery {
+                status: Some(ImageStatus::Failed),
+                os_type: Some(OsType::Oracle),
+                ..base.clone()
+            },
+        ),
+        (
+            "tag env=prod + status Active",
+            ListQuery {
+                tag_key: "env".into(),
+                tag_value: "prod".into(),
+                status: Some(ImageStatus::Active),
+                ..base.clone()
+            },
+        ),
+        (
+            "search \"web\" + tag key env",
+            ListQuery {
+                search: "web".into(),
+                tag_key: "env".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "search \"web\", sorted by name",
+            ListQuery {
+                search: "web".into(),
+                sort: SortColumn::Name,
+                direction: SortDirection::Asc,
+                ..base.clone()
+            },
+        ),
+        (
             "sort by name",
             ListQuery {
                 sort: SortColumn::Name,
@@ -273,7 +335,11 @@ async fn run(name: &str, url: &str) {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+    // BENCH_SQLITE_PATH keeps the SQLite database for a look at its query plans afterwards.
+    let sqlite_path = std::env::var("BENCH_SQLITE_PATH")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dir.path().join("bench.db"));
+    let sqlite = format!("sqlite://{}", sqlite_path.display());
     run("SQLite", &sqlite).await;
     match std::env::var("BENCH_DATABASE_URL") {
         Ok(url) => run("PostgreSQL", &url).await,

@@ -1,10 +1,11 @@
 //! Image rows and their tags. Every query a person's request can reach filters by account,
 //! and every change is written together with its Work History event, in one transaction.
 
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{AnyConnection, Arguments, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::history::{NewEvent, insert_event};
+use super::sql::QueryParts;
 use super::{Backend, Store, to_i64, to_u64};
 use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::history::{HistoryTopic, SYSTEM_WORKER, WorkResult};
@@ -12,7 +13,6 @@ use crate::domain::image::{
     DiskFormat, ImageDetail, ImageStatus, ImageSummary, ImportProgress, image_srn,
 };
 use crate::domain::image_spec::{OsType, Visibility};
-use crate::domain::list_query::{ListQuery, SortColumn, SortDirection};
 use crate::domain::tags::{Tag, TagPair};
 
 /// A new image, as the service hands it to the store.
@@ -151,7 +151,7 @@ pub struct DownloadTarget {
     pub link_generation: i64,
 }
 
-const COLUMNS: &str = "i.id, i.account_id, i.name, i.description, i.os_type, i.min_disk_gb, \
+pub(super) const COLUMNS: &str = "i.id, i.account_id, i.name, i.description, i.os_type, i.min_disk_gb, \
     i.min_ram_gb, i.visibility, i.protected, i.architecture, i.boot_mode, i.features, i.status, \
     i.failure_reason, i.image_type, i.source_url, i.disk_format, i.size_bytes, \
     i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.blob_key, i.bytes_done, \
@@ -166,7 +166,7 @@ pub(super) fn decode_error(column: &str, value: &str) -> sqlx::Error {
 }
 
 impl ImageRow {
-    fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
+    pub(super) fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
         let text = |c: &str| r.try_get::<String, _>(c);
         let os_type = text("os_type")?;
         let visibility = text("visibility")?;
@@ -275,213 +275,6 @@ impl ImageRow {
             updated_by: self.updated_by,
             updated_at_ms: self.updated_at_ms,
         }
-    }
-}
-
-/// A value bound into a dynamically built query.
-#[derive(Clone, Debug)]
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-/// A WHERE clause with its values, numbered `$1…` as both databases accept.
-struct Filter {
-    sql: String,
-    binds: Vec<Bind>,
-}
-
-impl Filter {
-    fn new() -> Self {
-        Self {
-            sql: String::new(),
-            binds: Vec::new(),
-        }
-    }
-
-    /// Adds a value and returns its placeholder.
-    fn bind(&mut self, value: Bind) -> String {
-        self.binds.push(value);
-        format!("${}", self.binds.len())
-    }
-
-    fn text(&mut self, value: impl Into<String>) -> String {
-        self.bind(Bind::Text(value.into()))
-    }
-
-    fn arguments(&self) -> AnyArguments<'static> {
-        let mut args = AnyArguments::default();
-        for bind in &self.binds {
-            // Encoding plain text and integers into AnyArguments cannot fail.
-            let _ = match bind {
-                Bind::Text(t) => args.add(t.clone()),
-                Bind::Int(i) => args.add(*i),
-            };
-        }
-        args
-    }
-}
-
-/// Escapes LIKE wildcards so a search for "50%" finds names containing "50%".
-fn like_pattern(search: &str) -> String {
-    let mut pattern = String::with_capacity(search.len() + 2);
-    pattern.push('%');
-    for c in search.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-/// How a name search finds its rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SearchPath {
-    /// Check every name of the account (short or common terms).
-    Scan,
-    /// Narrow to the trigram index's candidates first (SQLite, rare terms of 3+ characters).
-    Trigrams,
-}
-
-/// How a tag filter finds its rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TagPath {
-    /// Start from the tag's images (a rare tag).
-    Drive,
-    /// Walk the account's images in list order, checking each for the tag (a common tag:
-    /// a page fills quickly).
-    Probe,
-}
-
-/// How one query finds its rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Plan {
-    search: SearchPath,
-    tag: TagPath,
-}
-
-impl Plan {
-    const SIMPLE: Plan = Plan {
-        search: SearchPath::Scan,
-        tag: TagPath::Drive,
-    };
-}
-
-/// Above this many candidates, walking the account's images in list order beats fetching
-/// every candidate row and sorting them (measured with bench/list on SQLite).
-pub(super) const CANDIDATE_LIMIT: i64 = 1000;
-
-/// The account's images matching `query`'s search and filters: a FROM clause and WHERE
-/// clause, for the page, the count and the export alike.
-fn list_filter(backend: Backend, account_id: &str, query: &ListQuery, plan: Plan) -> Filter {
-    let mut f = Filter::new();
-    let account = f.text(account_id);
-    let mut conditions = Vec::new();
-    if plan.search == SearchPath::Trigrams {
-        let phrase = f.text(trigram_phrase(&query.search));
-        conditions.push(format!(
-            "i.seq IN (SELECT rowid FROM images_name_fts WHERE images_name_fts MATCH {phrase})"
-        ));
-        // '+' keeps SQLite from scanning the account index instead of the few candidates.
-        conditions.push(format!("+i.account_id = {account}"));
-    } else {
-        conditions.push(format!("i.account_id = {account}"));
-    }
-    if !query.search.is_empty() {
-        // Names are ASCII by rule, so comparing lower-cased text ignores case exactly.
-        let pattern = f.text(like_pattern(&query.search.to_lowercase()));
-        let name = match backend {
-            // SQLite's LIKE already ignores ASCII case.
-            Backend::Sqlite => "i.name",
-            Backend::Postgres => "lower(i.name)",
-        };
-        conditions.push(format!("{name} LIKE {pattern} ESCAPE '\\'"));
-    }
-    if let Some(status) = query.status {
-        let p = f.text(status.as_str());
-        conditions.push(format!("i.status = {p}"));
-    }
-    if let Some(os) = query.os_type {
-        let p = f.text(os.as_str());
-        conditions.push(format!("i.os_type = {p}"));
-    }
-    if let Some(visibility) = query.visibility {
-        let p = f.text(visibility.as_str());
-        conditions.push(format!("i.visibility = {p}"));
-    }
-    if !query.tag_key.is_empty() {
-        let key = f.text(query.tag_key.clone());
-        let mut tag = match plan.tag {
-            TagPath::Drive => format!(
-                "i.id IN (SELECT t.image_id FROM image_tags t WHERE t.account_id = {account} AND t.tag_key = {key}"
-            ),
-            TagPath::Probe => format!(
-                "EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.tag_key = {key}"
-            ),
-        };
-        if !query.tag_value.is_empty() {
-            let value = f.text(query.tag_value.clone());
-            tag += &format!(" AND t.tag_value = {value}");
-        }
-        tag.push(')');
-        conditions.push(tag);
-    }
-    f.sql = format!("FROM images i WHERE {}", conditions.join(" AND "));
-    f
-}
-
-/// An FTS5 phrase matching the search as a substring (the trigram tokenizer ignores case).
-fn trigram_phrase(search: &str) -> String {
-    format!("\"{}\"", search.replace('"', "\"\""))
-}
-
-/// The counter row that holds the total for a query with at most one simple filter.
-fn counter_for(query: &ListQuery) -> Option<(&'static str, String)> {
-    if !query.search.is_empty() {
-        return None;
-    }
-    let tag = (!query.tag_key.is_empty()).then(|| {
-        if query.tag_value.is_empty() {
-            ("tag_key", query.tag_key.clone())
-        } else {
-            ("tag", format!("{}\u{1f}{}", query.tag_key, query.tag_value))
-        }
-    });
-    let filters: Vec<(&'static str, String)> = [
-        query.status.map(|s| ("status", s.as_str().to_owned())),
-        query.os_type.map(|o| ("os_type", o.as_str().to_owned())),
-        query
-            .visibility
-            .map(|v| ("visibility", v.as_str().to_owned())),
-        tag,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    match filters.len() {
-        0 => Some(("all", String::new())),
-        1 => filters.into_iter().next(),
-        _ => None,
-    }
-}
-
-/// ORDER BY for a sort. Every tie-break runs in the sort's direction, so each sort is one
-/// index scanned forwards or backwards.
-fn order_by(query: &ListQuery) -> String {
-    let dir = match query.direction {
-        SortDirection::Asc => "ASC",
-        SortDirection::Desc => "DESC",
-    };
-    match query.sort {
-        SortColumn::Name => format!("i.name {dir}, i.id {dir}"),
-        SortColumn::OsType => format!("i.os_type {dir}, i.created_at {dir}, i.id {dir}"),
-        SortColumn::Status => format!("i.status {dir}, i.created_at {dir}, i.id {dir}"),
-        SortColumn::Visibility => format!("i.visibility {dir}, i.created_at {dir}, i.id {dir}"),
-        // Images without a size yet (importing, failed) go last either way, on both databases.
-        SortColumn::Size => format!("i.size_bytes {dir} NULLS LAST, i.id {dir}"),
-        SortColumn::Created => format!("i.created_at {dir}, i.id {dir}"),
     }
 }
 
@@ -609,25 +402,25 @@ impl Store {
     ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
         for chunk in images.chunks(500) {
-            let mut filter = Filter::new();
+            let mut filter = QueryParts::new();
             let mut values = Vec::with_capacity(chunk.len());
             for (image, status, size) in chunk {
                 let size = match size {
-                    Some(size) => filter.bind(Bind::Int(to_i64(*size))),
+                    Some(size) => filter.int(to_i64(*size)),
                     None => "NULL".to_owned(),
                 };
                 let created_by = filter.text(image.created_by.clone());
-                let created_at = filter.bind(Bind::Int(image.created_at_ms));
+                let created_at = filter.int(image.created_at_ms);
                 let cols = [
                     filter.text(image.id.clone()),
                     filter.text(image.account_id.clone()),
                     filter.text(image.name.clone()),
                     filter.text(image.description.clone()),
                     filter.text(image.os_type.as_str()),
-                    filter.bind(Bind::Int(to_i64(image.min_disk_gb))),
-                    filter.bind(Bind::Int(to_i64(image.min_ram_gb))),
+                    filter.int(to_i64(image.min_disk_gb)),
+                    filter.int(to_i64(image.min_ram_gb)),
                     filter.text(image.visibility.as_str()),
-                    filter.bind(Bind::Int(i64::from(image.protected))),
+                    filter.int(i64::from(image.protected)),
                     filter.text(image.architecture.as_str()),
                     filter.text(image.boot_mode.as_str()),
                     filter.text(image.features.to_db()),
@@ -664,7 +457,7 @@ impl Store {
     ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
         for chunk in tags.chunks(1000) {
-            let mut filter = Filter::new();
+            let mut filter = QueryParts::new();
             let account = filter.text(account_id);
             let values: Vec<String> = chunk
                 .iter()
@@ -697,140 +490,6 @@ impl Store {
         };
         sqlx::query(sql).execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Chooses how the query finds rows. PostgreSQL's planner does this by itself; SQLite's
-    /// needs to know whether the search term or tag is rare, which the trigram index and the
-    /// counters tell cheaply.
-    async fn plan(
-        &self,
-        conn: &mut AnyConnection,
-        account_id: &str,
-        query: &ListQuery,
-    ) -> sqlx::Result<Plan> {
-        let mut plan = Plan::SIMPLE;
-        if self.backend != Backend::Sqlite {
-            return Ok(plan);
-        }
-        if query.search.chars().count() >= 3 {
-            let row = sqlx::query(
-                "SELECT COUNT(*) AS n FROM images_name_fts WHERE images_name_fts MATCH $1",
-            )
-            .bind(trigram_phrase(&query.search))
-            .fetch_one(&mut *conn)
-            .await?;
-            if row.try_get::<i64, _>("n")? <= self.candidate_limit {
-                plan.search = SearchPath::Trigrams;
-            }
-        }
-        if !query.tag_key.is_empty() {
-            let tag_only = ListQuery {
-                tag_key: query.tag_key.clone(),
-                tag_value: query.tag_value.clone(),
-                ..ListQuery::default()
-            };
-            let tagged = self
-                .counter(conn, account_id, &tag_only)
-                .await?
-                .unwrap_or(0);
-            if i64::try_from(tagged).unwrap_or(i64::MAX) > self.candidate_limit {
-                plan.tag = TagPath::Probe;
-            }
-        }
-        Ok(plan)
-    }
-
-    /// The kept total for a query with at most one simple filter, if it has one.
-    async fn counter(
-        &self,
-        conn: &mut AnyConnection,
-        account_id: &str,
-        query: &ListQuery,
-    ) -> sqlx::Result<Option<u64>> {
-        let Some((dimension, value)) = counter_for(query) else {
-            return Ok(None);
-        };
-        let row = sqlx::query(
-            "SELECT COALESCE(MAX(n), 0) AS total FROM image_counts \
-             WHERE account_id = $1 AND dimension = $2 AND value = $3",
-        )
-        .bind(account_id)
-        .bind(dimension)
-        .bind(value)
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(Some(to_u64(row.try_get("total")?)))
-    }
-
-    /// One page of the account's images matching the query, and how many match in all.
-    pub async fn list_images(
-        &self,
-        account_id: &str,
-        query: &ListQuery,
-    ) -> sqlx::Result<(Vec<ImageRow>, u64)> {
-        let mut conn = self.pool.acquire().await?;
-        let plan = self.plan(&mut conn, account_id, query).await?;
-        let mut filter = list_filter(self.backend, account_id, query, plan);
-        let count_sql = format!("SELECT COUNT(*) AS total {}", filter.sql);
-        let count_args = filter.arguments();
-        let limit = filter.bind(Bind::Int(i64::from(query.per_page)));
-        let offset = filter.bind(Bind::Int(to_i64(query.offset())));
-        let page_sql = format!(
-            "SELECT {COLUMNS} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
-            filter.sql,
-            order_by(query)
-        );
-        let rows = sqlx::query_with(&page_sql, filter.arguments())
-            .fetch_all(&mut *conn)
-            .await?;
-        let images = rows
-            .iter()
-            .map(ImageRow::from_row)
-            .collect::<sqlx::Result<Vec<_>>>()?;
-        let total = if query.page == 1 && images.len() < query.per_page as usize {
-            // A first page that is not full holds every match.
-            images.len() as u64
-        } else if let Some(total) = self.counter(&mut conn, account_id, query).await? {
-            total
-        } else {
-            let row = sqlx::query_with(&count_sql, count_args)
-                .fetch_one(&mut *conn)
-                .await?;
-            to_u64(row.try_get("total")?)
-        };
-        Ok((images, total))
-    }
-
-    /// How many images match, counted row by row (tests check the counters against it).
-    pub async fn count_images_exactly(
-        &self,
-        account_id: &str,
-        query: &ListQuery,
-    ) -> sqlx::Result<u64> {
-        let filter = list_filter(self.backend, account_id, query, Plan::SIMPLE);
-        let sql = format!("SELECT COUNT(*) AS total {}", filter.sql);
-        let row = sqlx::query_with(&sql, filter.arguments())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(to_u64(row.try_get("total")?))
-    }
-
-    /// Every image matching the query's search and filters, in its sort order (for export).
-    pub async fn list_matching_images(
-        &self,
-        account_id: &str,
-        query: &ListQuery,
-    ) -> sqlx::Result<Vec<ImageRow>> {
-        let filter = list_filter(self.backend, account_id, query, Plan::SIMPLE);
-        let sql = format!(
-            "SELECT {COLUMNS} {} ORDER BY {}",
-            filter.sql,
-            order_by(query)
-        );
-        let rows = sqlx::query_with(&sql, filter.arguments())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(ImageRow::from_row).collect()
     }
 
     pub async fn account_usage(&self, account_id: &str) -> sqlx::Result<Usage> {
@@ -1296,15 +955,4 @@ async fn image_name(conn: &mut AnyConnection, account_id: &str, id: &str) -> sql
         .fetch_one(&mut *conn)
         .await?
         .try_get("name")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::like_pattern;
-
-    #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(like_pattern("web"), "%web%");
-        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
-    }
 }

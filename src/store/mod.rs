@@ -8,7 +8,9 @@ pub mod accounts;
 pub mod blobs;
 pub mod history;
 pub mod images;
+mod listing;
 pub mod sessions;
+mod sql;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -43,7 +45,7 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// See `images::CANDIDATE_LIMIT`; tests lower it to exercise every query plan.
+    /// See `listing::CANDIDATE_LIMIT`; tests lower it to exercise every query plan.
     candidate_limit: i64,
 }
 
@@ -86,7 +88,7 @@ impl Store {
         let store = Self {
             pool,
             backend,
-            candidate_limit: images::CANDIDATE_LIMIT,
+            candidate_limit: listing::CANDIDATE_LIMIT,
         };
         store.migrate().await?;
         Ok(store)

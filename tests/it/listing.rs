@@ -298,12 +298,20 @@ async fn search_filters_sort_and_pages(backend: Backend) {
     let oldest = list(by(SortColumn::Created, SortDirection::Asc)).await;
     assert_eq!(oldest.images[0].name, "web-01");
 
-    // Every query plan gives the same answer: the store picks index-driven plans for rare
-    // terms and tags, and walks the list otherwise; a limit of 0 forces the walking plans.
-    let walking = app.services.store().clone().with_candidate_limit(0);
+    // Every query plan gives the plain answer (a filter over the rows, sorted, sliced): the
+    // counters, the search index with few matches (fetched and sorted) and with many (read in
+    // creation order, or by walking the sort's index). A candidate limit of 0 makes every
+    // match count as many.
+    let store = app.services.store().clone();
+    let plans = [store.clone(), store.clone().with_candidate_limit(0)];
     let views = [
         q(&|q| q.search = "web".into()),
+        q(&|q| q.search = "W".into()),
+        q(&|q| q.search = "b".into()),
+        q(&|q| q.search = "db".into()),
+        q(&|q| q.search = "-0".into()),
         q(&|q| q.search = "50%".into()),
+        q(&|q| q.search = "h_5".into()),
         q(&|q| q.search = "DB-".into()),
         q(&|q| q.tag_key = "env".into()),
         q(&|q| {
@@ -314,17 +322,67 @@ async fn search_filters_sort_and_pages(backend: Backend) {
             q.tag_key = "tier".into();
             q.search = "replica".into();
         }),
+        q(&|q| {
+            q.status = Some(ImageStatus::Active);
+            q.os_type = Some(OsType::Ubuntu);
+        }),
+        q(&|q| {
+            q.os_type = Some(OsType::Ubuntu);
+            q.visibility = Some(Visibility::Private);
+        }),
+        q(&|q| {
+            q.search = "e".into();
+            q.status = Some(ImageStatus::Active);
+            q.visibility = Some(Visibility::Private);
+        }),
+        q(&|q| {
+            q.tag_key = "env".into();
+            q.os_type = Some(OsType::Ubuntu);
+        }),
+        q(&|q| {
+            q.tag_key = "env".into();
+            q.tag_value = "prod".into();
+            q.status = Some(ImageStatus::Active);
+            q.search = "-".into();
+        }),
     ];
+    let ids = |rows: &[image_console::store::images::ImageRow]| -> Vec<String> {
+        rows.iter().map(|r| r.id.clone()).collect()
+    };
     for view in views {
-        let chosen = app
-            .services
-            .store()
-            .list_images(&actor.account_id, &view)
-            .await
-            .unwrap();
-        let walked = walking.list_images(&actor.account_id, &view).await.unwrap();
-        assert!(chosen.1 > 0, "{view:?} matches something");
-        assert_eq!(chosen, walked, "{view:?}");
+        let mut matched = 0;
+        for (sort, direction) in [
+            (SortColumn::Created, SortDirection::Desc),
+            (SortColumn::Created, SortDirection::Asc),
+            (SortColumn::Name, SortDirection::Asc),
+            (SortColumn::Size, SortDirection::Desc),
+        ] {
+            for (page, per_page) in [(1, 100), (2, 10), (3, 2)] {
+                let query = ListQuery {
+                    sort,
+                    direction,
+                    page,
+                    per_page,
+                    ..view.clone()
+                };
+                let plain = store
+                    .list_matching_images(&actor.account_id, &query)
+                    .await
+                    .unwrap();
+                matched = plain.len();
+                let expected: Vec<String> = ids(&plain)
+                    .into_iter()
+                    .skip(query.offset() as usize)
+                    .take(per_page as usize)
+                    .collect();
+                for plan in &plans {
+                    let (rows, total) = plan.list_images(&actor.account_id, &query).await.unwrap();
+                    assert_eq!(ids(&rows), expected, "{query:?}");
+                    assert_eq!(total, plain.len() as u64, "{query:?}");
+                }
+            }
+        }
+        assert!(matched > 0, "{view:?} matches something");
     }
 
     // Pages: the total counts every match; pages hold per_page rows, the last the rest.
@@ -688,11 +746,59 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
                 ..ListQuery::default()
             });
         }
+        // Searches of every length, and filters combined, which the search index counts.
+        for search in ["w", "db", "web", "-0", "renamed", "RENAMED-IMA"] {
+            views.push(ListQuery {
+                search: search.into(),
+                ..ListQuery::default()
+            });
+            views.push(ListQuery {
+                search: search.into(),
+                status: Some(ImageStatus::Active),
+                ..ListQuery::default()
+            });
+        }
         views.push(ListQuery {
-            search: "web".into(),
+            status: Some(ImageStatus::Active),
+            os_type: Some(OsType::Oracle),
+            ..ListQuery::default()
+        });
+        views.push(ListQuery {
+            os_type: Some(OsType::Ubuntu),
+            visibility: Some(Visibility::Shared),
+            ..ListQuery::default()
+        });
+        views.push(ListQuery {
+            tag_key: "env".into(),
+            tag_value: "prod".into(),
             status: Some(ImageStatus::Active),
             ..ListQuery::default()
         });
+        views.push(ListQuery {
+            tag_key: "tier".into(),
+            search: "e".into(),
+            ..ListQuery::default()
+        });
+        // Tags counted per status, OS type and visibility, which move when those change.
+        for status in ImageStatus::ALL {
+            views.push(ListQuery {
+                tag_key: "tier".into(),
+                status: Some(status),
+                ..ListQuery::default()
+            });
+            views.push(ListQuery {
+                tag_key: "env".into(),
+                tag_value: "prod".into(),
+                status: Some(status),
+                os_type: Some(OsType::Ubuntu),
+                ..ListQuery::default()
+            });
+            views.push(ListQuery {
+                status: Some(status),
+                visibility: Some(Visibility::Private),
+                ..ListQuery::default()
+            });
+        }
         views
     };
     let check = |when: &'static str| {
@@ -755,10 +861,10 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
         .unwrap();
     check("after status changes").await;
 
-    // Edits of OS type, tags added, changed and removed, and deletions.
+    // Edits of name and OS type, tags added, changed and removed, and deletions.
     let image = app.services.get_image(&actor, &ids[0]).await.unwrap();
     let form = image_console::domain::image_spec::EditImageForm {
-        name: image.name.clone(),
+        name: "Renamed-image".into(),
         os_type: "oracle".into(),
         min_disk: "1".into(),
         min_ram: "1".into(),

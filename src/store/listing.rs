@@ -1,0 +1,711 @@
+//! The Image List's queries: one page, the total that goes with it, and the export.
+//!
+//! Totals are exact and cheap with 100,000 images in an account:
+//! - no search: the counters that triggers keep (`image_counts`): one row for at most one
+//!   filter, or the few cells of a status × OS type × visibility cube (per tag, with a tag)
+//!   for several;
+//! - a search: a count over the search index, which triggers keep beside the images. On SQLite that is an FTS5 trigram
+//!   index (`image_search`) whose documents hold the name, the filters and the tags, so the
+//!   whole query is one full-text match inside the account's rowid range; on PostgreSQL it
+//!   is a narrow table (`image_search`) with one GIN index over the same terms.
+//!
+//! The exact total then chooses how the page is read: few matches are fetched from the index
+//! and sorted. Many matches are read a page at a time from the index in the list's order where
+//! it has that order (SQLite's is creation order; PostgreSQL's table has every sort's
+//! columns), and otherwise by walking the sort's index over the image rows, which fills a page
+//! quickly because matches are common.
+
+use sqlx::{AnyConnection, Row};
+
+use super::images::{COLUMNS, ImageRow};
+use super::sql::QueryParts;
+use super::{Backend, Store, to_i64, to_u64};
+use crate::domain::image::ImageStatus;
+use crate::domain::image_spec::{OsType, Visibility};
+use crate::domain::list_query::{ListQuery, SortColumn, SortDirection};
+
+/// Above this many matches, walking the account's images in list order beats fetching every
+/// match and sorting them (measured with bench/list).
+pub(super) const CANDIDATE_LIMIT: i64 = 1000;
+
+/// SQLite search-index rowids are the account's number shifted by this many bits plus the
+/// image's seq, so that each account's documents are one range.
+const ACCOUNT_SHIFT: u32 = 40;
+
+/// Separators in SQLite search documents (see the migration that creates `image_search`).
+/// Names, filter values and tags cannot contain control characters, so none is ambiguous.
+const NAME_MARK: char = '\u{1}';
+const FACET_MARK: char = '\u{2}';
+const TAG_MARK: char = '\u{4}';
+const TAG_VALUE_MARK: char = '\u{5}';
+/// Between a key and its value in PostgreSQL's `image_search.tags`.
+const TAG_TERM_SEPARATOR: char = '\u{1f}';
+
+/// How a tag filter on the image rows finds its rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TagPath {
+    /// Start from the tag's images (a rare tag).
+    Drive,
+    /// Walk the account's images in list order, checking each for the tag (a common tag:
+    /// a page fills quickly).
+    Probe,
+}
+
+/// How the page's rows are found.
+enum PagePath {
+    /// Conditions on the image rows, read in the sort's index order.
+    Rows(TagPath),
+    /// Every match from the search index, then sorted (few matches).
+    Candidates(IndexFilter),
+    /// The page read straight from the search index in its order: on SQLite the index's own
+    /// order, which is creation order; on PostgreSQL any sort, from the index's columns.
+    IndexOrder(IndexFilter),
+}
+
+/// Escapes LIKE wildcards so a search for "50%" finds names containing "50%".
+fn like_pattern(search: &str) -> String {
+    let mut pattern = String::with_capacity(search.len() + 2);
+    pattern.push('%');
+    for c in search.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Whether the query can match anything: names are ASCII, and neither names nor tags hold
+/// control characters.
+fn can_match(query: &ListQuery) -> bool {
+    query.search.is_ascii()
+        && ![&query.search, &query.tag_key, &query.tag_value]
+            .iter()
+            .any(|s| s.chars().any(char::is_control))
+}
+
+/// A 1- or 2-character search as PostgreSQL's `image_search.name_grams` holds it (see
+/// `name_grams()` in the migration): a character is its ASCII code, a pair 128 + a * 128 + b.
+fn name_gram(search: &str) -> Option<i64> {
+    match search.to_ascii_lowercase().as_bytes() {
+        [c] => Some(i64::from(*c)),
+        [a, b] => Some(128 + i64::from(*a) * 128 + i64::from(*b)),
+        _ => None,
+    }
+}
+
+/// The account's images matching `query` as conditions on the image rows: the FROM and
+/// WHERE clause for the page walk, the export and the exact count.
+fn row_filter(
+    backend: Backend,
+    account_id: &str,
+    query: &ListQuery,
+    tag_path: TagPath,
+) -> QueryParts {
+    let mut q = QueryParts::new();
+    let account = q.text(account_id);
+    let mut conditions = vec![format!("i.account_id = {account}")];
+    if !query.search.is_empty() {
+        // Names are ASCII by rule, so comparing ASCII-lower-cased text ignores case exactly.
+        let pattern = q.text(like_pattern(&query.search.to_ascii_lowercase()));
+        let name = match backend {
+            // SQLite's LIKE already ignores ASCII case.
+            Backend::Sqlite => "i.name",
+            Backend::Postgres => "lower(i.name)",
+        };
+        conditions.push(format!("{name} LIKE {pattern} ESCAPE '\\'"));
+    }
+    if let Some(status) = query.status {
+        let p = q.text(status.as_str());
+        conditions.push(format!("i.status = {p}"));
+    }
+    if let Some(os) = query.os_type {
+        let p = q.text(os.as_str());
+        conditions.push(format!("i.os_type = {p}"));
+    }
+    if let Some(visibility) = query.visibility {
+        let p = q.text(visibility.as_str());
+        conditions.push(format!("i.visibility = {p}"));
+    }
+    if !query.tag_key.is_empty() {
+        let key = q.text(query.tag_key.clone());
+        let mut tag = match tag_path {
+            TagPath::Drive => format!(
+                "i.id IN (SELECT t.image_id FROM image_tags t WHERE t.account_id = {account} AND t.tag_key = {key}"
+            ),
+            TagPath::Probe => format!(
+                "EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.tag_key = {key}"
+            ),
+        };
+        if !query.tag_value.is_empty() {
+            let value = q.text(query.tag_value.clone());
+            tag += &format!(" AND t.tag_value = {value}");
+        }
+        tag.push(')');
+        conditions.push(tag);
+    }
+    q.sql = format!("FROM images i WHERE {}", conditions.join(" AND "));
+    q
+}
+
+/// An FTS5 phrase: the text in double quotes, inner quotes doubled.
+fn fts_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// A search as the SQLite index finds it: 3 or more characters as a phrase of the name's
+/// trigrams; 1 or 2 characters as the one token the `short` column holds for them.
+fn fts_name_term(search: &str) -> String {
+    let lower = search.to_ascii_lowercase();
+    let mut chars = lower.chars();
+    match (chars.next(), chars.next(), chars.next()) {
+        (Some(c), None, _) => format!(
+            "short : {}",
+            fts_phrase(&format!("{NAME_MARK}{c}{NAME_MARK}"))
+        ),
+        (Some(a), Some(b), None) => {
+            format!("short : {}", fts_phrase(&format!("{a}{NAME_MARK}{b}")))
+        }
+        _ => format!("name : {}", fts_phrase(&lower)),
+    }
+}
+
+/// The letter that stands for a status, OS type or visibility in the SQLite index's facets;
+/// the migration's `search_facets` column uses the same letters.
+fn status_letter(status: ImageStatus) -> char {
+    match status {
+        ImageStatus::Queued => 'q',
+        ImageStatus::Importing => 'i',
+        ImageStatus::Active => 'a',
+        ImageStatus::Failed => 'f',
+    }
+}
+
+fn os_type_letter(os: OsType) -> char {
+    match os {
+        OsType::Alma => 'a',
+        OsType::CentOS => 'c',
+        OsType::Oracle => 'o',
+        OsType::Rhel => 'h',
+        OsType::Rocky => 'k',
+        OsType::Ubuntu => 'u',
+    }
+}
+
+fn visibility_letter(visibility: Visibility) -> char {
+    match visibility {
+        Visibility::Private => 'p',
+        Visibility::Shared => 's',
+    }
+}
+
+/// The SQLite index's full-text query for the search, filters and tag.
+fn fts_match(query: &ListQuery) -> String {
+    let mut terms = Vec::new();
+    if !query.search.is_empty() {
+        terms.push(fts_name_term(&query.search));
+    }
+    let facets = [
+        ('s', query.status.map(status_letter)),
+        ('o', query.os_type.map(os_type_letter)),
+        ('v', query.visibility.map(visibility_letter)),
+    ];
+    for (dimension, letter) in facets {
+        if let Some(letter) = letter {
+            let facet = format!("{FACET_MARK}{dimension}{letter}");
+            terms.push(format!("facets : {}", fts_phrase(&facet)));
+        }
+    }
+    if !query.tag_key.is_empty() {
+        let mut tag = format!("{TAG_MARK}{}{TAG_VALUE_MARK}", query.tag_key);
+        if !query.tag_value.is_empty() {
+            tag.push_str(&query.tag_value);
+            tag.push(TAG_MARK);
+        }
+        terms.push(format!("tags : {}", fts_phrase(&tag)));
+    }
+    terms.join(" AND ")
+}
+
+/// The search-index entries matching the query: a FROM and WHERE clause, and the expression
+/// that gives each entry's image seq.
+struct IndexFilter {
+    parts: QueryParts,
+    seq: String,
+}
+
+fn index_filter(
+    backend: Backend,
+    account_id: &str,
+    account_seq: i64,
+    query: &ListQuery,
+) -> IndexFilter {
+    let mut q = QueryParts::new();
+    match backend {
+        Backend::Sqlite => {
+            let matching = q.text(fts_match(query));
+            let first = q.int(account_seq << ACCOUNT_SHIFT);
+            let end = q.int((account_seq + 1) << ACCOUNT_SHIFT);
+            q.sql = format!(
+                "FROM image_search WHERE image_search MATCH {matching} AND rowid >= {first} AND rowid < {end}"
+            );
+            IndexFilter {
+                seq: format!("rowid - {first}"),
+                parts: q,
+            }
+        }
+        Backend::Postgres => {
+            let account = q.text(account_id);
+            let mut conditions = vec![format!("s.account_id = {account}")];
+            if !query.search.is_empty() {
+                if let Some(gram) = name_gram(&query.search) {
+                    // Trigrams cannot find 1 or 2 characters; the table keeps those substrings.
+                    // (&& with one element is exact, and needs no recheck.)
+                    let gram = q.int(gram);
+                    conditions.push(format!("s.name_grams && ARRAY[{gram}::smallint]"));
+                } else {
+                    let pattern = q.text(like_pattern(&query.search.to_ascii_lowercase()));
+                    conditions.push(format!("s.name_lower LIKE {pattern} ESCAPE '\\'"));
+                }
+            }
+            if let Some(status) = query.status {
+                let p = q.text(status.as_str());
+                conditions.push(format!("s.status = {p}"));
+            }
+            if let Some(os) = query.os_type {
+                let p = q.text(os.as_str());
+                conditions.push(format!("s.os_type = {p}"));
+            }
+            if let Some(visibility) = query.visibility {
+                let p = q.text(visibility.as_str());
+                conditions.push(format!("s.visibility = {p}"));
+            }
+            if !query.tag_key.is_empty() {
+                let term = if query.tag_value.is_empty() {
+                    query.tag_key.clone()
+                } else {
+                    format!("{}{TAG_TERM_SEPARATOR}{}", query.tag_key, query.tag_value)
+                };
+                let p = q.text(term);
+                conditions.push(format!("s.tags @> ARRAY[{p}::text]"));
+            }
+            q.sql = format!("FROM image_search s WHERE {}", conditions.join(" AND "));
+            IndexFilter {
+                seq: "s.seq".into(),
+                parts: q,
+            }
+        }
+    }
+}
+
+/// The counter row that holds the total for a query with at most one simple filter.
+fn single_counter(query: &ListQuery) -> Option<(&'static str, String)> {
+    if !query.search.is_empty() {
+        return None;
+    }
+    let tag = (!query.tag_key.is_empty()).then(|| {
+        if query.tag_value.is_empty() {
+            ("tag_key", query.tag_key.clone())
+        } else {
+            ("tag", format!("{}\u{1f}{}", query.tag_key, query.tag_value))
+        }
+    });
+    let filters: Vec<(&'static str, String)> = [
+        query.status.map(|s| ("status", s.as_str().to_owned())),
+        query.os_type.map(|o| ("os_type", o.as_str().to_owned())),
+        query
+            .visibility
+            .map(|v| ("visibility", v.as_str().to_owned())),
+        tag,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match filters.len() {
+        0 => Some(("all", String::new())),
+        1 => filters.into_iter().next(),
+        _ => None,
+    }
+}
+
+/// The counter rows whose sum is the total for a query without a search: its one counter, or
+/// for several filters the cells of the status × OS type × visibility cube they select, for
+/// the tag if there is one (see the migration that creates the cube counters).
+fn counter_rows(query: &ListQuery) -> Option<(&'static str, Vec<String>)> {
+    if !query.search.is_empty() {
+        return None;
+    }
+    if let Some((dimension, value)) = single_counter(query) {
+        return Some((dimension, vec![value]));
+    }
+    const SEP: char = '\u{1f}';
+    let (dimension, prefix) = match (query.tag_key.as_str(), query.tag_value.as_str()) {
+        ("", _) => ("cube", String::new()),
+        (key, "") => ("tag_key_cube", format!("{key}{SEP}")),
+        (key, value) => ("tag_cube", format!("{key}{SEP}{value}{SEP}")),
+    };
+    let statuses = query.status.map_or(ImageStatus::ALL.to_vec(), |s| vec![s]);
+    let os_types = query.os_type.map_or(OsType::ALL.to_vec(), |o| vec![o]);
+    let visibilities = query
+        .visibility
+        .map_or(Visibility::ALL.to_vec(), |v| vec![v]);
+    let mut cells = Vec::new();
+    for status in &statuses {
+        for os in &os_types {
+            for visibility in &visibilities {
+                cells.push(format!(
+                    "{prefix}{}{SEP}{}{SEP}{}",
+                    status.as_str(),
+                    os.as_str(),
+                    visibility.as_str()
+                ));
+            }
+        }
+    }
+    Some((dimension, cells))
+}
+
+fn sql_direction(direction: SortDirection) -> &'static str {
+    match direction {
+        SortDirection::Asc => "ASC",
+        SortDirection::Desc => "DESC",
+    }
+}
+
+/// ORDER BY for a sort, over the columns of table `t` (the images, or PostgreSQL's search
+/// index, which has the same ones). Ties break on seq (creation order) in the sort's
+/// direction, so each sort is one index scanned forwards or backwards.
+fn order_by(query: &ListQuery, t: &str) -> String {
+    let dir = sql_direction(query.direction);
+    match query.sort {
+        SortColumn::Name => format!("{t}.name {dir}, {t}.seq {dir}"),
+        SortColumn::OsType => format!("{t}.os_type {dir}, {t}.seq {dir}"),
+        SortColumn::Status => format!("{t}.status {dir}, {t}.seq {dir}"),
+        SortColumn::Visibility => format!("{t}.visibility {dir}, {t}.seq {dir}"),
+        // Images without a size yet (importing, failed) go last either way, on both databases.
+        SortColumn::Size => format!("{t}.size_bytes {dir} NULLS LAST, {t}.seq {dir}"),
+        SortColumn::Created => format!("{t}.seq {dir}"),
+    }
+}
+
+fn decode_rows(rows: &[sqlx::any::AnyRow]) -> sqlx::Result<Vec<ImageRow>> {
+    rows.iter().map(ImageRow::from_row).collect()
+}
+
+impl Store {
+    /// One page of the account's images matching the query, and how many match in all.
+    pub async fn list_images(
+        &self,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<(Vec<ImageRow>, u64)> {
+        if !can_match(query) {
+            return Ok((Vec::new(), 0));
+        }
+        let mut conn = self.pool.acquire().await?;
+        let limit = self.candidate_limit;
+        let counted = self.counter(&mut conn, account_id, query).await?;
+        let (total, path) = match counted {
+            // At most one filter: the sort's or the filter's index over the image rows.
+            Some(total) if single_counter(query).is_some() => {
+                // PostgreSQL's planner picks its own way to a tag's images.
+                let tag = if self.backend == Backend::Sqlite && to_i64(total) > limit {
+                    TagPath::Probe
+                } else {
+                    TagPath::Drive
+                };
+                (total, PagePath::Rows(tag))
+            }
+            // Several filters: few matches come from the search index, many fill a page
+            // quickly on the way down the sort's index.
+            Some(total) => {
+                let path = if to_i64(total) <= limit {
+                    let account_seq = self.account_seq(&mut conn, account_id).await?;
+                    PagePath::Candidates(index_filter(self.backend, account_id, account_seq, query))
+                } else {
+                    PagePath::Rows(TagPath::Probe)
+                };
+                (total, path)
+            }
+            None => {
+                let account_seq = self.account_seq(&mut conn, account_id).await?;
+                let index = index_filter(self.backend, account_id, account_seq, query);
+                let row = sqlx::query_with(
+                    &format!("SELECT COUNT(*) AS total {}", index.parts.sql),
+                    index.parts.arguments(),
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                let total = to_u64(row.try_get("total")?);
+                // PostgreSQL's index has every sort's columns; SQLite's is in creation order.
+                let path = if to_i64(total) <= limit {
+                    PagePath::Candidates(index)
+                } else if self.backend == Backend::Postgres || query.sort == SortColumn::Created {
+                    PagePath::IndexOrder(index)
+                } else {
+                    PagePath::Rows(TagPath::Probe)
+                };
+                (total, path)
+            }
+        };
+        if query.offset() >= total {
+            return Ok((Vec::new(), total));
+        }
+        let rows = match path {
+            PagePath::Rows(tag) => {
+                let mut page = row_filter(self.backend, account_id, query, tag);
+                let per_page = page.int(i64::from(query.per_page));
+                let offset = page.int(to_i64(query.offset()));
+                let sql = format!(
+                    "SELECT {COLUMNS} {} ORDER BY {} LIMIT {per_page} OFFSET {offset}",
+                    page.sql,
+                    order_by(query, "i")
+                );
+                sqlx::query_with(&sql, page.arguments())
+                    .fetch_all(&mut *conn)
+                    .await?
+            }
+            PagePath::Candidates(index) => {
+                let seqs = self.index_seqs(&mut conn, &index, None).await?;
+                self.rows_by_seq(&mut conn, account_id, &seqs, query, true)
+                    .await?
+            }
+            PagePath::IndexOrder(index) => {
+                let seqs = self.index_seqs(&mut conn, &index, Some(query)).await?;
+                self.rows_by_seq(&mut conn, account_id, &seqs, query, false)
+                    .await?
+            }
+        };
+        Ok((decode_rows(&rows)?, total))
+    }
+
+    /// The seqs of the index entries matching; with `page`, only that page of them in its
+    /// order (on SQLite, creation order only).
+    async fn index_seqs(
+        &self,
+        conn: &mut AnyConnection,
+        index: &IndexFilter,
+        page: Option<&ListQuery>,
+    ) -> sqlx::Result<Vec<i64>> {
+        let mut parts = index.parts.clone();
+        let mut sql = format!("SELECT {} AS seq {}", index.seq, parts.sql);
+        if let Some(query) = page {
+            let order = match self.backend {
+                Backend::Sqlite => format!("rowid {}", sql_direction(query.direction)),
+                Backend::Postgres => order_by(query, "s"),
+            };
+            let per_page = parts.int(i64::from(query.per_page));
+            let offset = parts.int(to_i64(query.offset()));
+            sql += &format!(" ORDER BY {order} LIMIT {per_page} OFFSET {offset}");
+        }
+        let rows = sqlx::query_with(&sql, parts.arguments())
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(|r| r.try_get::<i64, _>("seq")).collect()
+    }
+
+    /// The account's images with these seqs in the query's order; `paged` applies the
+    /// query's page to them.
+    async fn rows_by_seq(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        seqs: &[i64],
+        query: &ListQuery,
+        paged: bool,
+    ) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Integers read from the database, written as literals: the list can be a thousand
+        // long, and the Any driver binds no arrays.
+        let list = seqs
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut sql = format!(
+            "SELECT {COLUMNS} FROM images i WHERE i.account_id = $1 AND i.seq IN ({list}) ORDER BY {}",
+            order_by(query, "i")
+        );
+        if paged {
+            sql += &format!(" LIMIT {} OFFSET {}", query.per_page, query.offset());
+        }
+        sqlx::query(&sql)
+            .bind(account_id)
+            .fetch_all(&mut *conn)
+            .await
+    }
+
+    /// The account's number, which places its documents in the SQLite search index. Only
+    /// SQLite needs it.
+    async fn account_seq(&self, conn: &mut AnyConnection, account_id: &str) -> sqlx::Result<i64> {
+        if self.backend != Backend::Sqlite {
+            return Ok(0);
+        }
+        let row = sqlx::query("SELECT seq FROM accounts WHERE id = $1")
+            .bind(account_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        // An unknown account has no documents; -1 names an empty range.
+        Ok(match row {
+            Some(row) => row.try_get("seq")?,
+            None => -1,
+        })
+    }
+
+    /// The kept total for a query without a search, from the counters.
+    async fn counter(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<Option<u64>> {
+        let Some((dimension, values)) = counter_rows(query) else {
+            return Ok(None);
+        };
+        let mut q = QueryParts::new();
+        let account = q.text(account_id);
+        let dimension = q.text(dimension);
+        let values: Vec<String> = values.into_iter().map(|v| q.text(v)).collect();
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS total FROM image_counts \
+             WHERE account_id = {account} AND dimension = {dimension} AND value IN ({})",
+            values.join(", ")
+        );
+        let row = sqlx::query_with(&sql, q.arguments())
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Some(to_u64(row.try_get("total")?)))
+    }
+
+    /// How many images match, counted row by row (tests check the counters and the search
+    /// index against it).
+    pub async fn count_images_exactly(
+        &self,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<u64> {
+        let filter = row_filter(self.backend, account_id, query, TagPath::Drive);
+        let sql = format!("SELECT COUNT(*) AS total {}", filter.sql);
+        let row = sqlx::query_with(&sql, filter.arguments())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(to_u64(row.try_get("total")?))
+    }
+
+    /// Every image matching the query's search and filters, in its sort order (for export,
+    /// and as the plain answer tests compare pages with).
+    pub async fn list_matching_images(
+        &self,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<Vec<ImageRow>> {
+        let filter = row_filter(self.backend, account_id, query, TagPath::Drive);
+        let sql = format!(
+            "SELECT {COLUMNS} {} ORDER BY {}",
+            filter.sql,
+            order_by(query, "i")
+        );
+        let rows = sqlx::query_with(&sql, filter.arguments())
+            .fetch_all(&self.pool)
+            .await?;
+        decode_rows(&rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::image_spec::ImageName;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_pattern("web"), "%web%");
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+
+    #[test]
+    fn searches_are_spelled_as_the_index_spells_names() {
+        assert_eq!(fts_name_term("d"), "short : \"\u{1}d\u{1}\"");
+        assert_eq!(fts_name_term("DB"), "short : \"d\u{1}b\"");
+        assert_eq!(fts_name_term("Web 1"), "name : \"web 1\"");
+        assert_eq!(fts_name_term("a\"b"), "name : \"a\"\"b\"");
+    }
+
+    #[test]
+    fn filters_and_tags_become_index_terms() {
+        let query = ListQuery {
+            search: "db".into(),
+            status: Some(ImageStatus::Active),
+            tag_key: "env".into(),
+            tag_value: "prod".into(),
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            fts_match(&query),
+            "short : \"d\u{1}b\" AND facets : \"\u{2}sa\" AND tags : \"\u{4}env\u{5}prod\u{4}\""
+        );
+        let key_only = ListQuery {
+            tag_key: "env".into(),
+            ..ListQuery::default()
+        };
+        assert_eq!(fts_match(&key_only), "tags : \"\u{4}env\u{5}\"");
+    }
+
+    /// The migration's `search_facets` spells each value with the letter the queries use.
+    #[test]
+    fn the_index_migration_gives_every_value_its_letter() {
+        let migration = include_str!("../../migrations/sqlite/20261201000001_search_index.sql");
+        let mut pairs: Vec<(&str, char)> = Vec::new();
+        pairs.extend(ImageStatus::ALL.map(|s| (s.as_str(), status_letter(s))));
+        pairs.extend(OsType::ALL.map(|o| (o.as_str(), os_type_letter(o))));
+        pairs.extend(Visibility::ALL.map(|v| (v.as_str(), visibility_letter(v))));
+        for (value, letter) in pairs {
+            assert!(
+                migration.contains(&format!("WHEN '{value}' THEN '{letter}'")),
+                "{value} has no letter {letter} in the search index"
+            );
+        }
+    }
+
+    #[test]
+    fn short_searches_become_the_codes_postgres_keeps() {
+        assert_eq!(name_gram("d"), Some(100));
+        assert_eq!(name_gram("DB"), Some(128 + 100 * 128 + 98));
+        assert_eq!(name_gram("web"), None);
+    }
+
+    #[test]
+    fn control_characters_match_nothing() {
+        let query = |search: &str| ListQuery {
+            search: search.into(),
+            ..ListQuery::default()
+        };
+        assert!(can_match(&query("web")));
+        assert!(!can_match(&query("a\u{1}b")));
+        assert!(!can_match(&query("caf\u{e9}")), "names are ASCII");
+        assert!(!can_match(&ListQuery {
+            tag_value: "x\u{4}".into(),
+            ..query("")
+        }));
+    }
+
+    /// The SQLite index spells names with a mark after each character an image name may
+    /// hold; the migration lists them, and must list every one.
+    #[test]
+    fn the_index_migration_spells_every_name_character() {
+        let migration = include_str!("../../migrations/sqlite/20261201000001_search_index.sql");
+        for c in (0u8..128).map(char::from) {
+            let allowed = ImageName::parse(&format!("a{c}a")).is_ok();
+            if !allowed || c.is_ascii_uppercase() {
+                continue;
+            }
+            assert!(
+                migration.contains(&format!(", '{c}', '{c}' || char(1))")),
+                "{c:?} is allowed in names but not spelled by the search index"
+            );
+        }
+    }
+}
