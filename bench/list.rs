@@ -127,26 +127,33 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-async fn measure(store: &Store, account: &str, label: &str, query: ListQuery) {
-    let mut times = Vec::with_capacity(RUNS);
-    let mut total = 0;
-    for run in 0..WARMUP + RUNS {
-        let start = Instant::now();
-        let (images, count) = store.list_images(account, &query).await.unwrap();
-        let elapsed = start.elapsed();
-        assert!(!images.is_empty() || count == 0);
-        total = count;
-        if run >= WARMUP {
-            times.push(elapsed);
+/// Times every case in turns (one call of each per round), so that a slow patch of the
+/// machine falls on all cases alike instead of on whichever ran during it.
+async fn measure(store: &Store, account: &str, cases: &[(&str, ListQuery)]) {
+    let mut times = vec![Vec::with_capacity(RUNS); cases.len()];
+    let mut totals = vec![0; cases.len()];
+    for round in 0..WARMUP + RUNS {
+        for (i, (_, query)) in cases.iter().enumerate() {
+            let start = Instant::now();
+            let (images, count) = store.list_images(account, query).await.unwrap();
+            let elapsed = start.elapsed();
+            assert!(!images.is_empty() || count == 0);
+            totals[i] = count;
+            if round >= WARMUP {
+                times[i].push(elapsed);
+            }
         }
     }
-    times.sort();
-    println!(
-        "  {label:<34} {:>8} matches   p50 {:>7.2} ms   p99 {:>7.2} ms",
-        total,
-        percentile(&times, 0.50).as_secs_f64() * 1000.0,
-        percentile(&times, 0.99).as_secs_f64() * 1000.0
-    );
+    for (i, (label, _)) in cases.iter().enumerate() {
+        let times = &mut times[i];
+        times.sort();
+        println!(
+            "  {label:<38} {:>8} matches   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            totals[i],
+            percentile(times, 0.50).as_secs_f64() * 1000.0,
+            percentile(times, 0.99).as_secs_f64() * 1000.0
+        );
+    }
 }
 
 async fn run(name: &str, url: &str) {
@@ -326,9 +333,7 @@ async fn run(name: &str, url: &str) {
             },
         ),
     ];
-    for (label, query) in cases {
-        measure(&store, &account, label, query).await;
-    }
+    measure(&store, &account, &cases).await;
     store.close().await;
 }
 
@@ -339,6 +344,9 @@ async fn main() {
     let sqlite_path = std::env::var("BENCH_SQLITE_PATH")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| dir.path().join("bench.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", sqlite_path.display()));
+    }
     let sqlite = format!("sqlite://{}", sqlite_path.display());
     run("SQLite", &sqlite).await;
     match std::env::var("BENCH_DATABASE_URL") {
