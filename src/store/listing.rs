@@ -95,6 +95,27 @@ fn name_gram(search: &str) -> Option<i64> {
     }
 }
 
+/// `t.status = …`, `t.os_type = …` and `t.visibility = …` for the filters the query sets,
+/// over table `t` (the images, or PostgreSQL's search index, which has the same columns).
+fn push_attribute_filters(
+    q: &mut QueryParts,
+    t: &str,
+    query: &ListQuery,
+    conditions: &mut Vec<String>,
+) {
+    let filters = [
+        ("status", query.status.map(ImageStatus::as_str)),
+        ("os_type", query.os_type.map(OsType::as_str)),
+        ("visibility", query.visibility.map(Visibility::as_str)),
+    ];
+    for (column, value) in filters {
+        if let Some(value) = value {
+            let p = q.text(value);
+            conditions.push(format!("{t}.{column} = {p}"));
+        }
+    }
+}
+
 /// The account's images matching `query` as conditions on the image rows: the FROM and
 /// WHERE clause for the page walk, the export and the exact count.
 fn row_filter(
@@ -116,18 +137,7 @@ fn row_filter(
         };
         conditions.push(format!("{name} LIKE {pattern} ESCAPE '\\'"));
     }
-    if let Some(status) = query.status {
-        let p = q.text(status.as_str());
-        conditions.push(format!("i.status = {p}"));
-    }
-    if let Some(os) = query.os_type {
-        let p = q.text(os.as_str());
-        conditions.push(format!("i.os_type = {p}"));
-    }
-    if let Some(visibility) = query.visibility {
-        let p = q.text(visibility.as_str());
-        conditions.push(format!("i.visibility = {p}"));
-    }
+    push_attribute_filters(&mut q, "i", query, &mut conditions);
     if !query.tag_key.is_empty() {
         let key = q.text(query.tag_key.clone());
         let mut tag = match tag_path {
@@ -269,18 +279,7 @@ fn index_filter(
                     conditions.push(format!("s.name_lower LIKE {pattern} ESCAPE '\\'"));
                 }
             }
-            if let Some(status) = query.status {
-                let p = q.text(status.as_str());
-                conditions.push(format!("s.status = {p}"));
-            }
-            if let Some(os) = query.os_type {
-                let p = q.text(os.as_str());
-                conditions.push(format!("s.os_type = {p}"));
-            }
-            if let Some(visibility) = query.visibility {
-                let p = q.text(visibility.as_str());
-                conditions.push(format!("s.visibility = {p}"));
-            }
+            push_attribute_filters(&mut q, "s", query, &mut conditions);
             if !query.tag_key.is_empty() {
                 let term = if query.tag_value.is_empty() {
                     query.tag_key.clone()
