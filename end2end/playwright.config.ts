@@ -50,6 +50,9 @@ export default defineConfig({
         BIND_ADDR: `127.0.0.1:${consolePort}`,
         DATA_DIR: dataDir,
         SITE_ROOT: 'target/site',
+        // The fixture source server listens on 127.0.0.1, which imports may not reach
+        // unless allowed.
+        IMPORT_ALLOWED_NETWORKS: '127.0.0.1',
         RUST_LOG: process.env.RUST_LOG ?? 'warn',
       },
     },

@@ -31,6 +31,9 @@ pub struct Config {
     pub import_size_limit_bytes: u64,
     /// `IMPORT_CONCURRENCY`: imports that run at once; more wait as Queued.
     pub import_concurrency: usize,
+    /// `IMPORT_ALLOWED_NETWORKS`: non-public networks imports may reach on purpose
+    /// (comma-separated, `10.20.0.0/16,127.0.0.1`); none by default.
+    pub import_allowed_networks: Vec<ipnet::IpNet>,
     /// `MAX_IMAGES_PER_ACCOUNT` and `MAX_STORAGE_PER_ACCOUNT`: each account's quotas.
     pub max_images_per_account: u64,
     pub max_storage_bytes_per_account: u64,
@@ -50,6 +53,7 @@ impl std::fmt::Debug for Config {
             .field("currency", &self.currency)
             .field("import_size_limit_bytes", &self.import_size_limit_bytes)
             .field("import_concurrency", &self.import_concurrency)
+            .field("import_allowed_networks", &self.import_allowed_networks)
             .field("max_images_per_account", &self.max_images_per_account)
             .field(
                 "max_storage_bytes_per_account",
@@ -175,6 +179,13 @@ impl Config {
             "a whole number from 1 to 64",
             |v| v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)),
         )?;
+        let import_allowed_networks = parse_var(
+            var,
+            "IMPORT_ALLOWED_NETWORKS",
+            Vec::new(),
+            "comma-separated networks or addresses such as 10.20.0.0/16,127.0.0.1",
+            |v| crate::service::url_guard::parse_networks(v).ok(),
+        )?;
         let max_images_per_account = parse_var(
             var,
             "MAX_IMAGES_PER_ACCOUNT",
@@ -222,6 +233,7 @@ impl Config {
             currency,
             import_size_limit_bytes,
             import_concurrency,
+            import_allowed_networks,
             max_images_per_account,
             max_storage_bytes_per_account,
             session_ttl: Duration::from_secs(session_ttl_hours * 3600),
@@ -312,6 +324,10 @@ mod tests {
         assert!(config.database_url.expose_secret().ends_with("console.db"));
         assert_eq!(config.bind_addr.to_string(), "127.0.0.1:3000");
         assert_eq!(config.import_size_limit_bytes, 64 << 30);
+        assert!(
+            config.import_allowed_networks.is_empty(),
+            "no network is allowed by default"
+        );
         assert_eq!(config.price_per_gb_month, 0.05);
         assert!(!config.secure_cookies);
         assert!(config.data_dir.join("session-secret").exists());
@@ -329,6 +345,8 @@ mod tests {
             ("IMPORT_SIZE_LIMIT", "huge"),
             ("IMPORT_SIZE_LIMIT", "0"),
             ("IMPORT_CONCURRENCY", "0"),
+            ("IMPORT_ALLOWED_NETWORKS", "10.0.0.0/33"),
+            ("IMPORT_ALLOWED_NETWORKS", "127.0.0.1,intranet"),
             ("SESSION_TTL_HOURS", "0"),
             ("MAX_IMAGES_PER_ACCOUNT", "0"),
             ("MAX_STORAGE_PER_ACCOUNT", "plenty"),
@@ -351,8 +369,16 @@ mod tests {
             ("PRICE_PER_GB_MONTH", "0.1"),
             ("CURRENCY", "eur"),
             ("SECURE_COOKIES", "true"),
+            ("IMPORT_ALLOWED_NETWORKS", "10.20.0.0/16, 127.0.0.1"),
         ])
         .unwrap();
+        assert_eq!(
+            config.import_allowed_networks,
+            [
+                "10.20.0.0/16".parse().unwrap(),
+                "127.0.0.1/32".parse().unwrap()
+            ]
+        );
         assert_eq!(config.bind_addr.port(), 4123);
         assert_eq!(config.import_size_limit_bytes, 2 << 30);
         assert_eq!(config.currency, "EUR");

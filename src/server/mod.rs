@@ -142,6 +142,7 @@ pub async fn run() -> anyhow::Result<()> {
             currency: config.currency.clone(),
             import_size_limit_bytes: config.import_size_limit_bytes,
             import_concurrency: config.import_concurrency,
+            import_allowed_networks: config.import_allowed_networks.clone(),
             max_images_per_account: config.max_images_per_account,
             max_storage_bytes_per_account: config.max_storage_bytes_per_account,
             session_ttl: config.session_ttl,

@@ -267,6 +267,15 @@ impl Services {
         form: &CreateImageForm,
     ) -> ServiceResult<String> {
         let spec = form.parse().map_err(ServiceError::Invalid)?;
+        // A URL that names a blocked address is refused now; a name is checked when it resolves.
+        if let Ok(url) = url::Url::parse(spec.source_url.as_str())
+            && let Err(refused) = self.importer().check_source(&url)
+        {
+            return Err(ServiceError::Invalid(vec![FieldError::new(
+                crate::domain::image_spec::field::SOURCE_URL,
+                refused.0,
+            )]));
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let a = &spec.attributes;
         let row = NewImageRow {

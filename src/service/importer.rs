@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::now_ms;
+use super::url_guard::{AddressPolicy, GuardedResolver, Refused, refusal_in};
 use crate::domain::image::{DiskFormat, HASH_ALGORITHM, ImageStatus};
 use crate::domain::units::format_bytes;
 use crate::inspect::Inspector;
@@ -51,6 +52,7 @@ struct Inner {
     store: Store,
     blobs: BlobStore,
     client: reqwest::Client,
+    policy: Arc<AddressPolicy>,
     limits: ImportLimits,
     slots: Arc<Semaphore>,
     running: Mutex<HashMap<String, CancellationToken>>,
@@ -90,13 +92,22 @@ struct Written {
 }
 
 impl Importer {
-    pub fn new(store: Store, blobs: BlobStore, limits: ImportLimits) -> anyhow::Result<Self> {
+    pub fn new(
+        store: Store,
+        blobs: BlobStore,
+        limits: ImportLimits,
+        policy: AddressPolicy,
+    ) -> anyhow::Result<Self> {
+        let policy = Arc::new(policy);
+        // See url_guard: the resolver, the redirect rule and the checks in `import` keep every
+        // connection on permitted addresses; no proxy from the environment may reroute it.
         let client = reqwest::Client::builder()
             .user_agent(concat!("image-console/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver::new(Arc::clone(&policy))))
+            .redirect(policy.redirect_policy())
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::limited(5))
             .build()
             .context("building the HTTP client for imports")?;
         Ok(Self {
@@ -104,6 +115,7 @@ impl Importer {
                 store,
                 blobs,
                 client,
+                policy,
                 slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
                 limits,
                 running: Mutex::new(HashMap::new()),
@@ -134,6 +146,11 @@ impl Importer {
         if let Some(token) = self.running().remove(image_id) {
             token.cancel();
         }
+    }
+
+    /// Checks an image file URL's host before the image is created (see url_guard).
+    pub fn check_source(&self, url: &url::Url) -> Result<(), Refused> {
+        self.inner.policy.check_url(url)
     }
 
     /// Whether any import task is still running; tests wait on this.
@@ -291,10 +308,14 @@ impl Importer {
         cancel: &CancellationToken,
     ) -> Result<Written, Stop> {
         let limit = self.inner.limits.max_bytes;
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default();
+        let parsed = url::Url::parse(url)
+            .map_err(|_| Stop::Failed("The image file URL is not a valid URL.".into()))?;
+        // Stored before this rule or its allow-list changed, the URL is checked again.
+        self.inner
+            .policy
+            .check_url(&parsed)
+            .map_err(|refused| Stop::Failed(refused.0))?;
+        let host = parsed.host_str().unwrap_or_default().to_owned();
         let response = tokio::select! {
             response = self.inner.client.get(url).send() => {
                 response.map_err(|e| Stop::Failed(describe_request_error(&e, &host)))?
@@ -490,11 +511,14 @@ fn describe_request_error(error: &reqwest::Error, host: &str) -> String {
     use std::io::ErrorKind;
     let chain = error_chain_text(error);
     tracing::debug!(error = chain, "request failed");
+    if let Some(refused) = refusal_in(error) {
+        return refused.0.clone();
+    }
     if error.is_timeout() {
         return format!("The source at {host} did not respond in time.");
     }
     if error.is_redirect() {
-        return "The source redirected more than 5 times.".to_owned();
+        return "The source sent a redirect that could not be followed.".to_owned();
     }
     if error.is_connect() {
         return match io_error_kind(error) {

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod downloads;
 pub mod images;
 pub mod importer;
+pub mod url_guard;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -64,6 +65,8 @@ pub struct ServiceSettings {
     pub currency: String,
     pub import_size_limit_bytes: u64,
     pub import_concurrency: usize,
+    /// Networks imports may reach although they are not public (`IMPORT_ALLOWED_NETWORKS`).
+    pub import_allowed_networks: Vec<ipnet::IpNet>,
     /// Quotas per account: images, and bytes stored (Active images plus imports announced).
     pub max_images_per_account: u64,
     pub max_storage_bytes_per_account: u64,
@@ -101,6 +104,7 @@ impl Services {
                 concurrency: settings.import_concurrency,
                 max_account_bytes: settings.max_storage_bytes_per_account,
             },
+            url_guard::AddressPolicy::new(settings.import_allowed_networks.clone()),
         )?;
         let services = Self {
             inner: Arc::new(Inner {

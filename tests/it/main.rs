@@ -11,3 +11,4 @@ mod imports;
 mod listing;
 mod recovery;
 mod scoping;
+mod ssrf;

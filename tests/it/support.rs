@@ -135,6 +135,8 @@ pub fn test_settings() -> ServiceSettings {
         currency: "USD".into(),
         import_size_limit_bytes: 64 << 20,
         import_concurrency: 2,
+        // The tests' source servers listen on 127.0.0.1 only.
+        import_allowed_networks: vec!["127.0.0.1/32".parse().unwrap()],
         max_images_per_account: 1000,
         max_storage_bytes_per_account: 1 << 40,
         session_ttl: Duration::from_secs(3600),
