@@ -1,13 +1,23 @@
 //! Finds an image's real format from its bytes and refuses what is unsafe to use.
 //!
 //! The idea is Glance's `format_inspector`: the format comes from header bytes, never from a
-//! file name or the uploader's claim, and a header that points outside the file (a backing
-//! file, an external data file) or cannot be read without a key is refused. The inspector sees
-//! every chunk as it streams past and keeps only the region it needs, so nothing is re-read.
+//! file name or the uploader's claim. Every inspector looks at the same bytes; the file must
+//! match exactly one format, and it must be the declared one, because a header hidden inside
+//! another format (a qcow2 header in an ISO's free system area, say) would make a hypervisor
+//! that probes read the file differently from the console. A header that points outside the
+//! file (a backing file, an external data file or extent, a parent disk) or cannot be read
+//! without a key is refused. The inspector sees every chunk as it streams past and keeps only
+//! the start of the file, so nothing is re-read.
 
+mod iso;
 mod qcow2;
+mod vhd;
+mod vmdk;
 
 use crate::domain::image::DiskFormat;
+
+/// 64 PiB: far beyond any real disk, small enough that size arithmetic cannot overflow.
+const MAX_VIRTUAL_SIZE: u64 = 1 << 56;
 
 /// What inspection learnt about an acceptable image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +31,18 @@ pub struct Inspection {
 pub enum Refusal {
     #[error("The file is not a qcow2 image: it does not start with the qcow2 signature.")]
     NotQcow2,
-    #[error("The qcow2 header is truncated: the file ends inside its header.")]
+    #[error("The file is a {detected} image, not the {declared} image it was declared to be.")]
+    FormatMismatch {
+        detected: &'static str,
+        declared: &'static str,
+    },
+    #[error(
+        "The file has both {0} and {1} headers; an image that hides one format inside another is refused."
+    )]
+    Ambiguous(&'static str, &'static str),
+    #[error("The file is a {0} image, a format this console does not accept.")]
+    BannedFormat(&'static str),
+    #[error("The header is truncated: the file ends inside its header.")]
     Truncated,
     #[error("qcow2 version {0} is not supported; only versions 2 and 3 can be imported.")]
     UnsupportedVersion(u32),
@@ -43,6 +64,23 @@ pub enum Refusal {
     UnknownFeatures(u64),
     #[error("The qcow2 header is corrupt: {0}.")]
     CorruptHeader(&'static str),
+    #[error(
+        "The VMDK descriptor points to a file outside the image ({0}); only self-contained images can be imported."
+    )]
+    VmdkExternalExtent(String),
+    #[error(
+        "VMDK images of type {0} keep their data in other files; only monolithicSparse and streamOptimized VMDK images can be imported."
+    )]
+    VmdkCreateType(String),
+    #[error(
+        "The {0} image is a differencing disk that needs a parent image; only self-contained images can be imported."
+    )]
+    DifferencingDisk(&'static str),
+    #[error("The {format} header is corrupt: {why}.")]
+    CorruptFormatHeader {
+        format: &'static str,
+        why: &'static str,
+    },
 }
 
 /// Watches a stream of bytes and, at the end, gives a verdict.
@@ -52,10 +90,46 @@ pub struct Inspector {
     total_bytes: u64,
 }
 
+/// A format the inspector recognises, whether or not the console accepts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Detected {
+    Qcow2,
+    Vmdk,
+    Vhd,
+    Vhdx,
+    Iso,
+    Gpt,
+}
+
+impl Detected {
+    fn name(self) -> &'static str {
+        match self {
+            Detected::Qcow2 => "qcow2",
+            Detected::Vmdk => "VMDK",
+            Detected::Vhd => "VHD",
+            Detected::Vhdx => "VHDX",
+            Detected::Iso => "ISO",
+            Detected::Gpt => "GPT disk",
+        }
+    }
+
+    fn disk_format(self) -> Option<DiskFormat> {
+        match self {
+            Detected::Qcow2 => Some(DiskFormat::Qcow2),
+            _ => None,
+        }
+    }
+}
+
+/// Formats refused whatever they contain: QED (retired, and probed unsafely), LUKS
+/// (encrypted) volumes.
+const BANNED: [(&[u8], &str); 2] = [(b"QED\0", "QED"), (b"LUKS\xba\xbe", "LUKS-encrypted")];
+
 impl Inspector {
-    /// The most of the file's start any header check reads: a qcow2 header and its extensions
-    /// live in the first cluster, and clusters are at most 2 MiB.
-    pub const HEAD_BYTES: usize = 2 << 20;
+    /// How much of the file's start the checks read: a qcow2 header and its extensions live
+    /// in the first cluster (at most 2 MiB), a VMDK descriptor in the first MiB, an ISO's
+    /// descriptors at 32 KiB, and a VHDX's metadata region within its first 4 MiB.
+    pub const HEAD_BYTES: usize = 4 << 20;
 
     pub fn new() -> Self {
         Self::default()
@@ -74,11 +148,104 @@ impl Inspector {
 
     /// Decides whether the file seen is an acceptable image of the declared format.
     pub fn verdict(&self, declared: DiskFormat) -> Result<Inspection, Refusal> {
-        match declared {
-            DiskFormat::Qcow2 => qcow2::inspect(&self.head).map(|virtual_size_bytes| Inspection {
-                format: DiskFormat::Qcow2,
-                virtual_size_bytes,
-            }),
+        let head = self.head.as_slice();
+        if let Some((_, name)) = BANNED.iter().find(|(magic, _)| head.starts_with(magic)) {
+            return Err(Refusal::BannedFormat(name));
         }
+        let size = self.total_bytes;
+        let findings = [
+            (Detected::Qcow2, qcow2::detect(head)),
+            (Detected::Vmdk, vmdk::detect(head)),
+            (Detected::Vhd, vhd::detect_vhd(head)),
+            (Detected::Vhdx, vhd::detect_vhdx(head)),
+            (Detected::Iso, iso::detect_iso(head, size)),
+            (Detected::Gpt, iso::detect_gpt(head, size)),
+        ];
+        let mut matched = Vec::new();
+        for (format, finding) in findings {
+            match finding {
+                Some(Ok(virtual_size)) => matched.push((format, virtual_size)),
+                // Unsafe in its own format: that is the reason, whatever was declared.
+                Some(Err(refusal)) => return Err(refusal),
+                None => {}
+            }
+        }
+        match matched.as_slice() {
+            [] => Err(match declared {
+                DiskFormat::Qcow2 => Refusal::NotQcow2,
+            }),
+            [(format, virtual_size)] => match format.disk_format() {
+                Some(found) if found == declared => Ok(Inspection {
+                    format: found,
+                    virtual_size_bytes: *virtual_size,
+                }),
+                _ => Err(Refusal::FormatMismatch {
+                    detected: format.name(),
+                    declared: declared.as_str(),
+                }),
+            },
+            [(first, _), (second, _), ..] => Err(Refusal::Ambiguous(first.name(), second.name())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(bytes: &[u8]) -> Result<Inspection, Refusal> {
+        let mut inspector = Inspector::new();
+        // In uneven chunks, as a stream delivers them.
+        for chunk in bytes.chunks(7919) {
+            inspector.feed(chunk);
+        }
+        inspector.verdict(DiskFormat::Qcow2)
+    }
+
+    #[test]
+    fn a_qcow2_file_is_accepted() {
+        let mut file = qcow2::tests::header(3);
+        file.resize(1 << 20, 0);
+        assert_eq!(
+            verdict(&file),
+            Ok(Inspection {
+                format: DiskFormat::Qcow2,
+                virtual_size_bytes: 1 << 30
+            })
+        );
+    }
+
+    #[test]
+    fn other_formats_are_not_what_was_declared() {
+        assert_eq!(verdict(&[0u8; 65_536]), Err(Refusal::NotQcow2));
+        assert_eq!(
+            verdict(&iso::tests::iso(100)),
+            Err(Refusal::FormatMismatch {
+                detected: "ISO",
+                declared: "qcow2"
+            })
+        );
+        assert_eq!(
+            verdict(b"QED\0\0\0\0\0\0\0\0\0"),
+            Err(Refusal::BannedFormat("QED"))
+        );
+    }
+
+    #[test]
+    fn a_qcow2_header_hidden_in_an_iso_is_refused() {
+        let mut file = iso::tests::iso(100);
+        let header = qcow2::tests::header(3);
+        file[..header.len()].copy_from_slice(&header);
+        assert_eq!(verdict(&file), Err(Refusal::Ambiguous("qcow2", "ISO")));
+    }
+
+    #[test]
+    fn only_the_head_is_kept() {
+        let mut inspector = Inspector::new();
+        for _ in 0..10 {
+            inspector.feed(&[0u8; 1 << 20]);
+        }
+        assert_eq!(inspector.head.len(), Inspector::HEAD_BYTES);
+        assert_eq!(inspector.total_bytes(), 10 << 20);
     }
 }

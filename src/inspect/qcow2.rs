@@ -18,8 +18,7 @@ const EXT_BACKING_FORMAT: u32 = 0xe279_2aca;
 const EXT_DATA_FILE: u32 = 0x4441_5441;
 const EXT_FULL_DISK_ENCRYPTION: u32 = 0x0537_be77;
 
-/// 64 PiB: far beyond any real disk, small enough that size arithmetic cannot overflow.
-const MAX_VIRTUAL_SIZE: u64 = 1 << 56;
+use super::MAX_VIRTUAL_SIZE;
 
 fn be_u32(head: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?))
@@ -27,6 +26,16 @@ fn be_u32(head: &[u8], at: usize) -> Option<u32> {
 
 fn be_u64(head: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(head.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// `None` if the file does not claim to be qcow2; otherwise the verdict of `inspect`.
+pub fn detect(head: &[u8]) -> Option<Result<u64, Refusal>> {
+    let claims = if head.len() < MAGIC.len() {
+        !head.is_empty() && MAGIC.starts_with(head)
+    } else {
+        &head[..4] == MAGIC
+    };
+    claims.then(|| inspect(head))
 }
 
 /// Checks the start of a file (up to its first cluster) and returns the virtual size.

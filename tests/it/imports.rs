@@ -197,6 +197,124 @@ async fn import_failures_say_why(backend: Backend) {
     );
 }
 
+/// Makes `name` in the source directory with qemu-img in `format`, with extra `options`.
+fn make_image(source: &SourceServer, name: &str, format: &str, options: &[&str]) -> Vec<u8> {
+    let path = source.path(name);
+    let mut args = vec!["create", "-q", "-f", format];
+    args.extend_from_slice(options);
+    args.extend([path.to_str().unwrap(), "16M"]);
+    qemu_img(&args);
+    std::fs::read(path).unwrap()
+}
+
+/// An ISO 9660 image of 100 blocks: an empty system area, a primary volume descriptor at
+/// sector 16 and a terminator.
+fn iso_image() -> Vec<u8> {
+    let mut iso = vec![0u8; 40 * 2048];
+    let pvd = 16 * 2048;
+    iso[pvd] = 1;
+    iso[pvd + 1..pvd + 6].copy_from_slice(b"CD001");
+    iso[pvd + 80..pvd + 84].copy_from_slice(&100u32.to_le_bytes());
+    iso[pvd + 128..pvd + 130].copy_from_slice(&2048u16.to_le_bytes());
+    iso[pvd + 2048] = 255;
+    iso[pvd + 2049..pvd + 2054].copy_from_slice(b"CD001");
+    iso
+}
+
+/// Files that are not the declared qcow2, or are unsafe in their own format, made with
+/// qemu-img where it can make them and by hand where it cannot: each refused with its reason.
+async fn every_bad_image_in_the_corpus_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    let mismatch = |detected: &str| {
+        format!("The file is a {detected} image, not the qcow2 image it was declared to be.")
+    };
+
+    // Other formats, named .qcow2: the content decides.
+    let vmdk = make_image(&source, "sparse.vmdk", "vmdk", &[]);
+    source.file("vmdk.qcow2", &vmdk);
+    make_image(&source, "vhd.qcow2", "vpc", &[]);
+    make_image(&source, "vhdx.qcow2", "vhdx", &[]);
+    make_image(&source, "raw.qcow2", "raw", &[]);
+    make_image(&source, "qed.qcow2", "qed", &[]);
+    make_image(
+        &source,
+        "luks.qcow2",
+        "luks",
+        &[
+            "--object",
+            "secret,id=sec0,data=abc",
+            "-o",
+            "key-secret=sec0,iter-time=10",
+        ],
+    );
+    source.file("iso.qcow2", &iso_image());
+
+    // A VMDK whose descriptor names a file outside it (CVE-2022-47951): qemu-img's own
+    // descriptor, with the extent's file name replaced in place (the area is NUL-padded).
+    let text = String::from_utf8_lossy(&vmdk[512..512 + 20 * 512]).into_owned();
+    let extent = text
+        .lines()
+        .find(|l| l.starts_with("RW "))
+        .unwrap()
+        .to_owned();
+    let outside = extent.replace("\"sparse.vmdk\"", "\"/etc/passwd\"");
+    assert_ne!(extent, outside, "qemu-img names the extent after the file");
+    let patched = text.replacen(&extent, &outside, 1);
+    let mut escaping = vmdk.clone();
+    escaping[512..512 + patched.len()].copy_from_slice(patched.as_bytes());
+    source.file("escaping-vmdk.qcow2", &escaping);
+    // A descriptor-only VMDK, whose data lives in another file.
+    make_image(
+        &source,
+        "flat.vmdk",
+        "vmdk",
+        &["-o", "subformat=monolithicFlat"],
+    );
+    std::fs::copy(source.path("flat.vmdk"), source.path("flat-vmdk.qcow2")).unwrap();
+
+    // A real qcow2 header hidden in an ISO's system area.
+    let qcow2 = std::fs::read(source.qcow2("inner.qcow2", "16M")).unwrap();
+    let mut hybrid = iso_image();
+    hybrid[..512].copy_from_slice(&qcow2[..512]);
+    source.file("hidden-in-iso.qcow2", &hybrid);
+
+    let cases = [
+        ("vmdk.qcow2", mismatch("VMDK")),
+        ("vhd.qcow2", mismatch("VHD")),
+        ("vhdx.qcow2", mismatch("VHDX")),
+        ("iso.qcow2", mismatch("ISO")),
+        (
+            "raw.qcow2",
+            "The file is not a qcow2 image: it does not start with the qcow2 signature.".into(),
+        ),
+        (
+            "qed.qcow2",
+            "The file is a QED image, a format this console does not accept.".into(),
+        ),
+        (
+            "luks.qcow2",
+            "The file is a LUKS-encrypted image, a format this console does not accept.".into(),
+        ),
+        (
+            "escaping-vmdk.qcow2",
+            "The VMDK descriptor points to a file outside the image (/etc/passwd); only self-contained images can be imported.".into(),
+        ),
+        (
+            "flat-vmdk.qcow2",
+            "VMDK images of type monolithicFlat keep their data in other files; only monolithicSparse and streamOptimized VMDK images can be imported.".into(),
+        ),
+        (
+            "hidden-in-iso.qcow2",
+            "The file has both qcow2 and ISO headers; an image that hides one format inside another is refused.".into(),
+        ),
+    ];
+    for (name, expected) in cases {
+        let url = source.url("files", name);
+        assert_eq!(failure_reason(&app, &url).await, expected, "for {name}");
+    }
+}
+
 async fn imports_over_the_size_limit_fail(backend: Backend) {
     let mut settings = test_settings();
     settings.import_size_limit_bytes = 100 * 1024;
@@ -353,6 +471,7 @@ async fn progress_is_reported_while_importing(backend: Backend) {
 }
 
 crate::on_both_databases!(
+    every_bad_image_in_the_corpus_is_refused,
     import_makes_an_active_image_with_hashes,
     import_failures_say_why,
     imports_over_the_size_limit_fail,
