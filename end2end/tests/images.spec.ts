@@ -34,6 +34,12 @@ test('the Create Image form shows errors as soon as values break a rule', async 
   await form.field('Image file URL').fill('https://example.com/disk.img');
   await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL must point to a .qcow2 file.');
 
+  await form.field('Checksum').fill('sha512:' + 'a'.repeat(64));
+  await expect(form.errorFor('Checksum')).toHaveText('⚠ A SHA-512 checksum has 128 hexadecimal digits (this one has 64).');
+  await form.field('Checksum').fill('a'.repeat(64));
+  await expect(form.errorFor('Checksum')).toHaveCount(0);
+  await form.field('Checksum').fill('not hex');
+
   await form.field('Minimum Disk (GB)').fill('12289');
   await expect(form.errorFor('Minimum Disk (GB)')).toHaveText('⚠ Minimum Disk must be between 0 and 12,288 GB.');
   await form.field('Minimum Disk (GB)').fill('12288');
@@ -45,6 +51,7 @@ test('the Create Image form shows errors as soon as values break a rule', async 
   await form.complete();
   await expect(form.errorFor('OS type')).toHaveText('⚠ Select an OS type.');
   await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL must point to a .qcow2 file.');
+  await expect(form.errorFor('Checksum')).toHaveText('⚠ Checksum must be hexadecimal digits only (found \'n\').');
   await expect(page).toHaveURL(/\/images\/create$/);
   await new ImageListPage(page).open();
   await expect(page.getByRole('heading', { name: 'No images yet' })).toBeVisible();

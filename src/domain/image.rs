@@ -132,6 +132,8 @@ pub struct ImageDetail {
     pub hash_algorithm: Option<String>,
     pub hash_value: Option<String>,
     pub checksum_md5: Option<String>,
+    /// The checksum the creator gave, which the bytes were verified against.
+    pub expected_checksum: Option<super::checksum::ExpectedChecksum>,
     pub min_disk_gb: u64,
     pub min_ram_gb: u64,
     pub visibility: Visibility,

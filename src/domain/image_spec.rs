@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::attributes::{Architecture, BootMode, Features};
+use super::checksum::ExpectedChecksum;
 use super::tags::{Tag, TagPair, parse_tag_set};
 use super::validation::{FieldError, FieldErrors, collect, describe_char, with_thousands};
 
@@ -315,6 +316,9 @@ pub struct CreateImageForm {
     pub cloud_init: Option<String>,
     pub qemu_guest_agent: Option<String>,
     pub tags: Vec<TagPair>,
+    /// Optional expected checksum of the file (see `ExpectedChecksum`).
+    #[serde(default)]
+    pub checksum: String,
 }
 
 /// The fields Create and Edit share, validated.
@@ -336,6 +340,7 @@ pub struct ImageAttributes {
 pub struct NewImageFromUrl {
     pub attributes: ImageAttributes,
     pub source_url: ImageFileUrl,
+    pub checksum: Option<ExpectedChecksum>,
     pub visibility: Visibility,
     pub tags: Vec<Tag>,
 }
@@ -387,9 +392,10 @@ impl RawAttributes<'_> {
 }
 
 /// The order of fields on the Create Image form, so errors are listed as the form reads.
-const FORM_ORDER: [&str; 11] = [
+const FORM_ORDER: [&str; 12] = [
     field::NAME,
     field::SOURCE_URL,
+    crate::domain::checksum::field::CHECKSUM,
     field::OS_TYPE,
     field::MIN_DISK,
     field::MIN_RAM,
@@ -419,6 +425,7 @@ impl CreateImageForm {
         }
         .parse(&mut errors);
         let source_url = collect(ImageFileUrl::parse(&self.source_url), &mut errors);
+        let checksum = collect(ExpectedChecksum::parse(&self.checksum), &mut errors);
         let visibility = collect(Visibility::parse(&self.visibility), &mut errors);
         let tags = parse_tag_set(&self.tags)
             .map_err(|tag_errors| errors.extend(tag_errors))
@@ -429,13 +436,14 @@ impl CreateImageForm {
                 .position(|f| e.field.starts_with(f))
                 .unwrap_or(usize::MAX)
         });
-        match (attributes, source_url, visibility, tags) {
-            (Some(attributes), Some(source_url), Some(visibility), Some(tags))
+        match (attributes, source_url, checksum, visibility, tags) {
+            (Some(attributes), Some(source_url), Some(checksum), Some(visibility), Some(tags))
                 if errors.is_empty() =>
             {
                 Ok(NewImageFromUrl {
                     attributes,
                     source_url,
+                    checksum,
                     visibility,
                     tags,
                 })

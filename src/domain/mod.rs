@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod attributes;
+pub mod checksum;
 pub mod history;
 pub mod image;
 pub mod image_spec;

@@ -67,6 +67,7 @@ pub async fn create_image_from_url(
     cloud_init: Option<String>,
     qemu_guest_agent: Option<String>,
     tags: Option<Vec<TagPair>>,
+    checksum: Option<String>,
 ) -> Result<String, AppError> {
     use super::ssr;
     use crate::domain::image_spec::CreateImageForm;
@@ -86,6 +87,7 @@ pub async fn create_image_from_url(
         cloud_init,
         qemu_guest_agent,
         tags: tags.unwrap_or_default(),
+        checksum: checksum.unwrap_or_default(),
     };
     let id = services
         .create_image_from_url(&actor, &form)

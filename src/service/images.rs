@@ -3,6 +3,7 @@
 
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
+use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, HistoryTopic};
 use crate::domain::image::{
     AccountUsage, BatchDeleteResult, IMAGE_TYPE_IMAGE_BASED, ImageDetail, SkippedImage,
@@ -293,6 +294,7 @@ impl Services {
             features: a.features,
             image_type: IMAGE_TYPE_IMAGE_BASED,
             source_url: Some(spec.source_url.as_str().to_owned()),
+            expected_checksum: spec.checksum.as_ref().map(ExpectedChecksum::to_db),
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
         };

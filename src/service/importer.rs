@@ -15,13 +15,14 @@ use anyhow::Context;
 use bytes::Bytes;
 use futures::StreamExt;
 use md5::Md5;
-use sha2::{Digest, Sha512};
+use sha2::{Digest, Sha256, Sha512};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::now_ms;
 use super::url_guard::{AddressPolicy, GuardedResolver, Refused, refusal_in};
+use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::domain::image::{DiskFormat, HASH_ALGORITHM, ImageStatus};
 use crate::domain::units::format_bytes;
 use crate::inspect::Inspector;
@@ -88,6 +89,8 @@ struct Written {
     size_bytes: u64,
     sha512_hex: String,
     md5_hex: String,
+    /// Only when the creator's checksum is SHA-256.
+    sha256_hex: Option<String>,
     inspector: Inspector,
 }
 
@@ -215,8 +218,8 @@ impl Importer {
             () = cancel.cancelled() => return,
         };
         let store = &self.inner.store;
-        let url = match store.claim_import(account_id, image_id, now_ms()).await {
-            Ok(Some(url)) => url,
+        let claimed = match store.claim_import(account_id, image_id, now_ms()).await {
+            Ok(Some(claimed)) => claimed,
             Ok(None) => return,
             Err(e) => {
                 tracing::error!(error = %e, "could not start import");
@@ -225,9 +228,24 @@ impl Importer {
         };
         tracing::info!("import started");
         let started = Instant::now();
-        let outcome = self.import(account_id, image_id, &url, cancel).await;
+        let expected = claimed
+            .expected_checksum
+            .as_deref()
+            .and_then(ExpectedChecksum::from_db);
+        let outcome = self
+            .import(
+                account_id,
+                image_id,
+                &claimed.source_url,
+                expected.as_ref(),
+                cancel,
+            )
+            .await;
         let stop = match outcome {
-            Ok(bytes) => match self.finish(account_id, image_id, &bytes).await {
+            Ok(bytes) => match self
+                .finish(account_id, image_id, &bytes, expected.as_ref())
+                .await
+            {
                 Ok(()) => {
                     tracing::info!(
                         size_bytes = bytes.size_bytes,
@@ -268,7 +286,16 @@ impl Importer {
 
     /// Moves the verified bytes into place and marks the image Active. If the image was
     /// deleted meanwhile, the bytes go too.
-    async fn finish(&self, account_id: &str, image_id: &str, bytes: &Written) -> Result<(), Stop> {
+    async fn finish(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        bytes: &Written,
+        expected: Option<&ExpectedChecksum>,
+    ) -> Result<(), Stop> {
+        if let Some(expected) = expected {
+            verify_checksum(bytes, expected).map_err(Stop::Failed)?;
+        }
         let virtual_size_bytes = bytes
             .inspector
             .verdict(DiskFormat::Qcow2)
@@ -305,8 +332,10 @@ impl Importer {
         account_id: &str,
         image_id: &str,
         url: &str,
+        expected: Option<&ExpectedChecksum>,
         cancel: &CancellationToken,
     ) -> Result<Written, Stop> {
+        let with_sha256 = expected.is_some_and(|e| e.algorithm == ChecksumAlgorithm::Sha256);
         let limit = self.inner.limits.max_bytes;
         let parsed = url::Url::parse(url)
             .map_err(|_| Stop::Failed("The image file URL is not a valid URL.".into()))?;
@@ -350,7 +379,7 @@ impl Importer {
 
         let path = self.inner.blobs.staging_path(image_id)?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-        let writer = tokio::task::spawn_blocking(move || write_and_hash(&path, rx));
+        let writer = tokio::task::spawn_blocking(move || write_and_hash(&path, rx, with_sha256));
 
         let streamed = async {
             let mut body = response.bytes_stream();
@@ -426,7 +455,9 @@ impl Importer {
 fn write_and_hash(
     path: &std::path::Path,
     mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    with_sha256: bool,
 ) -> std::io::Result<Written> {
+    let mut sha256 = with_sha256.then(Sha256::new);
     let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let mut sha512 = Sha512::new();
     let mut md5 = Md5::new();
@@ -435,6 +466,9 @@ fn write_and_hash(
         file.write_all(&chunk)?;
         sha512.update(&chunk);
         md5.update(&chunk);
+        if let Some(sha256) = sha256.as_mut() {
+            sha256.update(&chunk);
+        }
         inspector.feed(&chunk);
     }
     let file = file.into_inner().map_err(|e| e.into_error())?;
@@ -443,8 +477,27 @@ fn write_and_hash(
         size_bytes: inspector.total_bytes(),
         sha512_hex: hex::encode(sha512.finalize()),
         md5_hex: hex::encode(md5.finalize()),
+        sha256_hex: sha256.map(|h| hex::encode(h.finalize())),
         inspector,
     })
+}
+
+/// Compares the creator's checksum with the one computed while the bytes arrived.
+fn verify_checksum(bytes: &Written, expected: &ExpectedChecksum) -> Result<(), String> {
+    let actual = match expected.algorithm {
+        ChecksumAlgorithm::Md5 => Some(bytes.md5_hex.as_str()),
+        ChecksumAlgorithm::Sha256 => bytes.sha256_hex.as_deref(),
+        ChecksumAlgorithm::Sha512 => Some(bytes.sha512_hex.as_str()),
+    };
+    match actual {
+        Some(actual) if actual == expected.hex => Ok(()),
+        Some(actual) => Err(format!(
+            "The file's {} checksum is {actual}, not the expected {}; the file is not the one described.",
+            expected.algorithm.label(),
+            expected.hex
+        )),
+        None => Err("The checksum could not be computed.".into()),
+    }
 }
 
 fn too_large(size: Option<u64>, limit: u64) -> String {

@@ -32,6 +32,8 @@ pub struct NewImageRow {
     pub features: Features,
     pub image_type: &'static str,
     pub source_url: Option<String>,
+    /// `algorithm:hex`, as `ExpectedChecksum::to_db` writes it.
+    pub expected_checksum: Option<String>,
     pub created_by: String,
     pub created_at_ms: i64,
 }
@@ -61,6 +63,7 @@ pub struct ImageRow {
     pub hash_algo: Option<String>,
     pub hash_value: Option<String>,
     pub checksum_md5: Option<String>,
+    pub expected_checksum: Option<String>,
     pub blob_key: Option<String>,
     pub bytes_done: u64,
     pub bytes_total: Option<u64>,
@@ -96,6 +99,14 @@ pub struct ImportedBytes {
     pub hash_value: String,
     pub checksum_md5: String,
     pub blob_key: String,
+}
+
+/// What an import needs once it has claimed its image.
+#[derive(Clone, Debug)]
+pub struct ClaimedImport {
+    pub source_url: String,
+    /// `algorithm:hex`, if the creator gave one.
+    pub expected_checksum: Option<String>,
 }
 
 /// An image whose import must be picked up again after a restart.
@@ -154,7 +165,7 @@ pub struct DownloadTarget {
 pub(super) const COLUMNS: &str = "i.id, i.account_id, i.name, i.description, i.os_type, i.min_disk_gb, \
     i.min_ram_gb, i.visibility, i.protected, i.architecture, i.boot_mode, i.features, i.status, \
     i.failure_reason, i.image_type, i.source_url, i.disk_format, i.size_bytes, \
-    i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.blob_key, i.bytes_done, \
+    i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.expected_checksum, i.blob_key, i.bytes_done, \
     i.bytes_total, i.import_attempts, i.link_generation, i.created_by, i.created_at, \
     i.updated_by, i.updated_at";
 
@@ -208,6 +219,7 @@ impl ImageRow {
             hash_algo: r.try_get("hash_algo")?,
             hash_value: r.try_get("hash_value")?,
             checksum_md5: r.try_get("checksum_md5")?,
+            expected_checksum: r.try_get("expected_checksum")?,
             blob_key: r.try_get("blob_key")?,
             bytes_done: to_u64(r.try_get("bytes_done")?),
             bytes_total: opt_u64("bytes_total")?,
@@ -262,6 +274,10 @@ impl ImageRow {
             hash_algorithm: self.hash_algo,
             hash_value: self.hash_value,
             checksum_md5: self.checksum_md5,
+            expected_checksum: self
+                .expected_checksum
+                .as_deref()
+                .and_then(crate::domain::checksum::ExpectedChecksum::from_db),
             min_disk_gb: self.min_disk_gb,
             min_ram_gb: self.min_ram_gb,
             visibility: self.visibility,
@@ -358,8 +374,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \
              min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
-             image_type, source_url, created_by, created_at, updated_by, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17)",
+             image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18)",
         )
         .bind(&image.id)
         .bind(&image.account_id)
@@ -378,6 +394,7 @@ impl Store {
         .bind(&image.source_url)
         .bind(&image.created_by)
         .bind(image.created_at_ms)
+        .bind(&image.expected_checksum)
         .execute(&mut *tx)
         .await?;
         insert_tags(&mut tx, &image.account_id, &image.id, tags).await?;
@@ -734,14 +751,14 @@ impl Store {
     // ---- Import worker. Each call names the image's account too, and changes a row only
     // ---- from the status the worker expects, so a deleted or finished image is never revived.
 
-    /// Moves a Queued image to Importing and counts the attempt. Returns the source URL, or
-    /// `None` when the image is gone or no longer Queued.
+    /// Moves a Queued image to Importing and counts the attempt. Returns what the import
+    /// needs, or `None` when the image is gone or no longer Queued.
     pub async fn claim_import(
         &self,
         account_id: &str,
         id: &str,
         now_ms: i64,
-    ) -> sqlx::Result<Option<String>> {
+    ) -> sqlx::Result<Option<ClaimedImport>> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
@@ -771,7 +788,10 @@ impl Store {
         };
         insert_event(&mut tx, account_id, id, &row.name, &event, now_ms).await?;
         tx.commit().await?;
-        Ok(row.source_url)
+        Ok(row.source_url.map(|source_url| ClaimedImport {
+            source_url,
+            expected_checksum: row.expected_checksum,
+        }))
     }
 
     /// Records progress; `false` means the image is no longer Importing (deleted meanwhile).

@@ -315,6 +315,90 @@ async fn every_bad_image_in_the_corpus_is_refused(backend: Backend) {
     }
 }
 
+/// The checksum given on the Create form is verified against the bytes that arrived.
+async fn creators_checksums_are_verified(backend: Backend) {
+    use image_console::domain::checksum::ChecksumAlgorithm;
+    use sha2::Digest;
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    let bytes = std::fs::read(source.qcow2("disk.qcow2", "32M")).unwrap();
+    let url = source.url("files", "disk.qcow2");
+    let actor = app.sign_up("acme").await;
+    let import = |checksum: String| {
+        let app = &app;
+        let actor = actor.clone();
+        let url = url.clone();
+        async move {
+            let form = image_console::domain::image_spec::CreateImageForm {
+                checksum,
+                ..create_form("checked", &url)
+            };
+            let id = app.services.create_image_from_url(&actor, &form).await?;
+            Ok::<_, ServiceError>(app.wait_for_import(&actor, &id).await)
+        }
+    };
+
+    let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+    let image = import(sha256.clone()).await.unwrap();
+    assert_eq!(
+        image.status,
+        ImageStatus::Active,
+        "{:?}",
+        image.failure_reason
+    );
+    let expected = image.expected_checksum.unwrap();
+    assert_eq!(
+        (expected.algorithm, expected.hex),
+        (ChecksumAlgorithm::Sha256, sha256)
+    );
+
+    let sha512 = hex::encode(sha2::Sha512::digest(&bytes)).to_ascii_uppercase();
+    let image = import(format!("SHA512:{sha512}")).await.unwrap();
+    assert_eq!(
+        image.status,
+        ImageStatus::Active,
+        "{:?}",
+        image.failure_reason
+    );
+
+    let md5 = {
+        use md5::Digest;
+        hex::encode(md5::Md5::digest(&bytes))
+    };
+    let wrong = "0".repeat(32);
+    let image = import(wrong.clone()).await.unwrap();
+    assert_eq!(image.status, ImageStatus::Failed);
+    assert_eq!(
+        image.failure_reason.unwrap(),
+        format!(
+            "The file's MD5 checksum is {md5}, not the expected {wrong}; the file is not the one described."
+        )
+    );
+    assert_eq!(
+        app.stored_files().1,
+        Vec::<String>::new(),
+        "no staging bytes are left"
+    );
+
+    let before = crate::support::all_images(&app.services, &actor)
+        .await
+        .len();
+    let Err(ServiceError::Invalid(errors)) = import("abc".into()).await else {
+        panic!("a malformed checksum is a field error");
+    };
+    assert_eq!(errors[0].field, "checksum");
+    assert_eq!(
+        errors[0].message,
+        "Checksum must be an MD5 (32), SHA-256 (64) or SHA-512 (128) hexadecimal digest (this one has 3 digits)."
+    );
+    assert_eq!(
+        crate::support::all_images(&app.services, &actor)
+            .await
+            .len(),
+        before
+    );
+}
+
 async fn imports_over_the_size_limit_fail(backend: Backend) {
     let mut settings = test_settings();
     settings.import_size_limit_bytes = 100 * 1024;
@@ -471,6 +555,7 @@ async fn progress_is_reported_while_importing(backend: Backend) {
 }
 
 crate::on_both_databases!(
+    creators_checksums_are_verified,
     every_bad_image_in_the_corpus_is_refused,
     import_makes_an_active_image_with_hashes,
     import_failures_say_why,

@@ -481,6 +481,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 features: Default::default(),
                 image_type: "Image-Based",
                 source_url: Some("https://example.com/seed.qcow2".into()),
+                expected_checksum: None,
                 created_by: actor.user_name.clone(),
                 created_at_ms: seed.created_at_ms,
             },

@@ -9,6 +9,7 @@ use crate::app::components::form_field::{FieldState, RadioGroup, TextField, form
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::error::AppError;
 use crate::domain::attributes::{Architecture, BootMode, Features};
+use crate::domain::checksum::{ExpectedChecksum, field as checksum_field};
 use crate::domain::image_spec::{
     Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, OsType, Visibility, field,
 };
@@ -23,6 +24,7 @@ pub fn CreateImagePage() -> impl IntoView {
 
     let name = FieldState::new(field::NAME, "");
     let source_url = FieldState::new(field::SOURCE_URL, "");
+    let checksum = FieldState::new(checksum_field::CHECKSUM, "");
     let visibility = FieldState::new(field::VISIBILITY, Visibility::Private.as_str());
     let description = FieldState::new(field::DESCRIPTION, "");
     let protected = RwSignal::new(false);
@@ -39,6 +41,7 @@ pub fn CreateImagePage() -> impl IntoView {
     let fields = [
         name,
         source_url,
+        checksum,
         visibility,
         description,
         os_type,
@@ -102,6 +105,13 @@ pub fn CreateImagePage() -> impl IntoView {
                         inputmode="url"
                         placeholder="https://storage.example.com/images/ubuntu-24.04.qcow2"
                         required=true
+                    />
+                    <TextField
+                        label="Checksum"
+                        field=checksum
+                        error=checksum.message(ExpectedChecksum::parse)
+                        hint="Optional. The file's MD5, SHA-256 or SHA-512 in hexadecimal (sha256:… also works); the import fails if the file differs."
+                        placeholder="sha256:…"
                     />
                     <ImageAttributeFields fields=attributes id_prefix="field" />
                     <RadioGroup

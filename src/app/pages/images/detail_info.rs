@@ -7,7 +7,7 @@ use crate::app::components::form_field::{FieldState, TextField, form_alert};
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::components::status_badge::StatusBadge;
 use crate::app::error::AppError;
-use crate::domain::image::ImageDetail;
+use crate::domain::image::{ImageDetail, ImageStatus};
 use crate::domain::image_spec::{Description, ImageName, field};
 use crate::domain::units::{
     format_bytes, format_image_size, format_money, format_rfc3339, format_timestamp, monthly_cost,
@@ -74,6 +74,14 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             {row("OS hash algorithm", image.hash_algorithm.clone().map(text).unwrap_or_else(dash))}
             {row("OS hash value", image.hash_value.clone().map(mono).unwrap_or_else(dash))}
             {row("MD5 checksum", image.checksum_md5.clone().map(mono).unwrap_or_else(dash))}
+            {image.expected_checksum.clone().map(|c| {
+                // Shown only when the creator gave one; an Active image has passed it.
+                let verified = if image.status == ImageStatus::Active { " (verified)" } else { "" };
+                row("Expected checksum", view! {
+                    <span class="mono break">{format!("{} {}", c.algorithm.label(), c.hex)}</span>
+                    <span class="muted">{verified}</span>
+                }.into_any())
+            })}
             {row("Minimum Disk", text(format!("{} GB", image.min_disk_gb)))}
             {row("Minimum RAM", text(format!("{} GB", image.min_ram_gb)))}
             {row("Architecture", text(image.architecture.as_str().to_owned()))}
