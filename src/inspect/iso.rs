@@ -3,19 +3,12 @@
 //! file that matches two formats.
 
 use super::Refusal;
+use super::bytes::{le_u16, le_u32};
 
 const SECTOR: usize = 2048;
 /// Volume descriptors start at sector 16.
 const DESCRIPTORS: usize = 16 * SECTOR;
 const IDENTIFIERS: [&[u8; 5]; 3] = [b"CD001", b"NSR02", b"NSR03"];
-
-fn le_u16(head: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(head.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn le_u32(head: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?))
-}
 
 /// `None` if the file is not an ISO; otherwise its size (from the primary volume descriptor,
 /// or the file's size for UDF).

@@ -9,6 +9,7 @@
 //! without a key is refused. The inspector sees every chunk as it streams past and keeps only
 //! the start of the file, so nothing is re-read.
 
+mod bytes;
 mod iso;
 mod qcow2;
 mod vhd;

@@ -1,6 +1,7 @@
 //! The qcow2 header rules (QEMU's docs/interop/qcow2.txt), as Glance's inspector applies them.
 
 use super::Refusal;
+use super::bytes::{be_u32, be_u64};
 
 const MAGIC: &[u8; 4] = b"QFI\xfb";
 const V2_HEADER_LEN: usize = 72;
@@ -19,14 +20,6 @@ const EXT_DATA_FILE: u32 = 0x4441_5441;
 const EXT_FULL_DISK_ENCRYPTION: u32 = 0x0537_be77;
 
 use super::MAX_VIRTUAL_SIZE;
-
-fn be_u32(head: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn be_u64(head: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(head.get(at..at + 8)?.try_into().ok()?))
-}
 
 /// `None` if the file does not claim to be qcow2; otherwise the verdict of `inspect`.
 pub fn detect(head: &[u8]) -> Option<Result<u64, Refusal>> {

@@ -1,6 +1,7 @@
 //! Microsoft's VHD and VHDX. Differencing disks, which need a parent image, are refused.
 
 use super::Refusal;
+use super::bytes::{be_u32, be_u64, le_u16, le_u32, le_u64};
 
 const VHD_COOKIE: &[u8; 8] = b"conectix";
 const VHD_DIFFERENCING: u32 = 4;
@@ -10,26 +11,6 @@ const VHDX_REGION_TABLE: usize = 0x30000;
 const METADATA_REGION: &str = "8B7CA206-4790-4B9A-B8FE-575F050F886E";
 const VIRTUAL_DISK_SIZE: &str = "2FA54224-CD1B-4876-B211-5DBED83BF4B8";
 const PARENT_LOCATOR: &str = "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C";
-
-fn be_u32(head: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn be_u64(head: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(head.get(at..at + 8)?.try_into().ok()?))
-}
-
-fn le_u16(head: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(head.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn le_u32(head: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn le_u64(head: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(head.get(at..at + 8)?.try_into().ok()?))
-}
 
 /// A GUID as stored on disk: the first three fields little-endian, the rest as written.
 fn guid_bytes(text: &str) -> [u8; 16] {

@@ -3,6 +3,7 @@
 //! (CVE-2022-47951: an extent path such as `/etc/passwd` would be read by the hypervisor).
 
 use super::Refusal;
+use super::bytes::le_u64;
 
 const SPARSE_MAGIC: &[u8; 4] = b"KDMV";
 const DESCRIPTOR_START: &[u8] = b"# Disk DescriptorFile";
@@ -11,10 +12,6 @@ const MAX_DESCRIPTOR_BYTES: u64 = 1 << 20;
 const SECTOR: u64 = 512;
 /// The kinds whose data lives in the file itself.
 const SELF_CONTAINED: [&str; 2] = ["monolithicSparse", "streamOptimized"];
-
-fn le_u64(head: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(head.get(at..at + 8)?.try_into().ok()?))
-}
 
 /// `None` if the file is not a VMDK; otherwise its virtual size or why it is refused.
 pub fn detect(head: &[u8]) -> Option<Result<u64, Refusal>> {

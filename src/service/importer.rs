@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::now_ms;
-use super::url_guard::{AddressPolicy, GuardedResolver, Refused, refusal_in};
+use super::url_guard::{AddressPolicy, GuardedResolver, Refused};
 use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::domain::image::{DiskFormat, HASH_ALGORITHM, ImageStatus};
 use crate::domain::units::format_bytes;
@@ -537,16 +537,23 @@ fn describe_status(status: reqwest::StatusCode) -> String {
     format!("The source answered HTTP {code} {reason}.{hint}")
 }
 
-/// Finds the io error kind behind a reqwest error, if there is one.
-fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+/// The first error of type `T` in an error's chain of sources.
+fn find_source<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut source = Some(error);
     while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
         }
         source = e.source();
     }
     None
+}
+
+/// Finds the io error kind behind a reqwest error, if there is one.
+fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    find_source::<std::io::Error>(error).map(std::io::Error::kind)
 }
 
 fn error_chain_text(error: &(dyn std::error::Error + 'static)) -> String {
@@ -564,7 +571,8 @@ fn describe_request_error(error: &reqwest::Error, host: &str) -> String {
     use std::io::ErrorKind;
     let chain = error_chain_text(error);
     tracing::debug!(error = chain, "request failed");
-    if let Some(refused) = refusal_in(error) {
+    // A check of url_guard's (in the resolver or the redirect rule) says why itself.
+    if let Some(refused) = find_source::<Refused>(error) {
         return refused.0.clone();
     }
     if error.is_timeout() {

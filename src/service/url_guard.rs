@@ -265,18 +265,6 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// The refusal behind an HTTP client error, if a check here caused it.
-pub fn refusal_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Refused> {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if let Some(refused) = e.downcast_ref::<Refused>() {
-            return Some(refused);
-        }
-        source = e.source();
-    }
-    None
-}
-
 /// Parses `IMPORT_ALLOWED_NETWORKS`: comma-separated networks (`10.1.0.0/16`) or single
 /// addresses (`127.0.0.1`, `::1`).
 pub fn parse_networks(raw: &str) -> Result<Vec<IpNet>, String> {

@@ -38,8 +38,9 @@ const NAME_MARK: char = '\u{1}';
 const FACET_MARK: char = '\u{2}';
 const TAG_MARK: char = '\u{4}';
 const TAG_VALUE_MARK: char = '\u{5}';
-/// Between a key and its value in PostgreSQL's `image_search.tags`.
-const TAG_TERM_SEPARATOR: char = '\u{1f}';
+/// Between the parts of a counter's value and of a PostgreSQL `image_search.tags` term
+/// (`key␟value`), as the migrations write them.
+const UNIT_SEPARATOR: char = '\u{1f}';
 
 /// How a tag filter on the image rows finds its rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,7 +285,7 @@ fn index_filter(
                 let term = if query.tag_value.is_empty() {
                     query.tag_key.clone()
                 } else {
-                    format!("{}{TAG_TERM_SEPARATOR}{}", query.tag_key, query.tag_value)
+                    format!("{}{UNIT_SEPARATOR}{}", query.tag_key, query.tag_value)
                 };
                 let p = q.text(term);
                 conditions.push(format!("s.tags @> ARRAY[{p}::text]"));
@@ -307,7 +308,10 @@ fn single_counter(query: &ListQuery) -> Option<(&'static str, String)> {
         if query.tag_value.is_empty() {
             ("tag_key", query.tag_key.clone())
         } else {
-            ("tag", format!("{}\u{1f}{}", query.tag_key, query.tag_value))
+            (
+                "tag",
+                format!("{}{UNIT_SEPARATOR}{}", query.tag_key, query.tag_value),
+            )
         }
     });
     let filters: Vec<(&'static str, String)> = [
@@ -338,11 +342,13 @@ fn counter_rows(query: &ListQuery) -> Option<(&'static str, Vec<String>)> {
     if let Some((dimension, value)) = single_counter(query) {
         return Some((dimension, vec![value]));
     }
-    const SEP: char = '\u{1f}';
     let (dimension, prefix) = match (query.tag_key.as_str(), query.tag_value.as_str()) {
         ("", _) => ("cube", String::new()),
-        (key, "") => ("tag_key_cube", format!("{key}{SEP}")),
-        (key, value) => ("tag_cube", format!("{key}{SEP}{value}{SEP}")),
+        (key, "") => ("tag_key_cube", format!("{key}{UNIT_SEPARATOR}")),
+        (key, value) => (
+            "tag_cube",
+            format!("{key}{UNIT_SEPARATOR}{value}{UNIT_SEPARATOR}"),
+        ),
     };
     let statuses = query.status.map_or(ImageStatus::ALL.to_vec(), |s| vec![s]);
     let os_types = query.os_type.map_or(OsType::ALL.to_vec(), |o| vec![o]);
@@ -354,7 +360,7 @@ fn counter_rows(query: &ListQuery) -> Option<(&'static str, Vec<String>)> {
         for os in &os_types {
             for visibility in &visibilities {
                 cells.push(format!(
-                    "{prefix}{}{SEP}{}{SEP}{}",
+                    "{prefix}{}{UNIT_SEPARATOR}{}{UNIT_SEPARATOR}{}",
                     status.as_str(),
                     os.as_str(),
                     visibility.as_str()
@@ -420,16 +426,14 @@ impl Store {
             // quickly on the way down the sort's index.
             Some(total) => {
                 let path = if to_i64(total) <= limit {
-                    let account_seq = self.account_seq(&mut conn, account_id).await?;
-                    PagePath::Candidates(index_filter(self.backend, account_id, account_seq, query))
+                    PagePath::Candidates(self.index_filter(&mut conn, account_id, query).await?)
                 } else {
                     PagePath::Rows(TagPath::Probe)
                 };
                 (total, path)
             }
             None => {
-                let account_seq = self.account_seq(&mut conn, account_id).await?;
-                let index = index_filter(self.backend, account_id, account_seq, query);
+                let index = self.index_filter(&mut conn, account_id, query).await?;
                 let row = sqlx::query_with(
                     &format!("SELECT COUNT(*) AS total {}", index.parts.sql),
                     index.parts.arguments(),
@@ -537,12 +541,22 @@ impl Store {
             .await
     }
 
-    /// The account's number, which places its documents in the SQLite search index. Only
-    /// SQLite needs it.
+    /// The search-index conditions for the query in this account.
+    async fn index_filter(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<IndexFilter> {
+        let account_seq = match self.backend {
+            Backend::Sqlite => self.account_seq(conn, account_id).await?,
+            Backend::Postgres => 0,
+        };
+        Ok(index_filter(self.backend, account_id, account_seq, query))
+    }
+
+    /// The account's number, which places its documents in the SQLite search index.
     async fn account_seq(&self, conn: &mut AnyConnection, account_id: &str) -> sqlx::Result<i64> {
-        if self.backend != Backend::Sqlite {
-            return Ok(0);
-        }
         let row = sqlx::query("SELECT seq FROM accounts WHERE id = $1")
             .bind(account_id)
             .fetch_optional(&mut *conn)
