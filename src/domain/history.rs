@@ -9,6 +9,8 @@ pub enum HistoryTopic {
     ImportStarted,
     ImportFinished,
     ImportFailed,
+    UploadStarted,
+    UploadCancelled,
     Edited,
     TagsChanged,
     ProtectedChanged,
@@ -18,11 +20,13 @@ pub enum HistoryTopic {
 }
 
 impl HistoryTopic {
-    pub const ALL: [HistoryTopic; 10] = [
+    pub const ALL: [HistoryTopic; 12] = [
         HistoryTopic::Created,
         HistoryTopic::ImportStarted,
         HistoryTopic::ImportFinished,
         HistoryTopic::ImportFailed,
+        HistoryTopic::UploadStarted,
+        HistoryTopic::UploadCancelled,
         HistoryTopic::Edited,
         HistoryTopic::TagsChanged,
         HistoryTopic::ProtectedChanged,
@@ -37,6 +41,8 @@ impl HistoryTopic {
             HistoryTopic::ImportStarted => "import_started",
             HistoryTopic::ImportFinished => "import_finished",
             HistoryTopic::ImportFailed => "import_failed",
+            HistoryTopic::UploadStarted => "upload_started",
+            HistoryTopic::UploadCancelled => "upload_cancelled",
             HistoryTopic::Edited => "edited",
             HistoryTopic::TagsChanged => "tags_changed",
             HistoryTopic::ProtectedChanged => "protected_changed",
@@ -52,6 +58,8 @@ impl HistoryTopic {
             HistoryTopic::ImportStarted => "Import started",
             HistoryTopic::ImportFinished => "Import finished",
             HistoryTopic::ImportFailed => "Import failed",
+            HistoryTopic::UploadStarted => "Upload started",
+            HistoryTopic::UploadCancelled => "Cancel Upload",
             HistoryTopic::Edited => "Edit Image",
             HistoryTopic::TagsChanged => "Edit Tags",
             HistoryTopic::ProtectedChanged => "Change Protected",

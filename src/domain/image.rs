@@ -6,11 +6,14 @@ use super::attributes::{Architecture, BootMode, Features};
 use super::image_spec::{OsType, Visibility};
 use super::tags::TagPair;
 
-/// The lifecycle of an image (Create Image guide): Queued → Importing → Active, or Failed.
+/// The lifecycle of an image (Create Image guide): Queued → Importing → Active from a URL,
+/// Uploading → Active from a local file, or Failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ImageStatus {
     /// Created; waiting for an import slot.
     Queued,
+    /// A local file is being uploaded from a browser (or another tus client).
+    Uploading,
     /// Bytes are being fetched and checked.
     Importing,
     /// Stored, inspected and usable.
@@ -20,8 +23,9 @@ pub enum ImageStatus {
 }
 
 impl ImageStatus {
-    pub const ALL: [ImageStatus; 4] = [
+    pub const ALL: [ImageStatus; 5] = [
         ImageStatus::Queued,
+        ImageStatus::Uploading,
         ImageStatus::Importing,
         ImageStatus::Active,
         ImageStatus::Failed,
@@ -30,6 +34,7 @@ impl ImageStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ImageStatus::Queued => "queued",
+            ImageStatus::Uploading => "uploading",
             ImageStatus::Importing => "importing",
             ImageStatus::Active => "active",
             ImageStatus::Failed => "failed",
@@ -39,6 +44,7 @@ impl ImageStatus {
     pub fn label(self) -> &'static str {
         match self {
             ImageStatus::Queued => "Queued",
+            ImageStatus::Uploading => "Uploading",
             ImageStatus::Importing => "Importing",
             ImageStatus::Active => "Active",
             ImageStatus::Failed => "Failed",
@@ -51,7 +57,10 @@ impl ImageStatus {
 
     /// Whether the status will change without anyone acting, so pages should refresh.
     pub fn is_in_progress(self) -> bool {
-        matches!(self, ImageStatus::Queued | ImageStatus::Importing)
+        matches!(
+            self,
+            ImageStatus::Queued | ImageStatus::Uploading | ImageStatus::Importing
+        )
     }
 }
 
@@ -126,6 +135,8 @@ pub struct ImageDetail {
     pub os_type: OsType,
     pub image_type: String,
     pub source_url: Option<String>,
+    /// The name of the local file an upload was created with.
+    pub source_file_name: Option<String>,
     pub size_bytes: Option<u64>,
     pub virtual_size_bytes: Option<u64>,
     pub disk_format: Option<DiskFormat>,

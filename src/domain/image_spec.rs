@@ -5,11 +5,14 @@ use serde::{Deserialize, Serialize};
 use super::attributes::{Architecture, BootMode, Features};
 use super::checksum::ExpectedChecksum;
 use super::tags::{Tag, TagPair, parse_tag_set};
+use super::upload::LocalImageFile;
 use super::validation::{FieldError, FieldErrors, collect, describe_char, with_thousands};
 
 /// Form field names, shared by the form markup, the server function arguments and the errors.
 pub mod field {
     pub const NAME: &str = "name";
+    /// Image file URL or Local file.
+    pub const SOURCE: &str = "source";
     pub const SOURCE_URL: &str = "source_url";
     pub const OS_TYPE: &str = "os_type";
     pub const MIN_DISK: &str = "min_disk";
@@ -109,6 +112,62 @@ impl ImageFileUrl {
             .and_then(|u| u.path_segments()?.next_back().map(str::to_owned))
             .unwrap_or_default()
     }
+}
+
+/// Where a new image's bytes come from: a URL the console downloads, or a file on the
+/// user's computer that the browser uploads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceKind {
+    #[default]
+    Url,
+    LocalFile,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 2] = [SourceKind::Url, SourceKind::LocalFile];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Url => "url",
+            SourceKind::LocalFile => "file",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SourceKind::Url => "Image file URL",
+            SourceKind::LocalFile => "Local file",
+        }
+    }
+
+    pub fn hint(self) -> &'static str {
+        match self {
+            SourceKind::Url => "The console downloads the file from an http or https URL.",
+            SourceKind::LocalFile => {
+                "This browser uploads a file from your computer; an interrupted upload can be resumed."
+            }
+        }
+    }
+
+    /// Empty means Image file URL, so forms without the choice keep working.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw {
+            "" => Ok(SourceKind::Url),
+            raw => Self::ALL
+                .into_iter()
+                .find(|s| s.as_str() == raw)
+                .ok_or_else(|| {
+                    FieldError::new(field::SOURCE, "Choose Image file URL or Local file.")
+                }),
+        }
+    }
+}
+
+/// A new image's source, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    Url(ImageFileUrl),
+    LocalFile(LocalImageFile),
 }
 
 /// The OS types the Create Image guide offers.
@@ -303,7 +362,15 @@ pub fn parse_checkbox(raw: Option<&str>) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateImageForm {
     pub name: String,
+    /// `url` (or empty) or `file`.
+    #[serde(default)]
+    pub source: String,
     pub source_url: String,
+    /// The local file's name and size in bytes, as the browser read them.
+    #[serde(default)]
+    pub file_name: String,
+    #[serde(default)]
+    pub file_size: String,
     pub os_type: String,
     pub min_disk: String,
     pub min_ram: String,
@@ -335,11 +402,11 @@ pub struct ImageAttributes {
     pub features: Features,
 }
 
-/// A validated request to import an image from a URL.
+/// A validated request to create an image.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewImageFromUrl {
+pub struct NewImage {
     pub attributes: ImageAttributes,
-    pub source_url: ImageFileUrl,
+    pub source: ImageSource,
     pub checksum: Option<ExpectedChecksum>,
     pub visibility: Visibility,
     pub tags: Vec<Tag>,
@@ -392,9 +459,10 @@ impl RawAttributes<'_> {
 }
 
 /// The order of fields on the Create Image form, so errors are listed as the form reads.
-const FORM_ORDER: [&str; 12] = [
+const FORM_ORDER: [&str; 13] = [
     field::NAME,
-    field::SOURCE_URL,
+    field::SOURCE,
+    super::upload::field::LOCAL_FILE,
     crate::domain::checksum::field::CHECKSUM,
     field::OS_TYPE,
     field::MIN_DISK,
@@ -408,8 +476,9 @@ const FORM_ORDER: [&str; 12] = [
 ];
 
 impl CreateImageForm {
-    /// Validates every field, returning all errors at once.
-    pub fn parse(&self) -> Result<NewImageFromUrl, FieldErrors> {
+    /// Validates every field, returning all errors at once. `import_limit_bytes` bounds a
+    /// local file's size.
+    pub fn parse(&self, import_limit_bytes: u64) -> Result<NewImage, FieldErrors> {
         let mut errors = Vec::new();
         let attributes = RawAttributes {
             name: &self.name,
@@ -424,7 +493,17 @@ impl CreateImageForm {
             qemu_guest_agent: self.qemu_guest_agent.as_deref(),
         }
         .parse(&mut errors);
-        let source_url = collect(ImageFileUrl::parse(&self.source_url), &mut errors);
+        let source = match collect(SourceKind::parse(&self.source), &mut errors) {
+            Some(SourceKind::Url) => {
+                collect(ImageFileUrl::parse(&self.source_url), &mut errors).map(ImageSource::Url)
+            }
+            Some(SourceKind::LocalFile) => collect(
+                LocalImageFile::parse(&self.file_name, &self.file_size, import_limit_bytes),
+                &mut errors,
+            )
+            .map(ImageSource::LocalFile),
+            None => None,
+        };
         let checksum = collect(ExpectedChecksum::parse(&self.checksum), &mut errors);
         let visibility = collect(Visibility::parse(&self.visibility), &mut errors);
         let tags = parse_tag_set(&self.tags)
@@ -436,13 +515,13 @@ impl CreateImageForm {
                 .position(|f| e.field.starts_with(f))
                 .unwrap_or(usize::MAX)
         });
-        match (attributes, source_url, checksum, visibility, tags) {
-            (Some(attributes), Some(source_url), Some(checksum), Some(visibility), Some(tags))
+        match (attributes, source, checksum, visibility, tags) {
+            (Some(attributes), Some(source), Some(checksum), Some(visibility), Some(tags))
                 if errors.is_empty() =>
             {
-                Ok(NewImageFromUrl {
+                Ok(NewImage {
                     attributes,
-                    source_url,
+                    source,
                     checksum,
                     visibility,
                     tags,
@@ -697,7 +776,7 @@ mod tests {
             description: "d".repeat(256),
             ..Default::default()
         };
-        let errors = form.parse().unwrap_err();
+        let errors = form.parse(1 << 30).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -731,7 +810,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let spec = form.parse().unwrap();
+        let spec = form.parse(1 << 30).unwrap();
         assert!(spec.attributes.protected);
         assert_eq!(spec.attributes.min_disk.get(), 10);
         assert_eq!(spec.attributes.os_type, OsType::Ubuntu);
@@ -740,6 +819,42 @@ mod tests {
         assert!(spec.attributes.features.cloud_init);
         assert!(!spec.attributes.features.qemu_guest_agent);
         assert_eq!(spec.tags.len(), 1);
+    }
+
+    #[test]
+    fn a_local_file_source_needs_a_file_not_a_url() {
+        let form = CreateImageForm {
+            name: "from disk".into(),
+            source: "file".into(),
+            file_name: "disk.qcow2".into(),
+            file_size: "4096".into(),
+            os_type: "rocky".into(),
+            min_disk: "10".into(),
+            min_ram: "1".into(),
+            visibility: "private".into(),
+            ..Default::default()
+        };
+        let spec = form.parse(1 << 30).unwrap();
+        assert_eq!(
+            spec.source,
+            ImageSource::LocalFile(LocalImageFile::parse("disk.qcow2", "4096", 1 << 30).unwrap())
+        );
+        let too_big = form.parse(4095).unwrap_err();
+        assert_eq!(too_big.len(), 1);
+        assert_eq!(too_big[0].field, "local_file");
+        let no_file = CreateImageForm {
+            file_name: String::new(),
+            ..form.clone()
+        };
+        assert_eq!(no_file.parse(1 << 30).unwrap_err()[0].field, "local_file");
+        let unknown = CreateImageForm {
+            source: "ftp".into(),
+            ..form
+        };
+        assert_eq!(
+            unknown.parse(1 << 30).unwrap_err()[0].message,
+            "Choose Image file URL or Local file."
+        );
     }
 
     #[test]
@@ -800,7 +915,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let errors = form.parse().unwrap_err();
+        let errors = form.parse(1 << 30).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field, "tag_key.1");
     }

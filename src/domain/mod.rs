@@ -13,6 +13,7 @@ pub mod list_query;
 pub mod settings;
 pub mod tags;
 pub mod units;
+pub mod upload;
 pub mod validation;
 
 pub use validation::{FieldError, FieldErrors};

@@ -143,6 +143,12 @@ impl Inspector {
         self.total_bytes += chunk.len() as u64;
     }
 
+    /// Counts bytes that lie past the head without seeing them: a resumed upload's inspector
+    /// is rebuilt from the head of the file on disk and the file's length.
+    pub fn skip(&mut self, len: u64) {
+        self.total_bytes += len;
+    }
+
     pub fn total_bytes(&self) -> u64 {
         self.total_bytes
     }

@@ -39,6 +39,8 @@ pub struct Config {
     pub max_storage_bytes_per_account: u64,
     /// `SESSION_TTL_HOURS`: how long a sign-in lasts.
     pub session_ttl: Duration,
+    /// `UPLOAD_EXPIRY_MINUTES`: how long an upload may go without receiving bytes.
+    pub upload_expiry: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -60,6 +62,7 @@ impl std::fmt::Debug for Config {
                 &self.max_storage_bytes_per_account,
             )
             .field("session_ttl", &self.session_ttl)
+            .field("upload_expiry", &self.upload_expiry)
             .finish_non_exhaustive()
     }
 }
@@ -207,6 +210,13 @@ impl Config {
             "a whole number of hours from 1 to 8760",
             |v| v.parse::<u64>().ok().filter(|n| (1..=8760).contains(n)),
         )?;
+        let upload_expiry_minutes = parse_var(
+            var,
+            "UPLOAD_EXPIRY_MINUTES",
+            24 * 60,
+            "a whole number of minutes from 1 to 43200 (30 days)",
+            |v| v.parse::<u64>().ok().filter(|n| (1..=43_200).contains(n)),
+        )?;
         let site_root = PathBuf::from(
             var("SITE_ROOT")
                 .or_else(|| var("LEPTOS_SITE_ROOT"))
@@ -237,6 +247,7 @@ impl Config {
             max_images_per_account,
             max_storage_bytes_per_account,
             session_ttl: Duration::from_secs(session_ttl_hours * 3600),
+            upload_expiry: Duration::from_secs(upload_expiry_minutes * 60),
         })
     }
 }

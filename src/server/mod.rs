@@ -5,6 +5,7 @@ pub mod config;
 pub mod downloads;
 pub mod exports;
 pub mod telemetry;
+pub mod uploads;
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use axum::extract::FromRef;
 use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{any, get};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use secrecy::ExposeSecret;
@@ -87,10 +88,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         // The wasm bundle is 1.3 MB; brotli brings it under 500 KB on the wire.
         .layer(CompressionLayer::new().br(true).gzip(true));
-    // Image bytes are sent as stored: compressing them would break Range requests.
-    let downloads = Router::new().route("/downloads/{id}/{file}", get(downloads::download_image));
+    // Image bytes are sent as stored: compressing them would break Range requests. Uploads
+    // (tus) stream request bodies of any size; they read them as a stream, never whole.
+    let bytes = Router::new()
+        .route("/downloads/{id}/{file}", get(downloads::download_image))
+        .route("/uploads", any(uploads::upload_root))
+        .route("/uploads/{id}", any(uploads::upload_resource))
+        .route("/images/{id}/uploads", any(uploads::upload_collection));
     pages
-        .merge(downloads)
+        .merge(bytes)
         .layer(middleware::from_fn_with_state(
             state.services.clone(),
             auth::page_guard,
@@ -146,6 +152,7 @@ pub async fn run() -> anyhow::Result<()> {
             max_images_per_account: config.max_images_per_account,
             max_storage_bytes_per_account: config.max_storage_bytes_per_account,
             session_ttl: config.session_ttl,
+            upload_expiry: config.upload_expiry,
             session_secret: config.session_secret.clone(),
         },
     )

@@ -51,11 +51,16 @@ pub async fn get_image(id: String) -> Result<ImageDetail, AppError> {
         .map_err(ssr::to_app_error)
 }
 
-/// Validates the Create Image form, queues the import and opens the Image List.
+/// Validates the Create Image form and creates the image. From a URL the import is queued
+/// and the Image List opens; for a local file the image waits Uploading and the page starts
+/// the upload with the returned id.
 #[server]
-pub async fn create_image_from_url(
+pub async fn create_image(
     name: String,
-    source_url: String,
+    source: Option<String>,
+    source_url: Option<String>,
+    file_name: Option<String>,
+    file_size: Option<String>,
     os_type: String,
     min_disk: String,
     min_ram: String,
@@ -70,12 +75,15 @@ pub async fn create_image_from_url(
     checksum: Option<String>,
 ) -> Result<String, AppError> {
     use super::ssr;
-    use crate::domain::image_spec::CreateImageForm;
+    use crate::domain::image_spec::{CreateImageForm, SourceKind};
 
     let (services, actor) = ssr::actor().await?;
     let form = CreateImageForm {
         name,
-        source_url,
+        source: source.unwrap_or_default(),
+        source_url: source_url.unwrap_or_default(),
+        file_name: file_name.unwrap_or_default(),
+        file_size: file_size.unwrap_or_default(),
         os_type,
         min_disk,
         min_ram,
@@ -90,10 +98,12 @@ pub async fn create_image_from_url(
         checksum: checksum.unwrap_or_default(),
     };
     let id = services
-        .create_image_from_url(&actor, &form)
+        .create_image(&actor, &form)
         .await
         .map_err(ssr::to_app_error)?;
-    leptos_axum::redirect("/images");
+    if SourceKind::parse(&form.source) == Ok(SourceKind::Url) {
+        leptos_axum::redirect("/images");
+    }
     Ok(id)
 }
 

@@ -9,13 +9,14 @@ use crate::domain::image::{
     AccountUsage, BatchDeleteResult, IMAGE_TYPE_IMAGE_BASED, ImageDetail, SkippedImage,
     delete_blocked_reason,
 };
-use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageAttributes};
+use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageAttributes, ImageSource};
 use crate::domain::list_query::{ImagePage, ListQuery};
 use crate::domain::tags::{self, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_rfc3339};
 use crate::store::history::NewEvent;
 use crate::store::images::{
-    AttributeUpdate, CreateImageError, DeleteOutcome, ImageRow, NewImageRow, QuotaLimits,
+    AttributeUpdate, CreateImageError, DeleteOutcome, ImageRow, LocalFileRow, NewImageRow,
+    QuotaLimits,
 };
 
 /// The answer for an id that is not in the actor's account, whoever owns it.
@@ -259,17 +260,21 @@ impl Services {
         Ok(row.into_detail(tags))
     }
 
-    /// Validates the form, records the image as Queued (within the account's quotas) and
-    /// hands it to the importer.
+    /// Validates the form and records the image within the account's quotas: Queued and
+    /// handed to the importer for a URL, or Uploading, waiting for its upload, for a local
+    /// file. Returns the image's id.
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
-    pub async fn create_image_from_url(
+    pub async fn create_image(
         &self,
         actor: &Actor,
         form: &CreateImageForm,
     ) -> ServiceResult<String> {
-        let spec = form.parse().map_err(ServiceError::Invalid)?;
+        let spec = form
+            .parse(self.settings().import_size_limit_bytes)
+            .map_err(ServiceError::Invalid)?;
         // A URL that names a blocked address is refused now; a name is checked when it resolves.
-        if let Ok(url) = url::Url::parse(spec.source_url.as_str())
+        if let ImageSource::Url(source_url) = &spec.source
+            && let Ok(url) = url::Url::parse(source_url.as_str())
             && let Err(refused) = self.importer().check_source(&url)
         {
             return Err(ServiceError::Invalid(vec![FieldError::new(
@@ -279,6 +284,17 @@ impl Services {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let a = &spec.attributes;
+        let (source_url, local_file) = match &spec.source {
+            ImageSource::Url(url) => (Some(url.as_str().to_owned()), None),
+            ImageSource::LocalFile(file) => (
+                None,
+                Some(LocalFileRow {
+                    name: file.name().to_owned(),
+                    size_bytes: file.size_bytes(),
+                }),
+            ),
+        };
+        let incoming = local_file.as_ref().map(|f| f.size_bytes);
         let row = NewImageRow {
             id: id.clone(),
             account_id: actor.account_id.clone(),
@@ -293,8 +309,9 @@ impl Services {
             boot_mode: a.boot_mode,
             features: a.features,
             image_type: IMAGE_TYPE_IMAGE_BASED,
-            source_url: Some(spec.source_url.as_str().to_owned()),
+            source_url,
             expected_checksum: spec.checksum.as_ref().map(ExpectedChecksum::to_db),
+            local_file,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
         };
@@ -308,16 +325,26 @@ impl Services {
                 )));
             }
             Err(CreateImageError::StorageQuota(used)) => {
+                let file = incoming
+                    .map(|size| format!(" The file is {}.", format_bytes(size)))
+                    .unwrap_or_default();
                 return Err(ServiceError::Conflict(format!(
-                    "This account stores {} of its {} storage quota. Delete images you no longer need before creating more.",
+                    "This account stores {} of its {} storage quota.{file} Delete images you no longer need before creating more.",
                     format_bytes(used.stored_bytes),
                     format_bytes(limits.max_stored_bytes)
                 )));
             }
             Err(CreateImageError::Db(e)) => return Err(e.into()),
         }
-        tracing::info!(image.id = %id, "image queued for import");
-        self.importer().enqueue(&actor.account_id, &id);
+        match incoming {
+            Some(size_bytes) => {
+                tracing::info!(image.id = %id, size_bytes, "image waiting for its upload")
+            }
+            None => {
+                tracing::info!(image.id = %id, "image queued for import");
+                self.importer().enqueue(&actor.account_id, &id);
+            }
+        }
         Ok(id)
     }
 
@@ -624,6 +651,10 @@ impl Services {
     /// bytes; if removal fails the file is an orphan, which the start-up sweep collects.
     async fn remove_image_bytes(&self, row: &ImageRow) {
         self.importer().cancel(&row.id).await;
+        self.stop_upload_writes(&row.id).await;
+        if let Err(e) = self.blobs().remove_upload(&row.id).await {
+            tracing::warn!(image.id = %row.id, error = %e, "could not remove partial upload; left for the sweep");
+        }
         if let Some(key) = &row.blob_key
             && let Err(e) = self.blobs().remove_blob(key).await
         {

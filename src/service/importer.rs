@@ -6,7 +6,7 @@
 //! the row Failed with a reason a person can act on and removes the partial bytes. A shutdown
 //! leaves the row Importing; the next start requeues it (`recover`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -173,20 +173,10 @@ impl Importer {
         self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs once at start-up, before requests are served: removes bytes no row points at and
-    /// partial imports, then requeues interrupted imports (or fails those cut off too often).
+    /// Runs once at start-up, before requests are served (after the orphan sweep): requeues
+    /// interrupted imports, or fails those cut off too often.
     pub async fn recover(&self) -> anyhow::Result<()> {
         let store = &self.inner.store;
-        let live: HashSet<String> = store.list_blob_keys().await?.into_iter().collect();
-        let swept = self
-            .inner
-            .blobs
-            .sweep_orphans(&live)
-            .await
-            .context("sweeping orphaned image files")?;
-        if swept > 0 {
-            tracing::info!(files = swept, "removed image files that no image refers to");
-        }
         for import in store.list_interrupted_imports().await? {
             let interrupted = import.status == ImageStatus::Importing;
             if interrupted && import.import_attempts >= MAX_IMPORT_ATTEMPTS {
@@ -484,19 +474,39 @@ fn write_and_hash(
 
 /// Compares the creator's checksum with the one computed while the bytes arrived.
 fn verify_checksum(bytes: &Written, expected: &ExpectedChecksum) -> Result<(), String> {
-    let actual = match expected.algorithm {
-        ChecksumAlgorithm::Md5 => Some(bytes.md5_hex.as_str()),
-        ChecksumAlgorithm::Sha256 => bytes.sha256_hex.as_deref(),
-        ChecksumAlgorithm::Sha512 => Some(bytes.sha512_hex.as_str()),
+    let digests = Digests {
+        md5_hex: &bytes.md5_hex,
+        sha256_hex: bytes.sha256_hex.as_deref(),
+        sha512_hex: &bytes.sha512_hex,
     };
-    match actual {
-        Some(actual) if actual == expected.hex => Ok(()),
-        Some(actual) => Err(format!(
-            "The file's {} checksum is {actual}, not the expected {}; the file is not the one described.",
-            expected.algorithm.label(),
-            expected.hex
-        )),
-        None => Err("The checksum could not be computed.".into()),
+    digests.verify(expected)
+}
+
+/// The digests computed while an image's bytes arrived.
+pub(super) struct Digests<'a> {
+    pub md5_hex: &'a str,
+    /// Only when the creator's checksum is SHA-256.
+    pub sha256_hex: Option<&'a str>,
+    pub sha512_hex: &'a str,
+}
+
+impl Digests<'_> {
+    /// Compares the creator's checksum with the matching digest; the error is shown on the image.
+    pub(super) fn verify(&self, expected: &ExpectedChecksum) -> Result<(), String> {
+        let actual = match expected.algorithm {
+            ChecksumAlgorithm::Md5 => Some(self.md5_hex),
+            ChecksumAlgorithm::Sha256 => self.sha256_hex,
+            ChecksumAlgorithm::Sha512 => Some(self.sha512_hex),
+        };
+        match actual {
+            Some(actual) if actual == expected.hex => Ok(()),
+            Some(actual) => Err(format!(
+                "The file's {} checksum is {actual}, not the expected {}; the file is not the one described.",
+                expected.algorithm.label(),
+                expected.hex
+            )),
+            None => Err("The checksum could not be computed.".into()),
+        }
     }
 }
 

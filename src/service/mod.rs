@@ -5,9 +5,13 @@ pub mod accounts;
 pub mod downloads;
 pub mod images;
 pub mod importer;
+pub mod uploads;
 pub mod url_guard;
 
+use std::collections::HashSet;
 use std::sync::Arc;
+
+use anyhow::Context;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretSlice;
@@ -71,6 +75,8 @@ pub struct ServiceSettings {
     pub max_images_per_account: u64,
     pub max_storage_bytes_per_account: u64,
     pub session_ttl: Duration,
+    /// How long an upload may go without receiving bytes before it expires.
+    pub upload_expiry: Duration,
     /// Keys the session-token hashes, so a copy of the database cannot be used to sign in.
     pub session_secret: SecretSlice<u8>,
 }
@@ -86,6 +92,9 @@ struct Inner {
     blobs: BlobStore,
     importer: Importer,
     settings: ServiceSettings,
+    upload_locks: uploads::UploadLocks,
+    /// Stops the upload expiry sweeper.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Services {
@@ -112,11 +121,57 @@ impl Services {
                 blobs,
                 importer,
                 settings,
+                upload_locks: uploads::UploadLocks::default(),
+                shutdown: tokio_util::sync::CancellationToken::new(),
             }),
         };
+        services.sweep_orphaned_bytes().await?;
         services.inner.importer.recover().await?;
+        services.recover_uploads().await?;
         services.delete_expired_sessions().await?;
+        services.spawn_upload_sweeper();
         Ok(services)
+    }
+
+    /// Removes bytes no row points at: staging files, files of uploads no longer receiving,
+    /// and blobs without an image.
+    async fn sweep_orphaned_bytes(&self) -> anyhow::Result<()> {
+        let store = self.store();
+        let live: HashSet<String> = store.list_blob_keys().await?.into_iter().collect();
+        let uploads: HashSet<String> = store
+            .list_receiving_uploads()
+            .await?
+            .into_iter()
+            .map(|u| u.image_id)
+            .collect();
+        let swept = self
+            .blobs()
+            .sweep_orphans(&live, &uploads)
+            .await
+            .context("sweeping orphaned image files")?;
+        if swept > 0 {
+            tracing::info!(files = swept, "removed image files that no image refers to");
+        }
+        Ok(())
+    }
+
+    /// Expires idle uploads in the background, checking a few times per expiry period.
+    fn spawn_upload_sweeper(&self) {
+        let every = (self.settings().upload_expiry / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(300));
+        let this = self.clone();
+        let stop = self.inner.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = stop.cancelled() => return,
+                }
+                if let Err(e) = this.expire_uploads().await {
+                    tracing::error!(error = format!("{e:#}"), "upload expiry sweep failed");
+                }
+            }
+        });
     }
 
     pub fn store(&self) -> &Store {
@@ -137,6 +192,7 @@ impl Services {
 
     /// Stops background work, waiting for imports to reach a resumable point.
     pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
         self.inner.importer.shutdown().await;
     }
 }

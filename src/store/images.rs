@@ -34,8 +34,17 @@ pub struct NewImageRow {
     pub source_url: Option<String>,
     /// `algorithm:hex`, as `ExpectedChecksum::to_db` writes it.
     pub expected_checksum: Option<String>,
+    /// Set when the bytes come as an upload of a local file: the image starts Uploading.
+    pub local_file: Option<LocalFileRow>,
     pub created_by: String,
     pub created_at_ms: i64,
+}
+
+/// The local file an Uploading image waits for.
+#[derive(Clone, Debug)]
+pub struct LocalFileRow {
+    pub name: String,
+    pub size_bytes: u64,
 }
 
 /// An image row as read back.
@@ -57,6 +66,7 @@ pub struct ImageRow {
     pub failure_reason: Option<String>,
     pub image_type: String,
     pub source_url: Option<String>,
+    pub source_file_name: Option<String>,
     pub disk_format: Option<DiskFormat>,
     pub size_bytes: Option<u64>,
     pub virtual_size_bytes: Option<u64>,
@@ -164,7 +174,7 @@ pub struct DownloadTarget {
 
 pub(super) const COLUMNS: &str = "i.id, i.account_id, i.name, i.description, i.os_type, i.min_disk_gb, \
     i.min_ram_gb, i.visibility, i.protected, i.architecture, i.boot_mode, i.features, i.status, \
-    i.failure_reason, i.image_type, i.source_url, i.disk_format, i.size_bytes, \
+    i.failure_reason, i.image_type, i.source_url, i.source_file_name, i.disk_format, i.size_bytes, \
     i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.expected_checksum, i.blob_key, i.bytes_done, \
     i.bytes_total, i.import_attempts, i.link_generation, i.created_by, i.created_at, \
     i.updated_by, i.updated_at";
@@ -208,6 +218,7 @@ impl ImageRow {
             failure_reason: r.try_get("failure_reason")?,
             image_type: text("image_type")?,
             source_url: r.try_get("source_url")?,
+            source_file_name: r.try_get("source_file_name")?,
             disk_format: match disk_format {
                 Some(f) => {
                     Some(DiskFormat::from_db(&f).ok_or_else(|| decode_error("disk_format", &f))?)
@@ -234,10 +245,12 @@ impl ImageRow {
     }
 
     fn progress(&self) -> Option<ImportProgress> {
-        (self.status == ImageStatus::Importing).then_some(ImportProgress {
-            bytes_done: self.bytes_done,
-            bytes_total: self.bytes_total,
-        })
+        matches!(self.status, ImageStatus::Importing | ImageStatus::Uploading).then_some(
+            ImportProgress {
+                bytes_done: self.bytes_done,
+                bytes_total: self.bytes_total,
+            },
+        )
     }
 
     pub fn into_summary(self) -> ImageSummary {
@@ -268,6 +281,7 @@ impl ImageRow {
             os_type: self.os_type,
             image_type: self.image_type,
             source_url: self.source_url,
+            source_file_name: self.source_file_name,
             size_bytes: self.size_bytes,
             virtual_size_bytes: self.virtual_size_bytes,
             disk_format: self.disk_format,
@@ -312,7 +326,7 @@ async fn fetch_row(
 async fn usage(conn: &mut AnyConnection, account_id: &str) -> sqlx::Result<Usage> {
     let row = sqlx::query(
         "SELECT COUNT(*) AS images, \
-         CAST(COALESCE(SUM(CASE WHEN status = 'importing' THEN COALESCE(bytes_total, 0) \
+         CAST(COALESCE(SUM(CASE WHEN status IN ('importing', 'uploading') THEN COALESCE(bytes_total, 0) \
                                 ELSE COALESCE(size_bytes, 0) END), 0) AS BIGINT) AS bytes \
          FROM images WHERE account_id = $1",
     )
@@ -368,14 +382,19 @@ impl Store {
         if used.image_count >= limits.max_images {
             return Err(CreateImageError::ImageQuota(used));
         }
-        if used.stored_bytes >= limits.max_stored_bytes {
+        // An upload announces its size, which must fit; a URL's size is known only later.
+        let incoming = image.local_file.as_ref().map_or(0, |f| f.size_bytes);
+        if used.stored_bytes >= limits.max_stored_bytes
+            || used.stored_bytes.saturating_add(incoming) > limits.max_stored_bytes
+        {
             return Err(CreateImageError::StorageQuota(used));
         }
         sqlx::query(
             "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \
              min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
-             image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18)",
+             image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum, \
+             source_file_name, bytes_total) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20)",
         )
         .bind(&image.id)
         .bind(&image.account_id)
@@ -389,12 +408,17 @@ impl Store {
         .bind(image.architecture.as_str())
         .bind(image.boot_mode.as_str())
         .bind(image.features.to_db())
-        .bind(ImageStatus::Queued.as_str())
+        .bind(match image.local_file {
+            Some(_) => ImageStatus::Uploading.as_str(),
+            None => ImageStatus::Queued.as_str(),
+        })
         .bind(image.image_type)
         .bind(&image.source_url)
         .bind(&image.created_by)
         .bind(image.created_at_ms)
         .bind(&image.expected_checksum)
+        .bind(image.local_file.as_ref().map(|f| f.name.clone()))
+        .bind(image.local_file.as_ref().map(|f| to_i64(f.size_bytes)))
         .execute(&mut *tx)
         .await?;
         insert_tags(&mut tx, &image.account_id, &image.id, tags).await?;
@@ -818,7 +842,7 @@ impl Store {
     /// Bytes the account stores or has announced in other imports, for the storage quota.
     pub async fn stored_bytes_excluding(&self, account_id: &str, id: &str) -> sqlx::Result<u64> {
         let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(CASE WHEN status = 'importing' THEN COALESCE(bytes_total, 0) \
+            "SELECT CAST(COALESCE(SUM(CASE WHEN status IN ('importing', 'uploading') THEN COALESCE(bytes_total, 0) \
                                            ELSE COALESCE(size_bytes, 0) END), 0) AS BIGINT) AS bytes \
              FROM images WHERE account_id = $1 AND id <> $2",
         )
@@ -839,41 +863,19 @@ impl Store {
         now_ms: i64,
     ) -> sqlx::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE images SET status = $1, failure_reason = NULL, disk_format = $2, \
-             size_bytes = $3, virtual_size_bytes = $4, hash_algo = $5, hash_value = $6, \
-             checksum_md5 = $7, blob_key = $8, bytes_done = $3, bytes_total = $3, updated_at = $9 \
-             WHERE id = $10 AND account_id = $11 AND status = $12",
-        )
-        .bind(ImageStatus::Active.as_str())
-        .bind(bytes.disk_format.as_str())
-        .bind(to_i64(bytes.size_bytes))
-        .bind(to_i64(bytes.virtual_size_bytes))
-        .bind(bytes.hash_algo)
-        .bind(&bytes.hash_value)
-        .bind(&bytes.checksum_md5)
-        .bind(&bytes.blob_key)
-        .bind(now_ms)
-        .bind(id)
-        .bind(account_id)
-        .bind(ImageStatus::Importing.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let name = image_name(&mut tx, account_id, id).await?;
-        insert_event(
+        let done = activate(
             &mut tx,
             account_id,
             id,
-            &name,
-            &NewEvent::succeeded(HistoryTopic::ImportFinished, SYSTEM_WORKER),
+            ImageStatus::Importing,
+            bytes,
             now_ms,
         )
         .await?;
-        tx.commit().await?;
-        Ok(true)
+        if done {
+            tx.commit().await?;
+        }
+        Ok(done)
     }
 
     /// Marks a Queued or Importing image Failed with a reason a person can act on.
@@ -968,7 +970,57 @@ impl Store {
     }
 }
 
-async fn image_name(conn: &mut AnyConnection, account_id: &str, id: &str) -> sqlx::Result<String> {
+/// Marks an image in status `from` Active with its bytes, recording it. `false` when no such
+/// row was in that status (it was deleted meanwhile).
+pub(super) async fn activate(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    id: &str,
+    from: ImageStatus,
+    bytes: &ImportedBytes,
+    now_ms: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE images SET status = $1, failure_reason = NULL, disk_format = $2, \
+         size_bytes = $3, virtual_size_bytes = $4, hash_algo = $5, hash_value = $6, \
+         checksum_md5 = $7, blob_key = $8, bytes_done = $3, bytes_total = $3, updated_at = $9 \
+         WHERE id = $10 AND account_id = $11 AND status = $12",
+    )
+    .bind(ImageStatus::Active.as_str())
+    .bind(bytes.disk_format.as_str())
+    .bind(to_i64(bytes.size_bytes))
+    .bind(to_i64(bytes.virtual_size_bytes))
+    .bind(bytes.hash_algo)
+    .bind(&bytes.hash_value)
+    .bind(&bytes.checksum_md5)
+    .bind(&bytes.blob_key)
+    .bind(now_ms)
+    .bind(id)
+    .bind(account_id)
+    .bind(from.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let name = image_name(&mut *conn, account_id, id).await?;
+    insert_event(
+        &mut *conn,
+        account_id,
+        id,
+        &name,
+        &NewEvent::succeeded(HistoryTopic::ImportFinished, SYSTEM_WORKER),
+        now_ms,
+    )
+    .await?;
+    Ok(true)
+}
+
+pub(super) async fn image_name(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    id: &str,
+) -> sqlx::Result<String> {
     sqlx::query("SELECT name FROM images WHERE id = $1 AND account_id = $2")
         .bind(id)
         .bind(account_id)

@@ -187,6 +187,7 @@ fn fts_name_term(search: &str) -> String {
 fn status_letter(status: ImageStatus) -> char {
     match status {
         ImageStatus::Queued => 'q',
+        ImageStatus::Uploading => 'u',
         ImageStatus::Importing => 'i',
         ImageStatus::Active => 'a',
         ImageStatus::Failed => 'f',
@@ -670,7 +671,8 @@ mod tests {
     /// The migration's `search_facets` spells each value with the letter the queries use.
     #[test]
     fn the_index_migration_gives_every_value_its_letter() {
-        let migration = include_str!("../../migrations/sqlite/20261201000001_search_index.sql");
+        // The latest definition of `search_facets`.
+        let migration = include_str!("../../migrations/sqlite/20261201000003_uploads.sql");
         let mut pairs: Vec<(&str, char)> = Vec::new();
         pairs.extend(ImageStatus::ALL.map(|s| (s.as_str(), status_letter(s))));
         pairs.extend(OsType::ALL.map(|o| (o.as_str(), os_type_letter(o))));

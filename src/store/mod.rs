@@ -11,6 +11,7 @@ pub mod images;
 mod listing;
 pub mod sessions;
 mod sql;
+pub mod uploads;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -205,7 +205,7 @@ async fn work_history_records_every_change(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let id = app
         .services
-        .create_image_from_url(
+        .create_image(
             &actor,
             &create_form("history", &source.url("files", "disk.qcow2")),
         )
@@ -293,7 +293,7 @@ async fn work_history_records_every_change(backend: Backend) {
 
     // A failed import is recorded with its reason; the deletion is kept after the image goes.
     let failed = s
-        .create_image_from_url(
+        .create_image(
             &actor,
             &create_form("broken", &source.url("files", "missing.qcow2")),
         )

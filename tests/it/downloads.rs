@@ -31,7 +31,7 @@ async fn download_links_serve_ranges_and_refuse_bad_links(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let id = app
         .services
-        .create_image_from_url(
+        .create_image(
             &actor,
             &create_form("ubuntu base", &source.url("files", "disk.qcow2")),
         )

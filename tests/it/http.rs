@@ -6,7 +6,7 @@ use axum::http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use image_console::server::{AppState, CookiePolicy, leptos_options, router};
 use image_console::server_fns::auth::{SignOut, SignUp};
-use image_console::server_fns::images::{CreateImageFromUrl, GetImage, ListImages};
+use image_console::server_fns::images::{CreateImage, GetImage, ListImages};
 use leptos::server_fn::ServerFn;
 use tower::ServiceExt;
 
@@ -220,11 +220,11 @@ async fn cross_site_writes_are_refused(backend: Backend) {
     ];
     for site in ["cross-site", "same-site"] {
         let response = client
-            .call(CreateImageFromUrl::PATH, &form, Some(&cookie), site)
+            .call(CreateImage::PATH, &form, Some(&cookie), site)
             .await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{site}");
     }
-    let mut request = Request::post(CreateImageFromUrl::PATH)
+    let mut request = Request::post(CreateImage::PATH)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::COOKIE, &cookie)
         .header(header::ORIGIN, "https://evil.example")
@@ -254,7 +254,7 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
     let bob = client.sign_up("bob").await;
     let created = client
         .call(
-            CreateImageFromUrl::PATH,
+            CreateImage::PATH,
             &[
                 ("name", "alice secret"),
                 ("source_url", "http://127.0.0.1:9/x.qcow2"),
@@ -306,7 +306,7 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
 
     let invalid = client
         .call(
-            CreateImageFromUrl::PATH,
+            CreateImage::PATH,
             &[
                 ("name", ""),
                 ("source_url", "x"),

@@ -18,7 +18,7 @@ async fn import_makes_an_active_image_with_hashes(backend: Backend) {
 
     let id = app
         .services
-        .create_image_from_url(
+        .create_image(
             &actor,
             &create_form("ubuntu base", &source.url("files", "ubuntu.qcow2")),
         )
@@ -72,7 +72,7 @@ async fn failure_reason(app: &TestApp, url: &str) -> String {
     let actor = app.sign_up_once().await;
     let id = app
         .services
-        .create_image_from_url(&actor, &create_form("bad image", url))
+        .create_image(&actor, &create_form("bad image", url))
         .await
         .unwrap();
     let image = app.wait_for_import(&actor, &id).await;
@@ -333,7 +333,7 @@ async fn creators_checksums_are_verified(backend: Backend) {
                 checksum,
                 ..create_form("checked", &url)
             };
-            let id = app.services.create_image_from_url(&actor, &form).await?;
+            let id = app.services.create_image(&actor, &form).await?;
             Ok::<_, ServiceError>(app.wait_for_import(&actor, &id).await)
         }
     };
@@ -423,11 +423,7 @@ async fn invalid_forms_change_nothing(backend: Backend) {
     let mut form = create_form("bad#name", "ftp://example.com/x.qcow2");
     form.min_disk = "12289".into();
     form.min_ram = "2097152".into();
-    let error = app
-        .services
-        .create_image_from_url(&actor, &form)
-        .await
-        .unwrap_err();
+    let error = app.services.create_image(&actor, &form).await.unwrap_err();
     let ServiceError::Invalid(errors) = error else {
         panic!("expected validation errors")
     };
@@ -451,11 +447,7 @@ async fn protected_images_cannot_be_deleted(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let mut form = create_form("keep me", &source.url("files", "disk.qcow2"));
     form.protected = Some("on".into());
-    let id = app
-        .services
-        .create_image_from_url(&actor, &form)
-        .await
-        .unwrap();
+    let id = app.services.create_image(&actor, &form).await.unwrap();
     app.wait_for_import(&actor, &id).await;
 
     let error = app.services.delete_image(&actor, &id).await.unwrap_err();
@@ -490,7 +482,7 @@ async fn deleting_an_image_while_it_imports_stops_the_import(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let id = app
         .services
-        .create_image_from_url(
+        .create_image(
             &actor,
             &create_form("slow", &source.url("slow", "slow.qcow2")),
         )
@@ -527,7 +519,7 @@ async fn progress_is_reported_while_importing(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let id = app
         .services
-        .create_image_from_url(
+        .create_image(
             &actor,
             &create_form("slow", &source.url("slow", "slow.qcow2")),
         )

@@ -541,13 +541,13 @@ async fn quotas_refuse_new_images(backend: Backend) {
     let url = source.url("files", "disk.qcow2");
     let second = app
         .services
-        .create_image_from_url(&actor, &create_form("two", &url))
+        .create_image(&actor, &create_form("two", &url))
         .await
         .unwrap();
     app.wait_for_import(&actor, &second).await;
     let refused = app
         .services
-        .create_image_from_url(&actor, &create_form("three", &url))
+        .create_image(&actor, &create_form("three", &url))
         .await
         .unwrap_err();
     let ServiceError::Conflict(message) = refused else {
@@ -580,7 +580,7 @@ async fn quotas_refuse_new_images(backend: Backend) {
     .await;
     let refused = app
         .services
-        .create_image_from_url(&full, &create_form("more", &url))
+        .create_image(&full, &create_form("more", &url))
         .await
         .unwrap_err();
     let ServiceError::Conflict(message) = refused else {
@@ -603,7 +603,7 @@ async fn quotas_refuse_new_images(backend: Backend) {
     .await;
     let id = app
         .services
-        .create_image_from_url(&tight, &create_form("too big", &url))
+        .create_image(&tight, &create_form("too big", &url))
         .await
         .unwrap();
     let image = app.wait_for_import(&tight, &id).await;

@@ -12,3 +12,4 @@ mod listing;
 mod recovery;
 mod scoping;
 mod ssrf;
+mod uploads;

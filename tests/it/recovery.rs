@@ -22,7 +22,7 @@ async fn an_import_cut_off_by_a_restart_resumes_and_finishes(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let id = app
         .services
-        .create_image_from_url(
+        .create_image(
             &actor,
             &create_form("slow", &source.url("slow", "slow.qcow2")),
         )
@@ -75,6 +75,7 @@ async fn an_import_interrupted_too_often_is_marked_failed(backend: Backend) {
                 image_type: "Image-Based",
                 source_url: Some(source.url("files", "disk.qcow2")),
                 expected_checksum: None,
+                local_file: None,
                 created_by: actor.user_name.clone(),
                 created_at_ms: 1,
             },
@@ -137,6 +138,7 @@ async fn a_queued_image_left_by_a_restart_is_imported(backend: Backend) {
                 image_type: "Image-Based",
                 source_url: Some(source.url("files", "disk.qcow2")),
                 expected_checksum: None,
+                local_file: None,
                 created_by: actor.user_name.clone(),
                 created_at_ms: 1,
             },
@@ -162,7 +164,7 @@ async fn orphaned_bytes_are_swept_at_start(backend: Backend) {
     let actor = app.sign_up("acme").await;
     let id = app
         .services
-        .create_image_from_url(
+        .create_image(
             &actor,
             &create_form("kept", &source.url("files", "disk.qcow2")),
         )

@@ -14,11 +14,7 @@ async fn accounts_cannot_reach_each_others_images(backend: Backend) {
 
     let mut form = create_form("alice image", &source.url("files", "disk.qcow2"));
     form.protected = Some("on".into());
-    let id = app
-        .services
-        .create_image_from_url(&alice, &form)
-        .await
-        .unwrap();
+    let id = app.services.create_image(&alice, &form).await.unwrap();
     let image = app.wait_for_import(&alice, &id).await;
     assert_eq!(image.status, ImageStatus::Active);
 
@@ -55,7 +51,7 @@ async fn accounts_cannot_reach_each_others_images(backend: Backend) {
     // Bob's own image is his alone.
     let bob_id = app
         .services
-        .create_image_from_url(
+        .create_image(
             &bob,
             &create_form("bob image", &source.url("files", "disk.qcow2")),
         )

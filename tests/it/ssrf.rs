@@ -107,7 +107,7 @@ async fn blocked_addresses_are_refused_without_a_connection(backend: Backend) {
     for (url, reason) in &targets {
         let error = app
             .services
-            .create_image_from_url(&actor, &create_form("internal", url))
+            .create_image(&actor, &create_form("internal", url))
             .await
             .expect_err(url);
         let ServiceError::Invalid(errors) = error else {
@@ -130,7 +130,7 @@ async fn blocked_addresses_are_refused_without_a_connection(backend: Backend) {
     // A name that resolves only to loopback is refused when it resolves: the image fails.
     let id = app
         .services
-        .create_image_from_url(
+        .create_image(
             &actor,
             &create_form("by name", &format!("http://localhost:{port}/a.qcow2")),
         )
@@ -223,7 +223,7 @@ async fn import_url(
 ) -> image_console::domain::image::ImageDetail {
     let id = app
         .services
-        .create_image_from_url(actor, &create_form("redirected", url))
+        .create_image(actor, &create_form("redirected", url))
         .await
         .unwrap_or_else(|e| panic!("{url}: {e:?}"));
     app.wait_for_import(actor, &id).await

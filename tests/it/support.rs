@@ -140,6 +140,7 @@ pub fn test_settings() -> ServiceSettings {
         max_images_per_account: 1000,
         max_storage_bytes_per_account: 1 << 40,
         session_ttl: Duration::from_secs(3600),
+        upload_expiry: Duration::from_secs(24 * 3600),
         session_secret: SecretSlice::from(vec![7u8; 32]),
     }
 }
@@ -482,6 +483,12 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 image_type: "Image-Based",
                 source_url: Some("https://example.com/seed.qcow2".into()),
                 expected_checksum: None,
+                local_file: (seed.status == ImageStatus::Uploading).then(|| {
+                    image_console::store::images::LocalFileRow {
+                        name: "seed.qcow2".into(),
+                        size_bytes: seed.size_bytes,
+                    }
+                }),
                 created_by: actor.user_name.clone(),
                 created_at_ms: seed.created_at_ms,
             },
@@ -495,7 +502,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
         .unwrap();
     let account = &actor.account_id;
     match seed.status {
-        ImageStatus::Queued => {}
+        ImageStatus::Queued | ImageStatus::Uploading => {}
         ImageStatus::Importing => {
             store
                 .claim_import(account, &id, seed.created_at_ms)

@@ -15,11 +15,11 @@ use crate::domain::image_spec::{
 };
 use crate::domain::tags::{MAX_TAGS, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_money, monthly_cost};
-use crate::server_fns::images::{CreateImageFromUrl, get_console_settings};
+use crate::server_fns::images::{CreateImage, get_console_settings};
 
 #[component]
 pub fn CreateImagePage() -> impl IntoView {
-    let action = ServerAction::<CreateImageFromUrl>::new();
+    let action = ServerAction::<CreateImage>::new();
     let settings = Resource::new(|| (), |_| get_console_settings());
 
     let name = FieldState::new(field::NAME, "");

@@ -1,0 +1,395 @@
+//! The tus 1.0 routes (core, creation, creation-with-upload, termination, expiration):
+//!
+//! - `OPTIONS /uploads`, `/uploads/{id}`, `/images/{id}/uploads`: the server's capabilities.
+//! - `POST /images/{id}/uploads`: creates the upload of an Uploading image, optionally with
+//!   its first bytes.
+//! - `HEAD /uploads/{id}`: the durable offset. `PATCH`: appends at the offset. `DELETE`:
+//!   cancels the upload and deletes its bytes.
+//!
+//! Each request needs the session cookie and acts only on the account's own uploads. Headers
+//! are parsed strictly here; the rules are in `service::uploads`.
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::upload::{OFFSET_OCTET_STREAM, TUS_EXTENSIONS, TUS_VERSION};
+use crate::service::uploads::{UploadError, UploadInfo};
+use crate::service::{Actor, Services};
+
+const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
+const TUS_VERSION_HEADER: HeaderName = HeaderName::from_static("tus-version");
+const TUS_EXTENSION: HeaderName = HeaderName::from_static("tus-extension");
+const TUS_MAX_SIZE: HeaderName = HeaderName::from_static("tus-max-size");
+const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
+const UPLOAD_LENGTH: HeaderName = HeaderName::from_static("upload-length");
+const UPLOAD_METADATA: HeaderName = HeaderName::from_static("upload-metadata");
+const UPLOAD_EXPIRES: HeaderName = HeaderName::from_static("upload-expires");
+const UPLOAD_DEFER_LENGTH: HeaderName = HeaderName::from_static("upload-defer-length");
+const METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-http-method-override");
+
+/// `/images/{id}/uploads`: OPTIONS and POST (creation).
+pub async fn upload_collection(
+    State(services): State<Services>,
+    Path(image_id): Path<String>,
+    request: Request,
+) -> Response {
+    match effective_method(&request) {
+        Method::OPTIONS => options(&services),
+        Method::POST => {
+            let actor = match authorize(&services, request.headers()).await {
+                Ok(actor) => actor,
+                Err(response) => return response,
+            };
+            create(&services, &actor, &image_id, request).await
+        }
+        _ => not_allowed("OPTIONS, POST"),
+    }
+}
+
+/// `/uploads`: OPTIONS only; uploads are created under their image.
+pub async fn upload_root(State(services): State<Services>, request: Request) -> Response {
+    match effective_method(&request) {
+        Method::OPTIONS => options(&services),
+        _ => not_allowed("OPTIONS"),
+    }
+}
+
+/// `/uploads/{id}`: OPTIONS, HEAD, PATCH and DELETE.
+pub async fn upload_resource(
+    State(services): State<Services>,
+    Path(upload_id): Path<String>,
+    request: Request,
+) -> Response {
+    let method = effective_method(&request);
+    if method == Method::OPTIONS {
+        return options(&services);
+    }
+    if !matches!(method, Method::HEAD | Method::PATCH | Method::DELETE) {
+        return not_allowed("OPTIONS, HEAD, PATCH, DELETE");
+    }
+    let actor = match authorize(&services, request.headers()).await {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    match method {
+        Method::HEAD => match services.upload_status(&actor, &upload_id).await {
+            Ok(info) => head_response(&info),
+            Err(e) => refuse(e, true),
+        },
+        Method::PATCH => patch(&services, &actor, &upload_id, request).await,
+        _ => match services.terminate_upload(&actor, &upload_id).await {
+            Ok(()) => tus(StatusCode::NO_CONTENT).into_response(),
+            Err(e) => refuse(e, false),
+        },
+    }
+}
+
+async fn create(services: &Services, actor: &Actor, image_id: &str, request: Request) -> Response {
+    let headers = request.headers();
+    if headers.contains_key(UPLOAD_DEFER_LENGTH) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Upload-Defer-Length is not supported; send Upload-Length.",
+        );
+    }
+    let Some(length) = strict_integer(headers, &UPLOAD_LENGTH) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Upload-Length must be the file's size in bytes, a non-negative integer.",
+        );
+    };
+    let metadata = match headers.get(UPLOAD_METADATA).map(HeaderValue::to_str) {
+        None => String::new(),
+        Some(Ok(value)) => value.to_owned(),
+        Some(Err(_)) => {
+            return message(StatusCode::BAD_REQUEST, "Upload-Metadata must be ASCII.");
+        }
+    };
+    let with_data = is_offset_stream(headers);
+    let info = match services
+        .create_upload(actor, image_id, length, &metadata)
+        .await
+    {
+        Ok(info) => info,
+        Err(e) => return refuse(e, false),
+    };
+    let location = format!("/uploads/{}", info.id);
+    // creation-with-upload: the body is the first bytes. Whatever happens to them, the
+    // upload exists; the offset says how much of the body was kept.
+    let info = if with_data {
+        let body = request.into_body().into_data_stream();
+        match services.append_upload(actor, &info.id, 0, body).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::info!(error = %e, "first bytes of a new upload not all kept");
+                services
+                    .upload_status(actor, &info.id)
+                    .await
+                    .unwrap_or(info)
+            }
+        }
+    } else {
+        info
+    };
+    let mut response = tus(StatusCode::CREATED).into_response();
+    let h = response.headers_mut();
+    insert(h, header::LOCATION, &location);
+    insert(h, UPLOAD_EXPIRES, &http_date(info.expires_at_ms));
+    if with_data {
+        insert(h, UPLOAD_OFFSET, &info.offset.to_string());
+    }
+    response
+}
+
+async fn patch(services: &Services, actor: &Actor, upload_id: &str, request: Request) -> Response {
+    let headers = request.headers();
+    if !is_offset_stream(headers) {
+        return message(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "PATCH bodies must be sent as application/offset+octet-stream.",
+        );
+    }
+    let Some(offset) = strict_integer(headers, &UPLOAD_OFFSET) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Upload-Offset must be a non-negative integer.",
+        );
+    };
+    // A body announced longer than the upload is refused before a byte is written; a
+    // chunked one is cut at the upload's length.
+    if let Some(announced) = strict_integer(headers, &header::CONTENT_LENGTH) {
+        match services.upload_status(actor, upload_id).await {
+            Ok(info) if offset == info.offset && announced > info.length - info.offset => {
+                return refuse(
+                    UploadError::TooLarge(format!(
+                        "The request carries {announced} bytes, more than the {} the upload still needs.",
+                        info.length - info.offset
+                    )),
+                    false,
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return refuse(e, false),
+        }
+    }
+    let body: Body = request.into_body();
+    match services
+        .append_upload(actor, upload_id, offset, body.into_data_stream())
+        .await
+    {
+        Ok(info) => {
+            let mut response = tus(StatusCode::NO_CONTENT).into_response();
+            let h = response.headers_mut();
+            insert(h, UPLOAD_OFFSET, &info.offset.to_string());
+            if info.offset < info.length {
+                insert(h, UPLOAD_EXPIRES, &http_date(info.expires_at_ms));
+            }
+            response
+        }
+        Err(e) => refuse(e, false),
+    }
+}
+
+fn head_response(info: &UploadInfo) -> Response {
+    let mut response = tus(StatusCode::OK).into_response();
+    let h = response.headers_mut();
+    insert(h, UPLOAD_OFFSET, &info.offset.to_string());
+    insert(h, UPLOAD_LENGTH, &info.length.to_string());
+    if !info.metadata.is_empty() {
+        insert(h, UPLOAD_METADATA, &info.metadata);
+    }
+    if info.offset < info.length {
+        insert(h, UPLOAD_EXPIRES, &http_date(info.expires_at_ms));
+    }
+    response
+}
+
+fn options(services: &Services) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    insert(h, TUS_VERSION_HEADER, TUS_VERSION);
+    insert(h, TUS_EXTENSION, TUS_EXTENSIONS);
+    insert(
+        h,
+        TUS_MAX_SIZE,
+        &services.settings().import_size_limit_bytes.to_string(),
+    );
+    insert(h, header::CACHE_CONTROL, "no-store");
+    response
+}
+
+/// Checks `Tus-Resumable` and the session. The error is the whole response.
+async fn authorize(services: &Services, headers: &HeaderMap) -> Result<Actor, Response> {
+    if headers.get(TUS_RESUMABLE).and_then(|v| v.to_str().ok()) != Some(TUS_VERSION) {
+        let mut response = message(
+            StatusCode::PRECONDITION_FAILED,
+            "This server speaks tus 1.0.0; send Tus-Resumable: 1.0.0.",
+        );
+        insert(response.headers_mut(), TUS_VERSION_HEADER, TUS_VERSION);
+        return Err(response);
+    }
+    match super::auth::actor_from_headers(services, headers).await {
+        Ok(Some(actor)) => Ok(actor),
+        Ok(None) => Err(refuse(UploadError::Unauthorized, false)),
+        Err(e) => {
+            tracing::error!(error = %e, "session lookup failed");
+            Err(message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The upload could not be checked. Try again.",
+            ))
+        }
+    }
+}
+
+/// The method a request stands for: `X-HTTP-Method-Override` on a POST, for clients behind
+/// proxies that only pass GET and POST.
+fn effective_method(request: &Request) -> Method {
+    let method = request.method().clone();
+    if method != Method::POST {
+        return method;
+    }
+    request
+        .headers()
+        .get(METHOD_OVERRIDE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Method::from_bytes(v.trim().to_ascii_uppercase().as_bytes()).ok())
+        .unwrap_or(method)
+}
+
+/// A header holding a non-negative decimal integer and nothing else (no sign, no spaces).
+fn strict_integer(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some()
+        || value.is_empty()
+        || value.len() > 20
+        || !value.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    value.parse().ok()
+}
+
+fn is_offset_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM))
+        })
+}
+
+/// Answers a refused request. A HEAD response has no body and never an `Upload-Offset`.
+fn refuse(error: UploadError, is_head: bool) -> Response {
+    let status = match &error {
+        UploadError::Unauthorized => StatusCode::UNAUTHORIZED,
+        UploadError::NotFound(_) => StatusCode::NOT_FOUND,
+        UploadError::Gone(_) => StatusCode::GONE,
+        UploadError::OffsetMismatch { .. } | UploadError::Busy | UploadError::Conflict(_) => {
+            StatusCode::CONFLICT
+        }
+        UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::Invalid(_) | UploadError::BrokenBody { .. } => StatusCode::BAD_REQUEST,
+        UploadError::Internal(e) => {
+            let reference = &uuid::Uuid::new_v4().simple().to_string()[..8];
+            tracing::error!(error = format!("{e:#}"), reference, "upload request failed");
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!(
+                    "The upload failed because of a problem on the server (reference {reference}). Try again."
+                ),
+            );
+        }
+    };
+    if is_head {
+        let mut response = tus(status).into_response();
+        insert(response.headers_mut(), header::CACHE_CONTROL, "no-store");
+        return response;
+    }
+    message(status, &error.to_string())
+}
+
+fn message(status: StatusCode, text: &str) -> Response {
+    let mut response = (status, text.to_owned()).into_response();
+    insert(response.headers_mut(), TUS_RESUMABLE, TUS_VERSION);
+    insert(response.headers_mut(), header::CACHE_CONTROL, "no-store");
+    response
+}
+
+fn not_allowed(allow: &'static str) -> Response {
+    let mut response = message(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "This method is not part of the upload protocol.",
+    );
+    insert(response.headers_mut(), header::ALLOW, allow);
+    response
+}
+
+/// An empty response with `Tus-Resumable` and `Cache-Control: no-store`.
+fn tus(status: StatusCode) -> impl IntoResponse {
+    (
+        status,
+        [
+            (TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+    )
+}
+
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// An RFC 9110 date ("Sun, 06 Nov 1994 08:49:37 GMT").
+fn http_date(ms: i64) -> String {
+    let time =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    httpdate::fmt_http_date(time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_parsed_strictly() {
+        let headers = |value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(UPLOAD_OFFSET, HeaderValue::from_static(value));
+            h
+        };
+        assert_eq!(strict_integer(&headers("0"), &UPLOAD_OFFSET), Some(0));
+        assert_eq!(
+            strict_integer(&headers("1048576"), &UPLOAD_OFFSET),
+            Some(1 << 20)
+        );
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            " 1",
+            "1 ",
+            "1e3",
+            "0x10",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(
+                strict_integer(&headers(bad), &UPLOAD_OFFSET),
+                None,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(strict_integer(&HeaderMap::new(), &UPLOAD_OFFSET), None);
+    }
+
+    #[test]
+    fn dates_follow_rfc_9110() {
+        assert_eq!(http_date(784_111_777_000), "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+}

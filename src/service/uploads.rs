@@ -1,0 +1,830 @@
+//! Local-file uploads (tus 1.0): the rules behind the `/uploads` routes.
+//!
+//! An image created from a local file starts Uploading; its one upload receives the file in
+//! any number of PATCH requests. Each request streams its body to `uploads/<image>.part`
+//! while two threads hash it (SHA-512, and MD5 with SHA-256 when the creator's checksum is
+//! one), then fsyncs and only then moves the durable offset, saving the hashers' state with
+//! it. A body that breaks off keeps what arrived, so the client resumes from there and no
+//! byte is hashed twice. When the last byte is in, the head of the file is inspected, the
+//! checksum verified and the file renamed into the blob store before the image turns Active.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use md5::Md5;
+use sha2::digest::common::hazmat::SerializableState;
+use sha2::{Digest, Sha256, Sha512};
+use tokio_util::sync::CancellationToken;
+
+use super::importer::Digests;
+use super::{Actor, Services, now_ms};
+use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
+use crate::domain::history::{HistoryTopic, SYSTEM_WORKER};
+use crate::domain::image::{DiskFormat, HASH_ALGORITHM, ImageStatus};
+use crate::domain::units::format_bytes;
+use crate::domain::upload::parse_metadata;
+use crate::inspect::Inspector;
+use crate::store::images::ImportedBytes;
+use crate::store::uploads::{CreateUploadError, NewUpload, UploadRow, UploadState};
+
+/// Progress shown on the image while a request streams is written at most this often.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Chunks in flight between the request and each of its threads.
+const CHANNEL_CHUNKS: usize = 16;
+
+/// What a tus client learns about an upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadInfo {
+    pub id: String,
+    pub image_id: String,
+    pub offset: u64,
+    pub length: u64,
+    pub metadata: String,
+    pub expires_at_ms: i64,
+}
+
+impl UploadInfo {
+    fn of(row: &UploadRow) -> Self {
+        Self {
+            id: row.id.clone(),
+            image_id: row.image_id.clone(),
+            offset: row.offset_bytes,
+            length: row.length_bytes,
+            metadata: row.metadata.clone(),
+            expires_at_ms: row.expires_at_ms,
+        }
+    }
+}
+
+/// Why an upload request was refused; each maps to one tus status.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("Sign in to upload images.")]
+    Unauthorized,
+    /// No such upload or image in the account (also for another account's).
+    #[error("{0}")]
+    NotFound(String),
+    /// The upload ended (cancelled or expired); its bytes are gone.
+    #[error("{0}")]
+    Gone(String),
+    #[error("The upload is at byte {expected}; send the bytes from there.")]
+    OffsetMismatch { expected: u64 },
+    #[error("Another request is writing this upload; try again when it ends.")]
+    Busy,
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// The request body ended early; what arrived is kept (the offset says how much).
+    #[error("The request body broke off at byte {offset}; resume from there.")]
+    BrokenBody { offset: u64 },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for UploadError {
+    fn from(e: sqlx::Error) -> Self {
+        UploadError::Internal(anyhow::Error::new(e).context("database"))
+    }
+}
+
+impl From<std::io::Error> for UploadError {
+    fn from(e: std::io::Error) -> Self {
+        UploadError::Internal(anyhow::Error::new(e).context("upload storage"))
+    }
+}
+
+type UploadResult<T> = Result<T, UploadError>;
+
+/// One writer per image: a PATCH holds its image's entry while it writes, and termination or
+/// deletion cancels it through the token.
+#[derive(Default)]
+pub struct UploadLocks {
+    held: Mutex<HashMap<String, CancellationToken>>,
+}
+
+pub struct UploadLock<'a> {
+    locks: &'a UploadLocks,
+    image_id: String,
+    token: CancellationToken,
+}
+
+impl Drop for UploadLock<'_> {
+    fn drop(&mut self) {
+        self.locks.map().remove(&self.image_id);
+    }
+}
+
+impl UploadLocks {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn try_lock(&self, image_id: &str) -> Option<UploadLock<'_>> {
+        let mut map = self.map();
+        if map.contains_key(image_id) {
+            return None;
+        }
+        let token = CancellationToken::new();
+        map.insert(image_id.to_owned(), token.clone());
+        Some(UploadLock {
+            locks: self,
+            image_id: image_id.to_owned(),
+            token,
+        })
+    }
+
+    /// Stops the request writing the image's upload, if any, and takes the lock once it ends.
+    pub async fn cancel_and_lock(&self, image_id: &str) -> Option<UploadLock<'_>> {
+        if let Some(token) = self.map().get(image_id) {
+            token.cancel();
+        }
+        for _ in 0..100 {
+            if let Some(lock) = self.try_lock(image_id) {
+                return Some(lock);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+}
+
+/// The running digests of an upload, saved with every durable offset.
+struct Hashers {
+    sha512: Sha512,
+    md5: Md5,
+    sha256: Option<Sha256>,
+}
+
+impl Hashers {
+    fn new(with_sha256: bool) -> Self {
+        Self {
+            sha512: Sha512::new(),
+            md5: Md5::new(),
+            sha256: with_sha256.then(Sha256::new),
+        }
+    }
+
+    /// `sha512.md5[.sha256]`, each the hex of the hasher's serialized state.
+    fn to_state(&self) -> String {
+        let mut state = format!(
+            "{}.{}",
+            hex::encode(self.sha512.serialize()),
+            hex::encode(self.md5.serialize())
+        );
+        if let Some(sha256) = &self.sha256 {
+            state.push('.');
+            state.push_str(&hex::encode(sha256.serialize()));
+        }
+        state
+    }
+
+    fn from_state(state: &str) -> anyhow::Result<Self> {
+        fn restore<H: SerializableState>(part: Option<&str>) -> anyhow::Result<H> {
+            let bytes = hex::decode(part.context("missing hasher state")?)?;
+            let array = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("hasher state has the wrong length"))?;
+            H::deserialize(array).map_err(|_| anyhow::anyhow!("hasher state is invalid"))
+        }
+        let mut parts = state.split('.');
+        let sha512 = restore::<Sha512>(parts.next())?;
+        let md5 = restore::<Md5>(parts.next())?;
+        let sha256 = match parts.next() {
+            Some(part) => Some(restore::<Sha256>(Some(part))?),
+            None => None,
+        };
+        Ok(Self {
+            sha512,
+            md5,
+            sha256,
+        })
+    }
+}
+
+/// How a request's body stream ended.
+enum BodyEnd {
+    /// All of it arrived.
+    Complete,
+    /// It carried more than the upload's length; the part that fits was kept.
+    TooLong,
+    /// The connection broke; what arrived was kept.
+    Broken,
+    /// Termination or deletion stopped it.
+    Cancelled,
+}
+
+impl Services {
+    /// Creates the upload of an Uploading image (tus creation). `length` must be the file
+    /// size the image was created with.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %image_id))]
+    pub async fn create_upload(
+        &self,
+        actor: &Actor,
+        image_id: &str,
+        length: u64,
+        metadata: &str,
+    ) -> UploadResult<UploadInfo> {
+        let image_id = uuid::Uuid::parse_str(image_id)
+            .map_err(|_| UploadError::NotFound(NO_IMAGE.into()))?
+            .to_string();
+        parse_metadata(metadata).map_err(|e| UploadError::Invalid(e.to_string()))?;
+        let limit = self.settings().import_size_limit_bytes;
+        if length > limit {
+            return Err(UploadError::TooLarge(format!(
+                "The file is {}, larger than the import limit of {}.",
+                format_bytes(length),
+                format_bytes(limit)
+            )));
+        }
+        let image = self
+            .store()
+            .get_image(&actor.account_id, &image_id)
+            .await?
+            .ok_or_else(|| UploadError::NotFound(NO_IMAGE.into()))?;
+        let with_sha256 = image
+            .expected_checksum
+            .as_deref()
+            .and_then(ExpectedChecksum::from_db)
+            .is_some_and(|e| e.algorithm == ChecksumAlgorithm::Sha256);
+        if image.status != ImageStatus::Uploading {
+            return Err(UploadError::Conflict(format!(
+                "The image is {}, not waiting for an upload.",
+                image.status.label()
+            )));
+        }
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let now = now_ms();
+        let expires_at_ms = now + self.upload_expiry_ms();
+        // The file exists before the row, so a crash in between leaves only an orphan file,
+        // which the start-up sweep removes. An existing file is another upload's: keep it.
+        match self.blobs().create_upload_file(&image_id).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(UploadError::Conflict(STARTED.into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let created = self
+            .store()
+            .create_upload(&NewUpload {
+                id: &id,
+                image_id: &image_id,
+                account_id: &actor.account_id,
+                length_bytes: length,
+                metadata,
+                hasher_state: &Hashers::new(with_sha256).to_state(),
+                worker: &actor.user_name,
+                now_ms: now,
+                expires_at_ms,
+            })
+            .await;
+        let refusal = match created {
+            Ok(()) => {
+                tracing::info!(upload.id = %id, length, "upload created");
+                return Ok(UploadInfo {
+                    id,
+                    image_id,
+                    offset: 0,
+                    length,
+                    metadata: metadata.to_owned(),
+                    expires_at_ms,
+                });
+            }
+            Err(CreateUploadError::NoImage) => UploadError::NotFound(NO_IMAGE.into()),
+            Err(CreateUploadError::AlreadyStarted) => UploadError::Conflict(STARTED.into()),
+            Err(CreateUploadError::NotUploading(status)) => UploadError::Conflict(format!(
+                "The image is {}, not waiting for an upload.",
+                status.label()
+            )),
+            Err(CreateUploadError::LengthMismatch { expected }) => UploadError::Invalid(format!(
+                "Upload-Length is {length}, but the image was created for a file of {expected} bytes."
+            )),
+            Err(CreateUploadError::Db(e)) => e.into(),
+        };
+        self.blobs().remove_upload(&image_id).await?;
+        Err(refusal)
+    }
+
+    /// Where an upload stands (tus HEAD).
+    pub async fn upload_status(&self, actor: &Actor, upload_id: &str) -> UploadResult<UploadInfo> {
+        let row = self.live_upload(actor, upload_id).await?;
+        Ok(UploadInfo::of(&row))
+    }
+
+    /// Appends a request body at `offset` (tus PATCH). Returns the new durable offset.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, upload.id = %upload_id))]
+    pub async fn append_upload<S, E>(
+        &self,
+        actor: &Actor,
+        upload_id: &str,
+        offset: u64,
+        body: S,
+    ) -> UploadResult<UploadInfo>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let row = self.live_upload(actor, upload_id).await?;
+        let lock = self
+            .inner
+            .upload_locks
+            .try_lock(&row.image_id)
+            .ok_or(UploadError::Busy)?;
+        // Read again under the lock: the request before may just have moved it.
+        let row = self.live_upload(actor, upload_id).await?;
+        if offset != row.offset_bytes {
+            return Err(UploadError::OffsetMismatch {
+                expected: row.offset_bytes,
+            });
+        }
+        if row.state == UploadState::Complete {
+            return Ok(UploadInfo::of(&row));
+        }
+        let hashers = Hashers::from_state(&row.hasher_state).context("restoring hasher state")?;
+        let path = self.blobs().upload_path(&row.image_id)?;
+        let durable = row.offset_bytes;
+        let file = tokio::task::spawn_blocking(move || open_at(&path, durable))
+            .await
+            .map_err(|e| anyhow::anyhow!("upload file thread: {e}"))??;
+        let Some(file) = file else {
+            self.lose_upload(&row).await?;
+            return Err(UploadError::Gone(LOST.into()));
+        };
+
+        let remaining = row.length_bytes - row.offset_bytes;
+        let (received, end, hashers) = self
+            .receive(&row, file, hashers, body, remaining, &lock.token)
+            .await?;
+        let new_offset = row.offset_bytes + received;
+        let now = now_ms();
+        let expires_at_ms = now + self.upload_expiry_ms();
+        let moved = received == 0
+            || self
+                .store()
+                .advance_upload(
+                    &actor.account_id,
+                    &row.id,
+                    &row.image_id,
+                    row.offset_bytes,
+                    new_offset,
+                    &hashers.to_state(),
+                    now,
+                    expires_at_ms,
+                )
+                .await?;
+        if !moved {
+            return Err(UploadError::Gone(ENDED.into()));
+        }
+        match end {
+            BodyEnd::Complete => {}
+            BodyEnd::Broken => return Err(UploadError::BrokenBody { offset: new_offset }),
+            BodyEnd::Cancelled => return Err(UploadError::Gone(ENDED.into())),
+            BodyEnd::TooLong => {
+                return Err(UploadError::TooLarge(format!(
+                    "The request carries more than the upload's {} bytes.",
+                    row.length_bytes
+                )));
+            }
+        }
+        if new_offset == row.length_bytes {
+            self.finish_upload(&row, hashers).await?;
+        }
+        drop(lock);
+        Ok(UploadInfo {
+            offset: new_offset,
+            expires_at_ms,
+            ..UploadInfo::of(&row)
+        })
+    }
+
+    /// Streams `body` to the upload's file and hashers, at most `remaining` bytes, and fsyncs
+    /// what it wrote. Returns how many bytes are now durable and how the body ended.
+    async fn receive<S, E>(
+        &self,
+        row: &UploadRow,
+        file: std::fs::File,
+        hashers: Hashers,
+        mut body: S,
+        remaining: u64,
+        cancel: &CancellationToken,
+    ) -> UploadResult<(u64, BodyEnd, Hashers)>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let Hashers {
+            mut sha512,
+            mut md5,
+            mut sha256,
+        } = hashers;
+        let (to_file, mut file_chunks) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+        let (to_sha512, mut sha512_chunks) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+        let (to_md5, mut md5_chunks) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+        // Three threads: SHA-512 is the slowest step (about 320 MiB/s on one core), so it
+        // runs alone while MD5 and the file writes run beside it.
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            let mut written = 0u64;
+            while let Some(chunk) = file_chunks.blocking_recv() {
+                out.write_all(&chunk)?;
+                written += chunk.len() as u64;
+            }
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_data()?;
+            Ok(written)
+        });
+        let sha512_thread = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = sha512_chunks.blocking_recv() {
+                sha512.update(&chunk);
+            }
+            sha512
+        });
+        let md5_thread = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = md5_chunks.blocking_recv() {
+                md5.update(&chunk);
+                if let Some(sha256) = sha256.as_mut() {
+                    sha256.update(&chunk);
+                }
+            }
+            (md5, sha256)
+        });
+
+        let mut sent = 0u64;
+        let mut last_report = Instant::now();
+        let end = loop {
+            let next = tokio::select! {
+                next = body.next() => next,
+                () = cancel.cancelled() => break BodyEnd::Cancelled,
+            };
+            let mut chunk = match next {
+                None => break BodyEnd::Complete,
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => {
+                    tracing::info!(error = %e, received = sent, "upload body broke off");
+                    break BodyEnd::Broken;
+                }
+            };
+            let fits = remaining - sent;
+            let too_long = chunk.len() as u64 > fits;
+            if too_long {
+                chunk.truncate(fits as usize);
+            }
+            sent += chunk.len() as u64;
+            let delivered = to_sha512.send(chunk.clone()).await.is_ok()
+                && to_md5.send(chunk.clone()).await.is_ok()
+                && to_file.send(chunk).await.is_ok();
+            if !delivered || too_long {
+                break BodyEnd::TooLong;
+            }
+            if last_report.elapsed() >= PROGRESS_INTERVAL {
+                last_report = Instant::now();
+                self.store()
+                    .record_upload_progress(&row.account_id, &row.image_id, row.offset_bytes + sent)
+                    .await?;
+            }
+        };
+        drop((to_file, to_sha512, to_md5));
+        // Every thread is waited for, so nothing writes after the request returns.
+        let written = writer.await.map_err(thread_error);
+        let sha512 = sha512_thread.await.map_err(thread_error)?;
+        let (md5, sha256) = md5_thread.await.map_err(thread_error)?;
+        let written = written??;
+        if written != sent {
+            return Err(UploadError::Internal(anyhow::anyhow!(
+                "wrote {written} of {sent} bytes"
+            )));
+        }
+        Ok((
+            sent,
+            end,
+            Hashers {
+                sha512,
+                md5,
+                sha256,
+            },
+        ))
+    }
+
+    /// Inspects and verifies a complete upload, then stores it and marks the image Active, or
+    /// marks it Failed with the reason and removes the bytes.
+    async fn finish_upload(&self, row: &UploadRow, hashers: Hashers) -> UploadResult<()> {
+        let sha512_hex = hex::encode(hashers.sha512.finalize());
+        let md5_hex = hex::encode(hashers.md5.finalize());
+        let sha256_hex = hashers.sha256.map(|h| hex::encode(h.finalize()));
+        let path = self.blobs().upload_path(&row.image_id)?;
+        let length = row.length_bytes;
+        let inspector = tokio::task::spawn_blocking(move || -> std::io::Result<Inspector> {
+            let mut head = Vec::with_capacity(Inspector::HEAD_BYTES.min(length as usize));
+            std::fs::File::open(path)?
+                .take(Inspector::HEAD_BYTES as u64)
+                .read_to_end(&mut head)?;
+            let mut inspector = Inspector::new();
+            inspector.feed(&head);
+            inspector.skip(length - head.len() as u64);
+            Ok(inspector)
+        })
+        .await
+        .map_err(thread_error)??;
+        let digests = Digests {
+            md5_hex: &md5_hex,
+            sha256_hex: sha256_hex.as_deref(),
+            sha512_hex: &sha512_hex,
+        };
+        let checked = match row
+            .expected_checksum
+            .as_deref()
+            .and_then(ExpectedChecksum::from_db)
+        {
+            Some(expected) => digests.verify(&expected),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            inspector
+                .verdict(DiskFormat::Qcow2)
+                .map_err(|refusal| refusal.to_string())
+        });
+        let now = now_ms();
+        let inspection = match checked {
+            Ok(inspection) => inspection,
+            Err(reason) => {
+                tracing::info!(%reason, "upload refused");
+                self.store()
+                    .end_upload(
+                        &row.account_id,
+                        Some(&row.id),
+                        &row.image_id,
+                        UploadState::Complete,
+                        HistoryTopic::ImportFailed,
+                        &reason,
+                        SYSTEM_WORKER,
+                        now,
+                    )
+                    .await?;
+                self.blobs().remove_upload(&row.image_id).await?;
+                return Ok(());
+            }
+        };
+        let blob_key = self.blobs().commit_upload(&row.image_id).await?;
+        let stored = ImportedBytes {
+            disk_format: inspection.format,
+            size_bytes: length,
+            virtual_size_bytes: inspection.virtual_size_bytes,
+            hash_algo: HASH_ALGORITHM,
+            hash_value: sha512_hex,
+            checksum_md5: md5_hex,
+            blob_key: blob_key.clone(),
+        };
+        let completed = self
+            .store()
+            .complete_upload(&row.account_id, &row.id, &row.image_id, &stored, now)
+            .await;
+        if !matches!(completed, Ok(true)) {
+            self.blobs().remove_blob(&blob_key).await?;
+            completed?;
+            return Err(UploadError::Gone(ENDED.into()));
+        }
+        tracing::info!(image.id = %row.image_id, size_bytes = length, "upload finished");
+        Ok(())
+    }
+
+    /// Cancels an upload (tus termination): its bytes are deleted and the image is marked
+    /// Failed, saying who cancelled it.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, upload.id = %upload_id))]
+    pub async fn terminate_upload(&self, actor: &Actor, upload_id: &str) -> UploadResult<()> {
+        let row = self.live_upload(actor, upload_id).await?;
+        if row.state == UploadState::Complete {
+            return Err(UploadError::Conflict(
+                "The upload is complete; delete the image instead.".into(),
+            ));
+        }
+        let _lock = self
+            .inner
+            .upload_locks
+            .cancel_and_lock(&row.image_id)
+            .await
+            .ok_or(UploadError::Busy)?;
+        let reason = format!(
+            "The upload was cancelled by {} after {} of {}; its bytes were deleted.",
+            actor.user_name,
+            format_bytes(row.offset_bytes),
+            format_bytes(row.length_bytes)
+        );
+        let ended = self
+            .store()
+            .end_upload(
+                &actor.account_id,
+                Some(&row.id),
+                &row.image_id,
+                UploadState::Terminated,
+                HistoryTopic::UploadCancelled,
+                &reason,
+                &actor.user_name,
+                now_ms(),
+            )
+            .await?;
+        if !ended {
+            return Err(UploadError::Gone(ENDED.into()));
+        }
+        self.blobs().remove_upload(&row.image_id).await?;
+        tracing::info!("upload cancelled");
+        Ok(())
+    }
+
+    /// Ends uploads untouched for longer than the expiry (and Uploading images whose upload
+    /// never started): their bytes are deleted and the image marked Failed. Returns how many.
+    pub async fn expire_uploads(&self) -> anyhow::Result<usize> {
+        let now = now_ms();
+        let expiry = self.upload_expiry_ms();
+        let mut ended = 0;
+        for upload in self.store().list_expired_uploads(now, now - expiry).await? {
+            // A request writing it now is activity; the next sweep looks again.
+            let Some(_lock) = self.inner.upload_locks.try_lock(&upload.image_id) else {
+                continue;
+            };
+            let reason = format!(
+                "The upload expired: nothing arrived for {}. Its bytes were deleted; create the image again to upload the file.",
+                describe_duration(self.settings().upload_expiry)
+            );
+            if self
+                .store()
+                .end_upload(
+                    &upload.account_id,
+                    upload.upload_id.as_deref(),
+                    &upload.image_id,
+                    UploadState::Expired,
+                    HistoryTopic::ImportFailed,
+                    &reason,
+                    SYSTEM_WORKER,
+                    now,
+                )
+                .await?
+            {
+                self.blobs().remove_upload(&upload.image_id).await?;
+                tracing::info!(image.id = %upload.image_id, "upload expired");
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// At start-up: an upload whose file is missing or shorter than its durable offset has
+    /// lost bytes; its image is marked Failed rather than pointing at what is not there.
+    pub(super) async fn recover_uploads(&self) -> anyhow::Result<()> {
+        for row in self.store().list_receiving_uploads().await? {
+            let path = self.blobs().upload_path(&row.image_id)?;
+            let on_disk = tokio::fs::metadata(&path).await.map(|m| m.len()).ok();
+            if on_disk.is_none_or(|len| len < row.offset_bytes) {
+                tracing::warn!(image.id = %row.image_id, "upload bytes missing at start-up");
+                self.lose_upload(&row).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn lose_upload(&self, row: &UploadRow) -> UploadResult<()> {
+        self.store()
+            .end_upload(
+                &row.account_id,
+                Some(&row.id),
+                &row.image_id,
+                UploadState::Expired,
+                HistoryTopic::ImportFailed,
+                LOST,
+                SYSTEM_WORKER,
+                now_ms(),
+            )
+            .await?;
+        self.blobs().remove_upload(&row.image_id).await?;
+        Ok(())
+    }
+
+    /// Cancels any request writing the image's upload (the image is being deleted).
+    pub(super) async fn stop_upload_writes(&self, image_id: &str) {
+        let _ = self.inner.upload_locks.cancel_and_lock(image_id).await;
+    }
+
+    /// The account's upload, if it can still be read: an ended one is Gone, and one past its
+    /// expiry is ended now rather than at the next sweep.
+    async fn live_upload(&self, actor: &Actor, upload_id: &str) -> UploadResult<UploadRow> {
+        let valid = upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_hexdigit());
+        let row = match valid {
+            true => {
+                self.store()
+                    .get_upload(&actor.account_id, upload_id)
+                    .await?
+            }
+            false => None,
+        }
+        .ok_or_else(|| UploadError::NotFound(NO_UPLOAD.into()))?;
+        match row.state {
+            UploadState::Terminated => Err(UploadError::Gone(
+                "This upload was cancelled and its bytes deleted.".into(),
+            )),
+            UploadState::Expired => Err(UploadError::Gone(
+                "This upload expired or lost its bytes; create the image again.".into(),
+            )),
+            UploadState::Receiving if row.expires_at_ms <= now_ms() => {
+                self.expire_uploads().await?;
+                Err(UploadError::Gone(
+                    "This upload expired; create the image again.".into(),
+                ))
+            }
+            _ => Ok(row),
+        }
+    }
+
+    fn upload_expiry_ms(&self) -> i64 {
+        i64::try_from(self.settings().upload_expiry.as_millis()).unwrap_or(i64::MAX / 2)
+    }
+}
+
+const NO_IMAGE: &str = "No image with that ID exists in this account.";
+const STARTED: &str = "This image's upload has already started; resume it instead.";
+const NO_UPLOAD: &str = "No upload with that ID exists in this account.";
+const ENDED: &str = "The upload ended while this request was writing it.";
+const LOST: &str = "The upload's partial bytes were lost on the server; create the image again to upload the file.";
+
+/// Opens the upload's file positioned at the durable offset, dropping anything written past
+/// it (a request cut off before its offset was saved). `None` if bytes before it are missing.
+fn open_at(path: &std::path::Path, offset: u64) -> std::io::Result<Option<std::fs::File>> {
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if file.metadata()?.len() < offset {
+        return Ok(None);
+    }
+    file.set_len(offset)?;
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    Ok(Some(file))
+}
+
+fn thread_error(e: tokio::task::JoinError) -> UploadError {
+    UploadError::Internal(anyhow::anyhow!("upload thread: {e}"))
+}
+
+/// "24 hours", "90 minutes", "30 seconds".
+fn describe_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} hours", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hasher_state_survives_a_round_trip_mid_stream() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut first = Hashers::new(true);
+        let head = &data[..123_457];
+        first.sha512.update(head);
+        first.md5.update(head);
+        first.sha256.as_mut().unwrap().update(head);
+        let mut resumed = Hashers::from_state(&first.to_state()).unwrap();
+        let rest = &data[123_457..];
+        resumed.sha512.update(rest);
+        resumed.md5.update(rest);
+        resumed.sha256.as_mut().unwrap().update(rest);
+        assert_eq!(
+            hex::encode(resumed.sha512.finalize()),
+            hex::encode(Sha512::digest(&data))
+        );
+        assert_eq!(
+            hex::encode(resumed.md5.finalize()),
+            hex::encode(Md5::digest(&data))
+        );
+        assert_eq!(
+            hex::encode(resumed.sha256.unwrap().finalize()),
+            hex::encode(Sha256::digest(&data))
+        );
+        assert!(Hashers::from_state("00.11").is_err());
+        assert!(Hashers::new(false).to_state().matches('.').count() == 1);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(describe_duration(Duration::from_secs(86_400)), "24 hours");
+        assert_eq!(describe_duration(Duration::from_secs(5_400)), "90 minutes");
+        assert_eq!(describe_duration(Duration::from_secs(30)), "30 seconds");
+    }
+}
