@@ -9,6 +9,8 @@ const consolePort = process.env.E2E_CONSOLE_PORT ?? '3210';
 const sourcePort = process.env.E2E_SOURCE_PORT ?? '3211';
 const dataDir = process.env.E2E_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'image-console-e2e-'));
 process.env.E2E_SOURCE_URL = `http://127.0.0.1:${sourcePort}`;
+// The tests look into the blob store to check that cancelled uploads leave no bytes behind.
+process.env.E2E_DATA_DIR = dataDir;
 
 export default defineConfig({
   testDir: './tests',

@@ -5,6 +5,7 @@ pub mod components;
 pub mod error;
 pub mod layout;
 pub mod pages;
+pub mod uploads;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

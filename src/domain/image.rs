@@ -119,6 +119,8 @@ pub struct ImageSummary {
     pub size_bytes: Option<u64>,
     pub progress: Option<ImportProgress>,
     pub failure_reason: Option<String>,
+    /// The local file an Uploading image waits for.
+    pub source_file_name: Option<String>,
     pub created_at_ms: i64,
 }
 

@@ -32,6 +32,21 @@ pub fn upload_creation_path(image_id: &str) -> String {
     format!("/images/{image_id}/uploads")
 }
 
+/// An Uploading image's upload, so a browser that lost track of it (after a reload) can
+/// resume or cancel it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRef {
+    /// `/uploads/{id}`.
+    pub path: String,
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// Where an upload lives.
+pub fn upload_path(upload_id: &str) -> String {
+    format!("/uploads/{upload_id}")
+}
+
 /// The local file an image is created from, as the Create form describes it: its name and
 /// its size, both checked before anything is sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

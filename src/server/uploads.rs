@@ -14,7 +14,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::upload::{OFFSET_OCTET_STREAM, TUS_EXTENSIONS, TUS_VERSION};
+use crate::domain::upload::{OFFSET_OCTET_STREAM, TUS_EXTENSIONS, TUS_VERSION, upload_path};
 use crate::service::uploads::{UploadError, UploadInfo};
 use crate::service::{Actor, Services};
 
@@ -115,7 +115,7 @@ async fn create(services: &Services, actor: &Actor, image_id: &str, request: Req
         Ok(info) => info,
         Err(e) => return refuse(e, false),
     };
-    let location = format!("/uploads/{}", info.id);
+    let location = upload_path(&info.id);
     // creation-with-upload: the body is the first bytes. Whatever happens to them, the
     // upload exists; the offset says how much of the body was kept.
     let info = if with_data {

@@ -107,6 +107,25 @@ pub async fn create_image(
     Ok(id)
 }
 
+/// The upload of an Uploading image, so the page can resume or cancel it after a reload.
+#[server]
+pub async fn get_image_upload(
+    id: String,
+) -> Result<Option<crate::domain::upload::UploadRef>, AppError> {
+    use super::ssr;
+    use crate::service::ServiceError;
+    use crate::service::uploads::UploadError;
+    let (services, actor) = ssr::actor().await?;
+    services
+        .image_upload(&actor, &id)
+        .await
+        .map_err(|e| match e {
+            UploadError::NotFound(message) => ssr::to_app_error(ServiceError::NotFound(message)),
+            UploadError::Internal(e) => ssr::to_app_error(ServiceError::Internal(e)),
+            other => ssr::to_app_error(ServiceError::Conflict(other.to_string())),
+        })
+}
+
 /// Applies the Edit form of Image Details. `updated_at_ms` is the Modification time the form
 /// was filled from, so a concurrent change is reported instead of overwritten.
 #[server]

@@ -27,7 +27,7 @@ use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::domain::history::{HistoryTopic, SYSTEM_WORKER};
 use crate::domain::image::{DiskFormat, HASH_ALGORITHM, ImageStatus};
 use crate::domain::units::format_bytes;
-use crate::domain::upload::parse_metadata;
+use crate::domain::upload::{UploadRef, parse_metadata, upload_path};
 use crate::inspect::Inspector;
 use crate::store::images::ImportedBytes;
 use crate::store::uploads::{CreateUploadError, NewUpload, UploadRow, UploadState};
@@ -313,6 +313,28 @@ impl Services {
         };
         self.blobs().remove_upload(&image_id).await?;
         Err(refusal)
+    }
+
+    /// The receiving upload of an Uploading image of the account, if it has one.
+    pub async fn image_upload(
+        &self,
+        actor: &Actor,
+        image_id: &str,
+    ) -> UploadResult<Option<UploadRef>> {
+        let Ok(image_id) = uuid::Uuid::parse_str(image_id) else {
+            return Err(UploadError::NotFound(NO_IMAGE.into()));
+        };
+        let row = self
+            .store()
+            .get_image_upload(&actor.account_id, &image_id.to_string())
+            .await?;
+        Ok(row
+            .filter(|row| row.state == UploadState::Receiving)
+            .map(|row| UploadRef {
+                path: upload_path(&row.id),
+                offset: row.offset_bytes,
+                length: row.length_bytes,
+            }))
     }
 
     /// Where an upload stands (tus HEAD).

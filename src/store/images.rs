@@ -264,6 +264,7 @@ impl ImageRow {
             protected: self.protected,
             size_bytes: self.size_bytes,
             failure_reason: self.failure_reason,
+            source_file_name: self.source_file_name,
             created_at_ms: self.created_at_ms,
         }
     }

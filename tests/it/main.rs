@@ -4,6 +4,7 @@
 mod support;
 
 mod accounts;
+mod crash;
 mod details;
 mod downloads;
 mod http;

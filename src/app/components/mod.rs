@@ -4,3 +4,4 @@ pub mod form_field;
 pub mod image_attribute_fields;
 pub mod progress_bar;
 pub mod status_badge;
+pub mod upload_controls;

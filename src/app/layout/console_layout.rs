@@ -7,6 +7,8 @@ use crate::server_fns::auth::{SignOut, current_user};
 
 #[component]
 pub fn ConsoleLayout() -> impl IntoView {
+    // Uploads keep running while the user moves between console pages.
+    crate::app::uploads::UploadManager::provide();
     let user = Resource::new(|| (), |_| current_user());
     let sign_out = ServerAction::<SignOut>::new();
     view! {

@@ -1,5 +1,7 @@
-//! Create Image: import an image from a URL, with a Summary of what will be created.
+//! Create Image: from an image file URL or a local file, with a Summary of what will be
+//! created. A local file is uploaded by the tab's upload manager once the image exists.
 
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
@@ -8,13 +10,16 @@ use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, RadioGroup, TextField, form_alert};
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::error::AppError;
+use crate::app::uploads::UploadManager;
 use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::checksum::{ExpectedChecksum, field as checksum_field};
 use crate::domain::image_spec::{
-    Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, OsType, Visibility, field,
+    Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, OsType, SourceKind, Visibility,
+    field,
 };
 use crate::domain::tags::{MAX_TAGS, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_money, monthly_cost};
+use crate::domain::upload::{LocalImageFile, field as upload_field};
 use crate::server_fns::images::{CreateImage, get_console_settings};
 
 #[component]
@@ -23,7 +28,17 @@ pub fn CreateImagePage() -> impl IntoView {
     let settings = Resource::new(|| (), |_| get_console_settings());
 
     let name = FieldState::new(field::NAME, "");
+    let source = FieldState::new(field::SOURCE, SourceKind::Url.as_str());
     let source_url = FieldState::new(field::SOURCE_URL, "");
+    let local_file = LocalFileState::new();
+    let is_file = move || source.value.get() == SourceKind::LocalFile.as_str();
+    let import_limit = Signal::derive(move || {
+        settings
+            .get()
+            .and_then(Result::ok)
+            .map_or(u64::MAX, |s| s.import_size_limit_bytes)
+    });
+    let uploads = UploadManager::get();
     let checksum = FieldState::new(checksum_field::CHECKSUM, "");
     let visibility = FieldState::new(field::VISIBILITY, Visibility::Private.as_str());
     let description = FieldState::new(field::DESCRIPTION, "");
@@ -40,7 +55,9 @@ pub fn CreateImagePage() -> impl IntoView {
     let [os_type, min_disk, min_ram, ..] = attributes.states();
     let fields = [
         name,
+        source,
         source_url,
+        local_file.field,
         checksum,
         visibility,
         description,
@@ -53,6 +70,13 @@ pub fn CreateImagePage() -> impl IntoView {
 
     let form_error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| {
+        // A local file's image exists now: hand the file to the upload manager and show the
+        // Image List, where the upload's progress appears.
+        if let Some(Ok(image_id)) = action.value().get()
+            && is_file()
+        {
+            local_file.start_upload(uploads, &image_id);
+        }
         if let Some(Err(error)) = action.value().get() {
             let (tag_errors, other): (Vec<_>, Vec<_>) = error
                 .field_errors()
@@ -80,11 +104,11 @@ pub fn CreateImagePage() -> impl IntoView {
             <div>
                 <h1>"Create Image"</h1>
                 <p class="lede">
-                    "Import a qcow2 image from an http or https URL. The console downloads it, checks it and makes it Active."
+                    "Import a qcow2 image from an http or https URL, or upload one from your computer. The console checks it and makes it Active."
                 </p>
             </div>
         </div>
-        <ActionForm action=action attr:class="create-layout" attr:novalidate=true on:submit=move |_| fields.iter().for_each(|f| f.touch())>
+        <ActionForm action=action attr:class="create-layout" attr:novalidate=true on:submit=move |_| fields.iter().filter(|f| is_file() != (f.name == field::SOURCE_URL)).for_each(|f| f.touch())>
             <div class="create-main">
                 {move || form_error.get().map(|error| view! { <ErrorNotice error /> })}
                 <section class="card form-section" aria-labelledby="service-info">
@@ -96,16 +120,28 @@ pub fn CreateImagePage() -> impl IntoView {
                         hint="Up to 255 English letters, digits, spaces, '-' and '_'."
                         required=true
                     />
-                    <TextField
-                        label="Image file URL"
-                        field=source_url
-                        error=source_url.message(ImageFileUrl::parse)
-                        hint="An http or https URL of a .qcow2 file, such as an Object Storage link."
-                        input_type="url"
-                        inputmode="url"
-                        placeholder="https://storage.example.com/images/ubuntu-24.04.qcow2"
-                        required=true
+                    <RadioGroup
+                        legend="Image source"
+                        field=source
+                        options=SourceKind::ALL.iter().map(|k| (k.as_str(), k.label(), k.hint())).collect()
+                        error=source.message(SourceKind::parse)
                     />
+                    {move || if is_file() {
+                        Either::Left(view! { <LocalFileField state=local_file limit=import_limit uploads /> })
+                    } else {
+                        Either::Right(view! {
+                            <TextField
+                                label="Image file URL"
+                                field=source_url
+                                error=source_url.message(ImageFileUrl::parse)
+                                hint="An http or https URL of a .qcow2 file, such as an Object Storage link."
+                                input_type="url"
+                                inputmode="url"
+                                placeholder="https://storage.example.com/images/ubuntu-24.04.qcow2"
+                                required=true
+                            />
+                        })
+                    }}
                     <TextField
                         label="Checksum"
                         field=checksum
@@ -156,7 +192,9 @@ pub fn CreateImagePage() -> impl IntoView {
                     <dd>{move || or_dash(name.value.get())}</dd>
                     <dt>"Image file"</dt>
                     <dd class="break">
-                        {move || {
+                        {move || if is_file() {
+                            local_file.summary()
+                        } else {
                             ImageFileUrl::parse(&source_url.value.get())
                                 .map(|u| u.file_name())
                                 .unwrap_or_else(|_| "—".into())
@@ -196,7 +234,11 @@ pub fn CreateImagePage() -> impl IntoView {
                     </Transition>
                 </div>
                 <button type="submit" class="btn btn-primary btn-block" disabled=move || action.pending().get()>
-                    {move || if action.pending().get() { "Creating…" } else { "Complete" }}
+                    {move || match (action.pending().get(), is_file()) {
+                        (true, _) => "Creating…",
+                        (false, true) => "Complete and upload",
+                        (false, false) => "Complete",
+                    }}
                 </button>
                 <A href="/images" attr:class="btn btn-block">"Cancel"</A>
             </aside>
@@ -330,5 +372,141 @@ fn or_dash(value: String) -> String {
         "—".to_owned()
     } else {
         value
+    }
+}
+
+/// The Local file field: the chosen file (kept in the browser), its name and size as the
+/// form sends them, and an earlier upload of the same file this browser remembers.
+#[derive(Clone, Copy)]
+struct LocalFileState {
+    /// Its value is the file's name; errors about the file show under the file input.
+    field: FieldState,
+    size: RwSignal<String>,
+    /// An Uploading image this browser was sending this very file for: id, percent on the server.
+    earlier: RwSignal<Option<(String, u8)>>,
+    #[cfg(feature = "hydrate")]
+    file: StoredValue<Option<web_sys::File>, leptos::prelude::LocalStorage>,
+}
+
+impl LocalFileState {
+    fn new() -> Self {
+        Self {
+            field: FieldState::new(upload_field::LOCAL_FILE, ""),
+            size: RwSignal::new(String::new()),
+            earlier: RwSignal::new(None),
+            #[cfg(feature = "hydrate")]
+            file: StoredValue::new_local(None),
+        }
+    }
+
+    fn summary(self) -> String {
+        let name = self.field.value.get();
+        match self.size.get().parse::<u64>() {
+            Ok(size) if !name.is_empty() => format!("{name} ({})", format_bytes(size)),
+            _ => "—".into(),
+        }
+    }
+
+    /// Starts the upload of the chosen file for a new image and opens the Image List.
+    fn start_upload(self, uploads: UploadManager, image_id: &str) {
+        #[cfg(feature = "hydrate")]
+        if let Some(file) = self.file.get_value() {
+            uploads.start(image_id, file);
+            leptos_router::hooks::use_navigate()("/images", Default::default());
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (uploads, image_id);
+    }
+}
+
+#[component]
+fn LocalFileField(
+    state: LocalFileState,
+    limit: Signal<u64>,
+    uploads: UploadManager,
+) -> impl IntoView {
+    let size = state.size;
+    let error = state
+        .field
+        .message(move |name| LocalImageFile::parse(name, &size.get(), limit.get()));
+    let id = format!("field-{}", upload_field::LOCAL_FILE);
+    let on_change = move |ev: leptos::ev::Event| {
+        state.field.touched.set(true);
+        state.field.server_error.set(None);
+        state.earlier.set(None);
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            let file = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+                .and_then(|input| input.files())
+                .and_then(|files| files.get(0));
+            state
+                .field
+                .value
+                .set(file.as_ref().map(web_sys::File::name).unwrap_or_default());
+            size.set(
+                file.as_ref()
+                    .map(|f| (f.size() as u64).to_string())
+                    .unwrap_or_default(),
+            );
+            if let Some(remembered) = file
+                .as_ref()
+                .and_then(crate::app::uploads::remembered_upload)
+            {
+                leptos::task::spawn_local(async move {
+                    if let Ok(Some(upload)) =
+                        crate::server_fns::images::get_image_upload(remembered.image_id.clone())
+                            .await
+                    {
+                        let percent =
+                            (upload.offset.saturating_mul(100) / upload.length.max(1)) as u8;
+                        state.earlier.set(Some((remembered.image_id, percent)));
+                    }
+                });
+            }
+            state.file.set_value(file);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let resume_earlier = move |_| {
+        if let Some((image_id, _)) = state.earlier.get_untracked() {
+            state.start_upload(uploads, &image_id);
+        }
+    };
+    view! {
+        <div class="field" class:has-error=move || error.get().is_some()>
+            <label for=id.clone()>"Image file"</label>
+            <input
+                type="file"
+                id=id.clone()
+                accept=".qcow2"
+                aria-invalid=move || error.get().map(|_| "true")
+                aria-describedby=format!("{id}-hint {id}-error")
+                on:change=on_change
+            />
+            <input type="hidden" name=upload_field::FILE_NAME prop:value=move || state.field.value.get() />
+            <input type="hidden" name=upload_field::FILE_SIZE prop:value=move || size.get() />
+            <p class="hint" id=format!("{id}-hint")>
+                {move || format!(
+                    "A .qcow2 file from your computer{}. It is sent in pieces: you can pause it, and resume it after a lost connection or a reload.",
+                    match limit.get() {
+                        u64::MAX => String::new(),
+                        limit => format!(", up to {}", format_bytes(limit)),
+                    }
+                )}
+            </p>
+            <p class="field-error" id=format!("{id}-error")>{move || error.get()}</p>
+            {move || state.earlier.get().map(|(_, percent)| view! {
+                <div class="notice" role="status">
+                    <p>
+                        {format!("This browser already started uploading this file for an image, and {percent}% of it is on the server. Resume that upload instead of creating a new image?")}
+                    </p>
+                    <button type="button" class="btn" on:click=resume_earlier>"Resume Upload"</button>
+                </div>
+            })}
+        </div>
     }
 }

@@ -16,6 +16,9 @@ use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::progress_bar::ProgressBar;
 use crate::app::components::status_badge::StatusBadge;
+use crate::app::components::upload_controls::{
+    UploadActions, UploadActionsHost, UploadControls, UploadTarget,
+};
 use crate::domain::image::{ImageDetail, ImageStatus, delete_blocked_reason};
 use crate::server_fns::images::{
     CreateDownloadLink, DeleteImage, PutImageTag, RemoveImageTag, RevokeDownloadLinks,
@@ -96,7 +99,11 @@ pub fn ImageDetailPage() -> impl IntoView {
         actions.revoke_links,
     );
     let changes = actions.successes();
-    let image = Resource::new(move || (id(), changes.get()), |(id, _)| get_image(id));
+    let upload_actions = UploadActions::new();
+    let image = Resource::new(
+        move || (id(), changes.get(), upload_actions.version.get()),
+        |(id, _, _)| get_image(id),
+    );
     // Owned here, so a refresh of the image cannot reset them; and while either is open the
     // page stops refreshing, so nothing a person is typing or confirming is swept away.
     let editing = RwSignal::new(false);
@@ -104,6 +111,7 @@ pub fn ImageDetailPage() -> impl IntoView {
     let in_progress = Signal::derive(move || {
         !editing.get()
             && !confirm_open.get()
+            && !upload_actions.dialog_open()
             && image
                 .get()
                 .and_then(Result::ok)
@@ -126,10 +134,11 @@ pub fn ImageDetailPage() -> impl IntoView {
                         <ErrorNotice error />
                         <A href="/images" attr:class="btn">"Back to the Image List"</A>
                     }),
-                    Ok(image) => Either::Right(view! { <ImageDetailView image actions tab editing confirm_open /> }),
+                    Ok(image) => Either::Right(view! { <ImageDetailView image actions tab editing confirm_open upload_actions /> }),
                 }
             })}
         </Transition>
+        <UploadActionsHost actions=upload_actions />
     }
 }
 
@@ -140,7 +149,14 @@ fn ImageDetailView(
     tab: Memo<Tab>,
     editing: RwSignal<bool>,
     confirm_open: RwSignal<bool>,
+    upload_actions: UploadActions,
 ) -> impl IntoView {
+    let upload = (image.status == ImageStatus::Uploading).then(|| UploadTarget {
+        image_id: image.id.clone(),
+        image_name: image.name.clone(),
+        file_name: image.source_file_name.clone().unwrap_or_default(),
+        size_bytes: image.progress.and_then(|p| p.bytes_total).unwrap_or(0),
+    });
     let delete = ServerAction::<DeleteImage>::new();
     let id = image.id.clone();
     let blocked = delete_blocked_reason(image.protected);
@@ -235,11 +251,18 @@ fn ImageDetailView(
         })}
         {move || delete_error().map(|error| view! { <ErrorNotice error /> })}
         {move || protect_error().map(|error| view! { <ErrorNotice error /> })}
-        {image.progress.map(|progress| view! {
-            <div class="card import-progress">
-                <h2>"Importing"</h2>
-                <ProgressBar progress label="Import progress".to_owned() />
-            </div>
+        {image.progress.map(|progress| {
+            let (heading, label) = match upload {
+                Some(_) => ("Uploading", "Upload progress"),
+                None => ("Importing", "Import progress"),
+            };
+            view! {
+                <div class="card import-progress">
+                    <h2>{heading}</h2>
+                    <ProgressBar progress label=label.to_owned() />
+                    {upload.clone().map(|target| view! { <UploadControls actions=upload_actions target /> })}
+                </div>
+            }
         })}
         {(image.status == ImageStatus::Failed).then(|| view! {
             <div class="alert alert-error" role="alert">

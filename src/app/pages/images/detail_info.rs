@@ -61,7 +61,10 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             }.into_any())}
             {row("OS type", text(image.os_type.label().to_owned()))}
             {row("Image Type", text(image.image_type.clone()))}
-            {row("Image file URL", image.source_url.clone().map(mono).unwrap_or_else(dash))}
+            {match &image.source_file_name {
+                Some(file) => row("Local file", text(file.clone())),
+                None => row("Image file URL", image.source_url.clone().map(mono).unwrap_or_else(dash)),
+            }}
             {row("Image size", match size_bytes {
                 Some(bytes) => view! {
                     <span title=format!("{bytes} bytes")>{format_image_size(bytes)}</span>

@@ -14,6 +14,9 @@ use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::progress_bar::ProgressBar;
 use crate::app::components::status_badge::StatusBadge;
+use crate::app::components::upload_controls::{
+    UploadActions, UploadActionsHost, UploadControls, UploadTarget,
+};
 use crate::domain::image::{AccountUsage, BatchDeleteResult, ImageStatus, ImageSummary};
 use crate::domain::image_spec::{OsType, Visibility};
 use crate::domain::list_query::{ImagePage, ListQuery, PAGE_SIZES, SortColumn};
@@ -29,9 +32,16 @@ pub fn ImageListPage() -> impl IntoView {
     let params = use_query_map();
     let query = Memo::new(move |_| ListQuery::from_params(|name| params.read().get(name)));
     let delete = ServerAction::<DeleteImages>::new();
+    let upload_actions = UploadActions::new();
     let images = Resource::new(
-        move || (query.get().to_query_string(), delete.version().get()),
-        |(qs, _)| list_images(qs),
+        move || {
+            (
+                query.get().to_query_string(),
+                delete.version().get(),
+                upload_actions.version.get(),
+            )
+        },
+        |(qs, _, _)| list_images(qs),
     );
     let usage = Resource::new(move || delete.version().get(), |_| get_account_usage());
     let selection: Selection = RwSignal::new(BTreeMap::new());
@@ -45,6 +55,7 @@ pub fn ImageListPage() -> impl IntoView {
     // Refresh while imports run, but not while the Delete dialog asks about the selection.
     let in_progress = Signal::derive(move || {
         !confirm_open.get()
+            && !upload_actions.dialog_open()
             && images
                 .get()
                 .and_then(Result::ok)
@@ -71,7 +82,7 @@ pub fn ImageListPage() -> impl IntoView {
         <div class="page-header">
             <div>
                 <h1>"Image List"</h1>
-                <p class="lede">"Images of this account. Import an image from a URL with Create Image."</p>
+                <p class="lede">"Images of this account. Import one from a URL or upload a file from your computer with Create Image."</p>
             </div>
             <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
         </div>
@@ -80,11 +91,12 @@ pub fn ImageListPage() -> impl IntoView {
         </Transition>
         <FilterBar query />
         <BatchDeleteOutcome delete />
+        <UploadActionsHost actions=upload_actions />
         <Transition fallback=|| view! { <p class="loading">"Loading images…"</p> }>
             {move || Suspend::new(async move {
                 match images.await {
                     Err(error) => Either::Left(view! { <ErrorNotice error /> }),
-                    Ok(page) => Either::Right(view! { <ImageTable page query=query.get_untracked() selection confirm_open /> }),
+                    Ok(page) => Either::Right(view! { <ImageTable page query=query.get_untracked() selection confirm_open upload_actions /> }),
                 }
             })}
         </Transition>
@@ -252,6 +264,7 @@ fn ImageTable(
     query: ListQuery,
     selection: Selection,
     confirm_open: RwSignal<bool>,
+    upload_actions: UploadActions,
 ) -> impl IntoView {
     if page.total == 0 {
         return Either::Left(if query.has_filters() {
@@ -267,7 +280,7 @@ fn ImageTable(
                 <section class="empty-state card" aria-labelledby="empty-title">
                     <h2 id="empty-title">"No images yet"</h2>
                     <p>
-                        "Bring in a virtual-machine image from a URL. It will appear here as Queued, then Importing, then Active."
+                        "Bring in a virtual-machine image from a URL or from a file on your computer. It appears here as Queued and Importing, or Uploading, and then Active."
                     </p>
                     <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
                 </section>
@@ -357,7 +370,7 @@ fn ImageTable(
                         </tr>
                     </thead>
                     <tbody>
-                        {page.images.into_iter().map(|image| view! { <ImageRow image selection /> }).collect_view()}
+                        {page.images.into_iter().map(|image| view! { <ImageRow image selection upload_actions /> }).collect_view()}
                     </tbody>
                 </table>
             </div>
@@ -507,7 +520,17 @@ fn Pagination(
 }
 
 #[component]
-fn ImageRow(image: ImageSummary, selection: Selection) -> impl IntoView {
+fn ImageRow(
+    image: ImageSummary,
+    selection: Selection,
+    upload_actions: UploadActions,
+) -> impl IntoView {
+    let upload = (image.status == ImageStatus::Uploading).then(|| UploadTarget {
+        image_id: image.id.clone(),
+        image_name: image.name.clone(),
+        file_name: image.source_file_name.clone().unwrap_or_default(),
+        size_bytes: image.progress.and_then(|p| p.bytes_total).unwrap_or(0),
+    });
     let href = format!("/images/{}", image.id);
     let name = image.name.clone();
     let size = image
@@ -544,8 +567,9 @@ fn ImageRow(image: ImageSummary, selection: Selection) -> impl IntoView {
             <td class="status-cell">
                 <StatusBadge status=image.status />
                 {image.progress.map(|progress| view! {
-                    <ProgressBar progress label=format!("Import progress of {name}") />
+                    <ProgressBar progress label=format!("{} progress of {name}", if upload.is_some() { "Upload" } else { "Import" }) />
                 })}
+                {upload.clone().map(|target| view! { <UploadControls actions=upload_actions target /> })}
                 {(image.status == ImageStatus::Failed)
                     .then(|| image.failure_reason.clone())
                     .flatten()

@@ -1,0 +1,243 @@
+//! The real server binary killed with SIGKILL in the middle of an upload: after a restart the
+//! upload resumes from its last acknowledged offset, the image ends Active with the right
+//! SHA-512, and nothing is left behind.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use image_console::server_fns::auth::SignUp;
+use image_console::server_fns::images::{CreateImage, GetImage};
+use leptos::server_fn::ServerFn;
+use reqwest::StatusCode;
+use sha2::{Digest, Sha512};
+
+use crate::on_both_databases;
+use crate::support::{Backend, TestDb};
+use crate::uploads::qcow2_with_data;
+
+/// The console's release-like binary on a free port of 127.0.0.1.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(database_url: &str, data_dir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_image-console"))
+            .env("DATABASE_URL", database_url)
+            .env("DATA_DIR", data_dir)
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("SITE_ROOT", data_dir.join("site"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the image-console binary starts");
+        // Logs go to standard output too: read up to the line with the address, then keep
+        // draining so the server never blocks on a full pipe.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.split("running at ")
+                    .nth(1)
+                    .and_then(|rest| rest.split('/').nth(2))
+                    .map(|host| format!("http://{host}"))
+            })
+            .expect("the server prints its address");
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, base }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    form: &[(&str, &str)],
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut request = http
+        .post(format!("{base}{path}"))
+        .header("accept", "application/json")
+        .header("sec-fetch-site", "same-origin")
+        .form(form);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.send().await.unwrap()
+}
+
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let data = tempfile::tempdir().unwrap();
+    let image = qcow2_with_data(data.path(), "disk.qcow2", 8);
+    let len = image.len();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    let server = Server::start(db.url(), data.path());
+    let signed_up = call(
+        &http,
+        &server.base,
+        SignUp::PATH,
+        &[
+            ("account_id", "crash-test"),
+            ("user_name", "admin@crash-test"),
+            ("password", "correct horse battery"),
+            ("password_confirm", "correct horse battery"),
+        ],
+        None,
+    )
+    .await;
+    let cookie = signed_up.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let size = len.to_string();
+    let created = call(
+        &http,
+        &server.base,
+        CreateImage::PATH,
+        &[
+            ("name", "survivor"),
+            ("source", "file"),
+            ("file_name", "disk.qcow2"),
+            ("file_size", &size),
+            ("os_type", "ubuntu"),
+            ("min_disk", "10"),
+            ("min_ram", "1"),
+            ("visibility", "private"),
+            ("description", ""),
+        ],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let id: String = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+
+    let tus = |method: reqwest::Method, base: &str, path: &str| {
+        http.request(method, format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .header("tus-resumable", "1.0.0")
+    };
+    let response = tus(
+        reqwest::Method::POST,
+        &server.base,
+        &format!("/images/{id}/uploads"),
+    )
+    .header("upload-length", &size)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let acknowledged = 1 << 20;
+    let first = tus(reqwest::Method::PATCH, &server.base, &location)
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(image[..acknowledged].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+
+    // The next PATCH trickles in; the server is killed while it arrives.
+    let rest: Vec<bytes::Bytes> = image[acknowledged..]
+        .chunks(64 << 10)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let slow = futures::stream::iter(rest).then(|chunk| async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    let in_flight = tokio::spawn(
+        tus(reqwest::Method::PATCH, &server.base, &location)
+            .header("upload-offset", acknowledged.to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .header("content-length", (len - acknowledged).to_string())
+            .body(reqwest::Body::wrap_stream(slow))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.kill();
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the request died with the server"
+    );
+
+    // After the restart the upload is where the last acknowledged PATCH left it.
+    let server = Server::start(db.url(), data.path());
+    let head = tus(reqwest::Method::HEAD, &server.base, &location)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let offset: usize = head.headers()["upload-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(offset, acknowledged);
+    let done = tus(reqwest::Method::PATCH, &server.base, &location)
+        .header("upload-offset", offset.to_string())
+        .header("content-type", "application/offset+octet-stream")
+        .body(image[offset..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+
+    let detail: serde_json::Value = serde_json::from_str(
+        &call(
+            &http,
+            &server.base,
+            GetImage::PATH,
+            &[("id", &id)],
+            Some(&cookie),
+        )
+        .await
+        .text()
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(detail["status"], "Active", "{detail}");
+    assert_eq!(
+        detail["hash_value"].as_str(),
+        Some(hex::encode(Sha512::digest(&image)).as_str())
+    );
+    let blobs = data.path().join("blobs");
+    assert_eq!(files(&blobs.join("images")), vec![id]);
+    assert_eq!(files(&blobs.join("uploads")), Vec::<String>::new());
+    assert_eq!(files(&blobs.join("staging")), Vec::<String>::new());
+}
+
+on_both_databases!(a_server_killed_mid_upload_resumes_after_a_restart);
