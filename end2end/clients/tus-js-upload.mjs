@@ -65,7 +65,9 @@ if (mode === 'interrupt') {
   const began = process.hrtime.bigint();
   await start(() => ({ chunkSize }));
   const seconds = Number(process.hrtime.bigint() - began) / 1e9;
-  console.log(JSON.stringify({ bytes: size, seconds, mib_per_s: size / 1048576 / seconds }));
+  const cpu = process.cpuUsage();
+  const cpu_seconds = (cpu.user + cpu.system) / 1e6;
+  console.log(JSON.stringify({ bytes: size, seconds, mib_per_s: size / 1048576 / seconds, cpu_seconds }));
 } else {
   throw new Error(`unknown mode ${mode}`);
 }

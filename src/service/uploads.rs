@@ -9,7 +9,7 @@
 //! checksum verified and the file renamed into the blob store before the image turns Active.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, Write};
+use std::io::Read;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,14 +29,18 @@ use crate::domain::image::{DiskFormat, HASH_ALGORITHM, ImageStatus};
 use crate::domain::units::format_bytes;
 use crate::domain::upload::{UploadRef, parse_metadata, upload_path};
 use crate::inspect::Inspector;
+use crate::store::blobs::UploadFileWriter;
 use crate::store::images::ImportedBytes;
 use crate::store::uploads::{CreateUploadError, NewUpload, UploadRow, UploadState};
 
 /// Progress shown on the image while a request streams is written at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Chunks in flight between the request and each of its threads.
-const CHANNEL_CHUNKS: usize = 16;
+/// Batches in flight between the request and each of its threads.
+const CHANNEL_CHUNKS: usize = 4;
+
+/// The size of the batches handed to the hashing and writing threads.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// What a tus client learns about an upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -373,9 +377,9 @@ impl Services {
             return Ok(UploadInfo::of(&row));
         }
         let hashers = Hashers::from_state(&row.hasher_state).context("restoring hasher state")?;
-        let path = self.blobs().upload_path(&row.image_id)?;
-        let durable = row.offset_bytes;
-        let file = tokio::task::spawn_blocking(move || open_at(&path, durable))
+        let blobs = self.blobs().clone();
+        let (image_id, durable) = (row.image_id.clone(), row.offset_bytes);
+        let file = tokio::task::spawn_blocking(move || blobs.open_upload_at(&image_id, durable))
             .await
             .map_err(|e| anyhow::anyhow!("upload file thread: {e}"))??;
         let Some(file) = file else {
@@ -434,7 +438,7 @@ impl Services {
     async fn receive<S, E>(
         &self,
         row: &UploadRow,
-        file: std::fs::File,
+        file: UploadFileWriter,
         hashers: Hashers,
         mut body: S,
         remaining: u64,
@@ -455,15 +459,11 @@ impl Services {
         // Three threads: SHA-512 is the slowest step (about 320 MiB/s on one core), so it
         // runs alone while MD5 and the file writes run beside it.
         let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-            let mut written = 0u64;
+            let mut file = file;
             while let Some(chunk) = file_chunks.blocking_recv() {
-                out.write_all(&chunk)?;
-                written += chunk.len() as u64;
+                file.write(&chunk)?;
             }
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_data()?;
-            Ok(written)
+            file.finish()
         });
         let sha512_thread = tokio::task::spawn_blocking(move || {
             while let Some(chunk) = sha512_chunks.blocking_recv() {
@@ -481,8 +481,12 @@ impl Services {
             (md5, sha256)
         });
 
+        // The body arrives in pieces of a few KiB; they are gathered into larger batches, so
+        // the threads wake per MiB rather than per piece.
+        let mut batch = bytes::BytesMut::with_capacity(BATCH_BYTES);
         let mut sent = 0u64;
         let mut last_report = Instant::now();
+        let mut delivered = true;
         let end = loop {
             let next = tokio::select! {
                 next = body.next() => next,
@@ -502,9 +506,12 @@ impl Services {
                 chunk.truncate(fits as usize);
             }
             sent += chunk.len() as u64;
-            let delivered = to_sha512.send(chunk.clone()).await.is_ok()
-                && to_md5.send(chunk.clone()).await.is_ok()
-                && to_file.send(chunk).await.is_ok();
+            batch.extend_from_slice(&chunk);
+            if batch.len() >= BATCH_BYTES {
+                let full =
+                    std::mem::replace(&mut batch, bytes::BytesMut::with_capacity(BATCH_BYTES));
+                delivered = deliver(full.freeze(), [&to_sha512, &to_md5, &to_file]).await;
+            }
             if !delivered || too_long {
                 break BodyEnd::TooLong;
             }
@@ -515,6 +522,10 @@ impl Services {
                     .await?;
             }
         };
+        // What arrived before the body ended is kept, whatever the reason it ended.
+        if delivered && !batch.is_empty() {
+            deliver(batch.freeze(), [&to_sha512, &to_md5, &to_file]).await;
+        }
         drop((to_file, to_sha512, to_md5));
         // Every thread is waited for, so nothing writes after the request returns.
         let written = writer.await.map_err(thread_error);
@@ -776,24 +787,14 @@ const NO_UPLOAD: &str = "No upload with that ID exists in this account.";
 const ENDED: &str = "The upload ended while this request was writing it.";
 const LOST: &str = "The upload's partial bytes were lost on the server; create the image again to upload the file.";
 
-/// Opens the upload's file positioned at the durable offset, dropping anything written past
-/// it (a request cut off before its offset was saved). `None` if bytes before it are missing.
-fn open_at(path: &std::path::Path, offset: u64) -> std::io::Result<Option<std::fs::File>> {
-    let mut file = match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if file.metadata()?.len() < offset {
-        return Ok(None);
+/// Hands a batch to every thread; `false` if one of them has stopped.
+async fn deliver(batch: Bytes, threads: [&tokio::sync::mpsc::Sender<Bytes>; 3]) -> bool {
+    for thread in threads {
+        if thread.send(batch.clone()).await.is_err() {
+            return false;
+        }
     }
-    file.set_len(offset)?;
-    file.seek(std::io::SeekFrom::Start(offset))?;
-    Ok(Some(file))
+    true
 }
 
 fn thread_error(e: tokio::task::JoinError) -> UploadError {
