@@ -31,8 +31,8 @@ test('the Create Image form shows errors as soon as values break a rule', async 
 
   await form.field('Image file URL').fill('ftp://example.com/disk.qcow2');
   await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL must start with http:// or https://.');
-  await form.field('Image file URL').fill('https://example.com/disk.img');
-  await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL must point to a .qcow2 file.');
+  await form.field('Image file URL').fill('https://example.com/disk.exe');
+  await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL must point to a disk image file (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso).');
 
   await form.field('Checksum').fill('sha512:' + 'a'.repeat(64));
   await expect(form.errorFor('Checksum')).toHaveText('⚠ A SHA-512 checksum has 128 hexadecimal digits (this one has 64).');
@@ -50,7 +50,7 @@ test('the Create Image form shows errors as soon as values break a rule', async 
   // Submitting anyway: the server refuses with the same messages and nothing is created.
   await form.complete();
   await expect(form.errorFor('OS type')).toHaveText('⚠ Select an OS type.');
-  await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL must point to a .qcow2 file.');
+  await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL must point to a disk image file (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso).');
   await expect(form.errorFor('Checksum')).toHaveText('⚠ Checksum must be hexadecimal digits only (found \'n\').');
   await expect(page).toHaveURL(/\/images\/create$/);
   await new ImageListPage(page).open();

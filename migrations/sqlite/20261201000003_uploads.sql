@@ -51,6 +51,8 @@ END;
 
 -- The file name an upload was created with (display only).
 ALTER TABLE images ADD COLUMN source_file_name TEXT;
+-- The format the creator declared, which inspection must confirm (NULL: qcow2, as before).
+ALTER TABLE images ADD COLUMN declared_format TEXT;
 
 -- One tus upload per image. The offset is durable: it moves only after the bytes before it
 -- are fsynced, and together with the hashers' state at that offset, so a resumed upload

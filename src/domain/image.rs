@@ -64,26 +64,122 @@ impl ImageStatus {
     }
 }
 
-/// The on-disk format found by inspecting the bytes (never taken from a name or a claim).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// An image file's format: declared on the Create form, and confirmed by inspecting the
+/// bytes (never taken from the name alone). ISO files become installation images.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DiskFormat {
+    #[default]
     Qcow2,
+    Raw,
+    Vmdk,
+    Vhd,
+    Vhdx,
+    Iso,
 }
 
 impl DiskFormat {
+    pub const ALL: [DiskFormat; 6] = [
+        DiskFormat::Qcow2,
+        DiskFormat::Raw,
+        DiskFormat::Vmdk,
+        DiskFormat::Vhd,
+        DiskFormat::Vhdx,
+        DiskFormat::Iso,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Raw => "raw",
+            DiskFormat::Vmdk => "vmdk",
+            DiskFormat::Vhd => "vhd",
+            DiskFormat::Vhdx => "vhdx",
+            DiskFormat::Iso => "iso",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Raw => "Raw",
+            DiskFormat::Vmdk => "VMDK",
+            DiskFormat::Vhd => "VHD",
+            DiskFormat::Vhdx => "VHDX",
+            DiskFormat::Iso => "ISO",
+        }
+    }
+
+    /// The file name endings a file of this format may have.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            DiskFormat::Qcow2 => &[".qcow2"],
+            DiskFormat::Raw => &[".raw", ".img"],
+            DiskFormat::Vmdk => &[".vmdk"],
+            DiskFormat::Vhd => &[".vhd"],
+            DiskFormat::Vhdx => &[".vhdx"],
+            DiskFormat::Iso => &[".iso"],
+        }
+    }
+
+    /// The format whose ending a file name has, if any.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let name = name.to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|f| f.extensions().iter().any(|e| name.ends_with(e)))
+    }
+
+    /// "a disk image (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso)".
+    pub fn every_extension() -> String {
+        let all: Vec<&str> = Self::ALL
+            .iter()
+            .flat_map(|f| f.extensions())
+            .copied()
+            .collect();
+        match all.split_last() {
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+
+    /// A file input's `accept`: ".qcow2,.raw,…".
+    pub fn accept_attribute() -> String {
+        Self::ALL
+            .iter()
+            .flat_map(|f| f.extensions())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The Image Type an image of this format gets (an ISO is an installation image).
+    pub fn image_type(self) -> &'static str {
+        match self {
+            DiskFormat::Iso => IMAGE_TYPE_INSTALLATION,
+            _ => IMAGE_TYPE_IMAGE_BASED,
         }
     }
 
     pub fn from_db(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == raw)
+    }
+
+    /// Empty means qcow2, so forms without the choice keep working.
+    pub fn parse(raw: &str) -> Result<Self, super::FieldError> {
         match raw {
-            "qcow2" => Some(DiskFormat::Qcow2),
-            _ => None,
+            "" => Ok(DiskFormat::Qcow2),
+            raw => Self::from_db(raw).ok_or_else(|| {
+                super::FieldError::new(
+                    super::image_spec::field::DISK_FORMAT,
+                    "Choose one of the listed disk formats.",
+                )
+            }),
         }
     }
 }
+
+/// The Image Type of an ISO file that a VM boots from to install an OS (seed 003).
+pub const IMAGE_TYPE_INSTALLATION: &str = "Installation Image";
 
 /// How the image was made (Image Details guide). Imports are Image-Based.
 pub const IMAGE_TYPE_IMAGE_BASED: &str = "Image-Based";

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attributes::{Architecture, BootMode, Features};
 use super::checksum::ExpectedChecksum;
+use super::image::DiskFormat;
 use super::tags::{Tag, TagPair, parse_tag_set};
 use super::upload::LocalImageFile;
 use super::validation::{FieldError, FieldErrors, collect, describe_char, with_thousands};
@@ -14,6 +15,7 @@ pub mod field {
     /// Image file URL or Local file.
     pub const SOURCE: &str = "source";
     pub const SOURCE_URL: &str = "source_url";
+    pub const DISK_FORMAT: &str = "disk_format";
     pub const OS_TYPE: &str = "os_type";
     pub const MIN_DISK: &str = "min_disk";
     pub const MIN_RAM: &str = "min_ram";
@@ -62,7 +64,7 @@ impl ImageName {
     }
 }
 
-/// An http or https URL of a `.qcow2` file.
+/// An http or https URL of a disk image file (its name ends in a format's extension).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageFileUrl(String);
 
@@ -95,8 +97,14 @@ impl ImageFileUrl {
         if !url.username().is_empty() || url.password().is_some() {
             return err("Image file URL cannot contain a user name or password.");
         }
-        if !url.path().to_ascii_lowercase().ends_with(".qcow2") {
-            return err("Image file URL must point to a .qcow2 file.");
+        if DiskFormat::from_file_name(url.path()).is_none() {
+            return Err(FieldError::new(
+                field::SOURCE_URL,
+                format!(
+                    "Image file URL must point to a disk image file ({}).",
+                    DiskFormat::every_extension()
+                ),
+            ));
         }
         Ok(Self(url.to_string()))
     }
@@ -160,6 +168,32 @@ impl SourceKind {
                     FieldError::new(field::SOURCE, "Choose Image file URL or Local file.")
                 }),
         }
+    }
+}
+
+/// The declared Disk format must fit the file's name: a `.vmdk` file is not declared qcow2.
+/// The bytes are inspected later; this catches the slip before anything is sent.
+pub fn check_format_fits_file(format: DiskFormat, file_name: &str) -> Result<(), FieldError> {
+    match DiskFormat::from_file_name(file_name) {
+        Some(named) if named == format => Ok(()),
+        Some(named) => {
+            let lower = file_name.to_ascii_lowercase();
+            let ending = named
+                .extensions()
+                .iter()
+                .find(|e| lower.ends_with(*e))
+                .copied()
+                .unwrap_or_default();
+            Err(FieldError::new(
+                field::DISK_FORMAT,
+                format!(
+                    "{file_name} ends in {ending}, the ending of {} files; choose Disk format {} or another file.",
+                    named.label(),
+                    named.label()
+                ),
+            ))
+        }
+        None => Ok(()),
     }
 }
 
@@ -371,6 +405,9 @@ pub struct CreateImageForm {
     pub file_name: String,
     #[serde(default)]
     pub file_size: String,
+    /// Empty means qcow2.
+    #[serde(default)]
+    pub disk_format: String,
     pub os_type: String,
     pub min_disk: String,
     pub min_ram: String,
@@ -407,6 +444,7 @@ pub struct ImageAttributes {
 pub struct NewImage {
     pub attributes: ImageAttributes,
     pub source: ImageSource,
+    pub disk_format: DiskFormat,
     pub checksum: Option<ExpectedChecksum>,
     pub visibility: Visibility,
     pub tags: Vec<Tag>,
@@ -459,10 +497,11 @@ impl RawAttributes<'_> {
 }
 
 /// The order of fields on the Create Image form, so errors are listed as the form reads.
-const FORM_ORDER: [&str; 13] = [
+const FORM_ORDER: [&str; 14] = [
     field::NAME,
     field::SOURCE,
     super::upload::field::LOCAL_FILE,
+    field::DISK_FORMAT,
     crate::domain::checksum::field::CHECKSUM,
     field::OS_TYPE,
     field::MIN_DISK,
@@ -504,6 +543,20 @@ impl CreateImageForm {
             .map(ImageSource::LocalFile),
             None => None,
         };
+        // The format is the one the file's name declares, unless the request names one,
+        // which must then fit the name. Inspection confirms it from the bytes either way.
+        let file_name = source.as_ref().map(|source| match source {
+            ImageSource::Url(url) => url.file_name(),
+            ImageSource::LocalFile(file) => file.name().to_owned(),
+        });
+        let named = file_name.as_deref().and_then(DiskFormat::from_file_name);
+        let disk_format = match (self.disk_format.as_str(), named) {
+            ("", Some(named)) => Some(named),
+            (raw, _) => collect(DiskFormat::parse(raw), &mut errors),
+        };
+        if let (Some(format), Some(file_name)) = (disk_format, &file_name) {
+            collect(check_format_fits_file(format, file_name), &mut errors);
+        }
         let checksum = collect(ExpectedChecksum::parse(&self.checksum), &mut errors);
         let visibility = collect(Visibility::parse(&self.visibility), &mut errors);
         let tags = parse_tag_set(&self.tags)
@@ -515,18 +568,22 @@ impl CreateImageForm {
                 .position(|f| e.field.starts_with(f))
                 .unwrap_or(usize::MAX)
         });
-        match (attributes, source, checksum, visibility, tags) {
-            (Some(attributes), Some(source), Some(checksum), Some(visibility), Some(tags))
-                if errors.is_empty() =>
-            {
-                Ok(NewImage {
-                    attributes,
-                    source,
-                    checksum,
-                    visibility,
-                    tags,
-                })
-            }
+        match (attributes, source, disk_format, checksum, visibility, tags) {
+            (
+                Some(attributes),
+                Some(source),
+                Some(disk_format),
+                Some(checksum),
+                Some(visibility),
+                Some(tags),
+            ) if errors.is_empty() => Ok(NewImage {
+                attributes,
+                source,
+                disk_format,
+                checksum,
+                visibility,
+                tags,
+            }),
             _ => Err(errors),
         }
     }
@@ -667,16 +724,16 @@ mod tests {
                 "Image file URL cannot contain a user name or password.",
             ),
             (
-                "https://example.com/x.img",
-                "Image file URL must point to a .qcow2 file.",
+                "https://example.com/x.exe",
+                "Image file URL must point to a disk image file (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso).",
             ),
             (
                 "https://example.com/x.qcow2/",
-                "Image file URL must point to a .qcow2 file.",
+                "Image file URL must point to a disk image file (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso).",
             ),
             (
                 "https://example.com/?f=x.qcow2",
-                "Image file URL must point to a .qcow2 file.",
+                "Image file URL must point to a disk image file (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso).",
             ),
         ];
         for (raw, message) in cases {
@@ -819,6 +876,43 @@ mod tests {
         assert!(spec.attributes.features.cloud_init);
         assert!(!spec.attributes.features.qemu_guest_agent);
         assert_eq!(spec.tags.len(), 1);
+    }
+
+    #[test]
+    fn the_disk_format_must_fit_the_file_name() {
+        let form = CreateImageForm {
+            name: "installer".into(),
+            source_url: "https://example.com/ubuntu-24.04-live.iso".into(),
+            os_type: "ubuntu".into(),
+            min_disk: "10".into(),
+            min_ram: "1".into(),
+            visibility: "private".into(),
+            ..Default::default()
+        };
+        // Without a Disk format, the file's name declares it.
+        assert_eq!(form.parse(1 << 30).unwrap().disk_format, DiskFormat::Iso);
+        let qcow2 = CreateImageForm {
+            disk_format: "qcow2".into(),
+            ..form.clone()
+        };
+        let errors = qcow2.parse(1 << 30).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "disk_format");
+        assert_eq!(
+            errors[0].message,
+            "ubuntu-24.04-live.iso ends in .iso, the ending of ISO files; choose Disk format ISO or another file."
+        );
+        let unknown = CreateImageForm {
+            disk_format: "qed".into(),
+            ..form
+        };
+        assert_eq!(
+            unknown.parse(1 << 30).unwrap_err()[0].message,
+            "Choose one of the listed disk formats."
+        );
+        assert!(check_format_fits_file(DiskFormat::Raw, "disk.img").is_ok());
+        assert!(check_format_fits_file(DiskFormat::Raw, "disk.raw").is_ok());
+        assert!(check_format_fits_file(DiskFormat::Vhd, "disk.vhdx").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use super::image::DiskFormat;
 use super::units::format_bytes;
 use super::validation::{FieldError, describe_char};
 
@@ -81,9 +82,10 @@ impl LocalImageFile {
                 describe_char(bad)
             ));
         }
-        if !name.to_ascii_lowercase().ends_with(".qcow2") {
+        if DiskFormat::from_file_name(name).is_none() {
             return err(format!(
-                "The file must be a .qcow2 image; {name} is not named .qcow2."
+                "The file must be a disk image ({}); {name} is not.",
+                DiskFormat::every_extension()
             ));
         }
         let Ok(size_bytes) = size.parse::<u64>() else {
@@ -218,9 +220,10 @@ mod tests {
             |name: &str, size: &str| LocalImageFile::parse(name, size, GIB).unwrap_err().message;
         assert_eq!(message("", "1"), "Choose the image file to upload.");
         assert_eq!(
-            message("disk.iso", "10"),
-            "The file must be a .qcow2 image; disk.iso is not named .qcow2."
+            message("notes.txt", "10"),
+            "The file must be a disk image (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso); notes.txt is not."
         );
+        assert!(LocalImageFile::parse("ubuntu.iso", "10", GIB).is_ok());
         assert_eq!(message("a.qcow2", "0"), "a.qcow2 is empty.");
         assert_eq!(
             message("a.qcow2", "-5"),

@@ -32,6 +32,8 @@ pub struct Inspection {
 pub enum Refusal {
     #[error("The file is not a qcow2 image: it does not start with the qcow2 signature.")]
     NotQcow2,
+    #[error("The file is not a {0} image: it has no {0} header.")]
+    NoHeader(&'static str),
     #[error("The file is a {detected} image, not the {declared} image it was declared to be.")]
     FormatMismatch {
         detected: &'static str,
@@ -117,7 +119,12 @@ impl Detected {
     fn disk_format(self) -> Option<DiskFormat> {
         match self {
             Detected::Qcow2 => Some(DiskFormat::Qcow2),
-            _ => None,
+            Detected::Vmdk => Some(DiskFormat::Vmdk),
+            Detected::Vhd => Some(DiskFormat::Vhd),
+            Detected::Vhdx => Some(DiskFormat::Vhdx),
+            Detected::Iso => Some(DiskFormat::Iso),
+            // A partitioned disk is a raw image.
+            Detected::Gpt => None,
         }
     }
 }
@@ -177,21 +184,34 @@ impl Inspector {
                 None => {}
             }
         }
-        match matched.as_slice() {
-            [] => Err(match declared {
-                DiskFormat::Qcow2 => Refusal::NotQcow2,
+        let accept = |format: DiskFormat, virtual_size_bytes: u64| {
+            Ok(Inspection {
+                format,
+                virtual_size_bytes,
+            })
+        };
+        match (matched.as_slice(), declared) {
+            // Raw has no header: a file no detector claims is raw, as is a partitioned disk
+            // (CVE-2024-40767: a raw image may match nothing but a partition table).
+            ([], DiskFormat::Raw) | ([(Detected::Gpt, _)], DiskFormat::Raw) => {
+                accept(DiskFormat::Raw, size)
+            }
+            ([], DiskFormat::Qcow2) => Err(Refusal::NotQcow2),
+            ([], other) => Err(Refusal::NoHeader(other.label())),
+            ([(format, virtual_size)], declared) if format.disk_format() == Some(declared) => {
+                accept(declared, *virtual_size)
+            }
+            ([(format, _)], declared) => Err(Refusal::FormatMismatch {
+                detected: format.name(),
+                declared: declared.label(),
             }),
-            [(format, virtual_size)] => match format.disk_format() {
-                Some(found) if found == declared => Ok(Inspection {
-                    format: found,
-                    virtual_size_bytes: *virtual_size,
-                }),
-                _ => Err(Refusal::FormatMismatch {
-                    detected: format.name(),
-                    declared: declared.as_str(),
-                }),
-            },
-            [(first, _), (second, _), ..] => Err(Refusal::Ambiguous(first.name(), second.name())),
+            // A hybrid ISO carries a partition table for USB sticks; it is still an ISO.
+            ([(Detected::Iso, virtual_size), (Detected::Gpt, _)], DiskFormat::Iso) => {
+                accept(DiskFormat::Iso, *virtual_size)
+            }
+            ([(first, _), (second, _), ..], _) => {
+                Err(Refusal::Ambiguous(first.name(), second.name()))
+            }
         }
     }
 }
@@ -201,12 +221,59 @@ mod tests {
     use super::*;
 
     fn verdict(bytes: &[u8]) -> Result<Inspection, Refusal> {
+        verdict_as(bytes, DiskFormat::Qcow2)
+    }
+
+    fn verdict_as(bytes: &[u8], declared: DiskFormat) -> Result<Inspection, Refusal> {
         let mut inspector = Inspector::new();
         // In uneven chunks, as a stream delivers them.
         for chunk in bytes.chunks(7919) {
             inspector.feed(chunk);
         }
-        inspector.verdict(DiskFormat::Qcow2)
+        inspector.verdict(declared)
+    }
+
+    #[test]
+    fn each_declared_format_accepts_its_own_files_only() {
+        let iso = iso::tests::iso(100);
+        let accepted = verdict_as(&iso, DiskFormat::Iso).unwrap();
+        assert_eq!(accepted.format, DiskFormat::Iso);
+        // Raw: no header at all, virtual size = file size.
+        assert_eq!(
+            verdict_as(&[7u8; 70_000], DiskFormat::Raw),
+            Ok(Inspection {
+                format: DiskFormat::Raw,
+                virtual_size_bytes: 70_000
+            })
+        );
+        let mut qcow2 = qcow2::tests::header(3);
+        qcow2.resize(1 << 20, 0);
+        assert_eq!(
+            verdict_as(&qcow2, DiskFormat::Raw),
+            Err(Refusal::FormatMismatch {
+                detected: "qcow2",
+                declared: "Raw"
+            }),
+            "a qcow2 file declared raw would be read as qcow2 by a probing hypervisor"
+        );
+        assert_eq!(
+            verdict_as(&iso, DiskFormat::Raw),
+            Err(Refusal::FormatMismatch {
+                detected: "ISO",
+                declared: "Raw"
+            })
+        );
+        assert_eq!(
+            verdict_as(&[0u8; 4096], DiskFormat::Vmdk),
+            Err(Refusal::NoHeader("VMDK"))
+        );
+        assert_eq!(
+            verdict_as(&qcow2, DiskFormat::Iso),
+            Err(Refusal::FormatMismatch {
+                detected: "qcow2",
+                declared: "ISO"
+            })
+        );
     }
 
     #[test]

@@ -35,17 +35,16 @@ pub async fn upload_collection(
     Path(image_id): Path<String>,
     request: Request,
 ) -> Response {
-    match effective_method(&request) {
+    let has_body = has_body(request.headers());
+    let response = match effective_method(&request) {
         Method::OPTIONS => options(&services),
-        Method::POST => {
-            let actor = match authorize(&services, request.headers()).await {
-                Ok(actor) => actor,
-                Err(response) => return response,
-            };
-            create(&services, &actor, &image_id, request).await
-        }
+        Method::POST => match authorize(&services, request.headers()).await {
+            Ok(actor) => create(&services, &actor, &image_id, request).await,
+            Err(response) => response,
+        },
         _ => not_allowed("OPTIONS, POST"),
-    }
+    };
+    close_if_unread(response, has_body)
 }
 
 /// `/uploads`: OPTIONS only; uploads are created under their image.
@@ -62,24 +61,30 @@ pub async fn upload_resource(
     Path(upload_id): Path<String>,
     request: Request,
 ) -> Response {
+    let has_body = has_body(request.headers());
+    let response = resource_response(&services, &upload_id, request).await;
+    close_if_unread(response, has_body)
+}
+
+async fn resource_response(services: &Services, upload_id: &str, request: Request) -> Response {
     let method = effective_method(&request);
     if method == Method::OPTIONS {
-        return options(&services);
+        return options(services);
     }
     if !matches!(method, Method::HEAD | Method::PATCH | Method::DELETE) {
         return not_allowed("OPTIONS, HEAD, PATCH, DELETE");
     }
-    let actor = match authorize(&services, request.headers()).await {
+    let actor = match authorize(services, request.headers()).await {
         Ok(actor) => actor,
         Err(response) => return response,
     };
     match method {
-        Method::HEAD => match services.upload_status(&actor, &upload_id).await {
+        Method::HEAD => match services.upload_status(&actor, upload_id).await {
             Ok(info) => head_response(&info),
             Err(e) => refuse(e, true),
         },
-        Method::PATCH => patch(&services, &actor, &upload_id, request).await,
-        _ => match services.terminate_upload(&actor, &upload_id).await {
+        Method::PATCH => patch(services, &actor, upload_id, request).await,
+        _ => match services.terminate_upload(&actor, upload_id).await {
             Ok(()) => tus(StatusCode::NO_CONTENT).into_response(),
             Err(e) => refuse(e, false),
         },
@@ -241,6 +246,22 @@ async fn authorize(services: &Services, headers: &HeaderMap) -> Result<Actor, Re
             ))
         }
     }
+}
+
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || strict_integer(headers, &header::CONTENT_LENGTH).is_some_and(|n| n > 0)
+}
+
+/// A refusal sent before the request body was read ends the connection, and says so: the
+/// unread body is still on the wire, and a client must not send its next request after it.
+fn close_if_unread(mut response: Response, has_body: bool) -> Response {
+    if has_body && !response.status().is_success() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The method a request stands for: `X-HTTP-Method-Override` on a POST, for clients behind

@@ -177,7 +177,10 @@ impl Services {
             .map_err(|_| DownloadRefusal::Unavailable)?;
         Ok(DownloadFile {
             path,
-            file_name: download_file_name(&target.name, "qcow2"),
+            file_name: download_file_name(
+                &target.name,
+                target.disk_format.map_or("img", |f| f.as_str()),
+            ),
             size_bytes,
         })
     }

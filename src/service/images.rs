@@ -6,8 +6,7 @@ use crate::domain::FieldError;
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, HistoryTopic};
 use crate::domain::image::{
-    AccountUsage, BatchDeleteResult, IMAGE_TYPE_IMAGE_BASED, ImageDetail, SkippedImage,
-    delete_blocked_reason,
+    AccountUsage, BatchDeleteResult, ImageDetail, SkippedImage, delete_blocked_reason,
 };
 use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageAttributes, ImageSource};
 use crate::domain::list_query::{ImagePage, ListQuery};
@@ -308,10 +307,11 @@ impl Services {
             architecture: a.architecture,
             boot_mode: a.boot_mode,
             features: a.features,
-            image_type: IMAGE_TYPE_IMAGE_BASED,
+            image_type: spec.disk_format.image_type(),
             source_url,
             expected_checksum: spec.checksum.as_ref().map(ExpectedChecksum::to_db),
             local_file,
+            declared_format: spec.disk_format,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
         };

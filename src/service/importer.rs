@@ -233,7 +233,13 @@ impl Importer {
             .await;
         let stop = match outcome {
             Ok(bytes) => match self
-                .finish(account_id, image_id, &bytes, expected.as_ref())
+                .finish(
+                    account_id,
+                    image_id,
+                    &bytes,
+                    expected.as_ref(),
+                    claimed.declared_format,
+                )
                 .await
             {
                 Ok(()) => {
@@ -282,20 +288,20 @@ impl Importer {
         image_id: &str,
         bytes: &Written,
         expected: Option<&ExpectedChecksum>,
+        declared: DiskFormat,
     ) -> Result<(), Stop> {
         if let Some(expected) = expected {
             verify_checksum(bytes, expected).map_err(Stop::Failed)?;
         }
-        let virtual_size_bytes = bytes
+        let inspection = bytes
             .inspector
-            .verdict(DiskFormat::Qcow2)
-            .map_err(|refusal| Stop::Failed(refusal.to_string()))?
-            .virtual_size_bytes;
+            .verdict(declared)
+            .map_err(|refusal| Stop::Failed(refusal.to_string()))?;
         let blob_key = self.inner.blobs.commit_staged(image_id).await?;
         let imported = ImportedBytes {
-            disk_format: DiskFormat::Qcow2,
+            disk_format: inspection.format,
             size_bytes: bytes.size_bytes,
-            virtual_size_bytes,
+            virtual_size_bytes: inspection.virtual_size_bytes,
             hash_algo: HASH_ALGORITHM,
             hash_value: bytes.sha512_hex.clone(),
             checksum_md5: bytes.md5_hex.clone(),

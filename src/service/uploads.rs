@@ -25,7 +25,7 @@ use super::importer::Digests;
 use super::{Actor, Services, now_ms};
 use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::domain::history::{HistoryTopic, SYSTEM_WORKER};
-use crate::domain::image::{DiskFormat, HASH_ALGORITHM, ImageStatus};
+use crate::domain::image::{HASH_ALGORITHM, ImageStatus};
 use crate::domain::units::format_bytes;
 use crate::domain::upload::{UploadRef, parse_metadata, upload_path};
 use crate::inspect::Inspector;
@@ -583,7 +583,7 @@ impl Services {
         }
         .and_then(|()| {
             inspector
-                .verdict(DiskFormat::Qcow2)
+                .verdict(row.declared_format)
                 .map_err(|refusal| refusal.to_string())
         });
         let now = now_ms();

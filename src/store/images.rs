@@ -36,6 +36,8 @@ pub struct NewImageRow {
     pub expected_checksum: Option<String>,
     /// Set when the bytes come as an upload of a local file: the image starts Uploading.
     pub local_file: Option<LocalFileRow>,
+    /// The format inspection must find.
+    pub declared_format: DiskFormat,
     pub created_by: String,
     pub created_at_ms: i64,
 }
@@ -74,6 +76,8 @@ pub struct ImageRow {
     pub hash_value: Option<String>,
     pub checksum_md5: Option<String>,
     pub expected_checksum: Option<String>,
+    /// What the creator declared; inspection must find this format.
+    pub declared_format: DiskFormat,
     pub blob_key: Option<String>,
     pub bytes_done: u64,
     pub bytes_total: Option<u64>,
@@ -117,6 +121,7 @@ pub struct ClaimedImport {
     pub source_url: String,
     /// `algorithm:hex`, if the creator gave one.
     pub expected_checksum: Option<String>,
+    pub declared_format: DiskFormat,
 }
 
 /// An image whose import must be picked up again after a restart.
@@ -170,12 +175,13 @@ pub struct DownloadTarget {
     pub blob_key: Option<String>,
     pub size_bytes: Option<u64>,
     pub link_generation: i64,
+    pub disk_format: Option<DiskFormat>,
 }
 
 pub(super) const COLUMNS: &str = "i.id, i.account_id, i.name, i.description, i.os_type, i.min_disk_gb, \
     i.min_ram_gb, i.visibility, i.protected, i.architecture, i.boot_mode, i.features, i.status, \
     i.failure_reason, i.image_type, i.source_url, i.source_file_name, i.disk_format, i.size_bytes, \
-    i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.expected_checksum, i.blob_key, i.bytes_done, \
+    i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.expected_checksum, i.declared_format, i.blob_key, i.bytes_done, \
     i.bytes_total, i.import_attempts, i.link_generation, i.created_by, i.created_at, \
     i.updated_by, i.updated_at";
 
@@ -231,6 +237,12 @@ impl ImageRow {
             hash_value: r.try_get("hash_value")?,
             checksum_md5: r.try_get("checksum_md5")?,
             expected_checksum: r.try_get("expected_checksum")?,
+            declared_format: match r.try_get::<Option<String>, _>("declared_format")? {
+                Some(f) => {
+                    DiskFormat::from_db(&f).ok_or_else(|| decode_error("declared_format", &f))?
+                }
+                None => DiskFormat::Qcow2,
+            },
             blob_key: r.try_get("blob_key")?,
             bytes_done: to_u64(r.try_get("bytes_done")?),
             bytes_total: opt_u64("bytes_total")?,
@@ -394,8 +406,8 @@ impl Store {
             "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \
              min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
              image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum, \
-             source_file_name, bytes_total) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20)",
+             source_file_name, bytes_total, declared_format) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21)",
         )
         .bind(&image.id)
         .bind(&image.account_id)
@@ -420,6 +432,7 @@ impl Store {
         .bind(&image.expected_checksum)
         .bind(image.local_file.as_ref().map(|f| f.name.clone()))
         .bind(image.local_file.as_ref().map(|f| to_i64(f.size_bytes)))
+        .bind(image.declared_format.as_str())
         .execute(&mut *tx)
         .await?;
         insert_tags(&mut tx, &image.account_id, &image.id, tags).await?;
@@ -753,7 +766,7 @@ impl Store {
     /// names the account, is what authorizes it.
     pub async fn find_download_target(&self, id: &str) -> sqlx::Result<Option<DownloadTarget>> {
         let row = sqlx::query(
-            "SELECT account_id, name, status, blob_key, size_bytes, link_generation FROM images WHERE id = $1",
+            "SELECT account_id, name, status, blob_key, size_bytes, link_generation, disk_format FROM images WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -768,6 +781,10 @@ impl Store {
                 blob_key: r.try_get("blob_key")?,
                 size_bytes: r.try_get::<Option<i64>, _>("size_bytes")?.map(to_u64),
                 link_generation: r.try_get("link_generation")?,
+                disk_format: r
+                    .try_get::<Option<String>, _>("disk_format")?
+                    .as_deref()
+                    .and_then(DiskFormat::from_db),
             })
         })
         .transpose()
@@ -816,6 +833,7 @@ impl Store {
         Ok(row.source_url.map(|source_url| ClaimedImport {
             source_url,
             expected_checksum: row.expected_checksum,
+            declared_format: row.declared_format,
         }))
     }
 

@@ -10,7 +10,7 @@ use super::history::{NewEvent, insert_event};
 use super::images::{ImportedBytes, activate, image_name};
 use super::{Store, to_i64, to_u64};
 use crate::domain::history::{HistoryTopic, WorkResult};
-use crate::domain::image::ImageStatus;
+use crate::domain::image::{DiskFormat, ImageStatus};
 
 /// Where an upload is in its life. Only `Receiving` takes bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,10 +59,12 @@ pub struct UploadRow {
     pub expires_at_ms: i64,
     /// The image's expected checksum, which decides whether SHA-256 is computed too.
     pub expected_checksum: Option<String>,
+    /// The format the image was declared to be.
+    pub declared_format: DiskFormat,
 }
 
 const COLUMNS: &str = "u.id, u.image_id, u.account_id, u.length_bytes, u.offset_bytes, u.metadata, \
-    u.hasher_state, u.state, u.expires_at, i.expected_checksum";
+    u.hasher_state, u.state, u.expires_at, i.expected_checksum, i.declared_format";
 
 impl UploadRow {
     fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
@@ -79,6 +81,11 @@ impl UploadRow {
                 .ok_or_else(|| super::images::decode_error("state", &state))?,
             expires_at_ms: r.try_get("expires_at")?,
             expected_checksum: r.try_get("expected_checksum")?,
+            declared_format: r
+                .try_get::<Option<String>, _>("declared_format")?
+                .as_deref()
+                .and_then(DiskFormat::from_db)
+                .unwrap_or_default(),
         })
     }
 }

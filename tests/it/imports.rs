@@ -315,6 +315,80 @@ async fn every_bad_image_in_the_corpus_is_refused(backend: Backend) {
     }
 }
 
+/// Each format is accepted when the file's name declares it and the bytes agree; an ISO
+/// becomes an installation image. Raw is the file as it is, GPT-partitioned or not.
+async fn every_format_is_imported_when_its_name_declares_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    let actor = app.sign_up("acme").await;
+    make_image(&source, "sparse.vmdk", "vmdk", &[]);
+    make_image(
+        &source,
+        "stream.vmdk",
+        "vmdk",
+        &["-o", "subformat=streamOptimized"],
+    );
+    make_image(&source, "dynamic.vhd", "vpc", &[]);
+    make_image(&source, "disk.vhdx", "vhdx", &[]);
+    make_image(&source, "plain.img", "raw", &[]);
+    source.file("installer.iso", &iso_image());
+    // A qcow2 named .img would be read as qcow2 by a hypervisor that probes: refused.
+    std::fs::copy(
+        source.qcow2("real.qcow2", "16M"),
+        source.path("disguised.img"),
+    )
+    .unwrap();
+    assert_eq!(
+        failure_reason(&app, &source.url("files", "disguised.img")).await,
+        "The file is a qcow2 image, not the Raw image it was declared to be."
+    );
+    let cases = [
+        ("sparse.vmdk", DiskFormat::Vmdk, 16 << 20, "Image-Based"),
+        ("stream.vmdk", DiskFormat::Vmdk, 16 << 20, "Image-Based"),
+        ("dynamic.vhd", DiskFormat::Vhd, 16 << 20, "Image-Based"),
+        ("disk.vhdx", DiskFormat::Vhdx, 16 << 20, "Image-Based"),
+        ("plain.img", DiskFormat::Raw, 16 << 20, "Image-Based"),
+        (
+            "installer.iso",
+            DiskFormat::Iso,
+            100 * 2048,
+            "Installation Image",
+        ),
+    ];
+    for (name, format, virtual_size, image_type) in cases {
+        let id = app
+            .services
+            .create_image(
+                &actor,
+                &create_form(&name.replace('.', "-"), &source.url("files", name)),
+            )
+            .await
+            .unwrap();
+        let image = app.wait_for_import(&actor, &id).await;
+        assert_eq!(
+            image.status,
+            ImageStatus::Active,
+            "{name}: {:?}",
+            image.failure_reason
+        );
+        assert_eq!(image.disk_format, Some(format), "{name}");
+        assert!(
+            image.virtual_size_bytes.unwrap() >= virtual_size,
+            "{name}: {:?}",
+            image.virtual_size_bytes
+        );
+        assert_eq!(image.image_type, image_type, "{name}");
+    }
+
+    // And a name that says one format while the form says another is refused up front.
+    let mut form = create_form("mismatch", &source.url("files", "installer.iso"));
+    form.disk_format = "vmdk".into();
+    let Err(ServiceError::Invalid(errors)) = app.services.create_image(&actor, &form).await else {
+        panic!("a format that does not fit the name is refused");
+    };
+    assert_eq!(errors[0].field, "disk_format");
+}
+
 /// The checksum given on the Create form is verified against the bytes that arrived.
 async fn creators_checksums_are_verified(backend: Backend) {
     use image_console::domain::checksum::ChecksumAlgorithm;
@@ -548,6 +622,7 @@ async fn progress_is_reported_while_importing(backend: Backend) {
 
 crate::on_both_databases!(
     creators_checksums_are_verified,
+    every_format_is_imported_when_its_name_declares_it,
     every_bad_image_in_the_corpus_is_refused,
     import_makes_an_active_image_with_hashes,
     import_failures_say_why,

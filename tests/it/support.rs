@@ -483,6 +483,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 image_type: "Image-Based",
                 source_url: Some("https://example.com/seed.qcow2".into()),
                 expected_checksum: None,
+                declared_format: image_console::domain::image::DiskFormat::Qcow2,
                 local_file: (seed.status == ImageStatus::Uploading).then(|| {
                     image_console::store::images::LocalFileRow {
                         name: "seed.qcow2".into(),

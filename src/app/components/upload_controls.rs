@@ -131,7 +131,7 @@ pub fn UploadActionsHost(actions: UploadActions) -> impl IntoView {
         <input
             type="file"
             class="visually-hidden"
-            accept=".qcow2"
+            accept=crate::domain::image::DiskFormat::accept_attribute()
             tabindex="-1"
             aria-hidden="true"
             data-testid="resume-upload-file"

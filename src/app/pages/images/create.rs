@@ -13,6 +13,7 @@ use crate::app::error::AppError;
 use crate::app::uploads::UploadManager;
 use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::checksum::{ExpectedChecksum, field as checksum_field};
+use crate::domain::image::DiskFormat;
 use crate::domain::image_spec::{
     Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, OsType, SourceKind, Visibility,
     field,
@@ -104,7 +105,7 @@ pub fn CreateImagePage() -> impl IntoView {
             <div>
                 <h1>"Create Image"</h1>
                 <p class="lede">
-                    "Import a qcow2 image from an http or https URL, or upload one from your computer. The console checks it and makes it Active."
+                    "Import a disk image (qcow2, raw, VMDK, VHD, VHDX or an ISO installation image) from an http or https URL, or upload one from your computer. The console checks it and makes it Active."
                 </p>
             </div>
         </div>
@@ -134,7 +135,7 @@ pub fn CreateImagePage() -> impl IntoView {
                                 label="Image file URL"
                                 field=source_url
                                 error=source_url.message(ImageFileUrl::parse)
-                                hint="An http or https URL of a .qcow2 file, such as an Object Storage link."
+                                hint="An http or https URL of a .qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso file, such as an Object Storage link. The file's name tells its format."
                                 input_type="url"
                                 inputmode="url"
                                 placeholder="https://storage.example.com/images/ubuntu-24.04.qcow2"
@@ -200,6 +201,20 @@ pub fn CreateImagePage() -> impl IntoView {
                                 .unwrap_or_else(|_| "—".into())
                         }}
                     </dd>
+                    <dt>"Disk format"</dt>
+                    <dd>{move || {
+                        let file = if is_file() {
+                            local_file.field.value.get()
+                        } else {
+                            ImageFileUrl::parse(&source_url.value.get()).map(|u| u.file_name()).unwrap_or_default()
+                        };
+                        DiskFormat::from_file_name(&file)
+                            .map(|f| match f {
+                                DiskFormat::Iso => "ISO (Installation Image)".to_owned(),
+                                other => other.label().to_owned(),
+                            })
+                            .unwrap_or_else(|| "—".into())
+                    }}</dd>
                     <dt>"OS type"</dt>
                     <dd>{move || OsType::parse(&os_type.value.get()).map(|o| o.label()).unwrap_or("—")}</dd>
                     <dt>"Minimum Disk"</dt>
@@ -482,7 +497,7 @@ fn LocalFileField(
             <input
                 type="file"
                 id=id.clone()
-                accept=".qcow2"
+                accept=DiskFormat::accept_attribute()
                 aria-invalid=move || error.get().map(|_| "true")
                 aria-describedby=format!("{id}-hint {id}-error")
                 on:change=on_change
@@ -491,7 +506,7 @@ fn LocalFileField(
             <input type="hidden" name=upload_field::FILE_SIZE prop:value=move || size.get() />
             <p class="hint" id=format!("{id}-hint")>
                 {move || format!(
-                    "A .qcow2 file from your computer{}. It is sent in pieces: you can pause it, and resume it after a lost connection or a reload.",
+                    "A disk image from your computer (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso){}. It is sent in pieces: you can pause it, and resume it after a lost connection or a reload.",
                     match limit.get() {
                         u64::MAX => String::new(),
                         limit => format!(", up to {}", format_bytes(limit)),

@@ -73,7 +73,7 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                 None => dash(),
             })}
             {row("Virtual size", image.virtual_size_bytes.map(|b| text(format!("{} ({b} bytes)", format_bytes(b)))).unwrap_or_else(dash))}
-            {row("Disk format", image.disk_format.map(|f| text(f.as_str().to_owned())).unwrap_or_else(dash))}
+            {row("Disk format", image.disk_format.map(|f| text(f.label().to_owned())).unwrap_or_else(dash))}
             {row("OS hash algorithm", image.hash_algorithm.clone().map(text).unwrap_or_else(dash))}
             {row("OS hash value", image.hash_value.clone().map(mono).unwrap_or_else(dash))}
             {row("MD5 checksum", image.checksum_md5.clone().map(mono).unwrap_or_else(dash))}

@@ -104,7 +104,14 @@ pub fn DownloadPanel(
                 <p class="alert alert-success" role="status">"Every download link issued so far has been revoked."</p>
             })}
             {move || link().map(|(url, expires)| {
-                let curl = format!("curl -C - -o image.qcow2 '{url}'");
+                // The link's last path segment is the file name, with the image's format.
+                let file = url
+                    .split('?')
+                    .next()
+                    .and_then(|path| path.rsplit('/').next())
+                    .map(|f| f.replace("%20", "-"))
+                    .unwrap_or_else(|| "image.img".into());
+                let curl = format!("curl -C - -o '{file}' '{url}'");
                 view! {
                     <div class="download-link">
                         <label for="download-url">"Download link"</label>
