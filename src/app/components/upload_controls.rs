@@ -8,7 +8,9 @@
 use leptos::prelude::*;
 
 use crate::app::components::confirm_dialog::ConfirmDialog;
+use crate::app::components::progress_bar::ProgressBar;
 use crate::app::uploads::{TransferState, UploadManager};
+use crate::domain::image::ImportProgress;
 use crate::domain::units::format_bytes;
 use crate::domain::upload::TransferRate;
 
@@ -159,6 +161,23 @@ pub fn UploadActionsHost(actions: UploadActions) -> impl IntoView {
     }
 }
 
+/// An Uploading image's progress: what this tab has sent while it sends the file, else what
+/// the server last reported.
+#[component]
+pub fn UploadProgressBar(image_id: String, server: ImportProgress, label: String) -> impl IntoView {
+    let uploads = UploadManager::get();
+    move || {
+        let progress = uploads
+            .transfer(&image_id)
+            .map(|t| ImportProgress {
+                bytes_done: t.sent,
+                bytes_total: Some(t.total),
+            })
+            .unwrap_or(server);
+        view! { <ProgressBar progress label=label.clone() /> }
+    }
+}
+
 /// The controls of one Uploading image.
 #[component]
 pub fn UploadControls(actions: UploadActions, target: UploadTarget) -> impl IntoView {
@@ -172,24 +191,17 @@ pub fn UploadControls(actions: UploadActions, target: UploadTarget) -> impl Into
             };
             match transfer.state {
                 TransferState::Starting => "Starting…".to_owned(),
-                TransferState::Sending => {
-                    let sent = format!(
-                        "{} of {} sent",
-                        format_bytes(transfer.sent),
-                        format_bytes(transfer.total)
-                    );
-                    match transfer.bytes_per_second.map(|b| TransferRate {
-                        bytes_per_second: b,
-                    }) {
-                        Some(rate) => {
-                            match rate.time_left(transfer.total.saturating_sub(transfer.sent)) {
-                                Some(left) => format!("{sent} · {} · {left}", rate.label()),
-                                None => format!("{sent} · {}", rate.label()),
-                            }
+                TransferState::Sending => match transfer.bytes_per_second.map(|b| TransferRate {
+                    bytes_per_second: b,
+                }) {
+                    Some(rate) => {
+                        match rate.time_left(transfer.total.saturating_sub(transfer.sent)) {
+                            Some(left) => format!("{} · {left}", rate.label()),
+                            None => rate.label(),
                         }
-                        None => sent,
                     }
-                }
+                    None => "Sending…".to_owned(),
+                },
                 TransferState::Paused => format!("Paused at {}.", format_bytes(transfer.sent)),
                 TransferState::Retrying(message) | TransferState::Stopped(message) => message,
                 TransferState::Finished => "Sent. Checking the image…".to_owned(),

@@ -397,8 +397,9 @@ struct LocalFileState {
     /// Its value is the file's name; errors about the file show under the file input.
     field: FieldState,
     size: RwSignal<String>,
-    /// An Uploading image this browser was sending this very file for: id, percent on the server.
-    earlier: RwSignal<Option<(String, u8)>>,
+    /// An Uploading image this browser was sending this very file for: id, name, percent on
+    /// the server.
+    earlier: RwSignal<Option<(String, String, u8)>>,
     #[cfg(feature = "hydrate")]
     file: StoredValue<Option<web_sys::File>, leptos::prelude::LocalStorage>,
 }
@@ -471,13 +472,15 @@ fn LocalFileField(
                 .and_then(crate::app::uploads::remembered_upload)
             {
                 leptos::task::spawn_local(async move {
-                    if let Ok(Some(upload)) =
-                        crate::server_fns::images::get_image_upload(remembered.image_id.clone())
-                            .await
+                    use crate::server_fns::images::{get_image, get_image_upload};
+                    if let Ok(Some(upload)) = get_image_upload(remembered.image_id.clone()).await
+                        && let Ok(image) = get_image(remembered.image_id.clone()).await
                     {
                         let percent =
                             (upload.offset.saturating_mul(100) / upload.length.max(1)) as u8;
-                        state.earlier.set(Some((remembered.image_id, percent)));
+                        state
+                            .earlier
+                            .set(Some((remembered.image_id, image.name, percent)));
                     }
                 });
             }
@@ -487,7 +490,7 @@ fn LocalFileField(
         let _ = ev;
     };
     let resume_earlier = move |_| {
-        if let Some((image_id, _)) = state.earlier.get_untracked() {
+        if let Some((image_id, _, _)) = state.earlier.get_untracked() {
             state.start_upload(uploads, &image_id);
         }
     };
@@ -514,10 +517,10 @@ fn LocalFileField(
                 )}
             </p>
             <p class="field-error" id=format!("{id}-error")>{move || error.get()}</p>
-            {move || state.earlier.get().map(|(_, percent)| view! {
+            {move || state.earlier.get().map(|(_, image_name, percent)| view! {
                 <div class="notice" role="status">
                     <p>
-                        {format!("This browser already started uploading this file for an image, and {percent}% of it is on the server. Resume that upload instead of creating a new image?")}
+                        {format!("This browser already started uploading this file for the image \"{image_name}\", and {percent}% of it is on the server. Resume that upload instead of creating a new image?")}
                     </p>
                     <button type="button" class="btn" on:click=resume_earlier>"Resume Upload"</button>
                 </div>

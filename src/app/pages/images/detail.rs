@@ -17,7 +17,7 @@ use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::progress_bar::ProgressBar;
 use crate::app::components::status_badge::StatusBadge;
 use crate::app::components::upload_controls::{
-    UploadActions, UploadActionsHost, UploadControls, UploadTarget,
+    UploadActions, UploadActionsHost, UploadControls, UploadProgressBar, UploadTarget,
 };
 use crate::domain::image::{ImageDetail, ImageStatus, delete_blocked_reason};
 use crate::server_fns::images::{
@@ -259,8 +259,13 @@ fn ImageDetailView(
             view! {
                 <div class="card import-progress">
                     <h2>{heading}</h2>
-                    <ProgressBar progress label=label.to_owned() />
-                    {upload.clone().map(|target| view! { <UploadControls actions=upload_actions target /> })}
+                    {match upload.clone() {
+                        Some(target) => Either::Left(view! {
+                            <UploadProgressBar image_id=target.image_id.clone() server=progress label=label.to_owned() />
+                            <UploadControls actions=upload_actions target />
+                        }),
+                        None => Either::Right(view! { <ProgressBar progress label=label.to_owned() /> }),
+                    }}
                 </div>
             }
         })}

@@ -15,7 +15,7 @@ use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::progress_bar::ProgressBar;
 use crate::app::components::status_badge::StatusBadge;
 use crate::app::components::upload_controls::{
-    UploadActions, UploadActionsHost, UploadControls, UploadTarget,
+    UploadActions, UploadActionsHost, UploadControls, UploadProgressBar, UploadTarget,
 };
 use crate::domain::image::{AccountUsage, BatchDeleteResult, ImageStatus, ImageSummary};
 use crate::domain::image_spec::{OsType, Visibility};
@@ -566,8 +566,13 @@ fn ImageRow(
             <td>{image.os_type.label()}</td>
             <td class="status-cell">
                 <StatusBadge status=image.status />
-                {image.progress.map(|progress| view! {
-                    <ProgressBar progress label=format!("{} progress of {name}", if upload.is_some() { "Upload" } else { "Import" }) />
+                {image.progress.map(|progress| match &upload {
+                    Some(target) => Either::Left(view! {
+                        <UploadProgressBar image_id=target.image_id.clone() server=progress label=format!("Upload progress of {name}") />
+                    }),
+                    None => Either::Right(view! {
+                        <ProgressBar progress label=format!("Import progress of {name}") />
+                    }),
                 })}
                 {upload.clone().map(|target| view! { <UploadControls actions=upload_actions target /> })}
                 {(image.status == ImageStatus::Failed)
