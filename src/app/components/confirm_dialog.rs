@@ -12,6 +12,18 @@ pub fn ConfirmDialog(
     children: Children,
 ) -> impl IntoView {
     let dialog = NodeRef::<leptos::html::Dialog>::new();
+    // A page may hold several dialogs (Delete, Cancel Upload); each title needs its own id.
+    let title_id = format!(
+        "dialog-title-{}",
+        title
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            })
+            .collect::<String>()
+    );
     Effect::new(move |_| {
         let should_open = open.get();
         #[cfg(feature = "hydrate")]
@@ -29,14 +41,14 @@ pub fn ConfirmDialog(
         <dialog
             node_ref=dialog
             class="dialog"
-            aria-labelledby="dialog-title"
+            aria-labelledby=title_id.clone()
             // The close event arrives as a separate task, possibly after the page around the
             // dialog has been replaced; by then there may be no signal left to update.
             on:close=move |_| {
                 open.try_set(false);
             }
         >
-            <h2 id="dialog-title">{title}</h2>
+            <h2 id=title_id.clone()>{title}</h2>
             <div class="dialog-body">{children()}</div>
             <div class="dialog-actions">
                 <button type="button" class="btn" on:click=move |_| open.set(false)>
