@@ -24,6 +24,10 @@ test('every page passes an axe audit', async ({ page }) => {
   const form = new CreateImagePage(page);
   await form.open();
   await expectNoViolations(page, 'Create Image');
+  await page.getByRole('radio', { name: /^Local file/ }).check();
+  await expect(form.field('Image file')).toBeVisible();
+  await expectNoViolations(page, 'Create Image from a local file');
+  await page.getByRole('radio', { name: /^Image file URL/ }).check();
   await form.fill({ name: 'audited', url: sourceUrl('files', 'small.qcow2') });
   await form.complete();
   const list = new ImageListPage(page);

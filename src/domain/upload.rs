@@ -25,6 +25,9 @@ pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 /// The browser sends the file in pieces of this size, one PATCH each, so a broken connection
 /// costs at most one piece and progress is reported piece by piece.
 pub const CHUNK_BYTES: u64 = 32 << 20;
+/// An account may have at most this many images Uploading at once; each reserves its size
+/// in the storage quota until it ends.
+pub const MAX_UPLOADS_IN_PROGRESS: u64 = 10;
 /// `Upload-Metadata` may be at most this long.
 pub const MAX_METADATA_BYTES: usize = 4096;
 

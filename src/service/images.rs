@@ -334,6 +334,11 @@ impl Services {
                     format_bytes(limits.max_stored_bytes)
                 )));
             }
+            Err(CreateImageError::TooManyUploads(n)) => {
+                return Err(ServiceError::Conflict(format!(
+                    "This account already has {n} uploads in progress. Finish or cancel one (Cancel Upload on the Image List) before starting another."
+                )));
+            }
             Err(CreateImageError::Db(e)) => return Err(e.into()),
         }
         match incoming {

@@ -154,6 +154,8 @@ pub enum CreateImageError {
     ImageQuota(Usage),
     #[error("storage quota reached")]
     StorageQuota(Usage),
+    #[error("too many uploads in progress")]
+    TooManyUploads(u64),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -401,6 +403,19 @@ impl Store {
             || used.stored_bytes.saturating_add(incoming) > limits.max_stored_bytes
         {
             return Err(CreateImageError::StorageQuota(used));
+        }
+        if image.local_file.is_some() {
+            let uploading: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM images WHERE account_id = $1 AND status = $2",
+            )
+            .bind(&image.account_id)
+            .bind(ImageStatus::Uploading.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            if to_u64(uploading) >= crate::domain::upload::MAX_UPLOADS_IN_PROGRESS {
+                return Err(CreateImageError::TooManyUploads(to_u64(uploading)));
+            }
         }
         sqlx::query(
             "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \

@@ -829,7 +829,60 @@ async fn deleting_an_uploading_image_removes_its_partial_bytes(backend: Backend)
     assert_eq!(tus.head(&location).await.status(), StatusCode::NOT_FOUND);
 }
 
+async fn uploads_in_progress_are_capped_per_account(backend: Backend) {
+    use image_console::domain::upload::MAX_UPLOADS_IN_PROGRESS;
+    let server = LiveServer::start(backend).await;
+    let (alice, cookie) = server.sign_up("alice").await;
+    let (bob, _) = server.sign_up("bob").await;
+    let mut ids = Vec::new();
+    for _ in 0..MAX_UPLOADS_IN_PROGRESS {
+        ids.push(
+            server
+                .create_upload_image(&alice, "a.qcow2", 1000, "")
+                .await,
+        );
+    }
+    let form = CreateImageForm {
+        name: "one too many".into(),
+        source: "file".into(),
+        file_name: "a.qcow2".into(),
+        file_size: "1000".into(),
+        os_type: "ubuntu".into(),
+        min_disk: "1".into(),
+        min_ram: "1".into(),
+        visibility: "private".into(),
+        ..Default::default()
+    };
+    let refused = server.app.services.create_image(&alice, &form).await;
+    let Err(image_console::service::ServiceError::Conflict(message)) = refused else {
+        panic!("the eleventh upload is refused: {refused:?}");
+    };
+    assert!(message.contains("10 uploads in progress"), "{message}");
+    // Another account is not affected; and a cancelled upload frees a place.
+    server.create_upload_image(&bob, "b.qcow2", 1000, "").await;
+    let tus = Tus {
+        base: &server.base,
+        cookie: &cookie,
+        http: client(),
+    };
+    let created = tus.create(&ids[0], 1000).await;
+    let location = header(&created, "location").unwrap().to_owned();
+    let cancelled = tus
+        .request(reqwest::Method::DELETE, &location)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::NO_CONTENT);
+    server
+        .app
+        .services
+        .create_image(&alice, &form)
+        .await
+        .unwrap();
+}
+
 on_both_databases!(
+    uploads_in_progress_are_capped_per_account,
     tus_protocol_statuses_and_headers,
     creation_with_upload_and_a_broken_body_keep_what_arrived,
     uploads_resume_after_a_restart_and_bad_files_are_refused,
