@@ -65,6 +65,16 @@ impl UploadManager {
     }
 }
 
+// The server renders the controls the same; they act once the page is hydrated.
+#[cfg(not(feature = "hydrate"))]
+impl UploadManager {
+    pub fn pause(self, _image_id: &str) {}
+    pub fn resume(self, _image_id: &str) {}
+    pub fn has_file(self, _image_id: &str) -> bool {
+        false
+    }
+}
+
 #[cfg(feature = "hydrate")]
 pub use driver::{RememberedUpload, remembered_upload};
 
@@ -341,7 +351,7 @@ mod driver {
                 Some(url) => url,
                 None => self.find_or_create(image_id, file, size).await?,
             };
-            let head = self.send(image_id, "HEAD", &url, &[], None).await?;
+            let head = self.send(image_id, "HEAD", &url, &[], None, None).await?;
             let offset = match head.status {
                 200 | 204 => head.offset.ok_or(Step::Retry)?,
                 404 | 410 => {
@@ -373,7 +383,14 @@ mod driver {
                 ("Content-Type", OFFSET_OCTET_STREAM.to_owned()),
             ];
             let answer = self
-                .send_with_progress(image_id, "PATCH", &url, &headers, Some(&piece), offset)
+                .send(
+                    image_id,
+                    "PATCH",
+                    &url,
+                    &headers,
+                    Some(&piece),
+                    Some(offset),
+                )
                 .await?;
             match answer.status {
                 204 => {
@@ -411,6 +428,7 @@ mod driver {
                             &upload_creation_path(image_id),
                             &headers,
                             None,
+                            None,
                         )
                         .await?;
                     if answer.status != 201 {
@@ -428,6 +446,8 @@ mod driver {
             Ok(path)
         }
 
+        /// Sends one request for an image's upload; `progress_from` is the offset a PATCH
+        /// starts at, so its progress moves the transfer's bar.
         async fn send(
             self,
             image_id: &str,
@@ -435,37 +455,12 @@ mod driver {
             url: &str,
             headers: &[(&str, String)],
             body: Option<&Blob>,
-        ) -> Result<Answer, Step> {
-            self.send_inner(image_id, method, url, headers, body, None)
-                .await
-        }
-
-        async fn send_with_progress(
-            self,
-            image_id: &str,
-            method: &str,
-            url: &str,
-            headers: &[(&str, String)],
-            body: Option<&Blob>,
-            base: u64,
-        ) -> Result<Answer, Step> {
-            self.send_inner(image_id, method, url, headers, body, Some(base))
-                .await
-        }
-
-        async fn send_inner(
-            self,
-            image_id: &str,
-            method: &str,
-            url: &str,
-            headers: &[(&str, String)],
-            body: Option<&Blob>,
-            progress_base: Option<u64>,
+            progress_from: Option<u64>,
         ) -> Result<Answer, Step> {
             let owner = image_id.to_owned();
             let mut meter = RateMeter::default();
             let on_progress = move |loaded: f64| {
-                if let Some(base) = progress_base {
+                if let Some(base) = progress_from {
                     let sent = base + loaded as u64;
                     let rate = meter.sample(sent);
                     self.update(&owner, |t| {

@@ -125,7 +125,7 @@ async fn create(services: &Services, actor: &Actor, image_id: &str, request: Req
     // upload exists; the offset says how much of the body was kept.
     let info = if with_data {
         let body = request.into_body().into_data_stream();
-        match services.append_upload(actor, &info.id, 0, body).await {
+        match services.append_upload(actor, &info.id, 0, None, body).await {
             Ok(info) => info,
             Err(e) => {
                 tracing::info!(error = %e, "first bytes of a new upload not all kept");
@@ -162,26 +162,10 @@ async fn patch(services: &Services, actor: &Actor, upload_id: &str, request: Req
             "Upload-Offset must be a non-negative integer.",
         );
     };
-    // A body announced longer than the upload is refused before a byte is written; a
-    // chunked one is cut at the upload's length.
-    if let Some(announced) = strict_integer(headers, &header::CONTENT_LENGTH) {
-        match services.upload_status(actor, upload_id).await {
-            Ok(info) if offset == info.offset && announced > info.length - info.offset => {
-                return refuse(
-                    UploadError::TooLarge(format!(
-                        "The request carries {announced} bytes, more than the {} the upload still needs.",
-                        info.length - info.offset
-                    )),
-                    false,
-                );
-            }
-            Ok(_) => {}
-            Err(e) => return refuse(e, false),
-        }
-    }
+    let announced = strict_integer(headers, &header::CONTENT_LENGTH);
     let body: Body = request.into_body();
     match services
-        .append_upload(actor, upload_id, offset, body.into_data_stream())
+        .append_upload(actor, upload_id, offset, announced, body.into_data_stream())
         .await
     {
         Ok(info) => {

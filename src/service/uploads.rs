@@ -238,9 +238,7 @@ impl Services {
         length: u64,
         metadata: &str,
     ) -> UploadResult<UploadInfo> {
-        let image_id = uuid::Uuid::parse_str(image_id)
-            .map_err(|_| UploadError::NotFound(NO_IMAGE.into()))?
-            .to_string();
+        let image_id = parse_upload_image_id(image_id)?;
         parse_metadata(metadata).map_err(|e| UploadError::Invalid(e.to_string()))?;
         let limit = self.settings().import_size_limit_bytes;
         if length > limit {
@@ -325,12 +323,10 @@ impl Services {
         actor: &Actor,
         image_id: &str,
     ) -> UploadResult<Option<UploadRef>> {
-        let Ok(image_id) = uuid::Uuid::parse_str(image_id) else {
-            return Err(UploadError::NotFound(NO_IMAGE.into()));
-        };
+        let image_id = parse_upload_image_id(image_id)?;
         let row = self
             .store()
-            .get_image_upload(&actor.account_id, &image_id.to_string())
+            .get_image_upload(&actor.account_id, &image_id)
             .await?;
         Ok(row
             .filter(|row| row.state == UploadState::Receiving)
@@ -348,12 +344,16 @@ impl Services {
     }
 
     /// Appends a request body at `offset` (tus PATCH). Returns the new durable offset.
+    /// `announced` is the body's Content-Length, if it gave one: a body announced longer than
+    /// the upload still needs is refused before a byte is written; one without a length is
+    /// cut at the upload's length.
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, upload.id = %upload_id))]
     pub async fn append_upload<S, E>(
         &self,
         actor: &Actor,
         upload_id: &str,
         offset: u64,
+        announced: Option<u64>,
         body: S,
     ) -> UploadResult<UploadInfo>
     where
@@ -372,6 +372,14 @@ impl Services {
             return Err(UploadError::OffsetMismatch {
                 expected: row.offset_bytes,
             });
+        }
+        let needed = row.length_bytes - row.offset_bytes;
+        if let Some(announced) = announced
+            && announced > needed
+        {
+            return Err(UploadError::TooLarge(format!(
+                "The request carries {announced} bytes, more than the {needed} the upload still needs."
+            )));
         }
         if row.state == UploadState::Complete {
             return Ok(UploadInfo::of(&row));
@@ -786,6 +794,11 @@ const STARTED: &str = "This image's upload has already started; resume it instea
 const NO_UPLOAD: &str = "No upload with that ID exists in this account.";
 const ENDED: &str = "The upload ended while this request was writing it.";
 const LOST: &str = "The upload's partial bytes were lost on the server; create the image again to upload the file.";
+
+/// An image id as the upload routes take it; anything else is an image that does not exist.
+fn parse_upload_image_id(raw: &str) -> UploadResult<String> {
+    super::images::parse_image_id(raw).map_err(|_| UploadError::NotFound(NO_IMAGE.into()))
+}
 
 /// Hands a batch to every thread; `false` if one of them has stopped.
 async fn deliver(batch: Bytes, threads: [&tokio::sync::mpsc::Sender<Bytes>; 3]) -> bool {

@@ -218,7 +218,7 @@ impl UploadFileWriter {
             match direct.write_all_at(&self.storage[offset..offset + aligned], start) {
                 Ok(()) => done = aligned,
                 // A filesystem without O_DIRECT for this size: the page cache it is.
-                Err(e) if e.raw_os_error() == Some(22) => self.direct = None,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.direct = None,
                 Err(e) => return Err(e),
             }
         }

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha512};
 
 use crate::on_both_databases;
-use crate::support::{Backend, TestDb};
+use crate::support::{Backend, TestDb, list_dir};
 use crate::uploads::qcow2_with_data;
 
 /// The console's release-like binary on a free port of 127.0.0.1.
@@ -82,15 +82,6 @@ async fn call(
         request = request.header("cookie", cookie);
     }
     request.send().await.unwrap()
-}
-
-fn files(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
@@ -235,9 +226,9 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
         Some(hex::encode(Sha512::digest(&image)).as_str())
     );
     let blobs = data.path().join("blobs");
-    assert_eq!(files(&blobs.join("images")), vec![id]);
-    assert_eq!(files(&blobs.join("uploads")), Vec::<String>::new());
-    assert_eq!(files(&blobs.join("staging")), Vec::<String>::new());
+    assert_eq!(list_dir(&blobs.join("images")), vec![id]);
+    assert_eq!(list_dir(&blobs.join("uploads")), Vec::<String>::new());
+    assert_eq!(list_dir(&blobs.join("staging")), Vec::<String>::new());
 }
 
 on_both_databases!(a_server_killed_mid_upload_resumes_after_a_restart);

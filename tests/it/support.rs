@@ -236,20 +236,23 @@ impl TestApp {
 
     /// Files in the blob store's `images/` and `staging/` folders.
     pub fn stored_files(&self) -> (Vec<String>, Vec<String>) {
-        let list = |dir: &str| {
-            let mut names: Vec<String> = std::fs::read_dir(self.blob_dir().join(dir))
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            names.sort();
-            names
-        };
+        let list = |dir: &str| list_dir(&self.blob_dir().join(dir));
         (list("images"), list("staging"))
     }
+}
+
+/// The names in a folder, sorted; none if it does not exist.
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 async fn start_services(url: &str, data: &Path, settings: ServiceSettings) -> Services {

@@ -14,7 +14,23 @@ use sha2::{Digest, Sha512};
 use tokio::io::AsyncWriteExt;
 
 use crate::on_both_databases;
-use crate::support::{Backend, TestApp, qemu_img, test_settings};
+use crate::support::{Backend, TestApp, list_dir, qemu_img, test_settings};
+
+/// A Create Image form for a local file of `size` bytes, valid elsewhere.
+fn upload_form(file_name: &str, size: u64, checksum: &str) -> CreateImageForm {
+    CreateImageForm {
+        name: "uploaded image".into(),
+        source: "file".into(),
+        file_name: file_name.into(),
+        file_size: size.to_string(),
+        os_type: "ubuntu".into(),
+        min_disk: "10".into(),
+        min_ram: "1".into(),
+        visibility: "private".into(),
+        checksum: checksum.into(),
+        ..Default::default()
+    }
+}
 
 /// The console's router served on 127.0.0.1, over a test's services.
 pub(crate) struct LiveServer {
@@ -98,18 +114,7 @@ impl LiveServer {
         size: u64,
         checksum: &str,
     ) -> String {
-        let form = CreateImageForm {
-            name: "uploaded image".into(),
-            source: "file".into(),
-            file_name: file_name.into(),
-            file_size: size.to_string(),
-            os_type: "ubuntu".into(),
-            min_disk: "10".into(),
-            min_ram: "1".into(),
-            visibility: "private".into(),
-            checksum: checksum.into(),
-            ..Default::default()
-        };
+        let form = upload_form(file_name, size, checksum);
         let id = self.app.services.create_image(actor, &form).await.unwrap();
         let image = self.app.services.get_image(actor, &id).await.unwrap();
         assert_eq!(image.status, ImageStatus::Uploading);
@@ -121,19 +126,6 @@ impl LiveServer {
     pub(crate) fn upload_files(&self) -> Vec<String> {
         list_dir(&self.app.blob_dir().join("uploads"))
     }
-}
-
-fn list_dir(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 fn client() -> reqwest::Client {
@@ -842,17 +834,7 @@ async fn uploads_in_progress_are_capped_per_account(backend: Backend) {
                 .await,
         );
     }
-    let form = CreateImageForm {
-        name: "one too many".into(),
-        source: "file".into(),
-        file_name: "a.qcow2".into(),
-        file_size: "1000".into(),
-        os_type: "ubuntu".into(),
-        min_disk: "1".into(),
-        min_ram: "1".into(),
-        visibility: "private".into(),
-        ..Default::default()
-    };
+    let form = upload_form("a.qcow2", 1000, "");
     let refused = server.app.services.create_image(&alice, &form).await;
     let Err(image_console::service::ServiceError::Conflict(message)) = refused else {
         panic!("the eleventh upload is refused: {refused:?}");

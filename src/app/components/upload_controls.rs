@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::progress_bar::ProgressBar;
 use crate::app::uploads::{TransferState, UploadManager};
-use crate::domain::image::ImportProgress;
+use crate::domain::image::{ImageStatus, ImportProgress};
 use crate::domain::units::format_bytes;
 use crate::domain::upload::TransferRate;
 
@@ -22,6 +22,24 @@ pub struct UploadTarget {
     /// The local file the image was created with, and its size.
     pub file_name: String,
     pub size_bytes: u64,
+}
+
+impl UploadTarget {
+    /// The upload of an image that is Uploading; `None` for any other status.
+    pub fn of_image(
+        status: ImageStatus,
+        id: &str,
+        name: &str,
+        source_file_name: Option<&str>,
+        progress: Option<ImportProgress>,
+    ) -> Option<Self> {
+        (status == ImageStatus::Uploading).then(|| Self {
+            image_id: id.to_owned(),
+            image_name: name.to_owned(),
+            file_name: source_file_name.unwrap_or_default().to_owned(),
+            size_bytes: progress.and_then(|p| p.bytes_total).unwrap_or(0),
+        })
+    }
 }
 
 /// The page's upload actions: which upload the Cancel dialog or the file picker is for.
@@ -218,16 +236,16 @@ pub fn UploadControls(actions: UploadActions, target: UploadTarget) -> impl Into
                 Some(TransferState::Starting | TransferState::Sending | TransferState::Retrying(_))
             );
             let finished = matches!(state, Some(TransferState::Finished));
-            let can_resume_here = uploads_has_file(uploads, &id);
+            let can_resume_here = uploads.has_file(&id);
             let pause = {
                 let id = id.clone();
-                move |_| uploads_pause(uploads, &id)
+                move |_| uploads.pause(&id)
             };
             let resume = {
                 let target = target.clone();
                 move |_| {
-                    if uploads_has_file(uploads, &target.image_id) {
-                        uploads_resume(uploads, &target.image_id);
+                    if uploads.has_file(&target.image_id) {
+                        uploads.resume(&target.image_id);
                     } else {
                         actions.pick_file(target.clone());
                     }
@@ -261,26 +279,3 @@ pub fn UploadControls(actions: UploadActions, target: UploadTarget) -> impl Into
         </div>
     }
 }
-
-// The manager's controls exist only in the browser; on the server the buttons render the
-// same and do nothing until hydrated.
-#[cfg(feature = "hydrate")]
-fn uploads_has_file(uploads: UploadManager, id: &str) -> bool {
-    uploads.has_file(id)
-}
-#[cfg(not(feature = "hydrate"))]
-fn uploads_has_file(_: UploadManager, _: &str) -> bool {
-    false
-}
-#[cfg(feature = "hydrate")]
-fn uploads_pause(uploads: UploadManager, id: &str) {
-    uploads.pause(id);
-}
-#[cfg(not(feature = "hydrate"))]
-fn uploads_pause(_: UploadManager, _: &str) {}
-#[cfg(feature = "hydrate")]
-fn uploads_resume(uploads: UploadManager, id: &str) {
-    uploads.resume(id);
-}
-#[cfg(not(feature = "hydrate"))]
-fn uploads_resume(_: UploadManager, _: &str) {}

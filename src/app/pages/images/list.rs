@@ -525,12 +525,13 @@ fn ImageRow(
     selection: Selection,
     upload_actions: UploadActions,
 ) -> impl IntoView {
-    let upload = (image.status == ImageStatus::Uploading).then(|| UploadTarget {
-        image_id: image.id.clone(),
-        image_name: image.name.clone(),
-        file_name: image.source_file_name.clone().unwrap_or_default(),
-        size_bytes: image.progress.and_then(|p| p.bytes_total).unwrap_or(0),
-    });
+    let upload = UploadTarget::of_image(
+        image.status,
+        &image.id,
+        &image.name,
+        image.source_file_name.as_deref(),
+        image.progress,
+    );
     let href = format!("/images/{}", image.id);
     let name = image.name.clone();
     let size = image
