@@ -18,6 +18,9 @@ pub enum AppError {
     /// The request is valid but the current state does not allow it; the text says why.
     #[error("{0}")]
     Conflict(String),
+    /// Only the image's owner account may do this (the image is shared with this one).
+    #[error("{0}")]
+    Forbidden(String),
     /// A fault on our side; the reference finds the log line.
     #[error(
         "Something went wrong on the server (reference {0}). Try again; if it keeps happening, report the reference."

@@ -19,7 +19,11 @@ use pages::auth::sign_up::SignUpPage;
 use pages::images::create::CreateImagePage;
 use pages::images::detail::ImageDetailPage;
 use pages::images::list::ImageListPage;
+use pages::images::work_history::WorkHistoryPage;
 use pages::not_found::NotFoundPage;
+use pages::shares::get_share::GetImageSharePage;
+use pages::shares::requests::ShareRequestListPage;
+use pages::shares::share::ImageSharePage;
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -61,6 +65,10 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("/images") view=ConsoleLayout>
                     <Route path=path!("") view=ImageListPage />
                     <Route path=path!("create") view=CreateImagePage />
+                    <Route path=path!("share-requests") view=ShareRequestListPage />
+                    <Route path=path!("get-share") view=GetImageSharePage />
+                    <Route path=path!("work-history") view=WorkHistoryPage />
+                    <Route path=path!(":id/share") view=ImageSharePage />
                     <Route path=path!(":id") view=ImageDetailPage />
                 </ParentRoute>
             </Routes>

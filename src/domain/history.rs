@@ -17,10 +17,19 @@ pub enum HistoryTopic {
     DownloadLinkIssued,
     DownloadLinksRevoked,
     Deleted,
+    /// Shared with another account (recorded in both accounts).
+    ShareRequested,
+    ShareApproved,
+    ShareRejected,
+    ShareStopped,
+    /// A share in force ended because the owner deleted the image.
+    ShareEnded,
+    /// A new image was made from this one's bytes with Create shared Image.
+    SharedImageCreated,
 }
 
 impl HistoryTopic {
-    pub const ALL: [HistoryTopic; 12] = [
+    pub const ALL: [HistoryTopic; 18] = [
         HistoryTopic::Created,
         HistoryTopic::ImportStarted,
         HistoryTopic::ImportFinished,
@@ -33,6 +42,12 @@ impl HistoryTopic {
         HistoryTopic::DownloadLinkIssued,
         HistoryTopic::DownloadLinksRevoked,
         HistoryTopic::Deleted,
+        HistoryTopic::ShareRequested,
+        HistoryTopic::ShareApproved,
+        HistoryTopic::ShareRejected,
+        HistoryTopic::ShareStopped,
+        HistoryTopic::ShareEnded,
+        HistoryTopic::SharedImageCreated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +64,12 @@ impl HistoryTopic {
             HistoryTopic::DownloadLinkIssued => "download_link_issued",
             HistoryTopic::DownloadLinksRevoked => "download_links_revoked",
             HistoryTopic::Deleted => "deleted",
+            HistoryTopic::ShareRequested => "share_requested",
+            HistoryTopic::ShareApproved => "share_approved",
+            HistoryTopic::ShareRejected => "share_rejected",
+            HistoryTopic::ShareStopped => "share_stopped",
+            HistoryTopic::ShareEnded => "share_ended",
+            HistoryTopic::SharedImageCreated => "shared_image_created",
         }
     }
 
@@ -66,6 +87,12 @@ impl HistoryTopic {
             HistoryTopic::DownloadLinkIssued => "Create download link",
             HistoryTopic::DownloadLinksRevoked => "Revoke download links",
             HistoryTopic::Deleted => "Delete Image",
+            HistoryTopic::ShareRequested => "Share to another Account",
+            HistoryTopic::ShareApproved => "Approve Image Share",
+            HistoryTopic::ShareRejected => "Reject Image Share",
+            HistoryTopic::ShareStopped => "Stop sharing",
+            HistoryTopic::ShareEnded => "Sharing ended",
+            HistoryTopic::SharedImageCreated => "Create shared Image",
         }
     }
 

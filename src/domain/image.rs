@@ -218,6 +218,8 @@ pub struct ImageSummary {
     /// The local file an Uploading image waits for.
     pub source_file_name: Option<String>,
     pub created_at_ms: i64,
+    /// The owner's Account ID when another account shares this image with the viewer.
+    pub shared_by: Option<String>,
 }
 
 /// Everything the Details tab shows.
@@ -256,6 +258,39 @@ pub struct ImageDetail {
     pub created_at_ms: i64,
     pub updated_by: String,
     pub updated_at_ms: i64,
+    /// The owner's Account ID when another account shares this image with the viewer, who
+    /// may then view and download it and nothing else.
+    pub shared_by: Option<String>,
+    /// Accounts holding a share in force (Pending, Accepted or Rejected); the owner's view.
+    pub active_shares: u64,
+    /// The image whose bytes Create shared Image reused for this one.
+    pub source_image_id: Option<String>,
+}
+
+impl ImageDetail {
+    /// Why Create shared Image is unavailable for this image, if it is.
+    pub fn create_shared_blocked_reason(&self) -> Option<&'static str> {
+        if self.shared_by.is_some() {
+            Some("Only the owner account can create a shared image from it.")
+        } else if self.status != ImageStatus::Active {
+            Some("A shared image can be created once the image is Active.")
+        } else if self.visibility != super::image_spec::Visibility::Private {
+            Some("A shared image can be created only from a Private image.")
+        } else {
+            None
+        }
+    }
+
+    /// Why Share to another Account is unavailable for this image, if it is.
+    pub fn share_blocked_reason(&self) -> Option<&'static str> {
+        if self.shared_by.is_some() {
+            Some("Only the owner account can share it.")
+        } else if self.status != ImageStatus::Active {
+            Some("An image can be shared once it is Active.")
+        } else {
+            None
+        }
+    }
 }
 
 /// An account's use of its quotas, shown above the Image List.

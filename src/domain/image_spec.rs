@@ -602,10 +602,21 @@ pub struct EditImageForm {
     pub cloud_init: Option<String>,
     pub qemu_guest_agent: Option<String>,
     pub protected: Option<String>,
+    /// Empty keeps the current visibility.
+    #[serde(default)]
+    pub visibility: String,
+}
+
+/// A validated Edit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageEdit {
+    pub attributes: ImageAttributes,
+    /// `None` keeps the current visibility.
+    pub visibility: Option<Visibility>,
 }
 
 impl EditImageForm {
-    pub fn parse(&self) -> Result<ImageAttributes, FieldErrors> {
+    pub fn parse(&self) -> Result<ImageEdit, FieldErrors> {
         let mut errors = Vec::new();
         let attributes = RawAttributes {
             name: &self.name,
@@ -620,8 +631,15 @@ impl EditImageForm {
             qemu_guest_agent: self.qemu_guest_agent.as_deref(),
         }
         .parse(&mut errors);
-        match attributes {
-            Some(attributes) if errors.is_empty() => Ok(attributes),
+        let visibility = match self.visibility.as_str() {
+            "" => Some(None),
+            raw => collect(Visibility::parse(raw), &mut errors).map(Some),
+        };
+        match (attributes, visibility) {
+            (Some(attributes), Some(visibility)) if errors.is_empty() => Ok(ImageEdit {
+                attributes,
+                visibility,
+            }),
             _ => Err(errors),
         }
     }
@@ -981,11 +999,29 @@ mod tests {
             qemu_guest_agent: Some("on".into()),
             ..Default::default()
         };
-        let attributes = ok.parse().unwrap();
+        let edit = ok.parse().unwrap();
+        assert_eq!(
+            edit.visibility, None,
+            "an empty visibility keeps the current one"
+        );
+        let attributes = edit.attributes;
         assert_eq!(attributes.architecture, Architecture::Aarch64);
         assert_eq!(attributes.boot_mode, BootMode::Uefi);
         assert!(attributes.features.qemu_guest_agent);
         assert!(!attributes.protected);
+        let shared = EditImageForm {
+            visibility: "shared".into(),
+            ..ok.clone()
+        };
+        assert_eq!(shared.parse().unwrap().visibility, Some(Visibility::Shared));
+        let bad = EditImageForm {
+            visibility: "public".into(),
+            ..ok
+        };
+        assert_eq!(
+            bad.parse().unwrap_err()[0].message,
+            "Visibility must be Private or Shared."
+        );
     }
 
     #[test]

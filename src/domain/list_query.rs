@@ -90,6 +90,54 @@ impl SortDirection {
     }
 }
 
+/// Whose images the list shows: the account's own, those other accounts share with it
+/// (approved in the Image Share Request List), or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Ownership {
+    #[default]
+    All,
+    /// Owned by this account.
+    Mine,
+    /// Shared with this account by another.
+    SharedWithMe,
+}
+
+impl Ownership {
+    pub const ALL: [Ownership; 3] = [Ownership::All, Ownership::Mine, Ownership::SharedWithMe];
+
+    /// The URL value; the default has none.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ownership::All => "",
+            Ownership::Mine => "me",
+            Ownership::SharedWithMe => "shared",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Ownership::All => "All",
+            Ownership::Mine => "Owned by this account",
+            Ownership::SharedWithMe => "Shared with this account",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == raw)
+            .unwrap_or_default()
+    }
+
+    pub fn includes_own(self) -> bool {
+        self != Ownership::SharedWithMe
+    }
+
+    pub fn includes_shared(self) -> bool {
+        self != Ownership::Mine
+    }
+}
+
 /// The Image List's view. Parsing is lenient (a hand-edited URL falls back to defaults
 /// rather than failing) but everything kept is valid.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -100,6 +148,7 @@ pub struct ListQuery {
     pub visibility: Option<Visibility>,
     pub tag_key: String,
     pub tag_value: String,
+    pub owner: Ownership,
     pub sort: SortColumn,
     pub direction: SortDirection,
     /// 1-based.
@@ -116,6 +165,7 @@ impl Default for ListQuery {
             visibility: None,
             tag_key: String::new(),
             tag_value: String::new(),
+            owner: Ownership::All,
             sort: SortColumn::Created,
             direction: SortDirection::Desc,
             page: 1,
@@ -149,6 +199,9 @@ impl ListQuery {
             visibility: get("visibility").and_then(|s| Visibility::parse(&s).ok()),
             tag_key: get("tag_key").map(|k| clip(&k, 128)).unwrap_or_default(),
             tag_value: get("tag_value").map(|v| clip(&v, 256)).unwrap_or_default(),
+            owner: get("owner")
+                .map(|o| Ownership::parse(&o))
+                .unwrap_or_default(),
             sort,
             direction,
             page: get("page")
@@ -184,6 +237,9 @@ impl ListQuery {
         if !self.tag_value.is_empty() {
             pairs.push(("tag_value", self.tag_value.clone()));
         }
+        if self.owner != Ownership::All {
+            pairs.push(("owner", self.owner.as_str().into()));
+        }
         if self.sort != default.sort || self.direction != default.direction {
             pairs.push(("sort", self.sort.as_str().into()));
             pairs.push(("dir", self.direction.as_str().into()));
@@ -206,6 +262,7 @@ impl ListQuery {
             || self.os_type.is_some()
             || self.visibility.is_some()
             || !self.tag_key.is_empty()
+            || self.owner != Ownership::All
     }
 
     /// Row offset of the page.
@@ -260,6 +317,7 @@ mod tests {
             ("visibility", "shared"),
             ("tag_key", "env"),
             ("tag_value", "prod & dev"),
+            ("owner", "shared"),
             ("sort", "name"),
             ("dir", "desc"),
             ("page", "3"),
@@ -270,6 +328,7 @@ mod tests {
             .into_owned()
             .collect();
         assert_eq!(ListQuery::from_params(|k| map.get(k).cloned()), q);
+        assert_eq!(q.owner, Ownership::SharedWithMe);
         assert_eq!(q.offset(), 100);
     }
 
@@ -281,7 +340,9 @@ mod tests {
             ("sort", "password"),
             ("page", "0"),
             ("per_page", "1000"),
+            ("owner", "everyone"),
         ]);
+        assert_eq!(q.owner, Ownership::All);
         assert_eq!(q.status, None);
         assert_eq!(q.os_type, None);
         assert_eq!(q.sort, SortColumn::Created);

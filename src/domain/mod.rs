@@ -11,6 +11,7 @@ pub mod image;
 pub mod image_spec;
 pub mod list_query;
 pub mod settings;
+pub mod share;
 pub mod tags;
 pub mod units;
 pub mod upload;

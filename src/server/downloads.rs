@@ -17,6 +17,9 @@ pub struct LinkParams {
     exp: Option<String>,
     #[serde(rename = "gen")]
     generation: Option<String>,
+    /// The account a shared image's link was issued to, and when the image was shared with it.
+    acct: Option<String>,
+    since: Option<String>,
     sig: Option<String>,
 }
 
@@ -31,6 +34,8 @@ pub async fn download_image(
             &id,
             params.exp.as_deref(),
             params.generation.as_deref(),
+            params.acct.as_deref(),
+            params.since.as_deref(),
             params.sig.as_deref(),
         )
         .await

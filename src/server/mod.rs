@@ -15,7 +15,7 @@ use axum::extract::FromRef;
 use axum::http::{HeaderName, HeaderValue, Request, header};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{any, get};
+use axum::routing::{MethodRouter, any, get};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use secrecy::ExposeSecret;
@@ -66,6 +66,37 @@ pub fn leptos_options(
         .build()
 }
 
+/// The plain HTTP routes whose responses may be compressed.
+fn compressed_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/healthz", get(healthz)),
+        ("/exports/images.csv", get(exports::export_images_csv)),
+    ]
+}
+
+/// The routes that move image bytes. They are sent as stored: compressing them would break
+/// Range requests. Uploads (tus) stream request bodies of any size; they read them as a
+/// stream, never whole.
+fn byte_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/downloads/{id}/{file}", get(downloads::download_image)),
+        ("/uploads", any(uploads::upload_root)),
+        ("/uploads/{id}", any(uploads::upload_resource)),
+        ("/images/{id}/uploads", any(uploads::upload_collection)),
+    ]
+}
+
+/// Every plain HTTP route, besides the pages and the server functions. The authorization
+/// tests walk this list (and the registered server functions and pages), so a route added
+/// without its test case fails them.
+pub fn http_route_paths() -> Vec<&'static str> {
+    compressed_routes()
+        .into_iter()
+        .chain(byte_routes())
+        .map(|(path, _)| path)
+        .collect()
+}
+
 /// The whole HTTP surface. Shared by `main` and the tests.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
@@ -78,9 +109,11 @@ pub fn router(state: AppState) -> Router {
         }
     };
     let request_id = HeaderName::from_static("x-request-id");
-    let pages = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/exports/images.csv", get(exports::export_images_csv))
+    let pages = compressed_routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, route)| {
+            router.route(path, route)
+        })
         .leptos_routes_with_context(&state, routes, context, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -88,13 +121,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         // The wasm bundle is 1.3 MB; brotli brings it under 500 KB on the wire.
         .layer(CompressionLayer::new().br(true).gzip(true));
-    // Image bytes are sent as stored: compressing them would break Range requests. Uploads
-    // (tus) stream request bodies of any size; they read them as a stream, never whole.
-    let bytes = Router::new()
-        .route("/downloads/{id}/{file}", get(downloads::download_image))
-        .route("/uploads", any(uploads::upload_root))
-        .route("/uploads/{id}", any(uploads::upload_resource))
-        .route("/images/{id}/uploads", any(uploads::upload_collection));
+    let bytes = byte_routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, route)| {
+            router.route(path, route)
+        });
     pages
         .merge(bytes)
         .layer(middleware::from_fn_with_state(

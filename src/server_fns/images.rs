@@ -144,6 +144,7 @@ pub async fn update_image(
     cloud_init: Option<String>,
     qemu_guest_agent: Option<String>,
     protected: Option<String>,
+    visibility: Option<String>,
 ) -> Result<(), AppError> {
     use super::ssr;
     use crate::domain::image_spec::EditImageForm;
@@ -160,6 +161,7 @@ pub async fn update_image(
         cloud_init,
         qemu_guest_agent,
         protected,
+        visibility: visibility.unwrap_or_default(),
     };
     services
         .update_image(&actor, &id, &form, updated_at_ms)

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod images;
+pub mod shares;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
@@ -53,6 +54,7 @@ pub(crate) mod ssr {
             ServiceError::Unauthorized => (StatusCode::UNAUTHORIZED, AppError::Unauthorized),
             ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, AppError::NotFound(m)),
             ServiceError::Conflict(m) => (StatusCode::CONFLICT, AppError::Conflict(m)),
+            ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, AppError::Forbidden(m)),
             ServiceError::Internal(e) => {
                 let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
                 tracing::error!(%reference, error = format!("{e:#}"), "internal error");

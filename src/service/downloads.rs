@@ -1,9 +1,11 @@
 //! Signed download links: usable without a session (curl, wget) for 24 hours, until revoked.
 //!
 //! A link is `/downloads/<id>/<file>?exp=<unix seconds>&gen=<generation>&sig=<mac>`, where
-//! the MAC is HMAC-SHA256 over the image id, its account, the link generation and the expiry,
-//! keyed by a key derived from the session secret. Revoking bumps the image's generation, so
-//! every link issued before stops working; deleting the image removes what it points at.
+//! the MAC is HMAC-SHA256 over the image id, the account it was issued to, the link generation
+//! and the expiry, keyed by a key derived from the session secret. A link issued to an account
+//! the image is shared with also names that account (`acct=`), and works only while the share
+//! is Accepted. Revoking bumps the image's generation, so every link issued before stops
+//! working; deleting the image removes what it points at.
 
 use std::path::PathBuf;
 
@@ -12,10 +14,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 
-use super::images::{not_found, parse_image_id};
+use super::images::{Access, parse_image_id};
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::history::HistoryTopic;
 use crate::domain::image::{DOWNLOAD_LINK_HOURS, DownloadLink, ImageStatus};
+use crate::domain::share::ShareStatus;
 use crate::domain::units::format_timestamp;
 use crate::store::history::NewEvent;
 
@@ -40,6 +43,8 @@ pub enum DownloadRefusal {
     Revoked,
     #[error("This image cannot be downloaded now.")]
     Unavailable,
+    #[error("This image is no longer shared with the account this link was issued to.")]
+    ShareEnded,
 }
 
 /// The file name offered to the browser: the image name with spaces as '-', plus its format.
@@ -47,8 +52,25 @@ pub fn download_file_name(image_name: &str, format: &str) -> String {
     format!("{}.{format}", image_name.replace(' ', "-"))
 }
 
-fn message(id: &str, account_id: &str, generation: i64, expires: u64) -> String {
-    format!("GET\n{id}\n{account_id}\n{generation}\n{expires}")
+/// Whom a link was issued to: the owner account, or an account the image is shared with,
+/// under the share made at `shared_at_ms` (sharing again after a stop makes a new one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkHolder<'a> {
+    Owner,
+    Recipient {
+        account_id: &'a str,
+        shared_at_ms: i64,
+    },
+}
+
+fn message(id: &str, owner: &str, holder: LinkHolder<'_>, generation: i64, expires: u64) -> String {
+    match holder {
+        LinkHolder::Owner => format!("GET\n{id}\n{owner}\n{generation}\n{expires}"),
+        LinkHolder::Recipient {
+            account_id,
+            shared_at_ms,
+        } => format!("GET\n{id}\n{account_id}\n{generation}\n{expires}\n{shared_at_ms}"),
+    }
 }
 
 impl Services {
@@ -81,7 +103,22 @@ impl Services {
         valid_for_ms: i64,
     ) -> ServiceResult<DownloadLink> {
         let id = parse_image_id(id)?;
-        let row = self.owned_image(actor, &id).await?;
+        let access = self.visible_image(actor, &id).await?;
+        let holder = match &access {
+            Access::Owner(_) => LinkHolder::Owner,
+            Access::Recipient(_) => {
+                let (share, _) = self
+                    .store()
+                    .find_share_for_member(&actor.account_id, &id)
+                    .await?
+                    .ok_or_else(super::images::not_found)?;
+                LinkHolder::Recipient {
+                    account_id: &actor.account_id,
+                    shared_at_ms: share.requested_at_ms,
+                }
+            }
+        };
+        let row = access.row();
         if row.status != ImageStatus::Active {
             return Err(ServiceError::Conflict(
                 "Only an Active image can be downloaded. Wait for the import to finish.".into(),
@@ -91,7 +128,7 @@ impl Services {
         let expires_at_ms = now + valid_for_ms;
         let expires = u64::try_from(expires_at_ms / 1000).unwrap_or(0);
         let mut mac = self.link_mac();
-        mac.update(message(&id, &row.account_id, row.link_generation, expires).as_bytes());
+        mac.update(message(&id, &row.account_id, holder, row.link_generation, expires).as_bytes());
         let sig =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         let format = row.disk_format.map_or("img", |f| f.as_str());
@@ -105,9 +142,16 @@ impl Services {
         self.store()
             .record_event(&actor.account_id, &id, &row.name, &event, now)
             .await?;
+        let holder = match holder {
+            LinkHolder::Owner => String::new(),
+            LinkHolder::Recipient {
+                account_id,
+                shared_at_ms,
+            } => format!("&acct={account_id}&since={shared_at_ms}"),
+        };
         Ok(DownloadLink {
             path: format!(
-                "/downloads/{id}/{file}?exp={expires}&gen={}&sig={sig}",
+                "/downloads/{id}/{file}?exp={expires}&gen={}{holder}&sig={sig}",
                 row.link_generation
             ),
             expires_at_ms,
@@ -119,19 +163,26 @@ impl Services {
     pub async fn revoke_download_links(&self, actor: &Actor, id: &str) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
         let event = NewEvent::succeeded(HistoryTopic::DownloadLinksRevoked, &actor.user_name);
-        self.store()
+        match self
+            .store()
             .bump_link_generation(&actor.account_id, &id, &event, now_ms())
             .await?
-            .ok_or_else(not_found)?;
-        Ok(())
+        {
+            Some(_) => Ok(()),
+            None => Err(self.not_owned(actor, &id).await),
+        }
     }
 
-    /// Checks a link's parameters and returns the file it grants.
+    /// Checks a link's parameters and returns the file it grants. `holder` and `since` name
+    /// the account a shared image's link was issued to and the share it was issued under
+    /// (none for the owner's links).
     pub async fn open_download(
         &self,
         id: &str,
         expires: Option<&str>,
         generation: Option<&str>,
+        holder: Option<&str>,
+        since: Option<&str>,
         signature: Option<&str>,
     ) -> Result<DownloadFile, DownloadRefusal> {
         let id = parse_image_id(id).map_err(|_| DownloadRefusal::Invalid)?;
@@ -156,8 +207,16 @@ impl Services {
                 return Err(DownloadRefusal::Unavailable);
             }
         };
+        let holder = match (holder, since) {
+            (None, None) => LinkHolder::Owner,
+            (Some(account_id), Some(since)) => LinkHolder::Recipient {
+                account_id,
+                shared_at_ms: since.parse().map_err(|_| DownloadRefusal::Invalid)?,
+            },
+            _ => return Err(DownloadRefusal::Invalid),
+        };
         let mut mac = self.link_mac();
-        mac.update(message(&id, &target.account_id, generation, expires).as_bytes());
+        mac.update(message(&id, &target.account_id, holder, generation, expires).as_bytes());
         mac.verify_slice(&signature)
             .map_err(|_| DownloadRefusal::Invalid)?;
         if expires.saturating_mul(1000) < u64::try_from(now_ms()).unwrap_or(u64::MAX) {
@@ -165,6 +224,24 @@ impl Services {
         }
         if generation != target.link_generation {
             return Err(DownloadRefusal::Revoked);
+        }
+        // A recipient's link lasts only as long as the share it was issued under: Stop
+        // sharing or a Reject ends it, and sharing again later does not revive it.
+        if let LinkHolder::Recipient {
+            account_id,
+            shared_at_ms,
+        } = holder
+        {
+            match self.store().find_share_for_member(account_id, &id).await {
+                Ok(Some((share, _)))
+                    if share.status == ShareStatus::Accepted
+                        && share.requested_at_ms == shared_at_ms => {}
+                Ok(_) => return Err(DownloadRefusal::ShareEnded),
+                Err(e) => {
+                    tracing::error!(error = %e, "download share lookup failed");
+                    return Err(DownloadRefusal::Unavailable);
+                }
+            }
         }
         let (ImageStatus::Active, Some(key), Some(size_bytes)) =
             (target.status, &target.blob_key, target.size_bytes)

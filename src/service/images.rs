@@ -8,19 +8,28 @@ use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, Histor
 use crate::domain::image::{
     AccountUsage, BatchDeleteResult, ImageDetail, SkippedImage, delete_blocked_reason,
 };
+use crate::domain::image_spec::field;
 use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageAttributes, ImageSource};
 use crate::domain::list_query::{ImagePage, ListQuery};
+use crate::domain::share::check_visibility_change;
 use crate::domain::tags::{self, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_rfc3339};
 use crate::store::history::NewEvent;
 use crate::store::images::{
     AttributeUpdate, CreateImageError, DeleteOutcome, ImageRow, LocalFileRow, NewImageRow,
-    QuotaLimits,
+    QuotaLimits, UpdateOutcome,
 };
 
 /// The answer for an id that is not in the actor's account, whoever owns it.
 pub(super) fn not_found() -> ServiceError {
     ServiceError::NotFound("No image with that ID exists in this account.".into())
+}
+
+/// The answer to a recipient of a share asking to change the owner's image.
+pub(super) fn owner_only(owner: &str) -> ServiceError {
+    ServiceError::Forbidden(format!(
+        "Account {owner} shares this image with this account: you can view and download it, and only account {owner} can change, share or delete it."
+    ))
 }
 
 /// Accepts only well-formed image ids, so odd strings never reach a query or a path.
@@ -142,13 +151,56 @@ pub fn neutralize_csv_cell(cell: &str) -> String {
     }
 }
 
+/// How the actor reaches an image.
+pub(super) enum Access {
+    /// The actor's account owns it.
+    Owner(ImageRow),
+    /// Another account shares it with the actor's, which approved it: view and download only.
+    Recipient(ImageRow),
+}
+
+impl Access {
+    pub(super) fn row(&self) -> &ImageRow {
+        match self {
+            Access::Owner(row) | Access::Recipient(row) => row,
+        }
+    }
+}
+
 impl Services {
-    /// The actor's image by id, or the same NotFound whether it is missing or another
-    /// account's. `id` must already be parsed.
+    /// The actor's image by id. An image another account shares with the actor is refused as
+    /// Forbidden (the actor knows it exists); any other image, missing or another account's,
+    /// gets the same NotFound. `id` must already be parsed.
     pub(super) async fn owned_image(&self, actor: &Actor, id: &str) -> ServiceResult<ImageRow> {
+        match self.store().get_image(&actor.account_id, id).await? {
+            Some(row) => Ok(row),
+            None => Err(self.not_owned(actor, id).await),
+        }
+    }
+
+    /// The error for an image the actor does not own: Forbidden if it is shared with the
+    /// actor's account, else NotFound.
+    pub(super) async fn not_owned(&self, actor: &Actor, id: &str) -> ServiceError {
+        match self
+            .store()
+            .accepted_shared_image(&actor.account_id, id)
+            .await
+        {
+            Ok(Some(row)) => owner_only(&row.account_id),
+            Ok(None) => not_found(),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The image if the actor's account owns it or has approved its share.
+    pub(super) async fn visible_image(&self, actor: &Actor, id: &str) -> ServiceResult<Access> {
+        if let Some(row) = self.store().get_image(&actor.account_id, id).await? {
+            return Ok(Access::Owner(row));
+        }
         self.store()
-            .get_image(&actor.account_id, id)
+            .accepted_shared_image(&actor.account_id, id)
             .await?
+            .map(Access::Recipient)
             .ok_or_else(not_found)
     }
 
@@ -163,7 +215,10 @@ impl Services {
     pub async fn list_images(&self, actor: &Actor, query: &ListQuery) -> ServiceResult<ImagePage> {
         let (rows, total) = self.store().list_images(&actor.account_id, query).await?;
         Ok(ImagePage {
-            images: rows.into_iter().map(ImageRow::into_summary).collect(),
+            images: rows
+                .into_iter()
+                .map(|row| row.into_summary(&actor.account_id))
+                .collect(),
             total,
             page: query.page,
             per_page: query.per_page,
@@ -214,11 +269,19 @@ impl Services {
             "Created (UTC)",
             "Creator",
             "Description",
+            "Owner Account ID",
         ];
         let csv_error =
             |e: csv::Error| ServiceError::Internal(anyhow::Error::new(e).context("writing CSV"));
         writer.write_record(header).map_err(csv_error)?;
         for row in rows {
+            // The owner's user names are not the viewer's business: a shared image names the
+            // owner account instead.
+            let creator = if row.account_id == actor.account_id {
+                row.created_by
+            } else {
+                format!("account {}", row.account_id)
+            };
             let record = [
                 row.name,
                 row.id,
@@ -239,8 +302,9 @@ impl Services {
                 row.boot_mode.label().to_owned(),
                 row.features.label(),
                 format_rfc3339(row.created_at_ms),
-                row.created_by,
+                creator,
                 row.description,
+                row.account_id,
             ];
             writer
                 .write_record(record.iter().map(|cell| neutralize_csv_cell(cell)))
@@ -254,9 +318,17 @@ impl Services {
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
     pub async fn get_image(&self, actor: &Actor, id: &str) -> ServiceResult<ImageDetail> {
         let id = parse_image_id(id)?;
-        let row = self.owned_image(actor, &id).await?;
-        let tags = self.store().list_tags(&actor.account_id, &id).await?;
-        Ok(row.into_detail(tags))
+        match self.visible_image(actor, &id).await? {
+            Access::Owner(row) => {
+                let tags = self.store().list_tags(&actor.account_id, &id).await?;
+                let shares = self
+                    .store()
+                    .active_share_count(&actor.account_id, &id)
+                    .await?;
+                Ok(row.into_detail(tags, &actor.account_id, shares))
+            }
+            Access::Recipient(row) => Ok(row.into_detail(Vec::new(), &actor.account_id, 0)),
+        }
     }
 
     /// Validates the form and records the image within the account's quotas: Queued and
@@ -364,12 +436,21 @@ impl Services {
         expected_updated_at_ms: i64,
     ) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
-        let attributes = form.parse().map_err(ServiceError::Invalid)?;
+        let edit = form.parse().map_err(ServiceError::Invalid)?;
         let before = self.owned_image(actor, &id).await?;
         if before.updated_at_ms != expected_updated_at_ms {
             return Err(changed_elsewhere());
         }
-        let changes = attribute_changes(&before, &attributes);
+        let visibility = edit.visibility.unwrap_or(before.visibility);
+        let attributes = edit.attributes;
+        let mut changes = attribute_changes(&before, &attributes);
+        if visibility != before.visibility {
+            changes.push(FieldChange {
+                field: "Visibility".into(),
+                old: before.visibility.label().into(),
+                new: visibility.label().into(),
+            });
+        }
         if changes.is_empty() {
             return Ok(());
         }
@@ -392,9 +473,10 @@ impl Services {
             architecture: attributes.architecture,
             boot_mode: attributes.boot_mode,
             features: attributes.features,
+            visibility,
         };
         let now = now_ms().max(expected_updated_at_ms + 1);
-        let written = self
+        match self
             .store()
             .update_image_attributes(
                 &actor.account_id,
@@ -404,11 +486,15 @@ impl Services {
                 &event,
                 now,
             )
-            .await?;
-        if written {
-            Ok(())
-        } else {
-            Err(changed_elsewhere())
+            .await?
+        {
+            UpdateOutcome::Written => Ok(()),
+            UpdateOutcome::Changed => Err(changed_elsewhere()),
+            UpdateOutcome::ActiveShares(active) => Err(ServiceError::Invalid(vec![
+                check_visibility_change(visibility, active)
+                    .err()
+                    .unwrap_or_else(|| FieldError::new(field::VISIBILITY, "Choose a visibility.")),
+            ])),
         }
     }
 
@@ -557,9 +643,11 @@ impl Services {
         page: u32,
     ) -> ServiceResult<HistoryPage> {
         let id = parse_image_id(id)?;
-        // The image must still be the account's; history of deleted images is kept but not
-        // reachable from a page that no longer exists.
-        self.owned_image(actor, &id).await?;
+        // The image must still be visible to the account; history of deleted images is kept
+        // (the account's Work History page shows it) but not reachable from a page that no
+        // longer exists. Each account reads its own events: a recipient of a share sees its
+        // share events, not the owner's history.
+        self.visible_image(actor, &id).await?;
         let page = page.max(1);
         let (entries, total) = self
             .store()
@@ -583,14 +671,14 @@ impl Services {
             .delete_unprotected_image(&actor.account_id, &id, &actor.user_name, now_ms())
             .await?
         {
-            DeleteOutcome::Deleted(row) => {
-                self.remove_image_bytes(&row).await;
+            DeleteOutcome::Deleted { row, release_blob } => {
+                self.remove_image_bytes(&row, release_blob).await;
                 Ok(())
             }
             DeleteOutcome::Protected(_) => Err(ServiceError::Conflict(
                 delete_blocked_reason(true).unwrap_or_default().to_owned(),
             )),
-            DeleteOutcome::NotFound => Err(not_found()),
+            DeleteOutcome::NotFound => Err(self.not_owned(actor, &id).await),
         }
     }
 
@@ -633,8 +721,8 @@ impl Services {
                 .delete_unprotected_image(&actor.account_id, &id, &actor.user_name, now_ms())
                 .await?
             {
-                DeleteOutcome::Deleted(row) => {
-                    self.remove_image_bytes(&row).await;
+                DeleteOutcome::Deleted { row, release_blob } => {
+                    self.remove_image_bytes(&row, release_blob).await;
                     result.deleted.push(row.name);
                 }
                 DeleteOutcome::Protected(row) => result.skipped.push(SkippedImage {
@@ -642,25 +730,42 @@ impl Services {
                     name: row.name,
                     reason: "Protected: turn Protected off to delete it.".into(),
                 }),
-                DeleteOutcome::NotFound => result.skipped.push(SkippedImage {
-                    id: id.clone(),
-                    name: id,
-                    reason: "No such image in this account.".into(),
-                }),
+                DeleteOutcome::NotFound => {
+                    let shared = self
+                        .store()
+                        .accepted_shared_image(&actor.account_id, &id)
+                        .await?;
+                    result.skipped.push(match shared {
+                        Some(row) => SkippedImage {
+                            id,
+                            reason: format!(
+                                "Shared with this account by account {}; only its owner can delete it.",
+                                row.account_id
+                            ),
+                            name: row.name,
+                        },
+                        None => SkippedImage {
+                            id: id.clone(),
+                            name: id,
+                            reason: "No such image in this account.".into(),
+                        },
+                    });
+                }
             }
         }
         Ok(result)
     }
 
-    /// Removes a deleted image's bytes. The row is gone first, so nothing can point at the
-    /// bytes; if removal fails the file is an orphan, which the start-up sweep collects.
-    async fn remove_image_bytes(&self, row: &ImageRow) {
+    /// Removes a deleted image's bytes: its partial upload or import, and its stored file when
+    /// no other image uses it (`release_blob`). The row is gone first, so nothing can point
+    /// at the bytes; if removal fails the file is an orphan, which the start-up sweep collects.
+    async fn remove_image_bytes(&self, row: &ImageRow, release_blob: bool) {
         self.importer().cancel(&row.id).await;
         self.stop_upload_writes(&row.id).await;
         if let Err(e) = self.blobs().remove_upload(&row.id).await {
             tracing::warn!(image.id = %row.id, error = %e, "could not remove partial upload; left for the sweep");
         }
-        if let Some(key) = &row.blob_key
+        if let Some(key) = row.blob_key.as_ref().filter(|_| release_blob)
             && let Err(e) = self.blobs().remove_blob(key).await
         {
             tracing::warn!(image.id = %row.id, error = %e, "could not remove image bytes; left for the sweep");

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod downloads;
 pub mod images;
 pub mod importer;
+pub mod shares;
 pub mod uploads;
 pub mod url_guard;
 
@@ -44,6 +45,9 @@ pub enum ServiceError {
     /// The request is understood but the current state forbids it; the text says why.
     #[error("{0}")]
     Conflict(String),
+    /// The actor may see the image (another account shares it) but not do this to it.
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

@@ -32,7 +32,7 @@ impl Store {
         user: &UserRow,
         now_ms: i64,
     ) -> Result<(), CreateAccountError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let taken = sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
             .bind(account_id)
             .fetch_optional(&mut *tx)

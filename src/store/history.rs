@@ -57,8 +57,29 @@ pub(super) async fn insert_event(
     Ok(())
 }
 
+fn decode_entry(r: &sqlx::any::AnyRow) -> sqlx::Result<HistoryEntry> {
+    let topic: String = r.try_get("topic")?;
+    let result: String = r.try_get("result")?;
+    let changes: String = r.try_get("changes")?;
+    Ok(HistoryEntry {
+        id: r.try_get("id")?,
+        image_id: r.try_get("image_id")?,
+        image_name: r.try_get("image_name")?,
+        topic: HistoryTopic::from_db(&topic).ok_or_else(|| decode_error("topic", &topic))?,
+        changes: serde_json::from_str(&changes).map_err(|_| decode_error("changes", &changes))?,
+        message: r.try_get("message")?,
+        result: WorkResult::from_db(&result).ok_or_else(|| decode_error("result", &result))?,
+        worker: r.try_get("worker")?,
+        at_ms: r.try_get("created_at")?,
+    })
+}
+
+const EVENT_COLUMNS: &str =
+    "id, image_id, image_name, topic, changes, message, result, worker, created_at";
+
 impl Store {
-    /// One page of an image's Work History, newest first, and the number of entries.
+    /// One page of an image's Work History in an account, newest first, and the number of
+    /// entries.
     pub async fn list_events(
         &self,
         account_id: &str,
@@ -67,39 +88,17 @@ impl Store {
         per_page: u32,
     ) -> sqlx::Result<(Vec<HistoryEntry>, u64)> {
         let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-        let rows = sqlx::query(
-            "SELECT id, image_id, image_name, topic, changes, message, result, worker, created_at \
-             FROM image_events WHERE account_id = $1 AND image_id = $2 \
-             ORDER BY id DESC LIMIT $3 OFFSET $4",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM image_events WHERE account_id = $1 AND image_id = $2 \
+             ORDER BY id DESC LIMIT $3 OFFSET $4"
+        ))
         .bind(account_id)
         .bind(image_id)
         .bind(i64::from(per_page))
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        let entries = rows
-            .iter()
-            .map(|r| {
-                let topic: String = r.try_get("topic")?;
-                let result: String = r.try_get("result")?;
-                let changes: String = r.try_get("changes")?;
-                Ok(HistoryEntry {
-                    id: r.try_get("id")?,
-                    image_id: r.try_get("image_id")?,
-                    image_name: r.try_get("image_name")?,
-                    topic: HistoryTopic::from_db(&topic)
-                        .ok_or_else(|| decode_error("topic", &topic))?,
-                    changes: serde_json::from_str(&changes)
-                        .map_err(|_| decode_error("changes", &changes))?,
-                    message: r.try_get("message")?,
-                    result: WorkResult::from_db(&result)
-                        .ok_or_else(|| decode_error("result", &result))?,
-                    worker: r.try_get("worker")?,
-                    at_ms: r.try_get("created_at")?,
-                })
-            })
-            .collect::<sqlx::Result<Vec<_>>>()?;
+        let entries = rows.iter().map(decode_entry).collect::<sqlx::Result<_>>()?;
         let total = sqlx::query(
             "SELECT COUNT(*) AS total FROM image_events WHERE account_id = $1 AND image_id = $2",
         )
@@ -107,6 +106,32 @@ impl Store {
         .bind(image_id)
         .fetch_one(&self.pool)
         .await?;
+        Ok((entries, to_u64(total.try_get("total")?)))
+    }
+
+    /// One page of the account's Work History over all its images (and images shared with
+    /// it), newest first, and the number of entries.
+    pub async fn list_account_events(
+        &self,
+        account_id: &str,
+        page: u32,
+        per_page: u32,
+    ) -> sqlx::Result<(Vec<HistoryEntry>, u64)> {
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM image_events WHERE account_id = $1 \
+             ORDER BY id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(account_id)
+        .bind(i64::from(per_page))
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let entries = rows.iter().map(decode_entry).collect::<sqlx::Result<_>>()?;
+        let total = sqlx::query("SELECT COUNT(*) AS total FROM image_events WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_one(&self.pool)
+            .await?;
         Ok((entries, to_u64(total.try_get("total")?)))
     }
 }

@@ -52,6 +52,8 @@ pub struct LocalFileRow {
 /// An image row as read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageRow {
+    /// Creation order, unique across accounts; every list sort breaks ties on it.
+    pub seq: i64,
     pub id: String,
     pub account_id: String,
     pub name: String,
@@ -87,6 +89,8 @@ pub struct ImageRow {
     pub created_at_ms: i64,
     pub updated_by: String,
     pub updated_at_ms: i64,
+    /// The image whose bytes Create shared Image reused for this one.
+    pub source_image_id: Option<String>,
 }
 
 /// The attributes an Edit may change.
@@ -101,6 +105,17 @@ pub struct AttributeUpdate {
     pub architecture: Architecture,
     pub boot_mode: BootMode,
     pub features: Features,
+    pub visibility: Visibility,
+}
+
+/// What an Edit did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    Written,
+    /// The image changed since the form was loaded (or is gone).
+    Changed,
+    /// Private was asked for while this many shares are in force.
+    ActiveShares(u64),
 }
 
 /// The outcome of a finished import, written in one update.
@@ -163,9 +178,33 @@ pub enum CreateImageError {
 /// What a delete did.
 #[derive(Debug)]
 pub enum DeleteOutcome {
-    Deleted(Box<ImageRow>),
+    /// Gone. `release_blob` is true when no other image uses its bytes, which may then be
+    /// removed.
+    Deleted {
+        row: Box<ImageRow>,
+        release_blob: bool,
+    },
     Protected(Box<ImageRow>),
     NotFound,
+}
+
+/// A new image of an existing image's bytes (Create shared Image).
+#[derive(Clone, Debug)]
+pub struct SharedCopy<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub created_by: &'a str,
+    pub created_at_ms: i64,
+}
+
+/// What Create shared Image did.
+#[derive(Debug)]
+pub enum CreateSharedOutcome {
+    Created,
+    NotFound,
+    /// The source is not a Private, Active image with stored bytes (as it is now).
+    NotEligible(Box<ImageRow>),
+    ImageQuota(Usage),
 }
 
 /// The facts a download link is checked against.
@@ -180,12 +219,12 @@ pub struct DownloadTarget {
     pub disk_format: Option<DiskFormat>,
 }
 
-pub(super) const COLUMNS: &str = "i.id, i.account_id, i.name, i.description, i.os_type, i.min_disk_gb, \
+pub(super) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i.description, i.os_type, i.min_disk_gb, \
     i.min_ram_gb, i.visibility, i.protected, i.architecture, i.boot_mode, i.features, i.status, \
     i.failure_reason, i.image_type, i.source_url, i.source_file_name, i.disk_format, i.size_bytes, \
     i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.expected_checksum, i.declared_format, i.blob_key, i.bytes_done, \
     i.bytes_total, i.import_attempts, i.link_generation, i.created_by, i.created_at, \
-    i.updated_by, i.updated_at";
+    i.updated_by, i.updated_at, i.source_image_id";
 
 pub(super) fn decode_error(column: &str, value: &str) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
@@ -207,6 +246,7 @@ impl ImageRow {
             Ok(r.try_get::<Option<i64>, _>(c)?.map(to_u64))
         };
         Ok(Self {
+            seq: r.try_get("seq")?,
             id: text("id")?,
             account_id: text("account_id")?,
             name: text("name")?,
@@ -255,6 +295,7 @@ impl ImageRow {
             created_at_ms: r.try_get("created_at")?,
             updated_by: text("updated_by")?,
             updated_at_ms: r.try_get("updated_at")?,
+            source_image_id: r.try_get("source_image_id")?,
         })
     }
 
@@ -267,8 +308,15 @@ impl ImageRow {
         )
     }
 
-    pub fn into_summary(self) -> ImageSummary {
+    /// The owner's Account ID when `viewer` is another account (a recipient of a share).
+    fn shared_by(&self, viewer: &str) -> Option<String> {
+        (self.account_id != viewer).then(|| self.account_id.clone())
+    }
+
+    /// The row as a line of `viewer`'s Image List.
+    pub fn into_summary(self, viewer: &str) -> ImageSummary {
         ImageSummary {
+            shared_by: self.shared_by(viewer),
             progress: self.progress(),
             id: self.id,
             name: self.name,
@@ -283,8 +331,12 @@ impl ImageRow {
         }
     }
 
-    pub fn into_detail(self, tags: Vec<TagPair>) -> ImageDetail {
-        ImageDetail {
+    /// The row as `viewer` sees it on Image Details. Another account (a recipient of a share)
+    /// sees the image and its bytes, not the owner's bookkeeping: no tags, no source, and the
+    /// owner account instead of its user names.
+    pub fn into_detail(self, tags: Vec<TagPair>, viewer: &str, active_shares: u64) -> ImageDetail {
+        let shared_by = self.shared_by(viewer);
+        let mut detail = ImageDetail {
             progress: self.progress(),
             srn: image_srn(&self.account_id, &self.id),
             id: self.id,
@@ -319,7 +371,22 @@ impl ImageRow {
             created_at_ms: self.created_at_ms,
             updated_by: self.updated_by,
             updated_at_ms: self.updated_at_ms,
+            shared_by: None,
+            active_shares,
+            source_image_id: self.source_image_id,
+        };
+        if let Some(owner) = shared_by {
+            let by_owner = format!("account {owner}");
+            detail.tags = Vec::new();
+            detail.source_url = None;
+            detail.source_file_name = None;
+            detail.created_by = by_owner.clone();
+            detail.updated_by = by_owner;
+            detail.active_shares = 0;
+            detail.source_image_id = None;
+            detail.shared_by = Some(owner);
         }
+        detail
     }
 }
 
@@ -338,13 +405,19 @@ async fn fetch_row(
     row.as_ref().map(ImageRow::from_row).transpose()
 }
 
+/// The bytes an image `i` counts towards its account's storage: the announced size while it
+/// is being imported or uploaded, its size once stored, and nothing for a second image of the
+/// same bytes (Create shared Image), whose file is stored once.
+const STORED_BYTES: &str = "CASE WHEN i.status IN ('importing', 'uploading') THEN COALESCE(i.bytes_total, 0) \
+     WHEN i.source_image_id IS NOT NULL AND EXISTS (SELECT 1 FROM images o \
+         WHERE o.blob_key = i.blob_key AND o.account_id = i.account_id AND o.seq < i.seq) THEN 0 \
+     ELSE COALESCE(i.size_bytes, 0) END";
+
 async fn usage(conn: &mut AnyConnection, account_id: &str) -> sqlx::Result<Usage> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS images, \
-         CAST(COALESCE(SUM(CASE WHEN status IN ('importing', 'uploading') THEN COALESCE(bytes_total, 0) \
-                                ELSE COALESCE(size_bytes, 0) END), 0) AS BIGINT) AS bytes \
-         FROM images WHERE account_id = $1",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT COUNT(*) AS images, CAST(COALESCE(SUM({STORED_BYTES}), 0) AS BIGINT) AS bytes \
+         FROM images i WHERE i.account_id = $1"
+    ))
     .bind(account_id)
     .fetch_one(&mut *conn)
     .await?;
@@ -362,6 +435,24 @@ async fn lock_account(conn: &mut AnyConnection, account_id: &str) -> sqlx::Resul
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// Takes the image row's write lock for the rest of the transaction (`false`: no such image in
+/// the account). Rules that read other rows about the image (its shares) read them after this,
+/// so two changes of the same image are checked one after the other: PostgreSQL gives each
+/// later statement a snapshot taken once the lock is held, and SQLite has one writer at a time.
+pub(super) async fn lock_image(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    id: &str,
+) -> sqlx::Result<bool> {
+    let done =
+        sqlx::query("UPDATE images SET updated_at = updated_at WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 async fn insert_tags(
@@ -391,7 +482,7 @@ impl Store {
         tags: &[Tag],
         limits: QuotaLimits,
     ) -> Result<(), CreateImageError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_account(&mut tx, &image.account_id).await?;
         let used = usage(&mut tx, &image.account_id).await?;
         if used.image_count >= limits.max_images {
@@ -470,7 +561,7 @@ impl Store {
         &self,
         images: &[(NewImageRow, ImageStatus, Option<u64>)],
     ) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in images.chunks(500) {
             let mut filter = QueryParts::new();
             let mut values = Vec::with_capacity(chunk.len());
@@ -525,7 +616,7 @@ impl Store {
         account_id: &str,
         tags: &[(String, String, String)],
     ) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in tags.chunks(1000) {
             let mut filter = QueryParts::new();
             let account = filter.text(account_id);
@@ -601,13 +692,13 @@ impl Store {
         update: &AttributeUpdate,
         event: &NewEvent<'_>,
         now_ms: i64,
-    ) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+    ) -> sqlx::Result<UpdateOutcome> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE images SET name = $1, description = $2, os_type = $3, min_disk_gb = $4, \
              min_ram_gb = $5, protected = $6, architecture = $7, boot_mode = $8, features = $9, \
-             updated_by = $10, updated_at = $11 \
-             WHERE id = $12 AND account_id = $13 AND updated_at = $14",
+             visibility = $10, updated_by = $11, updated_at = $12 \
+             WHERE id = $13 AND account_id = $14 AND updated_at = $15",
         )
         .bind(&update.name)
         .bind(&update.description)
@@ -618,6 +709,7 @@ impl Store {
         .bind(update.architecture.as_str())
         .bind(update.boot_mode.as_str())
         .bind(update.features.to_db())
+        .bind(update.visibility.as_str())
         .bind(event.worker)
         .bind(now_ms)
         .bind(id)
@@ -626,11 +718,18 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
-            return Ok(false);
+            return Ok(UpdateOutcome::Changed);
+        }
+        // Read after the row is locked, so a share made meanwhile is seen.
+        if update.visibility == Visibility::Private {
+            let active = super::shares::count_active_shares(&mut tx, id).await?;
+            if active > 0 {
+                return Ok(UpdateOutcome::ActiveShares(active));
+            }
         }
         insert_event(&mut tx, account_id, id, &update.name, event, now_ms).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(UpdateOutcome::Written)
     }
 
     /// Sets Protected and records it; returns the row as it was, or `None` if not found.
@@ -642,7 +741,7 @@ impl Store {
         event: &NewEvent<'_>,
         now_ms: i64,
     ) -> sqlx::Result<Option<ImageRow>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(before) = fetch_row(&mut tx, account_id, id).await? else {
             return Ok(None);
         };
@@ -671,7 +770,7 @@ impl Store {
         event: &NewEvent<'_>,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
             return Ok(false);
         };
@@ -707,13 +806,17 @@ impl Store {
         worker: &str,
         now_ms: i64,
     ) -> sqlx::Result<DeleteOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
+        if !lock_image(&mut tx, account_id, id).await? {
+            return Ok(DeleteOutcome::NotFound);
+        }
         let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
             return Ok(DeleteOutcome::NotFound);
         };
         if row.protected {
             return Ok(DeleteOutcome::Protected(Box::new(row)));
         }
+        super::shares::end_shares_of_deleted_image(&mut tx, &row, worker, now_ms).await?;
         sqlx::query("DELETE FROM image_tags WHERE image_id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
@@ -724,6 +827,10 @@ impl Store {
             .bind(account_id)
             .execute(&mut *tx)
             .await?;
+        let release_blob = match &row.blob_key {
+            Some(key) => release_blob_ref(&mut tx, key).await?,
+            None => false,
+        };
         insert_event(
             &mut tx,
             account_id,
@@ -734,7 +841,108 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(DeleteOutcome::Deleted(Box::new(row)))
+        Ok(DeleteOutcome::Deleted {
+            row: Box::new(row),
+            release_blob,
+        })
+    }
+
+    /// Creates a Shared image of the bytes of the account's Private, Active image `source_id`:
+    /// the file is not copied but counted once more, so it stays until the last image using it
+    /// is deleted. Both images record it in their Work History. Counts against the image
+    /// quota, not the storage quota (nothing more is stored).
+    pub async fn create_shared_image(
+        &self,
+        account_id: &str,
+        source_id: &str,
+        copy: &SharedCopy<'_>,
+        max_images: u64,
+    ) -> sqlx::Result<CreateSharedOutcome> {
+        let mut tx = self.begin_write().await?;
+        lock_account(&mut tx, account_id).await?;
+        if !lock_image(&mut tx, account_id, source_id).await? {
+            return Ok(CreateSharedOutcome::NotFound);
+        }
+        let Some(source) = fetch_row(&mut tx, account_id, source_id).await? else {
+            return Ok(CreateSharedOutcome::NotFound);
+        };
+        let Some(blob_key) = source.blob_key.clone().filter(|_| {
+            source.status == ImageStatus::Active && source.visibility == Visibility::Private
+        }) else {
+            return Ok(CreateSharedOutcome::NotEligible(Box::new(source)));
+        };
+        let used = usage(&mut tx, account_id).await?;
+        if used.image_count >= max_images {
+            return Ok(CreateSharedOutcome::ImageQuota(used));
+        }
+        let counted = sqlx::query("UPDATE image_blobs SET refs = refs + 1 WHERE blob_key = $1")
+            .bind(&blob_key)
+            .execute(&mut *tx)
+            .await?;
+        if counted.rows_affected() == 0 {
+            // Not counted yet: the source was its only user.
+            sqlx::query("INSERT INTO image_blobs (blob_key, refs) VALUES ($1, 2)")
+                .bind(&blob_key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \
+             min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
+             image_type, source_url, source_file_name, disk_format, size_bytes, virtual_size_bytes, \
+             hash_algo, hash_value, checksum_md5, expected_checksum, declared_format, blob_key, \
+             bytes_done, bytes_total, created_by, created_at, updated_by, updated_at, source_image_id) \
+             SELECT $1, account_id, $2, description, os_type, min_disk_gb, min_ram_gb, $3, 0, \
+             architecture, boot_mode, features, status, image_type, source_url, source_file_name, \
+             disk_format, size_bytes, virtual_size_bytes, hash_algo, hash_value, checksum_md5, \
+             expected_checksum, declared_format, blob_key, size_bytes, size_bytes, $4, $5, $4, $5, id \
+             FROM images WHERE id = $6 AND account_id = $7",
+        )
+        .bind(copy.id)
+        .bind(copy.name)
+        .bind(Visibility::Shared.as_str())
+        .bind(copy.created_by)
+        .bind(copy.created_at_ms)
+        .bind(source_id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        let created = format!(
+            "Created with Create shared Image from {} ({}). It uses the same stored bytes.",
+            source.name, source.id
+        );
+        let event = NewEvent {
+            message: &created,
+            ..NewEvent::succeeded(HistoryTopic::Created, copy.created_by)
+        };
+        insert_event(
+            &mut tx,
+            account_id,
+            copy.id,
+            copy.name,
+            &event,
+            copy.created_at_ms,
+        )
+        .await?;
+        let made = format!(
+            "Shared image {} ({}) created from this image's bytes.",
+            copy.name, copy.id
+        );
+        let event = NewEvent {
+            message: &made,
+            ..NewEvent::succeeded(HistoryTopic::SharedImageCreated, copy.created_by)
+        };
+        insert_event(
+            &mut tx,
+            account_id,
+            source_id,
+            &source.name,
+            &event,
+            copy.created_at_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CreateSharedOutcome::Created)
     }
 
     /// Records an event that changes no row (a download link was issued).
@@ -758,7 +966,7 @@ impl Store {
         event: &NewEvent<'_>,
         now_ms: i64,
     ) -> sqlx::Result<Option<i64>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
             return Ok(None);
         };
@@ -816,7 +1024,7 @@ impl Store {
         id: &str,
         now_ms: i64,
     ) -> sqlx::Result<Option<ClaimedImport>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
              import_attempts = import_attempts + 1, updated_at = $2 \
@@ -875,11 +1083,10 @@ impl Store {
 
     /// Bytes the account stores or has announced in other imports, for the storage quota.
     pub async fn stored_bytes_excluding(&self, account_id: &str, id: &str) -> sqlx::Result<u64> {
-        let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(CASE WHEN status IN ('importing', 'uploading') THEN COALESCE(bytes_total, 0) \
-                                           ELSE COALESCE(size_bytes, 0) END), 0) AS BIGINT) AS bytes \
-             FROM images WHERE account_id = $1 AND id <> $2",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT CAST(COALESCE(SUM({STORED_BYTES}), 0) AS BIGINT) AS bytes \
+             FROM images i WHERE i.account_id = $1 AND i.id <> $2"
+        ))
         .bind(account_id)
         .bind(id)
         .fetch_one(&self.pool)
@@ -896,7 +1103,7 @@ impl Store {
         bytes: &ImportedBytes,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = activate(
             &mut tx,
             account_id,
@@ -920,7 +1127,7 @@ impl Store {
         reason: &str,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE images SET status = $1, failure_reason = $2, updated_at = $3 \
              WHERE id = $4 AND account_id = $5 AND status IN ($6, $7)",
@@ -1037,6 +1244,10 @@ pub(super) async fn activate(
     if done.rows_affected() != 1 {
         return Ok(false);
     }
+    sqlx::query("INSERT INTO image_blobs (blob_key, refs) VALUES ($1, 1)")
+        .bind(&bytes.blob_key)
+        .execute(&mut *conn)
+        .await?;
     let name = image_name(&mut *conn, account_id, id).await?;
     insert_event(
         &mut *conn,
@@ -1048,6 +1259,24 @@ pub(super) async fn activate(
     )
     .await?;
     Ok(true)
+}
+
+/// Drops one image's reference to a stored file; `true` when it was the last, so the file
+/// may be removed once the transaction commits.
+async fn release_blob_ref(conn: &mut AnyConnection, blob_key: &str) -> sqlx::Result<bool> {
+    let counted = sqlx::query("UPDATE image_blobs SET refs = refs - 1 WHERE blob_key = $1")
+        .bind(blob_key)
+        .execute(&mut *conn)
+        .await?;
+    if counted.rows_affected() == 0 {
+        // Not counted: this image was its only user.
+        return Ok(true);
+    }
+    let gone = sqlx::query("DELETE FROM image_blobs WHERE blob_key = $1 AND refs <= 0")
+        .bind(blob_key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(gone.rows_affected() == 1)
 }
 
 pub(super) async fn image_name(

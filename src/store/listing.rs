@@ -22,7 +22,8 @@ use super::sql::QueryParts;
 use super::{Backend, Store, to_i64, to_u64};
 use crate::domain::image::ImageStatus;
 use crate::domain::image_spec::{OsType, Visibility};
-use crate::domain::list_query::{ListQuery, SortColumn, SortDirection};
+use crate::domain::list_query::{ListQuery, Ownership, SortColumn, SortDirection};
+use crate::domain::share::ShareStatus;
 
 /// Above this many matches, walking the account's images in list order beats fetching every
 /// match and sorting them (measured with bench/list).
@@ -117,17 +118,62 @@ fn push_attribute_filters(
     }
 }
 
-/// The account's images matching `query` as conditions on the image rows: the FROM and
-/// WHERE clause for the page walk, the export and the exact count.
+/// Whose images a query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// The account's own.
+    Own,
+    /// Other accounts' images shared with it and Accepted.
+    Shared,
+    /// Both: what the account may see.
+    Visible,
+}
+
+impl Scope {
+    fn of(ownership: Ownership) -> Self {
+        match ownership {
+            Ownership::All => Scope::Visible,
+            Ownership::Mine => Scope::Own,
+            Ownership::SharedWithMe => Scope::Shared,
+        }
+    }
+
+    /// The condition on image rows `i` for the account whose id is bound at `account`.
+    fn condition(self, account: &str) -> String {
+        let own = format!("i.account_id = {account}");
+        let shared = format!(
+            "i.id IN (SELECT sh.image_id FROM image_shares sh WHERE sh.member_account_id = {account} \
+             AND sh.member_known = 1 AND sh.status = '{}')",
+            ShareStatus::Accepted.as_str()
+        );
+        match self {
+            Scope::Own => own,
+            Scope::Shared => shared,
+            Scope::Visible => format!("({own} OR {shared})"),
+        }
+    }
+}
+
+/// Rows of a page: `limit` rows from `offset` in list order.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    offset: u64,
+    limit: u64,
+}
+
+/// The images matching `query` in `scope` as conditions on the image rows: the FROM and
+/// WHERE clause for the page walk, the export and the exact count. Tag filters match the
+/// account's own tags only; the owner's tags on a shared image are the owner's.
 fn row_filter(
     backend: Backend,
     account_id: &str,
     query: &ListQuery,
     tag_path: TagPath,
+    scope: Scope,
 ) -> QueryParts {
     let mut q = QueryParts::new();
     let account = q.text(account_id);
-    let mut conditions = vec![format!("i.account_id = {account}")];
+    let mut conditions = vec![scope.condition(&account)];
     if !query.search.is_empty() {
         // Names are ASCII by rule, so comparing ASCII-lower-cased text ignores case exactly.
         let pattern = q.text(like_pattern(&query.search.to_ascii_lowercase()));
@@ -146,7 +192,7 @@ fn row_filter(
                 "i.id IN (SELECT t.image_id FROM image_tags t WHERE t.account_id = {account} AND t.tag_key = {key}"
             ),
             TagPath::Probe => format!(
-                "EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.tag_key = {key}"
+                "EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.account_id = {account} AND t.tag_key = {key}"
             ),
         };
         if !query.tag_value.is_empty() {
@@ -400,7 +446,12 @@ fn decode_rows(rows: &[sqlx::any::AnyRow]) -> sqlx::Result<Vec<ImageRow>> {
 }
 
 impl Store {
-    /// One page of the account's images matching the query, and how many match in all.
+    /// One page of the images the account sees matching the query (its own, those shared
+    /// with it, or both, as `query.owner` says), and how many match in all.
+    ///
+    /// Shared images are few beside an account's own, so with both the page is merged: the
+    /// shared matches that can fall before the page's end, and the own matches from the
+    /// page's start less their number, sorted together by the database in the list's order.
     pub async fn list_images(
         &self,
         account_id: &str,
@@ -410,9 +461,84 @@ impl Store {
             return Ok((Vec::new(), 0));
         }
         let mut conn = self.pool.acquire().await?;
+        let shared_total = if query.owner.includes_shared() {
+            self.count_in_scope(&mut conn, account_id, query, Scope::Shared)
+                .await?
+        } else {
+            0
+        };
+        let (offset, per_page) = (query.offset(), u64::from(query.per_page));
+        if !query.owner.includes_own() {
+            let window = Window {
+                offset,
+                limit: per_page,
+            };
+            let rows = self
+                .rows_in_scope(&mut conn, account_id, query, Scope::Shared, window)
+                .await?;
+            return Ok((decode_rows(&rows)?, shared_total));
+        }
+        let (own_total, path) = self.own_plan(&mut conn, account_id, query).await?;
+        let total = own_total + shared_total;
+        if offset >= total {
+            return Ok((Vec::new(), total));
+        }
+        if shared_total == 0 {
+            let window = Window {
+                offset,
+                limit: per_page,
+            };
+            let rows = self
+                .own_rows(&mut conn, account_id, query, path, window)
+                .await?;
+            return Ok((decode_rows(&rows)?, total));
+        }
+        // Every own match before `own_start` sorts before the page, whatever the shared ones
+        // do; every shared match past `offset + per_page` sorts after it.
+        let own_start = offset.saturating_sub(shared_total);
+        let end = offset + per_page;
+        let mut seqs = Vec::new();
+        if own_start < own_total {
+            let window = Window {
+                offset: own_start,
+                limit: end - own_start,
+            };
+            let rows = self
+                .own_rows(&mut conn, account_id, query, path, window)
+                .await?;
+            seqs.extend(decode_rows(&rows)?.into_iter().map(|r| r.seq));
+        }
+        let window = Window {
+            offset: 0,
+            limit: shared_total.min(end),
+        };
+        let shared = self
+            .rows_in_scope(&mut conn, account_id, query, Scope::Shared, window)
+            .await?;
+        seqs.extend(decode_rows(&shared)?.into_iter().map(|r| r.seq));
+        let merged = self
+            .rows_by_seq(&mut conn, account_id, Scope::Visible, &seqs, query, None)
+            .await?;
+        // The merged rows start at `own_start` (or 0) in the list.
+        let skip = usize::try_from(offset - own_start).unwrap_or(usize::MAX);
+        let page = decode_rows(&merged)?
+            .into_iter()
+            .skip(skip)
+            .take(usize::try_from(per_page).unwrap_or(usize::MAX))
+            .collect();
+        Ok((page, total))
+    }
+
+    /// How many of the account's own images match and how their page is best read.
+    async fn own_plan(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        query: &ListQuery,
+    ) -> sqlx::Result<(u64, PagePath)> {
         let limit = self.candidate_limit;
-        let counted = self.counter(&mut conn, account_id, query).await?;
-        let (total, path) = match counted {
+        let counted = self.counter(conn, account_id, query).await?;
+        Ok(match counted {
             // At most one filter: the sort's or the filter's index over the image rows.
             Some(total) if single_counter(query).is_some() => {
                 // PostgreSQL's planner picks its own way to a tag's images.
@@ -427,14 +553,14 @@ impl Store {
             // quickly on the way down the sort's index.
             Some(total) => {
                 let path = if to_i64(total) <= limit {
-                    PagePath::Candidates(self.index_filter(&mut conn, account_id, query).await?)
+                    PagePath::Candidates(self.index_filter(conn, account_id, query).await?)
                 } else {
                     PagePath::Rows(TagPath::Probe)
                 };
                 (total, path)
             }
             None => {
-                let index = self.index_filter(&mut conn, account_id, query).await?;
+                let index = self.index_filter(conn, account_id, query).await?;
                 let row = sqlx::query_with(
                     &format!("SELECT COUNT(*) AS total {}", index.parts.sql),
                     index.parts.arguments(),
@@ -452,56 +578,101 @@ impl Store {
                 };
                 (total, path)
             }
-        };
-        if query.offset() >= total {
-            return Ok((Vec::new(), total));
-        }
-        let rows = match path {
+        })
+    }
+
+    /// A window of the account's own matching images in list order, read as `path` says.
+    async fn own_rows(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        query: &ListQuery,
+        path: PagePath,
+        window: Window,
+    ) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
+        match path {
             PagePath::Rows(tag) => {
-                let mut page = row_filter(self.backend, account_id, query, tag);
-                let per_page = page.int(i64::from(query.per_page));
-                let offset = page.int(to_i64(query.offset()));
+                let mut page = row_filter(self.backend, account_id, query, tag, Scope::Own);
+                let limit = page.int(to_i64(window.limit));
+                let offset = page.int(to_i64(window.offset));
                 let sql = format!(
-                    "SELECT {COLUMNS} {} ORDER BY {} LIMIT {per_page} OFFSET {offset}",
+                    "SELECT {COLUMNS} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
                     page.sql,
                     order_by(query, "i")
                 );
                 sqlx::query_with(&sql, page.arguments())
                     .fetch_all(&mut *conn)
-                    .await?
+                    .await
             }
             PagePath::Candidates(index) => {
-                let seqs = self.index_seqs(&mut conn, &index, None).await?;
-                self.rows_by_seq(&mut conn, account_id, &seqs, query, true)
-                    .await?
+                let seqs = self.index_seqs(conn, &index, None).await?;
+                self.rows_by_seq(conn, account_id, Scope::Own, &seqs, query, Some(window))
+                    .await
             }
             PagePath::IndexOrder(index) => {
-                let seqs = self.index_seqs(&mut conn, &index, Some(query)).await?;
-                self.rows_by_seq(&mut conn, account_id, &seqs, query, false)
-                    .await?
+                let seqs = self.index_seqs(conn, &index, Some((query, window))).await?;
+                self.rows_by_seq(conn, account_id, Scope::Own, &seqs, query, None)
+                    .await
             }
-        };
-        Ok((decode_rows(&rows)?, total))
+        }
     }
 
-    /// The seqs of the index entries matching; with `page`, only that page of them in its
+    /// A window of the matching images in `scope`, straight from the image rows.
+    async fn rows_in_scope(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        query: &ListQuery,
+        scope: Scope,
+        window: Window,
+    ) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
+        let mut page = row_filter(self.backend, account_id, query, TagPath::Drive, scope);
+        let limit = page.int(to_i64(window.limit));
+        let offset = page.int(to_i64(window.offset));
+        let sql = format!(
+            "SELECT {COLUMNS} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+            page.sql,
+            order_by(query, "i")
+        );
+        sqlx::query_with(&sql, page.arguments())
+            .fetch_all(&mut *conn)
+            .await
+    }
+
+    /// How many images in `scope` match, counted row by row.
+    async fn count_in_scope(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        query: &ListQuery,
+        scope: Scope,
+    ) -> sqlx::Result<u64> {
+        let filter = row_filter(self.backend, account_id, query, TagPath::Drive, scope);
+        let sql = format!("SELECT COUNT(*) AS total {}", filter.sql);
+        let row = sqlx::query_with(&sql, filter.arguments())
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(to_u64(row.try_get("total")?))
+    }
+
+    /// The seqs of the index entries matching; with a page, only that window of them in its
     /// order (on SQLite, creation order only).
     async fn index_seqs(
         &self,
         conn: &mut AnyConnection,
         index: &IndexFilter,
-        page: Option<&ListQuery>,
+        page: Option<(&ListQuery, Window)>,
     ) -> sqlx::Result<Vec<i64>> {
         let mut parts = index.parts.clone();
         let mut sql = format!("SELECT {} AS seq {}", index.seq, parts.sql);
-        if let Some(query) = page {
+        if let Some((query, window)) = page {
             let order = match self.backend {
                 Backend::Sqlite => format!("rowid {}", sql_direction(query.direction)),
                 Backend::Postgres => order_by(query, "s"),
             };
-            let per_page = parts.int(i64::from(query.per_page));
-            let offset = parts.int(to_i64(query.offset()));
-            sql += &format!(" ORDER BY {order} LIMIT {per_page} OFFSET {offset}");
+            let limit = parts.int(to_i64(window.limit));
+            let offset = parts.int(to_i64(window.offset));
+            sql += &format!(" ORDER BY {order} LIMIT {limit} OFFSET {offset}");
         }
         let rows = sqlx::query_with(&sql, parts.arguments())
             .fetch_all(&mut *conn)
@@ -509,15 +680,16 @@ impl Store {
         rows.iter().map(|r| r.try_get::<i64, _>("seq")).collect()
     }
 
-    /// The account's images with these seqs in the query's order; `paged` applies the
-    /// query's page to them.
+    /// The images in `scope` with these seqs in the query's order; with a window, only that
+    /// window of them.
     async fn rows_by_seq(
         &self,
         conn: &mut AnyConnection,
         account_id: &str,
+        scope: Scope,
         seqs: &[i64],
         query: &ListQuery,
-        paged: bool,
+        window: Option<Window>,
     ) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
         if seqs.is_empty() {
             return Ok(Vec::new());
@@ -530,11 +702,12 @@ impl Store {
             .collect::<Vec<_>>()
             .join(",");
         let mut sql = format!(
-            "SELECT {COLUMNS} FROM images i WHERE i.account_id = $1 AND i.seq IN ({list}) ORDER BY {}",
+            "SELECT {COLUMNS} FROM images i WHERE {} AND i.seq IN ({list}) ORDER BY {}",
+            scope.condition("$1"),
             order_by(query, "i")
         );
-        if paged {
-            sql += &format!(" LIMIT {} OFFSET {}", query.per_page, query.offset());
+        if let Some(window) = window {
+            sql += &format!(" LIMIT {} OFFSET {}", window.limit, window.offset);
         }
         sqlx::query(&sql)
             .bind(account_id)
@@ -601,12 +774,9 @@ impl Store {
         account_id: &str,
         query: &ListQuery,
     ) -> sqlx::Result<u64> {
-        let filter = row_filter(self.backend, account_id, query, TagPath::Drive);
-        let sql = format!("SELECT COUNT(*) AS total {}", filter.sql);
-        let row = sqlx::query_with(&sql, filter.arguments())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(to_u64(row.try_get("total")?))
+        let mut conn = self.pool.acquire().await?;
+        self.count_in_scope(&mut conn, account_id, query, Scope::of(query.owner))
+            .await
     }
 
     /// Every image matching the query's search and filters, in its sort order (for export,
@@ -616,7 +786,13 @@ impl Store {
         account_id: &str,
         query: &ListQuery,
     ) -> sqlx::Result<Vec<ImageRow>> {
-        let filter = row_filter(self.backend, account_id, query, TagPath::Drive);
+        let filter = row_filter(
+            self.backend,
+            account_id,
+            query,
+            TagPath::Drive,
+            Scope::of(query.owner),
+        );
         let sql = format!(
             "SELECT {COLUMNS} {} ORDER BY {}",
             filter.sql,

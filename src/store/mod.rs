@@ -10,6 +10,7 @@ pub mod history;
 pub mod images;
 mod listing;
 pub mod sessions;
+pub mod shares;
 mod sql;
 pub mod uploads;
 
@@ -111,6 +112,17 @@ impl Store {
     pub fn with_candidate_limit(mut self, limit: i64) -> Self {
         self.candidate_limit = limit;
         self
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), waiting for another writer if need be: a transaction that reads
+    /// first and writes later fails with "database is locked", without waiting, when another
+    /// connection wrote in between.
+    pub(crate) async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -136,7 +136,7 @@ pub struct ExpiredUpload {
 impl Store {
     /// Creates the upload of an Uploading image, recording "Upload started".
     pub async fn create_upload(&self, upload: &NewUpload<'_>) -> Result<(), CreateUploadError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let image = sqlx::query(
             "SELECT status, bytes_total, name, \
              (SELECT COUNT(*) FROM uploads u WHERE u.image_id = i.id) AS uploads \
@@ -244,7 +244,7 @@ impl Store {
         now_ms: i64,
         expires_at_ms: i64,
     ) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE uploads SET offset_bytes = $1, hasher_state = $2, updated_at = $3, expires_at = $4 \
              WHERE id = $5 AND account_id = $6 AND state = $7 AND offset_bytes = $8",
@@ -304,7 +304,7 @@ impl Store {
         bytes: &ImportedBytes,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if !set_upload_state(&mut tx, account_id, id, UploadState::Complete, now_ms).await? {
             return Ok(false);
         }
@@ -339,7 +339,7 @@ impl Store {
         worker: &str,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if let Some(upload_id) = upload_id
             && !set_upload_state(&mut tx, account_id, upload_id, state, now_ms).await?
         {

@@ -19,6 +19,7 @@ fn edit_form(name: &str, min_disk: &str) -> EditImageForm {
         cloud_init: Some("on".into()),
         qemu_guest_agent: None,
         protected: None,
+        visibility: String::new(),
     }
 }
 

@@ -9,6 +9,9 @@ pub fn ConfirmDialog(
     confirm_label: &'static str,
     #[prop(into)] pending: Signal<bool>,
     on_confirm: Callback<()>,
+    /// Whether confirming destroys something (a red button); otherwise the primary style.
+    #[prop(default = true)]
+    destructive: bool,
     children: Children,
 ) -> impl IntoView {
     let dialog = NodeRef::<leptos::html::Dialog>::new();
@@ -56,7 +59,7 @@ pub fn ConfirmDialog(
                 </button>
                 <button
                     type="button"
-                    class="btn btn-danger"
+                    class=if destructive { "btn btn-danger" } else { "btn btn-primary" }
                     disabled=move || pending.get()
                     on:click=move |_| on_confirm.run(())
                 >

@@ -2,8 +2,27 @@
 
 use leptos::prelude::*;
 use leptos_router::components::{A, Outlet};
+use leptos_router::hooks::use_location;
 
 use crate::server_fns::auth::{SignOut, current_user};
+use crate::server_fns::shares::count_share_requests;
+
+/// How often the navigation asks whether new share requests arrived.
+const SHARE_REQUESTS_REFRESH: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Lets a page that approves or rejects share requests refresh the navigation's badge.
+#[derive(Clone, Copy)]
+pub struct ShareRequestsBadge {
+    version: RwSignal<u32>,
+}
+
+impl ShareRequestsBadge {
+    pub fn refresh() {
+        if let Some(badge) = use_context::<ShareRequestsBadge>() {
+            badge.version.update(|v| *v += 1);
+        }
+    }
+}
 
 #[component]
 pub fn ConsoleLayout() -> impl IntoView {
@@ -11,6 +30,26 @@ pub fn ConsoleLayout() -> impl IntoView {
     crate::app::uploads::UploadManager::provide();
     let user = Resource::new(|| (), |_| current_user());
     let sign_out = ServerAction::<SignOut>::new();
+    let badge = ShareRequestsBadge {
+        version: RwSignal::new(0),
+    };
+    provide_context(badge);
+    let location = use_location();
+    let pending = Resource::new(
+        move || (location.pathname.get(), badge.version.get()),
+        |_| count_share_requests(),
+    );
+    #[cfg(feature = "hydrate")]
+    {
+        if let Ok(handle) = set_interval_with_handle(
+            move || badge.version.update(|v| *v += 1),
+            SHARE_REQUESTS_REFRESH,
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = SHARE_REQUESTS_REFRESH;
     view! {
         <a class="skip-link" href="#main" on:click=skip_to_main>"Skip to content"</a>
         <header class="topbar">
@@ -21,6 +60,20 @@ pub fn ConsoleLayout() -> impl IntoView {
             <nav class="topnav" aria-label="Main">
                 <A href="/images" exact=true>"Image List"</A>
                 <A href="/images/create">"Create Image"</A>
+                <A href="/images/share-requests">
+                    "Share Requests"
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            pending.await.ok().filter(|n| *n > 0).map(|n| view! {
+                                <span class="nav-badge">
+                                    {n.to_string()}
+                                    <span class="visually-hidden">" pending"</span>
+                                </span>
+                            })
+                        })}
+                    </Transition>
+                </A>
+                <A href="/images/work-history">"Work History"</A>
             </nav>
             <div class="account">
                 <Transition fallback=|| ()>

@@ -5,7 +5,7 @@ use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::detail_history::WorkHistoryTab;
 use super::detail_info::{DetailList, EditImagePanel};
@@ -14,16 +14,22 @@ use super::download_panel::{DownloadPanel, LinkState, track_link_state};
 use super::refresh_while;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
+use crate::app::components::form_field::{FieldState, TextField, form_alert};
 use crate::app::components::progress_bar::ProgressBar;
 use crate::app::components::status_badge::StatusBadge;
 use crate::app::components::upload_controls::{
     UploadActions, UploadActionsHost, UploadControls, UploadProgressBar, UploadTarget,
 };
+use crate::app::error::AppError;
+use crate::app::pages::shares::ShareStatusBadge;
 use crate::domain::image::{ImageDetail, ImageStatus, delete_blocked_reason};
+use crate::domain::image_spec::ImageName;
+use crate::domain::units::{format_rfc3339, format_timestamp};
 use crate::server_fns::images::{
     CreateDownloadLink, DeleteImage, PutImageTag, RemoveImageTag, RevokeDownloadLinks,
     SetImageProtected, UpdateImage, get_image,
 };
+use crate::server_fns::shares::{CreateSharedImage, RejectShares, get_image_sharing};
 
 /// The actions whose success changes what the page shows.
 #[derive(Clone, Copy)]
@@ -173,15 +179,6 @@ fn ImageDetailView(
             confirm_open.set(false);
         }
     });
-    let toggle_protected = {
-        let (id, protected) = (id.clone(), image.protected);
-        move |_| {
-            actions.set_protected.dispatch(SetImageProtected {
-                id: id.clone(),
-                protected: !protected,
-            });
-        }
-    };
     let protect_error = move || actions.set_protected.value().get().and_then(Result::err);
     let tab_href = {
         let id = id.clone();
@@ -205,6 +202,10 @@ fn ImageDetailView(
     };
     let name = image.name.clone();
     let active = image.status == ImageStatus::Active;
+    let shared_by = image.shared_by.clone();
+    let is_owner = shared_by.is_none();
+    let owner_actions = is_owner
+        .then(|| view! { <OwnerActions image=image.clone() editing actions confirm_open /> });
 
     view! {
         <Title text=format!("{} · Image Details", image.name) />
@@ -216,40 +217,20 @@ fn ImageDetailView(
                 </h1>
                 <p class="lede mono">{image.id.clone()}</p>
             </div>
-            <div class="actions">
-                <button
-                    type="button"
-                    class="btn"
-                    on:click=move |_| editing.set(true)
-                    disabled=move || editing.get()
-                >
-                    "Edit"
-                </button>
-                <button
-                    type="button"
-                    class="btn"
-                    on:click=toggle_protected
-                    disabled=move || actions.set_protected.pending().get()
-                >
-                    {if image.protected { "Turn off Protected" } else { "Turn on Protected" }}
-                </button>
-                <button
-                    type="button"
-                    class="btn btn-danger"
-                    disabled=blocked.is_some()
-                    aria-describedby=blocked.map(|_| "delete-blocked")
-                    on:click=move |_| confirm_open.set(true)
-                >
-                    "Delete"
-                </button>
-            </div>
+            {owner_actions}
+            {shared_by.clone().map(|owner| view! { <RecipientActions image_id=id.clone() image_name=name.clone() owner /> })}
         </div>
-        {blocked.map(|reason| view! {
+        {shared_by.map(|owner| view! {
+            <p class="notice" role="note">
+                {format!("Account {owner} shares this image with this account. You can view it and download it; only account {owner} can change, share or delete it.")}
+            </p>
+        })}
+        {is_owner.then(|| blocked.map(|reason| view! {
             <p class="notice" id="delete-blocked">
                 <strong>"Delete is unavailable. "</strong>
                 {reason}
             </p>
-        })}
+        }))}
         {move || delete_error().map(|error| view! { <ErrorNotice error /> })}
         {move || protect_error().map(|error| view! { <ErrorNotice error /> })}
         {image.progress.map(|progress| {
@@ -278,13 +259,15 @@ fn ImageDetailView(
         <DownloadPanel
             image_id=id.clone()
             active
+            can_revoke=is_owner
             create=actions.create_link
             revoke=actions.revoke_links
             state=actions.link_state
         />
         <nav class="tabs" aria-label="Image sections">
             {tab_link("Details", Tab::Details, "")}
-            {tab_link("Tags", Tab::Tags, "tags")}
+            // The owner's tags are the owner's: an account the image is shared with sees none.
+            {is_owner.then(|| tab_link("Tags", Tab::Tags, "tags"))}
             {tab_link("Work History", Tab::History, "history")}
         </nav>
         {move || match tab.get() {
@@ -295,11 +278,13 @@ fn ImageDetailView(
                     <section class="card" aria-label="Details">
                         <DetailList image=image.clone() />
                     </section>
+                    {is_owner.then(|| view! { <SharingStatus image_id=id.clone() /> })}
                 })
             }),
-            Tab::Tags => EitherOf3::B(view! {
+            Tab::Tags if is_owner => EitherOf3::B(view! {
                 <TagsTab image_id=id.clone() tags=image.tags.clone() put=actions.put_tag remove=actions.remove_tag />
             }),
+            Tab::Tags => EitherOf3::C(view! { <WorkHistoryTab image_id=id.clone() /> }),
             Tab::History => EitherOf3::C(view! { <WorkHistoryTab image_id=id.clone() /> }),
         }}
         <ConfirmDialog
@@ -313,5 +298,235 @@ fn ImageDetailView(
                 "Delete the image " <strong>{name}</strong> "? Its file is removed as well. A deleted image cannot be recovered."
             </p>
         </ConfirmDialog>
+    }
+}
+
+/// The owner's actions: Edit, Protected, Share to another Account, Create shared Image and
+/// Delete. A button that cannot be used now says why.
+#[component]
+fn OwnerActions(
+    image: ImageDetail,
+    editing: RwSignal<bool>,
+    actions: ImageActions,
+    confirm_open: RwSignal<bool>,
+) -> impl IntoView {
+    let id = image.id.clone();
+    let blocked = delete_blocked_reason(image.protected);
+    let toggle_protected = {
+        let (id, protected) = (id.clone(), image.protected);
+        move |_| {
+            actions.set_protected.dispatch(SetImageProtected {
+                id: id.clone(),
+                protected: !protected,
+            });
+        }
+    };
+    let share_blocked = image.share_blocked_reason();
+    let copy_blocked = image.create_shared_blocked_reason();
+    let copy_open = RwSignal::new(false);
+    view! {
+        <div class="actions">
+            <button
+                type="button"
+                class="btn"
+                on:click=move |_| editing.set(true)
+                disabled=move || editing.get()
+            >
+                "Edit"
+            </button>
+            <button
+                type="button"
+                class="btn"
+                on:click=toggle_protected
+                disabled=move || actions.set_protected.pending().get()
+            >
+                {if image.protected { "Turn off Protected" } else { "Turn on Protected" }}
+            </button>
+            {match share_blocked {
+                None => Either::Left(view! {
+                    <A href=format!("/images/{id}/share") attr:class="btn">"Share to another Account"</A>
+                }),
+                Some(reason) => Either::Right(view! {
+                    <button type="button" class="btn" disabled=true title=reason>"Share to another Account"</button>
+                }),
+            }}
+            <button
+                type="button"
+                class="btn"
+                disabled=copy_blocked.is_some()
+                title=copy_blocked
+                on:click=move |_| copy_open.set(true)
+            >
+                "Create shared Image"
+            </button>
+            <button
+                type="button"
+                class="btn btn-danger"
+                disabled=blocked.is_some()
+                aria-describedby=blocked.map(|_| "delete-blocked")
+                on:click=move |_| confirm_open.set(true)
+            >
+                "Delete"
+            </button>
+        </div>
+        <CreateSharedImageDialog open=copy_open image_id=id.clone() image_name=image.name.clone() />
+    }
+}
+
+/// Create shared Image: asks for the new image's name, creates it and opens it.
+#[component]
+fn CreateSharedImageDialog(
+    open: RwSignal<bool>,
+    image_id: String,
+    image_name: String,
+) -> impl IntoView {
+    let create = ServerAction::<CreateSharedImage>::new();
+    let name = FieldState::new(
+        crate::domain::image_spec::field::NAME,
+        &format!("{image_name}-shared"),
+    );
+    let form_error = RwSignal::new(None::<AppError>);
+    let navigate = use_navigate();
+    Effect::new(move |_| match create.value().get() {
+        Some(Ok(new_id)) => {
+            open.set(false);
+            navigate(&format!("/images/{new_id}"), Default::default());
+        }
+        Some(Err(error)) => form_error.set(form_alert(&error, error.field_errors(), &[name])),
+        None => {}
+    });
+    let on_confirm = Callback::new(move |()| {
+        name.touch();
+        create.dispatch(CreateSharedImage {
+            id: image_id.clone(),
+            name: name.value.get_untracked(),
+        });
+    });
+    view! {
+        <ConfirmDialog
+            open
+            title="Create shared Image".to_owned()
+            confirm_label="Complete"
+            pending=create.pending()
+            destructive=false
+            on_confirm
+        >
+            <p>
+                "Creates a new Shared image of " <strong>{image_name.clone()}</strong>
+                " to share with other accounts. It uses the same stored bytes: nothing is copied and no storage is added. It has its own name, Work History and shares; this image stays Private."
+            </p>
+            {move || form_error.get().map(|error| view! { <ErrorNotice error /> })}
+            <TextField
+                label="Name of the shared image"
+                field=name
+                error=name.message(ImageName::parse)
+                hint="Up to 255 English letters, digits, spaces, '-' and '_'."
+                required=true
+            />
+        </ConfirmDialog>
+    }
+}
+
+/// What an account the image is shared with can do besides viewing and downloading: take it
+/// off its Image List (Reject; Get Image Share approves it again).
+#[component]
+fn RecipientActions(image_id: String, image_name: String, owner: String) -> impl IntoView {
+    let reject = ServerAction::<RejectShares>::new();
+    let open = RwSignal::new(false);
+    let navigate = use_navigate();
+    Effect::new(move |_| match reject.value().get() {
+        Some(Ok(result)) if result.skipped.is_empty() => {
+            open.set(false);
+            navigate("/images", Default::default());
+        }
+        Some(_) => open.set(false),
+        None => {}
+    });
+    let error = move || match reject.value().get() {
+        Some(Err(error)) => Some(error),
+        Some(Ok(result)) => result
+            .skipped
+            .first()
+            .map(|s| AppError::Conflict(s.reason.clone())),
+        None => None,
+    };
+    let on_confirm = Callback::new(move |()| {
+        reject.dispatch(RejectShares {
+            ids: vec![image_id.clone()],
+        });
+    });
+    view! {
+        <div class="actions">
+            <button type="button" class="btn" on:click=move |_| open.set(true)>"Remove from Image List"</button>
+        </div>
+        {move || error().map(|error| view! { <ErrorNotice error /> })}
+        <ConfirmDialog
+            open
+            title="Remove from Image List".to_owned()
+            confirm_label="Remove"
+            pending=reject.pending()
+            on_confirm
+        >
+            <p>
+                "Reject the share of " <strong>{image_name}</strong> {format!(" from account {owner}? It leaves your Image List and its download links stop working. While account {owner} shares it, you can approve it again with Get Image Share.")}
+            </p>
+        </ConfirmDialog>
+    }
+}
+
+/// Sharing Status on the owner's Details tab: the accounts the image is shared with.
+#[component]
+fn SharingStatus(image_id: String) -> impl IntoView {
+    let sharing = Resource::new(
+        {
+            let image_id = image_id.clone();
+            move || image_id.clone()
+        },
+        get_image_sharing,
+    );
+    let manage = format!("/images/{image_id}/share");
+    view! {
+        <section class="card" aria-labelledby="sharing-status-title">
+            <div class="section-header">
+                <h2 id="sharing-status-title">"Sharing Status"</h2>
+                <A href=manage attr:class="btn btn-small">"Manage sharing"</A>
+            </div>
+            <Transition fallback=|| view! { <p class="loading">"Loading sharing…"</p> }>
+                {move || Suspend::new(async move {
+                    match sharing.await {
+                        Err(error) => EitherOf3::A(view! { <ErrorNotice error /> }),
+                        Ok(sharing) if sharing.shares.is_empty() => EitherOf3::B(view! {
+                            <p class="muted">"Not shared with any account."</p>
+                        }),
+                        Ok(sharing) => EitherOf3::C(view! {
+                            <div class="table-scroll">
+                                <table class="data-table compact">
+                                    <thead>
+                                        <tr>
+                                            <th scope="col">"Account ID"</th>
+                                            <th scope="col">"Status"</th>
+                                            <th scope="col">"Modification Date/Time"</th>
+                                        </tr>
+                                    </thead>
+                                    <tbody>
+                                        {sharing.shares.into_iter().map(|share| view! {
+                                            <tr>
+                                                <th scope="row" class="mono">{share.account_id}</th>
+                                                <td><ShareStatusBadge status=share.status /></td>
+                                                <td>
+                                                    <time datetime=format_rfc3339(share.updated_at_ms)>
+                                                        {format_timestamp(share.updated_at_ms)}
+                                                    </time>
+                                                </td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        }),
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }

@@ -38,7 +38,9 @@ pub fn WorkHistoryTab(image_id: String) -> impl IntoView {
                         Suspend::new(async move {
                             match history.await {
                                 Err(error) => Either::Left(view! { <ErrorNotice error /> }),
-                                Ok(page) => Either::Right(view! { <HistoryTable page image_id /> }),
+                                Ok(page) => Either::Right(view! {
+                                    <HistoryTable page page_href=format!("/images/{image_id}?tab=history&page=") show_resource=false />
+                                }),
                             }
                         })
                     }
@@ -48,10 +50,12 @@ pub fn WorkHistoryTab(image_id: String) -> impl IntoView {
     }
 }
 
+/// A page of Work History entries with Newer/Older links (`page_href` + the page number).
+/// `show_resource` adds the image each entry is about, for the account's Work History.
 #[component]
-fn HistoryTable(page: HistoryPage, image_id: String) -> impl IntoView {
+pub fn HistoryTable(page: HistoryPage, page_href: String, show_resource: bool) -> impl IntoView {
     let pages = page.total.div_ceil(u64::from(page.per_page.max(1))).max(1);
-    let link = |p: u32| format!("/images/{image_id}?tab=history&page={p}");
+    let link = |p: u32| format!("{page_href}{p}");
     let newer = (page.page > 1).then(|| link(page.page - 1));
     let older = (u64::from(page.page) < pages).then(|| link(page.page + 1));
     view! {
@@ -60,13 +64,17 @@ fn HistoryTable(page: HistoryPage, image_id: String) -> impl IntoView {
                 <thead>
                     <tr>
                         <th scope="col">"Work date/time"</th>
+                        {show_resource.then(|| view! {
+                            <th scope="col">"Resource name"</th>
+                            <th scope="col">"Resource ID"</th>
+                        })}
                         <th scope="col">"Event topic"</th>
                         <th scope="col">"Work details"</th>
                         <th scope="col">"Work result"</th>
                         <th scope="col">"Worker"</th>
                     </tr>
                 </thead>
-                <tbody>{page.entries.into_iter().map(|entry| view! { <HistoryRow entry /> }).collect_view()}</tbody>
+                <tbody>{page.entries.into_iter().map(|entry| view! { <HistoryRow entry show_resource /> }).collect_view()}</tbody>
             </table>
         </div>
         <div class="pagination">
@@ -92,7 +100,13 @@ fn HistoryTable(page: HistoryPage, image_id: String) -> impl IntoView {
 }
 
 #[component]
-fn HistoryRow(entry: HistoryEntry) -> impl IntoView {
+fn HistoryRow(entry: HistoryEntry, show_resource: bool) -> impl IntoView {
+    let resource = show_resource.then(|| {
+        view! {
+            <td>{entry.image_name.clone()}</td>
+            <td class="mono break">{entry.image_id.clone()}</td>
+        }
+    });
     let details = if entry.changes.is_empty() {
         Either::Left(if entry.message.is_empty() {
             "—".to_owned()
@@ -117,6 +131,7 @@ fn HistoryRow(entry: HistoryEntry) -> impl IntoView {
     view! {
         <tr>
             <td><time datetime=format_rfc3339(entry.at_ms)>{format_timestamp(entry.at_ms)}</time></td>
+            {resource}
             <td>{entry.topic.label()}</td>
             <td class="details-cell">{details}</td>
             <td><span class="result" class:result-failed=failed>{entry.result.label()}</span></td>

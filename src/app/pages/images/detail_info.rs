@@ -3,12 +3,13 @@
 use leptos::prelude::*;
 
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{FieldState, TextField, form_alert};
+use crate::app::components::form_field::{FieldState, RadioGroup, TextField, form_alert};
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::components::status_badge::StatusBadge;
 use crate::app::error::AppError;
 use crate::domain::image::{ImageDetail, ImageStatus};
-use crate::domain::image_spec::{Description, ImageName, field};
+use crate::domain::image_spec::{Description, ImageName, Visibility, field};
+use crate::domain::share::check_visibility_change;
 use crate::domain::units::{
     format_bytes, format_image_size, format_money, format_rfc3339, format_timestamp, monthly_cost,
 };
@@ -54,6 +55,11 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
         <dl class="detail-list">
             {row("Resource ID", mono(image.id.clone()))}
             {row("SRN", mono(image.srn.clone()))}
+            {image.shared_by.clone().map(|owner| row("Owner Account ID", mono(owner)))}
+            {image.source_image_id.clone().map(|source| row("Created from", view! {
+                <a href=format!("/images/{source}") class="mono break">{source.clone()}</a>
+                <span class="muted">" (Create shared Image: same stored bytes)"</span>
+            }.into_any()))}
             {row("Image name", text(image.name.clone()))}
             {row("Status", view! {
                 <StatusBadge status=image.status />
@@ -90,10 +96,17 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             {row("Architecture", text(image.architecture.as_str().to_owned()))}
             {row("Boot mode", text(image.boot_mode.label().to_owned()))}
             {row("Features", text(image.features.label()))}
-            {row("Visibility", text(image.visibility.label().to_owned()))}
+            {row("Visibility", text(match (image.shared_by.is_none(), image.active_shares) {
+                (true, n) if n > 0 => format!(
+                    "{} (shared with {n} {})",
+                    image.visibility.label(),
+                    if n == 1 { "account" } else { "accounts" }
+                ),
+                _ => image.visibility.label().to_owned(),
+            }))}
             {row("Protected", text(if image.protected { "Use".into() } else { "Not used".into() }))}
             {row("Description", if image.description.is_empty() { dash() } else { text(image.description.clone()) })}
-            {row("Tags", tags)}
+            {image.shared_by.is_none().then(|| row("Tags", tags))}
             {row("Estimated monthly cost", view! {
                 <Transition fallback=|| "…">
                     {move || Suspend::new(async move {
@@ -133,6 +146,8 @@ pub fn EditImagePanel(
         image.features,
     );
     let protected = RwSignal::new(image.protected);
+    let visibility = FieldState::new(field::VISIBILITY, image.visibility.as_str());
+    let active_shares = image.active_shares;
     let [os_type, min_disk, min_ram, architecture, boot_mode] = attributes.states();
     let fields = [
         name,
@@ -142,7 +157,12 @@ pub fn EditImagePanel(
         min_ram,
         architecture,
         boot_mode,
+        visibility,
     ];
+    let visibility_options = Visibility::ALL
+        .iter()
+        .map(|v| (v.as_str(), v.label(), v.hint()))
+        .collect::<Vec<_>>();
     let form_error = RwSignal::new(None::<AppError>);
     // The version when the form opened: only answers to this form's submissions count.
     let opened_at = update.version().get_untracked();
@@ -181,6 +201,15 @@ pub fn EditImagePanel(
                     multiline=true
                 />
                 <ImageAttributeFields fields=attributes id_prefix="edit" />
+                <RadioGroup
+                    legend="Visibility"
+                    field=visibility
+                    options=visibility_options
+                    error=visibility.message(move |raw| {
+                        Visibility::parse(raw)
+                            .and_then(|v| check_visibility_change(v, active_shares))
+                    })
+                />
                 <fieldset class="field">
                     <legend>"Protected"</legend>
                     <div class="checkbox">

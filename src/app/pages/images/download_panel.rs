@@ -48,6 +48,8 @@ fn origin() -> String {
 pub fn DownloadPanel(
     image_id: String,
     active: bool,
+    /// Only the owner account can revoke links (they are the image's, whoever holds them).
+    can_revoke: bool,
     create: ServerAction<CreateDownloadLink>,
     revoke: ServerAction<RevokeDownloadLinks>,
     state: RwSignal<LinkState>,
@@ -86,14 +88,18 @@ pub fn DownloadPanel(
                     <button type="button" class="btn" disabled=move || !active || create.pending().get() on:click=on_create>
                         "Create download link"
                     </button>
-                    <button type="button" class="btn" disabled=move || revoke.pending().get() on:click=on_revoke>
-                        "Revoke links"
-                    </button>
+                    {can_revoke.then(|| view! {
+                        <button type="button" class="btn" disabled=move || revoke.pending().get() on:click=on_revoke>
+                            "Revoke links"
+                        </button>
+                    })}
                 </div>
             </div>
             <p class="hint">
-                {if active {
+                {if active && can_revoke {
                     format!("A link works for {DOWNLOAD_LINK_HOURS} hours without signing in (curl, wget, a browser) and resumes interrupted downloads. Revoke links makes every link issued so far stop working.")
+                } else if active {
+                    format!("A link works for {DOWNLOAD_LINK_HOURS} hours without signing in (curl, wget, a browser) and resumes interrupted downloads, as long as the image is shared with this account.")
                 } else {
                     "A download link can be created once the image is Active.".to_owned()
                 }}

@@ -19,7 +19,7 @@ use crate::app::components::upload_controls::{
 };
 use crate::domain::image::{AccountUsage, BatchDeleteResult, ImageStatus, ImageSummary};
 use crate::domain::image_spec::{OsType, Visibility};
-use crate::domain::list_query::{ImagePage, ListQuery, PAGE_SIZES, SortColumn};
+use crate::domain::list_query::{ImagePage, ListQuery, Ownership, PAGE_SIZES, SortColumn};
 use crate::domain::units::{format_bytes, format_image_size, format_rfc3339, format_timestamp};
 use crate::domain::validation::with_thousands;
 use crate::server_fns::images::{DeleteImages, get_account_usage, list_images};
@@ -82,9 +82,12 @@ pub fn ImageListPage() -> impl IntoView {
         <div class="page-header">
             <div>
                 <h1>"Image List"</h1>
-                <p class="lede">"Images of this account. Import one from a URL or upload a file from your computer with Create Image."</p>
+                <p class="lede">"Images of this account and images other accounts share with it. Import one from a URL or upload a file from your computer with Create Image."</p>
             </div>
-            <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
+            <div class="actions">
+                <MoreMenu />
+                <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
+            </div>
         </div>
         <Transition fallback=|| ()>
             {move || Suspend::new(async move { usage.await.ok().map(|u| view! { <UsageSummary usage=u /> }) })}
@@ -116,6 +119,22 @@ pub fn ImageListPage() -> impl IntoView {
                 }}
             </ul>
         </ConfirmDialog>
+    }
+}
+
+/// More: the sharing pages that start from the Image List. A disclosure (`<details>`), so it
+/// opens with Enter or Space and works before the page is interactive.
+#[component]
+fn MoreMenu() -> impl IntoView {
+    view! {
+        <details class="menu">
+            <summary class="btn">"More"</summary>
+            <ul class="menu-list">
+                <li><a href="/images/share-requests">"Image Share Request List"</a></li>
+                <li><a href="/images/get-share">"Get Image Share"</a></li>
+                <li><a href="/images/work-history">"Work History"</a></li>
+            </ul>
+        </details>
     }
 }
 
@@ -209,6 +228,18 @@ fn FilterBar(query: Memo<ListQuery>) -> impl IntoView {
                 </select>
             </div>
             <div class="filter-field">
+                <label for="filter-owner">"Owner"</label>
+                <select id="filter-owner" name="owner" on:change=submit_on_change>
+                    {move || {
+                        let current = q().owner;
+                        Ownership::ALL
+                            .iter()
+                            .map(|o| view! { <option value=o.as_str() selected=current == *o>{o.label()}</option> })
+                            .collect_view()
+                    }}
+                </select>
+            </div>
+            <div class="filter-field">
                 <label for="filter-tag-key">"Tag key"</label>
                 <input id="filter-tag-key" type="text" name="tag_key" value=move || q().tag_key />
             </div>
@@ -267,29 +298,47 @@ fn ImageTable(
     upload_actions: UploadActions,
 ) -> impl IntoView {
     if page.total == 0 {
-        return Either::Left(if query.has_filters() {
-            Either::Left(view! {
-                <section class="empty-state card" aria-labelledby="empty-title">
-                    <h2 id="empty-title">"No images match"</h2>
-                    <p>"No image of this account matches the search and filters."</p>
-                    <a href="/images" class="btn">"Clear filters"</a>
-                </section>
-            })
-        } else {
-            Either::Right(view! {
-                <section class="empty-state card" aria-labelledby="empty-title">
-                    <h2 id="empty-title">"No images yet"</h2>
-                    <p>
-                        "Bring in a virtual-machine image from a URL or from a file on your computer. It appears here as Queued and Importing, or Uploading, and then Active."
-                    </p>
-                    <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
-                </section>
-            })
-        });
+        return Either::Left(
+            if query.owner == Ownership::SharedWithMe
+                && !(ListQuery {
+                    owner: Ownership::All,
+                    ..query.clone()
+                })
+                .has_filters()
+            {
+                Either::Left(Either::Left(view! {
+                    <section class="empty-state card" aria-labelledby="empty-title">
+                        <h2 id="empty-title">"No images shared with this account"</h2>
+                        <p>"Images other accounts share with this one appear here once you approve them in the Image Share Request List."</p>
+                        <A href="/images/share-requests" attr:class="btn">"Image Share Request List"</A>
+                    </section>
+                }))
+            } else if query.has_filters() {
+                Either::Left(Either::Right(view! {
+                    <section class="empty-state card" aria-labelledby="empty-title">
+                        <h2 id="empty-title">"No images match"</h2>
+                        <p>"No image of this account matches the search and filters."</p>
+                        <a href="/images" class="btn">"Clear filters"</a>
+                    </section>
+                }))
+            } else {
+                Either::Right(view! {
+                    <section class="empty-state card" aria-labelledby="empty-title">
+                        <h2 id="empty-title">"No images yet"</h2>
+                        <p>
+                            "Bring in a virtual-machine image from a URL or from a file on your computer. It appears here as Queued and Importing, or Uploading, and then Active."
+                        </p>
+                        <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
+                    </section>
+                })
+            },
+        );
     }
+    // Only the account's own images can be selected (for Delete).
     let page_ids: Vec<(String, String)> = page
         .images
         .iter()
+        .filter(|i| i.shared_by.is_none())
         .map(|i| (i.id.clone(), i.name.clone()))
         .collect();
     let all_selected = {
@@ -314,6 +363,7 @@ fn ImageTable(
             });
         }
     };
+    let nothing_selectable = page_ids.is_empty();
     let selected_count = move || selection.with(BTreeMap::len);
     let export_href = {
         let mut filters = query.clone();
@@ -356,7 +406,8 @@ fn ImageTable(
                             <th scope="col" class="check-cell">
                                 <input
                                     type="checkbox"
-                                    aria-label="Select all images on this page"
+                                    aria-label="Select all images of this account on this page"
+                                    disabled=nothing_selectable
                                     prop:checked=all_selected
                                     on:change=toggle_all
                                 />
@@ -492,6 +543,7 @@ fn Pagination(
                 <input type="hidden" name="visibility" value=hidden.visibility.map(|v| v.as_str()).unwrap_or_default() />
                 <input type="hidden" name="tag_key" value=hidden.tag_key.clone() />
                 <input type="hidden" name="tag_value" value=hidden.tag_value.clone() />
+                <input type="hidden" name="owner" value=hidden.owner.as_str() />
                 <input type="hidden" name="sort" value=hidden.sort.as_str() />
                 <input type="hidden" name="dir" value=hidden.direction.as_str() />
                 <noscript><button type="submit" class="btn">"Apply"</button></noscript>
@@ -555,14 +607,30 @@ fn ImageRow(
             });
         }
     };
+    let shared_by = image.shared_by.clone();
+    let check = match &shared_by {
+        Some(owner) => Either::Left(view! {
+            <input
+                type="checkbox"
+                aria-label=format!("Select {name} (shared by account {owner}; only its owner can delete it)")
+                disabled=true
+            />
+        }),
+        None => Either::Right(view! {
+            <input type="checkbox" aria-label=format!("Select {name}") prop:checked=checked on:change=toggle />
+        }),
+    };
     view! {
         <tr class:selected=checked>
-            <td class="check-cell">
-                <input type="checkbox" aria-label=format!("Select {name}") prop:checked=checked on:change=toggle />
-            </td>
+            <td class="check-cell">{check}</td>
             <th scope="row" class="name-cell">
                 <A href=href>{image.name}</A>
                 {image.protected.then(|| view! { <span class="tag" title="Protected from deletion">"Protected"</span> })}
+                {shared_by.map(|owner| view! {
+                    <span class="tag tag-shared" title="Shared with this account; view and download only">
+                        {format!("Shared by {owner}")}
+                    </span>
+                })}
             </th>
             <td>{image.os_type.label()}</td>
             <td class="status-cell">

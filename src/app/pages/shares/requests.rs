@@ -1,0 +1,328 @@
+//! Image Share Request List (`/images/share-requests`): images other accounts share with this
+//! one, waiting for an answer. Approve or Reject each, or several at once.
+
+use std::collections::BTreeMap;
+
+use leptos::either::{Either, EitherOf3};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::use_query_map;
+
+use crate::app::components::error_notice::ErrorNotice;
+use crate::app::error::AppError;
+use crate::app::layout::console_layout::ShareRequestsBadge;
+use crate::domain::share::{DecisionResult, ShareRequestPage, SharedImage};
+use crate::domain::units::{format_image_size, format_rfc3339, format_timestamp};
+use crate::domain::validation::with_thousands;
+use crate::server_fns::shares::{ApproveShares, RejectShares, list_share_requests};
+
+/// The requests picked with the row checkboxes: image id → name.
+type Selection = RwSignal<BTreeMap<String, String>>;
+
+#[component]
+pub fn ShareRequestListPage() -> impl IntoView {
+    let query = use_query_map();
+    let page = move || {
+        query
+            .read()
+            .get("page")
+            .and_then(|p| p.parse::<u32>().ok())
+            .filter(|p| *p >= 1)
+            .unwrap_or(1)
+    };
+    let approve = ServerAction::<ApproveShares>::new();
+    let reject = ServerAction::<RejectShares>::new();
+    let requests = Resource::new(
+        move || (page(), approve.version().get(), reject.version().get()),
+        |(page, _, _)| list_share_requests(page),
+    );
+    let selection: Selection = RwSignal::new(BTreeMap::new());
+    // The last answer, whichever button it came from.
+    let outcome = RwSignal::new(None::<(&'static str, Result<DecisionResult, AppError>)>);
+    Effect::new(move |_| {
+        if let Some(result) = approve.value().get() {
+            outcome.set(Some(("Approved", result)));
+            selection.set(BTreeMap::new());
+            ShareRequestsBadge::refresh();
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(result) = reject.value().get() {
+            outcome.set(Some(("Rejected", result)));
+            selection.set(BTreeMap::new());
+            ShareRequestsBadge::refresh();
+        }
+    });
+
+    view! {
+        <Title text="Image Share Request List" />
+        <nav class="breadcrumb" aria-label="Breadcrumb">
+            <A href="/images">"Image List"</A>
+            <span aria-hidden="true">" / "</span>
+            <span aria-current="page">"Image Share Request List"</span>
+        </nav>
+        <div class="page-header">
+            <div>
+                <h1>"Image Share Request List"</h1>
+                <p class="lede">
+                    "Images other accounts share with this account. Approve one to add it to your Image List, where you can view and download it; Reject one you do not want."
+                </p>
+            </div>
+            <A href="/images/get-share" attr:class="btn">"Get Image Share"</A>
+        </div>
+        {move || outcome.get().map(|(verb, result)| match result {
+            Err(error) => Either::Left(view! { <ErrorNotice error /> }),
+            Ok(result) => Either::Right(view! { <DecisionSummary verb result /> }),
+        })}
+        <Transition fallback=|| view! { <p class="loading">"Loading requests…"</p> }>
+            {move || Suspend::new(async move {
+                match requests.await {
+                    Err(error) => EitherOf3::A(view! { <ErrorNotice error /> }),
+                    Ok(page) if page.total == 0 => EitherOf3::B(view! {
+                        <section class="empty-state card" aria-labelledby="empty-title">
+                            <h2 id="empty-title">"No share requests"</h2>
+                            <p>
+                                "When another account shares an image with this one, it waits here for your answer. If its owner gave you the image's Resource ID, you can also look it up."
+                            </p>
+                            <A href="/images/get-share" attr:class="btn">"Get Image Share"</A>
+                        </section>
+                    }),
+                    Ok(page) => EitherOf3::C(view! {
+                        <RequestTable page selection approve reject />
+                    }),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// What the last Approve or Reject did.
+#[component]
+pub fn DecisionSummary(verb: &'static str, result: DecisionResult) -> impl IntoView {
+    let done = result.done.len();
+    let plural = |n: usize| if n == 1 { "image" } else { "images" };
+    let all_done = result.skipped.is_empty();
+    let names = result.done.join(", ");
+    view! {
+        <div class="alert" class:alert-success=all_done class:alert-warning=!all_done role="status">
+            <p>
+                <strong>{format!("{verb} {done} {}", plural(done))}</strong>
+                {(!names.is_empty()).then(|| format!(": {names}."))}
+                {(verb == "Approved" && done > 0).then(|| view! {
+                    " " <A href="/images?owner=shared">"See them in the Image List"</A> "."
+                })}
+                {(!result.skipped.is_empty()).then(|| format!(" {} not changed:", result.skipped.len()))}
+            </p>
+            {(!result.skipped.is_empty()).then(|| view! {
+                <ul class="skipped">
+                    {result.skipped.into_iter().map(|s| view! { <li><strong>{s.name}</strong>" — "{s.reason}</li> }).collect_view()}
+                </ul>
+            })}
+        </div>
+    }
+}
+
+#[component]
+fn RequestTable(
+    page: ShareRequestPage,
+    selection: Selection,
+    approve: ServerAction<ApproveShares>,
+    reject: ServerAction<RejectShares>,
+) -> impl IntoView {
+    let pages = page.total.div_ceil(u64::from(page.per_page.max(1))).max(1);
+    let ids: Vec<(String, String)> = page
+        .requests
+        .iter()
+        .map(|r| (r.image_id.clone(), r.image_name.clone()))
+        .collect();
+    let all_selected = {
+        let ids = ids.clone();
+        move || !ids.is_empty() && selection.with(|s| ids.iter().all(|(id, _)| s.contains_key(id)))
+    };
+    let toggle_all = move |ev: leptos::ev::Event| {
+        let checked = event_target_checked(&ev);
+        selection.update(|s| {
+            for (id, name) in &ids {
+                if checked {
+                    s.insert(id.clone(), name.clone());
+                } else {
+                    s.remove(id);
+                }
+            }
+        });
+    };
+    let selected_ids = move || selection.with(|s| s.keys().cloned().collect::<Vec<_>>());
+    let busy = move || approve.pending().get() || reject.pending().get();
+    let link = |p: u32| format!("/images/share-requests?page={p}");
+    let newer = (page.page > 1).then(|| link(page.page - 1));
+    let older = (u64::from(page.page) < pages).then(|| link(page.page + 1));
+    view! {
+        <section class="card table-card" aria-labelledby="requests-title">
+            <div class="table-toolbar">
+                <h2 id="requests-title" class="table-title">
+                    "Pending requests " <span class="count">{format!("(Total {})", with_thousands(page.total))}</span>
+                </h2>
+                <div class="actions">
+                    <span class="selected-count" aria-live="polite">
+                        {move || match selection.with(BTreeMap::len) {
+                            0 => String::new(),
+                            n => format!("{n} selected"),
+                        }}
+                    </span>
+                    <button
+                        type="button"
+                        class="btn btn-primary"
+                        disabled=move || selection.with(BTreeMap::is_empty) || busy()
+                        on:click=move |_| {
+                            approve.dispatch(ApproveShares { ids: selected_ids() });
+                        }
+                    >
+                        "Approve selected"
+                    </button>
+                    <button
+                        type="button"
+                        class="btn"
+                        disabled=move || selection.with(BTreeMap::is_empty) || busy()
+                        on:click=move |_| {
+                            reject.dispatch(RejectShares { ids: selected_ids() });
+                        }
+                    >
+                        "Reject selected"
+                    </button>
+                </div>
+            </div>
+            <div class="table-scroll">
+                <table class="data-table">
+                    <thead>
+                        <tr>
+                            <th scope="col" class="check-cell">
+                                <input
+                                    type="checkbox"
+                                    aria-label="Select all requests on this page"
+                                    prop:checked=all_selected
+                                    on:change=toggle_all
+                                />
+                            </th>
+                            <th scope="col">"Image name"</th>
+                            <th scope="col">"Owner Account ID"</th>
+                            <th scope="col" class="num">"Size"</th>
+                            <th scope="col">"OS type"</th>
+                            <th scope="col">"Request time"</th>
+                            <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {page.requests.into_iter().map(|request| view! { <RequestRow request selection approve reject /> }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            <div class="pagination">
+                <p class="range">{format!("Page {} of {pages}", page.page)}</p>
+                <nav aria-label="Request pages">
+                    <ul class="pages">
+                        <li>
+                            {match newer {
+                                Some(href) => Either::Left(view! { <a href=href class="page">"Newer"</a> }),
+                                None => Either::Right(view! { <span class="page disabled" aria-disabled="true">"Newer"</span> }),
+                            }}
+                        </li>
+                        <li>
+                            {match older {
+                                Some(href) => Either::Left(view! { <a href=href class="page">"Older"</a> }),
+                                None => Either::Right(view! { <span class="page disabled" aria-disabled="true">"Older"</span> }),
+                            }}
+                        </li>
+                    </ul>
+                </nav>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn RequestRow(
+    request: SharedImage,
+    selection: Selection,
+    approve: ServerAction<ApproveShares>,
+    reject: ServerAction<RejectShares>,
+) -> impl IntoView {
+    let SharedImage {
+        image_id,
+        image_name,
+        owner_account_id,
+        size_bytes,
+        os_type,
+        requested_at_ms,
+        ..
+    } = request;
+    let checked = Signal::derive({
+        let id = image_id.clone();
+        move || selection.with(|s| s.contains_key(&id))
+    });
+    let toggle = {
+        let (id, name) = (image_id.clone(), image_name.clone());
+        move |ev: leptos::ev::Event| {
+            let on = event_target_checked(&ev);
+            selection.update(|s| {
+                if on {
+                    s.insert(id.clone(), name.clone());
+                } else {
+                    s.remove(&id);
+                }
+            });
+        }
+    };
+    let busy = move || approve.pending().get() || reject.pending().get();
+    let on_approve = {
+        let id = image_id.clone();
+        move |_| {
+            approve.dispatch(ApproveShares {
+                ids: vec![id.clone()],
+            });
+        }
+    };
+    let on_reject = {
+        let id = image_id.clone();
+        move |_| {
+            reject.dispatch(RejectShares {
+                ids: vec![id.clone()],
+            });
+        }
+    };
+    view! {
+        <tr class:selected=checked>
+            <td class="check-cell">
+                <input type="checkbox" aria-label=format!("Select {image_name}") prop:checked=checked on:change=toggle />
+            </td>
+            <th scope="row" class="name-cell">
+                {image_name.clone()}
+                <span class="muted mono small-id">{image_id.clone()}</span>
+            </th>
+            <td class="mono">{owner_account_id}</td>
+            <td class="num">{size_bytes.map(format_image_size).unwrap_or_else(|| "—".into())}</td>
+            <td>{os_type.label()}</td>
+            <td><time datetime=format_rfc3339(requested_at_ms)>{format_timestamp(requested_at_ms)}</time></td>
+            <td class="row-actions">
+                <button
+                    type="button"
+                    class="btn btn-small btn-primary"
+                    aria-label=format!("Approve {image_name}")
+                    disabled=busy
+                    on:click=on_approve
+                >
+                    "Approve"
+                </button>
+                <button
+                    type="button"
+                    class="btn btn-small"
+                    aria-label=format!("Reject {image_name}")
+                    disabled=busy
+                    on:click=on_reject
+                >
+                    "Reject"
+                </button>
+            </td>
+        </tr>
+    }
+}

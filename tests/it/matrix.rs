@@ -1,0 +1,1001 @@
+//! The authorization matrix. Built from the list of every registered server function, every
+//! plain HTTP route and every page, so a new one without a row here fails the test. Each row
+//! is tried by the image's owner and by five other accounts: one whose share of the image is
+//! Accepted, Pending, Rejected or Stopped, and one it was never shared with. Each gets exactly
+//! the access the rules give it, and what the others try changes nothing of the owner's.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::body::Body;
+use axum::http::{Method, Request, Response, StatusCode, header};
+use image_console::domain::image::ImageStatus;
+use image_console::domain::list_query::{ListQuery, Ownership};
+use image_console::domain::share::ShareDecision;
+use image_console::server::auth::SESSION_COOKIE;
+use image_console::server_fns::auth::{CurrentUser, SignIn, SignOut, SignUp};
+use image_console::server_fns::images::{
+    CreateDownloadLink, CreateImage, DeleteImage, DeleteImages, GetAccountUsage,
+    GetConsoleSettings, GetImage, GetImageHistory, GetImageUpload, ListImages, PutImageTag,
+    RemoveImageTag, RevokeDownloadLinks, SetImageProtected, UpdateImage,
+};
+use image_console::server_fns::shares::{
+    ApproveShares, CountShareRequests, CreateSharedImage, FindSharedImage, GetAccountHistory,
+    GetImageSharing, ListShareRequests, RejectShares, ShareImage, StopSharing,
+};
+use image_console::service::Actor;
+use leptos::server_fn::ServerFn;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::http::{Client, text};
+use crate::support::{Backend, Seed, TestApp, seed_image};
+
+/// Who asks, by their account's relation to the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Role {
+    Owner,
+    Accepted,
+    Pending,
+    Rejected,
+    Stopped,
+    Outsider,
+}
+use Role::*;
+
+/// The order roles try each row: the owner last, as its actions (Delete) change the world.
+const ORDER: [Role; 6] = [Outsider, Stopped, Rejected, Pending, Accepted, Owner];
+
+impl Role {
+    fn account(self) -> &'static str {
+        match self {
+            Owner => "alice",
+            Accepted => "bob",
+            Pending => "carol",
+            Rejected => "dave",
+            Stopped => "erin",
+            Outsider => "mallory",
+        }
+    }
+}
+
+/// What a role got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    /// It saw or did what it asked about the image.
+    Allowed,
+    /// Nothing, exactly as if the image did not exist (404, or absent from a list).
+    Hidden,
+    /// Refused as another account's image it may only view (403).
+    Forbidden,
+    /// Allowed, acting on its own account only (nothing about the image).
+    Own,
+    /// Refused by a rule of the image's state, not by who asked (409).
+    Refused,
+}
+use Seen::*;
+
+/// Expected results in the order Owner, Accepted, Pending, Rejected, Stopped, Outsider.
+type Expect = [Seen; 6];
+
+fn expected(expect: &Expect, role: Role) -> Seen {
+    expect[role as usize]
+}
+
+const OWNER_AND_ACCEPTED: Expect = [Allowed, Allowed, Hidden, Hidden, Hidden, Hidden];
+const OWNER_ONLY: Expect = [Allowed, Forbidden, Hidden, Hidden, Hidden, Hidden];
+const OWN_ACCOUNT: Expect = [Own, Own, Own, Own, Own, Own];
+const RECIPIENT_ANSWERS: Expect = [Hidden, Allowed, Allowed, Allowed, Hidden, Hidden];
+
+/// The start of the name of the image every row is about; each row's image has its own.
+const SECRET: &str = "matrix-secret-image";
+
+struct World {
+    client: Client,
+    services: image_console::service::Services,
+    cookies: HashMap<Role, String>,
+    /// The shared image, its name, and its Modification time when the row starts.
+    image: String,
+    secret: String,
+    updated_at_ms: i64,
+    /// An Uploading image of the owner with an upload started, and that upload's id.
+    uploading: String,
+    upload_id: String,
+    /// An Uploading image of the owner whose upload has not been created.
+    waiting: String,
+    /// A download link the Stopped account was given while its share was Accepted.
+    stale_link: String,
+    /// The owner's own link.
+    owner_link: String,
+}
+
+type Run = for<'a> fn(&'a World, Role) -> Pin<Box<dyn Future<Output = Seen> + Send + 'a>>;
+
+struct Row {
+    name: &'static str,
+    expect: Expect,
+    run: Run,
+}
+
+/// A row for a server function.
+macro_rules! server_fn_row {
+    ($fn_type:ty, $expect:expr, |$w:ident, $r:ident| $body:block) => {
+        Row {
+            name: <$fn_type as ServerFn>::PATH,
+            expect: $expect,
+            run: |$w: &World, $r: Role| Box::pin(async move $body),
+        }
+    };
+}
+
+/// A row for a plain route or a page.
+macro_rules! route_row {
+    ($path:expr, $expect:expr, |$w:ident, $r:ident| $body:block) => {
+        Row {
+            name: $path,
+            expect: $expect,
+            run: |$w: &World, $r: Role| Box::pin(async move $body),
+        }
+    };
+}
+
+impl World {
+    fn cookie(&self, role: Role) -> &str {
+        &self.cookies[&role]
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        role: Role,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Response<Body> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::COOKIE, self.cookie(role))
+            .header("sec-fetch-site", "same-origin");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.client.send(request.body(body).unwrap()).await
+    }
+
+    /// Calls a server function as a same-origin browser does, with the role's session.
+    async fn call<T: ServerFn + Serialize>(&self, args: &T, role: Role) -> (StatusCode, String) {
+        let body = serde_qs::to_string(args).unwrap();
+        let response = self
+            .send(
+                Method::POST,
+                T::PATH,
+                role,
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("accept", "application/json"),
+                ],
+                Body::from(body),
+            )
+            .await;
+        let status = response.status();
+        (status, text(response).await)
+    }
+
+    async fn page(&self, path: &str, role: Role) -> (StatusCode, String) {
+        let response = self.send(Method::GET, path, role, &[], Body::empty()).await;
+        let status = response.status();
+        (status, text(response).await)
+    }
+}
+
+/// Reads an answer about the image: a 2xx is `allowed`'s verdict on the body; a refusal by
+/// its status. A hidden image never shows up in the answer.
+fn classify(
+    world: &World,
+    (status, body): (StatusCode, String),
+    allowed: impl FnOnce(&str) -> Seen,
+) -> Seen {
+    let seen = match status {
+        s if s.is_success() || s.is_redirection() => allowed(&body),
+        StatusCode::NOT_FOUND => Hidden,
+        StatusCode::FORBIDDEN => Forbidden,
+        StatusCode::CONFLICT => Refused,
+        other => panic!("unexpected status {other}: {body}"),
+    };
+    if seen == Hidden {
+        assert!(
+            !body.contains(&world.secret),
+            "a hidden image leaked: {body}"
+        );
+    }
+    seen
+}
+
+fn allowed(_: &str) -> Seen {
+    Allowed
+}
+
+fn own(_: &str) -> Seen {
+    Own
+}
+
+/// Allowed when the answer names the image, Hidden when it does not.
+fn mentions(id: &str) -> impl FnOnce(&str) -> Seen + '_ {
+    move |body| if body.contains(id) { Allowed } else { Hidden }
+}
+
+/// A page: shown with the image, refused as view-only, or answered as if the image did not
+/// exist. Read from the content: a streamed page's status is sent before its data arrives.
+fn page_seen(world: &World, (status, body): (StatusCode, String)) -> Seen {
+    assert!(
+        matches!(
+            status,
+            StatusCode::OK | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+        ),
+        "unexpected status {status}: {body}"
+    );
+    if body.contains(&world.secret) {
+        assert_eq!(status, StatusCode::OK);
+        Allowed
+    } else if body.contains("only account alice can change") {
+        Forbidden
+    } else {
+        Hidden
+    }
+}
+
+fn rows() -> Vec<Row> {
+    vec![
+        // ---- Server functions: the image's data.
+        server_fn_row!(ListImages, OWNER_AND_ACCEPTED, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &ListImages {
+                        query: String::new(),
+                    },
+                    r,
+                )
+                .await,
+                mentions(&w.image),
+            )
+        }),
+        server_fn_row!(GetImage, OWNER_AND_ACCEPTED, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &GetImage {
+                        id: w.image.clone(),
+                    },
+                    r,
+                )
+                .await,
+                |body| {
+                    if body.contains(&w.secret) {
+                        Allowed
+                    } else {
+                        Hidden
+                    }
+                },
+            )
+        }),
+        server_fn_row!(GetImageHistory, OWNER_AND_ACCEPTED, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &GetImageHistory {
+                        id: w.image.clone(),
+                        page: 1,
+                    },
+                    r,
+                )
+                .await,
+                allowed,
+            )
+        }),
+        server_fn_row!(GetAccountUsage, OWN_ACCOUNT, |w, r| {
+            // Usage counts the account's own images, never those shared with it.
+            let (status, body) = w.call(&GetAccountUsage {}, r).await;
+            let mine = ListQuery {
+                owner: Ownership::Mine,
+                ..ListQuery::default()
+            };
+            let own_images = w
+                .services
+                .store()
+                .count_images_exactly(r.account(), &mine)
+                .await
+                .unwrap();
+            classify(w, (status, body), |body| {
+                let usage: Value = serde_json::from_str(body).unwrap();
+                assert_eq!(usage["image_count"].as_u64().unwrap(), own_images);
+                Own
+            })
+        }),
+        server_fn_row!(
+            GetImageUpload,
+            [Allowed, Hidden, Hidden, Hidden, Hidden, Hidden],
+            |w, r| {
+                classify(
+                    w,
+                    w.call(
+                        &GetImageUpload {
+                            id: w.uploading.clone(),
+                        },
+                        r,
+                    )
+                    .await,
+                    |body| {
+                        if body == "null" { Hidden } else { Allowed }
+                    },
+                )
+            }
+        ),
+        server_fn_row!(CreateDownloadLink, OWNER_AND_ACCEPTED, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &CreateDownloadLink {
+                        id: w.image.clone(),
+                    },
+                    r,
+                )
+                .await,
+                allowed,
+            )
+        }),
+        // ---- Server functions: changes only the owner may make.
+        server_fn_row!(UpdateImage, OWNER_ONLY, |w, r| {
+            let edit = UpdateImage {
+                id: w.image.clone(),
+                updated_at_ms: w.updated_at(),
+                name: "renamed".into(),
+                description: String::new(),
+                os_type: "ubuntu".into(),
+                min_disk: "1".into(),
+                min_ram: "1".into(),
+                architecture: "x86_64".into(),
+                boot_mode: "bios".into(),
+                cloud_init: None,
+                qemu_guest_agent: None,
+                protected: None,
+                visibility: Some("shared".into()),
+            };
+            classify(w, w.call(&edit, r).await, allowed)
+        }),
+        server_fn_row!(SetImageProtected, OWNER_ONLY, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &SetImageProtected {
+                        id: w.image.clone(),
+                        protected: true,
+                    },
+                    r,
+                )
+                .await,
+                allowed,
+            )
+        }),
+        server_fn_row!(PutImageTag, OWNER_ONLY, |w, r| {
+            let tag = PutImageTag {
+                id: w.image.clone(),
+                original_key: None,
+                tag_key: "mine".into(),
+                tag_value: "x".into(),
+            };
+            classify(w, w.call(&tag, r).await, allowed)
+        }),
+        server_fn_row!(RemoveImageTag, OWNER_ONLY, |w, r| {
+            let tag = RemoveImageTag {
+                id: w.image.clone(),
+                tag_key: "env".into(),
+            };
+            classify(w, w.call(&tag, r).await, allowed)
+        }),
+        server_fn_row!(RevokeDownloadLinks, OWNER_ONLY, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &RevokeDownloadLinks {
+                        id: w.image.clone(),
+                    },
+                    r,
+                )
+                .await,
+                allowed,
+            )
+        }),
+        server_fn_row!(DeleteImage, OWNER_ONLY, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &DeleteImage {
+                        id: w.image.clone(),
+                    },
+                    r,
+                )
+                .await,
+                allowed,
+            )
+        }),
+        server_fn_row!(DeleteImages, OWNER_ONLY, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &DeleteImages {
+                        ids: vec![w.image.clone()],
+                    },
+                    r,
+                )
+                .await,
+                |body| {
+                    let result: Value = serde_json::from_str(body).unwrap();
+                    let reason = result["skipped"][0]["reason"].as_str().unwrap_or_default();
+                    if result["deleted"].as_array().unwrap().len() == 1 {
+                        Allowed
+                    } else if reason.contains("only its owner can delete it") {
+                        Forbidden
+                    } else {
+                        assert_eq!(reason, "No such image in this account.");
+                        Hidden
+                    }
+                },
+            )
+        }),
+        server_fn_row!(GetImageSharing, OWNER_ONLY, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &GetImageSharing {
+                        id: w.image.clone(),
+                    },
+                    r,
+                )
+                .await,
+                allowed,
+            )
+        }),
+        server_fn_row!(ShareImage, OWNER_ONLY, |w, r| {
+            let share = ShareImage {
+                id: w.image.clone(),
+                account_id: "zed".into(),
+            };
+            classify(w, w.call(&share, r).await, allowed)
+        }),
+        server_fn_row!(StopSharing, OWNER_ONLY, |w, r| {
+            // The owner stops the Pending share; the others try to stop their own.
+            let account = if r == Owner {
+                Pending.account()
+            } else {
+                r.account()
+            };
+            let stop = StopSharing {
+                id: w.image.clone(),
+                account_id: account.into(),
+            };
+            classify(w, w.call(&stop, r).await, allowed)
+        }),
+        server_fn_row!(
+            CreateSharedImage,
+            [Refused, Forbidden, Hidden, Hidden, Hidden, Hidden],
+            |w, r| {
+                // The shared image is Shared: its owner is refused by the rule, not by role.
+                let copy = CreateSharedImage {
+                    id: w.image.clone(),
+                    name: "copy".into(),
+                };
+                classify(w, w.call(&copy, r).await, allowed)
+            }
+        ),
+        // ---- Server functions: the answers of the accounts the image is shared with.
+        server_fn_row!(
+            ListShareRequests,
+            [Hidden, Hidden, Allowed, Hidden, Hidden, Hidden],
+            |w, r| {
+                classify(
+                    w,
+                    w.call(&ListShareRequests { page: 1 }, r).await,
+                    mentions(&w.image),
+                )
+            }
+        ),
+        server_fn_row!(
+            CountShareRequests,
+            [Hidden, Hidden, Allowed, Hidden, Hidden, Hidden],
+            |w, r| {
+                classify(w, w.call(&CountShareRequests {}, r).await, |body| {
+                    if body == "0" { Hidden } else { Allowed }
+                })
+            }
+        ),
+        server_fn_row!(FindSharedImage, RECIPIENT_ANSWERS, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &FindSharedImage {
+                        image_id: w.image.clone(),
+                    },
+                    r,
+                )
+                .await,
+                allowed,
+            )
+        }),
+        server_fn_row!(ApproveShares, RECIPIENT_ANSWERS, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &ApproveShares {
+                        ids: vec![w.image.clone()],
+                    },
+                    r,
+                )
+                .await,
+                decided,
+            )
+        }),
+        server_fn_row!(RejectShares, RECIPIENT_ANSWERS, |w, r| {
+            classify(
+                w,
+                w.call(
+                    &RejectShares {
+                        ids: vec![w.image.clone()],
+                    },
+                    r,
+                )
+                .await,
+                decided,
+            )
+        }),
+        server_fn_row!(
+            GetAccountHistory,
+            [Allowed, Allowed, Allowed, Allowed, Allowed, Hidden],
+            |w, r| {
+                // Each account's own history: the share events it took part in.
+                classify(
+                    w,
+                    w.call(&GetAccountHistory { page: 1 }, r).await,
+                    mentions(&w.image),
+                )
+            }
+        ),
+        // ---- Server functions about the caller only.
+        server_fn_row!(CreateImage, OWN_ACCOUNT, |w, r| {
+            let create = CreateImage {
+                name: format!("own-{}", r.account()),
+                source: None,
+                // A closed local port: the import fails at once, in the caller's account.
+                source_url: Some("http://127.0.0.1:9/own.qcow2".into()),
+                file_name: None,
+                file_size: None,
+                disk_format: None,
+                os_type: "ubuntu".into(),
+                min_disk: "1".into(),
+                min_ram: "1".into(),
+                visibility: "private".into(),
+                protected: None,
+                description: String::new(),
+                architecture: None,
+                boot_mode: None,
+                cloud_init: None,
+                qemu_guest_agent: None,
+                tags: None,
+                checksum: None,
+            };
+            classify(w, w.call(&create, r).await, own)
+        }),
+        server_fn_row!(GetConsoleSettings, OWN_ACCOUNT, |w, r| {
+            classify(w, w.call(&GetConsoleSettings {}, r).await, own)
+        }),
+        server_fn_row!(CurrentUser, OWN_ACCOUNT, |w, r| {
+            classify(w, w.call(&CurrentUser {}, r).await, |body| {
+                let user: Value = serde_json::from_str(body).unwrap();
+                assert_eq!(user["account_id"], r.account());
+                Own
+            })
+        }),
+        server_fn_row!(SignIn, OWN_ACCOUNT, |w, r| {
+            let sign_in = SignIn {
+                user_name: format!("admin@{}", r.account()),
+                password: "correct horse battery".into(),
+                next: None,
+            };
+            classify(w, w.call(&sign_in, r).await, own)
+        }),
+        server_fn_row!(SignUp, OWN_ACCOUNT, |w, r| {
+            let account = format!("new-{}-{}", r.account(), w.image[..8].to_owned());
+            let sign_up = SignUp {
+                account_id: account.clone(),
+                user_name: format!("admin@{account}"),
+                password: "correct horse battery".into(),
+                password_confirm: "correct horse battery".into(),
+            };
+            classify(w, w.call(&sign_up, r).await, own)
+        }),
+        server_fn_row!(SignOut, OWN_ACCOUNT, |w, r| {
+            // A second session of the role, so its main one lives on for the other rows.
+            let (_, token) = w
+                .client_services()
+                .sign_in(&format!("admin@{}", r.account()), "correct horse battery")
+                .await
+                .unwrap();
+            let cookie = format!("{SESSION_COOKIE}={}", token.expose());
+            let response = w
+                .client
+                .send(
+                    Request::post(SignOut::PATH)
+                        .header(header::COOKIE, &cookie)
+                        .header("sec-fetch-site", "same-origin")
+                        .header("accept", "application/json")
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await;
+            assert!(response.status().is_success() || response.status().is_redirection());
+            assert!(
+                w.client_services()
+                    .authenticate(&token)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            Own
+        }),
+        // ---- Plain HTTP routes.
+        route_row!("/healthz", OWN_ACCOUNT, |w, r| {
+            classify(w, w.page("/healthz", r).await, own)
+        }),
+        route_row!("/exports/images.csv", OWNER_AND_ACCEPTED, |w, r| {
+            classify(
+                w,
+                w.page("/exports/images.csv", r).await,
+                mentions(&w.image),
+            )
+        }),
+        route_row!("/downloads/{id}/{file}", OWNER_AND_ACCEPTED, |w, r| {
+            // The role's own link if it can get one; otherwise the link it had (Stopped) or
+            // a forged one naming its account.
+            let (status, body) = w
+                .call(
+                    &CreateDownloadLink {
+                        id: w.image.clone(),
+                    },
+                    r,
+                )
+                .await;
+            let path = if status.is_success() {
+                let link: Value = serde_json::from_str(&body).unwrap();
+                link["path"].as_str().unwrap().to_owned()
+            } else if r == Stopped {
+                w.stale_link.clone()
+            } else {
+                w.owner_link
+                    .replace("&sig=", &format!("&acct={}&since=1&sig=", r.account()))
+            };
+            let response = w.send(Method::GET, &path, r, &[], Body::empty()).await;
+            match response.status() {
+                StatusCode::OK => Allowed,
+                StatusCode::FORBIDDEN => Hidden,
+                other => panic!("download answered {other}"),
+            }
+        }),
+        route_row!("/uploads", OWN_ACCOUNT, |w, r| {
+            let response = w
+                .send(Method::OPTIONS, "/uploads", r, &[], Body::empty())
+                .await;
+            assert_eq!(response.status(), StatusCode::NO_CONTENT);
+            Own
+        }),
+        route_row!(
+            "/uploads/{id}",
+            [Allowed, Hidden, Hidden, Hidden, Hidden, Hidden],
+            |w, r| {
+                let path = format!("/uploads/{}", w.upload_id);
+                let tus = [("tus-resumable", "1.0.0")];
+                let head = w.send(Method::HEAD, &path, r, &tus, Body::empty()).await;
+                if r == Owner {
+                    assert_eq!(head.status(), StatusCode::OK);
+                    return Allowed;
+                }
+                assert_eq!(head.status(), StatusCode::NOT_FOUND);
+                // Neither can they write to it nor end it.
+                let patch = w
+                    .send(
+                        Method::PATCH,
+                        &path,
+                        r,
+                        &[
+                            ("tus-resumable", "1.0.0"),
+                            ("upload-offset", "0"),
+                            ("content-type", "application/offset+octet-stream"),
+                        ],
+                        Body::from(vec![0u8; 16]),
+                    )
+                    .await;
+                assert_eq!(patch.status(), StatusCode::NOT_FOUND);
+                let delete = w.send(Method::DELETE, &path, r, &tus, Body::empty()).await;
+                assert_eq!(delete.status(), StatusCode::NOT_FOUND);
+                Hidden
+            }
+        ),
+        route_row!(
+            "/images/{id}/uploads",
+            [Allowed, Hidden, Hidden, Hidden, Hidden, Hidden],
+            |w, r| {
+                let mut seen = Vec::new();
+                for image in [&w.waiting, &w.image] {
+                    let response = w
+                        .send(
+                            Method::POST,
+                            &format!("/images/{image}/uploads"),
+                            r,
+                            &[("tus-resumable", "1.0.0"), ("upload-length", "4096")],
+                            Body::empty(),
+                        )
+                        .await;
+                    seen.push(response.status());
+                }
+                match r {
+                    // Its Uploading image takes an upload; its Active one is not waiting.
+                    Owner => {
+                        assert_eq!(seen, [StatusCode::CREATED, StatusCode::CONFLICT]);
+                        Allowed
+                    }
+                    _ => {
+                        assert_eq!(seen, [StatusCode::NOT_FOUND, StatusCode::NOT_FOUND]);
+                        Hidden
+                    }
+                }
+            }
+        ),
+        // ---- Pages, rendered on the server with the role's session.
+        route_row!("/signin", OWN_ACCOUNT, |w, r| {
+            classify(w, w.page("/signin", r).await, own)
+        }),
+        route_row!("/signup", OWN_ACCOUNT, |w, r| {
+            classify(w, w.page("/signup", r).await, own)
+        }),
+        route_row!("/images", OWNER_AND_ACCEPTED, |w, r| {
+            page_seen(w, w.page("/images", r).await)
+        }),
+        route_row!("/images/create", OWN_ACCOUNT, |w, r| {
+            classify(w, w.page("/images/create", r).await, own)
+        }),
+        route_row!(
+            "/images/share-requests",
+            [Hidden, Hidden, Allowed, Hidden, Hidden, Hidden],
+            |w, r| { page_seen(w, w.page("/images/share-requests", r).await) }
+        ),
+        route_row!("/images/get-share", RECIPIENT_ANSWERS, |w, r| {
+            page_seen(
+                w,
+                w.page(&format!("/images/get-share?image_id={}", w.image), r)
+                    .await,
+            )
+        }),
+        route_row!(
+            "/images/work-history",
+            [Allowed, Allowed, Allowed, Allowed, Allowed, Hidden],
+            |w, r| { page_seen(w, w.page("/images/work-history", r).await) }
+        ),
+        route_row!("/images/{id}/share", OWNER_ONLY, |w, r| {
+            page_seen(w, w.page(&format!("/images/{}/share", w.image), r).await)
+        }),
+        route_row!("/images/{id}", OWNER_AND_ACCEPTED, |w, r| {
+            page_seen(w, w.page(&format!("/images/{}", w.image), r).await)
+        }),
+    ]
+}
+
+/// Approve or Reject: decided when the image is among those done.
+fn decided(body: &str) -> Seen {
+    let result: Value = serde_json::from_str(body).unwrap();
+    if result["done"].as_array().unwrap().is_empty() {
+        assert_eq!(
+            result["skipped"][0]["reason"],
+            "No such image is shared with this account."
+        );
+        Hidden
+    } else {
+        Allowed
+    }
+}
+
+impl World {
+    fn client_services(&self) -> &image_console::service::Services {
+        &self.services
+    }
+
+    /// The image's Modification time when the row started, for an Edit that would succeed.
+    fn updated_at(&self) -> i64 {
+        self.updated_at_ms
+    }
+}
+
+/// Everything the paths of the app answer to: server functions, plain routes and pages.
+fn every_path() -> BTreeSet<String> {
+    let mut paths: BTreeSet<String> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path.to_owned())
+        .collect();
+    paths.extend(
+        image_console::server::http_route_paths()
+            .into_iter()
+            .map(str::to_owned),
+    );
+    paths.extend(
+        leptos_axum::generate_route_list(image_console::app::App)
+            .into_iter()
+            .map(|route| route.path().to_owned()),
+    );
+    paths
+}
+
+async fn world(
+    app: &TestApp,
+    row: usize,
+    cookies: &HashMap<Role, String>,
+    actors: &HashMap<Role, Actor>,
+) -> World {
+    let services = &app.services;
+    let owner = &actors[&Owner];
+    let secret = format!("{SECRET}-{row}");
+    let image = seed_image(
+        services,
+        owner,
+        Seed {
+            name: &secret,
+            size_bytes: 4096,
+            tags: &[("env", "prod")],
+            ..Seed::default()
+        },
+    )
+    .await;
+    std::fs::write(app.blob_dir().join("images").join(&image), vec![7u8; 4096]).unwrap();
+    for role in [Accepted, Pending, Rejected, Stopped] {
+        services
+            .share_image(owner, &image, role.account())
+            .await
+            .unwrap();
+    }
+    let one = std::slice::from_ref(&image);
+    for role in [Accepted, Stopped] {
+        services
+            .decide_shares(&actors[&role], one, ShareDecision::Approve)
+            .await
+            .unwrap();
+    }
+    services
+        .decide_shares(&actors[&Rejected], one, ShareDecision::Reject)
+        .await
+        .unwrap();
+    let stale_link = services
+        .create_download_link(&actors[&Stopped], &image)
+        .await
+        .unwrap()
+        .path;
+    services
+        .stop_sharing(owner, &image, Stopped.account())
+        .await
+        .unwrap();
+    let owner_link = services
+        .create_download_link(owner, &image)
+        .await
+        .unwrap()
+        .path;
+    let uploading_seed = || Seed {
+        status: ImageStatus::Uploading,
+        size_bytes: 4096,
+        ..Seed::default()
+    };
+    let uploading = seed_image(services, owner, uploading_seed()).await;
+    let upload_id = services
+        .create_upload(owner, &uploading, 4096, "")
+        .await
+        .unwrap()
+        .id;
+    let waiting = seed_image(services, owner, uploading_seed()).await;
+    let updated_at_ms = services
+        .get_image(owner, &image)
+        .await
+        .unwrap()
+        .updated_at_ms;
+    World {
+        client: Client::new(app),
+        services: services.clone(),
+        secret,
+        cookies: cookies.clone(),
+        image,
+        uploading,
+        upload_id,
+        waiting,
+        stale_link,
+        owner_link,
+        updated_at_ms,
+    }
+}
+
+async fn every_path_gives_each_account_exactly_its_access(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut cookies = HashMap::new();
+    let mut actors = HashMap::new();
+    for role in ORDER {
+        let actor = app.sign_up(role.account()).await;
+        let (_, token) = app
+            .services
+            .sign_in(&actor.user_name, "correct horse battery")
+            .await
+            .unwrap();
+        cookies.insert(role, format!("{SESSION_COOKIE}={}", token.expose()));
+        actors.insert(role, actor);
+    }
+
+    let rows = rows();
+    let covered: BTreeSet<String> = rows.iter().map(|r| r.name.to_owned()).collect();
+    let paths = every_path();
+    let missing: Vec<&String> = paths.iter().filter(|p| !covered.contains(*p)).collect();
+    assert!(
+        missing.is_empty(),
+        "no authorization row for {missing:?}: add one to tests/it/matrix.rs"
+    );
+    let stale: Vec<&String> = covered.iter().filter(|p| !paths.contains(*p)).collect();
+    assert!(
+        stale.is_empty(),
+        "rows for paths that no longer exist: {stale:?}"
+    );
+
+    let mut failures = Vec::new();
+    for (n, row) in rows.iter().enumerate() {
+        let world = world(&app, n, &cookies, &actors).await;
+        let before = app
+            .services
+            .get_image(&actors[&Owner], &world.image)
+            .await
+            .unwrap();
+        for role in ORDER {
+            if role == Owner {
+                // What the others did left the owner's image as it was.
+                let after = app
+                    .services
+                    .get_image(&actors[&Owner], &world.image)
+                    .await
+                    .unwrap();
+                if after != before {
+                    failures.push(format!(
+                        "{}: the image changed: {before:?} → {after:?}",
+                        row.name
+                    ));
+                }
+                let sharing = app
+                    .services
+                    .image_sharing(&actors[&Owner], &world.image)
+                    .await
+                    .unwrap();
+                let outsider = sharing
+                    .shares
+                    .iter()
+                    .any(|s| s.account_id == Outsider.account());
+                if outsider {
+                    failures.push(format!("{}: the outsider got a share", row.name));
+                }
+            }
+            let seen = (row.run)(&world, role).await;
+            let want = expected(&row.expect, role);
+            if seen != want {
+                failures.push(format!(
+                    "{} as {role:?}: expected {want:?}, got {seen:?}",
+                    row.name
+                ));
+            }
+        }
+        // An account may have only 10 uploads in progress, and the next row starts afresh.
+        for id in [&world.uploading, &world.waiting, &world.image] {
+            let _ = app.services.delete_image(&actors[&Owner], id).await;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+crate::on_both_databases!(every_path_gives_each_account_exactly_its_access);
