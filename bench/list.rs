@@ -1,18 +1,21 @@
 //! Image List speed with 100,000 images in one account, on SQLite and PostgreSQL.
 //!
-//! Fills the account (and a smaller neighbouring one) through the store layer, then times `Store::list_images` (one page of
-//! 20 plus the total count) for the default view, name searches, each filter and two sorts,
-//! and prints p50 and p99 per case and database. Run it with `bench/list`.
+//! Fills the account (and a smaller neighbouring one, which shares 50 of its images with it)
+//! through the store layer, then times `Store::list_images` (one page of 20 plus the total
+//! count) for the default view, name searches, each filter and two sorts, and prints p50 and
+//! p99 per case and database. Run it with `bench/list`.
 
 use std::time::{Duration, Instant};
 
 use image_console::domain::attributes::{Architecture, BootMode, Features};
 use image_console::domain::image::ImageStatus;
 use image_console::domain::image_spec::{OsType, Visibility};
-use image_console::domain::list_query::{ListQuery, SortColumn, SortDirection};
+use image_console::domain::list_query::{ListQuery, Ownership, SortColumn, SortDirection};
+use image_console::domain::share::ShareDecision;
 use image_console::store::Store;
 use image_console::store::accounts::UserRow;
 use image_console::store::images::NewImageRow;
+use image_console::store::shares::ShareOutcome;
 
 const IMAGES: usize = 100_000;
 const WARMUP: usize = 20;
@@ -46,14 +49,30 @@ impl Lcg {
 /// Another account's images share every table and index, as they would in a real console.
 const NEIGHBOUR_IMAGES: usize = 20_000;
 
+/// Images the neighbouring account shares with the measured one, which approved them: they
+/// are merged into every page of its list.
+const SHARED_IMAGES: usize = 50;
+
 async fn fill(store: &Store) -> String {
-    fill_account(store, "neighbour-account", NEIGHBOUR_IMAGES, 7).await;
+    let neighbour = fill_account(store, "neighbour-account", NEIGHBOUR_IMAGES, 7).await;
     fill_account(store, "bench-account", IMAGES, 42).await;
+    for id in neighbour.iter().take(SHARED_IMAGES) {
+        let shared = store
+            .share_image("neighbour-account", id, "bench-account", "bench", 256, 1)
+            .await
+            .unwrap();
+        assert!(matches!(shared, ShareOutcome::Shared { .. }), "{shared:?}");
+        store
+            .decide_share("bench-account", id, ShareDecision::Approve, "bench", 2)
+            .await
+            .unwrap();
+    }
     store.analyze().await.unwrap();
     "bench-account".to_owned()
 }
 
-async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) {
+/// Fills an account; returns the ids of its Active images.
+async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) -> Vec<String> {
     store
         .create_account_with_user(
             account,
@@ -123,6 +142,10 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) {
     }
     store.insert_images_bulk(&rows).await.unwrap();
     store.insert_tags_bulk(account, &tags).await.unwrap();
+    rows.into_iter()
+        .filter(|(_, status, _)| *status == ImageStatus::Active)
+        .map(|(row, _, _)| row.id)
+        .collect()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -332,6 +355,47 @@ async fn run(name: &str, url: &str) {
             "page 100 of 5,000",
             ListQuery {
                 page: 100,
+                ..base.clone()
+            },
+        ),
+        // Every case above merges the 50 shared images into the page; these leave them out
+        // (Owner: this account) or show only them, to show what the merge costs.
+        (
+            "own only: first page",
+            ListQuery {
+                owner: Ownership::Mine,
+                ..base.clone()
+            },
+        ),
+        (
+            "own only: sort by name",
+            ListQuery {
+                owner: Ownership::Mine,
+                sort: SortColumn::Name,
+                direction: SortDirection::Asc,
+                ..base.clone()
+            },
+        ),
+        (
+            "own only: search \"WEB-0\"",
+            ListQuery {
+                owner: Ownership::Mine,
+                search: "WEB-0".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "own only: page 100",
+            ListQuery {
+                owner: Ownership::Mine,
+                page: 100,
+                ..base.clone()
+            },
+        ),
+        (
+            "shared with it only",
+            ListQuery {
+                owner: Ownership::SharedWithMe,
                 ..base.clone()
             },
         ),

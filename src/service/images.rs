@@ -690,18 +690,7 @@ impl Services {
         actor: &Actor,
         ids: &[String],
     ) -> ServiceResult<BatchDeleteResult> {
-        if ids.is_empty() {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "ids",
-                "Select at least one image to delete.",
-            )]));
-        }
-        if ids.len() > MAX_BATCH_DELETE {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "ids",
-                format!("Select at most {MAX_BATCH_DELETE} images to delete at once."),
-            )]));
-        }
+        super::check_batch(ids, MAX_BATCH_DELETE, "delete")?;
         let mut result = BatchDeleteResult::default();
         let mut seen = std::collections::HashSet::new();
         for raw in ids {

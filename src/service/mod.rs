@@ -66,6 +66,21 @@ impl From<std::io::Error> for ServiceError {
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
+/// Refuses a batch action (Delete, Approve, Reject) on no images or on more than `max`;
+/// `verb` completes "Select at least one image to …".
+pub(crate) fn check_batch(ids: &[String], max: usize, verb: &str) -> ServiceResult<()> {
+    let message = if ids.is_empty() {
+        format!("Select at least one image to {verb}.")
+    } else if ids.len() > max {
+        format!("Select at most {max} images to {verb} at once.")
+    } else {
+        return Ok(());
+    };
+    Err(ServiceError::Invalid(vec![crate::domain::FieldError::new(
+        "ids", message,
+    )]))
+}
+
 /// Settings the rules need, taken from the server configuration.
 #[derive(Clone, Debug)]
 pub struct ServiceSettings {

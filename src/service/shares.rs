@@ -223,18 +223,7 @@ impl Services {
             ShareDecision::Approve => "approve",
             ShareDecision::Reject => "reject",
         };
-        if ids.is_empty() {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "ids",
-                format!("Select at least one image to {verb}."),
-            )]));
-        }
-        if ids.len() > MAX_BATCH_DECISIONS {
-            return Err(ServiceError::Invalid(vec![FieldError::new(
-                "ids",
-                format!("Select at most {MAX_BATCH_DECISIONS} images to {verb} at once."),
-            )]));
-        }
+        super::check_batch(ids, MAX_BATCH_DECISIONS, verb)?;
         let mut result = DecisionResult::default();
         let mut seen = std::collections::HashSet::new();
         for raw in ids {

@@ -138,18 +138,27 @@ impl Scope {
         }
     }
 
-    /// The condition on image rows `i` for the account whose id is bound at `account`.
-    fn condition(self, account: &str) -> String {
+    /// The tables and the condition that select the image rows `i` of this scope for the
+    /// account whose id is bound at `account`. Shared images are found from the account's
+    /// shares, which are few, never by looking through images.
+    fn tables_and_condition(self, account: &str) -> (&'static str, String) {
+        let accepted = ShareStatus::Accepted.as_str();
         let own = format!("i.account_id = {account}");
-        let shared = format!(
-            "i.id IN (SELECT sh.image_id FROM image_shares sh WHERE sh.member_account_id = {account} \
-             AND sh.member_known = 1 AND sh.status = '{}')",
-            ShareStatus::Accepted.as_str()
-        );
         match self {
-            Scope::Own => own,
-            Scope::Shared => shared,
-            Scope::Visible => format!("({own} OR {shared})"),
+            Scope::Own => ("images i", own),
+            Scope::Shared => (
+                "image_shares sh JOIN images i ON i.id = sh.image_id",
+                format!(
+                    "sh.member_account_id = {account} AND sh.member_known = 1 AND sh.status = '{accepted}'"
+                ),
+            ),
+            Scope::Visible => (
+                "images i",
+                format!(
+                    "({own} OR i.id IN (SELECT sh.image_id FROM image_shares sh WHERE \
+                     sh.member_account_id = {account} AND sh.member_known = 1 AND sh.status = '{accepted}'))"
+                ),
+            ),
         }
     }
 }
@@ -173,7 +182,8 @@ fn row_filter(
 ) -> QueryParts {
     let mut q = QueryParts::new();
     let account = q.text(account_id);
-    let mut conditions = vec![scope.condition(&account)];
+    let (tables, scope_condition) = scope.tables_and_condition(&account);
+    let mut conditions = vec![scope_condition];
     if !query.search.is_empty() {
         // Names are ASCII by rule, so comparing ASCII-lower-cased text ignores case exactly.
         let pattern = q.text(like_pattern(&query.search.to_ascii_lowercase()));
@@ -202,7 +212,7 @@ fn row_filter(
         tag.push(')');
         conditions.push(tag);
     }
-    q.sql = format!("FROM images i WHERE {}", conditions.join(" AND "));
+    q.sql = format!("FROM {tables} WHERE {}", conditions.join(" AND "));
     q
 }
 
@@ -441,6 +451,58 @@ fn order_by(query: &ListQuery, t: &str) -> String {
     }
 }
 
+/// The list's order (`order_by`) as a comparison of rows, for the sorts whose values compare
+/// alike in Rust and in either database's collation: creation order, sizes, and the
+/// lower-case ASCII words of status, OS type and visibility. `None` for names.
+fn list_order(
+    query: &ListQuery,
+) -> Option<impl Fn(&ImageRow, &ImageRow) -> std::cmp::Ordering + use<>> {
+    use std::cmp::Ordering;
+    let (sort, direction) = (query.sort, query.direction);
+    if sort == SortColumn::Name {
+        return None;
+    }
+    Some(move |a: &ImageRow, b: &ImageRow| {
+        let directed = |o: Ordering| match direction {
+            SortDirection::Asc => o,
+            SortDirection::Desc => o.reverse(),
+        };
+        let by_column = match sort {
+            SortColumn::Name | SortColumn::Created => Ordering::Equal,
+            SortColumn::OsType => directed(a.os_type.as_str().cmp(b.os_type.as_str())),
+            SortColumn::Status => directed(a.status.as_str().cmp(b.status.as_str())),
+            SortColumn::Visibility => directed(a.visibility.as_str().cmp(b.visibility.as_str())),
+            // Images without a size go last in either direction (NULLS LAST).
+            SortColumn::Size => match (a.size_bytes, b.size_bytes) {
+                (Some(x), Some(y)) => directed(x.cmp(&y)),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            },
+        };
+        by_column.then_with(|| directed(a.seq.cmp(&b.seq)))
+    })
+}
+
+/// A window of the rows `filter` selects, in the query's order.
+async fn rows_in_order(
+    conn: &mut AnyConnection,
+    mut filter: QueryParts,
+    query: &ListQuery,
+    window: Window,
+) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
+    let limit = filter.int(to_i64(window.limit));
+    let offset = filter.int(to_i64(window.offset));
+    let sql = format!(
+        "SELECT {COLUMNS} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
+        filter.sql,
+        order_by(query, "i")
+    );
+    sqlx::query_with(&sql, filter.arguments())
+        .fetch_all(&mut *conn)
+        .await
+}
+
 fn decode_rows(rows: &[sqlx::any::AnyRow]) -> sqlx::Result<Vec<ImageRow>> {
     rows.iter().map(ImageRow::from_row).collect()
 }
@@ -461,7 +523,8 @@ impl Store {
             return Ok((Vec::new(), 0));
         }
         let mut conn = self.pool.acquire().await?;
-        let shared_total = if query.owner.includes_shared() {
+        // Tag filters match the account's own tags, so no shared image can match one.
+        let shared_total = if query.owner.includes_shared() && query.tag_key.is_empty() {
             self.count_in_scope(&mut conn, account_id, query, Scope::Shared)
                 .await?
         } else {
@@ -469,6 +532,9 @@ impl Store {
         };
         let (offset, per_page) = (query.offset(), u64::from(query.per_page));
         if !query.owner.includes_own() {
+            if shared_total == 0 {
+                return Ok((Vec::new(), 0));
+            }
             let window = Window {
                 offset,
                 limit: per_page,
@@ -497,16 +563,16 @@ impl Store {
         // do; every shared match past `offset + per_page` sorts after it.
         let own_start = offset.saturating_sub(shared_total);
         let end = offset + per_page;
-        let mut seqs = Vec::new();
+        let mut rows = Vec::new();
         if own_start < own_total {
             let window = Window {
                 offset: own_start,
                 limit: end - own_start,
             };
-            let rows = self
+            let own = self
                 .own_rows(&mut conn, account_id, query, path, window)
                 .await?;
-            seqs.extend(decode_rows(&rows)?.into_iter().map(|r| r.seq));
+            rows.extend(decode_rows(&own)?);
         }
         let window = Window {
             offset: 0,
@@ -515,13 +581,21 @@ impl Store {
         let shared = self
             .rows_in_scope(&mut conn, account_id, query, Scope::Shared, window)
             .await?;
-        seqs.extend(decode_rows(&shared)?.into_iter().map(|r| r.seq));
-        let merged = self
-            .rows_by_seq(&mut conn, account_id, Scope::Visible, &seqs, query, None)
-            .await?;
+        rows.extend(decode_rows(&shared)?);
+        match list_order(query) {
+            Some(order) => rows.sort_by(order),
+            // Names sort in the database's collation: let it merge them.
+            None => {
+                let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+                let merged = self
+                    .rows_by_seq(&mut conn, account_id, Scope::Visible, &seqs, query, None)
+                    .await?;
+                rows = decode_rows(&merged)?;
+            }
+        }
         // The merged rows start at `own_start` (or 0) in the list.
         let skip = usize::try_from(offset - own_start).unwrap_or(usize::MAX);
-        let page = decode_rows(&merged)?
+        let page = rows
             .into_iter()
             .skip(skip)
             .take(usize::try_from(per_page).unwrap_or(usize::MAX))
@@ -592,17 +666,8 @@ impl Store {
     ) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
         match path {
             PagePath::Rows(tag) => {
-                let mut page = row_filter(self.backend, account_id, query, tag, Scope::Own);
-                let limit = page.int(to_i64(window.limit));
-                let offset = page.int(to_i64(window.offset));
-                let sql = format!(
-                    "SELECT {COLUMNS} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
-                    page.sql,
-                    order_by(query, "i")
-                );
-                sqlx::query_with(&sql, page.arguments())
-                    .fetch_all(&mut *conn)
-                    .await
+                let filter = row_filter(self.backend, account_id, query, tag, Scope::Own);
+                rows_in_order(conn, filter, query, window).await
             }
             PagePath::Candidates(index) => {
                 let seqs = self.index_seqs(conn, &index, None).await?;
@@ -626,17 +691,8 @@ impl Store {
         scope: Scope,
         window: Window,
     ) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
-        let mut page = row_filter(self.backend, account_id, query, TagPath::Drive, scope);
-        let limit = page.int(to_i64(window.limit));
-        let offset = page.int(to_i64(window.offset));
-        let sql = format!(
-            "SELECT {COLUMNS} {} ORDER BY {} LIMIT {limit} OFFSET {offset}",
-            page.sql,
-            order_by(query, "i")
-        );
-        sqlx::query_with(&sql, page.arguments())
-            .fetch_all(&mut *conn)
-            .await
+        let filter = row_filter(self.backend, account_id, query, TagPath::Drive, scope);
+        rows_in_order(conn, filter, query, window).await
     }
 
     /// How many images in `scope` match, counted row by row.
@@ -701,9 +757,9 @@ impl Store {
             .map(i64::to_string)
             .collect::<Vec<_>>()
             .join(",");
+        let (tables, condition) = scope.tables_and_condition("$1");
         let mut sql = format!(
-            "SELECT {COLUMNS} FROM images i WHERE {} AND i.seq IN ({list}) ORDER BY {}",
-            scope.condition("$1"),
+            "SELECT {COLUMNS} FROM {tables} WHERE {condition} AND i.seq IN ({list}) ORDER BY {}",
             order_by(query, "i")
         );
         if let Some(window) = window {

@@ -978,8 +978,11 @@ async fn merged_pages_match_the_plain_answer(backend: Backend) {
         at += 1000;
         Seed {
             name: Box::leak(
-                format!("{}-{owner}-{n:02}", if n.is_multiple_of(3) { "web" } else { "db" })
-                    .into_boxed_str(),
+                format!(
+                    "{}-{owner}-{n:02}",
+                    if n.is_multiple_of(3) { "web" } else { "db" }
+                )
+                .into_boxed_str(),
             ),
             os_type: os[n % os.len()],
             size_bytes: sizes[n % sizes.len()],

@@ -65,10 +65,8 @@ pub fn ConsoleLayout() -> impl IntoView {
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
                             pending.await.ok().filter(|n| *n > 0).map(|n| view! {
-                                <span class="nav-badge">
-                                    {n.to_string()}
-                                    <span class="visually-hidden">" pending"</span>
-                                </span>
+                                <span class="nav-badge" aria-hidden="true">{n.to_string()}</span>
+                                <span class="visually-hidden">{format!(" ({n} pending)")}</span>
                             })
                         })}
                     </Transition>

@@ -5,6 +5,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::app::components::error_notice::ErrorNotice;
+use crate::app::components::pager::NewerOlderPager;
+use crate::app::pages::page_number;
 use crate::domain::history::{HistoryEntry, HistoryPage, WorkResult};
 use crate::domain::units::{format_rfc3339, format_timestamp};
 use crate::server_fns::images::get_image_history;
@@ -12,14 +14,7 @@ use crate::server_fns::images::get_image_history;
 #[component]
 pub fn WorkHistoryTab(image_id: String) -> impl IntoView {
     let query = use_query_map();
-    let page = move || {
-        query
-            .read()
-            .get("page")
-            .and_then(|p| p.parse::<u32>().ok())
-            .filter(|p| *p >= 1)
-            .unwrap_or(1)
-    };
+    let page = move || page_number(&query.read());
     let history = Resource::new(
         {
             let image_id = image_id.clone();
@@ -77,25 +72,12 @@ pub fn HistoryTable(page: HistoryPage, page_href: String, show_resource: bool) -
                 <tbody>{page.entries.into_iter().map(|entry| view! { <HistoryRow entry show_resource /> }).collect_view()}</tbody>
             </table>
         </div>
-        <div class="pagination">
-            <p class="range">{format!("Page {} of {pages} · {} entries", page.page, page.total)}</p>
-            <nav aria-label="Work History pages">
-                <ul class="pages">
-                    <li>
-                        {match newer {
-                            Some(href) => Either::Left(view! { <a href=href class="page">"Newer"</a> }),
-                            None => Either::Right(view! { <span class="page disabled" aria-disabled="true">"Newer"</span> }),
-                        }}
-                    </li>
-                    <li>
-                        {match older {
-                            Some(href) => Either::Left(view! { <a href=href class="page">"Older"</a> }),
-                            None => Either::Right(view! { <span class="page disabled" aria-disabled="true">"Older"</span> }),
-                        }}
-                    </li>
-                </ul>
-            </nav>
-        </div>
+        <NewerOlderPager
+            summary=format!("Page {} of {pages} · {} entries", page.page, page.total)
+            newer
+            older
+            label="Work History pages"
+        />
     }
 }
 

@@ -67,9 +67,11 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             }.into_any())}
             {row("OS type", text(image.os_type.label().to_owned()))}
             {row("Image Type", text(image.image_type.clone()))}
-            {match &image.source_file_name {
-                Some(file) => row("Local file", text(file.clone())),
-                None => row("Image file URL", image.source_url.clone().map(mono).unwrap_or_else(dash)),
+            // Where the bytes came from, and what storing them costs, are the owner's.
+            {match (&image.shared_by, &image.source_file_name) {
+                (Some(_), _) => None,
+                (None, Some(file)) => Some(row("Local file", text(file.clone()))),
+                (None, None) => Some(row("Image file URL", image.source_url.clone().map(mono).unwrap_or_else(dash))),
             }}
             {row("Image size", match size_bytes {
                 Some(bytes) => view! {
@@ -107,7 +109,7 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             {row("Protected", text(if image.protected { "Use".into() } else { "Not used".into() }))}
             {row("Description", if image.description.is_empty() { dash() } else { text(image.description.clone()) })}
             {image.shared_by.is_none().then(|| row("Tags", tags))}
-            {row("Estimated monthly cost", view! {
+            {image.shared_by.is_none().then(|| row("Estimated monthly cost", view! {
                 <Transition fallback=|| "…">
                     {move || Suspend::new(async move {
                         settings.await.ok().map(|s| match size_bytes {
@@ -119,7 +121,7 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                         })
                     })}
                 </Transition>
-            }.into_any())}
+            }.into_any()))}
             {row("Creator", text(image.created_by.clone()))}
             {row("Creation time", time(image.created_at_ms))}
             {row("Editor", text(image.updated_by.clone()))}

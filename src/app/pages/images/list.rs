@@ -13,6 +13,9 @@ use super::refresh_while;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::progress_bar::ProgressBar;
+use crate::app::components::selection::{
+    Selection, all_selected, new_selection, row_selected, selected_ids, toggle_all, toggle_row,
+};
 use crate::app::components::status_badge::StatusBadge;
 use crate::app::components::upload_controls::{
     UploadActions, UploadActionsHost, UploadControls, UploadProgressBar, UploadTarget,
@@ -23,9 +26,6 @@ use crate::domain::list_query::{ImagePage, ListQuery, Ownership, PAGE_SIZES, Sor
 use crate::domain::units::{format_bytes, format_image_size, format_rfc3339, format_timestamp};
 use crate::domain::validation::with_thousands;
 use crate::server_fns::images::{DeleteImages, get_account_usage, list_images};
-
-/// The images picked with the row checkboxes: id → name.
-type Selection = RwSignal<BTreeMap<String, String>>;
 
 #[component]
 pub fn ImageListPage() -> impl IntoView {
@@ -44,7 +44,7 @@ pub fn ImageListPage() -> impl IntoView {
         |(qs, _, _)| list_images(qs),
     );
     let usage = Resource::new(move || delete.version().get(), |_| get_account_usage());
-    let selection: Selection = RwSignal::new(BTreeMap::new());
+    let selection = new_selection();
     // Owned here, not by the table, so a refresh of the rows cannot close the dialog.
     let confirm_open = RwSignal::new(false);
     // A new view starts with nothing selected.
@@ -62,8 +62,9 @@ pub fn ImageListPage() -> impl IntoView {
                 .is_some_and(|page| page.images.iter().any(|i| i.status.is_in_progress()))
     });
     let on_confirm = Callback::new(move |()| {
-        let ids: Vec<String> = selection.with(|s| s.keys().cloned().collect());
-        delete.dispatch(DeleteImages { ids });
+        delete.dispatch(DeleteImages {
+            ids: selected_ids(selection),
+        });
     });
     // Close the dialog and clear the selection once the server has answered.
     Effect::new(move |_| {
@@ -84,7 +85,7 @@ pub fn ImageListPage() -> impl IntoView {
                 <h1>"Image List"</h1>
                 <p class="lede">"Images of this account and images other accounts share with it. Import one from a URL or upload a file from your computer with Create Image."</p>
             </div>
-            <div class="actions">
+            <div class="actions header-actions">
                 <MoreMenu />
                 <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
             </div>
@@ -341,28 +342,8 @@ fn ImageTable(
         .filter(|i| i.shared_by.is_none())
         .map(|i| (i.id.clone(), i.name.clone()))
         .collect();
-    let all_selected = {
-        let page_ids = page_ids.clone();
-        move || {
-            !page_ids.is_empty()
-                && selection.with(|s| page_ids.iter().all(|(id, _)| s.contains_key(id)))
-        }
-    };
-    let toggle_all = {
-        let page_ids = page_ids.clone();
-        move |ev: leptos::ev::Event| {
-            let checked = event_target_checked(&ev);
-            selection.update(|s| {
-                for (id, name) in &page_ids {
-                    if checked {
-                        s.insert(id.clone(), name.clone());
-                    } else {
-                        s.remove(id);
-                    }
-                }
-            });
-        }
-    };
+    let all_selected = all_selected(selection, page_ids.clone());
+    let toggle_all = toggle_all(selection, page_ids.clone());
     let nothing_selectable = page_ids.is_empty();
     let selected_count = move || selection.with(BTreeMap::len);
     let export_href = {
@@ -590,23 +571,8 @@ fn ImageRow(
         .size_bytes
         .map(|b| (format_image_size(b), format!("{b} bytes")));
     let id = image.id.clone();
-    let checked = Signal::derive({
-        let id = id.clone();
-        move || selection.with(|s| s.contains_key(&id))
-    });
-    let toggle = {
-        let (id, name) = (id.clone(), name.clone());
-        move |ev: leptos::ev::Event| {
-            let on = event_target_checked(&ev);
-            selection.update(|s| {
-                if on {
-                    s.insert(id.clone(), name.clone());
-                } else {
-                    s.remove(&id);
-                }
-            });
-        }
-    };
+    let checked = row_selected(selection, id.clone());
+    let toggle = toggle_row(selection, id.clone(), name.clone());
     let shared_by = image.shared_by.clone();
     let check = match &shared_by {
         Some(owner) => Either::Left(view! {

@@ -8,19 +8,13 @@ use leptos_router::hooks::use_query_map;
 
 use super::detail_history::HistoryTable;
 use crate::app::components::error_notice::ErrorNotice;
+use crate::app::pages::page_number;
 use crate::server_fns::shares::get_account_history;
 
 #[component]
 pub fn WorkHistoryPage() -> impl IntoView {
     let query = use_query_map();
-    let page = move || {
-        query
-            .read()
-            .get("page")
-            .and_then(|p| p.parse::<u32>().ok())
-            .filter(|p| *p >= 1)
-            .unwrap_or(1)
-    };
+    let page = move || page_number(&query.read());
     let history = Resource::new(page, get_account_history);
     view! {
         <Title text="Work History" />

@@ -83,7 +83,7 @@ pub fn GetImageSharePage() -> impl IntoView {
                     label="Resource ID"
                     field=resource_id
                     error=resource_id.message(ImageResourceId::parse)
-                    hint="36 characters, like 0b5d3c1e-aaaa-4bbb-8ccc-0123456789ab."
+                    hint="Its owner finds it on the image's Details page."
                     autocomplete="off"
                     required=true
                 />
@@ -129,13 +129,13 @@ fn FoundImage(
         ShareStatus::Stopped => "",
     };
     view! {
-        <section class="card" aria-labelledby="found-title">
+        <section class="card narrow-wide" aria-labelledby="found-title">
             <div class="section-header">
                 <h2 id="found-title">{image.image_name.clone()}</h2>
                 <ShareStatusBadge status />
             </div>
             <p class="hint">{hint}</p>
-            <dl class="summary-list">
+            <dl class="info-list">
                 <dt>"Resource ID"</dt>
                 <dd class="mono break">{image.image_id.clone()}</dd>
                 <dt>"Owner Account ID"</dt>

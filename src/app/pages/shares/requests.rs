@@ -10,34 +10,29 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::app::components::error_notice::ErrorNotice;
+use crate::app::components::pager::NewerOlderPager;
+use crate::app::components::selection::{
+    Selection, all_selected, new_selection, row_selected, selected_ids, toggle_all, toggle_row,
+};
 use crate::app::error::AppError;
 use crate::app::layout::console_layout::ShareRequestsBadge;
+use crate::app::pages::page_number;
 use crate::domain::share::{DecisionResult, ShareRequestPage, SharedImage};
 use crate::domain::units::{format_image_size, format_rfc3339, format_timestamp};
 use crate::domain::validation::with_thousands;
 use crate::server_fns::shares::{ApproveShares, RejectShares, list_share_requests};
 
-/// The requests picked with the row checkboxes: image id → name.
-type Selection = RwSignal<BTreeMap<String, String>>;
-
 #[component]
 pub fn ShareRequestListPage() -> impl IntoView {
     let query = use_query_map();
-    let page = move || {
-        query
-            .read()
-            .get("page")
-            .and_then(|p| p.parse::<u32>().ok())
-            .filter(|p| *p >= 1)
-            .unwrap_or(1)
-    };
+    let page = move || page_number(&query.read());
     let approve = ServerAction::<ApproveShares>::new();
     let reject = ServerAction::<RejectShares>::new();
     let requests = Resource::new(
         move || (page(), approve.version().get(), reject.version().get()),
         |(page, _, _)| list_share_requests(page),
     );
-    let selection: Selection = RwSignal::new(BTreeMap::new());
+    let selection = new_selection();
     // The last answer, whichever button it came from.
     let outcome = RwSignal::new(None::<(&'static str, Result<DecisionResult, AppError>)>);
     Effect::new(move |_| {
@@ -131,28 +126,13 @@ fn RequestTable(
     reject: ServerAction<RejectShares>,
 ) -> impl IntoView {
     let pages = page.total.div_ceil(u64::from(page.per_page.max(1))).max(1);
-    let ids: Vec<(String, String)> = page
+    let rows: Vec<(String, String)> = page
         .requests
         .iter()
         .map(|r| (r.image_id.clone(), r.image_name.clone()))
         .collect();
-    let all_selected = {
-        let ids = ids.clone();
-        move || !ids.is_empty() && selection.with(|s| ids.iter().all(|(id, _)| s.contains_key(id)))
-    };
-    let toggle_all = move |ev: leptos::ev::Event| {
-        let checked = event_target_checked(&ev);
-        selection.update(|s| {
-            for (id, name) in &ids {
-                if checked {
-                    s.insert(id.clone(), name.clone());
-                } else {
-                    s.remove(id);
-                }
-            }
-        });
-    };
-    let selected_ids = move || selection.with(|s| s.keys().cloned().collect::<Vec<_>>());
+    let all_selected = all_selected(selection, rows.clone());
+    let toggle_all = toggle_all(selection, rows);
     let busy = move || approve.pending().get() || reject.pending().get();
     let link = |p: u32| format!("/images/share-requests?page={p}");
     let newer = (page.page > 1).then(|| link(page.page - 1));
@@ -175,7 +155,7 @@ fn RequestTable(
                         class="btn btn-primary"
                         disabled=move || selection.with(BTreeMap::is_empty) || busy()
                         on:click=move |_| {
-                            approve.dispatch(ApproveShares { ids: selected_ids() });
+                            approve.dispatch(ApproveShares { ids: selected_ids(selection) });
                         }
                     >
                         "Approve selected"
@@ -185,7 +165,7 @@ fn RequestTable(
                         class="btn"
                         disabled=move || selection.with(BTreeMap::is_empty) || busy()
                         on:click=move |_| {
-                            reject.dispatch(RejectShares { ids: selected_ids() });
+                            reject.dispatch(RejectShares { ids: selected_ids(selection) });
                         }
                     >
                         "Reject selected"
@@ -217,25 +197,7 @@ fn RequestTable(
                     </tbody>
                 </table>
             </div>
-            <div class="pagination">
-                <p class="range">{format!("Page {} of {pages}", page.page)}</p>
-                <nav aria-label="Request pages">
-                    <ul class="pages">
-                        <li>
-                            {match newer {
-                                Some(href) => Either::Left(view! { <a href=href class="page">"Newer"</a> }),
-                                None => Either::Right(view! { <span class="page disabled" aria-disabled="true">"Newer"</span> }),
-                            }}
-                        </li>
-                        <li>
-                            {match older {
-                                Some(href) => Either::Left(view! { <a href=href class="page">"Older"</a> }),
-                                None => Either::Right(view! { <span class="page disabled" aria-disabled="true">"Older"</span> }),
-                            }}
-                        </li>
-                    </ul>
-                </nav>
-            </div>
+            <NewerOlderPager summary=format!("Page {} of {pages}", page.page) newer older label="Request pages" />
         </section>
     }
 }
@@ -256,23 +218,8 @@ fn RequestRow(
         requested_at_ms,
         ..
     } = request;
-    let checked = Signal::derive({
-        let id = image_id.clone();
-        move || selection.with(|s| s.contains_key(&id))
-    });
-    let toggle = {
-        let (id, name) = (image_id.clone(), image_name.clone());
-        move |ev: leptos::ev::Event| {
-            let on = event_target_checked(&ev);
-            selection.update(|s| {
-                if on {
-                    s.insert(id.clone(), name.clone());
-                } else {
-                    s.remove(&id);
-                }
-            });
-        }
-    };
+    let checked = row_selected(selection, image_id.clone());
+    let toggle = toggle_row(selection, image_id.clone(), image_name.clone());
     let busy = move || approve.pending().get() || reject.pending().get();
     let on_approve = {
         let id = image_id.clone();
@@ -303,25 +250,27 @@ fn RequestRow(
             <td class="num">{size_bytes.map(format_image_size).unwrap_or_else(|| "—".into())}</td>
             <td>{os_type.label()}</td>
             <td><time datetime=format_rfc3339(requested_at_ms)>{format_timestamp(requested_at_ms)}</time></td>
-            <td class="row-actions">
-                <button
-                    type="button"
-                    class="btn btn-small btn-primary"
-                    aria-label=format!("Approve {image_name}")
-                    disabled=busy
-                    on:click=on_approve
-                >
-                    "Approve"
-                </button>
-                <button
-                    type="button"
-                    class="btn btn-small"
-                    aria-label=format!("Reject {image_name}")
-                    disabled=busy
-                    on:click=on_reject
-                >
-                    "Reject"
-                </button>
+            <td>
+                <div class="row-actions">
+                    <button
+                        type="button"
+                        class="btn btn-small btn-primary"
+                        aria-label=format!("Approve {image_name}")
+                        disabled=busy
+                        on:click=on_approve
+                    >
+                        "Approve"
+                    </button>
+                    <button
+                        type="button"
+                        class="btn btn-small"
+                        aria-label=format!("Reject {image_name}")
+                        disabled=busy
+                        on:click=on_reject
+                    >
+                        "Reject"
+                    </button>
+                </div>
             </td>
         </tr>
     }

@@ -168,7 +168,7 @@ fn SharePanel(
         </div>
         <section class="card form-section narrow-wide" aria-labelledby="share-form-title">
             <h2 id="share-form-title">"Share Image with another Account"</h2>
-            <dl class="summary-list">
+            <dl class="info-list">
                 <dt>"Image name"</dt>
                 <dd>{image_name.clone()}</dd>
                 <dt>"Image ID"</dt>
@@ -308,7 +308,9 @@ fn ShareRow(
             <td>
                 <time datetime=format_rfc3339(share.updated_at_ms)>{format_timestamp(share.updated_at_ms)}</time>
             </td>
-            <td class="row-actions">{action}</td>
+            <td>
+                <div class="row-actions">{action}</div>
+            </td>
         </tr>
     }
 }
