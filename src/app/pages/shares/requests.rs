@@ -105,7 +105,11 @@ pub fn DecisionSummary(verb: &'static str, result: DecisionResult) -> impl IntoV
                 <strong>{format!("{verb} {done} {}", plural(done))}</strong>
                 {(!names.is_empty()).then(|| format!(": {names}."))}
                 {(verb == "Approved" && done > 0).then(|| view! {
-                    " " <A href="/images?owner=shared">"See them in the Image List"</A> "."
+                    " "
+                    <A href="/images?owner=shared">
+                        {if done == 1 { "See it in the Image List" } else { "See them in the Image List" }}
+                    </A>
+                    "."
                 })}
                 {(!result.skipped.is_empty()).then(|| format!(" {} not changed:", result.skipped.len()))}
             </p>
