@@ -65,6 +65,10 @@ test('the console works with the keyboard alone', async ({ page }) => {
 
   // After a navigation, focus moves to the new page's content.
   await expect(page.getByRole('main')).toBeFocused();
+  const more = page.getByText('More', { exact: true });
+  await page.keyboard.press('Tab');
+  await expect(more).toBeFocused();
+  // A closed menu's links are not in the tab order.
   await page.keyboard.press('Tab');
   const create = page.getByRole('main').getByRole('link', { name: 'Create Image' }).first();
   await expect(create).toBeFocused();
@@ -83,5 +87,16 @@ test('the console works with the keyboard alone', async ({ page }) => {
   await expect(page.getByRole('link', { name: 'Skip to content' })).toBeFocused();
   await page.keyboard.press('Enter');
   await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
   await expect(create).toBeFocused();
+
+  // More opens with the keyboard and leads to the sharing pages.
+  await page.keyboard.press('Shift+Tab');
+  await expect(more).toBeFocused();
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Tab');
+  await expect(page.getByRole('link', { name: 'Image Share Request List' })).toBeFocused();
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('heading', { level: 1, name: 'Image Share Request List' })).toBeVisible();
+  await expect(page.getByRole('main')).toBeFocused();
 });

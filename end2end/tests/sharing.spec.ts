@@ -118,6 +118,8 @@ test('share, approve, use and stop sharing between two accounts', async ({ brows
   await stranger.close();
 
   // Both accounts' Work History tell the story.
+  await list.open();
+  await recipient.page.getByText('More', { exact: true }).click();
   await recipient.page.getByRole('link', { name: 'Work History' }).click();
   await expect(recipient.page.getByRole('heading', { level: 1, name: 'Work History' })).toBeVisible();
   const history = recipient.page.getByRole('table');

@@ -71,7 +71,6 @@ pub fn ConsoleLayout() -> impl IntoView {
                         })}
                     </Transition>
                 </A>
-                <A href="/images/work-history">"Work History"</A>
             </nav>
             <div class="account">
                 <Transition fallback=|| ()>

@@ -381,10 +381,10 @@ fn CreateSharedImageDialog(
     image_name: String,
 ) -> impl IntoView {
     let create = ServerAction::<CreateSharedImage>::new();
-    let name = FieldState::new(
-        crate::domain::image_spec::field::NAME,
-        &format!("{image_name}-shared"),
-    );
+    // Its own field name: the page's Edit form has an Image name field too, and ids must
+    // stay unique. The server's word on the name comes back under "name" and shows in the
+    // dialog's alert.
+    let name = FieldState::new("shared_name", &format!("{image_name}-shared"));
     let form_error = RwSignal::new(None::<AppError>);
     let navigate = use_navigate();
     Effect::new(move |_| match create.value().get() {

@@ -387,7 +387,7 @@ fn ImageTable(
                             <th scope="col" class="check-cell">
                                 <input
                                     type="checkbox"
-                                    aria-label="Select all images of this account on this page"
+                                    aria-label="Select all images on this page"
                                     disabled=nothing_selectable
                                     prop:checked=all_selected
                                     on:change=toggle_all
