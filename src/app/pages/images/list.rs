@@ -16,6 +16,7 @@ use crate::app::components::progress_bar::ProgressBar;
 use crate::app::components::selection::{
     Selection, all_selected, new_selection, row_selected, selected_ids, toggle_all, toggle_row,
 };
+use crate::app::components::skipped_list::SkippedList;
 use crate::app::components::status_badge::StatusBadge;
 use crate::app::components::upload_controls::{
     UploadActions, UploadActionsHost, UploadControls, UploadProgressBar, UploadTarget,
@@ -281,11 +282,7 @@ fn DeleteSummary(result: BatchDeleteResult) -> impl IntoView {
                 <strong>{format!("Deleted {deleted} {}.", plural(deleted))}</strong>
                 {(!result.skipped.is_empty()).then(|| format!(" {} not deleted:", result.skipped.len()))}
             </p>
-            {(!result.skipped.is_empty()).then(|| view! {
-                <ul class="skipped">
-                    {result.skipped.into_iter().map(|s| view! { <li><strong>{s.name}</strong>" — "{s.reason}</li> }).collect_view()}
-                </ul>
-            })}
+            <SkippedList skipped=result.skipped />
         </div>
     }
 }

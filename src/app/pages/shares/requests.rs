@@ -14,6 +14,7 @@ use crate::app::components::pager::NewerOlderPager;
 use crate::app::components::selection::{
     Selection, all_selected, new_selection, row_selected, selected_ids, toggle_all, toggle_row,
 };
+use crate::app::components::skipped_list::SkippedList;
 use crate::app::error::AppError;
 use crate::app::layout::console_layout::ShareRequestsBadge;
 use crate::app::pages::page_number;
@@ -113,11 +114,7 @@ pub fn DecisionSummary(verb: &'static str, result: DecisionResult) -> impl IntoV
                 })}
                 {(!result.skipped.is_empty()).then(|| format!(" {} not changed:", result.skipped.len()))}
             </p>
-            {(!result.skipped.is_empty()).then(|| view! {
-                <ul class="skipped">
-                    {result.skipped.into_iter().map(|s| view! { <li><strong>{s.name}</strong>" — "{s.reason}</li> }).collect_view()}
-                </ul>
-            })}
+            <SkippedList skipped=result.skipped />
         </div>
     }
 }
