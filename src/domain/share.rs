@@ -105,6 +105,12 @@ impl ShareDecision {
     }
 }
 
+/// How another account appears where this account would see one of its own user names
+/// (creator, editor, Work History worker): by its Account ID, never by its users' names.
+pub fn other_account(account_id: &str) -> String {
+    format!("account {account_id}")
+}
+
 /// An image's resource ID as typed into Get Image Share: a UUID in its 36-character form
 /// (upper or lower case, spaces around ignored), stored lower case.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -142,19 +148,24 @@ pub fn check_visibility_change(
     active_shares: u64,
 ) -> Result<(), FieldError> {
     if visibility == Visibility::Private && active_shares > 0 {
-        let accounts = if active_shares == 1 {
-            "1 account".to_owned()
-        } else {
-            format!("{} accounts", with_thousands(active_shares))
-        };
-        return Err(FieldError::new(
-            super::image_spec::field::VISIBILITY,
-            format!(
-                "This image is shared with {accounts}. Stop sharing with each of them on its Share page before making it Private."
-            ),
-        ));
+        return Err(private_refused(active_shares));
     }
     Ok(())
+}
+
+/// Why an image that `active_shares` accounts hold a share of cannot be made Private.
+pub fn private_refused(active_shares: u64) -> FieldError {
+    let accounts = if active_shares == 1 {
+        "1 account".to_owned()
+    } else {
+        format!("{} accounts", with_thousands(active_shares))
+    };
+    FieldError::new(
+        super::image_spec::field::VISIBILITY,
+        format!(
+            "This image is shared with {accounts}. Stop sharing with each of them on its Share page before making it Private."
+        ),
+    )
 }
 
 /// One account an image is shared with, as its owner sees it (Sharing Status).

@@ -106,17 +106,10 @@ impl Services {
         let access = self.visible_image(actor, &id).await?;
         let holder = match &access {
             Access::Owner(_) => LinkHolder::Owner,
-            Access::Recipient(_) => {
-                let (share, _) = self
-                    .store()
-                    .find_share_for_member(&actor.account_id, &id)
-                    .await?
-                    .ok_or_else(super::images::not_found)?;
-                LinkHolder::Recipient {
-                    account_id: &actor.account_id,
-                    shared_at_ms: share.requested_at_ms,
-                }
-            }
+            Access::Recipient { shared_at_ms, .. } => LinkHolder::Recipient {
+                account_id: &actor.account_id,
+                shared_at_ms: *shared_at_ms,
+            },
         };
         let row = access.row();
         if row.status != ImageStatus::Active {

@@ -8,10 +8,9 @@ use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, Histor
 use crate::domain::image::{
     AccountUsage, BatchDeleteResult, ImageDetail, SkippedImage, delete_blocked_reason,
 };
-use crate::domain::image_spec::field;
 use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageAttributes, ImageSource};
 use crate::domain::list_query::{ImagePage, ListQuery};
-use crate::domain::share::check_visibility_change;
+use crate::domain::share::{ShareStatus, other_account, private_refused};
 use crate::domain::tags::{self, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_rfc3339};
 use crate::store::history::NewEvent;
@@ -156,13 +155,14 @@ pub(super) enum Access {
     /// The actor's account owns it.
     Owner(ImageRow),
     /// Another account shares it with the actor's, which approved it: view and download only.
-    Recipient(ImageRow),
+    /// `shared_at_ms` tells this share from an earlier, stopped one.
+    Recipient { row: ImageRow, shared_at_ms: i64 },
 }
 
 impl Access {
     pub(super) fn row(&self) -> &ImageRow {
         match self {
-            Access::Owner(row) | Access::Recipient(row) => row,
+            Access::Owner(row) | Access::Recipient { row, .. } => row,
         }
     }
 }
@@ -197,11 +197,17 @@ impl Services {
         if let Some(row) = self.store().get_image(&actor.account_id, id).await? {
             return Ok(Access::Owner(row));
         }
-        self.store()
-            .accepted_shared_image(&actor.account_id, id)
+        match self
+            .store()
+            .find_share_for_member(&actor.account_id, id)
             .await?
-            .map(Access::Recipient)
-            .ok_or_else(not_found)
+        {
+            Some((share, row)) if share.status == ShareStatus::Accepted => Ok(Access::Recipient {
+                row,
+                shared_at_ms: share.requested_at_ms,
+            }),
+            _ => Err(not_found()),
+        }
     }
 
     fn quota_limits(&self) -> QuotaLimits {
@@ -280,7 +286,7 @@ impl Services {
             let creator = if row.account_id == actor.account_id {
                 row.created_by
             } else {
-                format!("account {}", row.account_id)
+                other_account(&row.account_id)
             };
             let record = [
                 row.name,
@@ -327,7 +333,7 @@ impl Services {
                     .await?;
                 Ok(row.into_detail(tags, &actor.account_id, shares))
             }
-            Access::Recipient(row) => Ok(row.into_detail(Vec::new(), &actor.account_id, 0)),
+            Access::Recipient { row, .. } => Ok(row.into_detail(Vec::new(), &actor.account_id, 0)),
         }
     }
 
@@ -490,11 +496,9 @@ impl Services {
         {
             UpdateOutcome::Written => Ok(()),
             UpdateOutcome::Changed => Err(changed_elsewhere()),
-            UpdateOutcome::ActiveShares(active) => Err(ServiceError::Invalid(vec![
-                check_visibility_change(visibility, active)
-                    .err()
-                    .unwrap_or_else(|| FieldError::new(field::VISIBILITY, "Choose a visibility.")),
-            ])),
+            UpdateOutcome::ActiveShares(active) => {
+                Err(ServiceError::Invalid(vec![private_refused(active)]))
+            }
         }
     }
 

@@ -285,7 +285,6 @@ impl Services {
     ) -> ServiceResult<String> {
         let id = parse_image_id(id)?;
         let name = ImageName::parse(name).map_err(|e| ServiceError::Invalid(vec![e]))?;
-        self.owned_image(actor, &id).await?;
         let new_id = uuid::Uuid::new_v4().to_string();
         let copy = SharedCopy {
             id: &new_id,
@@ -303,7 +302,8 @@ impl Services {
                 tracing::info!(shared_image.id = %new_id, "shared image created");
                 Ok(new_id)
             }
-            CreateSharedOutcome::NotFound => Err(not_found()),
+            // Not the actor's: Forbidden if shared with it, else as if missing.
+            CreateSharedOutcome::NotFound => Err(self.not_owned(actor, &id).await),
             CreateSharedOutcome::NotEligible(source) => Err(ServiceError::Conflict(
                 source
                     .into_detail(Vec::new(), &actor.account_id, 0)

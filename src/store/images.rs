@@ -376,7 +376,7 @@ impl ImageRow {
             source_image_id: self.source_image_id,
         };
         if let Some(owner) = shared_by {
-            let by_owner = format!("account {owner}");
+            let by_owner = crate::domain::share::other_account(&owner);
             detail.tags = Vec::new();
             detail.source_url = None;
             detail.source_file_name = None;
@@ -437,22 +437,26 @@ async fn lock_account(conn: &mut AnyConnection, account_id: &str) -> sqlx::Resul
     Ok(())
 }
 
-/// Takes the image row's write lock for the rest of the transaction (`false`: no such image in
-/// the account). Rules that read other rows about the image (its shares) read them after this,
-/// so two changes of the same image are checked one after the other: PostgreSQL gives each
-/// later statement a snapshot taken once the lock is held, and SQLite has one writer at a time.
+/// Takes the image row's write lock for the rest of the transaction and reads the row as it
+/// is then (`None`: no such image in the account). Rules that read other rows about the image
+/// (its shares) read them after this, so two changes of the same image are checked one after
+/// the other: PostgreSQL gives each later statement a snapshot taken once the lock is held,
+/// and SQLite has one writer at a time.
 pub(super) async fn lock_image(
     conn: &mut AnyConnection,
     account_id: &str,
     id: &str,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<Option<ImageRow>> {
     let done =
         sqlx::query("UPDATE images SET updated_at = updated_at WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account_id)
             .execute(&mut *conn)
             .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    fetch_row(conn, account_id, id).await
 }
 
 async fn insert_tags(
@@ -807,10 +811,7 @@ impl Store {
         now_ms: i64,
     ) -> sqlx::Result<DeleteOutcome> {
         let mut tx = self.begin_write().await?;
-        if !lock_image(&mut tx, account_id, id).await? {
-            return Ok(DeleteOutcome::NotFound);
-        }
-        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+        let Some(row) = lock_image(&mut tx, account_id, id).await? else {
             return Ok(DeleteOutcome::NotFound);
         };
         if row.protected {
@@ -860,10 +861,7 @@ impl Store {
     ) -> sqlx::Result<CreateSharedOutcome> {
         let mut tx = self.begin_write().await?;
         lock_account(&mut tx, account_id).await?;
-        if !lock_image(&mut tx, account_id, source_id).await? {
-            return Ok(CreateSharedOutcome::NotFound);
-        }
-        let Some(source) = fetch_row(&mut tx, account_id, source_id).await? else {
+        let Some(source) = lock_image(&mut tx, account_id, source_id).await? else {
             return Ok(CreateSharedOutcome::NotFound);
         };
         let Some(blob_key) = source.blob_key.clone().filter(|_| {

@@ -12,7 +12,7 @@ use super::{Store, to_u64};
 use crate::domain::history::{FieldChange, HistoryTopic};
 use crate::domain::image::ImageStatus;
 use crate::domain::image_spec::Visibility;
-use crate::domain::share::{ImageShare, ShareDecision, ShareStatus};
+use crate::domain::share::{ImageShare, ShareDecision, ShareStatus, other_account};
 
 /// Statuses of shares in force, as SQL (`ShareStatus::is_active`).
 const ACTIVE_STATUSES: &str = "('pending', 'accepted', 'rejected')";
@@ -131,12 +131,6 @@ async fn fetch_share(
     row.as_ref().map(ShareRow::from_row).transpose()
 }
 
-/// How the other account appears as the worker in an account's Work History: by Account ID,
-/// never by the user names of an account that is not the reader's.
-pub fn account_worker(account_id: &str) -> String {
-    format!("account {account_id}")
-}
-
 /// One share event, recorded in the owner's history and, when the other account exists,
 /// in the recipient's.
 struct ShareEvent<'a> {
@@ -239,7 +233,7 @@ pub(super) async fn end_shares_of_deleted_image(
             member: &share.member_account_id,
             member_known: share.member_known,
             owner_worker: worker.to_owned(),
-            member_worker: account_worker(&image.account_id),
+            member_worker: other_account(&image.account_id),
             owner_message,
             member_message,
             owner_changes: &[],
@@ -271,17 +265,9 @@ impl Store {
         now_ms: i64,
     ) -> sqlx::Result<ShareOutcome> {
         let mut tx = self.begin_write().await?;
-        if !lock_image(&mut tx, owner, image_id).await? {
+        let Some(image) = lock_image(&mut tx, owner, image_id).await? else {
             return Ok(ShareOutcome::NotFound);
-        }
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM images i WHERE i.id = $1 AND i.account_id = $2"
-        ))
-        .bind(image_id)
-        .bind(owner)
-        .fetch_one(&mut *tx)
-        .await?;
-        let image = ImageRow::from_row(&row)?;
+        };
         if image.status != ImageStatus::Active {
             return Ok(ShareOutcome::NotActive(image.status));
         }
@@ -347,7 +333,7 @@ impl Store {
             member,
             member_known,
             owner_worker: worker.to_owned(),
-            member_worker: account_worker(owner),
+            member_worker: other_account(owner),
             owner_message: format!(
                 "Shared with account {member}. It is Pending until that account approves it."
             ),
@@ -375,9 +361,9 @@ impl Store {
         now_ms: i64,
     ) -> sqlx::Result<StopOutcome> {
         let mut tx = self.begin_write().await?;
-        if !lock_image(&mut tx, owner, image_id).await? {
+        let Some(image) = lock_image(&mut tx, owner, image_id).await? else {
             return Ok(StopOutcome::NotFound);
-        }
+        };
         let Some(share) = fetch_share(&mut tx, image_id, member).await? else {
             return Ok(StopOutcome::NotFound);
         };
@@ -393,7 +379,6 @@ impl Store {
         .bind(member)
         .execute(&mut *tx)
         .await?;
-        let image_name = super::images::image_name(&mut tx, owner, image_id).await?;
         let member_message = match share.status {
             ShareStatus::Accepted => format!(
                 "Account {owner} stopped sharing this image; this account no longer has access to it."
@@ -403,12 +388,12 @@ impl Store {
         let event = ShareEvent {
             topic: HistoryTopic::ShareStopped,
             image_id,
-            image_name: &image_name,
+            image_name: &image.name,
             owner,
             member,
             member_known: share.member_known,
             owner_worker: worker.to_owned(),
-            member_worker: account_worker(owner),
+            member_worker: other_account(owner),
             owner_message: format!(
                 "Stopped sharing with account {member} (it was {}).",
                 share.status.label()
@@ -597,7 +582,7 @@ impl Store {
             owner: &owner,
             member,
             member_known: true,
-            owner_worker: account_worker(member),
+            owner_worker: other_account(member),
             member_worker: worker.to_owned(),
             owner_message,
             member_message,
