@@ -10,6 +10,8 @@ pub mod history;
 pub mod image;
 pub mod image_spec;
 pub mod list_query;
+pub mod navigation;
+pub mod notices;
 pub mod settings;
 pub mod share;
 pub mod tags;

@@ -6,10 +6,13 @@
 //! another format (a qcow2 header in an ISO's free system area, say) would make a hypervisor
 //! that probes read the file differently from the console. A header that points outside the
 //! file (a backing file, an external data file or extent, a parent disk) or cannot be read
-//! without a key is refused. The inspector sees every chunk as it streams past and keeps only
-//! the start of the file, so nothing is re-read.
+//! without a key is refused. Besides the formats the console accepts, it knows every format
+//! qemu recognises by probing (VDI, Parallels, Bochs, cloop, DMG, QED, LUKS): a raw image must
+//! match none of them. The inspector sees every chunk as it streams past and keeps only the
+//! start and the end of the file, so nothing is re-read.
 
 mod bytes;
+mod foreign;
 mod iso;
 mod qcow2;
 mod vhd;
@@ -43,8 +46,13 @@ pub enum Refusal {
         "The file has both {0} and {1} headers; an image that hides one format inside another is refused."
     )]
     Ambiguous(&'static str, &'static str),
-    #[error("The file is a {0} image, a format this console does not accept.")]
-    BannedFormat(&'static str),
+    #[error(
+        "The file is a {detected} image, not the {declared} image it was declared to be; {detected} images are not accepted (convert it to qcow2 or raw with qemu-img convert first)."
+    )]
+    UnacceptedFormat {
+        detected: &'static str,
+        declared: &'static str,
+    },
     #[error("The header is truncated: the file ends inside its header.")]
     Truncated,
     #[error("qcow2 version {0} is not supported; only versions 2 and 3 can be imported.")]
@@ -76,6 +84,30 @@ pub enum Refusal {
     )]
     VmdkCreateType(String),
     #[error(
+        "The VMDK descriptor names createType {0} times (comments included); it must name it exactly once, so that every reader sees the same type."
+    )]
+    VmdkCreateTypeCount(usize),
+    #[error(
+        "The VMDK descriptor must list exactly one extent, the image file itself (RW, SPARSE); other extents keep data in other files."
+    )]
+    VmdkExtents,
+    #[error(
+        "The VMDK header states a capacity of 0, which makes qemu read its descriptor as a separate descriptor file; the image is refused."
+    )]
+    VmdkZeroCapacity,
+    #[error(
+        "The VMDK image names a parent image (parentFileNameHint); only self-contained images can be imported."
+    )]
+    VmdkParent,
+    #[error(
+        "The file is a bare VMDK descriptor, whose data lives in the files it names; only monolithicSparse and streamOptimized VMDK images, which carry their data, can be imported."
+    )]
+    VmdkDescriptorOnly,
+    #[error(
+        "The file is a VMFS sparse (COWD) VMDK extent, one part of a multi-file disk; only monolithicSparse and streamOptimized VMDK images can be imported."
+    )]
+    VmdkVmfsExtent,
+    #[error(
         "The {0} image is a differencing disk that needs a parent image; only self-contained images can be imported."
     )]
     DifferencingDisk(&'static str),
@@ -90,6 +122,8 @@ pub enum Refusal {
 #[derive(Debug, Default)]
 pub struct Inspector {
     head: Vec<u8>,
+    /// The last `TAIL_BYTES` seen, for formats whose signature is a trailer (DMG).
+    tail: Vec<u8>,
     total_bytes: u64,
 }
 
@@ -102,6 +136,8 @@ enum Detected {
     Vhdx,
     Iso,
     Gpt,
+    /// Probed by qemu, never accepted here.
+    Foreign(foreign::Foreign),
 }
 
 impl Detected {
@@ -113,6 +149,7 @@ impl Detected {
             Detected::Vhdx => "VHDX",
             Detected::Iso => "ISO",
             Detected::Gpt => "GPT disk",
+            Detected::Foreign(format) => format.name(),
         }
     }
 
@@ -124,36 +161,50 @@ impl Detected {
             Detected::Vhdx => Some(DiskFormat::Vhdx),
             Detected::Iso => Some(DiskFormat::Iso),
             // A partitioned disk is a raw image.
-            Detected::Gpt => None,
+            Detected::Gpt | Detected::Foreign(_) => None,
         }
     }
 }
-
-/// Formats refused whatever they contain: QED (retired, and probed unsafely), LUKS
-/// (encrypted) volumes.
-const BANNED: [(&[u8], &str); 2] = [(b"QED\0", "QED"), (b"LUKS\xba\xbe", "LUKS-encrypted")];
 
 impl Inspector {
     /// How much of the file's start the checks read: a qcow2 header and its extensions live
     /// in the first cluster (at most 2 MiB), a VMDK descriptor in the first MiB, an ISO's
     /// descriptors at 32 KiB, and a VHDX's metadata region within its first 4 MiB.
     pub const HEAD_BYTES: usize = 4 << 20;
+    /// How much of the file's end the checks read: a DMG trailer.
+    pub const TAIL_BYTES: usize = 512;
 
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An inspector that has seen a file whose first bytes are `head`, whose last bytes are
+    /// `tail` (up to `TAIL_BYTES`) and whose length is `total_bytes`: a resumed upload's
+    /// inspector is rebuilt from the file on disk rather than from the stream.
+    pub fn of_file(head: &[u8], tail: &[u8], total_bytes: u64) -> Self {
+        let head = head[..head.len().min(Self::HEAD_BYTES)].to_vec();
+        let tail = tail[tail.len().saturating_sub(Self::TAIL_BYTES)..].to_vec();
+        Self {
+            head,
+            tail,
+            total_bytes,
+        }
     }
 
     /// Sees the next chunk of the file.
     pub fn feed(&mut self, chunk: &[u8]) {
         let room = Self::HEAD_BYTES.saturating_sub(self.head.len());
         self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        if chunk.len() >= Self::TAIL_BYTES {
+            self.tail.clear();
+            self.tail
+                .extend_from_slice(&chunk[chunk.len() - Self::TAIL_BYTES..]);
+        } else {
+            self.tail.extend_from_slice(chunk);
+            let excess = self.tail.len().saturating_sub(Self::TAIL_BYTES);
+            self.tail.drain(..excess);
+        }
         self.total_bytes += chunk.len() as u64;
-    }
-
-    /// Counts bytes that lie past the head without seeing them: a resumed upload's inspector
-    /// is rebuilt from the head of the file on disk and the file's length.
-    pub fn skip(&mut self, len: u64) {
-        self.total_bytes += len;
     }
 
     pub fn total_bytes(&self) -> u64 {
@@ -163,9 +214,6 @@ impl Inspector {
     /// Decides whether the file seen is an acceptable image of the declared format.
     pub fn verdict(&self, declared: DiskFormat) -> Result<Inspection, Refusal> {
         let head = self.head.as_slice();
-        if let Some((_, name)) = BANNED.iter().find(|(magic, _)| head.starts_with(magic)) {
-            return Err(Refusal::BannedFormat(name));
-        }
         let size = self.total_bytes;
         let findings = [
             (Detected::Qcow2, qcow2::detect(head)),
@@ -182,6 +230,11 @@ impl Inspector {
                 // Unsafe in its own format: that is the reason, whatever was declared.
                 Some(Err(refusal)) => return Err(refusal),
                 None => {}
+            }
+        }
+        for format in foreign::Foreign::ALL {
+            if format.matches(head, &self.tail, size) {
+                matched.push((Detected::Foreign(format), size));
             }
         }
         let accept = |format: DiskFormat, virtual_size_bytes: u64| {
@@ -201,6 +254,10 @@ impl Inspector {
             ([(format, virtual_size)], declared) if format.disk_format() == Some(declared) => {
                 accept(declared, *virtual_size)
             }
+            ([(format @ Detected::Foreign(_), _)], declared) => Err(Refusal::UnacceptedFormat {
+                detected: format.name(),
+                declared: declared.label(),
+            }),
             ([(format, _)], declared) => Err(Refusal::FormatMismatch {
                 detected: format.name(),
                 declared: declared.label(),
@@ -299,10 +356,64 @@ mod tests {
                 declared: "qcow2"
             })
         );
+        let mut qed = vec![0u8; 4096];
+        qed[..4].copy_from_slice(b"QED\0");
         assert_eq!(
-            verdict(b"QED\0\0\0\0\0\0\0\0\0"),
-            Err(Refusal::BannedFormat("QED"))
+            verdict_as(&qed, DiskFormat::Raw),
+            Err(Refusal::UnacceptedFormat {
+                detected: "QED",
+                declared: "Raw"
+            })
         );
+    }
+
+    #[test]
+    fn a_raw_image_matches_no_format_qemu_probes() {
+        let mut vdi = vec![0u8; 1 << 20];
+        vdi[0x40..0x44].copy_from_slice(&0xbeda_107fu32.to_le_bytes());
+        let cases = [
+            (vdi, "VDI"),
+            (foreign::tests::bochs(), "Bochs"),
+            (foreign::tests::cloop(), "cloop"),
+            (foreign::tests::dmg(), "DMG"),
+        ];
+        for (file, detected) in cases {
+            assert_eq!(
+                verdict_as(&file, DiskFormat::Raw),
+                Err(Refusal::UnacceptedFormat {
+                    detected,
+                    declared: "Raw"
+                })
+            );
+            assert_eq!(
+                verdict_as(&file, DiskFormat::Qcow2),
+                Err(Refusal::UnacceptedFormat {
+                    detected,
+                    declared: "qcow2"
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_trailer_is_found_however_the_stream_is_cut() {
+        let file = foreign::tests::dmg();
+        for piece in [1, 100, 511, 512, 513, 4096, file.len()] {
+            let mut inspector = Inspector::new();
+            for chunk in file.chunks(piece) {
+                inspector.feed(chunk);
+            }
+            assert_eq!(
+                inspector.tail,
+                file[file.len() - 512..],
+                "pieces of {piece}"
+            );
+        }
+        let rebuilt = Inspector::of_file(&file[..4096], &file[file.len() - 512..], 8192);
+        assert!(matches!(
+            rebuilt.verdict(DiskFormat::Raw),
+            Err(Refusal::UnacceptedFormat { .. })
+        ));
     }
 
     #[test]

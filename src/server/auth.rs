@@ -9,26 +9,44 @@ use cookie::{Cookie, SameSite};
 use crate::service::accounts::SessionToken;
 use crate::service::{Actor, ServiceResult, Services};
 
+use super::CookiePolicy;
+
 pub const SESSION_COOKIE: &str = "console_session";
+/// The name over HTTPS: the `__Host-` prefix makes browsers refuse the cookie unless it is
+/// Secure, for this host only and for every path, so no subdomain or plain-HTTP page can plant
+/// or shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-console_session";
+
+impl CookiePolicy {
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        }
+    }
+}
 
 /// The session token in a request's cookies, if it has a well-formed one.
-pub fn session_token(headers: &HeaderMap) -> Option<SessionToken> {
+pub fn session_token(policy: &CookiePolicy, headers: &HeaderMap) -> Option<SessionToken> {
+    let name = policy.session_cookie_name();
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == SESSION_COOKIE)
+        .find(|c| c.name() == name)
         .and_then(|c| SessionToken::from_cookie(c.value()))
 }
 
 /// The signed-in actor of a request, if any.
 pub async fn actor_from_headers(
     services: &Services,
+    policy: &CookiePolicy,
     headers: &HeaderMap,
 ) -> ServiceResult<Option<Actor>> {
-    match session_token(headers) {
+    match session_token(policy, headers) {
         Some(token) => services.authenticate(&token).await,
         None => Ok(None),
     }
@@ -36,26 +54,26 @@ pub async fn actor_from_headers(
 
 /// The `Set-Cookie` value that starts a session: HttpOnly so scripts cannot read it,
 /// SameSite=Lax so other sites' forms and fetches do not carry it.
-pub fn session_cookie(token: &SessionToken, max_age: std::time::Duration, secure: bool) -> String {
-    Cookie::build((SESSION_COOKIE, token.expose().to_owned()))
+pub fn session_cookie(token: &SessionToken, policy: &CookiePolicy) -> String {
+    Cookie::build((policy.session_cookie_name(), token.expose().to_owned()))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(secure)
+        .secure(policy.secure)
         .max_age(cookie::time::Duration::seconds(
-            i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+            i64::try_from(policy.session_ttl.as_secs()).unwrap_or(i64::MAX),
         ))
         .build()
         .to_string()
 }
 
 /// The `Set-Cookie` value that ends a session in the browser.
-pub fn clear_session_cookie(secure: bool) -> String {
-    Cookie::build((SESSION_COOKIE, ""))
+pub fn clear_session_cookie(policy: &CookiePolicy) -> String {
+    Cookie::build((policy.session_cookie_name(), ""))
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(secure)
+        .secure(policy.secure)
         .max_age(cookie::time::Duration::ZERO)
         .build()
         .to_string()
@@ -106,6 +124,7 @@ pub fn is_cross_origin_write(method: &Method, headers: &HeaderMap) -> bool {
 /// and a signed-in visitor of Sign In or Sign Up on to the Image List.
 pub async fn page_guard(
     State(services): State<Services>,
+    State(policy): State<CookiePolicy>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -118,11 +137,11 @@ pub async fn page_guard(
     if !needs_session && !guest_only {
         return next.run(request).await;
     }
-    let signed_in = match actor_from_headers(&services, request.headers()).await {
+    let signed_in = match actor_from_headers(&services, &policy, request.headers()).await {
         Ok(actor) => actor.is_some(),
         Err(e) => {
-            tracing::error!(error = %e, "session lookup failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            let reference = super::errors::reference(request.headers());
+            return super::errors::Answer::of_service(&e, &reference).into_plain_response();
         }
     };
     match (signed_in, needs_session) {
@@ -140,14 +159,6 @@ pub async fn page_guard(
         (true, false) => Redirect::to("/images").into_response(),
         (true, true) if path == "/" => Redirect::to("/images").into_response(),
         _ => next.run(request).await,
-    }
-}
-
-/// Where to go after signing in: a local path only, so `next` cannot send people elsewhere.
-pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
-        _ => "/images".to_owned(),
     }
 }
 
@@ -206,35 +217,45 @@ mod tests {
     }
 
     #[test]
-    fn next_stays_on_this_site() {
-        assert_eq!(safe_next(Some("/images/abc")), "/images/abc");
-        assert_eq!(safe_next(Some("//evil.example")), "/images");
-        assert_eq!(safe_next(Some("https://evil.example")), "/images");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/images");
-        assert_eq!(safe_next(None), "/images");
-    }
-
-    #[test]
     fn session_cookie_attributes() {
         let token = SessionToken::from_cookie(&"a".repeat(43)).unwrap();
-        let cookie = session_cookie(&token, std::time::Duration::from_secs(60), false);
+        let plain = CookiePolicy {
+            secure: false,
+            session_ttl: std::time::Duration::from_secs(60),
+        };
+        let cookie = session_cookie(&token, &plain);
+        assert!(cookie.starts_with("console_session="), "{cookie}");
         assert!(cookie.contains("HttpOnly"));
         assert!(cookie.contains("SameSite=Lax"));
         assert!(cookie.contains("Path=/"));
         assert!(!cookie.contains("Secure"));
-        assert!(
-            session_cookie(&token, std::time::Duration::from_secs(60), true).contains("Secure")
+        let secure = CookiePolicy {
+            secure: true,
+            ..plain
+        };
+        let cookie = session_cookie(&token, &secure);
+        assert!(cookie.starts_with("__Host-console_session="), "{cookie}");
+        assert!(cookie.contains("Secure") && cookie.contains("Path=/"));
+        assert!(!cookie.contains("Domain"), "__Host- cookies have no Domain");
+        // Each policy reads only its own cookie.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "cookie",
+            HeaderValue::from_str(&format!("console_session={}", "x".repeat(43))).unwrap(),
         );
+        assert!(session_token(&plain, &h).is_some());
+        assert!(session_token(&secure, &h).is_none());
     }
 
     #[test]
     fn malformed_session_cookies_are_ignored() {
-        assert!(session_token(&headers(&[("cookie", "console_session=short")])).is_none());
+        let policy = CookiePolicy::default();
+        assert!(session_token(&policy, &headers(&[("cookie", "console_session=short")])).is_none());
         let mut h = HeaderMap::new();
         h.insert(
             "cookie",
             HeaderValue::from_str(&format!("a=b; console_session={}", "x".repeat(43))).unwrap(),
         );
-        assert!(session_token(&h).is_some());
+        assert!(session_token(&policy, &h).is_some());
     }
 }

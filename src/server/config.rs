@@ -9,6 +9,8 @@ use base64::Engine;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
+use crate::service::AbuseLimits;
+
 /// Everything the server reads from the environment.
 pub struct Config {
     /// `DATABASE_URL`: `sqlite://…` (default: a file in the data directory) or `postgres://…`.
@@ -41,6 +43,15 @@ pub struct Config {
     pub session_ttl: Duration,
     /// `UPLOAD_EXPIRY_MINUTES`: how long an upload may go without receiving bytes.
     pub upload_expiry: Duration,
+    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client; none by default.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `REQUEST_BODY_LIMIT`: the largest body of a page or server-function request.
+    pub request_body_limit_bytes: u64,
+    /// `REQUEST_HEADER_TIMEOUT_SECONDS`: how long a connection may take to send a request's
+    /// headers (also the idle time allowed between requests on a kept-alive connection).
+    pub request_header_timeout: Duration,
+    /// Rate limits, timeouts and caps (see `AbuseLimits` for each variable).
+    pub limits: AbuseLimits,
 }
 
 impl std::fmt::Debug for Config {
@@ -63,6 +74,10 @@ impl std::fmt::Debug for Config {
             )
             .field("session_ttl", &self.session_ttl)
             .field("upload_expiry", &self.upload_expiry)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("request_body_limit_bytes", &self.request_body_limit_bytes)
+            .field("request_header_timeout", &self.request_header_timeout)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -217,12 +232,28 @@ impl Config {
             "a whole number of minutes from 1 to 43200 (30 days)",
             |v| v.parse::<u64>().ok().filter(|n| (1..=43_200).contains(n)),
         )?;
+        let trusted_proxies = parse_var(
+            var,
+            "TRUSTED_PROXIES",
+            Vec::new(),
+            "comma-separated networks or addresses of your reverse proxies, such as 10.0.0.0/8",
+            |v| crate::service::url_guard::parse_networks(v).ok(),
+        )?;
+        let request_body_limit_bytes = parse_var(
+            var,
+            "REQUEST_BODY_LIMIT",
+            1 << 20,
+            "a size from 4KiB to 64MiB such as 1MiB",
+            |v| parse_size(v).filter(|n| (4 << 10..=64 << 20).contains(n)),
+        )?;
+        let request_header_timeout = seconds(var, "REQUEST_HEADER_TIMEOUT_SECONDS", 20, 1..=600)?;
+        let limits = abuse_limits(var)?;
         let site_root = PathBuf::from(
             var("SITE_ROOT")
                 .or_else(|| var("LEPTOS_SITE_ROOT"))
                 .unwrap_or_else(|| "target/site".to_owned()),
         );
-        std::fs::create_dir_all(&data_dir)
+        create_private_dir(&data_dir)
             .with_context(|| format!("creating DATA_DIR {}", data_dir.display()))?;
         let session_secret = match var("SESSION_SECRET") {
             Some(value) => decode_secret(&value).ok_or(ConfigError {
@@ -248,8 +279,128 @@ impl Config {
             max_storage_bytes_per_account,
             session_ttl: Duration::from_secs(session_ttl_hours * 3600),
             upload_expiry: Duration::from_secs(upload_expiry_minutes * 60),
+            trusted_proxies,
+            request_body_limit_bytes,
+            request_header_timeout,
+            limits,
         })
     }
+}
+
+/// A whole number within `range`.
+fn whole<T>(
+    var: Lookup<'_>,
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let expected = format!("a whole number from {} to {}", range.start(), range.end());
+    parse_var(var, name, default, &expected, |v| {
+        v.parse::<T>().ok().filter(|n| range.contains(n))
+    })
+}
+
+/// A number of seconds within `range`.
+fn seconds(
+    var: Lookup<'_>,
+    name: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    whole(var, name, default, range).map(Duration::from_secs)
+}
+
+fn abuse_limits(var: Lookup<'_>) -> Result<AbuseLimits, ConfigError> {
+    let d = AbuseLimits::default();
+    Ok(AbuseLimits {
+        sign_in_per_address_per_minute: whole(
+            var,
+            "SIGN_IN_PER_ADDRESS_PER_MINUTE",
+            d.sign_in_per_address_per_minute,
+            1..=100_000,
+        )?,
+        sign_in_per_user_per_minute: whole(
+            var,
+            "SIGN_IN_PER_USER_PER_MINUTE",
+            d.sign_in_per_user_per_minute,
+            1..=100_000,
+        )?,
+        sign_up_per_address_per_hour: whole(
+            var,
+            "SIGN_UP_PER_ADDRESS_PER_HOUR",
+            d.sign_up_per_address_per_hour,
+            1..=100_000,
+        )?,
+        password_hash_concurrency: whole(
+            var,
+            "PASSWORD_HASH_CONCURRENCY",
+            d.password_hash_concurrency,
+            1..=256,
+        )?,
+        session_idle: Duration::from_secs(
+            whole(
+                var,
+                "SESSION_IDLE_HOURS",
+                d.session_idle.as_secs() / 3600,
+                1..=8760,
+            )? * 3600,
+        ),
+        upload_idle: seconds(
+            var,
+            "UPLOAD_IDLE_SECONDS",
+            d.upload_idle.as_secs(),
+            1..=3600,
+        )?,
+        upload_patches: whole(var, "UPLOAD_PATCHES_MAX", d.upload_patches, 1..=100_000)?,
+        upload_patches_per_account: whole(
+            var,
+            "UPLOAD_PATCHES_PER_ACCOUNT",
+            d.upload_patches_per_account,
+            1..=10_000,
+        )?,
+        imports_per_account: whole(var, "IMPORTS_PER_ACCOUNT", d.imports_per_account, 1..=64)?,
+        import_min_bytes_per_second: parse_var(
+            var,
+            "IMPORT_MIN_SPEED",
+            d.import_min_bytes_per_second,
+            "a size per second such as 64KiB (0 turns the check off)",
+            parse_size,
+        )?,
+        import_min_speed_window: seconds(
+            var,
+            "IMPORT_MIN_SPEED_WINDOW_SECONDS",
+            d.import_min_speed_window.as_secs(),
+            1..=86_400,
+        )?,
+    })
+}
+
+/// Creates the data directory readable by this user only: it holds the session secret, the
+/// SQLite file and every image. An existing directory is left as it is, with a warning if
+/// others can read it.
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let existed = path.is_dir();
+    builder.create(path)?;
+    #[cfg(unix)]
+    if existed {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "DATA_DIR can be read by other users; chmod 700 it"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn decode_secret(value: &str) -> Option<SecretSlice<u8>> {

@@ -1,27 +1,25 @@
 //! `GET /exports/images.csv?…`: the Image List, with the same search and filters, as CSV.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
+use super::{CookiePolicy, errors};
 use crate::domain::list_query::ListQuery;
 use crate::service::{ServiceError, Services};
 
 pub async fn export_images_csv(
     State(services): State<Services>,
+    State(policy): State<CookiePolicy>,
     Query(params): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match super::auth::actor_from_headers(&services, &headers).await {
+    let reference = errors::reference(&headers);
+    let refuse = |e: ServiceError| errors::Answer::of_service(&e, &reference).into_plain_response();
+    let actor = match super::auth::actor_from_headers(&services, &policy, &headers).await {
         Ok(Some(actor)) => actor,
-        Ok(None) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                "Sign in to export the Image List.",
-            )
-                .into_response();
-        }
-        Err(e) => return internal(e),
+        Ok(None) => return refuse(ServiceError::Unauthorized),
+        Err(e) => return refuse(e),
     };
     let query = ListQuery::from_params(|name| params.get(name).cloned());
     match services.export_images_csv(&actor, &query).await {
@@ -45,15 +43,6 @@ pub async fn export_images_csv(
             )
                 .into_response()
         }
-        Err(e) => internal(e),
+        Err(e) => refuse(e),
     }
-}
-
-fn internal(error: ServiceError) -> Response {
-    tracing::error!(error = format!("{error:#}"), "export failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "The export failed. Try again.",
-    )
-        .into_response()
 }

@@ -3,7 +3,10 @@
 pub mod auth;
 pub mod config;
 pub mod downloads;
+pub mod errors;
 pub mod exports;
+pub mod limits;
+pub mod serve;
 pub mod telemetry;
 pub mod uploads;
 
@@ -28,6 +31,7 @@ use crate::app::{App, shell};
 use crate::service::{ServiceSettings, Services};
 use crate::store::{BlobStore, Store};
 pub use config::Config;
+pub use limits::HttpLimits;
 
 /// How session cookies are written; server functions read it from context.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +55,7 @@ pub struct AppState {
     pub services: Services,
     pub leptos_options: LeptosOptions,
     pub cookie_policy: CookiePolicy,
+    pub http_limits: HttpLimits,
 }
 
 /// Leptos' options for a site built into `site_root` by cargo-leptos.
@@ -119,6 +124,11 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Pages and server functions take small bodies, read whole before the handler runs.
+        .layer(middleware::from_fn_with_state(
+            state.http_limits.clone(),
+            limits::limit_body,
+        ))
         // The wasm bundle is 1.3 MB; brotli brings it under 500 KB on the wire.
         .layer(CompressionLayer::new().br(true).gzip(true));
     let bytes = byte_routes()
@@ -126,13 +136,18 @@ pub fn router(state: AppState) -> Router {
         .fold(Router::new(), |router, (path, route)| {
             router.route(path, route)
         });
+    let hsts = state
+        .cookie_policy
+        .secure
+        .then(|| HeaderValue::from_static(limits::HSTS));
     pages
         .merge(bytes)
-        .layer(middleware::from_fn_with_state(
-            state.services.clone(),
-            auth::page_guard,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::page_guard))
         .layer(middleware::from_fn(auth::cross_origin_guard))
+        .layer(middleware::from_fn_with_state(
+            state.http_limits.clone(),
+            limits::client_addr,
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -144,6 +159,15 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
+        ))
+        // Pages send their own policy, with the nonce of their inline scripts.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(limits::NON_PAGE_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            hsts,
         ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
@@ -185,6 +209,7 @@ pub async fn run() -> anyhow::Result<()> {
             session_ttl: config.session_ttl,
             upload_expiry: config.upload_expiry,
             session_secret: config.session_secret.clone(),
+            limits: config.limits.clone(),
         },
     )
     .await?;
@@ -194,6 +219,10 @@ pub async fn run() -> anyhow::Result<()> {
         cookie_policy: CookiePolicy {
             secure: config.secure_cookies,
             session_ttl: config.session_ttl,
+        },
+        http_limits: HttpLimits {
+            body_limit_bytes: config.request_body_limit_bytes,
+            trusted_proxies: std::sync::Arc::new(config.trusted_proxies.clone()),
         },
     };
     if !config.site_root.join("pkg").exists() {
@@ -205,10 +234,13 @@ pub async fn run() -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening");
     println!("Image Service Console is running at http://{address}/ (Ctrl-C to stop)");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    serve::serve(
+        listener,
+        router(state),
+        config.request_header_timeout,
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("stopping background work");
     services.shutdown().await;
     store.close().await;

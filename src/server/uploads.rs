@@ -14,6 +14,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::{CookiePolicy, errors};
 use crate::domain::upload::{OFFSET_OCTET_STREAM, TUS_EXTENSIONS, TUS_VERSION, upload_path};
 use crate::service::uploads::{UploadError, UploadInfo};
 use crate::service::{Actor, Services};
@@ -32,13 +33,14 @@ const METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-http-method-overr
 /// `/images/{id}/uploads`: OPTIONS and POST (creation).
 pub async fn upload_collection(
     State(services): State<Services>,
+    State(policy): State<CookiePolicy>,
     Path(image_id): Path<String>,
     request: Request,
 ) -> Response {
     let has_body = has_body(request.headers());
     let response = match effective_method(&request) {
         Method::OPTIONS => options(&services),
-        Method::POST => match authorize(&services, request.headers()).await {
+        Method::POST => match authorize(&services, &policy, request.headers()).await {
             Ok(actor) => create(&services, &actor, &image_id, request).await,
             Err(response) => response,
         },
@@ -58,15 +60,21 @@ pub async fn upload_root(State(services): State<Services>, request: Request) -> 
 /// `/uploads/{id}`: OPTIONS, HEAD, PATCH and DELETE.
 pub async fn upload_resource(
     State(services): State<Services>,
+    State(policy): State<CookiePolicy>,
     Path(upload_id): Path<String>,
     request: Request,
 ) -> Response {
     let has_body = has_body(request.headers());
-    let response = resource_response(&services, &upload_id, request).await;
+    let response = resource_response(&services, &policy, &upload_id, request).await;
     close_if_unread(response, has_body)
 }
 
-async fn resource_response(services: &Services, upload_id: &str, request: Request) -> Response {
+async fn resource_response(
+    services: &Services,
+    policy: &CookiePolicy,
+    upload_id: &str,
+    request: Request,
+) -> Response {
     let method = effective_method(&request);
     if method == Method::OPTIONS {
         return options(services);
@@ -74,25 +82,27 @@ async fn resource_response(services: &Services, upload_id: &str, request: Reques
     if !matches!(method, Method::HEAD | Method::PATCH | Method::DELETE) {
         return not_allowed("OPTIONS, HEAD, PATCH, DELETE");
     }
-    let actor = match authorize(services, request.headers()).await {
+    let actor = match authorize(services, policy, request.headers()).await {
         Ok(actor) => actor,
         Err(response) => return response,
     };
+    let reference = errors::reference(request.headers());
     match method {
         Method::HEAD => match services.upload_status(&actor, upload_id).await {
             Ok(info) => head_response(&info),
-            Err(e) => refuse(e, true),
+            Err(e) => refuse(&e, &reference, true),
         },
         Method::PATCH => patch(services, &actor, upload_id, request).await,
         _ => match services.terminate_upload(&actor, upload_id).await {
             Ok(()) => tus(StatusCode::NO_CONTENT).into_response(),
-            Err(e) => refuse(e, false),
+            Err(e) => refuse(&e, &reference, false),
         },
     }
 }
 
 async fn create(services: &Services, actor: &Actor, image_id: &str, request: Request) -> Response {
     let headers = request.headers();
+    let reference = errors::reference(headers);
     if headers.contains_key(UPLOAD_DEFER_LENGTH) {
         return message(
             StatusCode::BAD_REQUEST,
@@ -118,7 +128,7 @@ async fn create(services: &Services, actor: &Actor, image_id: &str, request: Req
         .await
     {
         Ok(info) => info,
-        Err(e) => return refuse(e, false),
+        Err(e) => return refuse(&e, &reference, false),
     };
     let location = upload_path(&info.id);
     // creation-with-upload: the body is the first bytes. Whatever happens to them, the
@@ -150,6 +160,7 @@ async fn create(services: &Services, actor: &Actor, image_id: &str, request: Req
 
 async fn patch(services: &Services, actor: &Actor, upload_id: &str, request: Request) -> Response {
     let headers = request.headers();
+    let reference = errors::reference(headers);
     if !is_offset_stream(headers) {
         return message(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -177,7 +188,17 @@ async fn patch(services: &Services, actor: &Actor, upload_id: &str, request: Req
             }
             response
         }
-        Err(e) => refuse(e, false),
+        Err(e) => {
+            let mut response = refuse(&e, &reference, false);
+            // The body may still be arriving after a refusal mid-stream (an idle timeout, a
+            // cap): this connection carries no further request.
+            if matches!(e, UploadError::Idle { .. }) {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
     }
 }
 
@@ -210,7 +231,11 @@ fn options(services: &Services) -> Response {
 }
 
 /// Checks `Tus-Resumable` and the session. The error is the whole response.
-async fn authorize(services: &Services, headers: &HeaderMap) -> Result<Actor, Response> {
+async fn authorize(
+    services: &Services,
+    policy: &CookiePolicy,
+    headers: &HeaderMap,
+) -> Result<Actor, Response> {
     if headers.get(TUS_RESUMABLE).and_then(|v| v.to_str().ok()) != Some(TUS_VERSION) {
         let mut response = message(
             StatusCode::PRECONDITION_FAILED,
@@ -219,15 +244,16 @@ async fn authorize(services: &Services, headers: &HeaderMap) -> Result<Actor, Re
         insert(response.headers_mut(), TUS_VERSION_HEADER, TUS_VERSION);
         return Err(response);
     }
-    match super::auth::actor_from_headers(services, headers).await {
+    match super::auth::actor_from_headers(services, policy, headers).await {
         Ok(Some(actor)) => Ok(actor),
-        Ok(None) => Err(refuse(UploadError::Unauthorized, false)),
+        Ok(None) => Err(refuse(
+            &UploadError::Unauthorized,
+            &errors::reference(headers),
+            false,
+        )),
         Err(e) => {
-            tracing::error!(error = %e, "session lookup failed");
-            Err(message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The upload could not be checked. Try again.",
-            ))
+            let answer = errors::Answer::of_service(&e, &errors::reference(headers));
+            Err(message(answer.status, &answer.message))
         }
     }
 }
@@ -288,34 +314,22 @@ fn is_offset_stream(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Answers a refused request. A HEAD response has no body and never an `Upload-Offset`.
-fn refuse(error: UploadError, is_head: bool) -> Response {
-    let status = match &error {
-        UploadError::Unauthorized => StatusCode::UNAUTHORIZED,
-        UploadError::NotFound(_) => StatusCode::NOT_FOUND,
-        UploadError::Gone(_) => StatusCode::GONE,
-        UploadError::OffsetMismatch { .. } | UploadError::Busy | UploadError::Conflict(_) => {
-            StatusCode::CONFLICT
-        }
-        UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        UploadError::Invalid(_) | UploadError::BrokenBody { .. } => StatusCode::BAD_REQUEST,
-        UploadError::Internal(e) => {
-            let reference = &uuid::Uuid::new_v4().simple().to_string()[..8];
-            tracing::error!(error = format!("{e:#}"), reference, "upload request failed");
-            return message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!(
-                    "The upload failed because of a problem on the server (reference {reference}). Try again."
-                ),
-            );
-        }
+/// Answers a refused request through the one error mapping. A HEAD response has no body and
+/// never an `Upload-Offset`.
+fn refuse(error: &UploadError, reference: &str, is_head: bool) -> Response {
+    let answer = errors::Answer::of_upload(error, reference);
+    let mut response = if is_head {
+        tus(answer.status).into_response()
+    } else {
+        message(answer.status, &answer.message)
     };
-    if is_head {
-        let mut response = tus(status).into_response();
-        insert(response.headers_mut(), header::CACHE_CONTROL, "no-store");
-        return response;
+    if let Some(wait) = answer.retry_after {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::domain::notices::wait_seconds(wait)),
+        );
     }
-    message(status, &error.to_string())
+    response
 }
 
 fn message(status: StatusCode, text: &str) -> Response {

@@ -23,7 +23,10 @@ pub async fn sign_up(
         password,
         password_confirm,
     };
-    let (_, token) = services.sign_up(&form).await.map_err(ssr::to_app_error)?;
+    let (_, token) = services
+        .sign_up(ssr::client_addr(), &form)
+        .await
+        .map_err(ssr::to_app_error)?;
     ssr::start_session(&token);
     leptos_axum::redirect("/images");
     Ok(())
@@ -40,11 +43,11 @@ pub async fn sign_in(
 
     let services = ssr::services()?;
     let (_, token) = services
-        .sign_in(&user_name, &password)
+        .sign_in(ssr::client_addr(), &user_name, &password)
         .await
         .map_err(ssr::to_app_error)?;
     ssr::start_session(&token);
-    leptos_axum::redirect(&crate::server::auth::safe_next(next.as_deref()));
+    leptos_axum::redirect(&crate::domain::navigation::safe_next(next.as_deref()));
     Ok(())
 }
 

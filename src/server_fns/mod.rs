@@ -15,8 +15,9 @@ pub(crate) mod ssr {
     use crate::app::error::AppError;
     use crate::server::CookiePolicy;
     use crate::server::auth::actor_from_headers;
+    use crate::server::errors;
     use crate::service::accounts::SessionToken;
-    use crate::service::{Actor, ServiceError, Services};
+    use crate::service::{Actor, ClientAddr, ServiceError, Services};
 
     pub fn services() -> Result<Services, AppError> {
         use_context::<Services>().ok_or_else(|| {
@@ -25,7 +26,15 @@ pub(crate) mod ssr {
         })
     }
 
-    fn set_status(status: StatusCode) {
+    fn parts() -> Option<http::request::Parts> {
+        use_context::<http::request::Parts>()
+    }
+
+    fn cookie_policy() -> CookiePolicy {
+        use_context::<CookiePolicy>().unwrap_or_default()
+    }
+
+    pub(crate) fn set_status(status: StatusCode) {
         if let Some(response) = use_context::<ResponseOptions>() {
             response.set_status(status);
         }
@@ -34,9 +43,8 @@ pub(crate) mod ssr {
     /// The signed-in actor, or `Unauthorized`.
     pub async fn actor() -> Result<(Services, Actor), AppError> {
         let services = services()?;
-        let parts = use_context::<http::request::Parts>()
-            .ok_or_else(|| AppError::Internal("no-request".into()))?;
-        match actor_from_headers(&services, &parts.headers).await {
+        let parts = parts().ok_or_else(|| AppError::Internal("no-request".into()))?;
+        match actor_from_headers(&services, &cookie_policy(), &parts.headers).await {
             Ok(Some(actor)) => Ok((services, actor)),
             Ok(None) => {
                 set_status(StatusCode::UNAUTHORIZED);
@@ -46,26 +54,42 @@ pub(crate) mod ssr {
         }
     }
 
-    /// Converts a service error for the browser, setting the HTTP status, and logs internal
-    /// faults once, here, with a reference the user can quote.
+    /// Where the request came from, as the router established it.
+    pub fn client_addr() -> ClientAddr {
+        parts()
+            .and_then(|parts| parts.extensions.get::<ClientAddr>().copied())
+            .unwrap_or(errors::UNKNOWN_CLIENT)
+    }
+
+    /// Converts a service error for the browser through the one mapping in
+    /// `server::errors`, which sets the status (and `Retry-After`) and logs faults once under
+    /// the request's reference.
     pub fn to_app_error(error: ServiceError) -> AppError {
-        let (status, app_error) = match error {
-            ServiceError::Invalid(errors) => (StatusCode::BAD_REQUEST, AppError::Invalid(errors)),
-            ServiceError::Unauthorized => (StatusCode::UNAUTHORIZED, AppError::Unauthorized),
-            ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, AppError::NotFound(m)),
-            ServiceError::Conflict(m) => (StatusCode::CONFLICT, AppError::Conflict(m)),
-            ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, AppError::Forbidden(m)),
-            ServiceError::Internal(e) => {
-                let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-                tracing::error!(%reference, error = format!("{e:#}"), "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    AppError::Internal(reference),
-                )
+        let reference = parts()
+            .map(|parts| errors::reference(&parts.headers))
+            .unwrap_or_else(errors::new_reference);
+        let answer = errors::Answer::of_service(&error, &reference);
+        set_status(answer.status);
+        if let Some(wait) = answer.retry_after
+            && let Some(response) = use_context::<ResponseOptions>()
+        {
+            response.insert_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::domain::notices::wait_seconds(wait)),
+            );
+        }
+        match error {
+            ServiceError::Invalid(errors) => AppError::Invalid(errors),
+            ServiceError::Unauthorized => AppError::Unauthorized,
+            ServiceError::NotFound(m) => AppError::NotFound(m),
+            ServiceError::Conflict(m) => AppError::Conflict(m),
+            ServiceError::Forbidden(m) => AppError::Forbidden(m),
+            ServiceError::RateLimited(wait) => {
+                AppError::TooManyAttempts(crate::domain::notices::wait_seconds(wait))
             }
-        };
-        set_status(status);
-        app_error
+            ServiceError::Busy(wait) => AppError::Busy(crate::domain::notices::wait_seconds(wait)),
+            ServiceError::Internal(_) => AppError::Internal(reference),
+        }
     }
 
     fn append_set_cookie(value: String) {
@@ -78,22 +102,16 @@ pub(crate) mod ssr {
     }
 
     pub fn start_session(token: &SessionToken) {
-        let policy = use_context::<CookiePolicy>().unwrap_or_default();
-        append_set_cookie(crate::server::auth::session_cookie(
-            token,
-            policy.session_ttl,
-            policy.secure,
-        ));
+        append_set_cookie(crate::server::auth::session_cookie(token, &cookie_policy()));
     }
 
     pub fn end_session() {
-        let policy = use_context::<CookiePolicy>().unwrap_or_default();
-        append_set_cookie(crate::server::auth::clear_session_cookie(policy.secure));
+        append_set_cookie(crate::server::auth::clear_session_cookie(&cookie_policy()));
     }
 
     /// The session token of the current request, if any.
     pub fn request_session_token() -> Option<SessionToken> {
-        use_context::<http::request::Parts>()
-            .and_then(|parts| crate::server::auth::session_token(&parts.headers))
+        parts()
+            .and_then(|parts| crate::server::auth::session_token(&cookie_policy(), &parts.headers))
     }
 }

@@ -9,7 +9,7 @@ use rand::RngCore;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 
-use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
+use super::{Actor, ClientAddr, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::account::{Password, SignUpForm, SignedInUser, UserName, field};
 use crate::store::accounts::{CreateAccountError, UserRow};
@@ -46,6 +46,14 @@ impl std::fmt::Debug for SessionToken {
 }
 
 const WRONG_CREDENTIALS: &str = "The user name or password is incorrect.";
+
+/// Live sessions one user may hold; signing in once more ends the oldest. Enough for every
+/// browser and device a person uses, few enough that a leaked password cannot mint thousands.
+pub const MAX_SESSIONS_PER_USER: u64 = 20;
+
+/// How often a session's last use is written: often enough for an idle timeout of hours,
+/// rarely enough that reading a page costs no write.
+const SESSION_TOUCH_INTERVAL_MS: i64 = 60_000;
 
 /// Hashes a password off the async executor (argon2 is deliberately slow).
 async fn hash_password(password: Password) -> ServiceResult<String> {
@@ -103,6 +111,7 @@ impl Services {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// Opens a session for the user; beyond `MAX_SESSIONS_PER_USER` the oldest ends.
     async fn open_session(&self, user_id: &str) -> ServiceResult<SessionToken> {
         let token = SessionToken::generate();
         let now = now_ms();
@@ -113,20 +122,31 @@ impl Services {
                 user_id,
                 now,
                 now.saturating_add(ttl_ms),
+                MAX_SESSIONS_PER_USER,
             )
             .await?;
         Ok(token)
     }
 
-    /// Creates an account and its first user, and signs that user in.
+    /// Creates an account and its first user, and signs that user in. `client` counts
+    /// against the sign-up limit.
     #[tracing::instrument(skip_all, fields(account.id = %form.account_id))]
-    pub async fn sign_up(&self, form: &SignUpForm) -> ServiceResult<(SignedInUser, SessionToken)> {
+    pub async fn sign_up(
+        &self,
+        client: ClientAddr,
+        form: &SignUpForm,
+    ) -> ServiceResult<(SignedInUser, SessionToken)> {
         let new = form.parse().map_err(ServiceError::Invalid)?;
+        self.inner.abuse.sign_up_attempt(client)?;
+        let password_hash = {
+            let _permit = self.inner.abuse.hashing_permit().await?;
+            hash_password(new.password).await?
+        };
         let user = UserRow {
             id: uuid::Uuid::new_v4().to_string(),
             account_id: new.account_id.as_str().to_owned(),
             user_name: new.user_name.as_str().to_owned(),
-            password_hash: hash_password(new.password).await?,
+            password_hash,
         };
         match self
             .store()
@@ -165,10 +185,12 @@ impl Services {
         ))
     }
 
-    /// Checks a user name and password and opens a session.
+    /// Checks a user name and password from `client` and opens a session. Each attempt
+    /// counts against the limits of the client's address and of the user name.
     #[tracing::instrument(skip_all)]
     pub async fn sign_in(
         &self,
+        client: ClientAddr,
         user_name: &str,
         password: &str,
     ) -> ServiceResult<(SignedInUser, SessionToken)> {
@@ -176,10 +198,15 @@ impl Services {
             || ServiceError::Invalid(vec![FieldError::new(field::PASSWORD, WRONG_CREDENTIALS)]);
         let password =
             Password::for_sign_in(password).map_err(|e| ServiceError::Invalid(vec![e]))?;
-        let user = match UserName::parse(user_name) {
-            Ok(name) => self.store().find_user_by_name(name.as_str()).await?,
-            Err(_) => None,
+        let name = UserName::parse(user_name).ok();
+        self.inner
+            .abuse
+            .sign_in_attempt(client, name.as_ref().map(UserName::as_str))?;
+        let user = match &name {
+            Some(name) => self.store().find_user_by_name(name.as_str()).await?,
+            None => None,
         };
+        let permit = self.inner.abuse.hashing_permit().await?;
         let Some(user) = user else {
             verify_password(password, None).await?;
             return Err(wrong());
@@ -187,6 +214,7 @@ impl Services {
         if !verify_password(password, Some(user.password_hash.clone())).await? {
             return Err(wrong());
         }
+        drop(permit);
         let token = self.open_session(&user.id).await?;
         tracing::info!(user.id = %user.id, "signed in");
         Ok((
@@ -206,12 +234,20 @@ impl Services {
         Ok(())
     }
 
-    /// The actor behind a session cookie, if the session is live.
+    /// The actor behind a session cookie, if the session is live: unexpired, and used within
+    /// the idle timeout. Using it keeps it alive (recorded at most once a minute).
     pub async fn authenticate(&self, token: &SessionToken) -> ServiceResult<Option<Actor>> {
+        let now = now_ms();
+        let hash = self.session_hash(token);
         let user = self
             .store()
-            .find_session_user(&self.session_hash(token), now_ms())
+            .find_session_user(&hash, now, now - self.session_idle_ms())
             .await?;
+        if let Some(user) = &user
+            && now - user.last_seen_ms >= SESSION_TOUCH_INTERVAL_MS
+        {
+            self.store().touch_session(&hash, now).await?;
+        }
         Ok(user.map(|u| Actor {
             user_id: u.user_id,
             user_name: u.user_name,
@@ -220,11 +256,21 @@ impl Services {
     }
 
     pub(super) async fn delete_expired_sessions(&self) -> ServiceResult<()> {
-        let removed = self.store().delete_expired_sessions(now_ms()).await?;
+        let now = now_ms();
+        let removed = self
+            .store()
+            .delete_expired_sessions(now, now - self.session_idle_ms())
+            .await?;
         if removed > 0 {
             tracing::info!(sessions = removed, "expired sessions removed");
         }
         Ok(())
+    }
+}
+
+impl Services {
+    fn session_idle_ms(&self) -> i64 {
+        i64::try_from(self.settings().limits.session_idle.as_millis()).unwrap_or(i64::MAX / 2)
     }
 }
 

@@ -26,7 +26,7 @@ use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::domain::image::{DiskFormat, HASH_ALGORITHM, ImageStatus};
 use crate::domain::units::format_bytes;
 use crate::inspect::Inspector;
-use crate::store::images::ImportedBytes;
+use crate::store::images::{ImportedBytes, Reservation};
 use crate::store::{BlobStore, Store};
 
 /// How many times an import may be cut off by a restart before it is marked Failed, so an
@@ -39,10 +39,19 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Clone, Copy, Debug)]
 pub struct ImportLimits {
     pub max_bytes: u64,
+    /// Imports running at once, in all and for one account.
     pub concurrency: usize,
+    pub per_account: usize,
     /// The account's storage quota; an import may not take it past this.
     pub max_account_bytes: u64,
+    /// The slowest a source may send, averaged over each window, before the import fails.
+    pub min_bytes_per_second: u64,
+    pub min_speed_window: Duration,
 }
+
+/// How far ahead of the bytes received an import of unknown length reserves storage: a few
+/// reservations per second at full speed, and never much more than it needs.
+const RESERVATION_STEP: u64 = 16 << 20;
 
 #[derive(Clone)]
 pub struct Importer {
@@ -56,6 +65,9 @@ struct Inner {
     policy: Arc<AddressPolicy>,
     limits: ImportLimits,
     slots: Arc<Semaphore>,
+    /// One semaphore per account with imports waiting or running, so one account's imports
+    /// can take at most `per_account` of the slots.
+    account_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     running: Mutex<HashMap<String, CancellationToken>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -120,6 +132,7 @@ impl Importer {
                 client,
                 policy,
                 slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+                account_slots: Mutex::new(HashMap::new()),
                 limits,
                 running: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
@@ -199,11 +212,62 @@ impl Importer {
         Ok(())
     }
 
+    /// The account's own semaphore, created on first use.
+    fn account_slots(&self, account_id: &str) -> Arc<Semaphore> {
+        let mut map = self
+            .inner
+            .account_slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let per_account = self.inner.limits.per_account.max(1);
+        Arc::clone(
+            map.entry(account_id.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(per_account))),
+        )
+    }
+
+    /// Forgets an account's semaphore once no import holds or awaits it.
+    fn release_account_slots(&self, account_id: &str, slots: Arc<Semaphore>) {
+        let mut map = self
+            .inner
+            .account_slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        drop(slots);
+        if map
+            .get(account_id)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            map.remove(account_id);
+        }
+    }
+
     async fn run(&self, account_id: &str, image_id: &str, cancel: &CancellationToken) {
-        let _slot = tokio::select! {
-            slot = self.inner.slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => return,
+        let account_slots = self.account_slots(account_id);
+        self.run_in_slots(account_id, image_id, &account_slots, cancel)
+            .await;
+        self.release_account_slots(account_id, account_slots);
+    }
+
+    /// Waits for one of the account's slots, then one of the server's, then imports. The
+    /// account's slot comes first, so an account with many imports waiting holds at most
+    /// `per_account` server slots and never starves the others.
+    async fn run_in_slots(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        account_slots: &Semaphore,
+        cancel: &CancellationToken,
+    ) {
+        let slots = async {
+            let account = account_slots.acquire().await.ok()?;
+            let server = self.inner.slots.clone().acquire_owned().await.ok()?;
+            Some((account, server))
+        };
+        let _slots = tokio::select! {
+            slots = slots => match slots {
+                Some(slots) => slots,
+                None => return,
             },
             () = cancel.cancelled() => return,
         };
@@ -320,6 +384,28 @@ impl Importer {
         Ok(())
     }
 
+    /// Reserves at least `needed` bytes of the account's storage quota for the import, and up
+    /// to `wanted`; returns how much it now holds. Fails the import when `needed` does not fit.
+    async fn reserve(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        needed: u64,
+        wanted: u64,
+    ) -> Result<u64, Stop> {
+        let quota = self.inner.limits.max_account_bytes;
+        match self
+            .inner
+            .store
+            .reserve_import_bytes(account_id, image_id, needed, wanted, quota)
+            .await?
+        {
+            Reservation::Granted(bytes) => Ok(bytes),
+            Reservation::NoRoom { room } => Err(Stop::Failed(over_quota(needed, room, quota))),
+            Reservation::Gone => Err(Stop::Cancelled),
+        }
+    }
+
     /// Streams the URL's body to the staging file. Returns once every byte is durable, or
     /// once the writer thread has stopped: after an error or a cancellation no thread is
     /// still writing the staging file when the caller removes it.
@@ -358,13 +444,11 @@ impl Importer {
             return Err(Stop::Failed(too_large(Some(total), limit)));
         }
         let store = &self.inner.store;
-        // Whatever else the account stores or is importing leaves this much for the image.
-        let quota = self.inner.limits.max_account_bytes;
-        let room = quota.saturating_sub(store.stored_bytes_excluding(account_id, image_id).await?);
-        if let Some(total) = total
-            && total > room
-        {
-            return Err(Stop::Failed(over_quota(Some(total), room, quota)));
+        // A known length is reserved whole before a byte is written; otherwise storage is
+        // reserved step by step as the bytes arrive (see `reserve`).
+        let mut reserved = 0;
+        if let Some(total) = total {
+            reserved = self.reserve(account_id, image_id, total, total).await?;
         }
         if !store
             .record_import_progress(account_id, image_id, 0, total)
@@ -381,10 +465,18 @@ impl Importer {
             let mut body = response.bytes_stream();
             let mut done: u64 = 0;
             let mut last_report = Instant::now();
+            let mut speed = SpeedCheck::new(
+                self.inner.limits.min_bytes_per_second,
+                self.inner.limits.min_speed_window,
+            );
             loop {
                 let next = tokio::select! {
                     next = body.next() => next,
                     () = cancel.cancelled() => return Err(Stop::Cancelled),
+                    () = tokio::time::sleep_until(speed.deadline()) => {
+                        speed.check(done).map_err(Stop::Failed)?;
+                        continue;
+                    }
                 };
                 let Some(chunk) = next else { break };
                 let chunk = chunk.map_err(|e| {
@@ -401,8 +493,9 @@ impl Importer {
                 if done > limit {
                     return Err(Stop::Failed(too_large(None, limit)));
                 }
-                if done > room {
-                    return Err(Stop::Failed(over_quota(None, room, quota)));
+                if done > reserved {
+                    let wanted = done.saturating_add(RESERVATION_STEP).min(limit);
+                    reserved = self.reserve(account_id, image_id, done, wanted).await?;
                 }
                 if tx.send(chunk).await.is_err() {
                     // The writer stopped; its own error is reported below.
@@ -530,15 +623,64 @@ fn too_large(size: Option<u64>, limit: u64) -> String {
     }
 }
 
-fn over_quota(size: Option<u64>, room: u64, quota: u64) -> String {
-    let size = size
-        .map(|s| format!(" ({})", format_bytes(s)))
-        .unwrap_or_default();
+fn over_quota(needed: u64, room: u64, quota: u64) -> String {
     format!(
-        "The image file{size} does not fit in the account's storage quota of {}: {} is left. Delete images you no longer need and try again.",
+        "Storage quota exceeded: the image needs {} and the account's quota of {} has {} left. Delete images you no longer need and try again.",
+        format_bytes(needed),
         format_bytes(quota),
         format_bytes(room)
     )
+}
+
+/// Fails an import whose source sends less than a minimum over each window of time, so a
+/// source that trickles cannot hold an import slot for ever.
+struct SpeedCheck {
+    min_bytes_per_second: u64,
+    window: Duration,
+    window_start: tokio::time::Instant,
+    bytes_at_start: u64,
+}
+
+impl SpeedCheck {
+    fn new(min_bytes_per_second: u64, window: Duration) -> Self {
+        Self {
+            min_bytes_per_second,
+            window,
+            window_start: tokio::time::Instant::now(),
+            bytes_at_start: 0,
+        }
+    }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        self.window_start + self.window
+    }
+
+    /// At the end of a window: the bytes it brought must reach the minimum.
+    fn check(&mut self, done: u64) -> Result<(), String> {
+        let brought = done - self.bytes_at_start;
+        let minimum = (self.min_bytes_per_second as f64 * self.window.as_secs_f64()) as u64;
+        if brought < minimum {
+            return Err(format!(
+                "The source sent too slowly: {} in the last {}, under the minimum of {}/s.",
+                format_bytes(brought),
+                describe_window(self.window),
+                format_bytes(self.min_bytes_per_second)
+            ));
+        }
+        self.window_start = tokio::time::Instant::now();
+        self.bytes_at_start = done;
+        Ok(())
+    }
+}
+
+/// "5 minutes", "1 minute", "30 seconds".
+fn describe_window(window: Duration) -> String {
+    match window.as_secs() {
+        60 => "minute".to_owned(),
+        s if s >= 60 && s.is_multiple_of(60) => format!("{} minutes", s / 60),
+        1 => "second".to_owned(),
+        s => format!("{s} seconds"),
+    }
 }
 
 fn describe_status(status: reqwest::StatusCode) -> String {

@@ -1,6 +1,7 @@
 //! The rules. Every method that acts for a person takes the `Actor` and scopes what it reads
 //! and writes to the actor's account; the HTTP and UI layers only translate.
 
+pub mod abuse;
 pub mod accounts;
 pub mod downloads;
 pub mod images;
@@ -19,6 +20,7 @@ use secrecy::SecretSlice;
 
 use crate::domain::FieldErrors;
 use crate::store::{BlobStore, Store};
+pub use abuse::{AbuseLimits, ClientAddr};
 pub use importer::Importer;
 
 /// Who is asking: a signed-in user of one account.
@@ -48,6 +50,12 @@ pub enum ServiceError {
     /// The actor may see the image (another account shares it) but not do this to it.
     #[error("{0}")]
     Forbidden(String),
+    /// Too many attempts from this client or for this name; try again after the wait.
+    #[error("too many attempts")]
+    RateLimited(Duration),
+    /// The server is at a limit of its own (password hashing); try again after the wait.
+    #[error("server busy")]
+    Busy(Duration),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -98,6 +106,8 @@ pub struct ServiceSettings {
     pub upload_expiry: Duration,
     /// Keys the session-token hashes, so a copy of the database cannot be used to sign in.
     pub session_secret: SecretSlice<u8>,
+    /// Rate limits, timeouts and caps against abuse.
+    pub limits: AbuseLimits,
 }
 
 /// The service layer: cheap to clone, shared by server functions, routes and tests.
@@ -112,7 +122,9 @@ struct Inner {
     importer: Importer,
     settings: ServiceSettings,
     upload_locks: uploads::UploadLocks,
-    /// Stops the upload expiry sweeper.
+    patch_slots: uploads::PatchSlots,
+    abuse: abuse::AbuseGuard,
+    /// Stops the background sweepers.
     shutdown: tokio_util::sync::CancellationToken,
 }
 
@@ -131,6 +143,9 @@ impl Services {
                 max_bytes: settings.import_size_limit_bytes,
                 concurrency: settings.import_concurrency,
                 max_account_bytes: settings.max_storage_bytes_per_account,
+                per_account: settings.limits.imports_per_account,
+                min_bytes_per_second: settings.limits.import_min_bytes_per_second,
+                min_speed_window: settings.limits.import_min_speed_window,
             },
             url_guard::AddressPolicy::new(settings.import_allowed_networks.clone()),
         )?;
@@ -139,8 +154,10 @@ impl Services {
                 store,
                 blobs,
                 importer,
-                settings,
                 upload_locks: uploads::UploadLocks::default(),
+                patch_slots: uploads::PatchSlots::new(&settings.limits),
+                abuse: abuse::AbuseGuard::new(&settings.limits),
+                settings,
                 shutdown: tokio_util::sync::CancellationToken::new(),
             }),
         };
@@ -149,6 +166,7 @@ impl Services {
         services.recover_uploads().await?;
         services.delete_expired_sessions().await?;
         services.spawn_upload_sweeper();
+        services.spawn_session_sweeper();
         Ok(services)
     }
 
@@ -188,6 +206,27 @@ impl Services {
                 }
                 if let Err(e) = this.expire_uploads().await {
                     tracing::error!(error = format!("{e:#}"), "upload expiry sweep failed");
+                }
+            }
+        });
+    }
+
+    /// Ends expired and idle sessions, and forgets rate-limit state that has refilled, every
+    /// few minutes.
+    fn spawn_session_sweeper(&self) {
+        let every = (self.settings().limits.session_idle / 12)
+            .clamp(Duration::from_secs(1), Duration::from_secs(600));
+        let this = self.clone();
+        let stop = self.inner.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = stop.cancelled() => return,
+                }
+                this.inner.abuse.forget_idle();
+                if let Err(e) = this.delete_expired_sessions().await {
+                    tracing::error!(error = format!("{e:#}"), "session sweep failed");
                 }
             }
         });

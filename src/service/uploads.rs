@@ -9,8 +9,7 @@
 //! checksum verified and the file renamed into the blob store before the image turns Active.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -90,6 +89,20 @@ pub enum UploadError {
     /// The request body ended early; what arrived is kept (the offset says how much).
     #[error("The request body broke off at byte {offset}; resume from there.")]
     BrokenBody { offset: u64 },
+    /// The body stopped arriving; what arrived is kept.
+    #[error(
+        "No bytes arrived for {idle_seconds} seconds, so the request was ended; the upload kept the bytes up to {offset}. Resume from there."
+    )]
+    Idle { offset: u64, idle_seconds: u64 },
+    /// Too many PATCH requests of this account are streaming; the text says so.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: Duration,
+    },
+    /// The server is receiving as many uploads as it allows at once.
+    #[error("The server is receiving as many uploads as it allows at once; try again shortly.")]
+    ServerBusy { retry_after: Duration },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -161,6 +174,73 @@ impl UploadLocks {
     }
 }
 
+/// Bounds the PATCH requests that stream at once, in all and per account, so that stalled
+/// requests cannot hold every thread and file the server has.
+pub struct PatchSlots {
+    global: Arc<tokio::sync::Semaphore>,
+    per_account: usize,
+    held: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One streaming PATCH; its slot is given back when it is dropped.
+pub struct PatchSlot {
+    _global: tokio::sync::OwnedSemaphorePermit,
+    account_id: String,
+    held: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for PatchSlot {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = held.get_mut(&self.account_id) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.account_id);
+            }
+        }
+    }
+}
+
+/// How long a client refused for too many requests is told to wait.
+const PATCH_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+impl PatchSlots {
+    pub fn new(limits: &super::AbuseLimits) -> Self {
+        Self {
+            global: Arc::new(tokio::sync::Semaphore::new(limits.upload_patches.max(1))),
+            per_account: limits.upload_patches_per_account.max(1),
+            held: Arc::default(),
+        }
+    }
+
+    /// A slot for one more PATCH of `account_id`, or why not. Never waits: a client told to
+    /// retry costs nothing, a queued request holds a connection.
+    fn try_take(&self, account_id: &str) -> UploadResult<PatchSlot> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let count = held.get(account_id).copied().unwrap_or(0);
+        if count >= self.per_account {
+            return Err(UploadError::TooManyRequests {
+                message: format!(
+                    "This account already has {count} upload requests streaming, the most allowed at once; try again when one ends."
+                ),
+                retry_after: PATCH_RETRY_AFTER,
+            });
+        }
+        let global =
+            Arc::clone(&self.global)
+                .try_acquire_owned()
+                .map_err(|_| UploadError::ServerBusy {
+                    retry_after: PATCH_RETRY_AFTER,
+                })?;
+        held.insert(account_id.to_owned(), count + 1);
+        Ok(PatchSlot {
+            _global: global,
+            account_id: account_id.to_owned(),
+            held: Arc::clone(&self.held),
+        })
+    }
+}
+
 /// The running digests of an upload, saved with every durable offset.
 struct Hashers {
     sha512: Sha512,
@@ -225,6 +305,8 @@ enum BodyEnd {
     Broken,
     /// Termination or deletion stopped it.
     Cancelled,
+    /// Nothing arrived for the idle timeout; what arrived was kept.
+    Idle,
 }
 
 impl Services {
@@ -361,6 +443,7 @@ impl Services {
         E: std::fmt::Display,
     {
         let row = self.live_upload(actor, upload_id).await?;
+        let _slot = self.inner.patch_slots.try_take(&actor.account_id)?;
         let lock = self
             .inner
             .upload_locks
@@ -422,6 +505,12 @@ impl Services {
         match end {
             BodyEnd::Complete => {}
             BodyEnd::Broken => return Err(UploadError::BrokenBody { offset: new_offset }),
+            BodyEnd::Idle => {
+                return Err(UploadError::Idle {
+                    offset: new_offset,
+                    idle_seconds: self.settings().limits.upload_idle.as_secs(),
+                });
+            }
             BodyEnd::Cancelled => return Err(UploadError::Gone(ENDED.into())),
             BodyEnd::TooLong => {
                 return Err(UploadError::TooLarge(format!(
@@ -495,9 +584,13 @@ impl Services {
         let mut sent = 0u64;
         let mut last_report = Instant::now();
         let mut delivered = true;
+        let idle = self.settings().limits.upload_idle;
         let end = loop {
             let next = tokio::select! {
-                next = body.next() => next,
+                next = tokio::time::timeout(idle, body.next()) => match next {
+                    Ok(next) => next,
+                    Err(_) => break BodyEnd::Idle,
+                },
                 () = cancel.cancelled() => break BodyEnd::Cancelled,
             };
             let mut chunk = match next {
@@ -562,20 +655,12 @@ impl Services {
         let sha512_hex = hex::encode(hashers.sha512.finalize());
         let md5_hex = hex::encode(hashers.md5.finalize());
         let sha256_hex = hashers.sha256.map(|h| hex::encode(h.finalize()));
-        let path = self.blobs().upload_path(&row.image_id)?;
         let length = row.length_bytes;
-        let inspector = tokio::task::spawn_blocking(move || -> std::io::Result<Inspector> {
-            let mut head = Vec::with_capacity(Inspector::HEAD_BYTES.min(length as usize));
-            std::fs::File::open(path)?
-                .take(Inspector::HEAD_BYTES as u64)
-                .read_to_end(&mut head)?;
-            let mut inspector = Inspector::new();
-            inspector.feed(&head);
-            inspector.skip(length - head.len() as u64);
-            Ok(inspector)
-        })
-        .await
-        .map_err(thread_error)??;
+        let (head, tail) = self
+            .blobs()
+            .read_upload_ends(&row.image_id, Inspector::HEAD_BYTES, Inspector::TAIL_BYTES)
+            .await?;
+        let inspector = Inspector::of_file(&head, &tail, length);
         let digests = Digests {
             md5_hex: &md5_hex,
             sha256_hex: sha256_hex.as_deref(),
@@ -688,8 +773,15 @@ impl Services {
         let expiry = self.upload_expiry_ms();
         let mut ended = 0;
         for upload in self.store().list_expired_uploads(now, now - expiry).await? {
-            // A request writing it now is activity; the next sweep looks again.
-            let Some(_lock) = self.inner.upload_locks.try_lock(&upload.image_id) else {
+            // Expiry counts from the last durable byte, so a request that is still open but
+            // has moved nothing for that long (one that trickles) is stopped, keeping what it
+            // received, and the upload expires all the same.
+            let Some(_lock) = self
+                .inner
+                .upload_locks
+                .cancel_and_lock(&upload.image_id)
+                .await
+            else {
                 continue;
             };
             let reason = format!(
@@ -720,6 +812,9 @@ impl Services {
 
     /// At start-up: an upload whose file is missing or shorter than its durable offset has
     /// lost bytes; its image is marked Failed rather than pointing at what is not there.
+    /// An upload whose every byte is durable but that was not finished (the server stopped
+    /// between the last piece and the inspection) is finished now: inspected, then made Active
+    /// or Failed.
     pub(super) async fn recover_uploads(&self) -> anyhow::Result<()> {
         for row in self.store().list_receiving_uploads().await? {
             let path = self.blobs().upload_path(&row.image_id)?;
@@ -727,6 +822,13 @@ impl Services {
             if on_disk.is_none_or(|len| len < row.offset_bytes) {
                 tracing::warn!(image.id = %row.image_id, "upload bytes missing at start-up");
                 self.lose_upload(&row).await?;
+            } else if row.offset_bytes == row.length_bytes {
+                tracing::info!(image.id = %row.image_id, "finishing an upload received before a restart");
+                let hashers =
+                    Hashers::from_state(&row.hasher_state).context("restoring hasher state")?;
+                self.finish_upload(&row, hashers)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("finishing upload {}: {e}", row.id))?;
             }
         }
         Ok(())

@@ -118,6 +118,31 @@ impl BlobStore {
         ignore_missing(tokio::fs::remove_file(self.upload_path(image_id)?).await)
     }
 
+    /// The first `head` and last `tail` bytes of an upload's file (they overlap for a short
+    /// file), for inspecting a finished upload without reading it all.
+    pub async fn read_upload_ends(
+        &self,
+        image_id: &str,
+        head: usize,
+        tail: usize,
+    ) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.upload_path(image_id)?;
+        tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(path)?;
+            let len = file.metadata()?.len();
+            let mut first = Vec::with_capacity(head.min(len as usize));
+            (&mut file).take(head as u64).read_to_end(&mut first)?;
+            let tail_start = len.saturating_sub(tail as u64);
+            file.seek(SeekFrom::Start(tail_start))?;
+            let mut last = Vec::with_capacity(tail);
+            file.take(tail as u64).read_to_end(&mut last)?;
+            Ok((first, last))
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
     pub async fn blob_exists(&self, key: &str) -> io::Result<bool> {
         tokio::fs::try_exists(self.blob_path(key)?).await
     }

@@ -175,6 +175,17 @@ pub enum CreateImageError {
     Db(#[from] sqlx::Error),
 }
 
+/// The outcome of reserving storage for an import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// The import may hold this many bytes in all.
+    Granted(u64),
+    /// Not even the bytes needed fit: only `room` is left in the quota.
+    NoRoom { room: u64 },
+    /// The image is no longer Importing (deleted or cancelled).
+    Gone,
+}
+
 /// What a delete did.
 #[derive(Debug)]
 pub enum DeleteOutcome {
@@ -405,10 +416,11 @@ async fn fetch_row(
     row.as_ref().map(ImageRow::from_row).transpose()
 }
 
-/// The bytes an image `i` counts towards its account's storage: the announced size while it
-/// is being imported or uploaded, its size once stored, and nothing for a second image of the
+/// The bytes an image `i` counts towards its account's storage: what an import has reserved
+/// (see `reserve_import_bytes`), the file size an upload announced, its size once stored, and nothing for a second image of the
 /// same bytes (Create shared Image), whose file is stored once.
-const STORED_BYTES: &str = "CASE WHEN i.status IN ('importing', 'uploading') THEN COALESCE(i.bytes_total, 0) \
+const STORED_BYTES: &str = "CASE WHEN i.status = 'importing' THEN COALESCE(i.bytes_reserved, i.bytes_total, 0) \
+     WHEN i.status = 'uploading' THEN COALESCE(i.bytes_total, 0) \
      WHEN i.source_image_id IS NOT NULL AND EXISTS (SELECT 1 FROM images o \
          WHERE o.blob_key = i.blob_key AND o.account_id = i.account_id AND o.seq < i.seq) THEN 0 \
      ELSE COALESCE(i.size_bytes, 0) END";
@@ -1025,7 +1037,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
-             import_attempts = import_attempts + 1, updated_at = $2 \
+             bytes_reserved = NULL, import_attempts = import_attempts + 1, updated_at = $2 \
              WHERE id = $3 AND account_id = $4 AND status = $5",
         )
         .bind(ImageStatus::Importing.as_str())
@@ -1079,17 +1091,46 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Bytes the account stores or has announced in other imports, for the storage quota.
-    pub async fn stored_bytes_excluding(&self, account_id: &str, id: &str) -> sqlx::Result<u64> {
+    /// Reserves storage for an Importing image: at least `needed` bytes in all, and up to
+    /// `wanted` if the account's quota leaves room. The account row is locked first, so
+    /// concurrent imports reserve one after the other and together never pass `quota`.
+    pub async fn reserve_import_bytes(
+        &self,
+        account_id: &str,
+        id: &str,
+        needed: u64,
+        wanted: u64,
+        quota: u64,
+    ) -> sqlx::Result<Reservation> {
+        let mut tx = self.begin_write().await?;
+        lock_account(&mut tx, account_id).await?;
         let row = sqlx::query(&format!(
             "SELECT CAST(COALESCE(SUM({STORED_BYTES}), 0) AS BIGINT) AS bytes \
              FROM images i WHERE i.account_id = $1 AND i.id <> $2"
         ))
         .bind(account_id)
         .bind(id)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(to_u64(row.try_get("bytes")?))
+        let room = quota.saturating_sub(to_u64(row.try_get("bytes")?));
+        if needed > room {
+            return Ok(Reservation::NoRoom { room });
+        }
+        let granted = wanted.min(room).max(needed);
+        let done = sqlx::query(
+            "UPDATE images SET bytes_reserved = $1 WHERE id = $2 AND account_id = $3 AND status = $4",
+        )
+        .bind(to_i64(granted))
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Importing.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(Reservation::Gone);
+        }
+        tx.commit().await?;
+        Ok(Reservation::Granted(granted))
     }
 
     /// Marks an Importing image Active with its bytes. `false` means the row was gone, so the
@@ -1161,7 +1202,8 @@ impl Store {
         now_ms: i64,
     ) -> sqlx::Result<bool> {
         let done = sqlx::query(
-            "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, updated_at = $2 \
+            "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
+             bytes_reserved = NULL, updated_at = $2 \
              WHERE id = $3 AND account_id = $4 AND status IN ($1, $5)",
         )
         .bind(ImageStatus::Queued.as_str())

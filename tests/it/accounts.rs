@@ -23,7 +23,7 @@ async fn sign_up_then_sign_in(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (user, token) = app
         .services
-        .sign_up(&form("Acme-1", "Ada@Example.com"))
+        .sign_up(crate::support::CLIENT, &form("Acme-1", "Ada@Example.com"))
         .await
         .unwrap();
     assert_eq!(user.account_id, "acme-1");
@@ -34,7 +34,11 @@ async fn sign_up_then_sign_in(backend: Backend) {
     // Names compare without case.
     let (_, second) = app
         .services
-        .sign_in("ADA@example.com", "a long passphrase")
+        .sign_in(
+            crate::support::CLIENT,
+            "ADA@example.com",
+            "a long passphrase",
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -54,16 +58,19 @@ async fn sign_up_then_sign_in(backend: Backend) {
 
 async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.services.sign_up(&form("acme", "ada")).await.unwrap();
+    app.services
+        .sign_up(crate::support::CLIENT, &form("acme", "ada"))
+        .await
+        .unwrap();
     let wrong = field_messages(
         app.services
-            .sign_in("ada", "not the password")
+            .sign_in(crate::support::CLIENT, "ada", "not the password")
             .await
             .unwrap_err(),
     );
     let unknown = field_messages(
         app.services
-            .sign_in("nobody", "not the password")
+            .sign_in(crate::support::CLIENT, "nobody", "not the password")
             .await
             .unwrap_err(),
     );
@@ -79,10 +86,13 @@ async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
 
 async fn taken_account_ids_and_user_names_are_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.services.sign_up(&form("acme", "ada")).await.unwrap();
+    app.services
+        .sign_up(crate::support::CLIENT, &form("acme", "ada"))
+        .await
+        .unwrap();
     let taken = field_messages(
         app.services
-            .sign_up(&form("ACME", "grace"))
+            .sign_up(crate::support::CLIENT, &form("ACME", "grace"))
             .await
             .unwrap_err(),
     );
@@ -95,29 +105,40 @@ async fn taken_account_ids_and_user_names_are_refused(backend: Backend) {
     );
     let name_taken = field_messages(
         app.services
-            .sign_up(&form("other", "Ada"))
+            .sign_up(crate::support::CLIENT, &form("other", "Ada"))
             .await
             .unwrap_err(),
     );
     assert_eq!(name_taken[0].0, "user_name");
     // A refused sign-up leaves nothing behind: the account ID is still free.
-    app.services.sign_up(&form("other", "grace")).await.unwrap();
+    app.services
+        .sign_up(crate::support::CLIENT, &form("other", "grace"))
+        .await
+        .unwrap();
 }
 
 async fn invalid_sign_up_changes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut bad = form("bad_id", "ada");
     bad.password_confirm = "different".into();
-    let errors = field_messages(app.services.sign_up(&bad).await.unwrap_err());
+    let errors = field_messages(
+        app.services
+            .sign_up(crate::support::CLIENT, &bad)
+            .await
+            .unwrap_err(),
+    );
     let fields: Vec<_> = errors.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(fields, ["account_id", "password_confirm"]);
     assert!(
         app.services
-            .sign_in("ada", "a long passphrase")
+            .sign_in(crate::support::CLIENT, "ada", "a long passphrase")
             .await
             .is_err()
     );
-    app.services.sign_up(&form("good-id", "ada")).await.unwrap();
+    app.services
+        .sign_up(crate::support::CLIENT, &form("good-id", "ada"))
+        .await
+        .unwrap();
 }
 
 crate::on_both_databases!(

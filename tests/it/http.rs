@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use image_console::server::{AppState, CookiePolicy, leptos_options, router};
+use image_console::server::{AppState, CookiePolicy, HttpLimits, leptos_options, router};
 use image_console::server_fns::auth::{SignOut, SignUp};
 use image_console::server_fns::images::{CreateImage, GetImage, ListImages};
 use leptos::server_fn::ServerFn;
@@ -22,6 +22,7 @@ impl Client {
             services: test.services.clone(),
             leptos_options: leptos_options(test.data.path(), "127.0.0.1:0".parse().unwrap()),
             cookie_policy: CookiePolicy::default(),
+            http_limits: HttpLimits::default(),
         };
         Self { app: router(state) }
     }

@@ -93,7 +93,11 @@ impl TestApp {
     async fn sign_up_once(&self) -> image_console::service::Actor {
         match self
             .services
-            .sign_in("admin@acme", "correct horse battery")
+            .sign_in(
+                crate::support::CLIENT,
+                "admin@acme",
+                "correct horse battery",
+            )
             .await
         {
             Ok((_, token)) => self.services.authenticate(&token).await.unwrap().unwrap(),

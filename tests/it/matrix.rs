@@ -619,7 +619,11 @@ fn rows() -> Vec<Row> {
             // A second session of the role, so its main one lives on for the other rows.
             let (_, token) = w
                 .client_services()
-                .sign_in(&format!("admin@{}", r.account()), "correct horse battery")
+                .sign_in(
+                    crate::support::CLIENT,
+                    &format!("admin@{}", r.account()),
+                    "correct horse battery",
+                )
                 .await
                 .unwrap();
             let cookie = format!("{SESSION_COOKIE}={}", token.expose());
@@ -925,7 +929,11 @@ async fn every_path_gives_each_account_exactly_its_access(backend: Backend) {
         let actor = app.sign_up(role.account()).await;
         let (_, token) = app
             .services
-            .sign_in(&actor.user_name, "correct horse battery")
+            .sign_in(
+                crate::support::CLIENT,
+                &actor.user_name,
+                "correct horse battery",
+            )
             .await
             .unwrap();
         cookies.insert(role, format!("{SESSION_COOKIE}={}", token.expose()));

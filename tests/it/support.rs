@@ -17,7 +17,7 @@ use image_console::domain::account::SignUpForm;
 use image_console::domain::image::ImageDetail;
 use image_console::domain::image_spec::CreateImageForm;
 use image_console::domain::list_query::ListQuery;
-use image_console::service::{Actor, ServiceSettings, Services};
+use image_console::service::{AbuseLimits, Actor, ClientAddr, ServiceSettings, Services};
 use image_console::store::{BlobStore, Store};
 use secrecy::SecretSlice;
 use tempfile::TempDir;
@@ -142,8 +142,18 @@ pub fn test_settings() -> ServiceSettings {
         session_ttl: Duration::from_secs(3600),
         upload_expiry: Duration::from_secs(24 * 3600),
         session_secret: SecretSlice::from(vec![7u8; 32]),
+        // Stories sign many accounts up from one address; the abuse tests set their own limits.
+        limits: AbuseLimits {
+            sign_in_per_address_per_minute: 10_000,
+            sign_in_per_user_per_minute: 10_000,
+            sign_up_per_address_per_hour: 10_000,
+            ..AbuseLimits::default()
+        },
     }
 }
+
+/// The client address of requests the tests make straight to the services.
+pub const CLIENT: ClientAddr = ClientAddr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
 
 /// The services over a fresh database and blob directory.
 pub struct TestApp {
@@ -193,7 +203,11 @@ impl TestApp {
             password: "correct horse battery".into(),
             password_confirm: "correct horse battery".into(),
         };
-        let (_, token) = self.services.sign_up(&form).await.unwrap();
+        let (_, token) = self
+            .services
+            .sign_up(crate::support::CLIENT, &form)
+            .await
+            .unwrap();
         self.services.authenticate(&token).await.unwrap().unwrap()
     }
 

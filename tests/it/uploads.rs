@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use image_console::domain::image::ImageStatus;
 use image_console::domain::image_spec::CreateImageForm;
-use image_console::server::{AppState, CookiePolicy, leptos_options, router};
+use image_console::server::{AppState, CookiePolicy, HttpLimits, leptos_options, router};
 use image_console::service::{Actor, ServiceSettings};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha512};
@@ -63,6 +63,7 @@ impl LiveServer {
             services: app.services.clone(),
             leptos_options: leptos_options(app.data.path(), "127.0.0.1:0".parse().unwrap()),
             cookie_policy: CookiePolicy::default(),
+            http_limits: HttpLimits::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -93,7 +94,12 @@ impl LiveServer {
             password: "correct horse battery".into(),
             password_confirm: "correct horse battery".into(),
         };
-        let (_, token) = self.app.services.sign_up(&form).await.unwrap();
+        let (_, token) = self
+            .app
+            .services
+            .sign_up(crate::support::CLIENT, &form)
+            .await
+            .unwrap();
         let actor = self
             .app
             .services
@@ -102,7 +108,7 @@ impl LiveServer {
             .unwrap()
             .unwrap();
         let set_cookie =
-            image_console::server::auth::session_cookie(&token, Duration::from_secs(3600), false);
+            image_console::server::auth::session_cookie(&token, &CookiePolicy::default());
         (actor, set_cookie.split(';').next().unwrap().to_owned())
     }
 

@@ -12,23 +12,18 @@ pub fn ProgressBar(progress: ImportProgress, label: String) -> impl IntoView {
         (Some(p), Some(total)) => format!("{p}% · {done} of {}", format_bytes(total)),
         _ => format!("{done} received"),
     };
-    let width = percent
-        .map(|p| format!("width: {p}%"))
-        .unwrap_or_else(|| "width: 100%".into());
+    // A native <progress>: no inline style to size a bar, which the Content-Security-Policy
+    // forbids; without a value it shows as indeterminate.
     view! {
         <div class="progress">
-            <div
+            <progress
                 class="progress-track"
-                class:indeterminate=percent.is_none()
-                role="progressbar"
+                max="100"
+                value=percent.map(|p| p.to_string())
                 aria-label=label
-                aria-valuemin="0"
-                aria-valuemax="100"
                 aria-valuenow=percent.map(|p| p.to_string())
                 aria-valuetext=text.clone()
-            >
-                <div class="progress-fill" style=width></div>
-            </div>
+            ></progress>
             <span class="progress-text">{text}</span>
         </div>
     }

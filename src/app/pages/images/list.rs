@@ -157,14 +157,14 @@ fn UsageSummary(usage: AccountUsage) -> impl IntoView {
                 <span class="usage-value">
                     {format!("{} of {}", with_thousands(usage.image_count), with_thousands(usage.image_limit))}
                 </span>
-                <span class="usage-bar" aria-hidden="true"><span style=format!("width: {images_pct}%")></span></span>
+                <meter class="usage-bar" aria-hidden="true" min="0" max="100" value=images_pct.to_string()></meter>
             </div>
             <div class="usage-item">
                 <span class="usage-label">"Storage"</span>
                 <span class="usage-value">
                     {format!("{} of {}", format_bytes(usage.stored_bytes), format_bytes(usage.storage_limit_bytes))}
                 </span>
-                <span class="usage-bar" aria-hidden="true"><span style=format!("width: {storage_pct}%")></span></span>
+                <meter class="usage-bar" aria-hidden="true" min="0" max="100" value=storage_pct.to_string()></meter>
             </div>
         </section>
     }

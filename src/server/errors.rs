@@ -1,0 +1,185 @@
+//! The one mapping from errors to HTTP answers, for server functions, the tus routes and the
+//! CSV export: each kind of error has one status and one sentence, and a fault on the
+//! server's side is logged once under the request's reference (its `x-request-id`, which the
+//! response carries too) and answered with that reference. A request the server cannot read
+//! is the client's fault and never a 500.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::domain::notices;
+use crate::service::uploads::UploadError;
+use crate::service::{ClientAddr, ServiceError};
+
+/// The request id every request gets (and every response carries).
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The client of a request that reached a handler without passing the router's client
+/// address layer (only in tests that call handlers directly).
+pub const UNKNOWN_CLIENT: ClientAddr = ClientAddr(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+
+/// A request's reference: its request id.
+pub fn reference(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+        .map_or_else(new_reference, str::to_owned)
+}
+
+/// A fresh reference, for work that has no request.
+pub fn new_reference() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// How to answer one error.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    /// What the client reads.
+    pub message: String,
+    /// How long the client should wait before trying again, if that helps.
+    pub retry_after: Option<Duration>,
+}
+
+impl Answer {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn retry(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// A fault on our side: logged here, once, under `reference`.
+    fn fault(reference: &str, error: &anyhow::Error) -> Self {
+        tracing::error!(reference, error = format!("{error:#}"), "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, notices::fault(reference))
+    }
+
+    pub fn of_service(error: &ServiceError, reference: &str) -> Self {
+        match error {
+            ServiceError::Invalid(errors) => Self::new(
+                StatusCode::BAD_REQUEST,
+                errors
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            ServiceError::Unauthorized => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "Your session has ended. Sign in again to continue.",
+            ),
+            ServiceError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, m),
+            ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
+            ServiceError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
+            ServiceError::RateLimited(wait) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                notices::too_many_attempts(*wait),
+            )
+            .retry(*wait),
+            ServiceError::Busy(wait) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, notices::busy(*wait)).retry(*wait)
+            }
+            ServiceError::Internal(e) => Self::fault(reference, e),
+        }
+    }
+
+    pub fn of_upload(error: &UploadError, reference: &str) -> Self {
+        let status = match error {
+            UploadError::Unauthorized => StatusCode::UNAUTHORIZED,
+            UploadError::NotFound(_) => StatusCode::NOT_FOUND,
+            UploadError::Gone(_) => StatusCode::GONE,
+            UploadError::OffsetMismatch { .. } | UploadError::Busy | UploadError::Conflict(_) => {
+                StatusCode::CONFLICT
+            }
+            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadError::Invalid(_) | UploadError::BrokenBody { .. } => StatusCode::BAD_REQUEST,
+            UploadError::Idle { .. } => StatusCode::REQUEST_TIMEOUT,
+            UploadError::TooManyRequests { retry_after, .. } => {
+                return Self::new(StatusCode::TOO_MANY_REQUESTS, error.to_string())
+                    .retry(*retry_after);
+            }
+            UploadError::ServerBusy { retry_after } => {
+                return Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+                    .retry(*retry_after);
+            }
+            UploadError::Internal(e) => return Self::fault(reference, e),
+        };
+        Self::new(status, error.to_string())
+    }
+
+    /// The answer as plain text, with `Retry-After` when there is a wait.
+    pub fn into_plain_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            self.message,
+        )
+            .into_response();
+        if let Some(wait) = self.retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(notices::wait_seconds(wait)),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_error_has_its_status() {
+        let cases = [
+            (ServiceError::Invalid(vec![]), 400),
+            (ServiceError::Unauthorized, 401),
+            (ServiceError::NotFound("x".into()), 404),
+            (ServiceError::Conflict("x".into()), 409),
+            (ServiceError::Forbidden("x".into()), 403),
+            (ServiceError::RateLimited(Duration::from_secs(3)), 429),
+            (ServiceError::Busy(Duration::from_secs(1)), 503),
+            (ServiceError::Internal(anyhow::anyhow!("disk on fire")), 500),
+        ];
+        for (error, status) in cases {
+            let answer = Answer::of_service(&error, "ref-1");
+            assert_eq!(answer.status.as_u16(), status, "{error:?}");
+            assert!(
+                !answer.message.contains("disk on fire"),
+                "no internals leak"
+            );
+        }
+        let limited =
+            Answer::of_service(&ServiceError::RateLimited(Duration::from_millis(2500)), "r");
+        assert_eq!(
+            limited.message,
+            "Too many attempts; try again in 3 seconds."
+        );
+        let response = limited.into_plain_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        let fault = Answer::of_service(&ServiceError::Internal(anyhow::anyhow!("x")), "abc-123");
+        assert!(fault.message.contains("reference abc-123"));
+    }
+
+    #[test]
+    fn the_reference_is_the_request_id() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("5f0c"));
+        assert_eq!(reference(&headers), "5f0c");
+        assert_eq!(reference(&HeaderMap::new()).len(), 36);
+    }
+}

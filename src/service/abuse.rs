@@ -1,0 +1,264 @@
+//! Limits that keep one client, one guessed user name or one account from exhausting the
+//! console: rate limits on sign-in and sign-up (`governor`, keyed by client address and by
+//! user name), a bound on concurrent password hashing, and the settings of the upload and
+//! import limits that `uploads` and `importer` apply.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::{ServiceError, ServiceResult};
+
+/// Every limit, with the defaults the README documents.
+#[derive(Clone, Debug)]
+pub struct AbuseLimits {
+    /// Sign-in attempts from one client address (`SIGN_IN_PER_ADDRESS_PER_MINUTE`).
+    pub sign_in_per_address_per_minute: u32,
+    /// Sign-in attempts for one user name, from anywhere (`SIGN_IN_PER_USER_PER_MINUTE`).
+    pub sign_in_per_user_per_minute: u32,
+    /// Accounts created from one client address (`SIGN_UP_PER_ADDRESS_PER_HOUR`).
+    pub sign_up_per_address_per_hour: u32,
+    /// Passwords hashed or verified at once (`PASSWORD_HASH_CONCURRENCY`); each argon2 run
+    /// holds about 19 MiB and a blocking thread.
+    pub password_hash_concurrency: usize,
+    /// A signed-in session unused for this long ends (`SESSION_IDLE_HOURS`).
+    pub session_idle: Duration,
+    /// A tus PATCH that receives nothing for this long ends, keeping what arrived
+    /// (`UPLOAD_IDLE_SECONDS`).
+    pub upload_idle: Duration,
+    /// PATCH requests streaming at once, in all (`UPLOAD_PATCHES_MAX`) and per account
+    /// (`UPLOAD_PATCHES_PER_ACCOUNT`).
+    pub upload_patches: usize,
+    pub upload_patches_per_account: usize,
+    /// URL imports running at once for one account (`IMPORTS_PER_ACCOUNT`).
+    pub imports_per_account: usize,
+    /// An import slower than this over `import_min_speed_window` fails
+    /// (`IMPORT_MIN_SPEED`, `IMPORT_MIN_SPEED_WINDOW_SECONDS`).
+    pub import_min_bytes_per_second: u64,
+    pub import_min_speed_window: Duration,
+}
+
+impl Default for AbuseLimits {
+    fn default() -> Self {
+        Self {
+            sign_in_per_address_per_minute: 20,
+            sign_in_per_user_per_minute: 10,
+            sign_up_per_address_per_hour: 10,
+            password_hash_concurrency: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2),
+            session_idle: Duration::from_secs(12 * 3600),
+            upload_idle: Duration::from_secs(60),
+            upload_patches: 64,
+            upload_patches_per_account: 4,
+            imports_per_account: 2,
+            import_min_bytes_per_second: 64 << 10,
+            import_min_speed_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The address a request came from, as the HTTP layer established it (the socket's peer, or
+/// `X-Forwarded-For` from a trusted proxy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    /// The key a client is counted under. An IPv6 host usually holds a whole /64, so it is
+    /// counted as one client rather than 2^64.
+    fn key(self) -> IpAddr {
+        match self.0 {
+            IpAddr::V4(v4) => IpAddr::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mut segments = v6.segments();
+                    segments[4..].fill(0);
+                    IpAddr::V6(segments.into())
+                }
+            },
+        }
+    }
+}
+
+/// Requests over a limit, waiting for more hashing than the server allows, or for a client
+/// that has used up its attempts.
+pub struct AbuseGuard {
+    sign_in_by_address: DefaultKeyedRateLimiter<IpAddr>,
+    sign_in_by_user: DefaultKeyedRateLimiter<String>,
+    sign_up_by_address: DefaultKeyedRateLimiter<IpAddr>,
+    hashing: Semaphore,
+    /// Requests waiting for a hashing permit; past `MAX_HASH_WAITERS` more are turned away
+    /// rather than queued without end.
+    hash_waiters: AtomicUsize,
+}
+
+/// How many requests may queue for a password hash before the server answers "busy".
+const MAX_HASH_WAITERS: usize = 64;
+
+fn per_minute(n: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+}
+
+impl AbuseGuard {
+    pub fn new(limits: &AbuseLimits) -> Self {
+        let per_hour =
+            NonZeroU32::new(limits.sign_up_per_address_per_hour).unwrap_or(NonZeroU32::MIN);
+        Self {
+            sign_in_by_address: RateLimiter::keyed(per_minute(
+                limits.sign_in_per_address_per_minute,
+            )),
+            sign_in_by_user: RateLimiter::keyed(per_minute(limits.sign_in_per_user_per_minute)),
+            sign_up_by_address: RateLimiter::keyed(Quota::per_hour(per_hour)),
+            hashing: Semaphore::new(limits.password_hash_concurrency.max(1)),
+            hash_waiters: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts a sign-in attempt from `client` for `user_name` (already lower-case and valid,
+    /// or `None` for a name that cannot exist). Every attempt counts, right or wrong.
+    pub fn sign_in_attempt(
+        &self,
+        client: ClientAddr,
+        user_name: Option<&str>,
+    ) -> ServiceResult<()> {
+        check(self.sign_in_by_address.check_key(&client.key()))?;
+        if let Some(name) = user_name {
+            check(self.sign_in_by_user.check_key(&name.to_owned()))?;
+        }
+        Ok(())
+    }
+
+    /// Counts an account creation from `client`.
+    pub fn sign_up_attempt(&self, client: ClientAddr) -> ServiceResult<()> {
+        check(self.sign_up_by_address.check_key(&client.key()))
+    }
+
+    /// A permit to run one argon2 hash or verification.
+    pub async fn hashing_permit(&self) -> ServiceResult<SemaphorePermit<'_>> {
+        if let Ok(permit) = self.hashing.try_acquire() {
+            return Ok(permit);
+        }
+        if self.hash_waiters.fetch_add(1, Ordering::SeqCst) >= MAX_HASH_WAITERS {
+            self.hash_waiters.fetch_sub(1, Ordering::SeqCst);
+            return Err(ServiceError::Busy(Duration::from_secs(2)));
+        }
+        let permit = self.hashing.acquire().await;
+        self.hash_waiters.fetch_sub(1, Ordering::SeqCst);
+        permit.map_err(|_| ServiceError::Busy(Duration::from_secs(2)))
+    }
+
+    /// Forgets clients and names whose limits have refilled, so the maps stay small.
+    pub fn forget_idle(&self) {
+        self.sign_in_by_address.retain_recent();
+        self.sign_in_by_user.retain_recent();
+        self.sign_up_by_address.retain_recent();
+        self.sign_in_by_address.shrink_to_fit();
+        self.sign_in_by_user.shrink_to_fit();
+        self.sign_up_by_address.shrink_to_fit();
+    }
+}
+
+fn check(
+    outcome: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
+) -> ServiceResult<()> {
+    outcome.map_err(|not_until| {
+        ServiceError::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_minute: u32) -> AbuseLimits {
+        AbuseLimits {
+            sign_in_per_address_per_minute: per_minute,
+            sign_in_per_user_per_minute: per_minute,
+            sign_up_per_address_per_hour: 2,
+            ..AbuseLimits::default()
+        }
+    }
+
+    fn addr(text: &str) -> ClientAddr {
+        ClientAddr(text.parse().unwrap())
+    }
+
+    #[test]
+    fn sign_in_is_limited_per_address_and_per_user_name() {
+        let guard = AbuseGuard::new(&limits(3));
+        for _ in 0..3 {
+            guard
+                .sign_in_attempt(addr("10.0.0.1"), Some("alice"))
+                .unwrap();
+        }
+        let Err(ServiceError::RateLimited(wait)) =
+            guard.sign_in_attempt(addr("10.0.0.1"), Some("bob"))
+        else {
+            panic!("the fourth attempt from one address must be refused");
+        };
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        // Another address may still try another name, but not alice's.
+        guard
+            .sign_in_attempt(addr("10.0.0.2"), Some("bob"))
+            .unwrap();
+        assert!(matches!(
+            guard.sign_in_attempt(addr("10.0.0.3"), Some("alice")),
+            Err(ServiceError::RateLimited(_))
+        ));
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_slash_64() {
+        let guard = AbuseGuard::new(&limits(1));
+        guard
+            .sign_in_attempt(addr("2001:db8:1:2::1"), None)
+            .unwrap();
+        assert!(
+            guard
+                .sign_in_attempt(addr("2001:db8:1:2:ffff::9"), None)
+                .is_err(),
+            "same /64"
+        );
+        guard
+            .sign_in_attempt(addr("2001:db8:1:3::1"), None)
+            .unwrap();
+        assert_eq!(addr("::ffff:10.1.2.3").key(), addr("10.1.2.3").key());
+    }
+
+    #[test]
+    fn sign_up_is_limited_per_address() {
+        let guard = AbuseGuard::new(&limits(10));
+        guard.sign_up_attempt(addr("10.0.0.1")).unwrap();
+        guard.sign_up_attempt(addr("10.0.0.1")).unwrap();
+        assert!(guard.sign_up_attempt(addr("10.0.0.1")).is_err());
+        guard.sign_up_attempt(addr("10.0.0.2")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn hashing_is_bounded() {
+        let guard = AbuseGuard::new(&AbuseLimits {
+            password_hash_concurrency: 1,
+            ..AbuseLimits::default()
+        });
+        let first = guard.hashing_permit().await.unwrap();
+        let waiting = guard.hashing_permit();
+        tokio::pin!(waiting);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut waiting)
+                .await
+                .is_err(),
+            "a second hash waits for the first"
+        );
+        drop(first);
+        assert!(waiting.await.is_ok());
+    }
+}
