@@ -225,6 +225,138 @@ fn iso_image() -> Vec<u8> {
     iso
 }
 
+fn unaccepted(detected: &str, declared: &str) -> String {
+    format!(
+        "The file is a {detected} image, not the {declared} image it was declared to be; {detected} images are not accepted (convert it to qcow2 or raw with qemu-img convert first)."
+    )
+}
+
+const BARE_DESCRIPTOR: &str = "The file is a bare VMDK descriptor, whose data lives in the files it names; only monolithicSparse and streamOptimized VMDK images, which carry their data, can be imported.";
+
+/// Every format qemu recognises by probing is found in a file declared raw (named `.img`),
+/// and refused naming both: a hypervisor that probes would open the file as that format.
+/// Made with qemu-img where it can create the format, by hand where it cannot (Bochs, cloop
+/// and DMG, which qemu only reads).
+async fn formats_qemu_probes_are_not_raw(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    make_image(&source, "vdi.img", "vdi", &[]);
+    make_image(&source, "parallels.img", "parallels", &[]);
+    make_image(&source, "qed.img", "qed", &[]);
+    make_image(&source, "qcow1.img", "qcow", &[]);
+    make_image(
+        &source,
+        "luks.img",
+        "luks",
+        &[
+            "--object",
+            "secret,id=sec0,data=abc",
+            "-o",
+            "key-secret=sec0,iter-time=10",
+        ],
+    );
+    let mut bochs = vec![0u8; 64 << 10];
+    bochs[..22].copy_from_slice(b"Bochs Virtual HD Image");
+    bochs[32..39].copy_from_slice(b"Redolog");
+    bochs[48..55].copy_from_slice(b"Growing");
+    bochs[64..68].copy_from_slice(&0x0002_0000u32.to_le_bytes());
+    source.file("bochs.img", &bochs);
+    let mut cloop = b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n".to_vec();
+    cloop.resize(64 << 10, 0);
+    source.file("cloop.img", &cloop);
+    let mut dmg = vec![0u8; 64 << 10];
+    let trailer = dmg.len() - 512;
+    dmg[trailer..trailer + 4].copy_from_slice(b"koly");
+    dmg[trailer + 4..trailer + 8].copy_from_slice(&4u32.to_be_bytes());
+    dmg[trailer + 8..trailer + 12].copy_from_slice(&512u32.to_be_bytes());
+    source.file("dmg.img", &dmg);
+
+    let cases = [
+        ("vdi.img", unaccepted("VDI", "Raw")),
+        ("parallels.img", unaccepted("Parallels", "Raw")),
+        ("qed.img", unaccepted("QED", "Raw")),
+        ("luks.img", unaccepted("LUKS-encrypted", "Raw")),
+        ("bochs.img", unaccepted("Bochs", "Raw")),
+        ("cloop.img", unaccepted("cloop", "Raw")),
+        ("dmg.img", unaccepted("DMG", "Raw")),
+        (
+            "qcow1.img",
+            "qcow2 version 1 is not supported; only versions 2 and 3 can be imported.".into(),
+        ),
+    ];
+    for (name, expected) in cases {
+        let url = source.url("files", name);
+        assert_eq!(failure_reason(&app, &url).await, expected, "for {name}");
+    }
+}
+
+/// VMDK files that qemu would read differently from a careless check (CVE-2024-32498 and
+/// relatives): each refused with its reason.
+async fn vmdk_files_are_read_as_qemu_reads_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    let sparse = make_image(&source, "base.vmdk", "vmdk", &[]);
+    let descriptor_at = 512;
+    let text = String::from_utf8_lossy(&sparse[descriptor_at..descriptor_at + 20 * 512])
+        .trim_end_matches('\0')
+        .to_owned();
+
+    // A commented createType before the real one: qemu takes the first it finds.
+    let ambiguous = text.replacen(
+        "createType=",
+        "# createType=\"monolithicFlat\"\ncreateType=",
+        1,
+    );
+    let mut file = sparse.clone();
+    file[descriptor_at..descriptor_at + ambiguous.len()].copy_from_slice(ambiguous.as_bytes());
+    source.file("ambiguous.vmdk", &file);
+
+    // Capacity 0: qemu opens the embedded descriptor as a descriptor file.
+    let mut zero = sparse.clone();
+    zero[12..20].copy_from_slice(&0u64.to_le_bytes());
+    source.file("capacity-zero.vmdk", &zero);
+
+    // A second extent that names a sibling file.
+    let second = text.replacen(
+        "\n\n# The Disk Data Base",
+        "\nRW 2048 FLAT \"good.qcow2\" 0\n\n# The Disk Data Base",
+        1,
+    );
+    assert_ne!(second, text, "qemu-img's descriptor has a Disk Data Base section");
+    let mut file = sparse.clone();
+    file[descriptor_at..descriptor_at + second.len()].copy_from_slice(second.as_bytes());
+    source.file("two-extents.vmdk", &file);
+
+    // The descriptor, bare: as VMDK, and as a raw image.
+    let bare = "# Disk DescriptorFile\nversion=1\n# createType=\"monolithicFlat\"\ncreateType=\"monolithicSparse\"\nRW 2048 FLAT \"good.qcow2\" 0\n";
+    source.file("bare.vmdk", bare.as_bytes());
+    source.file("bare.img", bare.as_bytes());
+    // Without the comment line qemu still probes it as VMDK.
+    source.file("version-only.img", b"version=1\nRW 2048 FLAT \"good.qcow2\" 0\n");
+
+    let cases = [
+        (
+            "ambiguous.vmdk",
+            "The VMDK descriptor names createType 2 times (comments included); it must name it exactly once, so that every reader sees the same type.",
+        ),
+        (
+            "capacity-zero.vmdk",
+            "The VMDK header states a capacity of 0, which makes qemu read its descriptor as a separate descriptor file; the image is refused.",
+        ),
+        (
+            "two-extents.vmdk",
+            "The VMDK descriptor must list exactly one extent, the image file itself (RW, SPARSE); other extents keep data in other files.",
+        ),
+        ("bare.vmdk", BARE_DESCRIPTOR),
+        ("bare.img", BARE_DESCRIPTOR),
+        ("version-only.img", BARE_DESCRIPTOR),
+    ];
+    for (name, expected) in cases {
+        let url = source.url("files", name);
+        assert_eq!(failure_reason(&app, &url).await, expected, "for {name}");
+    }
+}
+
 /// Files that are not the declared qcow2, or are unsafe in their own format, made with
 /// qemu-img where it can make them and by hand where it cannot: each refused with its reason.
 async fn every_bad_image_in_the_corpus_is_refused(backend: Backend) {
@@ -292,22 +424,13 @@ async fn every_bad_image_in_the_corpus_is_refused(backend: Backend) {
             "raw.qcow2",
             "The file is not a qcow2 image: it does not start with the qcow2 signature.".into(),
         ),
-        (
-            "qed.qcow2",
-            "The file is a QED image, a format this console does not accept.".into(),
-        ),
-        (
-            "luks.qcow2",
-            "The file is a LUKS-encrypted image, a format this console does not accept.".into(),
-        ),
+        ("qed.qcow2", unaccepted("QED", "qcow2")),
+        ("luks.qcow2", unaccepted("LUKS-encrypted", "qcow2")),
         (
             "escaping-vmdk.qcow2",
             "The VMDK descriptor points to a file outside the image (/etc/passwd); only self-contained images can be imported.".into(),
         ),
-        (
-            "flat-vmdk.qcow2",
-            "VMDK images of type monolithicFlat keep their data in other files; only monolithicSparse and streamOptimized VMDK images can be imported.".into(),
-        ),
+        ("flat-vmdk.qcow2", BARE_DESCRIPTOR.into()),
         (
             "hidden-in-iso.qcow2",
             "The file has both qcow2 and ISO headers; an image that hides one format inside another is refused.".into(),
@@ -628,6 +751,8 @@ crate::on_both_databases!(
     creators_checksums_are_verified,
     every_format_is_imported_when_its_name_declares_it,
     every_bad_image_in_the_corpus_is_refused,
+    formats_qemu_probes_are_not_raw,
+    vmdk_files_are_read_as_qemu_reads_them,
     import_makes_an_active_image_with_hashes,
     import_failures_say_why,
     imports_over_the_size_limit_fail,

@@ -610,9 +610,7 @@ async fn quotas_refuse_new_images(backend: Backend) {
     assert_eq!(image.status, ImageStatus::Failed);
     let reason = image.failure_reason.unwrap();
     assert!(
-        reason.starts_with(
-            "The image file (192 KB) does not fit in the account's storage quota of 1 MB"
-        ),
+        reason.starts_with("Storage quota exceeded: the image needs 192 KB and the account's quota of 1 MB has"),
         "{reason}"
     );
 }
