@@ -51,8 +51,9 @@ const WRONG_CREDENTIALS: &str = "The user name or password is incorrect.";
 /// browser and device a person uses, few enough that a leaked password cannot mint thousands.
 pub const MAX_SESSIONS_PER_USER: u64 = 20;
 
-/// How often a session's last use is written: often enough for an idle timeout of hours,
-/// rarely enough that reading a page costs no write.
+/// How often a session's last use is written, at most: often enough for an idle timeout of
+/// hours, rarely enough that reading a page costs no write. (A shorter idle timeout is
+/// touched a few times within it.)
 const SESSION_TOUCH_INTERVAL_MS: i64 = 60_000;
 
 /// Hashes a password off the async executor (argon2 is deliberately slow).
@@ -243,8 +244,9 @@ impl Services {
             .store()
             .find_session_user(&hash, now, now - self.session_idle_ms())
             .await?;
+        let touch_every = SESSION_TOUCH_INTERVAL_MS.min(self.session_idle_ms() / 4);
         if let Some(user) = &user
-            && now - user.last_seen_ms >= SESSION_TOUCH_INTERVAL_MS
+            && now - user.last_seen_ms >= touch_every
         {
             self.store().touch_session(&hash, now).await?;
         }

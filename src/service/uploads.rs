@@ -91,9 +91,10 @@ pub enum UploadError {
     BrokenBody { offset: u64 },
     /// The body stopped arriving; what arrived is kept.
     #[error(
-        "No bytes arrived for {idle_seconds} seconds, so the request was ended; the upload kept the bytes up to {offset}. Resume from there."
+        "No bytes arrived for {}, so the request was ended; the upload kept the bytes up to {offset}. Resume from there.",
+        describe_duration(*.idle)
     )]
-    Idle { offset: u64, idle_seconds: u64 },
+    Idle { offset: u64, idle: Duration },
     /// Too many PATCH requests of this account are streaming; the text says so.
     #[error("{message}")]
     TooManyRequests {
@@ -508,7 +509,7 @@ impl Services {
             BodyEnd::Idle => {
                 return Err(UploadError::Idle {
                     offset: new_offset,
-                    idle_seconds: self.settings().limits.upload_idle.as_secs(),
+                    idle: self.settings().limits.upload_idle,
                 });
             }
             BodyEnd::Cancelled => return Err(UploadError::Gone(ENDED.into())),
@@ -916,8 +917,11 @@ fn thread_error(e: tokio::task::JoinError) -> UploadError {
     UploadError::Internal(anyhow::anyhow!("upload thread: {e}"))
 }
 
-/// "24 hours", "90 minutes", "30 seconds".
+/// "24 hours", "90 minutes", "30 seconds", "500 milliseconds".
 fn describe_duration(duration: Duration) -> String {
+    if duration.subsec_nanos() != 0 {
+        return format!("{} milliseconds", duration.as_millis());
+    }
     let seconds = duration.as_secs();
     match seconds {
         s if s >= 3600 && s % 3600 == 0 => format!("{} hours", s / 3600),

@@ -261,7 +261,9 @@ async fn formats_qemu_probes_are_not_raw(backend: Backend) {
     bochs[48..55].copy_from_slice(b"Growing");
     bochs[64..68].copy_from_slice(&0x0002_0000u32.to_le_bytes());
     source.file("bochs.img", &bochs);
-    let mut cloop = b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n".to_vec();
+    let mut cloop =
+        b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n"
+            .to_vec();
     cloop.resize(64 << 10, 0);
     source.file("cloop.img", &cloop);
     let mut dmg = vec![0u8; 64 << 10];
@@ -322,7 +324,10 @@ async fn vmdk_files_are_read_as_qemu_reads_them(backend: Backend) {
         "\nRW 2048 FLAT \"good.qcow2\" 0\n\n# The Disk Data Base",
         1,
     );
-    assert_ne!(second, text, "qemu-img's descriptor has a Disk Data Base section");
+    assert_ne!(
+        second, text,
+        "qemu-img's descriptor has a Disk Data Base section"
+    );
     let mut file = sparse.clone();
     file[descriptor_at..descriptor_at + second.len()].copy_from_slice(second.as_bytes());
     source.file("two-extents.vmdk", &file);
@@ -332,7 +337,10 @@ async fn vmdk_files_are_read_as_qemu_reads_them(backend: Backend) {
     source.file("bare.vmdk", bare.as_bytes());
     source.file("bare.img", bare.as_bytes());
     // Without the comment line qemu still probes it as VMDK.
-    source.file("version-only.img", b"version=1\nRW 2048 FLAT \"good.qcow2\" 0\n");
+    source.file(
+        "version-only.img",
+        b"version=1\nRW 2048 FLAT \"good.qcow2\" 0\n",
+    );
 
     let cases = [
         (
@@ -747,7 +755,136 @@ async fn progress_is_reported_while_importing(backend: Backend) {
     assert_eq!(done.progress, None);
 }
 
+/// A source that trickles (10 KiB/s against a minimum of 64 KiB/s over each second) ends the
+/// import Failed with the reason, instead of holding an import slot for ever.
+async fn a_trickling_source_fails_as_too_slow(backend: Backend) {
+    let mut settings = test_settings();
+    settings.limits.import_min_bytes_per_second = 64 << 10;
+    settings.limits.import_min_speed_window = std::time::Duration::from_secs(1);
+    let app = TestApp::spawn_with(backend, settings).await;
+    let source = SourceServer::start().await;
+    source.qcow2("crawling.qcow2", "64M");
+    let actor = app.sign_up("acme").await;
+    let id = app
+        .services
+        .create_image(
+            &actor,
+            &create_form("crawling", &source.url("crawl", "crawling.qcow2")),
+        )
+        .await
+        .unwrap();
+    let image = app.wait_for_import(&actor, &id).await;
+    assert_eq!(image.status, ImageStatus::Failed);
+    let reason = image.failure_reason.unwrap();
+    assert!(
+        reason.starts_with("The source sent too slowly: ")
+            && reason.ends_with(" in the last second, under the minimum of 64 KB/s."),
+        "{reason}"
+    );
+    assert_eq!(app.stored_files(), (vec![], vec![]));
+}
+
+/// Imports of unknown length reserve storage as they stream, one after the other, so
+/// together they never take the account past its quota: the ones that would are Failed.
+async fn concurrent_chunked_imports_stay_within_the_quota(backend: Backend) {
+    const QUOTA: u64 = 40 << 20;
+    let mut settings = test_settings();
+    settings.max_storage_bytes_per_account = QUOTA;
+    settings.import_concurrency = 4;
+    settings.limits.imports_per_account = 4;
+    let app = TestApp::spawn_with(backend, settings).await;
+    let source = SourceServer::start().await;
+    let actor = app.sign_up("acme").await;
+    let bytes: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    source.file("disk.img", &bytes);
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let mut form = create_form(&format!("chunked {n}"), &source.url("chunked", "disk.img"));
+        form.os_type = "ubuntu".into();
+        ids.push(app.services.create_image(&actor, &form).await.unwrap());
+    }
+    // While they stream, the account's usage (reservations included) never passes the quota.
+    let mut peak = 0;
+    while !app.services.importer().is_idle() {
+        let usage = app.services.account_usage(&actor).await.unwrap();
+        peak = peak.max(usage.stored_bytes);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(peak <= QUOTA, "usage reached {peak} of {QUOTA}");
+    let mut active = 0;
+    for id in &ids {
+        let image = app.wait_for_import(&actor, id).await;
+        match image.status {
+            ImageStatus::Active => active += 1,
+            ImageStatus::Failed => {
+                let reason = image.failure_reason.unwrap();
+                assert!(reason.starts_with("Storage quota exceeded: "), "{reason}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        active, 2,
+        "two 16 MiB images fit in 40 MiB, a third does not"
+    );
+    let usage = app.services.account_usage(&actor).await.unwrap();
+    assert_eq!(usage.stored_bytes, 32 << 20);
+}
+
+/// One account's imports take at most `imports_per_account` slots; another account's import
+/// runs beside them rather than waiting behind them.
+async fn one_account_cannot_take_every_import_slot(backend: Backend) {
+    let mut settings = test_settings();
+    settings.import_concurrency = 3;
+    settings.limits.imports_per_account = 1;
+    let app = TestApp::spawn_with(backend, settings).await;
+    let source = SourceServer::start().await;
+    source.qcow2("slow.qcow2", "16M");
+    let url = source.url("slow", "slow.qcow2");
+    let busy = app.sign_up("busy").await;
+    let other = app.sign_up("other").await;
+    let first = app
+        .services
+        .create_image(&busy, &create_form("first", &url))
+        .await
+        .unwrap();
+    let second = app
+        .services
+        .create_image(&busy, &create_form("second", &url))
+        .await
+        .unwrap();
+    let theirs = app
+        .services
+        .create_image(&other, &create_form("theirs", &url))
+        .await
+        .unwrap();
+    app.wait_until(&busy, &first, |i| i.status == ImageStatus::Importing)
+        .await;
+    app.wait_until(&other, &theirs, |i| i.status == ImageStatus::Importing)
+        .await;
+    let waiting = app.services.get_image(&busy, &second).await.unwrap();
+    assert_eq!(
+        waiting.status,
+        ImageStatus::Queued,
+        "the account's second import waits for its first, though a server slot is free"
+    );
+    for (actor, id) in [(&busy, &first), (&busy, &second), (&other, &theirs)] {
+        let done = app.wait_for_import(actor, id).await;
+        assert_eq!(
+            done.status,
+            ImageStatus::Active,
+            "{:?}",
+            done.failure_reason
+        );
+    }
+}
+
 crate::on_both_databases!(
+    a_trickling_source_fails_as_too_slow,
+    concurrent_chunked_imports_stay_within_the_quota,
+    one_account_cannot_take_every_import_slot,
     creators_checksums_are_verified,
     every_format_is_imported_when_its_name_declares_it,
     every_bad_image_in_the_corpus_is_refused,

@@ -610,7 +610,9 @@ async fn quotas_refuse_new_images(backend: Backend) {
     assert_eq!(image.status, ImageStatus::Failed);
     let reason = image.failure_reason.unwrap();
     assert!(
-        reason.starts_with("Storage quota exceeded: the image needs 192 KB and the account's quota of 1 MB has"),
+        reason.starts_with(
+            "Storage quota exceeded: the image needs 192 KB and the account's quota of 1 MB has"
+        ),
         "{reason}"
     );
 }

@@ -3,12 +3,14 @@
 
 mod support;
 
+mod abuse;
 mod accounts;
 mod crash;
 mod details;
 mod downloads;
 mod http;
 mod imports;
+mod limits;
 mod listing;
 mod matrix;
 mod recovery;

@@ -317,7 +317,9 @@ pub fn qemu_img(args: &[&str]) {
 
 /// A local HTTP server, on 127.0.0.1 only, serving image files from a folder:
 /// `/files/<name>` serves the file, `/slow/<name>` trickles it out in small pieces,
-/// `/truncated/<name>` promises the whole file and hangs up half-way.
+/// `/crawl/<name>` sends 1 KiB every 100 ms (far below any minimum speed),
+/// `/chunked/<name>` streams it without a Content-Length, `/truncated/<name>` promises the
+/// whole file and hangs up half-way.
 pub struct SourceServer {
     pub dir: TempDir,
     pub addr: SocketAddr,
@@ -335,6 +337,20 @@ impl SourceServer {
                 get({
                     let root = root.clone();
                     move |UrlPath(name): UrlPath<String>| trickle(root.clone(), name)
+                }),
+            )
+            .route(
+                "/crawl/{name}",
+                get({
+                    let root = root.clone();
+                    move |UrlPath(name): UrlPath<String>| crawl(root.clone(), name)
+                }),
+            )
+            .route(
+                "/chunked/{name}",
+                get({
+                    let root = root.clone();
+                    move |UrlPath(name): UrlPath<String>| chunked(root.clone(), name)
                 }),
             )
             .route(
@@ -407,6 +423,43 @@ async fn trickle(root: PathBuf, name: String) -> Response {
         .header(header::CONTENT_LENGTH, len)
         .body(Body::from_stream(stream))
         .unwrap()
+}
+
+/// Sends 1 KiB every 100 ms (10 KiB/s), with its Content-Length.
+async fn crawl(root: PathBuf, name: String) -> Response {
+    let Some(bytes) = read_file(&root, &name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let len = bytes.len();
+    let chunks: Vec<bytes::Bytes> = bytes
+        .chunks(1 << 10)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let stream = futures::stream::iter(chunks).then(|chunk| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    Response::builder()
+        .header(header::CONTENT_LENGTH, len)
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// Streams the file in 256 KiB pieces every 10 ms with no Content-Length (chunked), so the
+/// importer learns its size only at the end.
+async fn chunked(root: PathBuf, name: String) -> Response {
+    let Some(bytes) = read_file(&root, &name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let chunks: Vec<bytes::Bytes> = bytes
+        .chunks(256 << 10)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let stream = futures::stream::iter(chunks).then(|chunk| async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    Response::builder().body(Body::from_stream(stream)).unwrap()
 }
 
 /// Promises the whole file but sends only its first half, then fails the body.

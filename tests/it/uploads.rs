@@ -17,7 +17,7 @@ use crate::on_both_databases;
 use crate::support::{Backend, TestApp, list_dir, qemu_img, test_settings};
 
 /// A Create Image form for a local file of `size` bytes, valid elsewhere.
-fn upload_form(file_name: &str, size: u64, checksum: &str) -> CreateImageForm {
+pub(crate) fn upload_form(file_name: &str, size: u64, checksum: &str) -> CreateImageForm {
     CreateImageForm {
         name: "uploaded image".into(),
         source: "file".into(),
@@ -39,6 +39,9 @@ pub(crate) struct LiveServer {
     pub addr: std::net::SocketAddr,
     task: ServerTask,
 }
+
+/// How long the test server waits for a request's headers.
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Stops serving when dropped.
 struct ServerTask(tokio::task::JoinHandle<()>);
@@ -67,9 +70,13 @@ impl LiveServer {
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let task = ServerTask(tokio::spawn(async move {
-            axum::serve(listener, router(state)).await.unwrap();
-        }));
+        // The accept loop `main` runs, with a header timeout short enough for its test.
+        let task = ServerTask(tokio::spawn(image_console::server::serve::serve(
+            listener,
+            router(state),
+            HEADER_TIMEOUT,
+            std::future::pending(),
+        )));
         Self {
             app,
             base: format!("http://{addr}"),
@@ -134,11 +141,11 @@ impl LiveServer {
     }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -163,25 +170,25 @@ pub(crate) fn qcow2_with_data(dir: &Path, name: &str, megabytes: usize) -> Vec<u
     std::fs::read(out).unwrap()
 }
 
-fn sha512_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha512_hex(bytes: &[u8]) -> String {
     hex::encode(Sha512::digest(bytes))
 }
 
-struct Tus<'a> {
-    base: &'a str,
-    cookie: &'a str,
-    http: reqwest::Client,
+pub(crate) struct Tus<'a> {
+    pub base: &'a str,
+    pub cookie: &'a str,
+    pub http: reqwest::Client,
 }
 
 impl Tus<'_> {
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
             .header("cookie", self.cookie)
             .header("tus-resumable", "1.0.0")
     }
 
-    async fn create(&self, image_id: &str, length: u64) -> reqwest::Response {
+    pub(crate) async fn create(&self, image_id: &str, length: u64) -> reqwest::Response {
         self.request(
             reqwest::Method::POST,
             &format!("/images/{image_id}/uploads"),
@@ -193,20 +200,25 @@ impl Tus<'_> {
         .unwrap()
     }
 
-    async fn head(&self, location: &str) -> reqwest::Response {
+    pub(crate) async fn head(&self, location: &str) -> reqwest::Response {
         self.request(reqwest::Method::HEAD, location)
             .send()
             .await
             .unwrap()
     }
 
-    async fn offset(&self, location: &str) -> u64 {
+    pub(crate) async fn offset(&self, location: &str) -> u64 {
         let response = self.head(location).await;
         assert_eq!(response.status(), StatusCode::OK);
         header(&response, "upload-offset").unwrap().parse().unwrap()
     }
 
-    async fn patch(&self, location: &str, offset: u64, body: Vec<u8>) -> reqwest::Response {
+    pub(crate) async fn patch(
+        &self,
+        location: &str,
+        offset: u64,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
         self.request(reqwest::Method::PATCH, location)
             .header("upload-offset", offset.to_string())
             .header("content-type", "application/offset+octet-stream")
