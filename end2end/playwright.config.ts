@@ -55,6 +55,10 @@ export default defineConfig({
         // The fixture source server listens on 127.0.0.1, which imports may not reach
         // unless allowed.
         IMPORT_ALLOWED_NETWORKS: '127.0.0.1',
+        // Every test signs up from 127.0.0.1; the per-user-name sign-in limit keeps its
+        // default, which a test exercises.
+        SIGN_UP_PER_ADDRESS_PER_HOUR: '10000',
+        SIGN_IN_PER_ADDRESS_PER_MINUTE: '10000',
         RUST_LOG: process.env.RUST_LOG ?? 'warn',
       },
     },

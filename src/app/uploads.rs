@@ -157,6 +157,8 @@ mod driver {
     struct Answer {
         status: u16,
         offset: Option<u64>,
+        /// Seconds the server asked to wait (`Retry-After`).
+        retry_after: Option<u32>,
         text: String,
     }
 
@@ -303,6 +305,20 @@ mod driver {
                         self.set_state(image_id, TransferState::Stopped(message));
                         return;
                     }
+                    Err(Step::Busy(wait)) => {
+                        for left in (1..=wait).rev() {
+                            if stopped.get() {
+                                return;
+                            }
+                            self.set_state(
+                                image_id,
+                                TransferState::Retrying(format!(
+                                    "The server is busy; retrying in {left} s."
+                                )),
+                            );
+                            sleep_ms(1000).await;
+                        }
+                    }
                     Err(Step::Retry) => {
                         if stopped.get() {
                             return;
@@ -399,6 +415,7 @@ mod driver {
                     Ok(new_offset >= size)
                 }
                 404 | 410 => Err(Step::Ended(answer.text)),
+                408 | 429 | 503 => Err(Step::Busy(answer.retry_after.unwrap_or(5).clamp(1, 60))),
                 // Another request still holds the upload, or the offsets differ: ask again.
                 409 | 423 | 500..=599 => Err(Step::Retry),
                 _ => Err(Step::Stop(answer.text)),
@@ -500,6 +517,9 @@ mod driver {
     enum Step {
         /// Try again after a pause.
         Retry,
+        /// The server is at a limit (too many uploads streaming, or a stalled request was
+        /// cut off): try again after the seconds it asked for.
+        Busy(u32),
         /// Stop; the user may resume. An empty text means the user stopped it.
         Stop(String),
         /// The upload is gone on the server.
@@ -592,6 +612,11 @@ mod driver {
                 status: xhr.status().unwrap_or(0),
                 offset: xhr
                     .get_response_header("Upload-Offset")
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.parse().ok()),
+                retry_after: xhr
+                    .get_response_header("Retry-After")
                     .ok()
                     .flatten()
                     .and_then(|v| v.parse().ok()),

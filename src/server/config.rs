@@ -495,6 +495,50 @@ mod tests {
         assert!(config.data_dir.join("session-secret").exists());
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn the_data_dir_is_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let data = parent.path().join("nested").join("data");
+        let data_text = data.display().to_string();
+        Config::from_vars(&|name| (name == "DATA_DIR").then(|| data_text.clone())).unwrap();
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
+
+    #[test]
+    fn limits_have_their_defaults_and_are_parsed() {
+        let defaults = config_with(&[]).unwrap();
+        assert_eq!(defaults.request_body_limit_bytes, 1 << 20);
+        assert_eq!(defaults.request_header_timeout, Duration::from_secs(20));
+        assert!(defaults.trusted_proxies.is_empty());
+        assert_eq!(defaults.limits.sign_in_per_address_per_minute, 20);
+        assert_eq!(defaults.limits.sign_in_per_user_per_minute, 10);
+        assert_eq!(defaults.limits.sign_up_per_address_per_hour, 10);
+        assert_eq!(defaults.limits.session_idle, Duration::from_secs(12 * 3600));
+        assert_eq!(defaults.limits.upload_idle, Duration::from_secs(60));
+        assert_eq!(defaults.limits.imports_per_account, 2);
+        assert_eq!(defaults.limits.import_min_bytes_per_second, 64 << 10);
+        let set = config_with(&[
+            ("TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("REQUEST_BODY_LIMIT", "2MiB"),
+            ("SIGN_IN_PER_ADDRESS_PER_MINUTE", "5"),
+            ("SESSION_IDLE_HOURS", "1"),
+            ("UPLOAD_IDLE_SECONDS", "15"),
+            ("UPLOAD_PATCHES_PER_ACCOUNT", "8"),
+            ("IMPORT_MIN_SPEED", "0"),
+        ])
+        .unwrap();
+        assert_eq!(set.trusted_proxies, ["10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(set.request_body_limit_bytes, 2 << 20);
+        assert_eq!(set.limits.sign_in_per_address_per_minute, 5);
+        assert_eq!(set.limits.session_idle, Duration::from_secs(3600));
+        assert_eq!(set.limits.upload_idle, Duration::from_secs(15));
+        assert_eq!(set.limits.upload_patches_per_account, 8);
+        assert_eq!(set.limits.import_min_bytes_per_second, 0);
+    }
+
     #[test]
     fn bad_values_name_the_variable() {
         let cases = [
@@ -513,6 +557,20 @@ mod tests {
             ("MAX_IMAGES_PER_ACCOUNT", "0"),
             ("MAX_STORAGE_PER_ACCOUNT", "plenty"),
             ("SESSION_SECRET", "c2hvcnQ="),
+            ("TRUSTED_PROXIES", "the load balancer"),
+            ("REQUEST_BODY_LIMIT", "1GiB"),
+            ("REQUEST_HEADER_TIMEOUT_SECONDS", "0"),
+            ("SIGN_IN_PER_ADDRESS_PER_MINUTE", "0"),
+            ("SIGN_IN_PER_USER_PER_MINUTE", "-3"),
+            ("SIGN_UP_PER_ADDRESS_PER_HOUR", "many"),
+            ("PASSWORD_HASH_CONCURRENCY", "0"),
+            ("SESSION_IDLE_HOURS", "0"),
+            ("UPLOAD_IDLE_SECONDS", "99999"),
+            ("UPLOAD_PATCHES_MAX", "0"),
+            ("UPLOAD_PATCHES_PER_ACCOUNT", "x"),
+            ("IMPORTS_PER_ACCOUNT", "65"),
+            ("IMPORT_MIN_SPEED", "fast"),
+            ("IMPORT_MIN_SPEED_WINDOW_SECONDS", "0"),
         ];
         for (name, value) in cases {
             let error = config_with(&[(name, value)]).err().unwrap().to_string();

@@ -7,13 +7,15 @@ use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField, form_alert};
 use crate::app::error::AppError;
 use crate::domain::account::{UserName, field};
+use crate::domain::navigation::safe_next;
 use crate::server_fns::auth::SignIn;
 
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let action = ServerAction::<SignIn>::new();
     let query = use_query_map();
-    let next = move || query.read().get("next").unwrap_or_default();
+    // The server checks `next` again; the form never even carries a foreign one.
+    let next = move || safe_next(query.read().get("next").as_deref());
     let user_name = FieldState::new(field::USER_NAME, "");
     let password = FieldState::new(field::PASSWORD, "");
     let other_error = RwSignal::new(None::<AppError>);
