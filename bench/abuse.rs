@@ -45,13 +45,14 @@ fn client_from(address: IpAddr) -> reqwest::Client {
 }
 
 /// Calls a server function as the hydrated app does; returns status, body and any cookie.
-async fn call(
+/// The request is built before the future, which then owns everything it needs.
+fn call(
     http: &reqwest::Client,
     base: &str,
     path: &str,
     form: &[(&str, &str)],
     cookie: Option<&str>,
-) -> (u16, String, Option<String>) {
+) -> impl std::future::Future<Output = (u16, String, Option<String>)> + Send + 'static {
     let mut request = http
         .post(format!("{base}{path}"))
         .header("accept", "application/json")
@@ -60,14 +61,16 @@ async fn call(
     if let Some(cookie) = cookie {
         request = request.header("cookie", cookie);
     }
-    let response = request.send().await.expect("the server answers");
-    let status = response.status().as_u16();
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
-    (status, response.text().await.unwrap_or_default(), cookie)
+    async move {
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+        (status, response.text().await.unwrap_or_default(), cookie)
+    }
 }
 
 async fn sign_up(http: &reqwest::Client, base: &str, account: &str) -> String {
@@ -133,7 +136,7 @@ async fn new_upload(
 
 /// A PATCH that promises 1 MiB, sends 1 KiB and then nothing; returns the status the server
 /// ends it with (0 if it just closed).
-async fn stalled_patch(from: IpAddr, server: SocketAddr, cookie: &str, location: &str) -> u16 {
+async fn stalled_patch(from: IpAddr, server: SocketAddr, cookie: String, location: String) -> u16 {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::new(from, 0)).unwrap();
     let mut stream = socket.connect(server).await.unwrap();
@@ -157,8 +160,8 @@ async fn stalled_patch(from: IpAddr, server: SocketAddr, cookie: &str, location:
         .unwrap_or(0)
 }
 
-/// One attacking client: wrong sign-ins (8 at a time) and stalled PATCHes on its own
-/// account's uploads, all at once.
+/// One attacking client: wrong sign-ins (8 at a time) and, beside them, stalled PATCHes on
+/// its own account's uploads.
 async fn attack(n: u8, base: String, server: SocketAddr, tally: Tally) {
     let from = loopback(2 + n);
     let http = client_from(from);
@@ -171,46 +174,46 @@ async fn attack(n: u8, base: String, server: SocketAddr, tally: Tally) {
                 .1,
         );
     }
-    let guesses = async {
-        let names: Vec<String> = (0..WRONG_SIGN_INS_EACH)
-            .map(|i| match i % 3 {
-                0 => "admin@victim".to_owned(),
-                1 => format!("admin@attacker-{n}"),
-                _ => format!("guess-{n}-{i}@example.com"),
-            })
-            .collect();
-        futures::stream::iter(names)
-            .for_each_concurrent(8, |name| {
-                let (http, base, tally) = (&http, &base, &tally);
-                async move {
-                    let (status, _, _) = call(
-                        http,
-                        base,
-                        SignIn::PATH,
-                        &[("user_name", &name), ("password", "not the password")],
-                        None,
-                    )
-                    .await;
-                    *tally
-                        .lock()
-                        .unwrap()
-                        .entry(("sign-in", status))
-                        .or_default() += 1;
-                }
-            })
-            .await;
-    };
-    let stalls = futures::stream::iter(0..STALLED_PATCHES_EACH).for_each_concurrent(
-        STALLED_PATCHES_EACH,
-        |i| {
-            let (cookie, location, tally) = (&cookie, &uploads[i % uploads.len()], &tally);
-            async move {
-                let status = stalled_patch(from, server, cookie, location).await;
-                *tally.lock().unwrap().entry(("PATCH", status)).or_default() += 1;
+    let mut tasks = tokio::task::JoinSet::new();
+    // Wrong sign-ins, eight in flight at a time.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(8));
+    for i in 0..WRONG_SIGN_INS_EACH {
+        let name = match i % 3 {
+            0 => "admin@victim".to_owned(),
+            1 => format!("admin@attacker-{n}"),
+            _ => format!("guess-{n}-{i}@example.com"),
+        };
+        let permit = Arc::clone(&in_flight).acquire_owned().await.unwrap();
+        let sent = call(
+            &http,
+            &base,
+            SignIn::PATH,
+            &[("user_name", &name), ("password", "not the password")],
+            None,
+        );
+        let counts = Arc::clone(&tally);
+        tasks.spawn(async move {
+            let (status, _, _) = sent.await;
+            *counts
+                .lock()
+                .unwrap()
+                .entry(("sign-in", status))
+                .or_default() += 1;
+            drop(permit);
+        });
+        if i == 0 {
+            // The stalled PATCHes start beside the first sign-ins.
+            for p in 0..STALLED_PATCHES_EACH {
+                let (cookie, location) = (cookie.clone(), uploads[p % uploads.len()].clone());
+                let counts = Arc::clone(&tally);
+                tasks.spawn(async move {
+                    let status = stalled_patch(from, server, cookie, location).await;
+                    *counts.lock().unwrap().entry(("PATCH", status)).or_default() += 1;
+                });
             }
-        },
-    );
-    tokio::join!(guesses, stalls);
+        }
+    }
+    while tasks.join_next().await.is_some() {}
 }
 
 /// p50 and p99 of a set of durations, in milliseconds.
@@ -292,8 +295,6 @@ async fn normal_user(base: &str, http: &reqwest::Client) -> UserFigures {
         upload_active: detail["status"] == "Active",
     }
 }
-
-use futures::StreamExt;
 
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
