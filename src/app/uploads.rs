@@ -306,17 +306,11 @@ mod driver {
                         return;
                     }
                     Err(Step::Busy(wait)) => {
-                        for left in (1..=wait).rev() {
-                            if stopped.get() {
-                                return;
-                            }
-                            self.set_state(
-                                image_id,
-                                TransferState::Retrying(format!(
-                                    "The server is busy; retrying in {left} s."
-                                )),
-                            );
-                            sleep_ms(1000).await;
+                        if !self
+                            .count_down(image_id, wait, &stopped, "The server is busy")
+                            .await
+                        {
+                            return;
                         }
                     }
                     Err(Step::Retry) => {
@@ -334,21 +328,37 @@ mod driver {
                             return;
                         };
                         retries += 1;
-                        for left in (1..=wait).rev() {
-                            if stopped.get() {
-                                return;
-                            }
-                            self.set_state(
-                                image_id,
-                                TransferState::Retrying(format!(
-                                    "Connection lost; retrying in {left} s."
-                                )),
-                            );
-                            sleep_ms(1000).await;
+                        if !self
+                            .count_down(image_id, wait, &stopped, "Connection lost")
+                            .await
+                        {
+                            return;
                         }
                     }
                 }
             }
+        }
+
+        /// Shows "<why>; retrying in N s." for `seconds`, counting down; `false` if the run was
+        /// stopped meanwhile.
+        async fn count_down(
+            self,
+            image_id: &str,
+            seconds: u32,
+            stopped: &Rc<Cell<bool>>,
+            why: &str,
+        ) -> bool {
+            for left in (1..=seconds).rev() {
+                if stopped.get() {
+                    return false;
+                }
+                self.set_state(
+                    image_id,
+                    TransferState::Retrying(format!("{why}; retrying in {left} s.")),
+                );
+                sleep_ms(1000).await;
+            }
+            true
         }
 
         /// Finds the upload, asks for its offset and sends one piece. `Ok(true)` once the

@@ -192,10 +192,13 @@ impl Services {
         Ok(())
     }
 
-    /// Expires idle uploads in the background, checking a few times per expiry period.
-    fn spawn_upload_sweeper(&self) {
-        let every = (self.settings().upload_expiry / 4)
-            .clamp(Duration::from_secs(1), Duration::from_secs(300));
+    /// Runs `job` every `every` in the background until shutdown; a failed run is logged
+    /// and the next one comes as usual.
+    fn spawn_every<F, Fut>(&self, every: Duration, what: &'static str, job: F)
+    where
+        F: Fn(Services) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+    {
         let this = self.clone();
         let stop = self.inner.shutdown.clone();
         tokio::spawn(async move {
@@ -204,31 +207,32 @@ impl Services {
                     () = tokio::time::sleep(every) => {}
                     () = stop.cancelled() => return,
                 }
-                if let Err(e) = this.expire_uploads().await {
-                    tracing::error!(error = format!("{e:#}"), "upload expiry sweep failed");
+                if let Err(e) = job(this.clone()).await {
+                    tracing::error!(error = format!("{e:#}"), "{what} failed");
                 }
             }
         });
     }
 
-    /// Ends expired and idle sessions, and forgets rate-limit state that has refilled, every
-    /// few minutes.
+    /// Expires idle uploads in the background, checking a few times per expiry period.
+    fn spawn_upload_sweeper(&self) {
+        let every = (self.settings().upload_expiry / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(300));
+        self.spawn_every(every, "upload expiry sweep", |this| async move {
+            this.expire_uploads().await.map(drop)
+        });
+    }
+
+    /// Ends expired and idle sessions, and forgets rate-limit state that has refilled, a dozen
+    /// times per idle period (at most every ten minutes).
     fn spawn_session_sweeper(&self) {
         let every = (self.settings().limits.session_idle / 12)
             .clamp(Duration::from_secs(1), Duration::from_secs(600));
-        let this = self.clone();
-        let stop = self.inner.shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(every) => {}
-                    () = stop.cancelled() => return,
-                }
-                this.inner.abuse.forget_idle();
-                if let Err(e) = this.delete_expired_sessions().await {
-                    tracing::error!(error = format!("{e:#}"), "session sweep failed");
-                }
-            }
+        self.spawn_every(every, "session sweep", |this| async move {
+            this.inner.abuse.forget_idle();
+            this.delete_expired_sessions()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
         });
     }
 

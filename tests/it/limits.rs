@@ -12,9 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::on_both_databases;
 use crate::support::{Backend, qemu_img, test_settings};
-use crate::uploads::{
-    HEADER_TIMEOUT, LiveServer, Tus, client, header, qcow2_with_data, sha512_hex,
-};
+use crate::uploads::{HEADER_TIMEOUT, LiveServer, Tus, client, header, qcow2_with_data};
 
 /// Opens a PATCH at `offset` that promises `promised` bytes and sends the first `body`.
 async fn open_patch(
@@ -66,9 +64,7 @@ async fn a_stalled_patch_is_cut_after_the_idle_timeout(backend: Backend) {
         cookie: &cookie,
         http: client(),
     };
-    let location = header(&tus.create(&id, len).await, "location")
-        .unwrap()
-        .to_owned();
+    let location = server.create_upload(&cookie, &id, len).await;
 
     let started = Instant::now();
     let mut socket = open_patch(&server, &cookie, &location, 0, len, &image[..300_000]).await;
@@ -91,17 +87,7 @@ async fn a_stalled_patch_is_cut_after_the_idle_timeout(backend: Backend) {
         .patch(&location, 300_000, image[300_000..].to_vec())
         .await;
     assert_eq!(rest.status(), StatusCode::NO_CONTENT);
-    let done = server.app.services.get_image(&alice, &id).await.unwrap();
-    assert_eq!(
-        done.status,
-        ImageStatus::Active,
-        "{:?}",
-        done.failure_reason
-    );
-    assert_eq!(
-        done.hash_value.as_deref(),
-        Some(sha512_hex(&image).as_str())
-    );
+    server.assert_active_with(&alice, &id, &image).await;
 }
 
 /// A request that trickles a byte now and then never times out as idle, but it moves no
@@ -114,14 +100,7 @@ async fn a_stuck_request_does_not_keep_an_upload_alive(backend: Backend) {
     let id = server
         .create_upload_image(&alice, "disk.qcow2", 1 << 20, "")
         .await;
-    let tus = Tus {
-        base: &server.base,
-        cookie: &cookie,
-        http: client(),
-    };
-    let location = header(&tus.create(&id, 1 << 20).await, "location")
-        .unwrap()
-        .to_owned();
+    let location = server.create_upload(&cookie, &id, 1 << 20).await;
     let mut socket = open_patch(&server, &cookie, &location, 0, 1 << 20, b"Q").await;
     let (mut reader, mut writer) = socket.split();
     let trickle = async {
@@ -171,16 +150,9 @@ async fn concurrent_patches_are_capped(backend: Backend) {
     let (bob, bob_cookie) = server.sign_up("bob").await;
     let mut uploads = Vec::new();
     for (actor, cookie, count) in [(&alice, &alice_cookie, 3), (&bob, &bob_cookie, 2)] {
-        let tus = Tus {
-            base: &server.base,
-            cookie,
-            http: client(),
-        };
         for _ in 0..count {
             let id = server.create_upload_image(actor, "a.qcow2", 1000, "").await;
-            let location = header(&tus.create(&id, 1000).await, "location")
-                .unwrap()
-                .to_owned();
+            let location = server.create_upload(cookie, &id, 1000).await;
             uploads.push((cookie.clone(), location));
         }
     }
@@ -247,9 +219,7 @@ async fn a_complete_upload_is_finished_at_start(backend: Backend) {
         cookie: &cookie,
         http: client(),
     };
-    let location = header(&tus.create(&id, len).await, "location")
-        .unwrap()
-        .to_owned();
+    let location = server.create_upload(&cookie, &id, len).await;
     // Sabotage: the folder the finished file is renamed into is a plain file.
     let images = server.app.blob_dir().join("images");
     std::fs::remove_dir(&images).unwrap();
@@ -269,17 +239,7 @@ async fn a_complete_upload_is_finished_at_start(backend: Backend) {
     std::fs::remove_file(&images).unwrap();
     std::fs::create_dir(&images).unwrap();
     let server = server.restart().await;
-    let done = server.app.services.get_image(&alice, &id).await.unwrap();
-    assert_eq!(
-        done.status,
-        ImageStatus::Active,
-        "{:?}",
-        done.failure_reason
-    );
-    assert_eq!(
-        done.hash_value.as_deref(),
-        Some(sha512_hex(&image).as_str())
-    );
+    server.assert_active_with(&alice, &id, &image).await;
     assert_eq!(server.upload_files(), Vec::<String>::new());
 }
 
@@ -312,9 +272,7 @@ async fn uploaded_files_in_formats_qemu_probes_are_refused(backend: Backend) {
         let id = server
             .create_upload_image(&alice, "disk.img", len, "")
             .await;
-        let location = header(&tus.create(&id, len).await, "location")
-            .unwrap()
-            .to_owned();
+        let location = server.create_upload(&cookie, &id, len).await;
         assert_eq!(
             tus.patch(&location, 0, bytes).await.status(),
             StatusCode::NO_CONTENT

@@ -135,6 +135,39 @@ impl LiveServer {
         id
     }
 
+    /// Checks that the image is Active with the SHA-512 of `bytes`, and returns its details.
+    pub(crate) async fn assert_active_with(
+        &self,
+        actor: &Actor,
+        id: &str,
+        bytes: &[u8],
+    ) -> image_console::domain::image::ImageDetail {
+        let detail = self.app.services.get_image(actor, id).await.unwrap();
+        assert_eq!(
+            detail.status,
+            ImageStatus::Active,
+            "{:?}",
+            detail.failure_reason
+        );
+        assert_eq!(
+            detail.hash_value.as_deref(),
+            Some(sha512_hex(bytes).as_str())
+        );
+        detail
+    }
+
+    /// Creates the upload of an Uploading image for `len` bytes; returns its path.
+    pub(crate) async fn create_upload(&self, cookie: &str, image_id: &str, len: u64) -> String {
+        let tus = Tus {
+            base: &self.base,
+            cookie,
+            http: client(),
+        };
+        let created = tus.create(image_id, len).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        header(&created, "location").unwrap().to_owned()
+    }
+
     /// Files left in the blob store's `uploads/` folder.
     pub(crate) fn upload_files(&self) -> Vec<String> {
         list_dir(&self.app.blob_dir().join("uploads"))
@@ -447,17 +480,7 @@ async fn tus_protocol_statuses_and_headers(backend: Backend) {
     );
 
     // Complete: Active with the bytes' hashes; the upload file became the blob.
-    let detail = server.app.services.get_image(&alice, &id).await.unwrap();
-    assert_eq!(
-        detail.status,
-        ImageStatus::Active,
-        "{:?}",
-        detail.failure_reason
-    );
-    assert_eq!(
-        detail.hash_value.as_deref(),
-        Some(sha512_hex(&image).as_str())
-    );
+    let detail = server.assert_active_with(&alice, &id, &image).await;
     assert_eq!(
         detail.checksum_md5.as_deref(),
         Some(hex::encode(md5::Md5::digest(&image)).as_str())
@@ -591,17 +614,7 @@ async fn creation_with_upload_and_a_broken_body_keep_what_arrived(backend: Backe
         .patch(&location, offset, image[700_000..].to_vec())
         .await;
     assert_eq!(rest.status(), StatusCode::NO_CONTENT);
-    let detail = server.app.services.get_image(&alice, &id).await.unwrap();
-    assert_eq!(
-        detail.status,
-        ImageStatus::Active,
-        "{:?}",
-        detail.failure_reason
-    );
-    assert_eq!(
-        detail.hash_value.as_deref(),
-        Some(sha512_hex(&image).as_str())
-    );
+    server.assert_active_with(&alice, &id, &image).await;
 }
 
 async fn uploads_resume_after_a_restart_and_bad_files_are_refused(backend: Backend) {
@@ -638,17 +651,7 @@ async fn uploads_resume_after_a_restart_and_bad_files_are_refused(backend: Backe
         .patch(&location, 500_000, image[500_000..].to_vec())
         .await;
     assert_eq!(done.status(), StatusCode::NO_CONTENT);
-    let detail = server.app.services.get_image(&alice, &id).await.unwrap();
-    assert_eq!(
-        detail.status,
-        ImageStatus::Active,
-        "{:?}",
-        detail.failure_reason
-    );
-    assert_eq!(
-        detail.hash_value.as_deref(),
-        Some(sha512_hex(&image).as_str())
-    );
+    let detail = server.assert_active_with(&alice, &id, &image).await;
     assert_eq!(
         detail.expected_checksum.map(|c| c.hex),
         Some(sha256),
@@ -804,17 +807,7 @@ async fn real_tus_clients_resume_interrupted_uploads(backend: Backend) {
     assert!(out.contains("resumed from"), "{out}");
 
     for id in [js_image, py_image] {
-        let detail = server.app.services.get_image(&alice, &id).await.unwrap();
-        assert_eq!(
-            detail.status,
-            ImageStatus::Active,
-            "{:?}",
-            detail.failure_reason
-        );
-        assert_eq!(
-            detail.hash_value.as_deref(),
-            Some(sha512_hex(&image).as_str())
-        );
+        server.assert_active_with(&alice, &id, &image).await;
     }
     assert_eq!(server.upload_files(), Vec::<String>::new());
 }
