@@ -214,6 +214,15 @@ impl PatchSlots {
         }
     }
 
+    /// PATCH requests streaming now.
+    fn streaming(&self) -> usize {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
+    }
+
     /// A slot for one more PATCH of `account_id`, or why not. Never waits: a client told to
     /// retry costs nothing, a queued request holds a connection.
     fn try_take(&self, account_id: &str) -> UploadResult<PatchSlot> {
@@ -418,6 +427,11 @@ impl Services {
                 offset: row.offset_bytes,
                 length: row.length_bytes,
             }))
+    }
+
+    /// How many upload PATCH requests are streaming on this server now.
+    pub fn uploads_streaming(&self) -> usize {
+        self.inner.patch_slots.streaming()
     }
 
     /// Where an upload stands (tus HEAD).

@@ -841,8 +841,9 @@ async fn one_account_cannot_take_every_import_slot(backend: Backend) {
     settings.limits.imports_per_account = 1;
     let app = TestApp::spawn_with(backend, settings).await;
     let source = SourceServer::start().await;
-    source.qcow2("slow.qcow2", "16M");
-    let url = source.url("slow", "slow.qcow2");
+    // 2 MiB at the slow route's 800 KiB/s: each import lasts a few seconds.
+    source.file("slow.img", &vec![7u8; 2 << 20]);
+    let url = source.url("slow", "slow.img");
     let busy = app.sign_up("busy").await;
     let other = app.sign_up("other").await;
     let first = app

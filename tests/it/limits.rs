@@ -157,9 +157,17 @@ async fn concurrent_patches_are_capped(backend: Backend) {
         }
     }
     let stall = |n: usize| open_patch(&server, &uploads[n].0, &uploads[n].1, 0, 1000, b"x");
+    let services = &server.app.services;
+    let streaming = |count: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while services.uploads_streaming() != count {
+            assert!(Instant::now() < deadline, "{count} PATCHes never streamed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
     let alice_first = stall(0).await;
     let alice_second = stall(1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    streaming(2).await;
     let patch = |n: usize| {
         let tus = Tus {
             base: &server.base,
@@ -180,7 +188,7 @@ async fn concurrent_patches_are_capped(backend: Backend) {
             .starts_with("This account already has 2 upload requests streaming")
     );
     let bob_first = stall(3).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    streaming(3).await;
     let busy = patch(4).await;
     assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&busy, "retry-after"), Some("5"));
