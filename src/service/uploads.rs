@@ -9,6 +9,7 @@
 //! checksum verified and the file renamed into the blob store before the image turns Active.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -126,13 +127,31 @@ type UploadResult<T> = Result<T, UploadError>;
 /// deletion cancels it through the token.
 #[derive(Default)]
 pub struct UploadLocks {
-    held: Mutex<HashMap<String, CancellationToken>>,
+    held: Mutex<HashMap<String, Arc<Writer>>>,
+}
+
+/// The request writing an upload: how to stop it, and when it last made headway.
+pub struct Writer {
+    token: CancellationToken,
+    /// When the request last completed a `HEADWAY_BYTES` stretch of body, in ms since the
+    /// epoch. A request that keeps making headway keeps its upload from expiring, whatever
+    /// the durable offset says; one that trickles does not.
+    headway_at_ms: AtomicI64,
+}
+
+/// How much body a writer must receive to count as making headway.
+const HEADWAY_BYTES: u64 = 1 << 20;
+
+impl Writer {
+    fn made_headway_since(&self, since_ms: i64) -> bool {
+        self.headway_at_ms.load(Ordering::Relaxed) > since_ms
+    }
 }
 
 pub struct UploadLock<'a> {
     locks: &'a UploadLocks,
     image_id: String,
-    token: CancellationToken,
+    writer: Arc<Writer>,
 }
 
 impl Drop for UploadLock<'_> {
@@ -142,7 +161,7 @@ impl Drop for UploadLock<'_> {
 }
 
 impl UploadLocks {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Writer>>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -151,19 +170,29 @@ impl UploadLocks {
         if map.contains_key(image_id) {
             return None;
         }
-        let token = CancellationToken::new();
-        map.insert(image_id.to_owned(), token.clone());
+        let writer = Arc::new(Writer {
+            token: CancellationToken::new(),
+            headway_at_ms: AtomicI64::new(now_ms()),
+        });
+        map.insert(image_id.to_owned(), Arc::clone(&writer));
         Some(UploadLock {
             locks: self,
             image_id: image_id.to_owned(),
-            token,
+            writer,
         })
+    }
+
+    /// Whether a request writing the image's upload has made headway since `since_ms`.
+    fn writer_made_headway_since(&self, image_id: &str, since_ms: i64) -> bool {
+        self.map()
+            .get(image_id)
+            .is_some_and(|w| w.made_headway_since(since_ms))
     }
 
     /// Stops the request writing the image's upload, if any, and takes the lock once it ends.
     pub async fn cancel_and_lock(&self, image_id: &str) -> Option<UploadLock<'_>> {
-        if let Some(token) = self.map().get(image_id) {
-            token.cancel();
+        if let Some(writer) = self.map().get(image_id) {
+            writer.token.cancel();
         }
         for _ in 0..100 {
             if let Some(lock) = self.try_lock(image_id) {
@@ -495,7 +524,7 @@ impl Services {
 
         let remaining = row.length_bytes - row.offset_bytes;
         let (received, end, hashers) = self
-            .receive(&row, file, hashers, body, remaining, &lock.token)
+            .receive(&row, file, hashers, body, remaining, &lock.writer)
             .await?;
         let new_offset = row.offset_bytes + received;
         let now = now_ms();
@@ -554,7 +583,7 @@ impl Services {
         hashers: Hashers,
         mut body: S,
         remaining: u64,
-        cancel: &CancellationToken,
+        writer: &Writer,
     ) -> UploadResult<(u64, BodyEnd, Hashers)>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
@@ -570,7 +599,7 @@ impl Services {
         let (to_md5, mut md5_chunks) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
         // Three threads: SHA-512 is the slowest step (about 320 MiB/s on one core), so it
         // runs alone while MD5 and the file writes run beside it.
-        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        let file_thread = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let mut file = file;
             while let Some(chunk) = file_chunks.blocking_recv() {
                 file.write(&chunk)?;
@@ -606,7 +635,7 @@ impl Services {
                     Ok(next) => next,
                     Err(_) => break BodyEnd::Idle,
                 },
-                () = cancel.cancelled() => break BodyEnd::Cancelled,
+                () = writer.token.cancelled() => break BodyEnd::Cancelled,
             };
             let mut chunk = match next {
                 None => break BodyEnd::Complete,
@@ -620,6 +649,9 @@ impl Services {
             let too_long = chunk.len() as u64 > fits;
             if too_long {
                 chunk.truncate(fits as usize);
+            }
+            if (sent + chunk.len() as u64) / HEADWAY_BYTES > sent / HEADWAY_BYTES {
+                writer.headway_at_ms.store(now_ms(), Ordering::Relaxed);
             }
             sent += chunk.len() as u64;
             batch.extend_from_slice(&chunk);
@@ -644,7 +676,7 @@ impl Services {
         }
         drop((to_file, to_sha512, to_md5));
         // Every thread is waited for, so nothing writes after the request returns.
-        let written = writer.await.map_err(thread_error);
+        let written = file_thread.await.map_err(thread_error);
         let sha512 = sha512_thread.await.map_err(thread_error)?;
         let (md5, sha256) = md5_thread.await.map_err(thread_error)?;
         let written = written??;
@@ -788,9 +820,17 @@ impl Services {
         let expiry = self.upload_expiry_ms();
         let mut ended = 0;
         for upload in self.store().list_expired_uploads(now, now - expiry).await? {
-            // Expiry counts from the last durable byte, so a request that is still open but
-            // has moved nothing for that long (one that trickles) is stopped, keeping what it
-            // received, and the upload expires all the same.
+            // Expiry counts from the last durable byte. A request that is still open and
+            // received a MiB within the expiry period is progressing (a large file in one
+            // PATCH); one that has not (it trickles) is stopped, keeping what it received,
+            // and the upload expires all the same.
+            if self
+                .inner
+                .upload_locks
+                .writer_made_headway_since(&upload.image_id, now - expiry)
+            {
+                continue;
+            }
             let Some(_lock) = self
                 .inner
                 .upload_locks

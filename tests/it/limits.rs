@@ -138,6 +138,48 @@ async fn a_stuck_request_does_not_keep_an_upload_alive(backend: Backend) {
     assert_eq!(server.upload_files(), Vec::<String>::new());
 }
 
+/// A request that keeps bringing bytes (a whole large file in one PATCH) keeps its upload
+/// alive past the expiry, although nothing is durable until it ends.
+async fn a_long_patch_that_makes_headway_does_not_expire(backend: Backend) {
+    let mut settings = test_settings();
+    settings.upload_expiry = Duration::from_secs(2);
+    let server = LiveServer::start_with(backend, settings).await;
+    let (alice, cookie) = server.sign_up("alice").await;
+    let image = qcow2_with_data(server.app.data.path(), "disk.qcow2", 7);
+    let len = image.len() as u64;
+    let id = server
+        .create_upload_image(&alice, "disk.qcow2", len, "")
+        .await;
+    let location = server.create_upload(&cookie, &id, len).await;
+    let mut socket = open_patch(&server, &cookie, &location, 0, len, &[]).await;
+    // 1 MiB every 400 ms: about 3 s in all, past the 2 s expiry.
+    for piece in image.chunks(1 << 20) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(server.app.services.expire_uploads().await.unwrap(), 0);
+        socket.write_all(piece).await.unwrap();
+    }
+    let answer = read_until_closed_or_answered(&mut socket).await;
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    server.assert_active_with(&alice, &id, &image).await;
+}
+
+/// The status line and headers of one answer on a kept-alive connection.
+async fn read_until_closed_or_answered(socket: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(30), socket.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// At most `upload_patches_per_account` PATCHes of one account stream at once (429 beyond),
 /// and at most `upload_patches` in all (503 beyond), each with Retry-After; a slot frees as
 /// soon as its request ends.
@@ -326,6 +368,7 @@ async fn slow_headers_are_cut_off(backend: Backend) {
 on_both_databases!(
     a_stalled_patch_is_cut_after_the_idle_timeout,
     a_stuck_request_does_not_keep_an_upload_alive,
+    a_long_patch_that_makes_headway_does_not_expire,
     concurrent_patches_are_capped,
     a_complete_upload_is_finished_at_start,
     uploaded_files_in_formats_qemu_probes_are_refused,
