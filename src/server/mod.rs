@@ -131,11 +131,20 @@ pub fn router(state: AppState) -> Router {
         ))
         // The wasm bundle is 1.3 MB; brotli brings it under 500 KB on the wire.
         .layer(CompressionLayer::new().br(true).gzip(true));
+    // The browser bundle, sent as the build compressed it (`.br`, `.gz` beside each file)
+    // rather than compressed again for every response.
+    let bundle = tower_http::services::ServeDir::new(
+        std::path::Path::new(state.leptos_options.site_root.as_ref())
+            .join(state.leptos_options.site_pkg_dir.as_ref()),
+    )
+    .precompressed_br()
+    .precompressed_gzip();
     let bytes = byte_routes()
         .into_iter()
         .fold(Router::new(), |router, (path, route)| {
             router.route(path, route)
-        });
+        })
+        .nest_service("/pkg", bundle);
     let hsts = state
         .cookie_policy
         .secure
