@@ -2,7 +2,6 @@
 //! and the server (which renders the same views before hydration).
 
 pub mod components;
-pub mod error;
 pub mod layout;
 pub mod pages;
 pub mod uploads;

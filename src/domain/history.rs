@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::share::{ShareDecision, ShareStatus};
+
 /// What happened (the guides' "Event topic").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HistoryTopic {
@@ -167,6 +169,101 @@ pub struct HistoryPage {
 
 /// Entries per Work History page.
 pub const HISTORY_PAGE_SIZE: u32 = 20;
+
+/// A Work History event's sentence for the owner account and for the member account of a
+/// share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareNote {
+    pub owner: String,
+    pub member: String,
+}
+
+impl ShareNote {
+    pub fn requested(owner: &str, member: &str) -> Self {
+        Self {
+            owner: format!(
+                "Shared with account {member}. It is Pending until that account approves it."
+            ),
+            member: format!(
+                "Account {owner} shared this image with this account. Approve or Reject it in the Image Share Request List."
+            ),
+        }
+    }
+
+    /// The owner stopped a share that was `was`.
+    pub fn stopped(owner: &str, member: &str, was: ShareStatus) -> Self {
+        Self {
+            owner: format!(
+                "Stopped sharing with account {member} (it was {}).",
+                was.label()
+            ),
+            member: if was == ShareStatus::Accepted {
+                format!(
+                    "Account {owner} stopped sharing this image; this account no longer has access to it."
+                )
+            } else {
+                format!("Account {owner} stopped sharing this image; its share request ended.")
+            },
+        }
+    }
+
+    /// The owner deleted an image shared with `member` (`was`: the share's status then).
+    pub fn ended_by_delete(owner: &str, member: &str, was: ShareStatus) -> Self {
+        if was == ShareStatus::Accepted {
+            Self {
+                owner: format!("Sharing with account {member} ended: the image was deleted."),
+                member: format!(
+                    "Account {owner} deleted the image; this account no longer has access to it."
+                ),
+            }
+        } else {
+            Self {
+                owner: format!(
+                    "The share request to account {member} ended: the image was deleted."
+                ),
+                member: format!("Account {owner} deleted the image; its share request ended."),
+            }
+        }
+    }
+
+    pub fn decided(owner: &str, member: &str, decision: ShareDecision) -> Self {
+        match decision {
+            ShareDecision::Approve => Self {
+                owner: format!("Account {member} approved the share."),
+                member: "Approved: the image is in this account's Image List.".to_owned(),
+            },
+            ShareDecision::Reject => Self {
+                owner: format!("Account {member} rejected the share."),
+                member: format!(
+                    "Rejected. Approve it later with Get Image Share and its Resource ID, as long as account {owner} shares it."
+                ),
+            },
+        }
+    }
+}
+
+/// Work History's sentences for one image, besides those of shares.
+pub mod notes {
+    /// On the image that Create shared Image made.
+    pub fn created_from_shared(source_name: &str, source_id: &str) -> String {
+        format!(
+            "Created with Create shared Image from {source_name} ({source_id}). It uses the same stored bytes."
+        )
+    }
+
+    /// On the image whose bytes Create shared Image used.
+    pub fn shared_image_made(copy_name: &str, copy_id: &str) -> String {
+        format!("Shared image {copy_name} ({copy_id}) created from this image's bytes.")
+    }
+
+    /// On an import's start: empty the first time, the attempt after a restart.
+    pub fn import_attempt(attempt: u32) -> String {
+        match attempt {
+            1 => String::new(),
+            n => format!("Attempt {n}, after a server restart."),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

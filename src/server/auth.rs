@@ -6,10 +6,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
 
+use crate::server_fns::host::{ErrorAnswer, RequestHost};
 use crate::service::accounts::SessionToken;
-use crate::service::{Actor, ServiceResult, Services};
+use crate::service::{Actor, ServiceError, ServiceResult, Services};
 
-use super::CookiePolicy;
+use super::{CookiePolicy, errors};
 
 pub const SESSION_COOKIE: &str = "console_session";
 /// The name over HTTPS: the `__Host-` prefix makes browsers refuse the cookie unless it is
@@ -77,6 +78,35 @@ pub fn clear_session_cookie(policy: &CookiePolicy) -> String {
         .max_age(cookie::time::Duration::ZERO)
         .build()
         .to_string()
+}
+
+/// What server functions get from this server: its cookie policy and its error answers.
+pub struct ServerFnHost {
+    pub policy: CookiePolicy,
+}
+
+impl RequestHost for ServerFnHost {
+    fn session_token(&self, headers: &HeaderMap) -> Option<SessionToken> {
+        session_token(&self.policy, headers)
+    }
+
+    fn session_cookie(&self, token: &SessionToken) -> String {
+        session_cookie(token, &self.policy)
+    }
+
+    fn clear_session_cookie(&self) -> String {
+        clear_session_cookie(&self.policy)
+    }
+
+    fn answer(&self, error: &ServiceError, headers: &HeaderMap) -> ErrorAnswer {
+        let reference = errors::reference(headers);
+        let answer = errors::Answer::of_service(error, &reference);
+        ErrorAnswer {
+            status: answer.status,
+            retry_after: answer.retry_after,
+            reference,
+        }
+    }
 }
 
 /// Refuses state-changing requests that a browser marks as coming from another site.

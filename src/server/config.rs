@@ -19,7 +19,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `BIND_ADDR`: where to listen.
     pub bind_addr: SocketAddr,
-    /// `SITE_ROOT`: the folder cargo-leptos built (`pkg/` with the wasm, JS and CSS).
+    /// `SITE_ROOT`: the folder `scripts/build` fills (`pkg/` with the wasm, JS and CSS).
     pub site_root: PathBuf,
     /// `SESSION_SECRET`: at least 32 bytes, base64; generated and kept in the data directory
     /// when absent.

@@ -6,8 +6,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use crate::service::Services;
 use crate::service::downloads::{DownloadFile, DownloadRefusal};
@@ -87,13 +85,6 @@ fn select(range: Option<&HeaderValue>, size: u64) -> Selection {
 
 async fn serve(file: DownloadFile, range: Option<&HeaderValue>) -> Response {
     let size = file.size_bytes;
-    let mut handle = match tokio::fs::File::open(&file.path).await {
-        Ok(handle) => handle,
-        Err(e) => {
-            tracing::error!(error = %e, "image bytes missing for a valid link");
-            return refuse(DownloadRefusal::Unavailable);
-        }
-    };
     let (status, start, len) = match select(range, size) {
         Selection::Whole => (StatusCode::OK, 0, size),
         Selection::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
@@ -105,12 +96,13 @@ async fn serve(file: DownloadFile, range: Option<&HeaderValue>) -> Response {
                 .into_response();
         }
     };
-    if start > 0
-        && let Err(e) = handle.seek(std::io::SeekFrom::Start(start)).await
-    {
-        tracing::error!(error = %e, "seeking in image bytes");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
+    let bytes = match file.blob.range(start, len, 256 * 1024).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error = %e, "reading image bytes");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
     let encoded: String = url::form_urlencoded::byte_serialize(file.file_name.as_bytes()).collect();
     let disposition = format!(
         "attachment; filename=\"{}\"; filename*=UTF-8''{}",
@@ -134,10 +126,7 @@ async fn serve(file: DownloadFile, range: Option<&HeaderValue>) -> Response {
         );
     }
     response
-        .body(Body::from_stream(ReaderStream::with_capacity(
-            handle.take(len),
-            256 * 1024,
-        )))
+        .body(Body::from_stream(bytes))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 

@@ -4,22 +4,17 @@
 //! response carries too) and answered with that reference. A request the server cannot read
 //! is the client's fault and never a 500.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::notices;
+use crate::service::ServiceError;
 use crate::service::uploads::UploadError;
-use crate::service::{ClientAddr, ServiceError};
 
 /// The request id every request gets (and every response carries).
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The client of a request that reached a handler without passing the router's client
-/// address layer (only in tests that call handlers directly).
-pub const UNKNOWN_CLIENT: ClientAddr = ClientAddr(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
 
 /// A request's reference: its request id.
 pub fn reference(headers: &HeaderMap) -> String {

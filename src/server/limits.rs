@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::error::AppError;
 use crate::domain::notices;
 use crate::domain::units::format_bytes;
+use crate::server_fns::error::AppError;
 use crate::service::ClientAddr;
 
 /// Limits the router applies before any handler runs.
@@ -46,7 +46,7 @@ pub async fn client_addr(
         .map(|info| info.0.ip());
     let client = match peer {
         Some(peer) => resolve_client(peer, request.headers(), &limits.trusted_proxies),
-        None => super::errors::UNKNOWN_CLIENT.0,
+        None => ClientAddr::UNKNOWN.0,
     };
     request.extensions_mut().insert(ClientAddr(client));
     next.run(request).await

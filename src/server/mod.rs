@@ -28,12 +28,13 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::{App, shell};
+use crate::server_fns::host::Host;
 use crate::service::{ServiceSettings, Services};
 use crate::store::{BlobStore, Store};
 pub use config::Config;
 pub use limits::HttpLimits;
 
-/// How session cookies are written; server functions read it from context.
+/// How session cookies are written.
 #[derive(Clone, Copy, Debug)]
 pub struct CookiePolicy {
     pub secure: bool,
@@ -58,7 +59,7 @@ pub struct AppState {
     pub http_limits: HttpLimits,
 }
 
-/// Leptos' options for a site built into `site_root` by cargo-leptos.
+/// Leptos' options for a site built into `site_root` by `scripts/build`.
 pub fn leptos_options(
     site_root: &std::path::Path,
     bind_addr: std::net::SocketAddr,
@@ -107,10 +108,12 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let services = state.services.clone();
-        let cookie_policy = state.cookie_policy;
+        let host = Host(std::sync::Arc::new(auth::ServerFnHost {
+            policy: state.cookie_policy,
+        }));
         move || {
             provide_context(services.clone());
-            provide_context(cookie_policy);
+            provide_context(host.clone());
         }
     };
     let request_id = HeaderName::from_static("x-request-id");
@@ -129,7 +132,6 @@ pub fn router(state: AppState) -> Router {
             state.http_limits.clone(),
             limits::limit_body,
         ))
-        // The wasm bundle is 1.3 MB; brotli brings it under 500 KB on the wire.
         .layer(CompressionLayer::new().br(true).gzip(true));
     // The browser bundle, sent as the build compressed it (`.br`, `.gz` beside each file)
     // rather than compressed again for every response.
@@ -235,7 +237,7 @@ pub async fn run() -> anyhow::Result<()> {
         },
     };
     if !config.site_root.join("pkg").exists() {
-        tracing::warn!(site_root = %config.site_root.display(), "no built site found; run `cargo leptos build --release` first");
+        tracing::warn!(site_root = %config.site_root.display(), "no built site found; run `./scripts/build` first");
     }
     let listener = tokio::net::TcpListener::bind(config.bind_addr)
         .await

@@ -2,8 +2,8 @@
 
 use leptos::prelude::*;
 
-use crate::app::error::AppError;
 use crate::domain::account::SignedInUser;
+use crate::server_fns::error::AppError;
 
 /// Creates an account and its first user, signs them in and opens the Image List.
 #[server]
@@ -27,7 +27,7 @@ pub async fn sign_up(
         .sign_up(ssr::client_addr(), &form)
         .await
         .map_err(ssr::to_app_error)?;
-    ssr::start_session(&token);
+    ssr::start_session(&token)?;
     leptos_axum::redirect("/images");
     Ok(())
 }
@@ -46,7 +46,7 @@ pub async fn sign_in(
         .sign_in(ssr::client_addr(), &user_name, &password)
         .await
         .map_err(ssr::to_app_error)?;
-    ssr::start_session(&token);
+    ssr::start_session(&token)?;
     leptos_axum::redirect(&crate::domain::navigation::safe_next(next.as_deref()));
     Ok(())
 }
@@ -60,7 +60,7 @@ pub async fn sign_out() -> Result<(), AppError> {
     if let Some(token) = ssr::request_session_token() {
         services.sign_out(&token).await.map_err(ssr::to_app_error)?;
     }
-    ssr::end_session();
+    ssr::end_session()?;
     leptos_axum::redirect("/signin");
     Ok(())
 }

@@ -6,12 +6,12 @@
 
 use leptos::prelude::*;
 
-use crate::app::error::AppError;
 use crate::domain::history::HistoryPage;
 use crate::domain::image::{AccountUsage, BatchDeleteResult, DownloadLink, ImageDetail};
 use crate::domain::list_query::ImagePage;
 use crate::domain::settings::ConsoleSettings;
 use crate::domain::tags::TagPair;
+use crate::server_fns::error::AppError;
 
 /// One page of the Image List. `query` is the page URL's query string, parsed (and
 /// bounded) here exactly as the browser parsed it.

@@ -3,8 +3,12 @@
 //! Their URLs are public, so none trusts the UI to have checked anything.
 
 pub mod auth;
+pub mod error;
 pub mod images;
 pub mod shares;
+
+#[cfg(feature = "ssr")]
+pub mod host;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
@@ -12,10 +16,8 @@ pub(crate) mod ssr {
     use leptos::prelude::*;
     use leptos_axum::ResponseOptions;
 
-    use crate::app::error::AppError;
-    use crate::server::CookiePolicy;
-    use crate::server::auth::actor_from_headers;
-    use crate::server::errors;
+    use super::error::AppError;
+    use super::host::Host;
     use crate::service::accounts::SessionToken;
     use crate::service::{Actor, ClientAddr, ServiceError, Services};
 
@@ -30,8 +32,11 @@ pub(crate) mod ssr {
         use_context::<http::request::Parts>()
     }
 
-    fn cookie_policy() -> CookiePolicy {
-        use_context::<CookiePolicy>().unwrap_or_default()
+    fn host() -> Result<Host, AppError> {
+        use_context::<Host>().ok_or_else(|| {
+            tracing::error!("Host missing from the server function context");
+            AppError::Internal("no-host".into())
+        })
     }
 
     pub(crate) fn set_status(status: StatusCode) {
@@ -44,7 +49,11 @@ pub(crate) mod ssr {
     pub async fn actor() -> Result<(Services, Actor), AppError> {
         let services = services()?;
         let parts = parts().ok_or_else(|| AppError::Internal("no-request".into()))?;
-        match actor_from_headers(&services, &cookie_policy(), &parts.headers).await {
+        let signed_in = match host()?.session_token(&parts.headers) {
+            Some(token) => services.authenticate(&token).await,
+            None => Ok(None),
+        };
+        match signed_in {
             Ok(Some(actor)) => Ok((services, actor)),
             Ok(None) => {
                 set_status(StatusCode::UNAUTHORIZED);
@@ -58,17 +67,17 @@ pub(crate) mod ssr {
     pub fn client_addr() -> ClientAddr {
         parts()
             .and_then(|parts| parts.extensions.get::<ClientAddr>().copied())
-            .unwrap_or(errors::UNKNOWN_CLIENT)
+            .unwrap_or(ClientAddr::UNKNOWN)
     }
 
-    /// Converts a service error for the browser through the one mapping in
-    /// `server::errors`, which sets the status (and `Retry-After`) and logs faults once under
-    /// the request's reference.
+    /// Converts a service error for the browser. The host answers it as it answers every
+    /// other route (status, `Retry-After`, a fault logged once under the request's reference).
     pub fn to_app_error(error: ServiceError) -> AppError {
-        let reference = parts()
-            .map(|parts| errors::reference(&parts.headers))
-            .unwrap_or_else(errors::new_reference);
-        let answer = errors::Answer::of_service(&error, &reference);
+        let headers = parts().map(|parts| parts.headers).unwrap_or_default();
+        let answer = match host() {
+            Ok(host) => host.answer(&error, &headers),
+            Err(missing) => return missing,
+        };
         set_status(answer.status);
         if let Some(wait) = answer.retry_after
             && let Some(response) = use_context::<ResponseOptions>()
@@ -88,7 +97,7 @@ pub(crate) mod ssr {
                 AppError::TooManyAttempts(crate::domain::notices::wait_seconds(wait))
             }
             ServiceError::Busy(wait) => AppError::Busy(crate::domain::notices::wait_seconds(wait)),
-            ServiceError::Internal(_) => AppError::Internal(reference),
+            ServiceError::Internal(_) => AppError::Internal(answer.reference),
         }
     }
 
@@ -101,17 +110,19 @@ pub(crate) mod ssr {
         }
     }
 
-    pub fn start_session(token: &SessionToken) {
-        append_set_cookie(crate::server::auth::session_cookie(token, &cookie_policy()));
+    pub fn start_session(token: &SessionToken) -> Result<(), AppError> {
+        append_set_cookie(host()?.session_cookie(token));
+        Ok(())
     }
 
-    pub fn end_session() {
-        append_set_cookie(crate::server::auth::clear_session_cookie(&cookie_policy()));
+    pub fn end_session() -> Result<(), AppError> {
+        append_set_cookie(host()?.clear_session_cookie());
+        Ok(())
     }
 
     /// The session token of the current request, if any.
     pub fn request_session_token() -> Option<SessionToken> {
-        parts()
-            .and_then(|parts| crate::server::auth::session_token(&cookie_policy(), &parts.headers))
+        let host = host().ok()?;
+        parts().and_then(|parts| host.session_token(&parts.headers))
     }
 }

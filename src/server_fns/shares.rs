@@ -3,11 +3,11 @@
 
 use leptos::prelude::*;
 
-use crate::app::error::AppError;
 use crate::domain::history::HistoryPage;
 use crate::domain::share::{
     DecisionResult, ImageShare, ImageSharing, ShareRequestPage, SharedImage,
 };
+use crate::server_fns::error::AppError;
 
 /// The image's shares, for its owner.
 #[server]

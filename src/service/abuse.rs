@@ -69,6 +69,10 @@ impl Default for AbuseLimits {
 pub struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
+    /// The client of a request that reached a handler without passing the router's client
+    /// address layer (only in tests that call handlers directly).
+    pub const UNKNOWN: ClientAddr = ClientAddr(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+
     /// The key a client is counted under. An IPv6 host usually holds a whole /64, so it is
     /// counted as one client rather than 2^64.
     fn key(self) -> IpAddr {

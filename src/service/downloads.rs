@@ -7,8 +7,6 @@
 //! is Accepted. Revoking bumps the image's generation, so every link issued before stops
 //! working; deleting the image removes what it points at.
 
-use std::path::PathBuf;
-
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::ExposeSecret;
@@ -18,14 +16,13 @@ use super::images::{Access, parse_image_id};
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::history::HistoryTopic;
 use crate::domain::image::{DOWNLOAD_LINK_HOURS, DownloadLink, ImageStatus};
-use crate::domain::share::ShareStatus;
 use crate::domain::units::format_timestamp;
+use crate::store::blobs::BlobReader;
 use crate::store::history::NewEvent;
 
-/// A file a valid link gives access to.
-#[derive(Clone, Debug)]
+/// A file a valid link gives access to, open for reading.
 pub struct DownloadFile {
-    pub path: PathBuf,
+    pub blob: BlobReader,
     pub file_name: String,
     pub size_bytes: u64,
 }
@@ -225,10 +222,8 @@ impl Services {
             shared_at_ms,
         } = holder
         {
-            match self.store().find_share_for_member(account_id, &id).await {
-                Ok(Some((share, _)))
-                    if share.status == ShareStatus::Accepted
-                        && share.requested_at_ms == shared_at_ms => {}
+            match self.store().accepted_share(account_id, &id).await {
+                Ok(Some((share, _))) if share.requested_at_ms == shared_at_ms => {}
                 Ok(_) => return Err(DownloadRefusal::ShareEnded),
                 Err(e) => {
                     tracing::error!(error = %e, "download share lookup failed");
@@ -241,12 +236,12 @@ impl Services {
         else {
             return Err(DownloadRefusal::Unavailable);
         };
-        let path = self
-            .blobs()
-            .blob_path(key)
-            .map_err(|_| DownloadRefusal::Unavailable)?;
+        let blob = self.blobs().open_blob(key).await.map_err(|e| {
+            tracing::error!(error = %e, "image bytes missing for a valid link");
+            DownloadRefusal::Unavailable
+        })?;
         Ok(DownloadFile {
-            path,
+            blob,
             file_name: download_file_name(
                 &target.name,
                 target.disk_format.map_or("img", |f| f.as_str()),

@@ -10,9 +10,10 @@ use crate::domain::image::{
 };
 use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageAttributes, ImageSource};
 use crate::domain::list_query::{ImagePage, ListQuery};
-use crate::domain::share::{ShareStatus, other_account, private_refused};
+use crate::domain::share::{other_account, private_refused};
 use crate::domain::tags::{self, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_rfc3339};
+use crate::store::blobs::Incoming;
 use crate::store::history::NewEvent;
 use crate::store::images::{
     AttributeUpdate, CreateImageError, DeleteOutcome, ImageRow, LocalFileRow, NewImageRow,
@@ -181,12 +182,8 @@ impl Services {
     /// The error for an image the actor does not own: Forbidden if it is shared with the
     /// actor's account, else NotFound.
     pub(super) async fn not_owned(&self, actor: &Actor, id: &str) -> ServiceError {
-        match self
-            .store()
-            .accepted_shared_image(&actor.account_id, id)
-            .await
-        {
-            Ok(Some(row)) => owner_only(&row.account_id),
+        match self.store().accepted_share(&actor.account_id, id).await {
+            Ok(Some((_, row))) => owner_only(&row.account_id),
             Ok(None) => not_found(),
             Err(e) => e.into(),
         }
@@ -197,16 +194,12 @@ impl Services {
         if let Some(row) = self.store().get_image(&actor.account_id, id).await? {
             return Ok(Access::Owner(row));
         }
-        match self
-            .store()
-            .find_share_for_member(&actor.account_id, id)
-            .await?
-        {
-            Some((share, row)) if share.status == ShareStatus::Accepted => Ok(Access::Recipient {
+        match self.store().accepted_share(&actor.account_id, id).await? {
+            Some((share, row)) => Ok(Access::Recipient {
                 row,
                 shared_at_ms: share.requested_at_ms,
             }),
-            _ => Err(not_found()),
+            None => Err(not_found()),
         }
     }
 
@@ -331,9 +324,11 @@ impl Services {
                     .store()
                     .active_share_count(&actor.account_id, &id)
                     .await?;
-                Ok(row.into_detail(tags, &actor.account_id, shares))
+                Ok(row.into_detail(tags, shares))
             }
-            Access::Recipient { row, .. } => Ok(row.into_detail(Vec::new(), &actor.account_id, 0)),
+            Access::Recipient { row, .. } => Ok(super::shares::as_seen_by_recipient(
+                row.into_detail(Vec::new(), 0),
+            )),
         }
     }
 
@@ -724,12 +719,9 @@ impl Services {
                     reason: "Protected: turn Protected off to delete it.".into(),
                 }),
                 DeleteOutcome::NotFound => {
-                    let shared = self
-                        .store()
-                        .accepted_shared_image(&actor.account_id, &id)
-                        .await?;
+                    let shared = self.store().accepted_share(&actor.account_id, &id).await?;
                     result.skipped.push(match shared {
-                        Some(row) => SkippedImage {
+                        Some((_, row)) => SkippedImage {
                             id,
                             reason: format!(
                                 "Shared with this account by account {}; only its owner can delete it.",
@@ -755,7 +747,11 @@ impl Services {
     async fn remove_image_bytes(&self, row: &ImageRow, release_blob: bool) {
         self.importer().cancel(&row.id).await;
         self.stop_upload_writes(&row.id).await;
-        if let Err(e) = self.blobs().remove_upload(&row.id).await {
+        if let Err(e) = self
+            .blobs()
+            .remove_incoming(Incoming::Upload, &row.id)
+            .await
+        {
             tracing::warn!(image.id = %row.id, error = %e, "could not remove partial upload; left for the sweep");
         }
         if let Some(key) = row.blob_key.as_ref().filter(|_| release_blob)
@@ -763,7 +759,11 @@ impl Services {
         {
             tracing::warn!(image.id = %row.id, error = %e, "could not remove image bytes; left for the sweep");
         }
-        if let Err(e) = self.blobs().remove_staging(&row.id).await {
+        if let Err(e) = self
+            .blobs()
+            .remove_incoming(Incoming::Import, &row.id)
+            .await
+        {
             tracing::warn!(image.id = %row.id, error = %e, "could not remove partial import; left for the sweep");
         }
         tracing::info!(image.id = %row.id, "image deleted");

@@ -1,32 +1,30 @@
 //! Imports images from URLs in the background.
 //!
-//! One task per image: wait for a slot, claim the row (Queued → Importing), stream the body to
-//! a staging file while a blocking thread hashes it and feeds the format inspector, fsync,
-//! inspect, rename into the blob store, and only then mark the row Active. Any failure marks
+//! One task per image: wait for a slot, claim the row (Queued → Importing), stream the body
+//! through `ingest` (the blob writer and the hashers, on their own threads; fsynced), inspect
+//! and verify it (`ingest::check`), move it into the blob store, and only then mark the row
+//! Active. Any failure marks
 //! the row Failed with a reason a person can act on and removes the partial bytes. A shutdown
 //! leaves the row Importing; the next start requeues it (`recover`).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::Bytes;
 use futures::StreamExt;
-use md5::Md5;
-use sha2::{Digest, Sha256, Sha512};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::ingest::{self, Hashers, Ingest};
 use super::now_ms;
 use super::url_guard::{AddressPolicy, GuardedResolver, Refused};
-use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
-use crate::domain::image::{DiskFormat, HASH_ALGORITHM, ImageStatus};
+use crate::domain::checksum::ExpectedChecksum;
+use crate::domain::image::{DiskFormat, ImageStatus};
 use crate::domain::units::format_bytes;
-use crate::inspect::Inspector;
-use crate::store::images::{ImportedBytes, Reservation};
+use crate::store::blobs::Incoming;
+use crate::store::images::Reservation;
 use crate::store::{BlobStore, Store};
 
 /// How many times an import may be cut off by a restart before it is marked Failed, so an
@@ -96,14 +94,10 @@ impl From<std::io::Error> for Stop {
     }
 }
 
-/// What the writer thread hands back once every byte is on disk.
+/// An import's bytes, durable in the staging area.
 struct Written {
     size_bytes: u64,
-    sha512_hex: String,
-    md5_hex: String,
-    /// Only when the creator's checksum is SHA-256.
-    sha256_hex: Option<String>,
-    inspector: Inspector,
+    digests: ingest::Digests,
 }
 
 impl Importer {
@@ -296,29 +290,37 @@ impl Importer {
             )
             .await;
         let stop = match outcome {
-            Ok(bytes) => match self
-                .finish(
-                    account_id,
-                    image_id,
-                    &bytes,
-                    expected.as_ref(),
-                    claimed.declared_format,
-                )
-                .await
-            {
-                Ok(()) => {
-                    tracing::info!(
-                        size_bytes = bytes.size_bytes,
-                        duration_ms = started.elapsed().as_millis() as u64,
-                        "import finished"
-                    );
-                    return;
+            Ok(bytes) => {
+                let size_bytes = bytes.size_bytes;
+                match self
+                    .finish(
+                        account_id,
+                        image_id,
+                        bytes,
+                        expected.as_ref(),
+                        claimed.declared_format,
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(
+                            size_bytes,
+                            duration_ms = started.elapsed().as_millis() as u64,
+                            "import finished"
+                        );
+                        return;
+                    }
+                    Err(stop) => stop,
                 }
-                Err(stop) => stop,
-            },
+            }
             Err(stop) => stop,
         };
-        if let Err(e) = self.inner.blobs.remove_staging(image_id).await {
+        if let Err(e) = self
+            .inner
+            .blobs
+            .remove_incoming(Incoming::Import, image_id)
+            .await
+        {
             tracing::warn!(error = %e, "could not remove partial import; left for the sweep");
         }
         let reason = match stop {
@@ -344,33 +346,30 @@ impl Importer {
         }
     }
 
-    /// Moves the verified bytes into place and marks the image Active. If the image was
-    /// deleted meanwhile, the bytes go too.
+    /// Inspects and verifies the bytes, moves them into place and marks the image Active. If
+    /// the image was deleted meanwhile, the bytes go too.
     async fn finish(
         &self,
         account_id: &str,
         image_id: &str,
-        bytes: &Written,
+        bytes: Written,
         expected: Option<&ExpectedChecksum>,
         declared: DiskFormat,
     ) -> Result<(), Stop> {
-        if let Some(expected) = expected {
-            verify_checksum(bytes, expected).map_err(Stop::Failed)?;
-        }
-        let inspection = bytes
-            .inspector
-            .verdict(declared)
-            .map_err(|refusal| Stop::Failed(refusal.to_string()))?;
-        let blob_key = self.inner.blobs.commit_staged(image_id).await?;
-        let imported = ImportedBytes {
-            disk_format: inspection.format,
-            size_bytes: bytes.size_bytes,
-            virtual_size_bytes: inspection.virtual_size_bytes,
-            hash_algo: HASH_ALGORITHM,
-            hash_value: bytes.sha512_hex.clone(),
-            checksum_md5: bytes.md5_hex.clone(),
-            blob_key: blob_key.clone(),
-        };
+        let blobs = &self.inner.blobs;
+        let checked = ingest::check(
+            blobs,
+            Incoming::Import,
+            image_id,
+            bytes.size_bytes,
+            bytes.digests,
+            expected,
+            declared,
+        )
+        .await?
+        .map_err(Stop::Failed)?;
+        let blob_key = blobs.commit(Incoming::Import, image_id).await?;
+        let imported = checked.stored(blob_key.clone());
         let updated = self
             .inner
             .store
@@ -417,7 +416,6 @@ impl Importer {
         expected: Option<&ExpectedChecksum>,
         cancel: &CancellationToken,
     ) -> Result<Written, Stop> {
-        let with_sha256 = expected.is_some_and(|e| e.algorithm == ChecksumAlgorithm::Sha256);
         let limit = self.inner.limits.max_bytes;
         let parsed = url::Url::parse(url)
             .map_err(|_| Stop::Failed("The image file URL is not a valid URL.".into()))?;
@@ -457,9 +455,12 @@ impl Importer {
             return Err(Stop::Cancelled);
         }
 
-        let path = self.inner.blobs.staging_path(image_id)?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-        let writer = tokio::task::spawn_blocking(move || write_and_hash(&path, rx, with_sha256));
+        let blobs = self.inner.blobs.clone();
+        let id = image_id.to_owned();
+        let file = tokio::task::spawn_blocking(move || blobs.create_import_writer(&id))
+            .await
+            .map_err(|e| Stop::Internal(anyhow::Error::new(e).context("writer thread")))??;
+        let mut ingest = Ingest::start(file, Hashers::new(expected));
 
         let streamed = async {
             let mut body = response.bytes_stream();
@@ -497,8 +498,8 @@ impl Importer {
                     let wanted = done.saturating_add(RESERVATION_STEP).min(limit);
                     reserved = self.reserve(account_id, image_id, done, wanted).await?;
                 }
-                if tx.send(chunk).await.is_err() {
-                    // The writer stopped; its own error is reported below.
+                if !ingest.push(&chunk).await {
+                    // A thread stopped; `finish` says why, below.
                     break;
                 }
                 if last_report.elapsed() >= PROGRESS_INTERVAL {
@@ -514,19 +515,10 @@ impl Importer {
             Ok(done)
         }
         .await;
-        drop(tx);
-        // Always wait for the writer, so no thread writes after the staging file is removed.
-        let written = writer
-            .await
-            .map_err(|e| Stop::Internal(anyhow::Error::new(e).context("writer thread")))?;
+        // Always wait for the threads, so none writes after the staging file is removed.
+        let hashers = ingest.finish().await.map_err(Stop::Internal);
         let done = streamed?;
-        let written = written?;
-        if written.size_bytes != done {
-            return Err(Stop::Internal(anyhow::anyhow!(
-                "wrote {} bytes of {done}",
-                written.size_bytes
-            )));
-        }
+        let hashers = hashers?;
         if let Some(total) = total
             && done != total
         {
@@ -536,76 +528,10 @@ impl Importer {
                 format_bytes(total)
             )));
         }
-        Ok(written)
-    }
-}
-
-/// Writes chunks to `path`, hashing and inspecting them on the way, then fsyncs.
-fn write_and_hash(
-    path: &std::path::Path,
-    mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
-    with_sha256: bool,
-) -> std::io::Result<Written> {
-    let mut sha256 = with_sha256.then(Sha256::new);
-    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    let mut sha512 = Sha512::new();
-    let mut md5 = Md5::new();
-    let mut inspector = Inspector::new();
-    while let Some(chunk) = chunks.blocking_recv() {
-        file.write_all(&chunk)?;
-        sha512.update(&chunk);
-        md5.update(&chunk);
-        if let Some(sha256) = sha256.as_mut() {
-            sha256.update(&chunk);
-        }
-        inspector.feed(&chunk);
-    }
-    let file = file.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok(Written {
-        size_bytes: inspector.total_bytes(),
-        sha512_hex: hex::encode(sha512.finalize()),
-        md5_hex: hex::encode(md5.finalize()),
-        sha256_hex: sha256.map(|h| hex::encode(h.finalize())),
-        inspector,
-    })
-}
-
-/// Compares the creator's checksum with the one computed while the bytes arrived.
-fn verify_checksum(bytes: &Written, expected: &ExpectedChecksum) -> Result<(), String> {
-    let digests = Digests {
-        md5_hex: &bytes.md5_hex,
-        sha256_hex: bytes.sha256_hex.as_deref(),
-        sha512_hex: &bytes.sha512_hex,
-    };
-    digests.verify(expected)
-}
-
-/// The digests computed while an image's bytes arrived.
-pub(super) struct Digests<'a> {
-    pub md5_hex: &'a str,
-    /// Only when the creator's checksum is SHA-256.
-    pub sha256_hex: Option<&'a str>,
-    pub sha512_hex: &'a str,
-}
-
-impl Digests<'_> {
-    /// Compares the creator's checksum with the matching digest; the error is shown on the image.
-    pub(super) fn verify(&self, expected: &ExpectedChecksum) -> Result<(), String> {
-        let actual = match expected.algorithm {
-            ChecksumAlgorithm::Md5 => Some(self.md5_hex),
-            ChecksumAlgorithm::Sha256 => self.sha256_hex,
-            ChecksumAlgorithm::Sha512 => Some(self.sha512_hex),
-        };
-        match actual {
-            Some(actual) if actual == expected.hex => Ok(()),
-            Some(actual) => Err(format!(
-                "The file's {} checksum is {actual}, not the expected {}; the file is not the one described.",
-                expected.algorithm.label(),
-                expected.hex
-            )),
-            None => Err("The checksum could not be computed.".into()),
-        }
+        Ok(Written {
+            size_bytes: done,
+            digests: hashers.finalize(),
+        })
     }
 }
 

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod downloads;
 pub mod images;
 pub mod importer;
+pub mod ingest;
 pub mod shares;
 pub mod uploads;
 pub mod url_guard;

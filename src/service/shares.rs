@@ -11,12 +11,12 @@ use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::account::AccountId;
 use crate::domain::history::{HISTORY_PAGE_SIZE, HistoryPage};
-use crate::domain::image::SkippedImage;
+use crate::domain::image::{ImageDetail, SkippedImage};
 use crate::domain::image_spec::ImageName;
 use crate::domain::share::{
     DecisionResult, ImageResourceId, ImageShare, ImageSharing, MAX_BATCH_DECISIONS,
     MAX_SHARES_PER_IMAGE, SHARE_REQUESTS_PAGE_SIZE, ShareDecision, ShareRequestPage, ShareStatus,
-    SharedImage, field,
+    SharedImage, field, other_account,
 };
 use crate::store::images::{CreateSharedOutcome, ImageRow, SharedCopy};
 use crate::store::shares::{DecideOutcome, ShareOutcome, ShareRow, StopOutcome};
@@ -306,7 +306,7 @@ impl Services {
             CreateSharedOutcome::NotFound => Err(self.not_owned(actor, &id).await),
             CreateSharedOutcome::NotEligible(source) => Err(ServiceError::Conflict(
                 source
-                    .into_detail(Vec::new(), &actor.account_id, 0)
+                    .into_detail(Vec::new(), 0)
                     .create_shared_blocked_reason()
                     .unwrap_or("A shared image cannot be created from this image now.")
                     .to_owned(),
@@ -334,4 +334,20 @@ impl Services {
             per_page: HISTORY_PAGE_SIZE,
         })
     }
+}
+
+/// What an account that a share delivered the image to sees of it on Image Details: the image
+/// and its bytes, not the owner's bookkeeping. No tags, no source, no shares of its own, and
+/// the owner account in place of the owner's user names.
+pub(super) fn as_seen_by_recipient(mut detail: ImageDetail) -> ImageDetail {
+    let by_owner = other_account(&detail.account_id);
+    detail.tags = Vec::new();
+    detail.source_url = None;
+    detail.source_file_name = None;
+    detail.created_by = by_owner.clone();
+    detail.updated_by = by_owner;
+    detail.active_shares = 0;
+    detail.source_image_id = None;
+    detail.shared_by = Some(detail.account_id.clone());
+    detail
 }

@@ -29,6 +29,22 @@ fn checked(key: &str) -> io::Result<&str> {
     }
 }
 
+/// Bytes on their way in, not yet an image's: a URL import's or a local-file upload's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    Import,
+    Upload,
+}
+
+impl Incoming {
+    fn dir(self) -> &'static str {
+        match self {
+            Incoming::Import => "staging",
+            Incoming::Upload => "uploads",
+        }
+    }
+}
+
 impl BlobStore {
     /// Opens (creating) the store under `root`.
     pub fn open(root: impl Into<PathBuf>) -> anyhow::Result<Self> {
@@ -44,27 +60,19 @@ impl BlobStore {
         &self.root
     }
 
-    /// Where the bytes of an import in progress are written.
-    pub fn staging_path(&self, image_id: &str) -> io::Result<PathBuf> {
+    /// Where bytes on their way in accumulate.
+    fn incoming_path(&self, incoming: Incoming, image_id: &str) -> io::Result<PathBuf> {
         Ok(self
             .root
-            .join("staging")
-            .join(format!("{}.part", checked(image_id)?)))
-    }
-
-    /// Where the bytes of a local-file upload accumulate, chunk after chunk.
-    pub fn upload_path(&self, image_id: &str) -> io::Result<PathBuf> {
-        Ok(self
-            .root
-            .join("uploads")
+            .join(incoming.dir())
             .join(format!("{}.part", checked(image_id)?)))
     }
 
     /// Creates an upload's empty file and makes its name durable. Fails with `AlreadyExists`
     /// if the image has one.
     pub async fn create_upload_file(&self, image_id: &str) -> io::Result<()> {
-        let path = self.upload_path(image_id)?;
-        let dir = self.root.join("uploads");
+        let path = self.incoming_path(Incoming::Upload, image_id)?;
+        let dir = self.root.join(Incoming::Upload.dir());
         tokio::task::spawn_blocking(move || {
             std::fs::OpenOptions::new()
                 .write(true)
@@ -77,23 +85,28 @@ impl BlobStore {
         .map_err(io::Error::other)?
     }
 
+    /// How many bytes of the image's incoming file are on disk (`None`: there is no file).
+    pub async fn incoming_len(
+        &self,
+        incoming: Incoming,
+        image_id: &str,
+    ) -> io::Result<Option<u64>> {
+        match tokio::fs::metadata(self.incoming_path(incoming, image_id)?).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Where a committed blob lives.
-    pub fn blob_path(&self, key: &str) -> io::Result<PathBuf> {
+    fn blob_path(&self, key: &str) -> io::Result<PathBuf> {
         Ok(self.root.join("images").join(checked(key)?))
     }
 
-    /// Moves a complete, already fsynced staging file into place and makes the rename
+    /// Moves complete, already fsynced incoming bytes into place and makes the rename
     /// durable. Returns the blob key to store in the row.
-    pub async fn commit_staged(&self, image_id: &str) -> io::Result<String> {
-        self.commit(self.staging_path(image_id)?, image_id).await
-    }
-
-    /// Moves a complete, already fsynced upload into place, as `commit_staged` does.
-    pub async fn commit_upload(&self, image_id: &str) -> io::Result<String> {
-        self.commit(self.upload_path(image_id)?, image_id).await
-    }
-
-    async fn commit(&self, from: PathBuf, image_id: &str) -> io::Result<String> {
+    pub async fn commit(&self, incoming: Incoming, image_id: &str) -> io::Result<String> {
+        let from = self.incoming_path(incoming, image_id)?;
         let to = self.blob_path(image_id)?;
         tokio::fs::rename(&from, &to).await?;
         let dir = self.root.join("images");
@@ -108,26 +121,22 @@ impl BlobStore {
         ignore_missing(tokio::fs::remove_file(self.blob_path(key)?).await)
     }
 
-    /// Removes an import's partial bytes; a missing file is not an error.
-    pub async fn remove_staging(&self, image_id: &str) -> io::Result<()> {
-        ignore_missing(tokio::fs::remove_file(self.staging_path(image_id)?).await)
+    /// Removes an image's incoming bytes; a missing file is not an error.
+    pub async fn remove_incoming(&self, incoming: Incoming, image_id: &str) -> io::Result<()> {
+        ignore_missing(tokio::fs::remove_file(self.incoming_path(incoming, image_id)?).await)
     }
 
-    /// Removes an upload's partial bytes; a missing file is not an error.
-    pub async fn remove_upload(&self, image_id: &str) -> io::Result<()> {
-        ignore_missing(tokio::fs::remove_file(self.upload_path(image_id)?).await)
-    }
-
-    /// The first `head` and last `tail` bytes of an upload's file (they overlap for a short
-    /// file), for inspecting a finished upload without reading it all.
-    pub async fn read_upload_ends(
+    /// The first `head` and last `tail` bytes of an image's incoming file (they overlap for a
+    /// short file), for inspecting it without reading it all.
+    pub async fn read_incoming_ends(
         &self,
+        incoming: Incoming,
         image_id: &str,
         head: usize,
         tail: usize,
     ) -> io::Result<(Vec<u8>, Vec<u8>)> {
         use std::io::{Read, Seek, SeekFrom};
-        let path = self.upload_path(image_id)?;
+        let path = self.incoming_path(incoming, image_id)?;
         tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(path)?;
             let len = file.metadata()?.len();
@@ -147,6 +156,13 @@ impl BlobStore {
         tokio::fs::try_exists(self.blob_path(key)?).await
     }
 
+    /// Opens a committed blob for reading (downloads).
+    pub async fn open_blob(&self, key: &str) -> io::Result<BlobReader> {
+        Ok(BlobReader {
+            file: tokio::fs::File::open(self.blob_path(key)?).await?,
+        })
+    }
+
     /// Deletes every staging file, every upload file whose upload is no longer receiving and
     /// every blob no row names. Returns how many went. Run at start-up, before imports resume
     /// and requests are served, so nothing is in flight.
@@ -156,12 +172,12 @@ impl BlobStore {
         live_uploads: &HashSet<String>,
     ) -> io::Result<usize> {
         let mut removed = 0;
-        let mut staging = tokio::fs::read_dir(self.root.join("staging")).await?;
+        let mut staging = tokio::fs::read_dir(self.root.join(Incoming::Import.dir())).await?;
         while let Some(entry) = staging.next_entry().await? {
             ignore_missing(tokio::fs::remove_file(entry.path()).await)?;
             removed += 1;
         }
-        let mut uploads = tokio::fs::read_dir(self.root.join("uploads")).await?;
+        let mut uploads = tokio::fs::read_dir(self.root.join(Incoming::Upload.dir())).await?;
         while let Some(entry) = uploads.next_entry().await? {
             let name = entry.file_name().to_string_lossy().into_owned();
             let image_id = name.strip_suffix(".part").unwrap_or(&name);
@@ -182,11 +198,35 @@ impl BlobStore {
     }
 }
 
-/// Appends to an upload's file from its durable offset on. Whole aligned blocks go straight
+/// A committed blob open for reading.
+pub struct BlobReader {
+    file: tokio::fs::File,
+}
+
+impl BlobReader {
+    /// `len` bytes from `start` on, as a stream of pieces of up to `piece` bytes.
+    pub async fn range(
+        mut self,
+        start: u64,
+        len: u64,
+        piece: usize,
+    ) -> io::Result<impl futures::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        if start > 0 {
+            self.file.seek(io::SeekFrom::Start(start)).await?;
+        }
+        Ok(tokio_util::io::ReaderStream::with_capacity(
+            self.file.take(len),
+            piece,
+        ))
+    }
+}
+
+/// Appends to an incoming file from its durable offset on. Whole aligned blocks go straight
 /// to the disk (O_DIRECT): an upload is written once and not read back soon, and copying it
 /// through the page cache cost more CPU than hashing it. The unaligned start and end go
 /// through the page cache. `finish` fsyncs both.
-pub struct UploadFileWriter {
+pub struct BlobWriter {
     buffered: std::fs::File,
     direct: Option<std::fs::File>,
     /// File offset of `block[0]`, aligned once past the unaligned start.
@@ -200,7 +240,7 @@ pub struct UploadFileWriter {
 const DIRECT_ALIGN: usize = 4096;
 const DIRECT_BLOCK: usize = 1 << 20;
 
-impl UploadFileWriter {
+impl BlobWriter {
     fn block(&mut self) -> &mut [u8] {
         &mut self.storage[self.block_offset..self.block_offset + DIRECT_BLOCK]
     }
@@ -269,14 +309,27 @@ impl UploadFileWriter {
 }
 
 impl BlobStore {
+    /// Starts an import's file, empty (a file left by an earlier attempt is emptied).
+    pub fn create_import_writer(&self, image_id: &str) -> io::Result<BlobWriter> {
+        let path = self.incoming_path(Incoming::Import, image_id)?;
+        std::fs::File::create(&path)?;
+        self.open_incoming_at(Incoming::Import, image_id, 0)?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
     /// Opens an upload's file for appending at `offset`, dropping anything past it (bytes of
     /// a request cut off before its offset was saved). `None` if bytes before it are missing.
-    pub fn open_upload_at(
+    pub fn open_upload_at(&self, image_id: &str, offset: u64) -> io::Result<Option<BlobWriter>> {
+        self.open_incoming_at(Incoming::Upload, image_id, offset)
+    }
+
+    fn open_incoming_at(
         &self,
+        incoming: Incoming,
         image_id: &str,
         offset: u64,
-    ) -> io::Result<Option<UploadFileWriter>> {
-        let path = self.upload_path(image_id)?;
+    ) -> io::Result<Option<BlobWriter>> {
+        let path = self.incoming_path(incoming, image_id)?;
         let buffered = match std::fs::OpenOptions::new().write(true).open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -299,7 +352,7 @@ impl BlobStore {
         let direct = None;
         let storage = vec![0u8; DIRECT_BLOCK + DIRECT_ALIGN];
         let block_offset = storage.as_ptr().align_offset(DIRECT_ALIGN);
-        Ok(Some(UploadFileWriter {
+        Ok(Some(BlobWriter {
             buffered,
             direct,
             block_start: offset,
@@ -327,7 +380,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
         let id = "0b5d3c1e-aaaa-4bbb-8ccc-0123456789ab";
-        std::fs::write(store.upload_path(id).unwrap(), b"").unwrap();
+        let path = dir.path().join("uploads").join(format!("{id}.part"));
+        std::fs::write(&path, b"").unwrap();
         let data: Vec<u8> = (0..3_500_000u32).map(|i| (i % 251) as u8).collect();
         // Three requests: an odd start, pieces of every size, a short tail.
         let mut offset = 0;
@@ -339,14 +393,11 @@ mod tests {
             assert_eq!(writer.finish().unwrap(), (end - offset) as u64);
             offset = end;
         }
-        assert_eq!(std::fs::read(store.upload_path(id).unwrap()).unwrap(), data);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
         // Bytes past a durable offset are dropped when the next request opens the file.
         let writer = store.open_upload_at(id, 10).unwrap().unwrap();
         writer.finish().unwrap();
-        assert_eq!(
-            std::fs::read(store.upload_path(id).unwrap()).unwrap(),
-            &data[..10]
-        );
+        assert_eq!(std::fs::read(&path).unwrap(), &data[..10]);
         assert!(store.open_upload_at(id, 11).unwrap().is_none());
     }
 

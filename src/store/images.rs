@@ -8,7 +8,7 @@ use super::history::{NewEvent, insert_event};
 use super::sql::QueryParts;
 use super::{Backend, Store, to_i64, to_u64};
 use crate::domain::attributes::{Architecture, BootMode, Features};
-use crate::domain::history::{HistoryTopic, SYSTEM_WORKER, WorkResult};
+use crate::domain::history::{HistoryTopic, SYSTEM_WORKER, WorkResult, notes};
 use crate::domain::image::{
     DiskFormat, ImageDetail, ImageStatus, ImageSummary, ImportProgress, image_srn,
 };
@@ -342,12 +342,10 @@ impl ImageRow {
         }
     }
 
-    /// The row as `viewer` sees it on Image Details. Another account (a recipient of a share)
-    /// sees the image and its bytes, not the owner's bookkeeping: no tags, no source, and the
-    /// owner account instead of its user names.
-    pub fn into_detail(self, tags: Vec<TagPair>, viewer: &str, active_shares: u64) -> ImageDetail {
-        let shared_by = self.shared_by(viewer);
-        let mut detail = ImageDetail {
+    /// The row as Image Details shows it, whole. What another account may see of it is the
+    /// service's rule (`service::shares::as_seen_by_recipient`).
+    pub fn into_detail(self, tags: Vec<TagPair>, active_shares: u64) -> ImageDetail {
+        ImageDetail {
             progress: self.progress(),
             srn: image_srn(&self.account_id, &self.id),
             id: self.id,
@@ -385,19 +383,7 @@ impl ImageRow {
             shared_by: None,
             active_shares,
             source_image_id: self.source_image_id,
-        };
-        if let Some(owner) = shared_by {
-            let by_owner = crate::domain::share::other_account(&owner);
-            detail.tags = Vec::new();
-            detail.source_url = None;
-            detail.source_file_name = None;
-            detail.created_by = by_owner.clone();
-            detail.updated_by = by_owner;
-            detail.active_shares = 0;
-            detail.source_image_id = None;
-            detail.shared_by = Some(owner);
         }
-        detail
     }
 }
 
@@ -917,10 +903,7 @@ impl Store {
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
-        let created = format!(
-            "Created with Create shared Image from {} ({}). It uses the same stored bytes.",
-            source.name, source.id
-        );
+        let created = notes::created_from_shared(&source.name, &source.id);
         let event = NewEvent {
             message: &created,
             ..NewEvent::succeeded(HistoryTopic::Created, copy.created_by)
@@ -934,10 +917,7 @@ impl Store {
             copy.created_at_ms,
         )
         .await?;
-        let made = format!(
-            "Shared image {} ({}) created from this image's bytes.",
-            copy.name, copy.id
-        );
+        let made = notes::shared_image_made(copy.name, copy.id);
         let event = NewEvent {
             message: &made,
             ..NewEvent::succeeded(HistoryTopic::SharedImageCreated, copy.created_by)
@@ -1053,10 +1033,7 @@ impl Store {
         let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
             return Ok(None);
         };
-        let message = match row.import_attempts {
-            1 => String::new(),
-            n => format!("Attempt {n}, after a server restart."),
-        };
+        let message = notes::import_attempt(row.import_attempts);
         let event = NewEvent {
             message: &message,
             ..NewEvent::succeeded(HistoryTopic::ImportStarted, SYSTEM_WORKER)

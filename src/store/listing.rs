@@ -18,12 +18,12 @@
 use sqlx::{AnyConnection, Row};
 
 use super::images::{COLUMNS, ImageRow};
+use super::shares::accepted_by;
 use super::sql::QueryParts;
 use super::{Backend, Store, to_i64, to_u64};
 use crate::domain::image::ImageStatus;
 use crate::domain::image_spec::{OsType, Visibility};
 use crate::domain::list_query::{ListQuery, Ownership, SortColumn, SortDirection};
-use crate::domain::share::ShareStatus;
 
 /// Above this many matches, walking the account's images in list order beats fetching every
 /// match and sorting them (measured with bench/list).
@@ -142,21 +142,18 @@ impl Scope {
     /// account whose id is bound at `account`. Shared images are found from the account's
     /// shares, which are few, never by looking through images.
     fn tables_and_condition(self, account: &str) -> (&'static str, String) {
-        let accepted = ShareStatus::Accepted.as_str();
+        let accepted = accepted_by(account);
         let own = format!("i.account_id = {account}");
         match self {
             Scope::Own => ("images i", own),
             Scope::Shared => (
                 "image_shares sh JOIN images i ON i.id = sh.image_id",
-                format!(
-                    "sh.member_account_id = {account} AND sh.member_known = 1 AND sh.status = '{accepted}'"
-                ),
+                accepted,
             ),
             Scope::Visible => (
                 "images i",
                 format!(
-                    "({own} OR i.id IN (SELECT sh.image_id FROM image_shares sh WHERE \
-                     sh.member_account_id = {account} AND sh.member_known = 1 AND sh.status = '{accepted}'))"
+                    "({own} OR i.id IN (SELECT sh.image_id FROM image_shares sh WHERE {accepted}))"
                 ),
             ),
         }

@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 use super::history::{NewEvent, insert_event};
 use super::images::{COLUMNS, ImageRow, decode_error, lock_image};
 use super::{Store, to_u64};
-use crate::domain::history::{FieldChange, HistoryTopic};
+use crate::domain::history::{FieldChange, HistoryTopic, ShareNote};
 use crate::domain::image::ImageStatus;
 use crate::domain::image_spec::Visibility;
 use crate::domain::share::{ImageShare, ShareDecision, ShareStatus, other_account};
@@ -142,8 +142,7 @@ struct ShareEvent<'a> {
     member_known: bool,
     owner_worker: String,
     member_worker: String,
-    owner_message: String,
-    member_message: String,
+    note: ShareNote,
     owner_changes: &'a [FieldChange],
 }
 
@@ -154,7 +153,7 @@ async fn record_share_event(
 ) -> sqlx::Result<()> {
     let owner_side = NewEvent {
         changes: event.owner_changes,
-        message: &event.owner_message,
+        message: &event.note.owner,
         ..NewEvent::succeeded(event.topic, &event.owner_worker)
     };
     insert_event(
@@ -168,7 +167,7 @@ async fn record_share_event(
     .await?;
     if event.member_known {
         let member_side = NewEvent {
-            message: &event.member_message,
+            message: &event.note.member,
             ..NewEvent::succeeded(event.topic, &event.member_worker)
         };
         insert_event(
@@ -203,28 +202,8 @@ pub(super) async fn end_shares_of_deleted_image(
     .await?;
     for row in rows.iter().map(ShareRow::from_row) {
         let share = row?;
-        let (owner_message, member_message) = match share.status {
-            ShareStatus::Accepted => (
-                format!(
-                    "Sharing with account {} ended: the image was deleted.",
-                    share.member_account_id
-                ),
-                format!(
-                    "Account {} deleted the image; this account no longer has access to it.",
-                    image.account_id
-                ),
-            ),
-            _ => (
-                format!(
-                    "The share request to account {} ended: the image was deleted.",
-                    share.member_account_id
-                ),
-                format!(
-                    "Account {} deleted the image; its share request ended.",
-                    image.account_id
-                ),
-            ),
-        };
+        let note =
+            ShareNote::ended_by_delete(&image.account_id, &share.member_account_id, share.status);
         let event = ShareEvent {
             topic: HistoryTopic::ShareEnded,
             image_id: &image.id,
@@ -234,8 +213,7 @@ pub(super) async fn end_shares_of_deleted_image(
             member_known: share.member_known,
             owner_worker: worker.to_owned(),
             member_worker: other_account(&image.account_id),
-            owner_message,
-            member_message,
+            note,
             owner_changes: &[],
         };
         record_share_event(conn, &event, now_ms).await?;
@@ -247,9 +225,21 @@ pub(super) async fn end_shares_of_deleted_image(
     Ok(())
 }
 
-/// The condition that `sh` is a share delivered to account `$n`.
-fn delivered_to(placeholder: &str) -> String {
-    format!("sh.member_account_id = {placeholder} AND sh.member_known = 1")
+/// The condition that `sh` is a share delivered to the account bound at `account`: one made
+/// to an account that existed then (a share to an unknown ID is never delivered).
+fn delivered_to(account: &str) -> String {
+    format!("sh.member_account_id = {account} AND sh.member_known = 1")
+}
+
+/// The condition that `sh` is a share delivered to the account bound at `account` and
+/// Accepted by it: the image is in that account's Image List. The one definition, used by the
+/// listing and by every look-up of a shared image.
+pub(super) fn accepted_by(account: &str) -> String {
+    format!(
+        "{} AND sh.status = '{}'",
+        delivered_to(account),
+        ShareStatus::Accepted.as_str()
+    )
 }
 
 impl Store {
@@ -334,12 +324,7 @@ impl Store {
             member_known,
             owner_worker: worker.to_owned(),
             member_worker: other_account(owner),
-            owner_message: format!(
-                "Shared with account {member}. It is Pending until that account approves it."
-            ),
-            member_message: format!(
-                "Account {owner} shared this image with this account. Approve or Reject it in the Image Share Request List."
-            ),
+            note: ShareNote::requested(owner, member),
             owner_changes: &changes,
         };
         record_share_event(&mut tx, &event, now_ms).await?;
@@ -379,12 +364,6 @@ impl Store {
         .bind(member)
         .execute(&mut *tx)
         .await?;
-        let member_message = match share.status {
-            ShareStatus::Accepted => format!(
-                "Account {owner} stopped sharing this image; this account no longer has access to it."
-            ),
-            _ => format!("Account {owner} stopped sharing this image; its share request ended."),
-        };
         let event = ShareEvent {
             topic: HistoryTopic::ShareStopped,
             image_id,
@@ -394,11 +373,7 @@ impl Store {
             member_known: share.member_known,
             owner_worker: worker.to_owned(),
             member_worker: other_account(owner),
-            owner_message: format!(
-                "Stopped sharing with account {member} (it was {}).",
-                share.status.label()
-            ),
-            member_message,
+            note: ShareNote::stopped(owner, member, share.status),
             owner_changes: &[],
         };
         record_share_event(&mut tx, &event, now_ms).await?;
@@ -456,17 +431,23 @@ impl Store {
             .transpose()
     }
 
-    /// The image, if it is shared with `member` and the share is Accepted.
-    pub async fn accepted_shared_image(
+    /// The image and its share, if the share is delivered to `member` and Accepted.
+    pub async fn accepted_share(
         &self,
         member: &str,
         image_id: &str,
-    ) -> sqlx::Result<Option<ImageRow>> {
-        Ok(self
-            .find_share_for_member(member, image_id)
-            .await?
-            .filter(|(share, _)| share.status == ShareStatus::Accepted)
-            .map(|(_, image)| image))
+    ) -> sqlx::Result<Option<(ShareRow, ImageRow)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, {SHARE_COLUMNS} FROM image_shares sh JOIN images i ON i.id = sh.image_id \
+             WHERE sh.image_id = $1 AND {}",
+            accepted_by("$2")
+        ))
+        .bind(image_id)
+        .bind(member)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((ShareRow::from_row(&r)?, ImageRow::from_row(&r)?)))
+            .transpose()
     }
 
     /// One page of the Pending requests to `member`, newest first, and how many there are.
@@ -561,20 +542,11 @@ impl Store {
             });
         }
         let owner = share.owner_account_id.clone();
-        let (topic, owner_message, member_message) = match decision {
-            ShareDecision::Approve => (
-                HistoryTopic::ShareApproved,
-                format!("Account {member} approved the share."),
-                "Approved: the image is in this account's Image List.".to_owned(),
-            ),
-            ShareDecision::Reject => (
-                HistoryTopic::ShareRejected,
-                format!("Account {member} rejected the share."),
-                format!(
-                    "Rejected. Approve it later with Get Image Share and its Resource ID, as long as account {owner} shares it."
-                ),
-            ),
+        let topic = match decision {
+            ShareDecision::Approve => HistoryTopic::ShareApproved,
+            ShareDecision::Reject => HistoryTopic::ShareRejected,
         };
+        let note = ShareNote::decided(&owner, member, decision);
         let event = ShareEvent {
             topic,
             image_id,
@@ -584,8 +556,7 @@ impl Store {
             member_known: true,
             owner_worker: other_account(member),
             member_worker: worker.to_owned(),
-            owner_message,
-            member_message,
+            note,
             owner_changes: &[],
         };
         record_share_event(&mut tx, &event, now_ms).await?;

@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::app::error::AppError;
+use crate::server_fns::error::AppError;
 
 /// An error as a page-level alert; a lost session gets a way back in.
 #[component]

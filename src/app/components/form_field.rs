@@ -6,8 +6,8 @@
 
 use leptos::prelude::*;
 
-use crate::app::error::AppError;
 use crate::domain::FieldError;
+use crate::server_fns::error::AppError;
 
 /// The state of one form field: its value, whether the user has been there, and the
 /// server's last word on it.

@@ -5,10 +5,10 @@ use leptos_router::hooks::use_query_map;
 
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField, form_alert};
-use crate::app::error::AppError;
 use crate::domain::account::{UserName, field};
 use crate::domain::navigation::safe_next;
 use crate::server_fns::auth::SignIn;
+use crate::server_fns::error::AppError;
 
 #[component]
 pub fn SignInPage() -> impl IntoView {

@@ -4,10 +4,10 @@ use leptos_router::components::A;
 
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField, form_alert};
-use crate::app::error::AppError;
 use crate::domain::FieldError;
 use crate::domain::account::{AccountId, Password, UserName, field};
 use crate::server_fns::auth::SignUp;
+use crate::server_fns::error::AppError;
 
 #[component]
 pub fn SignUpPage() -> impl IntoView {

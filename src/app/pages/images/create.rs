@@ -9,7 +9,6 @@ use leptos_router::components::A;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, RadioGroup, TextField, form_alert};
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
-use crate::app::error::AppError;
 use crate::app::uploads::UploadManager;
 use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::checksum::{ExpectedChecksum, field as checksum_field};
@@ -21,6 +20,7 @@ use crate::domain::image_spec::{
 use crate::domain::tags::{MAX_TAGS, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_money, monthly_cost};
 use crate::domain::upload::{LocalImageFile, field as upload_field};
+use crate::server_fns::error::AppError;
 use crate::server_fns::images::{CreateImage, get_console_settings};
 
 #[component]

@@ -20,11 +20,11 @@ use crate::app::components::status_badge::StatusBadge;
 use crate::app::components::upload_controls::{
     UploadActions, UploadActionsHost, UploadControls, UploadProgressBar, UploadTarget,
 };
-use crate::app::error::AppError;
 use crate::app::pages::shares::ShareStatusBadge;
 use crate::domain::image::{ImageDetail, ImageStatus, delete_blocked_reason};
 use crate::domain::image_spec::ImageName;
 use crate::domain::units::{format_rfc3339, format_timestamp};
+use crate::server_fns::error::AppError;
 use crate::server_fns::images::{
     CreateDownloadLink, DeleteImage, PutImageTag, RemoveImageTag, RevokeDownloadLinks,
     SetImageProtected, UpdateImage, get_image,

@@ -6,13 +6,13 @@ use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, RadioGroup, TextField, form_alert};
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::components::status_badge::StatusBadge;
-use crate::app::error::AppError;
 use crate::domain::image::{ImageDetail, ImageStatus};
 use crate::domain::image_spec::{Description, ImageName, Visibility, field};
 use crate::domain::share::check_visibility_change;
 use crate::domain::units::{
     format_bytes, format_image_size, format_money, format_rfc3339, format_timestamp, monthly_cost,
 };
+use crate::server_fns::error::AppError;
 use crate::server_fns::images::{UpdateImage, get_console_settings};
 
 #[component]

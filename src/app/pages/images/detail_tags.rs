@@ -5,8 +5,8 @@ use leptos::prelude::*;
 
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField, form_alert};
-use crate::app::error::AppError;
 use crate::domain::tags::{MAX_TAGS, TagKey, TagPair, TagValue, field};
+use crate::server_fns::error::AppError;
 use crate::server_fns::images::{PutImageTag, RemoveImageTag};
 
 #[component]

@@ -11,10 +11,10 @@ use super::ShareStatusBadge;
 use super::requests::DecisionSummary;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField};
-use crate::app::error::AppError;
 use crate::app::layout::console_layout::ShareRequestsBadge;
 use crate::domain::share::{ImageResourceId, ShareStatus, SharedImage, field};
 use crate::domain::units::{format_image_size, format_rfc3339, format_timestamp};
+use crate::server_fns::error::AppError;
 use crate::server_fns::shares::{ApproveShares, RejectShares, find_shared_image};
 
 #[component]

@@ -15,12 +15,12 @@ use crate::app::components::selection::{
     Selection, all_selected, new_selection, row_selected, selected_ids, toggle_all, toggle_row,
 };
 use crate::app::components::skipped_list::SkippedList;
-use crate::app::error::AppError;
 use crate::app::layout::console_layout::ShareRequestsBadge;
 use crate::app::pages::page_number;
 use crate::domain::share::{DecisionResult, ShareRequestPage, SharedImage};
 use crate::domain::units::{format_image_size, format_rfc3339, format_timestamp};
 use crate::domain::validation::with_thousands;
+use crate::server_fns::error::AppError;
 use crate::server_fns::shares::{ApproveShares, RejectShares, list_share_requests};
 
 #[component]

@@ -11,13 +11,13 @@ use super::ShareStatusBadge;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField, form_alert};
-use crate::app::error::AppError;
 use crate::domain::account::AccountId;
 use crate::domain::image::ImageStatus;
 use crate::domain::image_spec::Visibility;
 use crate::domain::share::{ImageShare, ImageSharing, ShareStatus, field};
 use crate::domain::units::{format_rfc3339, format_timestamp};
 use crate::domain::validation::with_thousands;
+use crate::server_fns::error::AppError;
 use crate::server_fns::shares::{ShareImage, StopSharing, get_image_sharing};
 
 #[component]

@@ -1,4 +1,5 @@
-//! The error every server function returns, as the browser receives it.
+//! The error every server function returns, as the browser receives it: the pages match on
+//! it, so it is defined here, below them.
 
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};

@@ -1,46 +1,35 @@
 //! Local-file uploads (tus 1.0): the rules behind the `/uploads` routes.
 //!
 //! An image created from a local file starts Uploading; its one upload receives the file in
-//! any number of PATCH requests. Each request streams its body to `uploads/<image>.part`
-//! while two threads hash it (SHA-512, and MD5 with SHA-256 when the creator's checksum is
-//! one), then fsyncs and only then moves the durable offset, saving the hashers' state with
-//! it. A body that breaks off keeps what arrived, so the client resumes from there and no
-//! byte is hashed twice. When the last byte is in, the head of the file is inspected, the
-//! checksum verified and the file renamed into the blob store before the image turns Active.
+//! any number of PATCH requests. Each request streams its body through `ingest` (the blob
+//! writer and the hashers, on their own threads), which fsyncs; only then does the durable
+//! offset move, with the hashers' state saved beside it. A body that breaks off keeps what
+//! arrived, so the client resumes from there and no byte is hashed twice. When the last byte
+//! is in, `ingest::check` inspects the file and verifies the checksum, and the file moves into
+//! the blob store before the image turns Active.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+mod slots;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use md5::Md5;
-use sha2::digest::common::hazmat::SerializableState;
-use sha2::{Digest, Sha256, Sha512};
-use tokio_util::sync::CancellationToken;
 
-use super::importer::Digests;
+use super::ingest::{self, Hashers, Ingest};
 use super::{Actor, Services, now_ms};
-use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
+use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::{HistoryTopic, SYSTEM_WORKER};
-use crate::domain::image::{HASH_ALGORITHM, ImageStatus};
+use crate::domain::image::ImageStatus;
 use crate::domain::units::format_bytes;
 use crate::domain::upload::{UploadRef, parse_metadata, upload_path};
-use crate::inspect::Inspector;
-use crate::store::blobs::UploadFileWriter;
-use crate::store::images::ImportedBytes;
+use crate::store::blobs::{BlobWriter, Incoming};
 use crate::store::uploads::{CreateUploadError, NewUpload, UploadRow, UploadState};
+use slots::Writer;
+pub use slots::{PatchSlots, UploadLocks};
 
 /// Progress shown on the image while a request streams is written at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Batches in flight between the request and each of its threads.
-const CHANNEL_CHUNKS: usize = 4;
-
-/// The size of the batches handed to the hashing and writing threads.
-const BATCH_BYTES: usize = 1 << 20;
 
 /// What a tus client learns about an upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,217 +112,6 @@ impl From<std::io::Error> for UploadError {
 
 type UploadResult<T> = Result<T, UploadError>;
 
-/// One writer per image: a PATCH holds its image's entry while it writes, and termination or
-/// deletion cancels it through the token.
-#[derive(Default)]
-pub struct UploadLocks {
-    held: Mutex<HashMap<String, Arc<Writer>>>,
-}
-
-/// The request writing an upload: how to stop it, and when it last made headway.
-pub struct Writer {
-    token: CancellationToken,
-    /// When the request last completed a `HEADWAY_BYTES` stretch of body, in ms since the
-    /// epoch. A request that keeps making headway keeps its upload from expiring, whatever
-    /// the durable offset says; one that trickles does not.
-    headway_at_ms: AtomicI64,
-}
-
-/// How much body a writer must receive to count as making headway.
-const HEADWAY_BYTES: u64 = 1 << 20;
-
-impl Writer {
-    fn made_headway_since(&self, since_ms: i64) -> bool {
-        self.headway_at_ms.load(Ordering::Relaxed) > since_ms
-    }
-}
-
-pub struct UploadLock<'a> {
-    locks: &'a UploadLocks,
-    image_id: String,
-    writer: Arc<Writer>,
-}
-
-impl Drop for UploadLock<'_> {
-    fn drop(&mut self) {
-        self.locks.map().remove(&self.image_id);
-    }
-}
-
-impl UploadLocks {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Writer>>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn try_lock(&self, image_id: &str) -> Option<UploadLock<'_>> {
-        let mut map = self.map();
-        if map.contains_key(image_id) {
-            return None;
-        }
-        let writer = Arc::new(Writer {
-            token: CancellationToken::new(),
-            headway_at_ms: AtomicI64::new(now_ms()),
-        });
-        map.insert(image_id.to_owned(), Arc::clone(&writer));
-        Some(UploadLock {
-            locks: self,
-            image_id: image_id.to_owned(),
-            writer,
-        })
-    }
-
-    /// Whether a request writing the image's upload has made headway since `since_ms`.
-    fn writer_made_headway_since(&self, image_id: &str, since_ms: i64) -> bool {
-        self.map()
-            .get(image_id)
-            .is_some_and(|w| w.made_headway_since(since_ms))
-    }
-
-    /// Stops the request writing the image's upload, if any, and takes the lock once it ends.
-    pub async fn cancel_and_lock(&self, image_id: &str) -> Option<UploadLock<'_>> {
-        if let Some(writer) = self.map().get(image_id) {
-            writer.token.cancel();
-        }
-        for _ in 0..100 {
-            if let Some(lock) = self.try_lock(image_id) {
-                return Some(lock);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
-    }
-}
-
-/// Bounds the PATCH requests that stream at once, in all and per account, so that stalled
-/// requests cannot hold every thread and file the server has.
-pub struct PatchSlots {
-    global: Arc<tokio::sync::Semaphore>,
-    per_account: usize,
-    held: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-/// One streaming PATCH; its slot is given back when it is dropped.
-pub struct PatchSlot {
-    _global: tokio::sync::OwnedSemaphorePermit,
-    account_id: String,
-    held: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Drop for PatchSlot {
-    fn drop(&mut self) {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = held.get_mut(&self.account_id) {
-            *count -= 1;
-            if *count == 0 {
-                held.remove(&self.account_id);
-            }
-        }
-    }
-}
-
-/// How long a client refused for too many requests is told to wait.
-const PATCH_RETRY_AFTER: Duration = Duration::from_secs(5);
-
-impl PatchSlots {
-    pub fn new(limits: &super::AbuseLimits) -> Self {
-        Self {
-            global: Arc::new(tokio::sync::Semaphore::new(limits.upload_patches.max(1))),
-            per_account: limits.upload_patches_per_account.max(1),
-            held: Arc::default(),
-        }
-    }
-
-    /// PATCH requests streaming now.
-    fn streaming(&self) -> usize {
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .sum()
-    }
-
-    /// A slot for one more PATCH of `account_id`, or why not. Never waits: a client told to
-    /// retry costs nothing, a queued request holds a connection.
-    fn try_take(&self, account_id: &str) -> UploadResult<PatchSlot> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let count = held.get(account_id).copied().unwrap_or(0);
-        if count >= self.per_account {
-            return Err(UploadError::TooManyRequests {
-                message: format!(
-                    "This account already has {count} upload requests streaming, the most allowed at once; try again when one ends."
-                ),
-                retry_after: PATCH_RETRY_AFTER,
-            });
-        }
-        let global =
-            Arc::clone(&self.global)
-                .try_acquire_owned()
-                .map_err(|_| UploadError::ServerBusy {
-                    retry_after: PATCH_RETRY_AFTER,
-                })?;
-        held.insert(account_id.to_owned(), count + 1);
-        Ok(PatchSlot {
-            _global: global,
-            account_id: account_id.to_owned(),
-            held: Arc::clone(&self.held),
-        })
-    }
-}
-
-/// The running digests of an upload, saved with every durable offset.
-struct Hashers {
-    sha512: Sha512,
-    md5: Md5,
-    sha256: Option<Sha256>,
-}
-
-impl Hashers {
-    fn new(with_sha256: bool) -> Self {
-        Self {
-            sha512: Sha512::new(),
-            md5: Md5::new(),
-            sha256: with_sha256.then(Sha256::new),
-        }
-    }
-
-    /// `sha512.md5[.sha256]`, each the hex of the hasher's serialized state.
-    fn to_state(&self) -> String {
-        let mut state = format!(
-            "{}.{}",
-            hex::encode(self.sha512.serialize()),
-            hex::encode(self.md5.serialize())
-        );
-        if let Some(sha256) = &self.sha256 {
-            state.push('.');
-            state.push_str(&hex::encode(sha256.serialize()));
-        }
-        state
-    }
-
-    fn from_state(state: &str) -> anyhow::Result<Self> {
-        fn restore<H: SerializableState>(part: Option<&str>) -> anyhow::Result<H> {
-            let bytes = hex::decode(part.context("missing hasher state")?)?;
-            let array = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("hasher state has the wrong length"))?;
-            H::deserialize(array).map_err(|_| anyhow::anyhow!("hasher state is invalid"))
-        }
-        let mut parts = state.split('.');
-        let sha512 = restore::<Sha512>(parts.next())?;
-        let md5 = restore::<Md5>(parts.next())?;
-        let sha256 = match parts.next() {
-            Some(part) => Some(restore::<Sha256>(Some(part))?),
-            None => None,
-        };
-        Ok(Self {
-            sha512,
-            md5,
-            sha256,
-        })
-    }
-}
-
 /// How a request's body stream ended.
 enum BodyEnd {
     /// All of it arrived.
@@ -374,11 +152,10 @@ impl Services {
             .get_image(&actor.account_id, &image_id)
             .await?
             .ok_or_else(|| UploadError::NotFound(NO_IMAGE.into()))?;
-        let with_sha256 = image
+        let expected = image
             .expected_checksum
             .as_deref()
-            .and_then(ExpectedChecksum::from_db)
-            .is_some_and(|e| e.algorithm == ChecksumAlgorithm::Sha256);
+            .and_then(ExpectedChecksum::from_db);
         if image.status != ImageStatus::Uploading {
             return Err(UploadError::Conflict(format!(
                 "The image is {}, not waiting for an upload.",
@@ -405,7 +182,7 @@ impl Services {
                 account_id: &actor.account_id,
                 length_bytes: length,
                 metadata,
-                hasher_state: &Hashers::new(with_sha256).to_state(),
+                hasher_state: &Hashers::new(expected.as_ref()).to_state(),
                 worker: &actor.user_name,
                 now_ms: now,
                 expires_at_ms,
@@ -434,7 +211,9 @@ impl Services {
             )),
             Err(CreateUploadError::Db(e)) => e.into(),
         };
-        self.blobs().remove_upload(&image_id).await?;
+        self.blobs()
+            .remove_incoming(Incoming::Upload, &image_id)
+            .await?;
         Err(refusal)
     }
 
@@ -579,7 +358,7 @@ impl Services {
     async fn receive<S, E>(
         &self,
         row: &UploadRow,
-        file: UploadFileWriter,
+        file: BlobWriter,
         hashers: Hashers,
         mut body: S,
         remaining: u64,
@@ -589,45 +368,8 @@ impl Services {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let Hashers {
-            mut sha512,
-            mut md5,
-            mut sha256,
-        } = hashers;
-        let (to_file, mut file_chunks) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-        let (to_sha512, mut sha512_chunks) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-        let (to_md5, mut md5_chunks) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-        // Three threads: SHA-512 is the slowest step (about 320 MiB/s on one core), so it
-        // runs alone while MD5 and the file writes run beside it.
-        let file_thread = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-            let mut file = file;
-            while let Some(chunk) = file_chunks.blocking_recv() {
-                file.write(&chunk)?;
-            }
-            file.finish()
-        });
-        let sha512_thread = tokio::task::spawn_blocking(move || {
-            while let Some(chunk) = sha512_chunks.blocking_recv() {
-                sha512.update(&chunk);
-            }
-            sha512
-        });
-        let md5_thread = tokio::task::spawn_blocking(move || {
-            while let Some(chunk) = md5_chunks.blocking_recv() {
-                md5.update(&chunk);
-                if let Some(sha256) = sha256.as_mut() {
-                    sha256.update(&chunk);
-                }
-            }
-            (md5, sha256)
-        });
-
-        // The body arrives in pieces of a few KiB; they are gathered into larger batches, so
-        // the threads wake per MiB rather than per piece.
-        let mut batch = bytes::BytesMut::with_capacity(BATCH_BYTES);
-        let mut sent = 0u64;
+        let mut ingest = Ingest::start(file, hashers);
         let mut last_report = Instant::now();
-        let mut delivered = true;
         let idle = self.settings().limits.upload_idle;
         let end = loop {
             let next = tokio::select! {
@@ -635,100 +377,64 @@ impl Services {
                     Ok(next) => next,
                     Err(_) => break BodyEnd::Idle,
                 },
-                () = writer.token.cancelled() => break BodyEnd::Cancelled,
+                () = writer.stopped() => break BodyEnd::Cancelled,
             };
             let mut chunk = match next {
                 None => break BodyEnd::Complete,
                 Some(Ok(chunk)) => chunk,
                 Some(Err(e)) => {
-                    tracing::info!(error = %e, received = sent, "upload body broke off");
+                    tracing::info!(error = %e, received = ingest.taken(), "upload body broke off");
                     break BodyEnd::Broken;
                 }
             };
+            let sent = ingest.taken();
             let fits = remaining - sent;
             let too_long = chunk.len() as u64 > fits;
             if too_long {
                 chunk.truncate(fits as usize);
             }
-            if (sent + chunk.len() as u64) / HEADWAY_BYTES > sent / HEADWAY_BYTES {
-                writer.headway_at_ms.store(now_ms(), Ordering::Relaxed);
-            }
-            sent += chunk.len() as u64;
-            batch.extend_from_slice(&chunk);
-            if batch.len() >= BATCH_BYTES {
-                let full =
-                    std::mem::replace(&mut batch, bytes::BytesMut::with_capacity(BATCH_BYTES));
-                delivered = deliver(full.freeze(), [&to_sha512, &to_md5, &to_file]).await;
-            }
-            if !delivered || too_long {
+            writer.received(sent, sent + chunk.len() as u64);
+            // A thread that stopped ends the body here; `finish` says why.
+            if !ingest.push(&chunk).await || too_long {
                 break BodyEnd::TooLong;
             }
             if last_report.elapsed() >= PROGRESS_INTERVAL {
                 last_report = Instant::now();
                 self.store()
-                    .record_upload_progress(&row.account_id, &row.image_id, row.offset_bytes + sent)
+                    .record_upload_progress(
+                        &row.account_id,
+                        &row.image_id,
+                        row.offset_bytes + ingest.taken(),
+                    )
                     .await?;
             }
         };
         // What arrived before the body ended is kept, whatever the reason it ended.
-        if delivered && !batch.is_empty() {
-            deliver(batch.freeze(), [&to_sha512, &to_md5, &to_file]).await;
-        }
-        drop((to_file, to_sha512, to_md5));
-        // Every thread is waited for, so nothing writes after the request returns.
-        let written = file_thread.await.map_err(thread_error);
-        let sha512 = sha512_thread.await.map_err(thread_error)?;
-        let (md5, sha256) = md5_thread.await.map_err(thread_error)?;
-        let written = written??;
-        if written != sent {
-            return Err(UploadError::Internal(anyhow::anyhow!(
-                "wrote {written} of {sent} bytes"
-            )));
-        }
-        Ok((
-            sent,
-            end,
-            Hashers {
-                sha512,
-                md5,
-                sha256,
-            },
-        ))
+        let sent = ingest.taken();
+        let hashers = ingest.finish().await?;
+        Ok((sent, end, hashers))
     }
 
     /// Inspects and verifies a complete upload, then stores it and marks the image Active, or
     /// marks it Failed with the reason and removes the bytes.
     async fn finish_upload(&self, row: &UploadRow, hashers: Hashers) -> UploadResult<()> {
-        let sha512_hex = hex::encode(hashers.sha512.finalize());
-        let md5_hex = hex::encode(hashers.md5.finalize());
-        let sha256_hex = hashers.sha256.map(|h| hex::encode(h.finalize()));
-        let length = row.length_bytes;
-        let (head, tail) = self
-            .blobs()
-            .read_upload_ends(&row.image_id, Inspector::HEAD_BYTES, Inspector::TAIL_BYTES)
-            .await?;
-        let inspector = Inspector::of_file(&head, &tail, length);
-        let digests = Digests {
-            md5_hex: &md5_hex,
-            sha256_hex: sha256_hex.as_deref(),
-            sha512_hex: &sha512_hex,
-        };
-        let checked = match row
+        let expected = row
             .expected_checksum
             .as_deref()
-            .and_then(ExpectedChecksum::from_db)
-        {
-            Some(expected) => digests.verify(&expected),
-            None => Ok(()),
-        }
-        .and_then(|()| {
-            inspector
-                .verdict(row.declared_format)
-                .map_err(|refusal| refusal.to_string())
-        });
+            .and_then(ExpectedChecksum::from_db);
+        let checked = ingest::check(
+            self.blobs(),
+            Incoming::Upload,
+            &row.image_id,
+            row.length_bytes,
+            hashers.finalize(),
+            expected.as_ref(),
+            row.declared_format,
+        )
+        .await?;
         let now = now_ms();
-        let inspection = match checked {
-            Ok(inspection) => inspection,
+        let checked = match checked {
+            Ok(checked) => checked,
             Err(reason) => {
                 tracing::info!(%reason, "upload refused");
                 self.store()
@@ -743,30 +449,29 @@ impl Services {
                         now,
                     )
                     .await?;
-                self.blobs().remove_upload(&row.image_id).await?;
+                self.blobs()
+                    .remove_incoming(Incoming::Upload, &row.image_id)
+                    .await?;
                 return Ok(());
             }
         };
-        let blob_key = self.blobs().commit_upload(&row.image_id).await?;
-        let stored = ImportedBytes {
-            disk_format: inspection.format,
-            size_bytes: length,
-            virtual_size_bytes: inspection.virtual_size_bytes,
-            hash_algo: HASH_ALGORITHM,
-            hash_value: sha512_hex,
-            checksum_md5: md5_hex,
-            blob_key: blob_key.clone(),
-        };
+        let blob_key = self.blobs().commit(Incoming::Upload, &row.image_id).await?;
         let completed = self
             .store()
-            .complete_upload(&row.account_id, &row.id, &row.image_id, &stored, now)
+            .complete_upload(
+                &row.account_id,
+                &row.id,
+                &row.image_id,
+                &checked.stored(blob_key.clone()),
+                now,
+            )
             .await;
         if !matches!(completed, Ok(true)) {
             self.blobs().remove_blob(&blob_key).await?;
             completed?;
             return Err(UploadError::Gone(ENDED.into()));
         }
-        tracing::info!(image.id = %row.image_id, size_bytes = length, "upload finished");
+        tracing::info!(image.id = %row.image_id, size_bytes = row.length_bytes, "upload finished");
         Ok(())
     }
 
@@ -808,7 +513,9 @@ impl Services {
         if !ended {
             return Err(UploadError::Gone(ENDED.into()));
         }
-        self.blobs().remove_upload(&row.image_id).await?;
+        self.blobs()
+            .remove_incoming(Incoming::Upload, &row.image_id)
+            .await?;
         tracing::info!("upload cancelled");
         Ok(())
     }
@@ -857,7 +564,9 @@ impl Services {
                 )
                 .await?
             {
-                self.blobs().remove_upload(&upload.image_id).await?;
+                self.blobs()
+                    .remove_incoming(Incoming::Upload, &upload.image_id)
+                    .await?;
                 tracing::info!(image.id = %upload.image_id, "upload expired");
                 ended += 1;
             }
@@ -872,8 +581,10 @@ impl Services {
     /// or Failed.
     pub(super) async fn recover_uploads(&self) -> anyhow::Result<()> {
         for row in self.store().list_receiving_uploads().await? {
-            let path = self.blobs().upload_path(&row.image_id)?;
-            let on_disk = tokio::fs::metadata(&path).await.map(|m| m.len()).ok();
+            let on_disk = self
+                .blobs()
+                .incoming_len(Incoming::Upload, &row.image_id)
+                .await?;
             if on_disk.is_none_or(|len| len < row.offset_bytes) {
                 tracing::warn!(image.id = %row.image_id, "upload bytes missing at start-up");
                 self.lose_upload(&row).await?;
@@ -902,7 +613,9 @@ impl Services {
                 now_ms(),
             )
             .await?;
-        self.blobs().remove_upload(&row.image_id).await?;
+        self.blobs()
+            .remove_incoming(Incoming::Upload, &row.image_id)
+            .await?;
         Ok(())
     }
 
@@ -957,20 +670,6 @@ fn parse_upload_image_id(raw: &str) -> UploadResult<String> {
     super::images::parse_image_id(raw).map_err(|_| UploadError::NotFound(NO_IMAGE.into()))
 }
 
-/// Hands a batch to every thread; `false` if one of them has stopped.
-async fn deliver(batch: Bytes, threads: [&tokio::sync::mpsc::Sender<Bytes>; 3]) -> bool {
-    for thread in threads {
-        if thread.send(batch.clone()).await.is_err() {
-            return false;
-        }
-    }
-    true
-}
-
-fn thread_error(e: tokio::task::JoinError) -> UploadError {
-    UploadError::Internal(anyhow::anyhow!("upload thread: {e}"))
-}
-
 /// "24 hours", "90 minutes", "30 seconds", "500 milliseconds".
 fn describe_duration(duration: Duration) -> String {
     if duration.subsec_nanos() != 0 {
@@ -987,35 +686,6 @@ fn describe_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hasher_state_survives_a_round_trip_mid_stream() {
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let mut first = Hashers::new(true);
-        let head = &data[..123_457];
-        first.sha512.update(head);
-        first.md5.update(head);
-        first.sha256.as_mut().unwrap().update(head);
-        let mut resumed = Hashers::from_state(&first.to_state()).unwrap();
-        let rest = &data[123_457..];
-        resumed.sha512.update(rest);
-        resumed.md5.update(rest);
-        resumed.sha256.as_mut().unwrap().update(rest);
-        assert_eq!(
-            hex::encode(resumed.sha512.finalize()),
-            hex::encode(Sha512::digest(&data))
-        );
-        assert_eq!(
-            hex::encode(resumed.md5.finalize()),
-            hex::encode(Md5::digest(&data))
-        );
-        assert_eq!(
-            hex::encode(resumed.sha256.unwrap().finalize()),
-            hex::encode(Sha256::digest(&data))
-        );
-        assert!(Hashers::from_state("00.11").is_err());
-        assert!(Hashers::new(false).to_state().matches('.').count() == 1);
-    }
 
     #[test]
     fn durations_read_naturally() {
