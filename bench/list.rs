@@ -112,22 +112,24 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) ->
         }
         rows.push((
             NewImageRow {
+                attributes: image_console::domain::image_spec::ImageAttributes {
+                    name: format!("{}-{i:06}", PREFIXES[i % PREFIXES.len()]),
+                    description: String::new(),
+                    os_type: OsType::ALL[(rng.next() % 6) as usize],
+                    min_disk_gb: 10,
+                    min_ram_gb: 2,
+                    protected: false,
+                    architecture: Architecture::X86_64,
+                    boot_mode: BootMode::Bios,
+                    features: Features::default(),
+                },
                 id,
                 account_id: account.into(),
-                name: format!("{}-{i:06}", PREFIXES[i % PREFIXES.len()]),
-                description: String::new(),
-                os_type: OsType::ALL[(rng.next() % 6) as usize],
-                min_disk_gb: 10,
-                min_ram_gb: 2,
                 visibility: if rng.next().is_multiple_of(5) {
                     Visibility::Shared
                 } else {
                     Visibility::Private
                 },
-                protected: false,
-                architecture: Architecture::X86_64,
-                boot_mode: BootMode::Bios,
-                features: Features::default(),
                 image_type: "Image-Based",
                 source_url: Some("https://example.com/image.qcow2".into()),
                 expected_checksum: None,

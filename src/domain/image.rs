@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::attributes::{Architecture, BootMode, Features};
-use super::image_spec::{OsType, Visibility};
+use super::image_spec::{ImageAttributes, OsType, Visibility};
 use super::tags::TagPair;
 
 /// The lifecycle of an image (Create Image guide): Queued → Importing → Active from a URL,
@@ -228,11 +227,9 @@ pub struct ImageDetail {
     pub id: String,
     pub srn: String,
     pub account_id: String,
-    pub name: String,
-    pub description: String,
+    pub attributes: ImageAttributes,
     pub status: ImageStatus,
     pub failure_reason: Option<String>,
-    pub os_type: OsType,
     pub image_type: String,
     pub source_url: Option<String>,
     /// The name of the local file an upload was created with.
@@ -245,13 +242,7 @@ pub struct ImageDetail {
     pub checksum_md5: Option<String>,
     /// The checksum the creator gave, which the bytes were verified against.
     pub expected_checksum: Option<super::checksum::ExpectedChecksum>,
-    pub min_disk_gb: u64,
-    pub min_ram_gb: u64,
     pub visibility: Visibility,
-    pub protected: bool,
-    pub architecture: Architecture,
-    pub boot_mode: BootMode,
-    pub features: Features,
     pub tags: Vec<TagPair>,
     pub progress: Option<ImportProgress>,
     pub created_by: String,

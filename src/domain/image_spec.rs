@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attributes::{Architecture, BootMode, Features};
 use super::checksum::ExpectedChecksum;
+use super::history::FieldChange;
 use super::image::DiskFormat;
 use super::tags::{Tag, TagPair, parse_tag_set};
 use super::upload::LocalImageFile;
@@ -392,10 +393,127 @@ pub fn parse_checkbox(raw: Option<&str>) -> bool {
     matches!(raw, Some("on" | "true" | "1"))
 }
 
+/// An image's own attributes: what Create sets and Edit changes. One type for the validated
+/// forms, the stored rows and Image Details. Made from input only by `AttributesForm::parse`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageAttributes {
+    pub name: String,
+    pub description: String,
+    pub os_type: OsType,
+    pub min_disk_gb: u64,
+    pub min_ram_gb: u64,
+    pub protected: bool,
+    pub architecture: Architecture,
+    pub boot_mode: BootMode,
+    pub features: Features,
+}
+
+/// How the Protected setting reads ("Use", as the guides say, or "Not used").
+pub fn protected_label(protected: bool) -> &'static str {
+    if protected { "Use" } else { "Not used" }
+}
+
+impl ImageAttributes {
+    /// The fields that differ in `after`, as Work History shows them.
+    pub fn changes_to(&self, after: &ImageAttributes) -> Vec<FieldChange> {
+        let gb = |n: u64| format!("{n} GB");
+        let fields = [
+            ("Image name", self.name.clone(), after.name.clone()),
+            (
+                "Description",
+                self.description.clone(),
+                after.description.clone(),
+            ),
+            (
+                "OS type",
+                self.os_type.label().into(),
+                after.os_type.label().into(),
+            ),
+            ("Minimum Disk", gb(self.min_disk_gb), gb(after.min_disk_gb)),
+            ("Minimum RAM", gb(self.min_ram_gb), gb(after.min_ram_gb)),
+            (
+                "Protected",
+                protected_label(self.protected).into(),
+                protected_label(after.protected).into(),
+            ),
+            (
+                "Architecture",
+                self.architecture.as_str().into(),
+                after.architecture.as_str().into(),
+            ),
+            (
+                "Boot mode",
+                self.boot_mode.label().into(),
+                after.boot_mode.label().into(),
+            ),
+            ("Features", self.features.label(), after.features.label()),
+        ];
+        fields
+            .into_iter()
+            .filter(|(_, old, new)| old != new)
+            .map(|(field, old, new)| FieldChange {
+                field: field.to_owned(),
+                old,
+                new,
+            })
+            .collect()
+    }
+}
+
+/// The attribute fields as the Create and Edit forms send them: every one a raw string, and
+/// a checkbox present only when checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributesForm {
+    pub name: String,
+    pub description: String,
+    pub os_type: String,
+    pub min_disk: String,
+    pub min_ram: String,
+    /// Empty means the default (x86_64, BIOS).
+    pub architecture: String,
+    pub boot_mode: String,
+    pub protected: Option<String>,
+    pub cloud_init: Option<String>,
+    pub qemu_guest_agent: Option<String>,
+}
+
+impl AttributesForm {
+    /// Validates every field, adding each error to `errors`.
+    fn parse(&self, errors: &mut FieldErrors) -> Option<ImageAttributes> {
+        let name = collect(ImageName::parse(&self.name), errors);
+        let os_type = collect(OsType::parse(&self.os_type), errors);
+        let min_disk = collect(MinDiskGb::parse(&self.min_disk), errors);
+        let min_ram = collect(MinRamGb::parse(&self.min_ram), errors);
+        let description = collect(Description::parse(&self.description), errors);
+        let architecture = match self.architecture.as_str() {
+            "" => Some(Architecture::default()),
+            raw => collect(Architecture::parse(raw), errors),
+        };
+        let boot_mode = match self.boot_mode.as_str() {
+            "" => Some(BootMode::default()),
+            raw => collect(BootMode::parse(raw), errors),
+        };
+        Some(ImageAttributes {
+            name: name?.as_str().to_owned(),
+            os_type: os_type?,
+            min_disk_gb: min_disk?.get(),
+            min_ram_gb: min_ram?.get(),
+            protected: parse_checkbox(self.protected.as_deref()),
+            description: description?.as_str().to_owned(),
+            architecture: architecture?,
+            boot_mode: boot_mode?,
+            features: Features {
+                cloud_init: parse_checkbox(self.cloud_init.as_deref()),
+                qemu_guest_agent: parse_checkbox(self.qemu_guest_agent.as_deref()),
+            },
+        })
+    }
+}
+
 /// The Create Image form as the browser sends it: every field a raw string.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateImageForm {
-    pub name: String,
+    pub attributes: AttributesForm,
     /// `url` (or empty) or `file`.
     #[serde(default)]
     pub source: String,
@@ -408,35 +526,11 @@ pub struct CreateImageForm {
     /// Empty means qcow2.
     #[serde(default)]
     pub disk_format: String,
-    pub os_type: String,
-    pub min_disk: String,
-    pub min_ram: String,
     pub visibility: String,
-    pub protected: Option<String>,
-    pub description: String,
-    /// Empty means the default (x86_64, BIOS).
-    pub architecture: String,
-    pub boot_mode: String,
-    pub cloud_init: Option<String>,
-    pub qemu_guest_agent: Option<String>,
     pub tags: Vec<TagPair>,
     /// Optional expected checksum of the file (see `ExpectedChecksum`).
     #[serde(default)]
     pub checksum: String,
-}
-
-/// The fields Create and Edit share, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageAttributes {
-    pub name: ImageName,
-    pub os_type: OsType,
-    pub min_disk: MinDiskGb,
-    pub min_ram: MinRamGb,
-    pub protected: bool,
-    pub description: Description,
-    pub architecture: Architecture,
-    pub boot_mode: BootMode,
-    pub features: Features,
 }
 
 /// A validated request to create an image.
@@ -448,52 +542,6 @@ pub struct NewImage {
     pub checksum: Option<ExpectedChecksum>,
     pub visibility: Visibility,
     pub tags: Vec<Tag>,
-}
-
-/// The raw attribute fields shared by the Create and Edit forms.
-struct RawAttributes<'a> {
-    name: &'a str,
-    os_type: &'a str,
-    min_disk: &'a str,
-    min_ram: &'a str,
-    description: &'a str,
-    architecture: &'a str,
-    boot_mode: &'a str,
-    protected: Option<&'a str>,
-    cloud_init: Option<&'a str>,
-    qemu_guest_agent: Option<&'a str>,
-}
-
-impl RawAttributes<'_> {
-    fn parse(&self, errors: &mut FieldErrors) -> Option<ImageAttributes> {
-        let name = collect(ImageName::parse(self.name), errors);
-        let os_type = collect(OsType::parse(self.os_type), errors);
-        let min_disk = collect(MinDiskGb::parse(self.min_disk), errors);
-        let min_ram = collect(MinRamGb::parse(self.min_ram), errors);
-        let description = collect(Description::parse(self.description), errors);
-        let architecture = match self.architecture {
-            "" => Some(Architecture::default()),
-            raw => collect(Architecture::parse(raw), errors),
-        };
-        let boot_mode = match self.boot_mode {
-            "" => Some(BootMode::default()),
-            raw => collect(BootMode::parse(raw), errors),
-        };
-        Some(ImageAttributes {
-            name: name?,
-            os_type: os_type?,
-            min_disk: min_disk?,
-            min_ram: min_ram?,
-            protected: parse_checkbox(self.protected),
-            description: description?,
-            architecture: architecture?,
-            boot_mode: boot_mode?,
-            features: Features {
-                cloud_init: parse_checkbox(self.cloud_init),
-                qemu_guest_agent: parse_checkbox(self.qemu_guest_agent),
-            },
-        })
-    }
 }
 
 /// The order of fields on the Create Image form, so errors are listed as the form reads.
@@ -519,19 +567,7 @@ impl CreateImageForm {
     /// local file's size.
     pub fn parse(&self, import_limit_bytes: u64) -> Result<NewImage, FieldErrors> {
         let mut errors = Vec::new();
-        let attributes = RawAttributes {
-            name: &self.name,
-            os_type: &self.os_type,
-            min_disk: &self.min_disk,
-            min_ram: &self.min_ram,
-            description: &self.description,
-            architecture: &self.architecture,
-            boot_mode: &self.boot_mode,
-            protected: self.protected.as_deref(),
-            cloud_init: self.cloud_init.as_deref(),
-            qemu_guest_agent: self.qemu_guest_agent.as_deref(),
-        }
-        .parse(&mut errors);
+        let attributes = self.attributes.parse(&mut errors);
         let source = match collect(SourceKind::parse(&self.source), &mut errors) {
             Some(SourceKind::Url) => {
                 collect(ImageFileUrl::parse(&self.source_url), &mut errors).map(ImageSource::Url)
@@ -592,16 +628,7 @@ impl CreateImageForm {
 /// The Edit form of Image Details as sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EditImageForm {
-    pub name: String,
-    pub description: String,
-    pub os_type: String,
-    pub min_disk: String,
-    pub min_ram: String,
-    pub architecture: String,
-    pub boot_mode: String,
-    pub cloud_init: Option<String>,
-    pub qemu_guest_agent: Option<String>,
-    pub protected: Option<String>,
+    pub attributes: AttributesForm,
     /// Empty keeps the current visibility.
     #[serde(default)]
     pub visibility: String,
@@ -618,19 +645,7 @@ pub struct ImageEdit {
 impl EditImageForm {
     pub fn parse(&self) -> Result<ImageEdit, FieldErrors> {
         let mut errors = Vec::new();
-        let attributes = RawAttributes {
-            name: &self.name,
-            os_type: &self.os_type,
-            min_disk: &self.min_disk,
-            min_ram: &self.min_ram,
-            description: &self.description,
-            architecture: &self.architecture,
-            boot_mode: &self.boot_mode,
-            protected: self.protected.as_deref(),
-            cloud_init: self.cloud_init.as_deref(),
-            qemu_guest_agent: self.qemu_guest_agent.as_deref(),
-        }
-        .parse(&mut errors);
+        let attributes = self.attributes.parse(&mut errors);
         let visibility = match self.visibility.as_str() {
             "" => Some(None),
             raw => collect(Visibility::parse(raw), &mut errors).map(Some),
@@ -841,14 +856,17 @@ mod tests {
     #[test]
     fn form_reports_every_error_at_once() {
         let form = CreateImageForm {
-            name: "bad#name".into(),
+            attributes: crate::domain::image_spec::AttributesForm {
+                name: "bad#name".into(),
+                os_type: "".into(),
+                min_disk: "12289".into(),
+                min_ram: "x".into(),
+                protected: None,
+                description: "d".repeat(256),
+                ..Default::default()
+            },
             source_url: "ftp://x/y.qcow2".into(),
-            os_type: "".into(),
-            min_disk: "12289".into(),
-            min_ram: "x".into(),
             visibility: "public".into(),
-            protected: None,
-            description: "d".repeat(256),
             ..Default::default()
         };
         let errors = form.parse(1 << 30).unwrap_err();
@@ -870,15 +888,18 @@ mod tests {
     #[test]
     fn form_parses_a_valid_request() {
         let form = CreateImageForm {
-            name: "ubuntu base".into(),
+            attributes: crate::domain::image_spec::AttributesForm {
+                name: "ubuntu base".into(),
+                os_type: "ubuntu".into(),
+                min_disk: "10".into(),
+                min_ram: "2".into(),
+                protected: Some("on".into()),
+                description: "".into(),
+                cloud_init: Some("on".into()),
+                ..Default::default()
+            },
             source_url: "https://example.com/u.qcow2".into(),
-            os_type: "ubuntu".into(),
-            min_disk: "10".into(),
-            min_ram: "2".into(),
             visibility: "private".into(),
-            protected: Some("on".into()),
-            description: "".into(),
-            cloud_init: Some("on".into()),
             tags: vec![TagPair {
                 key: "env".into(),
                 value: "prod".into(),
@@ -887,7 +908,7 @@ mod tests {
         };
         let spec = form.parse(1 << 30).unwrap();
         assert!(spec.attributes.protected);
-        assert_eq!(spec.attributes.min_disk.get(), 10);
+        assert_eq!(spec.attributes.min_disk_gb, 10);
         assert_eq!(spec.attributes.os_type, OsType::Ubuntu);
         assert_eq!(spec.attributes.architecture, Architecture::X86_64);
         assert_eq!(spec.attributes.boot_mode, BootMode::Bios);
@@ -899,11 +920,14 @@ mod tests {
     #[test]
     fn the_disk_format_must_fit_the_file_name() {
         let form = CreateImageForm {
-            name: "installer".into(),
+            attributes: crate::domain::image_spec::AttributesForm {
+                name: "installer".into(),
+                os_type: "ubuntu".into(),
+                min_disk: "10".into(),
+                min_ram: "1".into(),
+                ..Default::default()
+            },
             source_url: "https://example.com/ubuntu-24.04-live.iso".into(),
-            os_type: "ubuntu".into(),
-            min_disk: "10".into(),
-            min_ram: "1".into(),
             visibility: "private".into(),
             ..Default::default()
         };
@@ -936,13 +960,16 @@ mod tests {
     #[test]
     fn a_local_file_source_needs_a_file_not_a_url() {
         let form = CreateImageForm {
-            name: "from disk".into(),
+            attributes: crate::domain::image_spec::AttributesForm {
+                name: "from disk".into(),
+                os_type: "rocky".into(),
+                min_disk: "10".into(),
+                min_ram: "1".into(),
+                ..Default::default()
+            },
             source: "file".into(),
             file_name: "disk.qcow2".into(),
             file_size: "4096".into(),
-            os_type: "rocky".into(),
-            min_disk: "10".into(),
-            min_ram: "1".into(),
             visibility: "private".into(),
             ..Default::default()
         };
@@ -972,11 +999,14 @@ mod tests {
     #[test]
     fn edit_form_uses_the_same_rules() {
         let form = EditImageForm {
-            name: "bad#name".into(),
-            os_type: "ubuntu".into(),
-            min_disk: "12289".into(),
-            min_ram: "0".into(),
-            architecture: "sparc".into(),
+            attributes: crate::domain::image_spec::AttributesForm {
+                name: "bad#name".into(),
+                os_type: "ubuntu".into(),
+                min_disk: "12289".into(),
+                min_ram: "0".into(),
+                architecture: "sparc".into(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let errors = form.parse().unwrap_err();
@@ -990,13 +1020,16 @@ mod tests {
             ]
         );
         let ok = EditImageForm {
-            name: "renamed".into(),
-            os_type: "rhel".into(),
-            min_disk: "1".into(),
-            min_ram: "1".into(),
-            architecture: "aarch64".into(),
-            boot_mode: "uefi".into(),
-            qemu_guest_agent: Some("on".into()),
+            attributes: crate::domain::image_spec::AttributesForm {
+                name: "renamed".into(),
+                os_type: "rhel".into(),
+                min_disk: "1".into(),
+                min_ram: "1".into(),
+                architecture: "aarch64".into(),
+                boot_mode: "uefi".into(),
+                qemu_guest_agent: Some("on".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let edit = ok.parse().unwrap();
@@ -1027,11 +1060,14 @@ mod tests {
     #[test]
     fn create_form_checks_its_tags() {
         let form = CreateImageForm {
-            name: "n".into(),
+            attributes: crate::domain::image_spec::AttributesForm {
+                name: "n".into(),
+                os_type: "ubuntu".into(),
+                min_disk: "0".into(),
+                min_ram: "0".into(),
+                ..Default::default()
+            },
             source_url: "https://example.com/a.qcow2".into(),
-            os_type: "ubuntu".into(),
-            min_disk: "0".into(),
-            min_ram: "0".into(),
             visibility: "private".into(),
             tags: vec![
                 TagPair {

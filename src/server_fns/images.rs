@@ -76,26 +76,28 @@ pub async fn create_image(
     checksum: Option<String>,
 ) -> Result<String, AppError> {
     use super::ssr;
-    use crate::domain::image_spec::{CreateImageForm, SourceKind};
+    use crate::domain::image_spec::{AttributesForm, CreateImageForm, SourceKind};
 
     let (services, actor) = ssr::actor().await?;
     let form = CreateImageForm {
-        name,
+        attributes: AttributesForm {
+            name,
+            description,
+            os_type,
+            min_disk,
+            min_ram,
+            architecture: architecture.unwrap_or_default(),
+            boot_mode: boot_mode.unwrap_or_default(),
+            protected,
+            cloud_init,
+            qemu_guest_agent,
+        },
         source: source.unwrap_or_default(),
         source_url: source_url.unwrap_or_default(),
         file_name: file_name.unwrap_or_default(),
         file_size: file_size.unwrap_or_default(),
         disk_format: disk_format.unwrap_or_default(),
-        os_type,
-        min_disk,
-        min_ram,
         visibility,
-        protected,
-        description,
-        architecture: architecture.unwrap_or_default(),
-        boot_mode: boot_mode.unwrap_or_default(),
-        cloud_init,
-        qemu_guest_agent,
         tags: tags.unwrap_or_default(),
         checksum: checksum.unwrap_or_default(),
     };
@@ -147,20 +149,22 @@ pub async fn update_image(
     visibility: Option<String>,
 ) -> Result<(), AppError> {
     use super::ssr;
-    use crate::domain::image_spec::EditImageForm;
+    use crate::domain::image_spec::{AttributesForm, EditImageForm};
 
     let (services, actor) = ssr::actor().await?;
     let form = EditImageForm {
-        name,
-        description,
-        os_type,
-        min_disk,
-        min_ram,
-        architecture,
-        boot_mode,
-        cloud_init,
-        qemu_guest_agent,
-        protected,
+        attributes: AttributesForm {
+            name,
+            description,
+            os_type,
+            min_disk,
+            min_ram,
+            architecture,
+            boot_mode,
+            protected,
+            cloud_init,
+            qemu_guest_agent,
+        },
         visibility: visibility.unwrap_or_default(),
     };
     services

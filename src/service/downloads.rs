@@ -122,7 +122,7 @@ impl Services {
         let sig =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         let format = row.disk_format.map_or("img", |f| f.as_str());
-        let file = download_file_name(&row.name, format);
+        let file = download_file_name(&row.attributes.name, format);
         let file: String = url::form_urlencoded::byte_serialize(file.as_bytes()).collect();
         let note = format!("Valid until {}.", format_timestamp(expires_at_ms));
         let event = NewEvent {
@@ -130,7 +130,7 @@ impl Services {
             ..NewEvent::succeeded(HistoryTopic::DownloadLinkIssued, &actor.user_name)
         };
         self.store()
-            .record_event(&actor.account_id, &id, &row.name, &event, now)
+            .record_event(&actor.account_id, &id, &row.attributes.name, &event, now)
             .await?;
         let holder = match holder {
             LinkHolder::Owner => String::new(),

@@ -8,7 +8,7 @@ use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, Histor
 use crate::domain::image::{
     AccountUsage, BatchDeleteResult, ImageDetail, SkippedImage, delete_blocked_reason,
 };
-use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageAttributes, ImageSource};
+use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageSource, protected_label};
 use crate::domain::list_query::{ImagePage, ListQuery};
 use crate::domain::share::{other_account, private_refused};
 use crate::domain::tags::{self, TagPair, parse_tag_set};
@@ -47,66 +47,6 @@ fn changed_elsewhere() -> ServiceError {
 
 /// Most images one batch Delete takes; the largest page of the list.
 pub const MAX_BATCH_DELETE: usize = 100;
-
-fn protected_label(protected: bool) -> &'static str {
-    if protected { "Use" } else { "Not used" }
-}
-
-/// The fields an Edit changed, as Work History shows them.
-fn attribute_changes(before: &ImageRow, after: &ImageAttributes) -> Vec<FieldChange> {
-    let mut changes = Vec::new();
-    let mut push = |field: &str, old: String, new: String| {
-        if old != new {
-            changes.push(FieldChange {
-                field: field.to_owned(),
-                old,
-                new,
-            });
-        }
-    };
-    push(
-        "Image name",
-        before.name.clone(),
-        after.name.as_str().to_owned(),
-    );
-    push(
-        "Description",
-        before.description.clone(),
-        after.description.as_str().to_owned(),
-    );
-    push(
-        "OS type",
-        before.os_type.label().into(),
-        after.os_type.label().into(),
-    );
-    push(
-        "Minimum Disk",
-        format!("{} GB", before.min_disk_gb),
-        format!("{} GB", after.min_disk.get()),
-    );
-    push(
-        "Minimum RAM",
-        format!("{} GB", before.min_ram_gb),
-        format!("{} GB", after.min_ram.get()),
-    );
-    push(
-        "Protected",
-        protected_label(before.protected).into(),
-        protected_label(after.protected).into(),
-    );
-    push(
-        "Architecture",
-        before.architecture.as_str().into(),
-        after.architecture.as_str().into(),
-    );
-    push(
-        "Boot mode",
-        before.boot_mode.label().into(),
-        after.boot_mode.label().into(),
-    );
-    push("Features", before.features.label(), after.features.label());
-    changes
-}
 
 /// How a tag set changed, one entry per added, changed or removed key.
 fn tag_changes(before: &[TagPair], after: &[tags::Tag]) -> Vec<FieldChange> {
@@ -282,12 +222,12 @@ impl Services {
                 other_account(&row.account_id)
             };
             let record = [
-                row.name,
+                row.attributes.name,
                 row.id,
                 row.status.label().to_owned(),
-                row.os_type.label().to_owned(),
+                row.attributes.os_type.label().to_owned(),
                 row.visibility.label().to_owned(),
-                protected_label(row.protected).to_owned(),
+                protected_label(row.attributes.protected).to_owned(),
                 row.size_bytes.map(|b| b.to_string()).unwrap_or_default(),
                 row.virtual_size_bytes
                     .map(|b| b.to_string())
@@ -295,14 +235,14 @@ impl Services {
                 row.disk_format
                     .map(|f| f.as_str().to_owned())
                     .unwrap_or_default(),
-                row.min_disk_gb.to_string(),
-                row.min_ram_gb.to_string(),
-                row.architecture.as_str().to_owned(),
-                row.boot_mode.label().to_owned(),
-                row.features.label(),
+                row.attributes.min_disk_gb.to_string(),
+                row.attributes.min_ram_gb.to_string(),
+                row.attributes.architecture.as_str().to_owned(),
+                row.attributes.boot_mode.label().to_owned(),
+                row.attributes.features.label(),
                 format_rfc3339(row.created_at_ms),
                 creator,
-                row.description,
+                row.attributes.description,
                 row.account_id,
             ];
             writer
@@ -355,7 +295,6 @@ impl Services {
             )]));
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let a = &spec.attributes;
         let (source_url, local_file) = match &spec.source {
             ImageSource::Url(url) => (Some(url.as_str().to_owned()), None),
             ImageSource::LocalFile(file) => (
@@ -370,16 +309,8 @@ impl Services {
         let row = NewImageRow {
             id: id.clone(),
             account_id: actor.account_id.clone(),
-            name: a.name.as_str().to_owned(),
-            description: a.description.as_str().to_owned(),
-            os_type: a.os_type,
-            min_disk_gb: a.min_disk.get(),
-            min_ram_gb: a.min_ram.get(),
+            attributes: spec.attributes,
             visibility: spec.visibility,
-            protected: a.protected,
-            architecture: a.architecture,
-            boot_mode: a.boot_mode,
-            features: a.features,
             image_type: spec.disk_format.image_type(),
             source_url,
             expected_checksum: spec.checksum.as_ref().map(ExpectedChecksum::to_db),
@@ -444,7 +375,7 @@ impl Services {
         }
         let visibility = edit.visibility.unwrap_or(before.visibility);
         let attributes = edit.attributes;
-        let mut changes = attribute_changes(&before, &attributes);
+        let mut changes = before.attributes.changes_to(&attributes);
         if visibility != before.visibility {
             changes.push(FieldChange {
                 field: "Visibility".into(),
@@ -465,15 +396,7 @@ impl Services {
             ..NewEvent::succeeded(topic, &actor.user_name)
         };
         let update = AttributeUpdate {
-            name: attributes.name.as_str().to_owned(),
-            description: attributes.description.as_str().to_owned(),
-            os_type: attributes.os_type,
-            min_disk_gb: attributes.min_disk.get(),
-            min_ram_gb: attributes.min_ram.get(),
-            protected: attributes.protected,
-            architecture: attributes.architecture,
-            boot_mode: attributes.boot_mode,
-            features: attributes.features,
+            attributes,
             visibility,
         };
         let now = now_ms().max(expected_updated_at_ms + 1);
@@ -507,12 +430,12 @@ impl Services {
     ) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
         let before = self.owned_image(actor, &id).await?;
-        if before.protected == protected {
+        if before.attributes.protected == protected {
             return Ok(());
         }
         let changes = [FieldChange {
             field: "Protected".into(),
-            old: protected_label(before.protected).into(),
+            old: protected_label(before.attributes.protected).into(),
             new: protected_label(protected).into(),
         }];
         let event = NewEvent {
@@ -711,11 +634,11 @@ impl Services {
             {
                 DeleteOutcome::Deleted { row, release_blob } => {
                     self.remove_image_bytes(&row, release_blob).await;
-                    result.deleted.push(row.name);
+                    result.deleted.push(row.attributes.name);
                 }
                 DeleteOutcome::Protected(row) => result.skipped.push(SkippedImage {
                     id,
-                    name: row.name,
+                    name: row.attributes.name,
                     reason: "Protected: turn Protected off to delete it.".into(),
                 }),
                 DeleteOutcome::NotFound => {
@@ -727,7 +650,7 @@ impl Services {
                                 "Shared with this account by account {}; only its owner can delete it.",
                                 row.account_id
                             ),
-                            name: row.name,
+                            name: row.attributes.name,
                         },
                         None => SkippedImage {
                             id: id.clone(),

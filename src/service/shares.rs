@@ -30,10 +30,10 @@ fn not_shared() -> ServiceError {
 fn shared_image(share: ShareRow, image: ImageRow) -> SharedImage {
     SharedImage {
         image_id: image.id,
-        image_name: image.name,
+        image_name: image.attributes.name,
         owner_account_id: share.owner_account_id,
         size_bytes: image.size_bytes,
-        os_type: image.os_type,
+        os_type: image.attributes.os_type,
         image_created_at_ms: image.created_at_ms,
         status: share.status,
         requested_at_ms: share.requested_at_ms,
@@ -118,7 +118,7 @@ impl Services {
         let active = shares.iter().filter(|s| s.status.is_active()).count() as u64;
         Ok(ImageSharing {
             image_id: image.id,
-            image_name: image.name,
+            image_name: image.attributes.name,
             status: image.status,
             visibility: image.visibility,
             shares,

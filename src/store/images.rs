@@ -12,7 +12,7 @@ use crate::domain::history::{HistoryTopic, SYSTEM_WORKER, WorkResult, notes};
 use crate::domain::image::{
     DiskFormat, ImageDetail, ImageStatus, ImageSummary, ImportProgress, image_srn,
 };
-use crate::domain::image_spec::{OsType, Visibility};
+use crate::domain::image_spec::{ImageAttributes, OsType, Visibility};
 use crate::domain::tags::{Tag, TagPair};
 
 /// A new image, as the service hands it to the store.
@@ -20,16 +20,8 @@ use crate::domain::tags::{Tag, TagPair};
 pub struct NewImageRow {
     pub id: String,
     pub account_id: String,
-    pub name: String,
-    pub description: String,
-    pub os_type: OsType,
-    pub min_disk_gb: u64,
-    pub min_ram_gb: u64,
+    pub attributes: ImageAttributes,
     pub visibility: Visibility,
-    pub protected: bool,
-    pub architecture: Architecture,
-    pub boot_mode: BootMode,
-    pub features: Features,
     pub image_type: &'static str,
     pub source_url: Option<String>,
     /// `algorithm:hex`, as `ExpectedChecksum::to_db` writes it.
@@ -56,16 +48,8 @@ pub struct ImageRow {
     pub seq: i64,
     pub id: String,
     pub account_id: String,
-    pub name: String,
-    pub description: String,
-    pub os_type: OsType,
-    pub min_disk_gb: u64,
-    pub min_ram_gb: u64,
+    pub attributes: ImageAttributes,
     pub visibility: Visibility,
-    pub protected: bool,
-    pub architecture: Architecture,
-    pub boot_mode: BootMode,
-    pub features: Features,
     pub status: ImageStatus,
     pub failure_reason: Option<String>,
     pub image_type: String,
@@ -96,15 +80,7 @@ pub struct ImageRow {
 /// The attributes an Edit may change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttributeUpdate {
-    pub name: String,
-    pub description: String,
-    pub os_type: OsType,
-    pub min_disk_gb: u64,
-    pub min_ram_gb: u64,
-    pub protected: bool,
-    pub architecture: Architecture,
-    pub boot_mode: BootMode,
-    pub features: Features,
+    pub attributes: ImageAttributes,
     pub visibility: Visibility,
 }
 
@@ -237,6 +213,47 @@ pub(super) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i.descripti
     i.bytes_total, i.import_attempts, i.link_generation, i.created_by, i.created_at, \
     i.updated_by, i.updated_at, i.source_image_id";
 
+/// The columns of `ImageAttributes`, in the order `bind_attributes` binds them.
+const ATTRIBUTE_COLUMNS: &str = "name, description, os_type, min_disk_gb, min_ram_gb, protected, architecture, boot_mode, features";
+
+/// Binds an image's attributes in the order of `ATTRIBUTE_COLUMNS`.
+fn bind_attributes<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    a: &'q ImageAttributes,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&a.name)
+        .bind(&a.description)
+        .bind(a.os_type.as_str())
+        .bind(to_i64(a.min_disk_gb))
+        .bind(to_i64(a.min_ram_gb))
+        .bind(i64::from(a.protected))
+        .bind(a.architecture.as_str())
+        .bind(a.boot_mode.as_str())
+        .bind(a.features.to_db())
+}
+
+/// Reads an image's attributes from a row selected with `COLUMNS`.
+fn attributes_from_row(r: &AnyRow) -> sqlx::Result<ImageAttributes> {
+    let text = |c: &str| r.try_get::<String, _>(c);
+    let os_type = text("os_type")?;
+    let architecture = text("architecture")?;
+    let boot_mode = text("boot_mode")?;
+    Ok(ImageAttributes {
+        name: text("name")?,
+        description: text("description")?,
+        os_type: OsType::parse(&os_type).map_err(|_| decode_error("os_type", &os_type))?,
+        min_disk_gb: to_u64(r.try_get("min_disk_gb")?),
+        min_ram_gb: to_u64(r.try_get("min_ram_gb")?),
+        protected: r.try_get::<i64, _>("protected")? != 0,
+        architecture: Architecture::parse(&architecture)
+            .map_err(|_| decode_error("architecture", &architecture))?,
+        boot_mode: BootMode::parse(&boot_mode)
+            .map_err(|_| decode_error("boot_mode", &boot_mode))?,
+        features: Features::from_db(&text("features")?),
+    })
+}
+
 pub(super) fn decode_error(column: &str, value: &str) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
         index: column.to_owned(),
@@ -247,11 +264,8 @@ pub(super) fn decode_error(column: &str, value: &str) -> sqlx::Error {
 impl ImageRow {
     pub(super) fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
         let text = |c: &str| r.try_get::<String, _>(c);
-        let os_type = text("os_type")?;
         let visibility = text("visibility")?;
         let status = text("status")?;
-        let architecture = text("architecture")?;
-        let boot_mode = text("boot_mode")?;
         let disk_format: Option<String> = r.try_get("disk_format")?;
         let opt_u64 = |c: &str| -> sqlx::Result<Option<u64>> {
             Ok(r.try_get::<Option<i64>, _>(c)?.map(to_u64))
@@ -260,19 +274,9 @@ impl ImageRow {
             seq: r.try_get("seq")?,
             id: text("id")?,
             account_id: text("account_id")?,
-            name: text("name")?,
-            description: text("description")?,
-            os_type: OsType::parse(&os_type).map_err(|_| decode_error("os_type", &os_type))?,
-            min_disk_gb: to_u64(r.try_get("min_disk_gb")?),
-            min_ram_gb: to_u64(r.try_get("min_ram_gb")?),
+            attributes: attributes_from_row(r)?,
             visibility: Visibility::parse(&visibility)
                 .map_err(|_| decode_error("visibility", &visibility))?,
-            protected: r.try_get::<i64, _>("protected")? != 0,
-            architecture: Architecture::parse(&architecture)
-                .map_err(|_| decode_error("architecture", &architecture))?,
-            boot_mode: BootMode::parse(&boot_mode)
-                .map_err(|_| decode_error("boot_mode", &boot_mode))?,
-            features: Features::from_db(&text("features")?),
             status: ImageStatus::from_db(&status).ok_or_else(|| decode_error("status", &status))?,
             failure_reason: r.try_get("failure_reason")?,
             image_type: text("image_type")?,
@@ -330,11 +334,11 @@ impl ImageRow {
             shared_by: self.shared_by(viewer),
             progress: self.progress(),
             id: self.id,
-            name: self.name,
-            os_type: self.os_type,
+            name: self.attributes.name,
+            os_type: self.attributes.os_type,
             status: self.status,
             visibility: self.visibility,
-            protected: self.protected,
+            protected: self.attributes.protected,
             size_bytes: self.size_bytes,
             failure_reason: self.failure_reason,
             source_file_name: self.source_file_name,
@@ -350,11 +354,9 @@ impl ImageRow {
             srn: image_srn(&self.account_id, &self.id),
             id: self.id,
             account_id: self.account_id,
-            name: self.name,
-            description: self.description,
+            attributes: self.attributes,
             status: self.status,
             failure_reason: self.failure_reason,
-            os_type: self.os_type,
             image_type: self.image_type,
             source_url: self.source_url,
             source_file_name: self.source_file_name,
@@ -368,13 +370,7 @@ impl ImageRow {
                 .expected_checksum
                 .as_deref()
                 .and_then(crate::domain::checksum::ExpectedChecksum::from_db),
-            min_disk_gb: self.min_disk_gb,
-            min_ram_gb: self.min_ram_gb,
             visibility: self.visibility,
-            protected: self.protected,
-            architecture: self.architecture,
-            boot_mode: self.boot_mode,
-            features: self.features,
             tags,
             created_by: self.created_by,
             created_at_ms: self.created_at_ms,
@@ -510,45 +506,36 @@ impl Store {
                 return Err(CreateImageError::TooManyUploads(to_u64(uploading)));
             }
         }
-        sqlx::query(
-            "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \
-             min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
+        let sql = format!(
+            "INSERT INTO images ({ATTRIBUTE_COLUMNS}, id, account_id, visibility, status, \
              image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum, \
              source_file_name, bytes_total, declared_format) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21)",
-        )
-        .bind(&image.id)
-        .bind(&image.account_id)
-        .bind(&image.name)
-        .bind(&image.description)
-        .bind(image.os_type.as_str())
-        .bind(to_i64(image.min_disk_gb))
-        .bind(to_i64(image.min_ram_gb))
-        .bind(image.visibility.as_str())
-        .bind(i64::from(image.protected))
-        .bind(image.architecture.as_str())
-        .bind(image.boot_mode.as_str())
-        .bind(image.features.to_db())
-        .bind(match image.local_file {
-            Some(_) => ImageStatus::Uploading.as_str(),
-            None => ImageStatus::Queued.as_str(),
-        })
-        .bind(image.image_type)
-        .bind(&image.source_url)
-        .bind(&image.created_by)
-        .bind(image.created_at_ms)
-        .bind(&image.expected_checksum)
-        .bind(image.local_file.as_ref().map(|f| f.name.clone()))
-        .bind(image.local_file.as_ref().map(|f| to_i64(f.size_bytes)))
-        .bind(image.declared_format.as_str())
-        .execute(&mut *tx)
-        .await?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21)"
+        );
+        bind_attributes(sqlx::query(&sql), &image.attributes)
+            .bind(&image.id)
+            .bind(&image.account_id)
+            .bind(image.visibility.as_str())
+            .bind(match image.local_file {
+                Some(_) => ImageStatus::Uploading.as_str(),
+                None => ImageStatus::Queued.as_str(),
+            })
+            .bind(image.image_type)
+            .bind(&image.source_url)
+            .bind(&image.created_by)
+            .bind(image.created_at_ms)
+            .bind(&image.expected_checksum)
+            .bind(image.local_file.as_ref().map(|f| f.name.clone()))
+            .bind(image.local_file.as_ref().map(|f| to_i64(f.size_bytes)))
+            .bind(image.declared_format.as_str())
+            .execute(&mut *tx)
+            .await?;
         insert_tags(&mut tx, &image.account_id, &image.id, tags).await?;
         insert_event(
             &mut tx,
             &image.account_id,
             &image.id,
-            &image.name,
+            &image.attributes.name,
             &NewEvent::succeeded(HistoryTopic::Created, &image.created_by),
             image.created_at_ms,
         )
@@ -574,19 +561,20 @@ impl Store {
                 };
                 let created_by = filter.text(image.created_by.clone());
                 let created_at = filter.int(image.created_at_ms);
+                let a = &image.attributes;
                 let cols = [
+                    filter.text(a.name.clone()),
+                    filter.text(a.description.clone()),
+                    filter.text(a.os_type.as_str()),
+                    filter.int(to_i64(a.min_disk_gb)),
+                    filter.int(to_i64(a.min_ram_gb)),
+                    filter.int(i64::from(a.protected)),
+                    filter.text(a.architecture.as_str()),
+                    filter.text(a.boot_mode.as_str()),
+                    filter.text(a.features.to_db()),
                     filter.text(image.id.clone()),
                     filter.text(image.account_id.clone()),
-                    filter.text(image.name.clone()),
-                    filter.text(image.description.clone()),
-                    filter.text(image.os_type.as_str()),
-                    filter.int(to_i64(image.min_disk_gb)),
-                    filter.int(to_i64(image.min_ram_gb)),
                     filter.text(image.visibility.as_str()),
-                    filter.int(i64::from(image.protected)),
-                    filter.text(image.architecture.as_str()),
-                    filter.text(image.boot_mode.as_str()),
-                    filter.text(image.features.to_db()),
                     filter.text(status.as_str()),
                     filter.text(image.image_type),
                     filter.text(image.source_url.clone().unwrap_or_default()),
@@ -599,8 +587,7 @@ impl Store {
                 values.push(format!("({})", cols.join(", ")));
             }
             let sql = format!(
-                "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \
-                 min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
+                "INSERT INTO images ({ATTRIBUTE_COLUMNS}, id, account_id, visibility, status, \
                  image_type, source_url, size_bytes, created_by, created_at, updated_by, updated_at) \
                  VALUES {}",
                 values.join(", ")
@@ -696,21 +683,15 @@ impl Store {
         now_ms: i64,
     ) -> sqlx::Result<UpdateOutcome> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE images SET name = $1, description = $2, os_type = $3, min_disk_gb = $4, \
-             min_ram_gb = $5, protected = $6, architecture = $7, boot_mode = $8, features = $9, \
-             visibility = $10, updated_by = $11, updated_at = $12 \
-             WHERE id = $13 AND account_id = $14 AND updated_at = $15",
+        let done = bind_attributes(
+            sqlx::query(
+                "UPDATE images SET name = $1, description = $2, os_type = $3, min_disk_gb = $4, \
+                 min_ram_gb = $5, protected = $6, architecture = $7, boot_mode = $8, features = $9, \
+                 visibility = $10, updated_by = $11, updated_at = $12 \
+                 WHERE id = $13 AND account_id = $14 AND updated_at = $15",
+            ),
+            &update.attributes,
         )
-        .bind(&update.name)
-        .bind(&update.description)
-        .bind(update.os_type.as_str())
-        .bind(to_i64(update.min_disk_gb))
-        .bind(to_i64(update.min_ram_gb))
-        .bind(i64::from(update.protected))
-        .bind(update.architecture.as_str())
-        .bind(update.boot_mode.as_str())
-        .bind(update.features.to_db())
         .bind(update.visibility.as_str())
         .bind(event.worker)
         .bind(now_ms)
@@ -729,7 +710,15 @@ impl Store {
                 return Ok(UpdateOutcome::ActiveShares(active));
             }
         }
-        insert_event(&mut tx, account_id, id, &update.name, event, now_ms).await?;
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &update.attributes.name,
+            event,
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
         Ok(UpdateOutcome::Written)
     }
@@ -757,7 +746,15 @@ impl Store {
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
-        insert_event(&mut tx, account_id, id, &before.name, event, now_ms).await?;
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &before.attributes.name,
+            event,
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(before))
     }
@@ -795,7 +792,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_tags(&mut tx, account_id, id, tags).await?;
-        insert_event(&mut tx, account_id, id, &row.name, event, now_ms).await?;
+        insert_event(&mut tx, account_id, id, &row.attributes.name, event, now_ms).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -812,7 +809,7 @@ impl Store {
         let Some(row) = lock_image(&mut tx, account_id, id).await? else {
             return Ok(DeleteOutcome::NotFound);
         };
-        if row.protected {
+        if row.attributes.protected {
             return Ok(DeleteOutcome::Protected(Box::new(row)));
         }
         super::shares::end_shares_of_deleted_image(&mut tx, &row, worker, now_ms).await?;
@@ -834,7 +831,7 @@ impl Store {
             &mut tx,
             account_id,
             id,
-            &row.name,
+            &row.attributes.name,
             &NewEvent::succeeded(HistoryTopic::Deleted, worker),
             now_ms,
         )
@@ -903,7 +900,7 @@ impl Store {
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
-        let created = notes::created_from_shared(&source.name, &source.id);
+        let created = notes::created_from_shared(&source.attributes.name, &source.id);
         let event = NewEvent {
             message: &created,
             ..NewEvent::succeeded(HistoryTopic::Created, copy.created_by)
@@ -926,7 +923,7 @@ impl Store {
             &mut tx,
             account_id,
             source_id,
-            &source.name,
+            &source.attributes.name,
             &event,
             copy.created_at_ms,
         )
@@ -970,7 +967,7 @@ impl Store {
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
-        insert_event(&mut tx, account_id, id, &row.name, event, now_ms).await?;
+        insert_event(&mut tx, account_id, id, &row.attributes.name, event, now_ms).await?;
         tx.commit().await?;
         Ok(Some(row.link_generation + 1))
     }
@@ -1038,7 +1035,15 @@ impl Store {
             message: &message,
             ..NewEvent::succeeded(HistoryTopic::ImportStarted, SYSTEM_WORKER)
         };
-        insert_event(&mut tx, account_id, id, &row.name, &event, now_ms).await?;
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &row.attributes.name,
+            &event,
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
         Ok(row.source_url.map(|source_url| ClaimedImport {
             source_url,

@@ -466,7 +466,12 @@ fn list_order(
         };
         let by_column = match sort {
             SortColumn::Name | SortColumn::Created => Ordering::Equal,
-            SortColumn::OsType => directed(a.os_type.as_str().cmp(b.os_type.as_str())),
+            SortColumn::OsType => directed(
+                a.attributes
+                    .os_type
+                    .as_str()
+                    .cmp(b.attributes.os_type.as_str()),
+            ),
             SortColumn::Status => directed(a.status.as_str().cmp(b.status.as_str())),
             SortColumn::Visibility => directed(a.visibility.as_str().cmp(b.visibility.as_str())),
             // Images without a size go last in either direction (NULLS LAST).

@@ -207,7 +207,7 @@ pub(super) async fn end_shares_of_deleted_image(
         let event = ShareEvent {
             topic: HistoryTopic::ShareEnded,
             image_id: &image.id,
-            image_name: &image.name,
+            image_name: &image.attributes.name,
             owner: &image.account_id,
             member: &share.member_account_id,
             member_known: share.member_known,
@@ -318,7 +318,7 @@ impl Store {
         let event = ShareEvent {
             topic: HistoryTopic::ShareRequested,
             image_id,
-            image_name: &image.name,
+            image_name: &image.attributes.name,
             owner,
             member,
             member_known,
@@ -330,7 +330,7 @@ impl Store {
         record_share_event(&mut tx, &event, now_ms).await?;
         tx.commit().await?;
         Ok(ShareOutcome::Shared {
-            image_name: image.name,
+            image_name: image.attributes.name,
             made_shared,
         })
     }
@@ -367,7 +367,7 @@ impl Store {
         let event = ShareEvent {
             topic: HistoryTopic::ShareStopped,
             image_id,
-            image_name: &image.name,
+            image_name: &image.attributes.name,
             owner,
             member,
             member_known: share.member_known,

@@ -9,16 +9,18 @@ use crate::support::{Backend, Seed, SourceServer, TestApp, create_form, seed_ima
 
 fn edit_form(name: &str, min_disk: &str) -> EditImageForm {
     EditImageForm {
-        name: name.into(),
-        description: "after".into(),
-        os_type: "rocky".into(),
-        min_disk: min_disk.into(),
-        min_ram: "2".into(),
-        architecture: "aarch64".into(),
-        boot_mode: "uefi".into(),
-        cloud_init: Some("on".into()),
-        qemu_guest_agent: None,
-        protected: None,
+        attributes: image_console::domain::image_spec::AttributesForm {
+            name: name.into(),
+            description: "after".into(),
+            os_type: "rocky".into(),
+            min_disk: min_disk.into(),
+            min_ram: "2".into(),
+            architecture: "aarch64".into(),
+            boot_mode: "uefi".into(),
+            cloud_init: Some("on".into()),
+            qemu_guest_agent: None,
+            protected: None,
+        },
         visibility: String::new(),
     }
 }
@@ -52,7 +54,12 @@ async fn edit_changes_attributes_with_the_create_rules(backend: Backend) {
     let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["name", "min_disk"]);
     assert_eq!(
-        app.services.get_image(&actor, &id).await.unwrap().name,
+        app.services
+            .get_image(&actor, &id)
+            .await
+            .unwrap()
+            .attributes
+            .name,
         "before",
         "nothing changed"
     );
@@ -62,11 +69,11 @@ async fn edit_changes_attributes_with_the_create_rules(backend: Backend) {
         .await
         .unwrap();
     let edited = app.services.get_image(&actor, &id).await.unwrap();
-    assert_eq!(edited.name, "after");
-    assert_eq!(edited.min_disk_gb, 20);
-    assert_eq!(edited.architecture.as_str(), "aarch64");
-    assert_eq!(edited.boot_mode.as_str(), "uefi");
-    assert!(edited.features.cloud_init && !edited.features.qemu_guest_agent);
+    assert_eq!(edited.attributes.name, "after");
+    assert_eq!(edited.attributes.min_disk_gb, 20);
+    assert_eq!(edited.attributes.architecture.as_str(), "aarch64");
+    assert_eq!(edited.attributes.boot_mode.as_str(), "uefi");
+    assert!(edited.attributes.features.cloud_init && !edited.attributes.features.qemu_guest_agent);
     assert_eq!(edited.updated_by, actor.user_name);
     assert!(edited.updated_at_ms > image.updated_at_ms);
 
@@ -83,7 +90,12 @@ async fn edit_changes_attributes_with_the_create_rules(backend: Backend) {
         "{message}"
     );
     assert_eq!(
-        app.services.get_image(&actor, &id).await.unwrap().name,
+        app.services
+            .get_image(&actor, &id)
+            .await
+            .unwrap()
+            .attributes
+            .name,
         "after"
     );
 

@@ -288,9 +288,9 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
         .call(GetImage::PATH, &[("id", &id)], Some(&alice), "same-origin")
         .await;
     let image: serde_json::Value = serde_json::from_str(&text(alice_view).await).unwrap();
-    assert_eq!(image["architecture"], "Aarch64");
-    assert_eq!(image["boot_mode"], "Uefi");
-    assert_eq!(image["features"]["cloud_init"], true);
+    assert_eq!(image["attributes"]["architecture"], "Aarch64");
+    assert_eq!(image["attributes"]["boot_mode"], "Uefi");
+    assert_eq!(image["attributes"]["features"]["cloud_init"], true);
     assert_eq!(
         image["tags"],
         serde_json::json!([{"key": "env", "value": "prod"}, {"key": "team", "value": ""}])

@@ -630,8 +630,8 @@ async fn invalid_forms_change_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let actor = app.sign_up("acme").await;
     let mut form = create_form("bad#name", "ftp://example.com/x.qcow2");
-    form.min_disk = "12289".into();
-    form.min_ram = "2097152".into();
+    form.attributes.min_disk = "12289".into();
+    form.attributes.min_ram = "2097152".into();
     let error = app.services.create_image(&actor, &form).await.unwrap_err();
     let ServiceError::Invalid(errors) = error else {
         panic!("expected validation errors")
@@ -655,7 +655,7 @@ async fn protected_images_cannot_be_deleted(backend: Backend) {
     source.qcow2("disk.qcow2", "16M");
     let actor = app.sign_up("acme").await;
     let mut form = create_form("keep me", &source.url("files", "disk.qcow2"));
-    form.protected = Some("on".into());
+    form.attributes.protected = Some("on".into());
     let id = app.services.create_image(&actor, &form).await.unwrap();
     app.wait_for_import(&actor, &id).await;
 
@@ -671,7 +671,7 @@ async fn protected_images_cannot_be_deleted(backend: Backend) {
         .await
         .unwrap();
     let image = app.services.get_image(&actor, &id).await.unwrap();
-    assert!(!image.protected);
+    assert!(!image.attributes.protected);
     assert_eq!(image.updated_by, "admin@acme");
     app.services.delete_image(&actor, &id).await.unwrap();
     assert!(matches!(
@@ -802,7 +802,7 @@ async fn concurrent_chunked_imports_stay_within_the_quota(backend: Backend) {
     let mut ids = Vec::new();
     for n in 0..4 {
         let mut form = create_form(&format!("chunked {n}"), &source.url("chunked", "disk.img"));
-        form.os_type = "ubuntu".into();
+        form.attributes.os_type = "ubuntu".into();
         ids.push(app.services.create_image(&actor, &form).await.unwrap());
     }
     // While they stream, the account's usage (reservations included) never passes the quota.

@@ -864,10 +864,13 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
     // Edits of name and OS type, tags added, changed and removed, and deletions.
     let image = app.services.get_image(&actor, &ids[0]).await.unwrap();
     let form = image_console::domain::image_spec::EditImageForm {
-        name: "Renamed-image".into(),
-        os_type: "oracle".into(),
-        min_disk: "1".into(),
-        min_ram: "1".into(),
+        attributes: image_console::domain::image_spec::AttributesForm {
+            name: "Renamed-image".into(),
+            os_type: "oracle".into(),
+            min_disk: "1".into(),
+            min_ram: "1".into(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     app.services

@@ -13,7 +13,7 @@ async fn accounts_cannot_reach_each_others_images(backend: Backend) {
     let bob = app.sign_up("bob").await;
 
     let mut form = create_form("alice image", &source.url("files", "disk.qcow2"));
-    form.protected = Some("on".into());
+    form.attributes.protected = Some("on".into());
     let id = app.services.create_image(&alice, &form).await.unwrap();
     let image = app.wait_for_import(&alice, &id).await;
     assert_eq!(image.status, ImageStatus::Active);
@@ -39,7 +39,7 @@ async fn accounts_cannot_reach_each_others_images(backend: Backend) {
 
     // Bob's attempts changed nothing.
     let after = app.services.get_image(&alice, &id).await.unwrap();
-    assert!(after.protected);
+    assert!(after.attributes.protected);
     assert_eq!(after.updated_at_ms, image.updated_at_ms);
     assert_eq!(
         crate::support::all_images(&app.services, &alice)

@@ -41,16 +41,18 @@ async fn set_visibility(
 ) -> Result<(), ServiceError> {
     let image = app.services.get_image(actor, id).await?;
     let form = EditImageForm {
-        name: image.name,
-        description: image.description,
-        os_type: image.os_type.as_str().into(),
-        min_disk: image.min_disk_gb.to_string(),
-        min_ram: image.min_ram_gb.to_string(),
-        architecture: image.architecture.as_str().into(),
-        boot_mode: image.boot_mode.as_str().into(),
-        cloud_init: None,
-        qemu_guest_agent: None,
-        protected: image.protected.then(|| "on".into()),
+        attributes: image_console::domain::image_spec::AttributesForm {
+            name: image.attributes.name,
+            description: image.attributes.description,
+            os_type: image.attributes.os_type.as_str().into(),
+            min_disk: image.attributes.min_disk_gb.to_string(),
+            min_ram: image.attributes.min_ram_gb.to_string(),
+            architecture: image.attributes.architecture.as_str().into(),
+            boot_mode: image.attributes.boot_mode.as_str().into(),
+            cloud_init: None,
+            qemu_guest_agent: None,
+            protected: image.attributes.protected.then(|| "on".into()),
+        },
         visibility: visibility.as_str().into(),
     };
     app.services
@@ -841,7 +843,7 @@ async fn shared_images_reuse_the_bytes(backend: Backend) {
     assert_eq!(shared.source_image_id.as_deref(), Some(id.as_str()));
     assert_eq!(shared.hash_value, source_image.hash_value);
     assert_eq!(shared.size_bytes, source_image.size_bytes);
-    assert!(!shared.protected);
+    assert!(!shared.attributes.protected);
     // One file, counted once against storage; two images.
     assert_eq!(app.stored_files().0.len(), 1);
     let usage = app.services.account_usage(&alice).await.unwrap();

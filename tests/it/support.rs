@@ -290,14 +290,17 @@ pub async fn all_images(
 /// A Create Image form for `url` with valid values elsewhere.
 pub fn create_form(name: &str, url: &str) -> CreateImageForm {
     CreateImageForm {
-        name: name.into(),
+        attributes: image_console::domain::image_spec::AttributesForm {
+            name: name.into(),
+            os_type: "ubuntu".into(),
+            min_disk: "10".into(),
+            min_ram: "2".into(),
+            protected: None,
+            description: "made by a test".into(),
+            ..Default::default()
+        },
         source_url: url.into(),
-        os_type: "ubuntu".into(),
-        min_disk: "10".into(),
-        min_ram: "2".into(),
         visibility: "private".into(),
-        protected: None,
-        description: "made by a test".into(),
         ..Default::default()
     }
 }
@@ -538,18 +541,20 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
     store
         .create_image(
             &NewImageRow {
+                attributes: image_console::domain::image_spec::ImageAttributes {
+                    name: seed.name.into(),
+                    description: seed.description.into(),
+                    os_type: seed.os_type,
+                    min_disk_gb: 1,
+                    min_ram_gb: 1,
+                    protected: seed.protected,
+                    architecture: Default::default(),
+                    boot_mode: Default::default(),
+                    features: Default::default(),
+                },
                 id: id.clone(),
                 account_id: actor.account_id.clone(),
-                name: seed.name.into(),
-                description: seed.description.into(),
-                os_type: seed.os_type,
-                min_disk_gb: 1,
-                min_ram_gb: 1,
                 visibility: seed.visibility,
-                protected: seed.protected,
-                architecture: Default::default(),
-                boot_mode: Default::default(),
-                features: Default::default(),
                 image_type: "Image-Based",
                 source_url: Some("https://example.com/seed.qcow2".into()),
                 expected_checksum: None,

@@ -19,13 +19,16 @@ use crate::support::{Backend, TestApp, list_dir, qemu_img, test_settings};
 /// A Create Image form for a local file of `size` bytes, valid elsewhere.
 pub(crate) fn upload_form(file_name: &str, size: u64, checksum: &str) -> CreateImageForm {
     CreateImageForm {
-        name: "uploaded image".into(),
+        attributes: image_console::domain::image_spec::AttributesForm {
+            name: "uploaded image".into(),
+            os_type: "ubuntu".into(),
+            min_disk: "10".into(),
+            min_ram: "1".into(),
+            ..Default::default()
+        },
         source: "file".into(),
         file_name: file_name.into(),
         file_size: size.to_string(),
-        os_type: "ubuntu".into(),
-        min_disk: "10".into(),
-        min_ram: "1".into(),
         visibility: "private".into(),
         checksum: checksum.into(),
         ..Default::default()

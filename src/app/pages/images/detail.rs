@@ -160,13 +160,13 @@ fn ImageDetailView(
     let upload = UploadTarget::of_image(
         image.status,
         &image.id,
-        &image.name,
+        &image.attributes.name,
         image.source_file_name.as_deref(),
         image.progress,
     );
     let delete = ServerAction::<DeleteImage>::new();
     let id = image.id.clone();
-    let blocked = delete_blocked_reason(image.protected);
+    let blocked = delete_blocked_reason(image.attributes.protected);
     let delete_error = move || delete.value().get().and_then(Result::err);
     let on_confirm = {
         let id = id.clone();
@@ -200,7 +200,7 @@ fn ImageDetailView(
             </a>
         }
     };
-    let name = image.name.clone();
+    let name = image.attributes.name.clone();
     let active = image.status == ImageStatus::Active;
     let shared_by = image.shared_by.clone();
     let is_owner = shared_by.is_none();
@@ -208,11 +208,11 @@ fn ImageDetailView(
         .then(|| view! { <OwnerActions image=image.clone() editing actions confirm_open /> });
 
     view! {
-        <Title text=format!("{} · Image Details", image.name) />
+        <Title text=format!("{} · Image Details", image.attributes.name) />
         <div class="page-header">
             <div>
                 <h1 class="title-with-badge">
-                    {image.name.clone()}
+                    {image.attributes.name.clone()}
                     <StatusBadge status=image.status />
                 </h1>
                 <p class="lede mono">{image.id.clone()}</p>
@@ -311,9 +311,9 @@ fn OwnerActions(
     confirm_open: RwSignal<bool>,
 ) -> impl IntoView {
     let id = image.id.clone();
-    let blocked = delete_blocked_reason(image.protected);
+    let blocked = delete_blocked_reason(image.attributes.protected);
     let toggle_protected = {
-        let (id, protected) = (id.clone(), image.protected);
+        let (id, protected) = (id.clone(), image.attributes.protected);
         move |_| {
             actions.set_protected.dispatch(SetImageProtected {
                 id: id.clone(),
@@ -340,7 +340,7 @@ fn OwnerActions(
                 on:click=toggle_protected
                 disabled=move || actions.set_protected.pending().get()
             >
-                {if image.protected { "Turn off Protected" } else { "Turn on Protected" }}
+                {if image.attributes.protected { "Turn off Protected" } else { "Turn on Protected" }}
             </button>
             {match share_blocked {
                 None => Either::Left(view! {
@@ -369,7 +369,7 @@ fn OwnerActions(
                 "Delete"
             </button>
         </div>
-        <CreateSharedImageDialog open=copy_open image_id=id.clone() image_name=image.name.clone() />
+        <CreateSharedImageDialog open=copy_open image_id=id.clone() image_name=image.attributes.name.clone() />
     }
 }
 

@@ -60,12 +60,12 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                 <a href=format!("/images/{source}") class="mono break">{source.clone()}</a>
                 <span class="muted">" (Create shared Image: same stored bytes)"</span>
             }.into_any()))}
-            {row("Image name", text(image.name.clone()))}
+            {row("Image name", text(image.attributes.name.clone()))}
             {row("Status", view! {
                 <StatusBadge status=image.status />
                 {image.failure_reason.clone().map(|r| view! { <p class="failure-reason">{r}</p> })}
             }.into_any())}
-            {row("OS type", text(image.os_type.label().to_owned()))}
+            {row("OS type", text(image.attributes.os_type.label().to_owned()))}
             {row("Image Type", text(image.image_type.clone()))}
             // Where the bytes came from, and what storing them costs, are the owner's.
             {match (&image.shared_by, &image.source_file_name) {
@@ -93,11 +93,11 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                     <span class="muted">{verified}</span>
                 }.into_any())
             })}
-            {row("Minimum Disk", text(format!("{} GB", image.min_disk_gb)))}
-            {row("Minimum RAM", text(format!("{} GB", image.min_ram_gb)))}
-            {row("Architecture", text(image.architecture.as_str().to_owned()))}
-            {row("Boot mode", text(image.boot_mode.label().to_owned()))}
-            {row("Features", text(image.features.label()))}
+            {row("Minimum Disk", text(format!("{} GB", image.attributes.min_disk_gb)))}
+            {row("Minimum RAM", text(format!("{} GB", image.attributes.min_ram_gb)))}
+            {row("Architecture", text(image.attributes.architecture.as_str().to_owned()))}
+            {row("Boot mode", text(image.attributes.boot_mode.label().to_owned()))}
+            {row("Features", text(image.attributes.features.label()))}
             {row("Visibility", text(match (image.shared_by.is_none(), image.active_shares) {
                 (true, n) if n > 0 => format!(
                     "{} (shared with {n} {})",
@@ -106,8 +106,8 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                 ),
                 _ => image.visibility.label().to_owned(),
             }))}
-            {row("Protected", text(if image.protected { "Use".into() } else { "Not used".into() }))}
-            {row("Description", if image.description.is_empty() { dash() } else { text(image.description.clone()) })}
+            {row("Protected", text(if image.attributes.protected { "Use".into() } else { "Not used".into() }))}
+            {row("Description", if image.attributes.description.is_empty() { dash() } else { text(image.attributes.description.clone()) })}
             {image.shared_by.is_none().then(|| row("Tags", tags))}
             {image.shared_by.is_none().then(|| row("Estimated monthly cost", view! {
                 <Transition fallback=|| "…">
@@ -137,17 +137,17 @@ pub fn EditImagePanel(
     update: ServerAction<UpdateImage>,
     editing: RwSignal<bool>,
 ) -> impl IntoView {
-    let name = FieldState::new(field::NAME, &image.name);
-    let description = FieldState::new(field::DESCRIPTION, &image.description);
+    let name = FieldState::new(field::NAME, &image.attributes.name);
+    let description = FieldState::new(field::DESCRIPTION, &image.attributes.description);
     let attributes = AttributeFields::new(
-        image.os_type.as_str(),
-        image.min_disk_gb,
-        image.min_ram_gb,
-        image.architecture,
-        image.boot_mode,
-        image.features,
+        image.attributes.os_type.as_str(),
+        image.attributes.min_disk_gb,
+        image.attributes.min_ram_gb,
+        image.attributes.architecture,
+        image.attributes.boot_mode,
+        image.attributes.features,
     );
-    let protected = RwSignal::new(image.protected);
+    let protected = RwSignal::new(image.attributes.protected);
     let visibility = FieldState::new(field::VISIBILITY, image.visibility.as_str());
     let active_shares = image.active_shares;
     let [os_type, min_disk, min_ram, architecture, boot_mode] = attributes.states();
