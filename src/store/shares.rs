@@ -418,17 +418,8 @@ impl Store {
         member: &str,
         image_id: &str,
     ) -> sqlx::Result<Option<(ShareRow, ImageRow)>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS}, {SHARE_COLUMNS} FROM image_shares sh JOIN images i ON i.id = sh.image_id \
-             WHERE sh.image_id = $1 AND {}",
-            delivered_to("$2")
-        ))
-        .bind(image_id)
-        .bind(member)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok((ShareRow::from_row(&r)?, ImageRow::from_row(&r)?)))
-            .transpose()
+        self.share_with_image(image_id, member, &delivered_to("$2"))
+            .await
     }
 
     /// The image and its share, if the share is delivered to `member` and Accepted.
@@ -437,10 +428,20 @@ impl Store {
         member: &str,
         image_id: &str,
     ) -> sqlx::Result<Option<(ShareRow, ImageRow)>> {
+        self.share_with_image(image_id, member, &accepted_by("$2"))
+            .await
+    }
+
+    /// The share of image `$1` with member `$2` that meets `condition`, with the image.
+    async fn share_with_image(
+        &self,
+        image_id: &str,
+        member: &str,
+        condition: &str,
+    ) -> sqlx::Result<Option<(ShareRow, ImageRow)>> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS}, {SHARE_COLUMNS} FROM image_shares sh JOIN images i ON i.id = sh.image_id \
-             WHERE sh.image_id = $1 AND {}",
-            accepted_by("$2")
+             WHERE sh.image_id = $1 AND {condition}"
         ))
         .bind(image_id)
         .bind(member)

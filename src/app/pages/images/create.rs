@@ -478,9 +478,11 @@ fn LocalFileField(
                     {
                         let percent =
                             (upload.offset.saturating_mul(100) / upload.length.max(1)) as u8;
-                        state
-                            .earlier
-                            .set(Some((remembered.image_id, image.name, percent)));
+                        state.earlier.set(Some((
+                            remembered.image_id,
+                            image.attributes.name,
+                            percent,
+                        )));
                     }
                 });
             }

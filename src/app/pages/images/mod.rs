@@ -5,6 +5,7 @@ pub mod detail_info;
 pub mod detail_tags;
 pub mod download_panel;
 pub mod list;
+mod list_table;
 pub mod work_history;
 
 use std::time::Duration;

@@ -1,6 +1,11 @@
 //! Image List, Create Image, Image Details (Edit, Tags, Work History) and Delete, scoped to
 //! the actor's account.
 
+mod export;
+mod image_tags;
+
+pub use export::neutralize_csv_cell;
+
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::checksum::ExpectedChecksum;
@@ -47,49 +52,6 @@ fn changed_elsewhere() -> ServiceError {
 
 /// Most images one batch Delete takes; the largest page of the list.
 pub const MAX_BATCH_DELETE: usize = 100;
-
-/// How a tag set changed, one entry per added, changed or removed key.
-fn tag_changes(before: &[TagPair], after: &[tags::Tag]) -> Vec<FieldChange> {
-    let none = || "(none)".to_owned();
-    let mut changes = Vec::new();
-    for old in before {
-        match after.iter().find(|t| t.key.as_str() == old.key) {
-            Some(new) if new.value.as_str() != old.value => changes.push(FieldChange {
-                field: format!("Tag {}", old.key),
-                old: old.value.clone(),
-                new: new.value.as_str().to_owned(),
-            }),
-            Some(_) => {}
-            None => changes.push(FieldChange {
-                field: format!("Tag {}", old.key),
-                old: old.value.clone(),
-                new: none(),
-            }),
-        }
-    }
-    for new in after {
-        if !before.iter().any(|t| t.key == new.key.as_str()) {
-            changes.push(FieldChange {
-                field: format!("Tag {}", new.key.as_str()),
-                old: none(),
-                new: new.value.as_str().to_owned(),
-            });
-        }
-    }
-    changes
-}
-
-/// Cells a spreadsheet would run as a formula start with one of these (OWASP CSV injection).
-const FORMULA_PREFIXES: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
-
-/// Makes a cell inert in spreadsheets by prefixing an apostrophe where it could be a formula.
-pub fn neutralize_csv_cell(cell: &str) -> String {
-    if cell.starts_with(FORMULA_PREFIXES) {
-        format!("'{cell}")
-    } else {
-        cell.to_owned()
-    }
-}
 
 /// How the actor reaches an image.
 pub(super) enum Access {
@@ -173,85 +135,6 @@ impl Services {
             stored_bytes: usage.stored_bytes,
             storage_limit_bytes: limits.max_stored_bytes,
         })
-    }
-
-    /// The images matching the query's search and filters, as CSV (RFC 4180, UTF-8), with
-    /// cells that a spreadsheet could run as formulas neutralised.
-    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
-    pub async fn export_images_csv(
-        &self,
-        actor: &Actor,
-        query: &ListQuery,
-    ) -> ServiceResult<Vec<u8>> {
-        let rows = self
-            .store()
-            .list_matching_images(&actor.account_id, query)
-            .await?;
-        let mut writer = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(Vec::new());
-        let header = [
-            "Name",
-            "Resource ID",
-            "Status",
-            "OS type",
-            "Visibility",
-            "Protected",
-            "Size (bytes)",
-            "Virtual size (bytes)",
-            "Disk format",
-            "Minimum Disk (GB)",
-            "Minimum RAM (GB)",
-            "Architecture",
-            "Boot mode",
-            "Features",
-            "Created (UTC)",
-            "Creator",
-            "Description",
-            "Owner Account ID",
-        ];
-        let csv_error =
-            |e: csv::Error| ServiceError::Internal(anyhow::Error::new(e).context("writing CSV"));
-        writer.write_record(header).map_err(csv_error)?;
-        for row in rows {
-            // The owner's user names are not the viewer's business: a shared image names the
-            // owner account instead.
-            let creator = if row.account_id == actor.account_id {
-                row.created_by
-            } else {
-                other_account(&row.account_id)
-            };
-            let record = [
-                row.attributes.name,
-                row.id,
-                row.status.label().to_owned(),
-                row.attributes.os_type.label().to_owned(),
-                row.visibility.label().to_owned(),
-                protected_label(row.attributes.protected).to_owned(),
-                row.size_bytes.map(|b| b.to_string()).unwrap_or_default(),
-                row.virtual_size_bytes
-                    .map(|b| b.to_string())
-                    .unwrap_or_default(),
-                row.disk_format
-                    .map(|f| f.as_str().to_owned())
-                    .unwrap_or_default(),
-                row.attributes.min_disk_gb.to_string(),
-                row.attributes.min_ram_gb.to_string(),
-                row.attributes.architecture.as_str().to_owned(),
-                row.attributes.boot_mode.label().to_owned(),
-                row.attributes.features.label(),
-                format_rfc3339(row.created_at_ms),
-                creator,
-                row.attributes.description,
-                row.account_id,
-            ];
-            writer
-                .write_record(record.iter().map(|cell| neutralize_csv_cell(cell)))
-                .map_err(csv_error)?;
-        }
-        writer
-            .into_inner()
-            .map_err(|e| ServiceError::Internal(anyhow::anyhow!("finishing CSV: {e}")))
     }
 
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
@@ -449,113 +332,6 @@ impl Services {
         Ok(())
     }
 
-    /// Adds a tag, or changes the tag `original_key` (its key and value).
-    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
-    pub async fn put_image_tag(
-        &self,
-        actor: &Actor,
-        id: &str,
-        original_key: Option<&str>,
-        key: &str,
-        value: &str,
-    ) -> ServiceResult<()> {
-        let id = parse_image_id(id)?;
-        let mut errors = Vec::new();
-        let key_ok = tags::TagKey::parse(key).map_err(|e| errors.push(e)).is_ok();
-        let value_ok = tags::TagValue::parse(value)
-            .map_err(|e| errors.push(e))
-            .is_ok();
-        if !(key_ok && value_ok) {
-            return Err(ServiceError::Invalid(errors));
-        }
-        let row = self.owned_image(actor, &id).await?;
-        let current = self.store().list_tags(&actor.account_id, &id).await?;
-        let mut next = current.clone();
-        match original_key {
-            Some(original) => {
-                let Some(slot) = next.iter_mut().find(|t| t.key == original) else {
-                    return Err(ServiceError::Conflict(format!(
-                        "The tag '{original}' no longer exists. Reload the page to see the current tags."
-                    )));
-                };
-                *slot = TagPair {
-                    key: key.to_owned(),
-                    value: value.to_owned(),
-                };
-            }
-            None => next.push(TagPair {
-                key: key.to_owned(),
-                value: value.to_owned(),
-            }),
-        }
-        self.replace_tags(actor, &row, &current, &next).await
-    }
-
-    /// Removes the tag `key`.
-    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
-    pub async fn remove_image_tag(&self, actor: &Actor, id: &str, key: &str) -> ServiceResult<()> {
-        let id = parse_image_id(id)?;
-        let row = self.owned_image(actor, &id).await?;
-        let current = self.store().list_tags(&actor.account_id, &id).await?;
-        let next: Vec<TagPair> = current.iter().filter(|t| t.key != key).cloned().collect();
-        if next.len() == current.len() {
-            return Ok(());
-        }
-        self.replace_tags(actor, &row, &current, &next).await
-    }
-
-    async fn replace_tags(
-        &self,
-        actor: &Actor,
-        row: &ImageRow,
-        current: &[TagPair],
-        next: &[TagPair],
-    ) -> ServiceResult<()> {
-        let parsed = parse_tag_set(next).map_err(|errors| {
-            // Single-tag edits report under the Tags tab's own fields.
-            ServiceError::Invalid(
-                errors
-                    .into_iter()
-                    .map(|e| {
-                        let field = if e.field.starts_with(tags::field::TAG_VALUE) {
-                            tags::field::TAG_VALUE
-                        } else if e.field.starts_with(tags::field::TAG_KEY) {
-                            tags::field::TAG_KEY
-                        } else {
-                            tags::field::TAGS
-                        };
-                        FieldError::new(field, e.message)
-                    })
-                    .collect(),
-            )
-        })?;
-        let changes = tag_changes(current, &parsed);
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let event = NewEvent {
-            changes: &changes,
-            ..NewEvent::succeeded(HistoryTopic::TagsChanged, &actor.user_name)
-        };
-        let now = now_ms().max(row.updated_at_ms + 1);
-        let written = self
-            .store()
-            .replace_image_tags(
-                &actor.account_id,
-                &row.id,
-                row.updated_at_ms,
-                &parsed,
-                &event,
-                now,
-            )
-            .await?;
-        if written {
-            Ok(())
-        } else {
-            Err(changed_elsewhere())
-        }
-    }
-
     /// One page of the image's Work History, newest first.
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
     pub async fn image_history(
@@ -690,55 +466,5 @@ impl Services {
             tracing::warn!(image.id = %row.id, error = %e, "could not remove partial import; left for the sweep");
         }
         tracing::info!(image.id = %row.id, "image deleted");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::tags::{Tag, TagKey, TagValue};
-
-    #[test]
-    fn csv_cells_that_look_like_formulas_are_neutralised() {
-        assert_eq!(neutralize_csv_cell("=SUM(A1)"), "'=SUM(A1)");
-        assert_eq!(neutralize_csv_cell("+1"), "'+1");
-        assert_eq!(neutralize_csv_cell("-2"), "'-2");
-        assert_eq!(neutralize_csv_cell("@cmd"), "'@cmd");
-        assert_eq!(neutralize_csv_cell("\tx"), "'\tx");
-        assert_eq!(neutralize_csv_cell("plain"), "plain");
-        assert_eq!(neutralize_csv_cell("a=b"), "a=b");
-        assert_eq!(neutralize_csv_cell(""), "");
-    }
-
-    #[test]
-    fn tag_changes_list_additions_edits_and_removals() {
-        let before = vec![
-            TagPair {
-                key: "env".into(),
-                value: "prod".into(),
-            },
-            TagPair {
-                key: "team".into(),
-                value: "web".into(),
-            },
-        ];
-        let tag = |k: &str, v: &str| Tag {
-            key: TagKey::parse(k).unwrap(),
-            value: TagValue::parse(v).unwrap(),
-        };
-        let after = vec![tag("env", "dev"), tag("os", "linux")];
-        let changes = tag_changes(&before, &after);
-        let text: Vec<String> = changes
-            .iter()
-            .map(|c| format!("{}: {} → {}", c.field, c.old, c.new))
-            .collect();
-        assert_eq!(
-            text,
-            [
-                "Tag env: prod → dev",
-                "Tag team: web → (none)",
-                "Tag os: (none) → linux"
-            ]
-        );
     }
 }

@@ -1,0 +1,105 @@
+//! How uploads end when nobody ends them: expiry after `UPLOAD_EXPIRY_MINUTES` without a durable
+//! byte, and the start-up check that finishes or fails what a restart interrupted.
+
+use super::*;
+
+impl Services {
+    /// Ends uploads untouched for longer than the expiry (and Uploading images whose upload
+    /// never started): their bytes are deleted and the image marked Failed. Returns how many.
+    pub async fn expire_uploads(&self) -> anyhow::Result<usize> {
+        let now = now_ms();
+        let expiry = self.upload_expiry_ms();
+        let mut ended = 0;
+        for upload in self.store().list_expired_uploads(now, now - expiry).await? {
+            // Expiry counts from the last durable byte. A request that is still open and
+            // received a MiB within the expiry period is progressing (a large file in one
+            // PATCH); one that has not (it trickles) is stopped, keeping what it received,
+            // and the upload expires all the same.
+            if self
+                .inner
+                .upload_locks
+                .writer_made_headway_since(&upload.image_id, now - expiry)
+            {
+                continue;
+            }
+            let Some(_lock) = self
+                .inner
+                .upload_locks
+                .cancel_and_lock(&upload.image_id)
+                .await
+            else {
+                continue;
+            };
+            let reason = format!(
+                "The upload expired: nothing arrived for {}. Its bytes were deleted; create the image again to upload the file.",
+                describe_duration(self.settings().upload_expiry)
+            );
+            if self
+                .store()
+                .end_upload(
+                    &upload.account_id,
+                    upload.upload_id.as_deref(),
+                    &upload.image_id,
+                    UploadState::Expired,
+                    HistoryTopic::ImportFailed,
+                    &reason,
+                    SYSTEM_WORKER,
+                    now,
+                )
+                .await?
+            {
+                self.blobs()
+                    .remove_incoming(Incoming::Upload, &upload.image_id)
+                    .await?;
+                tracing::info!(image.id = %upload.image_id, "upload expired");
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// At start-up: an upload whose file is missing or shorter than its durable offset has
+    /// lost bytes; its image is marked Failed rather than pointing at what is not there.
+    /// An upload whose every byte is durable but that was not finished (the server stopped
+    /// between the last piece and the inspection) is finished now: inspected, then made Active
+    /// or Failed.
+    pub(crate) async fn recover_uploads(&self) -> anyhow::Result<()> {
+        for row in self.store().list_receiving_uploads().await? {
+            let on_disk = self
+                .blobs()
+                .incoming_len(Incoming::Upload, &row.image_id)
+                .await?;
+            if on_disk.is_none_or(|len| len < row.offset_bytes) {
+                tracing::warn!(image.id = %row.image_id, "upload bytes missing at start-up");
+                self.lose_upload(&row).await?;
+            } else if row.offset_bytes == row.length_bytes {
+                tracing::info!(image.id = %row.image_id, "finishing an upload received before a restart");
+                let hashers =
+                    Hashers::from_state(&row.hasher_state).context("restoring hasher state")?;
+                self.finish_upload(&row, hashers)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("finishing upload {}: {e}", row.id))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn lose_upload(&self, row: &UploadRow) -> UploadResult<()> {
+        self.store()
+            .end_upload(
+                &row.account_id,
+                Some(&row.id),
+                &row.image_id,
+                UploadState::Expired,
+                HistoryTopic::ImportFailed,
+                LOST,
+                SYSTEM_WORKER,
+                now_ms(),
+            )
+            .await?;
+        self.blobs()
+            .remove_incoming(Incoming::Upload, &row.image_id)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,399 @@
+//! Creating, editing and deleting images, their tags and Protected, Create shared Image, and
+//! the events that go with each change, every one in the same transaction as its change.
+
+use sqlx::Row;
+
+use super::*;
+
+async fn insert_tags(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    image_id: &str,
+    tags: &[Tag],
+) -> sqlx::Result<()> {
+    for tag in tags {
+        sqlx::query("INSERT INTO image_tags (image_id, account_id, tag_key, tag_value) VALUES ($1, $2, $3, $4)")
+            .bind(image_id)
+            .bind(account_id)
+            .bind(tag.key.as_str())
+            .bind(tag.value.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Inserts a Queued image with its tags and its "created" event, refusing it when the
+    /// account is at a quota limit.
+    pub async fn create_image(
+        &self,
+        image: &NewImageRow,
+        tags: &[Tag],
+        limits: QuotaLimits,
+    ) -> Result<(), CreateImageError> {
+        let mut tx = self.begin_write().await?;
+        lock_account(&mut tx, &image.account_id).await?;
+        let used = usage(&mut tx, &image.account_id).await?;
+        if used.image_count >= limits.max_images {
+            return Err(CreateImageError::ImageQuota(used));
+        }
+        // An upload announces its size, which must fit; a URL's size is known only later.
+        let incoming = image.local_file.as_ref().map_or(0, |f| f.size_bytes);
+        if used.stored_bytes >= limits.max_stored_bytes
+            || used.stored_bytes.saturating_add(incoming) > limits.max_stored_bytes
+        {
+            return Err(CreateImageError::StorageQuota(used));
+        }
+        if image.local_file.is_some() {
+            let uploading: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM images WHERE account_id = $1 AND status = $2",
+            )
+            .bind(&image.account_id)
+            .bind(ImageStatus::Uploading.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            if to_u64(uploading) >= crate::domain::upload::MAX_UPLOADS_IN_PROGRESS {
+                return Err(CreateImageError::TooManyUploads(to_u64(uploading)));
+            }
+        }
+        let sql = format!(
+            "INSERT INTO images ({ATTRIBUTE_COLUMNS}, id, account_id, visibility, status, \
+             image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum, \
+             source_file_name, bytes_total, declared_format) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21)"
+        );
+        bind_attributes(sqlx::query(&sql), &image.attributes)
+            .bind(&image.id)
+            .bind(&image.account_id)
+            .bind(image.visibility.as_str())
+            .bind(match image.local_file {
+                Some(_) => ImageStatus::Uploading.as_str(),
+                None => ImageStatus::Queued.as_str(),
+            })
+            .bind(image.image_type)
+            .bind(&image.source_url)
+            .bind(&image.created_by)
+            .bind(image.created_at_ms)
+            .bind(&image.expected_checksum)
+            .bind(image.local_file.as_ref().map(|f| f.name.clone()))
+            .bind(image.local_file.as_ref().map(|f| to_i64(f.size_bytes)))
+            .bind(image.declared_format.as_str())
+            .execute(&mut *tx)
+            .await?;
+        insert_tags(&mut tx, &image.account_id, &image.id, tags).await?;
+        insert_event(
+            &mut tx,
+            &image.account_id,
+            &image.id,
+            &image.attributes.name,
+            &NewEvent::succeeded(HistoryTopic::Created, &image.created_by),
+            image.created_at_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes an Edit, if the image is unchanged since `expected_updated_at_ms` (so two
+    /// people editing at once cannot silently overwrite each other). Returns whether it did.
+    pub async fn update_image_attributes(
+        &self,
+        account_id: &str,
+        id: &str,
+        expected_updated_at_ms: i64,
+        update: &AttributeUpdate,
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<UpdateOutcome> {
+        let mut tx = self.begin_write().await?;
+        let done = bind_attributes(
+            sqlx::query(
+                "UPDATE images SET name = $1, description = $2, os_type = $3, min_disk_gb = $4, \
+                 min_ram_gb = $5, protected = $6, architecture = $7, boot_mode = $8, features = $9, \
+                 visibility = $10, updated_by = $11, updated_at = $12 \
+                 WHERE id = $13 AND account_id = $14 AND updated_at = $15",
+            ),
+            &update.attributes,
+        )
+        .bind(update.visibility.as_str())
+        .bind(event.worker)
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .bind(expected_updated_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(UpdateOutcome::Changed);
+        }
+        // Read after the row is locked, so a share made meanwhile is seen.
+        if update.visibility == Visibility::Private {
+            let active = crate::store::shares::count_active_shares(&mut tx, id).await?;
+            if active > 0 {
+                return Ok(UpdateOutcome::ActiveShares(active));
+            }
+        }
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &update.attributes.name,
+            event,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(UpdateOutcome::Written)
+    }
+
+    /// Sets Protected and records it; returns the row as it was, or `None` if not found.
+    pub async fn set_image_protected(
+        &self,
+        account_id: &str,
+        id: &str,
+        protected: bool,
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<Option<ImageRow>> {
+        let mut tx = self.begin_write().await?;
+        let Some(before) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE images SET protected = $1, updated_by = $2, updated_at = $3 WHERE id = $4 AND account_id = $5",
+        )
+        .bind(i64::from(protected))
+        .bind(event.worker)
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &before.attributes.name,
+            event,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(before))
+    }
+
+    /// Replaces the image's tags, if it is unchanged since `expected_updated_at_ms`.
+    pub async fn replace_image_tags(
+        &self,
+        account_id: &str,
+        id: &str,
+        expected_updated_at_ms: i64,
+        tags: &[Tag],
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(false);
+        };
+        let done = sqlx::query(
+            "UPDATE images SET updated_by = $1, updated_at = $2 WHERE id = $3 AND account_id = $4 AND updated_at = $5",
+        )
+        .bind(event.worker)
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .bind(expected_updated_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM image_tags WHERE image_id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_tags(&mut tx, account_id, id, tags).await?;
+        insert_event(&mut tx, account_id, id, &row.attributes.name, event, now_ms).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes an unprotected image of the account with its tags, recording the deletion.
+    pub async fn delete_unprotected_image(
+        &self,
+        account_id: &str,
+        id: &str,
+        worker: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<DeleteOutcome> {
+        let mut tx = self.begin_write().await?;
+        let Some(row) = lock_image(&mut tx, account_id, id).await? else {
+            return Ok(DeleteOutcome::NotFound);
+        };
+        if row.attributes.protected {
+            return Ok(DeleteOutcome::Protected(Box::new(row)));
+        }
+        crate::store::shares::end_shares_of_deleted_image(&mut tx, &row, worker, now_ms).await?;
+        sqlx::query("DELETE FROM image_tags WHERE image_id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM images WHERE id = $1 AND account_id = $2 AND protected = 0")
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        let release_blob = match &row.blob_key {
+            Some(key) => release_blob_ref(&mut tx, key).await?,
+            None => false,
+        };
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &row.attributes.name,
+            &NewEvent::succeeded(HistoryTopic::Deleted, worker),
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(DeleteOutcome::Deleted {
+            row: Box::new(row),
+            release_blob,
+        })
+    }
+
+    /// Creates a Shared image of the bytes of the account's Private, Active image `source_id`:
+    /// the file is not copied but counted once more, so it stays until the last image using it
+    /// is deleted. Both images record it in their Work History. Counts against the image
+    /// quota, not the storage quota (nothing more is stored).
+    pub async fn create_shared_image(
+        &self,
+        account_id: &str,
+        source_id: &str,
+        copy: &SharedCopy<'_>,
+        max_images: u64,
+    ) -> sqlx::Result<CreateSharedOutcome> {
+        let mut tx = self.begin_write().await?;
+        lock_account(&mut tx, account_id).await?;
+        let Some(source) = lock_image(&mut tx, account_id, source_id).await? else {
+            return Ok(CreateSharedOutcome::NotFound);
+        };
+        let Some(blob_key) = source.blob_key.clone().filter(|_| {
+            source.status == ImageStatus::Active && source.visibility == Visibility::Private
+        }) else {
+            return Ok(CreateSharedOutcome::NotEligible(Box::new(source)));
+        };
+        let used = usage(&mut tx, account_id).await?;
+        if used.image_count >= max_images {
+            return Ok(CreateSharedOutcome::ImageQuota(used));
+        }
+        let counted = sqlx::query("UPDATE image_blobs SET refs = refs + 1 WHERE blob_key = $1")
+            .bind(&blob_key)
+            .execute(&mut *tx)
+            .await?;
+        if counted.rows_affected() == 0 {
+            // Not counted yet: the source was its only user.
+            sqlx::query("INSERT INTO image_blobs (blob_key, refs) VALUES ($1, 2)")
+                .bind(&blob_key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \
+             min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
+             image_type, source_url, source_file_name, disk_format, size_bytes, virtual_size_bytes, \
+             hash_algo, hash_value, checksum_md5, expected_checksum, declared_format, blob_key, \
+             bytes_done, bytes_total, created_by, created_at, updated_by, updated_at, source_image_id) \
+             SELECT $1, account_id, $2, description, os_type, min_disk_gb, min_ram_gb, $3, 0, \
+             architecture, boot_mode, features, status, image_type, source_url, source_file_name, \
+             disk_format, size_bytes, virtual_size_bytes, hash_algo, hash_value, checksum_md5, \
+             expected_checksum, declared_format, blob_key, size_bytes, size_bytes, $4, $5, $4, $5, id \
+             FROM images WHERE id = $6 AND account_id = $7",
+        )
+        .bind(copy.id)
+        .bind(copy.name)
+        .bind(Visibility::Shared.as_str())
+        .bind(copy.created_by)
+        .bind(copy.created_at_ms)
+        .bind(source_id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        let created = notes::created_from_shared(&source.attributes.name, &source.id);
+        let event = NewEvent {
+            message: &created,
+            ..NewEvent::succeeded(HistoryTopic::Created, copy.created_by)
+        };
+        insert_event(
+            &mut tx,
+            account_id,
+            copy.id,
+            copy.name,
+            &event,
+            copy.created_at_ms,
+        )
+        .await?;
+        let made = notes::shared_image_made(copy.name, copy.id);
+        let event = NewEvent {
+            message: &made,
+            ..NewEvent::succeeded(HistoryTopic::SharedImageCreated, copy.created_by)
+        };
+        insert_event(
+            &mut tx,
+            account_id,
+            source_id,
+            &source.attributes.name,
+            &event,
+            copy.created_at_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CreateSharedOutcome::Created)
+    }
+
+    /// Records an event that changes no row (a download link was issued).
+    pub async fn record_event(
+        &self,
+        account_id: &str,
+        id: &str,
+        image_name: &str,
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_event(&mut conn, account_id, id, image_name, event, now_ms).await
+    }
+
+    /// Revokes every download link issued so far; returns the new generation, or `None`.
+    pub async fn bump_link_generation(
+        &self,
+        account_id: &str,
+        id: &str,
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<Option<i64>> {
+        let mut tx = self.begin_write().await?;
+        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE images SET link_generation = link_generation + 1, updated_by = $1, updated_at = $2 \
+             WHERE id = $3 AND account_id = $4",
+        )
+        .bind(event.worker)
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, account_id, id, &row.attributes.name, event, now_ms).await?;
+        tx.commit().await?;
+        Ok(Some(row.link_generation + 1))
+    }
+}

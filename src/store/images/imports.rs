@@ -1,0 +1,258 @@
+//! A URL import's rows from claim to Active or Failed: progress, storage reservations, and
+//! picking interrupted imports up again after a restart.
+
+use sqlx::Row;
+
+use super::*;
+
+/// What an import needs once it has claimed its image.
+#[derive(Clone, Debug)]
+pub struct ClaimedImport {
+    pub source_url: String,
+    /// `algorithm:hex`, if the creator gave one.
+    pub expected_checksum: Option<String>,
+    pub declared_format: DiskFormat,
+}
+
+/// An image whose import must be picked up again after a restart.
+#[derive(Clone, Debug)]
+pub struct InterruptedImport {
+    pub id: String,
+    pub account_id: String,
+    pub status: ImageStatus,
+    pub import_attempts: u32,
+}
+
+/// The outcome of reserving storage for an import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// The import may hold this many bytes in all.
+    Granted(u64),
+    /// Not even the bytes needed fit: only `room` is left in the quota.
+    NoRoom { room: u64 },
+    /// The image is no longer Importing (deleted or cancelled).
+    Gone,
+}
+
+impl Store {
+    /// Moves a Queued image to Importing and counts the attempt. Returns what the import
+    /// needs, or `None` when the image is gone or no longer Queued.
+    pub async fn claim_import(
+        &self,
+        account_id: &str,
+        id: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<Option<ClaimedImport>> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
+             bytes_reserved = NULL, import_attempts = import_attempts + 1, updated_at = $2 \
+             WHERE id = $3 AND account_id = $4 AND status = $5",
+        )
+        .bind(ImageStatus::Importing.as_str())
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Queued.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(None);
+        };
+        let message = notes::import_attempt(row.import_attempts);
+        let event = NewEvent {
+            message: &message,
+            ..NewEvent::succeeded(HistoryTopic::ImportStarted, SYSTEM_WORKER)
+        };
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &row.attributes.name,
+            &event,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(row.source_url.map(|source_url| ClaimedImport {
+            source_url,
+            expected_checksum: row.expected_checksum,
+            declared_format: row.declared_format,
+        }))
+    }
+
+    /// Records progress; `false` means the image is no longer Importing (deleted meanwhile).
+    pub async fn record_import_progress(
+        &self,
+        account_id: &str,
+        id: &str,
+        bytes_done: u64,
+        bytes_total: Option<u64>,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE images SET bytes_done = $1, bytes_total = $2 WHERE id = $3 AND account_id = $4 AND status = $5",
+        )
+        .bind(to_i64(bytes_done))
+        .bind(bytes_total.map(to_i64))
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Importing.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Reserves storage for an Importing image: at least `needed` bytes in all, and up to
+    /// `wanted` if the account's quota leaves room. The account row is locked first, so
+    /// concurrent imports reserve one after the other and together never pass `quota`.
+    pub async fn reserve_import_bytes(
+        &self,
+        account_id: &str,
+        id: &str,
+        needed: u64,
+        wanted: u64,
+        quota: u64,
+    ) -> sqlx::Result<Reservation> {
+        let mut tx = self.begin_write().await?;
+        lock_account(&mut tx, account_id).await?;
+        let row = sqlx::query(&format!(
+            "SELECT CAST(COALESCE(SUM({STORED_BYTES}), 0) AS BIGINT) AS bytes \
+             FROM images i WHERE i.account_id = $1 AND i.id <> $2"
+        ))
+        .bind(account_id)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let room = quota.saturating_sub(to_u64(row.try_get("bytes")?));
+        if needed > room {
+            return Ok(Reservation::NoRoom { room });
+        }
+        let granted = wanted.min(room).max(needed);
+        let done = sqlx::query(
+            "UPDATE images SET bytes_reserved = $1 WHERE id = $2 AND account_id = $3 AND status = $4",
+        )
+        .bind(to_i64(granted))
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Importing.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(Reservation::Gone);
+        }
+        tx.commit().await?;
+        Ok(Reservation::Granted(granted))
+    }
+
+    /// Marks an Importing image Active with its bytes. `false` means the row was gone, so the
+    /// caller must remove the bytes it stored.
+    pub async fn complete_import(
+        &self,
+        account_id: &str,
+        id: &str,
+        bytes: &ImportedBytes,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = activate(
+            &mut tx,
+            account_id,
+            id,
+            ImageStatus::Importing,
+            bytes,
+            now_ms,
+        )
+        .await?;
+        if done {
+            tx.commit().await?;
+        }
+        Ok(done)
+    }
+
+    /// Marks a Queued or Importing image Failed with a reason a person can act on.
+    pub async fn fail_import(
+        &self,
+        account_id: &str,
+        id: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE images SET status = $1, failure_reason = $2, updated_at = $3 \
+             WHERE id = $4 AND account_id = $5 AND status IN ($6, $7)",
+        )
+        .bind(ImageStatus::Failed.as_str())
+        .bind(reason)
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Queued.as_str())
+        .bind(ImageStatus::Importing.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let name = image_name(&mut tx, account_id, id).await?;
+        let event = NewEvent {
+            message: reason,
+            result: WorkResult::Failed,
+            ..NewEvent::succeeded(HistoryTopic::ImportFailed, SYSTEM_WORKER)
+        };
+        insert_event(&mut tx, account_id, id, &name, &event, now_ms).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Puts an interrupted import back in the queue.
+    pub async fn requeue_import(
+        &self,
+        account_id: &str,
+        id: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
+             bytes_reserved = NULL, updated_at = $2 \
+             WHERE id = $3 AND account_id = $4 AND status IN ($1, $5)",
+        )
+        .bind(ImageStatus::Queued.as_str())
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Importing.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every image whose import was queued or running, across accounts, oldest first. Used
+    /// once at start-up, before any request is served.
+    pub async fn list_interrupted_imports(&self) -> sqlx::Result<Vec<InterruptedImport>> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, status, import_attempts FROM images \
+             WHERE status IN ($1, $2) ORDER BY created_at, id",
+        )
+        .bind(ImageStatus::Queued.as_str())
+        .bind(ImageStatus::Importing.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                Ok(InterruptedImport {
+                    id: r.try_get("id")?,
+                    account_id: r.try_get("account_id")?,
+                    status: ImageStatus::from_db(&status)
+                        .ok_or_else(|| decode_error("status", &status))?,
+                    import_attempts: u32::try_from(r.try_get::<i64, _>("import_attempts")?)
+                        .unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+}
