@@ -10,9 +10,11 @@ use crate::domain::FieldError;
 use crate::server_fns::error::AppError;
 
 /// The state of one form field: its value, whether the user has been there, and the
-/// server's last word on it.
+/// server's last word on it. `form` names the form it belongs to: element ids are
+/// `{form}-{name}`, so two forms on one page never share one.
 #[derive(Clone, Copy, Debug)]
 pub struct FieldState {
+    pub form: &'static str,
     pub name: &'static str,
     pub value: RwSignal<String>,
     pub touched: RwSignal<bool>,
@@ -20,8 +22,9 @@ pub struct FieldState {
 }
 
 impl FieldState {
-    pub fn new(name: &'static str, initial: &str) -> Self {
+    pub fn new(form: &'static str, name: &'static str, initial: &str) -> Self {
         Self {
+            form,
             name,
             value: RwSignal::new(initial.to_owned()),
             touched: RwSignal::new(false),
@@ -47,6 +50,11 @@ impl FieldState {
     /// Marks the field as visited, so its message shows even if it was never typed in.
     pub fn touch(self) {
         self.touched.set(true);
+    }
+
+    /// The control's element id; its hint and error are `{id}-hint` and `{id}-error`.
+    pub fn id(self) -> String {
+        format!("{}-{}", self.form, self.name)
     }
 
     fn on_edit(self) {
@@ -86,23 +94,19 @@ pub fn form_alert(
     }
 }
 
-fn field_id(name: &str) -> String {
-    format!("field-{name}")
-}
-
 /// `aria-describedby` for a control with an optional hint and a possible error.
 fn described_by(
-    name: &'static str,
+    id: String,
     has_hint: bool,
     error: Signal<Option<String>>,
 ) -> impl Fn() -> Option<String> + Send + Sync + Clone {
     move || {
         let mut ids = Vec::new();
         if has_hint {
-            ids.push(format!("{}-hint", field_id(name)));
+            ids.push(format!("{id}-hint"));
         }
         if error.get().is_some() {
-            ids.push(format!("{}-error", field_id(name)));
+            ids.push(format!("{id}-error"));
         }
         (!ids.is_empty()).then(|| ids.join(" "))
     }
@@ -111,15 +115,16 @@ fn described_by(
 /// The hint and error lines under a control.
 #[component]
 fn FieldNotes(
-    name: &'static str,
+    id: String,
     hint: Option<&'static str>,
     error: Signal<Option<String>>,
 ) -> impl IntoView {
+    let error_id = format!("{id}-error");
     view! {
-        {hint.map(|h| view! { <p class="hint" id=format!("{}-hint", field_id(name))>{h}</p> })}
+        {hint.map(|h| view! { <p class="hint" id=format!("{id}-hint")>{h}</p> })}
         {move || {
             error.get().map(|m| view! {
-                <p class="field-error" id=format!("{}-error", field_id(name))>
+                <p class="field-error" id=error_id.clone()>
                     <span aria-hidden="true">"⚠ "</span>
                     {m}
                 </p>
@@ -143,9 +148,9 @@ pub fn TextField(
     #[prop(optional)] required: bool,
     #[prop(optional)] multiline: bool,
 ) -> impl IntoView {
-    let id = field_id(field.name);
+    let id = field.id();
     let invalid = move || error.get().is_some().then_some("true");
-    let describedby = described_by(field.name, hint.is_some(), error);
+    let describedby = described_by(field.id(), hint.is_some(), error);
     let control = if multiline {
         view! {
             <textarea
@@ -184,7 +189,7 @@ pub fn TextField(
             <label for=id>{label}</label>
             {required.then(|| view! { <span class="required" aria-hidden="true">"*"</span> })}
             {control}
-            <FieldNotes name=field.name hint error />
+            <FieldNotes id=field.id() hint error />
         </div>
     }
 }
@@ -200,9 +205,9 @@ pub fn SelectField(
     #[prop(optional)] required: bool,
     placeholder: &'static str,
 ) -> impl IntoView {
-    let id = field_id(field.name);
+    let id = field.id();
     let invalid = move || error.get().is_some().then_some("true");
-    let describedby = described_by(field.name, hint.is_some(), error);
+    let describedby = described_by(field.id(), hint.is_some(), error);
     view! {
         <div class="field" class:has-error=move || error.get().is_some()>
             <label for=id.clone()>{label}</label>
@@ -232,7 +237,7 @@ pub fn SelectField(
                     })
                     .collect_view()}
             </select>
-            <FieldNotes name=field.name hint error />
+            <FieldNotes id=field.id() hint error />
         </div>
     }
 }
@@ -251,7 +256,7 @@ pub fn RadioGroup(
             {options
                 .into_iter()
                 .map(|(value, text, description)| {
-                    let id = format!("{}-{value}", field_id(field.name));
+                    let id = format!("{}-{value}", field.id());
                     view! {
                         <div class="radio">
                             <input
@@ -273,7 +278,34 @@ pub fn RadioGroup(
                     }
                 })
                 .collect_view()}
-            <FieldNotes name=field.name hint=None error />
+            <FieldNotes id=field.id() hint=None error />
         </fieldset>
+    }
+}
+
+/// A text input in one row of a list the user grows (the Create form's tags): its name and
+/// label carry the row's number, and its value lives with the row.
+#[component]
+pub fn RowTextField(
+    label: String,
+    id: String,
+    name: String,
+    value: RwSignal<String>,
+    #[prop(into)] error: Signal<Option<String>>,
+) -> impl IntoView {
+    let invalid = move || error.get().is_some().then_some("true");
+    let describedby = described_by(id.clone(), false, error);
+    view! {
+        <div class="field" class:has-error=move || error.get().is_some()>
+            <label for=id.clone()>{label}</label>
+            <input
+                id=id.clone()
+                name=name
+                aria-invalid=invalid
+                aria-describedby=describedby
+                bind:value=value
+            />
+            <FieldNotes id hint=None error />
+        </div>
     }
 }

@@ -22,6 +22,7 @@ pub struct AttributeFields {
 impl AttributeFields {
     /// Fields holding the given values (an empty OS type asks the user to pick one).
     pub fn new(
+        form: &'static str,
         os_type: &str,
         min_disk: u64,
         min_ram: u64,
@@ -30,11 +31,11 @@ impl AttributeFields {
         features: Features,
     ) -> Self {
         Self {
-            os_type: FieldState::new(field::OS_TYPE, os_type),
-            min_disk: FieldState::new(field::MIN_DISK, &min_disk.to_string()),
-            min_ram: FieldState::new(field::MIN_RAM, &min_ram.to_string()),
-            architecture: FieldState::new("architecture", architecture.as_str()),
-            boot_mode: FieldState::new("boot_mode", boot_mode.as_str()),
+            os_type: FieldState::new(form, field::OS_TYPE, os_type),
+            min_disk: FieldState::new(form, field::MIN_DISK, &min_disk.to_string()),
+            min_ram: FieldState::new(form, field::MIN_RAM, &min_ram.to_string()),
+            architecture: FieldState::new(form, "architecture", architecture.as_str()),
+            boot_mode: FieldState::new(form, "boot_mode", boot_mode.as_str()),
             cloud_init: RwSignal::new(features.cloud_init),
             qemu_guest_agent: RwSignal::new(features.qemu_guest_agent),
         }
@@ -52,9 +53,9 @@ impl AttributeFields {
     }
 }
 
-/// The fields themselves. `id_prefix` keeps checkbox ids unique if two forms share a page.
+/// The fields themselves.
 #[component]
-pub fn ImageAttributeFields(fields: AttributeFields, id_prefix: &'static str) -> impl IntoView {
+pub fn ImageAttributeFields(fields: AttributeFields) -> impl IntoView {
     let AttributeFields {
         os_type,
         min_disk,
@@ -68,8 +69,8 @@ pub fn ImageAttributeFields(fields: AttributeFields, id_prefix: &'static str) ->
         .iter()
         .map(|os| (os.as_str(), os.label()))
         .collect::<Vec<_>>();
-    let cloud_init_id = format!("{id_prefix}-cloud_init");
-    let agent_id = format!("{id_prefix}-qemu_guest_agent");
+    let cloud_init_id = format!("{}-cloud_init", os_type.form);
+    let agent_id = format!("{}-qemu_guest_agent", os_type.form);
     view! {
         <SelectField
             label="OS type"

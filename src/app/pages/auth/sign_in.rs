@@ -16,8 +16,8 @@ pub fn SignInPage() -> impl IntoView {
     let query = use_query_map();
     // The server checks `next` again; the form never even carries a foreign one.
     let next = move || safe_next(query.read().get("next").as_deref());
-    let user_name = FieldState::new(field::USER_NAME, "");
-    let password = FieldState::new(field::PASSWORD, "");
+    let user_name = FieldState::new("signin", field::USER_NAME, "");
+    let password = FieldState::new("signin", field::PASSWORD, "");
     let other_error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| {
         if let Some(Err(error)) = action.value().get() {

@@ -12,10 +12,10 @@ use crate::server_fns::error::AppError;
 #[component]
 pub fn SignUpPage() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
-    let account_id = FieldState::new(field::ACCOUNT_ID, "");
-    let user_name = FieldState::new(field::USER_NAME, "");
-    let password = FieldState::new(field::PASSWORD, "");
-    let password_confirm = FieldState::new(field::PASSWORD_CONFIRM, "");
+    let account_id = FieldState::new("signup", field::ACCOUNT_ID, "");
+    let user_name = FieldState::new("signup", field::USER_NAME, "");
+    let password = FieldState::new("signup", field::PASSWORD, "");
+    let password_confirm = FieldState::new("signup", field::PASSWORD_CONFIRM, "");
     let fields = [account_id, user_name, password, password_confirm];
     let other_error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| {

@@ -7,7 +7,9 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{FieldState, RadioGroup, TextField, form_alert};
+use crate::app::components::form_field::{
+    FieldState, RadioGroup, RowTextField, TextField, form_alert,
+};
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::uploads::UploadManager;
 use crate::domain::attributes::{Architecture, BootMode, Features};
@@ -28,9 +30,9 @@ pub fn CreateImagePage() -> impl IntoView {
     let action = ServerAction::<CreateImage>::new();
     let settings = Resource::new(|| (), |_| get_console_settings());
 
-    let name = FieldState::new(field::NAME, "");
-    let source = FieldState::new(field::SOURCE, SourceKind::Url.as_str());
-    let source_url = FieldState::new(field::SOURCE_URL, "");
+    let name = FieldState::new("create", field::NAME, "");
+    let source = FieldState::new("create", field::SOURCE, SourceKind::Url.as_str());
+    let source_url = FieldState::new("create", field::SOURCE_URL, "");
     let local_file = LocalFileState::new();
     let is_file = move || source.value.get() == SourceKind::LocalFile.as_str();
     let import_limit = Signal::derive(move || {
@@ -40,11 +42,12 @@ pub fn CreateImagePage() -> impl IntoView {
             .map_or(u64::MAX, |s| s.import_size_limit_bytes)
     });
     let uploads = UploadManager::get();
-    let checksum = FieldState::new(checksum_field::CHECKSUM, "");
-    let visibility = FieldState::new(field::VISIBILITY, Visibility::Private.as_str());
-    let description = FieldState::new(field::DESCRIPTION, "");
+    let checksum = FieldState::new("create", checksum_field::CHECKSUM, "");
+    let visibility = FieldState::new("create", field::VISIBILITY, Visibility::Private.as_str());
+    let description = FieldState::new("create", field::DESCRIPTION, "");
     let protected = RwSignal::new(false);
     let attributes = AttributeFields::new(
+        "create",
         "",
         0,
         0,
@@ -150,7 +153,7 @@ pub fn CreateImagePage() -> impl IntoView {
                         hint="Optional. The file's MD5, SHA-256 or SHA-512 in hexadecimal (sha256:… also works); the import fails if the file differs."
                         placeholder="sha256:…"
                     />
-                    <ImageAttributeFields fields=attributes id_prefix="field" />
+                    <ImageAttributeFields fields=attributes />
                     <RadioGroup
                         legend="Visibility"
                         field=visibility
@@ -162,14 +165,14 @@ pub fn CreateImagePage() -> impl IntoView {
                         <div class="checkbox">
                             <input
                                 type="checkbox"
-                                id="field-protected"
+                                id="create-protected"
                                 name=field::PROTECTED
-                                aria-describedby="field-protected-hint"
+                                aria-describedby="create-protected-hint"
                                 bind:checked=protected
                             />
-                            <label for="field-protected">"Use"</label>
+                            <label for="create-protected">"Use"</label>
                         </div>
-                        <p class="hint" id="field-protected-hint">
+                        <p class="hint" id="create-protected-hint">
                             "Prevents accidental deletion. You can change this after creation."
                         </p>
                     </fieldset>
@@ -341,28 +344,20 @@ fn TagEditor(rows: TagRows) -> impl IntoView {
                     let value_error = move || message(format!("tag_value.{i}"));
                     view! {
                         <div class="tag-row">
-                            <div class="field" class:has-error=move || key_error().is_some()>
-                                <label for=format!("tag-key-{i}")>{format!("Tag {} key", i + 1)}</label>
-                                <input
-                                    id=format!("tag-key-{i}")
-                                    name=format!("tags[{i}][key]")
-                                    aria-invalid=move || key_error().map(|_| "true")
-                                    aria-describedby=format!("tag-key-{i}-error")
-                                    bind:value=key
-                                />
-                                <p class="field-error" id=format!("tag-key-{i}-error")>{key_error}</p>
-                            </div>
-                            <div class="field" class:has-error=move || value_error().is_some()>
-                                <label for=format!("tag-value-{i}")>{format!("Tag {} value", i + 1)}</label>
-                                <input
-                                    id=format!("tag-value-{i}")
-                                    name=format!("tags[{i}][value]")
-                                    aria-invalid=move || value_error().map(|_| "true")
-                                    aria-describedby=format!("tag-value-{i}-error")
-                                    bind:value=value
-                                />
-                                <p class="field-error" id=format!("tag-value-{i}-error")>{value_error}</p>
-                            </div>
+                            <RowTextField
+                                label=format!("Tag {} key", i + 1)
+                                id=format!("create-tag-key-{i}")
+                                name=format!("tags[{i}][key]")
+                                value=key
+                                error=Signal::derive(key_error)
+                            />
+                            <RowTextField
+                                label=format!("Tag {} value", i + 1)
+                                id=format!("create-tag-value-{i}")
+                                name=format!("tags[{i}][value]")
+                                value=value
+                                error=Signal::derive(value_error)
+                            />
                             <button type="button" class="btn" on:click=move |_| rows.remove(id)>
                                 {format!("Remove tag {}", i + 1)}
                             </button>
@@ -407,7 +402,7 @@ struct LocalFileState {
 impl LocalFileState {
     fn new() -> Self {
         Self {
-            field: FieldState::new(upload_field::LOCAL_FILE, ""),
+            field: FieldState::new("create", upload_field::LOCAL_FILE, ""),
             size: RwSignal::new(String::new()),
             earlier: RwSignal::new(None),
             #[cfg(feature = "hydrate")]
@@ -445,7 +440,7 @@ fn LocalFileField(
     let error = state
         .field
         .message(move |name| LocalImageFile::parse(name, &size.get(), limit.get()));
-    let id = format!("field-{}", upload_field::LOCAL_FILE);
+    let id = format!("create-{}", upload_field::LOCAL_FILE);
     let on_change = move |ev: leptos::ev::Event| {
         state.field.touched.set(true);
         state.field.server_error.set(None);

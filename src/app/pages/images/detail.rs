@@ -167,6 +167,8 @@ fn ImageDetailView(
     let delete = ServerAction::<DeleteImage>::new();
     let id = image.id.clone();
     let blocked = delete_blocked_reason(image.attributes.protected);
+    let share_blocked = image.share_blocked_reason();
+    let copy_blocked = image.create_shared_blocked_reason();
     let delete_error = move || delete.value().get().and_then(Result::err);
     let on_confirm = {
         let id = id.clone();
@@ -225,12 +227,28 @@ fn ImageDetailView(
                 {format!("Account {owner} shares this image with this account. You can view it and download it; only account {owner} can change, share or delete it.")}
             </p>
         })}
-        {is_owner.then(|| blocked.map(|reason| view! {
-            <p class="notice" id="delete-blocked">
-                <strong>"Delete is unavailable. "</strong>
-                {reason}
-            </p>
-        }))}
+        {is_owner.then(|| view! {
+            // What the disabled actions above cannot do now, and why (their tooltips say the
+            // same to a mouse; this says it to everyone).
+            {share_blocked.map(|reason| view! {
+                <p class="notice" id="share-blocked">
+                    <strong>"Share to another Account is unavailable. "</strong>
+                    {reason}
+                </p>
+            })}
+            {copy_blocked.map(|reason| view! {
+                <p class="notice" id="copy-blocked">
+                    <strong>"Create shared Image is unavailable. "</strong>
+                    {reason}
+                </p>
+            })}
+            {blocked.map(|reason| view! {
+                <p class="notice" id="delete-blocked">
+                    <strong>"Delete is unavailable. "</strong>
+                    {reason}
+                </p>
+            })}
+        })}
         {move || delete_error().map(|error| view! { <ErrorNotice error /> })}
         {move || protect_error().map(|error| view! { <ErrorNotice error /> })}
         {image.progress.map(|progress| {
@@ -347,7 +365,9 @@ fn OwnerActions(
                     <A href=format!("/images/{id}/share") attr:class="btn">"Share to another Account"</A>
                 }),
                 Some(reason) => Either::Right(view! {
-                    <button type="button" class="btn" disabled=true title=reason>"Share to another Account"</button>
+                    <button type="button" class="btn" disabled=true title=reason aria-describedby="share-blocked">
+                        "Share to another Account"
+                    </button>
                 }),
             }}
             <button
@@ -355,6 +375,7 @@ fn OwnerActions(
                 class="btn"
                 disabled=copy_blocked.is_some()
                 title=copy_blocked
+                aria-describedby=copy_blocked.map(|_| "copy-blocked")
                 on:click=move |_| copy_open.set(true)
             >
                 "Create shared Image"
@@ -384,7 +405,11 @@ fn CreateSharedImageDialog(
     // Its own field name: the page's Edit form has an Image name field too, and ids must
     // stay unique. The server's word on the name comes back under "name" and shows in the
     // dialog's alert.
-    let name = FieldState::new("shared_name", &format!("{image_name}-shared"));
+    let name = FieldState::new(
+        "shared-copy",
+        "shared_name",
+        &format!("{image_name}-shared"),
+    );
     let form_error = RwSignal::new(None::<AppError>);
     let navigate = use_navigate();
     Effect::new(move |_| match create.value().get() {

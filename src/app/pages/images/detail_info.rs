@@ -137,9 +137,10 @@ pub fn EditImagePanel(
     update: ServerAction<UpdateImage>,
     editing: RwSignal<bool>,
 ) -> impl IntoView {
-    let name = FieldState::new(field::NAME, &image.attributes.name);
-    let description = FieldState::new(field::DESCRIPTION, &image.attributes.description);
+    let name = FieldState::new("edit", field::NAME, &image.attributes.name);
+    let description = FieldState::new("edit", field::DESCRIPTION, &image.attributes.description);
     let attributes = AttributeFields::new(
+        "edit",
         image.attributes.os_type.as_str(),
         image.attributes.min_disk_gb,
         image.attributes.min_ram_gb,
@@ -148,7 +149,7 @@ pub fn EditImagePanel(
         image.attributes.features,
     );
     let protected = RwSignal::new(image.attributes.protected);
-    let visibility = FieldState::new(field::VISIBILITY, image.visibility.as_str());
+    let visibility = FieldState::new("edit", field::VISIBILITY, image.visibility.as_str());
     let active_shares = image.active_shares;
     let [os_type, min_disk, min_ram, architecture, boot_mode] = attributes.states();
     let fields = [
@@ -202,7 +203,7 @@ pub fn EditImagePanel(
                     hint="Optional, up to 255 characters."
                     multiline=true
                 />
-                <ImageAttributeFields fields=attributes id_prefix="edit" />
+                <ImageAttributeFields fields=attributes />
                 <RadioGroup
                     legend="Visibility"
                     field=visibility

@@ -116,8 +116,8 @@ fn TagForm(
         .as_ref()
         .map(|t| (t.key.clone(), t.value.clone()))
         .unwrap_or_default();
-    let key = FieldState::new(field::TAG_KEY, &key0);
-    let value = FieldState::new(field::TAG_VALUE, &value0);
+    let key = FieldState::new("tag", field::TAG_KEY, &key0);
+    let value = FieldState::new("tag", field::TAG_VALUE, &value0);
     let form_error = RwSignal::new(None::<AppError>);
     let opened_at = put.version().get_untracked();
     Effect::new(move |_| {

@@ -37,7 +37,7 @@ pub fn GetImageSharePage() -> impl IntoView {
         .read_untracked()
         .get(field::IMAGE_ID)
         .unwrap_or_default();
-    let resource_id = FieldState::new(field::IMAGE_ID, &initial);
+    let resource_id = FieldState::new("lookup", field::IMAGE_ID, &initial);
     // The server's word on the ID typed goes under the field.
     Effect::new(move |_| {
         let message = match found.get().flatten() {

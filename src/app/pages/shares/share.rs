@@ -33,7 +33,7 @@ pub fn ImageSharePage() -> impl IntoView {
     // Owned here, not by the panel, which is rebuilt each time the list reloads after an
     // answer: the form, its outcome and the dialog stay as they are.
     let form = ShareForm {
-        account: FieldState::new(field::ACCOUNT_ID, ""),
+        account: FieldState::new("share", field::ACCOUNT_ID, ""),
         error: RwSignal::new(None),
         shared_with: RwSignal::new(None),
         stopping: RwSignal::new(None),
