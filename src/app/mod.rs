@@ -36,7 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
-                <HydrationScripts options />
+                <DeferredHydration options />
                 <MetaTags />
             </head>
             <body>
@@ -44,6 +44,30 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// Loads the browser bundle once the page has loaded and the browser is idle, then hydrates.
+///
+/// Leptos' own `HydrationScripts` preloads the bundle from the `<head>`, so half a megabyte
+/// of WebAssembly competes with the server-rendered page for a slow connection and its
+/// compilation for a slow CPU, before the page's largest text is painted. Every page is
+/// complete and usable as rendered (its forms post without script), so the bundle can wait:
+/// the page paints first, then becomes interactive.
+#[component]
+fn DeferredHydration(options: LeptosOptions) -> impl IntoView {
+    let bundle = format!("/{}/{}", options.site_pkg_dir, options.output_name);
+    let script = format!(
+        r#"(function (bundle) {{
+  const hydrate = () => import(bundle + ".js").then((mod) =>
+    mod.default({{ module_or_path: bundle + ".wasm" }}).then(() => mod.hydrate()));
+  const whenIdle = () => "requestIdleCallback" in window
+    ? window.requestIdleCallback(hydrate, {{ timeout: 1000 }})
+    : window.setTimeout(hydrate, 0);
+  if (document.readyState === "complete") whenIdle();
+  else window.addEventListener("load", whenIdle, {{ once: true }});
+}})({bundle:?});"#
+    );
+    view! { <script type="module" nonce=leptos::nonce::use_nonce()>{script}</script> }
 }
 
 /// The Content-Security-Policy of every page. Scripts come from this site, or are the inline

@@ -86,8 +86,9 @@ pub fn ImageListPage() -> impl IntoView {
                 <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
             </div>
         </div>
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move { usage.await.ok().map(|u| view! { <UsageSummary usage=u /> }) })}
+        // The placeholder takes the summary's place until it arrives, so nothing below moves.
+        <Transition fallback=|| view! { <UsageSummary usage=None /> }>
+            {move || Suspend::new(async move { usage.await.ok().map(|u| view! { <UsageSummary usage=Some(u) /> }) })}
         </Transition>
         <FilterBar query />
         <BatchDeleteOutcome delete />
@@ -135,30 +136,42 @@ fn MoreMenu() -> impl IntoView {
     }
 }
 
-/// Images and storage used, against the account's quotas.
+/// Images and storage used, against the account's quotas; `None` while they load.
 #[component]
-fn UsageSummary(usage: AccountUsage) -> impl IntoView {
+fn UsageSummary(usage: Option<AccountUsage>) -> impl IntoView {
     let percent = |used: u64, limit: u64| {
         used.saturating_mul(100)
             .checked_div(limit)
             .map_or(100, |p| p.min(100))
     };
-    let images_pct = percent(usage.image_count, usage.image_limit);
-    let storage_pct = percent(usage.stored_bytes, usage.storage_limit_bytes);
+    let loading = usage.is_none();
+    let (images, images_pct, storage, storage_pct) = match &usage {
+        Some(u) => (
+            format!(
+                "{} of {}",
+                with_thousands(u.image_count),
+                with_thousands(u.image_limit)
+            ),
+            percent(u.image_count, u.image_limit),
+            format!(
+                "{} of {}",
+                format_bytes(u.stored_bytes),
+                format_bytes(u.storage_limit_bytes)
+            ),
+            percent(u.stored_bytes, u.storage_limit_bytes),
+        ),
+        None => ("…".to_owned(), 0, "…".to_owned(), 0),
+    };
     view! {
-        <section class="usage" aria-label="Usage and quotas">
+        <section class="usage" aria-label="Usage and quotas" aria-busy=loading.then_some("true")>
             <div class="usage-item">
                 <span class="usage-label">"Images"</span>
-                <span class="usage-value">
-                    {format!("{} of {}", with_thousands(usage.image_count), with_thousands(usage.image_limit))}
-                </span>
+                <span class="usage-value">{images}</span>
                 <meter class="usage-bar" aria-hidden="true" min="0" max="100" value=images_pct.to_string()></meter>
             </div>
             <div class="usage-item">
                 <span class="usage-label">"Storage"</span>
-                <span class="usage-value">
-                    {format!("{} of {}", format_bytes(usage.stored_bytes), format_bytes(usage.storage_limit_bytes))}
-                </span>
+                <span class="usage-value">{storage}</span>
                 <meter class="usage-bar" aria-hidden="true" min="0" max="100" value=storage_pct.to_string()></meter>
             </div>
         </section>

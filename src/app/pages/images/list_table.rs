@@ -321,7 +321,9 @@ fn ImageRow(
         <tr class:selected=checked>
             <td class="check-cell">{check}</td>
             <th scope="row" class="name-cell">
-                <A href=href>{image.name}</A>
+                // A plain link: the router still handles the click, without a reactive
+                // "current page" check per row.
+                <a href=href>{image.name}</a>
                 {image.protected.then(|| view! { <span class="tag" title="Protected from deletion">"Protected"</span> })}
                 {shared_by.map(|owner| view! {
                     <span class="tag tag-shared" title="Shared with this account; view and download only">
