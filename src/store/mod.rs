@@ -97,15 +97,15 @@ impl Store {
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
-        match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
-            Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
-                    .await
-            }
-        }
-        .context("applying database migrations")
+        let source = match self.backend {
+            Backend::Sqlite => EmbeddedMigrations(embedded_migrations::SQLITE),
+            Backend::Postgres => EmbeddedMigrations(embedded_migrations::POSTGRES),
+        };
+        sqlx::migrate::Migrator::new(source)
+            .await?
+            .run(&self.pool)
+            .await
+            .context("applying database migrations")
     }
 
     /// The same store, choosing index-driven plans only below `limit` candidates.
@@ -151,4 +151,72 @@ pub(crate) fn to_u64(value: i64) -> u64 {
 /// Writes a byte count into a signed 64-bit column (sizes never reach 2^63).
 pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The migrations `build.rs` embeds from `migrations/`: (version, description, SQL).
+mod embedded_migrations {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+/// One backend's embedded migrations, as sqlx reads them from a folder.
+#[derive(Debug)]
+struct EmbeddedMigrations(&'static [(i64, &'static str, &'static str)]);
+
+impl<'s> sqlx::migrate::MigrationSource<'s> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> futures::future::BoxFuture<
+        's,
+        Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
+    > {
+        let migrations = self
+            .0
+            .iter()
+            .map(|&(version, description, sql)| {
+                sqlx::migrate::Migration::new(
+                    version,
+                    description.into(),
+                    sqlx::migrate::MigrationType::Simple,
+                    sql.into(),
+                    sql.starts_with("-- no-transaction"),
+                )
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(migrations)))
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// The embedded migrations are exactly those sqlx reads from the folders: same versions,
+    /// descriptions and checksums, so databases migrated by earlier builds stay valid.
+    #[tokio::test]
+    async fn embedded_migrations_match_the_folders() {
+        for (embedded, folder) in [
+            (embedded_migrations::SQLITE, "migrations/sqlite"),
+            (embedded_migrations::POSTGRES, "migrations/postgres"),
+        ] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+            let from_folder = sqlx::migrate::Migrator::new(dir.as_path()).await.unwrap();
+            let from_binary = sqlx::migrate::Migrator::new(EmbeddedMigrations(embedded))
+                .await
+                .unwrap();
+            let summary = |m: &sqlx::migrate::Migrator| -> Vec<_> {
+                m.iter()
+                    .map(|m| {
+                        (
+                            m.version,
+                            m.description.to_string(),
+                            m.checksum.to_vec(),
+                            m.no_tx,
+                        )
+                    })
+                    .collect()
+            };
+            assert!(!embedded.is_empty());
+            assert_eq!(summary(&from_binary), summary(&from_folder), "{folder}");
+        }
+    }
 }
