@@ -52,14 +52,16 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// of WebAssembly competes with the server-rendered page for a slow connection and its
 /// compilation for a slow CPU, before the page's largest text is painted. Every page is
 /// complete and usable as rendered (its forms post without script), so the bundle can wait:
-/// the page paints first, then becomes interactive.
+/// the page paints first, then becomes interactive. Instantiating the module and hydrating
+/// run as two tasks, so neither blocks input for as long as both would.
 #[component]
 fn DeferredHydration(options: LeptosOptions) -> impl IntoView {
     let bundle = format!("/{}/{}", options.site_pkg_dir, options.output_name);
     let script = format!(
         r#"(function (bundle) {{
+  const nextTask = () => new Promise((resolve) => window.setTimeout(resolve, 0));
   const hydrate = () => import(bundle + ".js").then((mod) =>
-    mod.default({{ module_or_path: bundle + ".wasm" }}).then(() => mod.hydrate()));
+    mod.default({{ module_or_path: bundle + ".wasm" }}).then(nextTask).then(() => mod.hydrate()));
   const whenIdle = () => "requestIdleCallback" in window
     ? window.requestIdleCallback(hydrate, {{ timeout: 1000 }})
     : window.setTimeout(hydrate, 0);

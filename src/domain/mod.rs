@@ -18,5 +18,6 @@ pub mod tags;
 pub mod units;
 pub mod upload;
 pub mod validation;
+pub mod web_url;
 
 pub use validation::{FieldError, FieldErrors};

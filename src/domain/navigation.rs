@@ -1,5 +1,7 @@
 //! Where a sign-in may send the browser next.
 
+use super::web_url::WebUrl;
+
 /// Where a signed-in user lands when no (acceptable) destination was given.
 pub const HOME: &str = "/images";
 
@@ -19,9 +21,9 @@ pub fn safe_next(next: Option<&str>) -> String {
     if !raw.starts_with('/') || raw.starts_with("//") || suspicious || raw.len() > 2048 {
         return HOME.to_owned();
     }
-    let base = url::Url::parse("http://console.invalid/").expect("a valid base URL");
-    match base.join(raw) {
-        Ok(url) if url.origin() == base.origin() => url[url::Position::BeforePath..].to_owned(),
+    const BASE: &str = "http://console.invalid/";
+    match WebUrl::join(BASE, raw) {
+        Some(url) if url.origin == "http://console.invalid" => url.path_and_after,
         _ => HOME.to_owned(),
     }
 }

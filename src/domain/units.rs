@@ -15,11 +15,25 @@ pub fn format_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if value >= 100.0 || value.fract() == 0.0 {
-        format!("{value:.0} {}", UNITS[unit])
+    let decimals = if value >= 100.0 || value.fract() == 0.0 {
+        0
     } else {
-        format!("{value:.2} {}", UNITS[unit])
+        2
+    };
+    format!("{} {}", fixed(value, decimals), UNITS[unit])
+}
+
+/// `value` (not negative) with `decimals` digits after the point, rounded half away from
+/// zero. Written with integers because `{:.2}` links Rust's float formatter, about 25 KB,
+/// into the browser bundle.
+pub fn fixed(value: f64, decimals: u32) -> String {
+    let scale = 10u64.pow(decimals);
+    let scaled = (value.max(0.0) * scale as f64).round() as u64;
+    if decimals == 0 {
+        return scaled.to_string();
     }
+    let width = decimals as usize;
+    format!("{}.{:0width$}", scaled / scale, scaled % scale)
 }
 
 /// An image's size as the guide displays it: anything up to 1 GB shows as 1 GB.
@@ -39,11 +53,8 @@ pub fn monthly_cost(bytes: u64, price_per_gb_month: f64) -> f64 {
 
 /// Formats money with two decimals, or four when the amount is below one cent.
 pub fn format_money(amount: f64, currency: &str) -> String {
-    if amount > 0.0 && amount < 0.01 {
-        format!("{currency} {amount:.4}")
-    } else {
-        format!("{currency} {amount:.2}")
-    }
+    let decimals = if amount > 0.0 && amount < 0.01 { 4 } else { 2 };
+    format!("{currency} {}", fixed(amount, decimals))
 }
 
 /// Formats a Unix time in milliseconds as "2026-11-23 19:53:04 UTC".
@@ -80,6 +91,18 @@ mod tests {
         assert_eq!(format_bytes(BYTES_PER_GB), "1 GB");
         assert_eq!(format_bytes(5 * BYTES_PER_GB / 2), "2.50 GB");
         assert_eq!(format_bytes(200 * 1024 * 1024), "200 MB");
+    }
+
+    #[test]
+    fn fixed_point_rounds_like_people_do() {
+        assert_eq!(fixed(0.0, 2), "0.00");
+        assert_eq!(fixed(1.5, 2), "1.50");
+        assert_eq!(fixed(2.345, 1), "2.3");
+        assert_eq!(fixed(2.35, 1), "2.4");
+        assert_eq!(fixed(0.004, 4), "0.0040");
+        assert_eq!(fixed(1023.6, 0), "1024");
+        assert_eq!(fixed(12.999, 2), "13.00");
+        assert_eq!(fixed(-1.0, 2), "0.00");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::image::DiskFormat;
-use super::units::format_bytes;
+use super::units::{fixed, format_bytes};
 use super::validation::{FieldError, describe_char};
 
 /// Form field names of the local-file source.
@@ -185,7 +185,7 @@ pub struct TransferRate {
 impl TransferRate {
     /// "12.3 MB/s".
     pub fn label(self) -> String {
-        format!("{:.1} MB/s", self.bytes_per_second / 1_000_000.0)
+        format!("{} MB/s", fixed(self.bytes_per_second / 1_000_000.0, 1))
     }
 
     /// "about 2 min left", or `None` when the speed is not known yet.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::image::DiskFormat;
 use super::upload::LocalImageFile;
 use super::validation::{FieldError, describe_char, with_thousands};
+use super::web_url::WebUrl;
 
 /// Form field names, shared by the form markup, the server function arguments and the errors.
 pub mod field {
@@ -87,21 +88,21 @@ impl ImageFileUrl {
         if raw.chars().any(char::is_whitespace) {
             return err("Image file URL cannot contain spaces.");
         }
-        let Ok(url) = url::Url::parse(raw) else {
+        let Some(url) = WebUrl::parse(raw) else {
             return err(
                 "Image file URL is not a valid URL; it should look like https://host/path/image.qcow2.",
             );
         };
-        if !matches!(url.scheme(), "http" | "https") {
+        if !matches!(url.scheme.as_str(), "http" | "https") {
             return err("Image file URL must start with http:// or https://.");
         }
-        if url.host_str().is_none_or(str::is_empty) {
+        if url.host.is_empty() {
             return err("Image file URL must name a host.");
         }
-        if !url.username().is_empty() || url.password().is_some() {
+        if !url.username.is_empty() || !url.password.is_empty() {
             return err("Image file URL cannot contain a user name or password.");
         }
-        if DiskFormat::from_file_name(url.path()).is_none() {
+        if DiskFormat::from_file_name(&url.path).is_none() {
             return Err(FieldError::new(
                 field::SOURCE_URL,
                 format!(
@@ -110,7 +111,7 @@ impl ImageFileUrl {
                 ),
             ));
         }
-        Ok(Self(url.to_string()))
+        Ok(Self(url.href))
     }
 
     pub fn as_str(&self) -> &str {
@@ -119,9 +120,8 @@ impl ImageFileUrl {
 
     /// The last path segment, used as a default download name and in the Summary panel.
     pub fn file_name(&self) -> String {
-        url::Url::parse(&self.0)
-            .ok()
-            .and_then(|u| u.path_segments()?.next_back().map(str::to_owned))
+        WebUrl::parse(&self.0)
+            .map(|url| url.last_segment().to_owned())
             .unwrap_or_default()
     }
 }
