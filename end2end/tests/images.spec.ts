@@ -31,6 +31,15 @@ test('the Create Image form shows errors as soon as values break a rule', async 
 
   await form.field('Image file URL').fill('ftp://example.com/disk.qcow2');
   await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL must start with http:// or https://.');
+  // The browser's own URL parser reads the URL; the rules are the server's.
+  await form.field('Image file URL').fill('https://user:secret@example.com/disk.qcow2');
+  await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL cannot contain a user name or password.');
+  await form.field('Image file URL').fill('https://exa mple.com/disk.qcow2');
+  await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL cannot contain spaces.');
+  await form.field('Image file URL').fill('https://[::1/disk.qcow2');
+  await expect(form.errorFor('Image file URL')).toHaveText(
+    '⚠ Image file URL is not a valid URL; it should look like https://host/path/image.qcow2.',
+  );
   await form.field('Image file URL').fill('https://example.com/disk.exe');
   await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL must point to a disk image file (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso).');
 
