@@ -21,9 +21,9 @@ pub fn safe_next(next: Option<&str>) -> String {
     if !raw.starts_with('/') || raw.starts_with("//") || suspicious || raw.len() > 2048 {
         return HOME.to_owned();
     }
-    const BASE: &str = "http://console.invalid/";
-    match WebUrl::join(BASE, raw) {
-        Some(url) if url.origin == "http://console.invalid" => url.path_and_after,
+    const ORIGIN: &str = "http://console.invalid";
+    match WebUrl::join(ORIGIN, raw) {
+        Some(url) if url.origin == ORIGIN => url.path_and_after,
         _ => HOME.to_owned(),
     }
 }
