@@ -96,13 +96,7 @@ async fn serve(file: DownloadFile, range: Option<&HeaderValue>) -> Response {
                 .into_response();
         }
     };
-    let bytes = match file.blob.range(start, len, 256 * 1024).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            tracing::error!(error = %e, "reading image bytes");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
+    let bytes = file.blob.range(start, len);
     let encoded: String = url::form_urlencoded::byte_serialize(file.file_name.as_bytes()).collect();
     let disposition = format!(
         "attachment; filename=\"{}\"; filename*=UTF-8''{}",

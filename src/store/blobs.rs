@@ -8,12 +8,16 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     root: PathBuf,
+    /// Blob readers open (see `open_readers`).
+    readers: Arc<AtomicUsize>,
 }
 
 /// Image ids are UUIDs; anything else must never become part of a path.
@@ -53,7 +57,10 @@ impl BlobStore {
             std::fs::create_dir_all(root.join(dir))
                 .with_context(|| format!("creating {}", root.join(dir).display()))?;
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            readers: Default::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -158,9 +165,20 @@ impl BlobStore {
 
     /// Opens a committed blob for reading (downloads).
     pub async fn open_blob(&self, key: &str) -> io::Result<BlobReader> {
+        let path = self.blob_path(key)?;
+        let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+            .await
+            .map_err(io::Error::other)??;
+        self.readers.fetch_add(1, Ordering::SeqCst);
         Ok(BlobReader {
-            file: tokio::fs::File::open(self.blob_path(key)?).await?,
+            file,
+            readers: self.readers.clone(),
         })
+    }
+
+    /// How many blob readers are open: files held for downloads in progress.
+    pub fn open_readers(&self) -> usize {
+        self.readers.load(Ordering::SeqCst)
     }
 
     /// Deletes every staging file, every upload file whose upload is no longer receiving and
@@ -198,27 +216,59 @@ impl BlobStore {
     }
 }
 
-/// A committed blob open for reading.
+/// A committed blob open for reading, counted in `BlobStore::open_readers` until dropped.
 pub struct BlobReader {
-    file: tokio::fs::File,
+    file: std::fs::File,
+    readers: Arc<AtomicUsize>,
 }
 
+/// Downloads read the file in blocks of this size, each in one blocking call (a positioned
+/// read straight into the block the response sends), and keep `READ_AHEAD` of them in flight,
+/// so the next block is ready when the socket takes this one. No thread waits on a slow
+/// client: a block is read only when the response asks for one.
+pub const READ_BLOCK: u64 = 2 << 20;
+const READ_AHEAD: usize = 2;
+
 impl BlobReader {
-    /// `len` bytes from `start` on, as a stream of pieces of up to `piece` bytes.
-    pub async fn range(
-        mut self,
+    /// `len` bytes from `start` on, as a stream of blocks. The blocks are aligned to
+    /// `READ_BLOCK` in the file (the first and last may be shorter). Dropping the stream
+    /// stops it: reads in flight finish, and the file closes with the last of them.
+    pub fn range(
+        self,
         start: u64,
         len: u64,
-        piece: usize,
-    ) -> io::Result<impl futures::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static> {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        if start > 0 {
-            self.file.seek(io::SeekFrom::Start(start)).await?;
-        }
-        Ok(tokio_util::io::ReaderStream::with_capacity(
-            self.file.take(len),
-            piece,
-        ))
+    ) -> impl futures::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static {
+        use futures::StreamExt;
+        let end = start + len;
+        let block_end = move |at: u64| ((at / READ_BLOCK + 1) * READ_BLOCK).min(end);
+        let blocks = std::iter::successors(Some(start).filter(|_| len > 0), move |&at| {
+            Some(block_end(at)).filter(|&next| next < end)
+        })
+        .map(move |at| (at, block_end(at) - at));
+        let reader = Arc::new(self);
+        futures::stream::iter(blocks)
+            .map(move |(at, n)| {
+                let reader = Arc::clone(&reader);
+                async move {
+                    tokio::task::spawn_blocking(move || reader.read_block(at, n as usize))
+                        .await
+                        .map_err(io::Error::other)?
+                }
+            })
+            .buffered(READ_AHEAD)
+    }
+
+    fn read_block(&self, at: u64, n: usize) -> io::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut block = vec![0u8; n];
+        self.file.read_exact_at(&mut block, at)?;
+        Ok(bytes::Bytes::from(block))
+    }
+}
+
+impl Drop for BlobReader {
+    fn drop(&mut self) {
+        self.readers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -401,10 +451,49 @@ mod tests {
         assert!(store.open_upload_at(id, 11).unwrap().is_none());
     }
 
+    #[tokio::test]
+    async fn ranges_are_read_in_aligned_blocks() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let key = "0b5d3c1e-aaaa-4bbb-8ccc-0123456789ab";
+        let block = READ_BLOCK as usize;
+        let data: Vec<u8> = (0..2 * block + 12_345).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("images").join(key), &data).unwrap();
+        for (start, len) in [
+            (0, data.len()),
+            (0, 1),
+            (block - 1, 2),
+            (block, block),
+            (100, 2 * block),
+            (data.len() - 1, 1),
+            (7, 0),
+        ] {
+            let pieces: Vec<bytes::Bytes> = store
+                .open_blob(key)
+                .await
+                .unwrap()
+                .range(start as u64, len as u64)
+                .map(|piece| piece.unwrap())
+                .collect()
+                .await;
+            assert_eq!(pieces.concat(), &data[start..start + len], "{start}+{len}");
+            // Every block but the first starts on a block boundary.
+            let mut at = start;
+            for (i, piece) in pieces.iter().enumerate() {
+                assert!(i == 0 || at % block == 0, "{start}+{len}: block {i} at {at}");
+                assert!(piece.len() <= block);
+                at += piece.len();
+            }
+        }
+        assert_eq!(store.open_readers(), 0);
+    }
+
     #[test]
     fn keys_cannot_escape_the_store() {
         let store = BlobStore {
             root: PathBuf::from("/data"),
+            readers: Default::default(),
         };
         assert!(store.blob_path("../etc/passwd").is_err());
         assert!(store.blob_path("a/b").is_err());

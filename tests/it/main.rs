@@ -5,6 +5,7 @@ mod support;
 
 mod abuse;
 mod accounts;
+mod bytes;
 mod crash;
 mod details;
 mod downloads;

@@ -501,7 +501,7 @@ impl Importer {
                     let wanted = done.saturating_add(RESERVATION_STEP).min(limit);
                     reserved = self.reserve(account_id, image_id, done, wanted).await?;
                 }
-                if !ingest.push(&chunk).await {
+                if !ingest.push(chunk).await {
                     // A thread stopped; `finish` says why, below.
                     break;
                 }

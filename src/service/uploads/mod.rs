@@ -396,7 +396,7 @@ impl Services {
             }
             writer.received(sent, sent + chunk.len() as u64);
             // A thread that stopped ends the body here; `finish` says why.
-            if !ingest.push(&chunk).await || too_long {
+            if !ingest.push(chunk).await || too_long {
                 break BodyEnd::TooLong;
             }
             if last_report.elapsed() >= PROGRESS_INTERVAL {
