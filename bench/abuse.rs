@@ -7,7 +7,6 @@
 //! Run it with `bench/abuse`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -313,18 +312,9 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("the server binary starts");
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let address: SocketAddr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.split("running at http://")
-                .nth(1)
-                .and_then(|rest| rest.split('/').next())
-                .and_then(|host| host.parse().ok())
-        })
-        .expect("the server prints its address");
-    std::thread::spawn(move || lines.for_each(drop));
+    let address: SocketAddr =
+        image_console::server::read_announced_address(server.stdout.take().unwrap())
+            .expect("the server prints its address");
     let base = format!("http://{address}");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -10,7 +10,7 @@
 //!
 //! Run it with `bench/bytes` (a 4 GiB file) or `bench/bytes 1` (1 GiB).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -144,18 +144,9 @@ impl Console {
             .spawn()
             .expect("the server binary starts");
         let pid = process.id();
-        let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
-        let base = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.split("running at ")
-                    .nth(1)
-                    .and_then(|rest| rest.split('/').nth(2))
-                    .map(|host| format!("http://{host}"))
-            })
+        let address = image_console::server::read_announced_address(process.stdout.take().unwrap())
             .expect("the server prints its address");
-        std::thread::spawn(move || lines.for_each(drop));
+        let base = format!("http://{address}");
         let mut console = Self {
             process,
             pid,

@@ -195,6 +195,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What the server prints on standard output once it listens, before its address.
+const ANNOUNCEMENT: &str = "Image Service Console is running at ";
+
+/// For programs that start the server (tests, benches): reads its standard output up to the
+/// line that announces its address and returns that address, then keeps draining the output
+/// on a thread of its own so the server never blocks on a full pipe.
+pub fn read_announced_address(stdout: std::process::ChildStdout) -> Option<std::net::SocketAddr> {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let address = lines.by_ref().map_while(Result::ok).find_map(|line| {
+        line.split(ANNOUNCEMENT)
+            .nth(1)?
+            .strip_prefix("http://")?
+            .split('/')
+            .next()?
+            .parse()
+            .ok()
+    });
+    std::thread::spawn(move || lines.for_each(drop));
+    address
+}
+
 async fn healthz() -> impl IntoResponse {
     "ok"
 }
@@ -244,7 +266,7 @@ pub async fn run() -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.bind_addr))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening");
-    println!("Image Service Console is running at http://{address}/ (Ctrl-C to stop)");
+    println!("{ANNOUNCEMENT}http://{address}/ (Ctrl-C to stop)");
     serve::serve(
         listener,
         router(state),

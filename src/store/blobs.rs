@@ -481,7 +481,10 @@ mod tests {
             // Every block but the first starts on a block boundary.
             let mut at = start;
             for (i, piece) in pieces.iter().enumerate() {
-                assert!(i == 0 || at % block == 0, "{start}+{len}: block {i} at {at}");
+                assert!(
+                    i == 0 || at % block == 0,
+                    "{start}+{len}: block {i} at {at}"
+                );
                 assert!(piece.len() <= block);
                 at += piece.len();
             }

@@ -2,7 +2,6 @@
 //! upload resumes from its last acknowledged offset, the image ends Active with the right
 //! SHA-512, and nothing is left behind.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -35,20 +34,9 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("the image-console binary starts");
-        // Logs go to standard output too: read up to the line with the address, then keep
-        // draining so the server never blocks on a full pipe.
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.split("running at ")
-                    .nth(1)
-                    .and_then(|rest| rest.split('/').nth(2))
-                    .map(|host| format!("http://{host}"))
-            })
+        let address = image_console::server::read_announced_address(child.stdout.take().unwrap())
             .expect("the server prints its address");
-        std::thread::spawn(move || lines.for_each(drop));
+        let base = format!("http://{address}");
         Self { child, base }
     }
 
