@@ -14,7 +14,9 @@ pub mod shares;
 mod sql;
 pub mod uploads;
 
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -47,6 +49,9 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// On a SQLite file, the lock that keeps a second console process off it; released by
+    /// `close` (or when the process ends).
+    instance_lock: Arc<Mutex<Option<std::fs::File>>>,
     /// See `listing::CANDIDATE_LIMIT`; tests lower it to exercise every query plan.
     candidate_limit: i64,
 }
@@ -63,6 +68,10 @@ impl Store {
                 format!("{url}{sep}mode=rwc")
             }
             _ => url.to_owned(),
+        };
+        let instance_lock = match backend {
+            Backend::Sqlite => lock_sqlite_file(&url)?,
+            Backend::Postgres => None,
         };
         let options = AnyConnectOptions::from_str(&url).context("parsing DATABASE_URL")?;
         let pool = AnyPoolOptions::new()
@@ -90,6 +99,7 @@ impl Store {
         let store = Self {
             pool,
             backend,
+            instance_lock: Arc::new(Mutex::new(instance_lock)),
             candidate_limit: listing::CANDIDATE_LIMIT,
         };
         store.migrate().await?;
@@ -135,6 +145,44 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Ok(mut lock) = self.instance_lock.lock() {
+            lock.take();
+        }
+    }
+}
+
+/// SQLite serves one console process: locks, upload writers and imports live in the process,
+/// so a second instance on the same file would run the same imports and write the same
+/// uploads. Takes an exclusive lock on `<database file>.lock` (released when the process ends,
+/// however it ends) and refuses to start if another process holds it. An in-memory database
+/// needs none.
+fn lock_sqlite_file(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let options =
+        sqlx::sqlite::SqliteConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
+    let database = options.get_filename();
+    if url.contains("mode=memory") || database == Path::new(":memory:") {
+        return Ok(None);
+    }
+    let mut path = database.as_os_str().to_owned();
+    path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", Path::new(&path).display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another console process is already using the SQLite database {} (it holds {}). \
+             SQLite serves one console instance; to run several, give them one PostgreSQL \
+             database in DATABASE_URL.",
+            database.display(),
+            Path::new(&path).display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", Path::new(&path).display()))
+        }
     }
 }
 

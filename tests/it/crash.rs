@@ -1,6 +1,7 @@
 //! The real server binary killed with SIGKILL in the middle of an upload: after a restart the
 //! upload resumes from its last acknowledged offset, the image ends Active with the right
-//! SHA-512, and nothing is left behind.
+//! SHA-512, and nothing is left behind. And a second server on the same SQLite file, which
+//! is refused while the first runs.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -220,3 +221,40 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
 }
 
 on_both_databases!(a_server_killed_mid_upload_resumes_after_a_restart);
+
+#[tokio::test]
+async fn a_second_server_on_one_sqlite_file_is_refused() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let data = tempfile::tempdir().unwrap();
+    let first = Server::start(db.url(), data.path());
+    let second = Command::new(env!("CARGO_BIN_EXE_image-console"))
+        .env("DATABASE_URL", db.url())
+        .env("DATA_DIR", data.path())
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("SITE_ROOT", data.path().join("site"))
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "the second server must not start");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("another console process is already using the SQLite database")
+            && said.contains("PostgreSQL"),
+        "{said}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&second.stdout).contains("running at"),
+        "it never listened"
+    );
+    // The first one still serves; once it is gone, however it ended, a new one starts.
+    let healthy = reqwest::get(format!("{}/healthz", first.base))
+        .await
+        .unwrap();
+    assert_eq!(healthy.status(), StatusCode::OK);
+    first.kill();
+    let again = Server::start(db.url(), data.path());
+    let healthy = reqwest::get(format!("{}/healthz", again.base))
+        .await
+        .unwrap();
+    assert_eq!(healthy.status(), StatusCode::OK);
+}
