@@ -95,6 +95,15 @@ fn timed(command: &mut Command) -> f64 {
     began.elapsed().as_secs_f64()
 }
 
+/// The value of the header `name` (lower case) in a response head curl printed with `-D -`.
+fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
+}
+
 /// curl's `-w` figures of one transfer: seconds, bytes received, HTTP status.
 fn curl(args: &[&str]) -> (f64, u64, u16) {
     let output = Command::new("curl")
@@ -180,13 +189,7 @@ impl Console {
             .expect("curl");
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let cookie = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with("set-cookie:")
-                    .then(|| l[11..].trim().to_owned())
-            })
+        let cookie = header_value(head, "set-cookie")
             .map(|c| c.split(';').next().unwrap_or_default().to_owned());
         (body.to_owned(), cookie)
     }
@@ -241,14 +244,7 @@ impl Console {
             .output()
             .expect("curl");
         let head = String::from_utf8_lossy(&output.stdout);
-        let location = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with("location:")
-                    .then(|| l[9..].trim().to_owned())
-            })
-            .expect("the upload is created");
+        let location = header_value(&head, "location").expect("the upload is created");
         let url = if location.starts_with("http") {
             location
         } else {
@@ -285,7 +281,7 @@ impl Console {
             .arg(&self.cookie)
             .arg(file)
             .arg("bench")
-            .arg(std::env::var("BENCH_TUS_MIB").unwrap_or_else(|_| "64".into()))
+            .arg("64")
             .output()
             .expect("node runs tus-js-client");
         assert!(

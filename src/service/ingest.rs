@@ -3,15 +3,15 @@
 //! `Ingest` takes the bytes as they arrive, gathers the pieces (not copied: each is a `Bytes`
 //! the HTTP stack already holds) into batches of at least 1 MiB and hands each batch to three
 //! threads through bounded channels: the blob writer, SHA-512 alone (the slowest step, about
-//! 400 MiB/s on one core), and MD5 with SHA-256 when the creator's checksum is one. `finish` waits for every thread, so nothing writes after it returns, and
-//! makes the bytes durable. `Hashers` can be saved with a durable offset and restored, so an
+//! 400 MiB/s on one core), and MD5 with SHA-256 when the creator's checksum is one. `finish`
+//! waits for every thread, so nothing writes after it returns, and makes the bytes durable. `Hashers` can be saved with a durable offset and restored, so an
 //! upload resumed by another request hashes no byte twice. Once every byte is in, `check`
 //! inspects the file (its head and tail, read back from the blob store) and verifies the
 //! creator's checksum: one verdict for both ways in.
 
-use anyhow::Context;
 use std::sync::Arc;
 
+use anyhow::Context;
 use bytes::Bytes;
 use md5::Md5;
 use sha2::digest::common::hazmat::SerializableState;
