@@ -227,7 +227,8 @@ pub async fn run() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     tracing::info!(?config, "starting");
     let store = Store::connect(config.database_url.expose_secret()).await?;
-    let blobs = BlobStore::open(config.data_dir.join("blobs"))?;
+    let blobs = BlobStore::connect(&config.storage, &config.aws).await?;
+    tracing::info!(storage = %blobs.describe(), "image bytes");
     let services = Services::start(
         store.clone(),
         blobs,

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::domain::image::{DiskFormat, HASH_ALGORITHM};
 use crate::inspect::Inspector;
-use crate::store::blobs::{BlobStore, BlobWriter, Incoming};
+use crate::store::blobs::{BlobStore, BlobWriter, Incoming, IncomingState};
 use crate::store::images::ImportedBytes;
 
 /// Batches in flight between the receiving task and each of its threads.
@@ -135,7 +135,7 @@ pub struct Ingest {
     to_file: mpsc::Sender<Batch>,
     to_sha512: mpsc::Sender<Batch>,
     to_md5: mpsc::Sender<Batch>,
-    file_thread: JoinHandle<std::io::Result<u64>>,
+    file_thread: JoinHandle<std::io::Result<(u64, IncomingState)>>,
     sha512_thread: JoinHandle<Sha512>,
     md5_thread: JoinHandle<(Md5, Option<Sha256>)>,
     /// Bytes taken so far.
@@ -229,8 +229,9 @@ impl Ingest {
     }
 
     /// Hands over what is left, waits for every thread and makes the bytes durable. Returns
-    /// the hashers, to finalize or to save with the new offset.
-    pub async fn finish(mut self) -> anyhow::Result<Hashers> {
+    /// the hashers, to finalize or to save with the new offset, and the blob store's state of
+    /// the bytes, to record with it.
+    pub async fn finish(mut self) -> anyhow::Result<(Hashers, IncomingState)> {
         if self.flowing && !self.batch.is_empty() {
             let rest = Arc::new(std::mem::take(&mut self.batch));
             self.flowing = self.deliver(rest).await;
@@ -250,26 +251,35 @@ impl Ingest {
         let written = file_thread.await;
         let sha512 = sha512_thread.await.context("hashing thread")?;
         let (md5, sha256) = md5_thread.await.context("hashing thread")?;
-        let written = written
+        let (written, state) = written
             .context("writer thread")?
             .context("writing image bytes")?;
         anyhow::ensure!(written == taken, "wrote {written} of {taken} bytes");
-        Ok(Hashers {
-            sha512,
-            md5,
-            sha256,
-        })
+        Ok((
+            Hashers {
+                sha512,
+                md5,
+                sha256,
+            },
+            state,
+        ))
     }
 }
 
-/// Inspects the image's complete incoming bytes (`length` of them) and verifies them against
-/// the creator's checksum. The outer error is ours (storage); the inner one is the reason the
-/// image is refused, shown on it. On success, what the image row records.
+/// An image's complete, assembled incoming bytes, as the blob store names them.
+pub struct Received<'a> {
+    pub incoming: Incoming,
+    pub image_id: &'a str,
+    pub state: &'a IncomingState,
+    pub length: u64,
+}
+
+/// Inspects the image's received bytes and verifies them against the creator's checksum. The
+/// outer error is ours (storage); the inner one is the reason the image is refused, shown on
+/// it. On success, what the image row records.
 pub async fn check(
     blobs: &BlobStore,
-    incoming: Incoming,
-    image_id: &str,
-    length: u64,
+    received: Received<'_>,
     digests: Digests,
     expected: Option<&ExpectedChecksum>,
     declared: DiskFormat,
@@ -281,12 +291,14 @@ pub async fn check(
     }
     let (head, tail) = blobs
         .read_incoming_ends(
-            incoming,
-            image_id,
+            received.incoming,
+            received.image_id,
+            received.state,
             Inspector::HEAD_BYTES,
             Inspector::TAIL_BYTES,
         )
         .await?;
+    let length = received.length;
     Ok(Inspector::of_file(&head, &tail, length)
         .verdict(declared)
         .map(|inspection| Checked {
@@ -359,12 +371,18 @@ mod tests {
         let blobs = BlobStore::open(dir.path()).unwrap();
         let id = "0b5d3c1e-aaaa-4bbb-8ccc-0123456789ab";
         let data: Vec<u8> = (0..3_000_001u32).map(|i| (i % 253) as u8).collect();
-        let mut ingest = Ingest::start(blobs.create_import_writer(id).unwrap(), Hashers::new(None));
+        let state = blobs.begin_incoming(Incoming::Import, id).await.unwrap();
+        let writer = blobs
+            .open_writer(Incoming::Import, id, &state, 0, 1 << 30)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut ingest = Ingest::start(writer, Hashers::new(None));
         for piece in data.chunks(65_521) {
             assert!(ingest.push(Bytes::copy_from_slice(piece)).await);
         }
         assert_eq!(ingest.taken(), data.len() as u64);
-        let digests = ingest.finish().await.unwrap().finalize();
+        let digests = ingest.finish().await.unwrap().0.finalize();
         assert_eq!(digests.sha512_hex, hex::encode(Sha512::digest(&data)));
         assert_eq!(digests.md5_hex, hex::encode(Md5::digest(&data)));
         let on_disk = std::fs::read(dir.path().join("staging").join(format!("{id}.part"))).unwrap();

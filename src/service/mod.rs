@@ -190,6 +190,13 @@ impl Services {
         if swept > 0 {
             tracing::info!(files = swept, "removed image files that no image refers to");
         }
+        let abandoned = self.sweep_incoming().await?;
+        if abandoned > 0 {
+            tracing::info!(
+                uploads = abandoned,
+                "aborted multipart uploads no longer needed"
+            );
+        }
         Ok(())
     }
 
@@ -215,12 +222,14 @@ impl Services {
         });
     }
 
-    /// Expires idle uploads in the background, checking a few times per expiry period.
+    /// Expires idle uploads in the background, checking a few times per expiry period, and
+    /// removes incoming bytes no import or upload needs any longer.
     fn spawn_upload_sweeper(&self) {
         let every = (self.settings().upload_expiry / 4)
             .clamp(Duration::from_secs(1), Duration::from_secs(300));
         self.spawn_every(every, "upload expiry sweep", |this| async move {
-            this.expire_uploads().await.map(drop)
+            this.expire_uploads().await?;
+            this.sweep_incoming().await.map(drop)
         });
     }
 

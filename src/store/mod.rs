@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod blobs;
 pub mod history;
 pub mod images;
+pub mod incoming;
 mod listing;
 pub mod sessions;
 pub mod shares;

@@ -6,6 +6,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::blobs::Incoming;
 use super::history::{NewEvent, insert_event};
 use super::images::{ImportedBytes, activate, image_name};
 use super::{Store, to_i64, to_u64};
@@ -61,10 +62,17 @@ pub struct UploadRow {
     pub expected_checksum: Option<String>,
     /// The format the image was declared to be.
     pub declared_format: DiskFormat,
+    /// What the blob store needs to go on with the bytes (object storage only).
+    pub blob_state: Option<String>,
 }
 
 const COLUMNS: &str = "u.id, u.image_id, u.account_id, u.length_bytes, u.offset_bytes, u.metadata, \
-    u.hasher_state, u.state, u.expires_at, i.expected_checksum, i.declared_format";
+    u.hasher_state, u.state, u.expires_at, i.expected_checksum, i.declared_format, \
+    b.state AS blob_state";
+
+/// The tables `COLUMNS` reads.
+const FROM: &str = "uploads u JOIN images i ON i.id = u.image_id \
+    LEFT JOIN incoming_blobs b ON b.image_id = u.image_id AND b.kind = 'upload'";
 
 impl UploadRow {
     fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
@@ -86,6 +94,7 @@ impl UploadRow {
                 .as_deref()
                 .and_then(DiskFormat::from_db)
                 .unwrap_or_default(),
+            blob_state: r.try_get("blob_state")?,
         })
     }
 }
@@ -97,6 +106,8 @@ pub struct NewUpload<'a> {
     pub length_bytes: u64,
     pub metadata: &'a str,
     pub hasher_state: &'a str,
+    /// The blob store's state of the incoming bytes, if it keeps one.
+    pub blob_state: Option<&'a str>,
     pub worker: &'a str,
     pub now_ms: i64,
     pub expires_at_ms: i64,
@@ -177,6 +188,16 @@ impl Store {
         .bind(upload.expires_at_ms)
         .execute(&mut *tx)
         .await?;
+        if let Some(state) = upload.blob_state {
+            super::incoming::record(
+                &mut tx,
+                upload.image_id,
+                Incoming::Upload,
+                state,
+                upload.now_ms,
+            )
+            .await?;
+        }
         sqlx::query(
             "UPDATE images SET bytes_done = 0, bytes_total = $1, updated_at = $2 WHERE id = $3 AND account_id = $4",
         )
@@ -203,7 +224,7 @@ impl Store {
     /// The account's upload with this id.
     pub async fn get_upload(&self, account_id: &str, id: &str) -> sqlx::Result<Option<UploadRow>> {
         let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM uploads u JOIN images i ON i.id = u.image_id \
+            "SELECT {COLUMNS} FROM {FROM} \
              WHERE u.id = $1 AND u.account_id = $2"
         ))
         .bind(id)
@@ -220,7 +241,7 @@ impl Store {
         image_id: &str,
     ) -> sqlx::Result<Option<UploadRow>> {
         let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM uploads u JOIN images i ON i.id = u.image_id \
+            "SELECT {COLUMNS} FROM {FROM} \
              WHERE u.image_id = $1 AND u.account_id = $2"
         ))
         .bind(image_id)
@@ -230,8 +251,9 @@ impl Store {
         row.as_ref().map(UploadRow::from_row).transpose()
     }
 
-    /// Moves a receiving upload's durable offset from `from` to `to` with the hasher state at
-    /// `to`, and shows the progress on the image. `false` if the upload was not at `from`.
+    /// Moves a receiving upload's durable offset from `from` to `to` with the hasher state and
+    /// the blob store's state at `to`, and shows the progress on the image. `false` if the
+    /// upload was not at `from`.
     #[expect(clippy::too_many_arguments, reason = "one value per column written")]
     pub async fn advance_upload(
         &self,
@@ -241,6 +263,7 @@ impl Store {
         from: u64,
         to: u64,
         hasher_state: &str,
+        blob_state: Option<&str>,
         now_ms: i64,
         expires_at_ms: i64,
     ) -> sqlx::Result<bool> {
@@ -261,6 +284,9 @@ impl Store {
         .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
+        }
+        if let Some(state) = blob_state {
+            super::incoming::record(&mut tx, image_id, Incoming::Upload, state, now_ms).await?;
         }
         sqlx::query(
             "UPDATE images SET bytes_done = $1 WHERE id = $2 AND account_id = $3 AND status = $4",
@@ -411,12 +437,10 @@ impl Store {
     /// Every upload still receiving, across accounts: their files must survive the start-up
     /// sweep, and each is checked against its file.
     pub async fn list_receiving_uploads(&self) -> sqlx::Result<Vec<UploadRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM uploads u JOIN images i ON i.id = u.image_id WHERE u.state = $1"
-        ))
-        .bind(UploadState::Receiving.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM {FROM} WHERE u.state = $1"))
+            .bind(UploadState::Receiving.as_str())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(UploadRow::from_row).collect()
     }
 }

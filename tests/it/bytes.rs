@@ -10,7 +10,7 @@ use image_console::service::Actor;
 use image_console::store::blobs::READ_BLOCK;
 use reqwest::StatusCode;
 
-use crate::on_both_databases;
+use crate::on_every_backend;
 use crate::support::Backend;
 use crate::uploads::{LiveServer, Tus, client, header, qcow2_with_data};
 
@@ -256,7 +256,7 @@ async fn upload_digests_match_coreutils_across_a_restart(backend: Backend) {
     );
 }
 
-on_both_databases!(
+on_every_backend!(
     multi_block_downloads_and_ranges_at_block_boundaries,
     aborted_downloads_free_their_readers,
     upload_digests_match_coreutils_across_a_restart,

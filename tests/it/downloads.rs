@@ -199,7 +199,7 @@ async fn only_active_images_get_links(backend: Backend) {
     assert!(matches!(refused, ServiceError::Conflict(_)));
 }
 
-crate::on_both_databases!(
+crate::on_every_backend!(
     download_links_serve_ranges_and_refuse_bad_links,
     only_active_images_get_links
 );

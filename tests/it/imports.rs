@@ -57,9 +57,9 @@ async fn import_makes_an_active_image_with_hashes(backend: Backend) {
     assert!(image.srn.contains(":acme:") && image.srn.ends_with(&id));
 
     // The stored bytes are exactly the source's, and nothing is left in staging.
-    let stored = std::fs::read(app.blob_dir().join("images").join(&id)).unwrap();
+    let stored = app.stored_bytes(&id).await;
     assert_eq!(stored, bytes);
-    assert_eq!(app.stored_files(), (vec![id.clone()], vec![]));
+    assert_eq!(app.stored_files().await, (vec![id.clone()], vec![]));
 
     let list = crate::support::all_images(&app.services, &actor).await;
     assert_eq!(list.len(), 1);
@@ -81,7 +81,7 @@ async fn failure_reason(app: &TestApp, url: &str) -> String {
     assert_eq!(image.hash_value, None);
     // A failed import leaves no bytes anywhere.
     assert_eq!(
-        app.stored_files(),
+        app.stored_files().await,
         (vec![], vec![]),
         "bytes left after {url}"
     );
@@ -584,7 +584,7 @@ async fn creators_checksums_are_verified(backend: Backend) {
         )
     );
     assert_eq!(
-        app.stored_files().1,
+        app.stored_files().await.1,
         Vec::<String>::new(),
         "no staging bytes are left"
     );
@@ -664,7 +664,7 @@ async fn protected_images_cannot_be_deleted(backend: Backend) {
         panic!("expected a conflict, got {error:?}")
     };
     assert!(reason.starts_with("This image is Protected."), "{reason}");
-    assert_eq!(app.stored_files().0, vec![id.clone()]);
+    assert_eq!(app.stored_files().await.0, vec![id.clone()]);
 
     app.services
         .set_image_protected(&actor, &id, false)
@@ -678,7 +678,7 @@ async fn protected_images_cannot_be_deleted(backend: Backend) {
         app.services.get_image(&actor, &id).await,
         Err(ServiceError::NotFound(_))
     ));
-    assert_eq!(app.stored_files(), (vec![], vec![]));
+    assert_eq!(app.stored_files().await, (vec![], vec![]));
 }
 
 async fn deleting_an_image_while_it_imports_stops_the_import(backend: Backend) {
@@ -715,7 +715,7 @@ async fn deleting_an_image_while_it_imports_stops_the_import(backend: Backend) {
             .await
             .is_empty()
     );
-    assert_eq!(app.stored_files(), (vec![], vec![]));
+    assert_eq!(app.stored_files().await, (vec![], vec![]));
 }
 
 async fn progress_is_reported_while_importing(backend: Backend) {
@@ -781,7 +781,7 @@ async fn a_trickling_source_fails_as_too_slow(backend: Backend) {
             && reason.ends_with(" in the last second, under the minimum of 64 KB/s."),
         "{reason}"
     );
-    assert_eq!(app.stored_files(), (vec![], vec![]));
+    assert_eq!(app.stored_files().await, (vec![], vec![]));
 }
 
 /// Imports of unknown length reserve storage as they stream, one after the other, so
@@ -882,7 +882,7 @@ async fn one_account_cannot_take_every_import_slot(backend: Backend) {
     }
 }
 
-crate::on_both_databases!(
+crate::on_every_backend!(
     a_trickling_source_fails_as_too_slow,
     concurrent_chunked_imports_stay_within_the_quota,
     one_account_cannot_take_every_import_slot,

@@ -135,7 +135,7 @@ async fn a_stuck_request_does_not_keep_an_upload_alive(backend: Backend) {
             .starts_with("The upload expired"),
         "{image:?}"
     );
-    assert_eq!(server.upload_files(), Vec::<String>::new());
+    assert_eq!(server.upload_files().await, Vec::<String>::new());
 }
 
 /// A request that keeps bringing bytes (a whole large file in one PATCH) keeps its upload
@@ -290,7 +290,7 @@ async fn a_complete_upload_is_finished_at_start(backend: Backend) {
     std::fs::create_dir(&images).unwrap();
     let server = server.restart().await;
     server.assert_active_with(&alice, &id, &image).await;
-    assert_eq!(server.upload_files(), Vec::<String>::new());
+    assert_eq!(server.upload_files().await, Vec::<String>::new());
 }
 
 /// Uploaded files are inspected like imported ones, including formats found by a trailer at
@@ -339,7 +339,7 @@ async fn uploaded_files_in_formats_qemu_probes_are_refused(backend: Backend) {
             )
         );
     }
-    assert_eq!(server.upload_files(), Vec::<String>::new());
+    assert_eq!(server.upload_files().await, Vec::<String>::new());
 }
 
 /// A connection that sends its headers too slowly, or nothing at all, is closed after the

@@ -5,6 +5,7 @@ mod support;
 
 mod abuse;
 mod accounts;
+mod blob_store;
 mod bytes;
 mod crash;
 mod details;

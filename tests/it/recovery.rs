@@ -45,7 +45,7 @@ async fn an_import_cut_off_by_a_restart_resumes_and_finishes(backend: Backend) {
         image.hash_value.as_deref(),
         Some(sha512_hex(&source.path("slow.qcow2")).as_str())
     );
-    assert_eq!(app.stored_files(), (vec![id.clone()], vec![]));
+    assert_eq!(app.stored_files().await, (vec![id.clone()], vec![]));
 }
 
 async fn an_import_interrupted_too_often_is_marked_failed(backend: Backend) {
@@ -113,7 +113,7 @@ async fn an_import_interrupted_too_often_is_marked_failed(backend: Backend) {
         image.failure_reason.as_deref(),
         Some("The import was interrupted by a server restart 3 times; create the image again.")
     );
-    assert_eq!(app.stored_files(), (vec![], vec![]));
+    assert_eq!(app.stored_files().await, (vec![], vec![]));
 }
 
 async fn a_queued_image_left_by_a_restart_is_imported(backend: Backend) {
@@ -192,7 +192,7 @@ async fn orphaned_bytes_are_swept_at_start(backend: Backend) {
     .unwrap();
 
     let app = app.restart().await;
-    assert_eq!(app.stored_files(), (vec![id.clone()], vec![]));
+    assert_eq!(app.stored_files().await, (vec![id.clone()], vec![]));
     assert_eq!(
         app.services.get_image(&actor, &id).await.unwrap().status,
         ImageStatus::Active

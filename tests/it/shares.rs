@@ -845,7 +845,7 @@ async fn shared_images_reuse_the_bytes(backend: Backend) {
     assert_eq!(shared.size_bytes, source_image.size_bytes);
     assert!(!shared.attributes.protected);
     // One file, counted once against storage; two images.
-    assert_eq!(app.stored_files().0.len(), 1);
+    assert_eq!(app.stored_files().await.0.len(), 1);
     let usage = app.services.account_usage(&alice).await.unwrap();
     assert_eq!(usage.stored_bytes, usage_before.stored_bytes);
     assert_eq!(usage.image_count, usage_before.image_count + 1);
@@ -909,7 +909,7 @@ async fn shared_images_reuse_the_bytes(backend: Backend) {
         .unwrap();
     app.services.delete_image(&alice, &id).await.unwrap();
     assert_eq!(
-        app.stored_files().0.len(),
+        app.stored_files().await.0.len(),
         1,
         "the copy still uses the file"
     );
@@ -937,7 +937,7 @@ async fn shared_images_reuse_the_bytes(backend: Backend) {
     );
     // The last image using them takes them along.
     app.services.delete_image(&alice, &copy).await.unwrap();
-    assert!(app.stored_files().0.is_empty());
+    assert!(app.stored_files().await.0.is_empty());
 
     // After a restart nothing is swept that an image still uses.
     let id = app
@@ -956,7 +956,7 @@ async fn shared_images_reuse_the_bytes(backend: Backend) {
         .unwrap();
     app.services.delete_image(&alice, &id).await.unwrap();
     let app = app.restart().await;
-    assert_eq!(app.stored_files().0.len(), 1);
+    assert_eq!(app.stored_files().await.0.len(), 1);
     assert!(
         app.services
             .create_download_link(&alice, &copy)
@@ -1129,7 +1129,7 @@ async fn merged_pages_match_the_plain_answer(backend: Backend) {
     assert!(marked.iter().all(|o| *o == "carol" || *o == "dave"));
 }
 
-crate::on_both_databases!(
+crate::on_every_backend!(
     sharing_follows_the_rules,
     at_most_256_accounts_per_image,
     private_needs_every_share_stopped,

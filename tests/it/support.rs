@@ -18,11 +18,48 @@ use image_console::domain::image::ImageDetail;
 use image_console::domain::image_spec::CreateImageForm;
 use image_console::domain::list_query::ListQuery;
 use image_console::service::{AbuseLimits, Actor, ClientAddr, ServiceSettings, Services};
+use image_console::store::blobs::StorageLocation;
 use image_console::store::{BlobStore, Store};
 use secrecy::SecretSlice;
 use tempfile::TempDir;
 
-pub use image_console::store::Backend;
+/// Where a test keeps its rows and its image bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file, and files.
+    Sqlite,
+    /// PostgreSQL, and files.
+    Postgres,
+    /// PostgreSQL, and objects in an S3 bucket (the s3s-fs server scripts/test starts), as
+    /// several console processes would share them.
+    S3,
+}
+
+impl Backend {
+    pub fn database(self) -> image_console::store::Backend {
+        match self {
+            Backend::Sqlite => image_console::store::Backend::Sqlite,
+            Backend::Postgres | Backend::S3 => image_console::store::Backend::Postgres,
+        }
+    }
+}
+
+/// Runs each listed test against SQLite and PostgreSQL with files, and against PostgreSQL
+/// with S3 object storage.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_databases!($($name),*);
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::S3).await
+                }
+            )*
+        }
+    };
+}
 
 /// Runs each listed test against SQLite and against PostgreSQL.
 #[macro_export]
@@ -66,8 +103,8 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
-        match backend {
-            Backend::Sqlite => {
+        match backend.database() {
+            image_console::store::Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
                 Self {
@@ -76,7 +113,7 @@ impl TestDb {
                     _dir: Some(dir),
                 }
             }
-            Backend::Postgres => {
+            image_console::store::Backend::Postgres => {
                 let admin_url = std::env::var("TEST_DATABASE_URL").expect(
                     "PostgreSQL tests need TEST_DATABASE_URL (scripts/test starts a server and sets it)",
                 );
@@ -155,10 +192,39 @@ pub fn test_settings() -> ServiceSettings {
 /// The client address of requests the tests make straight to the services.
 pub const CLIENT: ClientAddr = ClientAddr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
 
-/// The services over a fresh database and blob directory.
+/// Where a test's bytes go: a folder of its own, or a prefix of its own in the test bucket;
+/// and the `AWS_*` settings for the bucket.
+pub fn test_storage(backend: Backend, data: &Path) -> (StorageLocation, Vec<(String, String)>) {
+    if backend != Backend::S3 {
+        return (StorageLocation::Files(data.join("blobs")), Vec::new());
+    }
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("S3 tests need {name} (scripts/test starts s3s-fs and sets it)")
+        })
+    };
+    let aws = vec![
+        ("AWS_ENDPOINT_URL".to_owned(), var("TEST_S3_ENDPOINT")),
+        ("AWS_ACCESS_KEY_ID".to_owned(), var("TEST_S3_ACCESS_KEY")),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            var("TEST_S3_SECRET_KEY"),
+        ),
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+    ];
+    let location = StorageLocation::S3 {
+        bucket: var("TEST_S3_BUCKET"),
+        prefix: format!("it/{}", uuid::Uuid::new_v4().simple()),
+    };
+    (location, aws)
+}
+
+/// The services over a fresh database and blob store.
 pub struct TestApp {
     pub services: Services,
     pub data: TempDir,
+    pub storage: StorageLocation,
+    pub aws: Vec<(String, String)>,
     settings: ServiceSettings,
     // Declared last: dropped after the services close their pool.
     pub db: TestDb,
@@ -173,10 +239,13 @@ impl TestApp {
         init_logging();
         let db = TestDb::new(backend).await;
         let data = tempfile::tempdir().unwrap();
-        let services = start_services(db.url(), data.path(), settings.clone()).await;
+        let (storage, aws) = test_storage(backend, data.path());
+        let services = start_services(db.url(), &storage, &aws, settings.clone()).await;
         Self {
             services,
             data,
+            storage,
+            aws,
             settings,
             db,
         }
@@ -187,7 +256,13 @@ impl TestApp {
     pub async fn restart(self) -> Self {
         self.services.shutdown().await;
         self.services.store().close().await;
-        let services = start_services(self.db.url(), self.data.path(), self.settings.clone()).await;
+        let services = start_services(
+            self.db.url(),
+            &self.storage,
+            &self.aws,
+            self.settings.clone(),
+        )
+        .await;
         Self { services, ..self }
     }
 
@@ -248,10 +323,42 @@ impl TestApp {
         }
     }
 
-    /// Files in the blob store's `images/` and `staging/` folders.
-    pub fn stored_files(&self) -> (Vec<String>, Vec<String>) {
-        let list = |dir: &str| list_dir(&self.blob_dir().join(dir));
-        (list("images"), list("staging"))
+    /// The images whose bytes the blob store holds, and those with import bytes on their
+    /// way in (image ids, whatever the backend names them by).
+    pub async fn stored_files(&self) -> (Vec<String>, Vec<String>) {
+        let stored = self.services.blobs().list().await.unwrap();
+        (image_ids(stored.images), stored.imports)
+    }
+
+    /// The images with upload bytes on their way in.
+    pub async fn stored_uploads(&self) -> Vec<String> {
+        self.services.blobs().list().await.unwrap().uploads
+    }
+
+    /// The bytes the blob store holds for the image.
+    pub async fn stored_bytes(&self, image_id: &str) -> Vec<u8> {
+        use futures::StreamExt;
+        let blobs = self.services.blobs();
+        let key = blobs
+            .list()
+            .await
+            .unwrap()
+            .images
+            .into_iter()
+            .find(|key| key.starts_with(image_id))
+            .unwrap_or_else(|| panic!("no bytes stored for {image_id}"));
+        let len = blobs.blob_len(&key).await.unwrap().unwrap();
+        let blocks: Vec<_> = blobs
+            .open_blob(&key)
+            .await
+            .unwrap()
+            .range(0, len)
+            .collect()
+            .await;
+        blocks
+            .into_iter()
+            .flat_map(|block| block.unwrap())
+            .collect()
     }
 }
 
@@ -269,9 +376,24 @@ pub fn list_dir(dir: &Path) -> Vec<String> {
     names
 }
 
-async fn start_services(url: &str, data: &Path, settings: ServiceSettings) -> Services {
+/// Blob keys as image ids: on object storage a key is the image id and a suffix.
+fn image_ids(keys: Vec<String>) -> Vec<String> {
+    let mut ids: Vec<String> = keys
+        .into_iter()
+        .map(|key| key.get(..36).unwrap_or(&key).to_owned())
+        .collect();
+    ids.dedup();
+    ids
+}
+
+async fn start_services(
+    url: &str,
+    storage: &StorageLocation,
+    aws: &[(String, String)],
+    settings: ServiceSettings,
+) -> Services {
     let store = Store::connect(url).await.unwrap();
-    let blobs = BlobStore::open(data.join("blobs")).unwrap();
+    let blobs = BlobStore::connect(storage, aws).await.unwrap();
     Services::start(store, blobs, settings).await.unwrap()
 }
 

@@ -13,8 +13,8 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha512};
 use tokio::io::AsyncWriteExt;
 
-use crate::on_both_databases;
-use crate::support::{Backend, TestApp, list_dir, qemu_img, test_settings};
+use crate::on_every_backend;
+use crate::support::{Backend, TestApp, qemu_img, test_settings};
 
 /// A Create Image form for a local file of `size` bytes, valid elsewhere.
 pub(crate) fn upload_form(file_name: &str, size: u64, checksum: &str) -> CreateImageForm {
@@ -171,9 +171,9 @@ impl LiveServer {
         header(&created, "location").unwrap().to_owned()
     }
 
-    /// Files left in the blob store's `uploads/` folder.
-    pub(crate) fn upload_files(&self) -> Vec<String> {
-        list_dir(&self.app.blob_dir().join("uploads"))
+    /// Images with upload bytes left in the blob store.
+    pub(crate) async fn upload_files(&self) -> Vec<String> {
+        self.app.stored_uploads().await
     }
 }
 
@@ -376,7 +376,7 @@ async fn tus_protocol_statuses_and_headers(backend: Backend) {
             .unwrap()
             .is_none()
     );
-    assert_eq!(server.upload_files(), Vec::<String>::new());
+    assert_eq!(server.upload_files().await, Vec::<String>::new());
 
     // Creation: 201 with Location and an Upload-Expires about a day away.
     let created = tus.create(&id, len).await;
@@ -490,11 +490,8 @@ async fn tus_protocol_statuses_and_headers(backend: Backend) {
     );
     assert_eq!(detail.size_bytes, Some(len));
     assert_eq!(detail.virtual_size_bytes, Some(3 << 20));
-    assert_eq!(
-        std::fs::read(server.app.blob_dir().join("images").join(&id)).unwrap(),
-        image
-    );
-    assert_eq!(server.upload_files(), Vec::<String>::new());
+    assert_eq!(server.app.stored_bytes(&id).await, image);
+    assert_eq!(server.upload_files().await, Vec::<String>::new());
     assert_eq!(
         tus.offset(&location).await,
         len,
@@ -508,7 +505,7 @@ async fn tus_protocol_statuses_and_headers(backend: Backend) {
     let created = tus.create(&second, len).await;
     let second_location = header(&created, "location").unwrap().to_owned();
     tus.patch(&second_location, 0, image[..half].to_vec()).await;
-    assert_eq!(server.upload_files(), vec![format!("{second}.part")]);
+    assert_eq!(server.upload_files().await, vec![second.clone()]);
     assert_eq!(
         bob.request(reqwest::Method::DELETE, &second_location)
             .send()
@@ -557,8 +554,8 @@ async fn tus_protocol_statuses_and_headers(backend: Backend) {
             .starts_with("The upload was cancelled by admin@alice"),
         "{cancelled:?}"
     );
-    assert_eq!(server.upload_files(), Vec::<String>::new());
-    let (images, staging) = server.app.stored_files();
+    assert_eq!(server.upload_files().await, Vec::<String>::new());
+    let (images, staging) = server.app.stored_files().await;
     assert_eq!((images, staging), (vec![id.clone()], vec![]));
 }
 
@@ -643,7 +640,7 @@ async fn uploads_resume_after_a_restart_and_bad_files_are_refused(backend: Backe
 
     // The restart's sweep keeps the partial upload; the offset and hasher state survive it.
     let server = server.restart().await;
-    assert_eq!(server.upload_files(), vec![format!("{id}.part")]);
+    assert_eq!(server.upload_files().await, vec![id.clone()]);
     let tus = Tus {
         base: &server.base,
         cookie: &cookie,
@@ -692,8 +689,8 @@ async fn uploads_resume_after_a_restart_and_bad_files_are_refused(backend: Backe
             detail.failure_reason
         );
     }
-    assert_eq!(server.upload_files(), Vec::<String>::new());
-    assert_eq!(server.app.stored_files().0, vec![id]);
+    assert_eq!(server.upload_files().await, Vec::<String>::new());
+    assert_eq!(server.app.stored_files().await.0, vec![id]);
 }
 
 async fn idle_uploads_expire_and_lose_their_bytes(backend: Backend) {
@@ -740,7 +737,7 @@ async fn idle_uploads_expire_and_lose_their_bytes(backend: Backend) {
         tus.patch(&location, 100, vec![1; 100]).await.status(),
         StatusCode::GONE
     );
-    assert_eq!(server.upload_files(), Vec::<String>::new());
+    assert_eq!(server.upload_files().await, Vec::<String>::new());
 }
 
 /// Runs a tus client script and returns its standard output.
@@ -812,7 +809,7 @@ async fn real_tus_clients_resume_interrupted_uploads(backend: Backend) {
     for id in [js_image, py_image] {
         server.assert_active_with(&alice, &id, &image).await;
     }
-    assert_eq!(server.upload_files(), Vec::<String>::new());
+    assert_eq!(server.upload_files().await, Vec::<String>::new());
 }
 
 async fn deleting_an_uploading_image_removes_its_partial_bytes(backend: Backend) {
@@ -829,9 +826,9 @@ async fn deleting_an_uploading_image_removes_its_partial_bytes(backend: Backend)
     let created = tus.create(&id, 5000).await;
     let location = header(&created, "location").unwrap().to_owned();
     tus.patch(&location, 0, vec![7; 1000]).await;
-    assert_eq!(server.upload_files().len(), 1);
+    assert_eq!(server.upload_files().await.len(), 1);
     server.app.services.delete_image(&alice, &id).await.unwrap();
-    assert_eq!(server.upload_files(), Vec::<String>::new());
+    assert_eq!(server.upload_files().await, Vec::<String>::new());
     assert_eq!(tus.head(&location).await.status(), StatusCode::NOT_FOUND);
 }
 
@@ -877,7 +874,7 @@ async fn uploads_in_progress_are_capped_per_account(backend: Backend) {
         .unwrap();
 }
 
-on_both_databases!(
+on_every_backend!(
     uploads_in_progress_are_capped_per_account,
     tus_protocol_statuses_and_headers,
     creation_with_upload_and_a_broken_body_keep_what_arrived,

@@ -10,6 +10,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::service::AbuseLimits;
+use crate::store::blobs::StorageLocation;
 
 /// Everything the server reads from the environment.
 pub struct Config {
@@ -17,6 +18,12 @@ pub struct Config {
     pub database_url: SecretString,
     /// `DATA_DIR`: image bytes, the SQLite file and the generated session secret.
     pub data_dir: PathBuf,
+    /// `STORAGE_URL`: where image bytes are kept: `file:///path` (default: `blobs` in the data
+    /// directory) or `s3://bucket/prefix`, with the `AWS_*` variables for the endpoint and
+    /// credentials.
+    pub storage: StorageLocation,
+    /// The `AWS_*` variables, for an S3 `STORAGE_URL`.
+    pub aws: Vec<(String, String)>,
     /// `BIND_ADDR`: where to listen.
     pub bind_addr: SocketAddr,
     /// `SITE_ROOT`: the folder `scripts/build` fills (`pkg/` with the wasm, JS and CSS).
@@ -59,6 +66,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database", &redact_url(self.database_url.expose_secret()))
             .field("data_dir", &self.data_dir)
+            .field("storage", &self.storage)
             .field("bind_addr", &self.bind_addr)
             .field("site_root", &self.site_root)
             .field("secure_cookies", &self.secure_cookies)
@@ -133,7 +141,11 @@ pub fn parse_size(raw: &str) -> Option<u64> {
 impl Config {
     /// Reads the environment. Nothing is required; every bad value is an error naming it.
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_vars(&|name| std::env::var(name).ok())
+        let mut config = Self::from_vars(&|name| std::env::var(name).ok())?;
+        config.aws = std::env::vars()
+            .filter(|(name, value)| name.starts_with("AWS_") && !value.is_empty())
+            .collect();
+        Ok(config)
     }
 
     /// Reads settings through `lookup`, so tests need not touch the process environment.
@@ -151,6 +163,14 @@ impl Config {
             }
             .into());
         }
+        let storage = match var("STORAGE_URL") {
+            None => StorageLocation::Files(data_dir.join("blobs")),
+            Some(value) => StorageLocation::parse(&value).map_err(|reason| ConfigError {
+                name: "STORAGE_URL",
+                value: value.clone(),
+                expected: format!("file:///absolute/path or s3://bucket/prefix ({reason})"),
+            })?,
+        };
         let bind_addr = parse_var(
             var,
             "BIND_ADDR",
@@ -266,6 +286,8 @@ impl Config {
         Ok(Self {
             database_url: SecretString::from(database_url),
             data_dir,
+            storage,
+            aws: Vec::new(),
             bind_addr,
             site_root,
             session_secret,

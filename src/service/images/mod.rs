@@ -18,7 +18,7 @@ use crate::domain::list_query::{ImagePage, ListQuery};
 use crate::domain::share::{other_account, private_refused};
 use crate::domain::tags::{self, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_rfc3339};
-use crate::store::blobs::Incoming;
+use crate::store::blobs::{Incoming, IncomingState};
 use crate::store::history::NewEvent;
 use crate::store::images::{
     AttributeUpdate, CreateImageError, DeleteOutcome, ImageRow, LocalFileRow, NewImageRow,
@@ -440,30 +440,50 @@ impl Services {
         Ok(result)
     }
 
+    /// Removes an image's incoming bytes of `kind` as far as they came, then their record.
+    pub(crate) async fn remove_incoming_bytes(
+        &self,
+        image_id: &str,
+        kind: Incoming,
+    ) -> anyhow::Result<()> {
+        let recorded = self.store().incoming_state(image_id, kind).await?;
+        let state = IncomingState::from_db(recorded.as_deref())?;
+        self.blobs().remove_incoming(kind, image_id, &state).await?;
+        self.store().forget_incoming(image_id, kind).await?;
+        Ok(())
+    }
+
+    /// Incoming bytes that no import or upload needs any longer (an instance died, or a
+    /// removal failed): removed, with their records. Returns how many.
+    pub async fn sweep_incoming(&self) -> anyhow::Result<usize> {
+        let abandoned = self.store().abandoned_incoming().await?;
+        for entry in &abandoned {
+            let state = IncomingState::from_db(Some(&entry.state))?;
+            self.blobs()
+                .remove_incoming(entry.kind, &entry.image_id, &state)
+                .await?;
+            self.store()
+                .forget_incoming(&entry.image_id, entry.kind)
+                .await?;
+        }
+        Ok(abandoned.len())
+    }
+
     /// Removes a deleted image's bytes: its partial upload or import, and its stored file when
     /// no other image uses it (`release_blob`). The row is gone first, so nothing can point
     /// at the bytes; if removal fails the file is an orphan, which the start-up sweep collects.
     async fn remove_image_bytes(&self, row: &ImageRow, release_blob: bool) {
         self.importer().cancel(&row.id).await;
         self.stop_upload_writes(&row.id).await;
-        if let Err(e) = self
-            .blobs()
-            .remove_incoming(Incoming::Upload, &row.id)
-            .await
-        {
-            tracing::warn!(image.id = %row.id, error = %e, "could not remove partial upload; left for the sweep");
+        for kind in [Incoming::Upload, Incoming::Import] {
+            if let Err(e) = self.remove_incoming_bytes(&row.id, kind).await {
+                tracing::warn!(image.id = %row.id, error = format!("{e:#}"), "could not remove partial bytes; left for the sweep");
+            }
         }
         if let Some(key) = row.blob_key.as_ref().filter(|_| release_blob)
             && let Err(e) = self.blobs().remove_blob(key).await
         {
             tracing::warn!(image.id = %row.id, error = %e, "could not remove image bytes; left for the sweep");
-        }
-        if let Err(e) = self
-            .blobs()
-            .remove_incoming(Incoming::Import, &row.id)
-            .await
-        {
-            tracing::warn!(image.id = %row.id, error = %e, "could not remove partial import; left for the sweep");
         }
         tracing::info!(image.id = %row.id, "image deleted");
     }

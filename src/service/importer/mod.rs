@@ -25,7 +25,8 @@ use super::url_guard::{AddressPolicy, GuardedResolver, Refused};
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::image::{DiskFormat, ImageStatus};
 use crate::domain::units::format_bytes;
-use crate::store::blobs::Incoming;
+use crate::store::blobs::BlobWriter;
+use crate::store::blobs::{Incoming, IncomingState};
 use crate::store::images::Reservation;
 use crate::store::{BlobStore, Store};
 use reasons::*;
@@ -101,6 +102,8 @@ impl From<std::io::Error> for Stop {
 struct Written {
     size_bytes: u64,
     digests: ingest::Digests,
+    /// The blob store's state of the bytes.
+    state: IncomingState,
 }
 
 impl Importer {
@@ -318,13 +321,11 @@ impl Importer {
             }
             Err(stop) => stop,
         };
-        if let Err(e) = self
-            .inner
-            .blobs
-            .remove_incoming(Incoming::Import, image_id)
-            .await
-        {
-            tracing::warn!(error = %e, "could not remove partial import; left for the sweep");
+        if let Err(e) = self.remove_import_bytes(image_id).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "could not remove partial import; left for the sweep"
+            );
         }
         let reason = match stop {
             Stop::Cancelled => {
@@ -360,18 +361,21 @@ impl Importer {
         declared: DiskFormat,
     ) -> Result<(), Stop> {
         let blobs = &self.inner.blobs;
-        let checked = ingest::check(
-            blobs,
-            Incoming::Import,
+        blobs
+            .assemble(Incoming::Import, image_id, &bytes.state)
+            .await?;
+        let received = ingest::Received {
+            incoming: Incoming::Import,
             image_id,
-            bytes.size_bytes,
-            bytes.digests,
-            expected,
-            declared,
-        )
-        .await?
-        .map_err(Stop::Failed)?;
-        let blob_key = blobs.commit(Incoming::Import, image_id).await?;
+            state: &bytes.state,
+            length: bytes.size_bytes,
+        };
+        let checked = ingest::check(blobs, received, bytes.digests, expected, declared)
+            .await?
+            .map_err(Stop::Failed)?;
+        let blob_key = blobs
+            .commit(Incoming::Import, image_id, &bytes.state)
+            .await?;
         let imported = checked.stored(blob_key.clone());
         let updated = self
             .inner
@@ -458,11 +462,7 @@ impl Importer {
             return Err(Stop::Cancelled);
         }
 
-        let blobs = self.inner.blobs.clone();
-        let id = image_id.to_owned();
-        let file = tokio::task::spawn_blocking(move || blobs.create_import_writer(&id))
-            .await
-            .map_err(|e| Stop::Internal(anyhow::Error::new(e).context("writer thread")))??;
+        let file = self.start_writing(image_id, total.unwrap_or(limit)).await?;
         let mut ingest = Ingest::start(file, Hashers::new(expected));
 
         let streamed = async {
@@ -519,9 +519,9 @@ impl Importer {
         }
         .await;
         // Always wait for the threads, so none writes after the staging file is removed.
-        let hashers = ingest.finish().await.map_err(Stop::Internal);
+        let finished = ingest.finish().await.map_err(Stop::Internal);
         let done = streamed?;
-        let hashers = hashers?;
+        let (hashers, state) = finished?;
         if let Some(total) = total
             && done != total
         {
@@ -534,6 +534,40 @@ impl Importer {
         Ok(Written {
             size_bytes: done,
             digests: hashers.finalize(),
+            state,
         })
+    }
+
+    /// Starts the import's bytes from nothing. The blob store's state is recorded before a
+    /// byte is written, and an earlier attempt's bytes go first.
+    async fn start_writing(&self, image_id: &str, size_hint: u64) -> Result<BlobWriter, Stop> {
+        let (blobs, store) = (&self.inner.blobs, &self.inner.store);
+        let state = blobs.begin_incoming(Incoming::Import, image_id).await?;
+        if let Some(recorded) = state.to_db()
+            && let Some(earlier) = store
+                .replace_incoming(image_id, Incoming::Import, &recorded, now_ms())
+                .await?
+        {
+            let earlier = IncomingState::from_db(Some(&earlier))?;
+            blobs
+                .remove_incoming(Incoming::Import, image_id, &earlier)
+                .await?;
+        }
+        blobs
+            .open_writer(Incoming::Import, image_id, &state, 0, size_hint)
+            .await?
+            .ok_or_else(|| Stop::Internal(anyhow::anyhow!("the import's new bytes are missing")))
+    }
+
+    /// Removes the import's bytes, as far as they came, then their record.
+    async fn remove_import_bytes(&self, image_id: &str) -> anyhow::Result<()> {
+        let (blobs, store) = (&self.inner.blobs, &self.inner.store);
+        let recorded = store.incoming_state(image_id, Incoming::Import).await?;
+        let state = IncomingState::from_db(recorded.as_deref())?;
+        blobs
+            .remove_incoming(Incoming::Import, image_id, &state)
+            .await?;
+        store.forget_incoming(image_id, Incoming::Import).await?;
+        Ok(())
     }
 }

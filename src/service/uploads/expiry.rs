@@ -48,9 +48,14 @@ impl Services {
                 )
                 .await?
             {
-                self.blobs()
-                    .remove_incoming(Incoming::Upload, &upload.image_id)
+                let recorded = self
+                    .store()
+                    .incoming_state(&upload.image_id, Incoming::Upload)
                     .await?;
+                let blob_state = IncomingState::from_db(recorded.as_deref())?;
+                self.remove_upload_bytes(&upload.image_id, &blob_state)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("removing an expired upload: {e}"))?;
                 tracing::info!(image.id = %upload.image_id, "upload expired");
                 ended += 1;
             }
@@ -65,9 +70,10 @@ impl Services {
     /// or Failed.
     pub(crate) async fn recover_uploads(&self) -> anyhow::Result<()> {
         for row in self.store().list_receiving_uploads().await? {
+            let blob_state = IncomingState::from_db(row.blob_state.as_deref())?;
             let on_disk = self
                 .blobs()
-                .incoming_len(Incoming::Upload, &row.image_id)
+                .incoming_len(Incoming::Upload, &row.image_id, &blob_state)
                 .await?;
             if on_disk.is_none_or(|len| len < row.offset_bytes) {
                 tracing::warn!(image.id = %row.image_id, "upload bytes missing at start-up");
@@ -76,7 +82,7 @@ impl Services {
                 tracing::info!(image.id = %row.image_id, "finishing an upload received before a restart");
                 let hashers =
                     Hashers::from_state(&row.hasher_state).context("restoring hasher state")?;
-                self.finish_upload(&row, hashers)
+                self.finish_upload(&row, hashers, &blob_state)
                     .await
                     .map_err(|e| anyhow::anyhow!("finishing upload {}: {e}", row.id))?;
             }
@@ -97,9 +103,7 @@ impl Services {
                 now_ms(),
             )
             .await?;
-        self.blobs()
-            .remove_incoming(Incoming::Upload, &row.image_id)
-            .await?;
-        Ok(())
+        let blob_state = IncomingState::from_db(row.blob_state.as_deref())?;
+        self.remove_upload_bytes(&row.image_id, &blob_state).await
     }
 }

@@ -24,7 +24,7 @@ use crate::domain::history::{HistoryTopic, SYSTEM_WORKER};
 use crate::domain::image::ImageStatus;
 use crate::domain::units::format_bytes;
 use crate::domain::upload::{UploadRef, parse_metadata, upload_path};
-use crate::store::blobs::{BlobWriter, Incoming};
+use crate::store::blobs::{BlobWriter, Incoming, IncomingState};
 use crate::store::uploads::{CreateUploadError, NewUpload, UploadRow, UploadState};
 use slots::Writer;
 pub use slots::{PatchSlots, UploadLocks};
@@ -166,15 +166,20 @@ impl Services {
         let id = hex::encode(rand::random::<[u8; 16]>());
         let now = now_ms();
         let expires_at_ms = now + self.upload_expiry_ms();
-        // The file exists before the row, so a crash in between leaves only an orphan file,
-        // which the start-up sweep removes. An existing file is another upload's: keep it.
-        match self.blobs().create_upload_file(&image_id).await {
-            Ok(()) => {}
+        // The bytes' place exists before the row, so a crash in between leaves only an orphan
+        // (a file the start-up sweep removes; a multipart upload with no part). An existing
+        // file is another upload's: keep it.
+        let blob_state = match self
+            .blobs()
+            .begin_incoming(Incoming::Upload, &image_id)
+            .await
+        {
+            Ok(state) => state,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(UploadError::Conflict(STARTED.into()));
             }
             Err(e) => return Err(e.into()),
-        }
+        };
         let created = self
             .store()
             .create_upload(&NewUpload {
@@ -184,6 +189,7 @@ impl Services {
                 length_bytes: length,
                 metadata,
                 hasher_state: &Hashers::new(expected.as_ref()).to_state(),
+                blob_state: blob_state.to_db().as_deref(),
                 worker: &actor.user_name,
                 now_ms: now,
                 expires_at_ms,
@@ -213,7 +219,7 @@ impl Services {
             Err(CreateUploadError::Db(e)) => e.into(),
         };
         self.blobs()
-            .remove_incoming(Incoming::Upload, &image_id)
+            .remove_incoming(Incoming::Upload, &image_id, &blob_state)
             .await?;
         Err(refusal)
     }
@@ -292,18 +298,24 @@ impl Services {
             return Ok(UploadInfo::of(&row));
         }
         let hashers = Hashers::from_state(&row.hasher_state).context("restoring hasher state")?;
-        let blobs = self.blobs().clone();
-        let (image_id, durable) = (row.image_id.clone(), row.offset_bytes);
-        let file = tokio::task::spawn_blocking(move || blobs.open_upload_at(&image_id, durable))
-            .await
-            .map_err(|e| anyhow::anyhow!("upload file thread: {e}"))??;
+        let blob_state = IncomingState::from_db(row.blob_state.as_deref())?;
+        let file = self
+            .blobs()
+            .open_writer(
+                Incoming::Upload,
+                &row.image_id,
+                &blob_state,
+                row.offset_bytes,
+                row.length_bytes,
+            )
+            .await?;
         let Some(file) = file else {
             self.lose_upload(&row).await?;
             return Err(UploadError::Gone(LOST.into()));
         };
 
         let remaining = row.length_bytes - row.offset_bytes;
-        let (received, end, hashers) = self
+        let (received, end, hashers, blob_state) = self
             .receive(&row, file, hashers, body, remaining, &lock.writer)
             .await?;
         let new_offset = row.offset_bytes + received;
@@ -319,6 +331,7 @@ impl Services {
                     row.offset_bytes,
                     new_offset,
                     &hashers.to_state(),
+                    blob_state.to_db().as_deref(),
                     now,
                     expires_at_ms,
                 )
@@ -344,7 +357,7 @@ impl Services {
             }
         }
         if new_offset == row.length_bytes {
-            self.finish_upload(&row, hashers).await?;
+            self.finish_upload(&row, hashers, &blob_state).await?;
         }
         drop(lock);
         Ok(UploadInfo {
@@ -355,7 +368,8 @@ impl Services {
     }
 
     /// Streams `body` to the upload's file and hashers, at most `remaining` bytes, and fsyncs
-    /// what it wrote. Returns how many bytes are now durable and how the body ended.
+    /// what it wrote. Returns how many bytes are now durable, how the body ended, the hashers
+    /// and the blob store's state after them.
     async fn receive<S, E>(
         &self,
         row: &UploadRow,
@@ -364,7 +378,7 @@ impl Services {
         mut body: S,
         remaining: u64,
         writer: &Writer,
-    ) -> UploadResult<(u64, BodyEnd, Hashers)>
+    ) -> UploadResult<(u64, BodyEnd, Hashers, IncomingState)>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
@@ -412,22 +426,34 @@ impl Services {
         };
         // What arrived before the body ended is kept, whatever the reason it ended.
         let sent = ingest.taken();
-        let hashers = ingest.finish().await?;
-        Ok((sent, end, hashers))
+        let (hashers, blob_state) = ingest.finish().await?;
+        Ok((sent, end, hashers, blob_state))
     }
 
     /// Inspects and verifies a complete upload, then stores it and marks the image Active, or
     /// marks it Failed with the reason and removes the bytes.
-    async fn finish_upload(&self, row: &UploadRow, hashers: Hashers) -> UploadResult<()> {
+    async fn finish_upload(
+        &self,
+        row: &UploadRow,
+        hashers: Hashers,
+        blob_state: &IncomingState,
+    ) -> UploadResult<()> {
         let expected = row
             .expected_checksum
             .as_deref()
             .and_then(ExpectedChecksum::from_db);
+        self.blobs()
+            .assemble(Incoming::Upload, &row.image_id, blob_state)
+            .await?;
+        let received = ingest::Received {
+            incoming: Incoming::Upload,
+            image_id: &row.image_id,
+            state: blob_state,
+            length: row.length_bytes,
+        };
         let checked = ingest::check(
             self.blobs(),
-            Incoming::Upload,
-            &row.image_id,
-            row.length_bytes,
+            received,
             hashers.finalize(),
             expected.as_ref(),
             row.declared_format,
@@ -450,13 +476,14 @@ impl Services {
                         now,
                     )
                     .await?;
-                self.blobs()
-                    .remove_incoming(Incoming::Upload, &row.image_id)
-                    .await?;
+                self.remove_upload_bytes(&row.image_id, blob_state).await?;
                 return Ok(());
             }
         };
-        let blob_key = self.blobs().commit(Incoming::Upload, &row.image_id).await?;
+        let blob_key = self
+            .blobs()
+            .commit(Incoming::Upload, &row.image_id, blob_state)
+            .await?;
         let completed = self
             .store()
             .complete_upload(
@@ -514,10 +541,24 @@ impl Services {
         if !ended {
             return Err(UploadError::Gone(ENDED.into()));
         }
-        self.blobs()
-            .remove_incoming(Incoming::Upload, &row.image_id)
-            .await?;
+        let blob_state = IncomingState::from_db(row.blob_state.as_deref())?;
+        self.remove_upload_bytes(&row.image_id, &blob_state).await?;
         tracing::info!("upload cancelled");
+        Ok(())
+    }
+
+    /// Removes an ended upload's bytes, then their record.
+    pub(super) async fn remove_upload_bytes(
+        &self,
+        image_id: &str,
+        blob_state: &IncomingState,
+    ) -> UploadResult<()> {
+        self.blobs()
+            .remove_incoming(Incoming::Upload, image_id, blob_state)
+            .await?;
+        self.store()
+            .forget_incoming(image_id, Incoming::Upload)
+            .await?;
         Ok(())
     }
 

@@ -537,6 +537,8 @@ pub(super) async fn activate(
         .bind(&bytes.blob_key)
         .execute(&mut *conn)
         .await?;
+    // The bytes are the image's now: nothing incoming is left to resume or remove.
+    super::incoming::forget_all(&mut *conn, id).await?;
     let name = image_name(&mut *conn, account_id, id).await?;
     insert_event(
         &mut *conn,

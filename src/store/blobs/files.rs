@@ -1,4 +1,4 @@
-//! Image bytes on the local filesystem.
+//! Image bytes as files under one directory.
 //!
 //! Bytes of a URL import arrive in `staging/<image id>.part`, those of a local-file upload in
 //! `uploads/<image id>.part` (kept across restarts, so the upload can resume). Either is
@@ -9,35 +9,14 @@ use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 
+use super::{Incoming, checked, ignore_missing};
+
 #[derive(Clone, Debug)]
-pub struct BlobStore {
+pub(super) struct Files {
     root: PathBuf,
-    /// Blob readers open (see `open_readers`).
-    readers: Arc<AtomicUsize>,
-}
-
-/// Image ids are UUIDs; anything else must never become part of a path.
-fn checked(key: &str) -> io::Result<&str> {
-    if !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
-    {
-        Ok(key)
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "invalid blob key",
-        ))
-    }
-}
-
-/// Bytes on their way in, not yet an image's: a URL import's or a local-file upload's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Incoming {
-    Import,
-    Upload,
 }
 
 impl Incoming {
@@ -49,21 +28,17 @@ impl Incoming {
     }
 }
 
-impl BlobStore {
+impl Files {
     /// Opens (creating) the store under `root`.
-    pub fn open(root: impl Into<PathBuf>) -> anyhow::Result<Self> {
-        let root = root.into();
+    pub(super) fn open(root: PathBuf) -> anyhow::Result<Self> {
         for dir in ["images", "staging", "uploads"] {
             std::fs::create_dir_all(root.join(dir))
                 .with_context(|| format!("creating {}", root.join(dir).display()))?;
         }
-        Ok(Self {
-            root,
-            readers: Default::default(),
-        })
+        Ok(Self { root })
     }
 
-    pub fn root(&self) -> &Path {
+    pub(super) fn root(&self) -> &Path {
         &self.root
     }
 
@@ -75,17 +50,24 @@ impl BlobStore {
             .join(format!("{}.part", checked(image_id)?)))
     }
 
-    /// Creates an upload's empty file and makes its name durable. Fails with `AlreadyExists`
-    /// if the image has one.
-    pub async fn create_upload_file(&self, image_id: &str) -> io::Result<()> {
-        let path = self.incoming_path(Incoming::Upload, image_id)?;
-        let dir = self.root.join(Incoming::Upload.dir());
+    /// Creates the incoming file and makes its name durable. An upload's must not exist yet
+    /// (`AlreadyExists`: the image has one); an import's is emptied, whatever an earlier
+    /// attempt left.
+    pub(super) async fn begin_incoming(
+        &self,
+        incoming: Incoming,
+        image_id: &str,
+    ) -> io::Result<()> {
+        let path = self.incoming_path(incoming, image_id)?;
+        let dir = self.root.join(incoming.dir());
         tokio::task::spawn_blocking(move || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)?
-                .sync_all()?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true);
+            match incoming {
+                Incoming::Upload => options.create_new(true),
+                Incoming::Import => options.create(true).truncate(true),
+            };
+            options.open(&path)?.sync_all()?;
             std::fs::File::open(dir)?.sync_all()
         })
         .await
@@ -93,7 +75,7 @@ impl BlobStore {
     }
 
     /// How many bytes of the image's incoming file are on disk (`None`: there is no file).
-    pub async fn incoming_len(
+    pub(super) async fn incoming_len(
         &self,
         incoming: Incoming,
         image_id: &str,
@@ -112,7 +94,7 @@ impl BlobStore {
 
     /// Moves complete, already fsynced incoming bytes into place and makes the rename
     /// durable. Returns the blob key to store in the row.
-    pub async fn commit(&self, incoming: Incoming, image_id: &str) -> io::Result<String> {
+    pub(super) async fn commit(&self, incoming: Incoming, image_id: &str) -> io::Result<String> {
         let from = self.incoming_path(incoming, image_id)?;
         let to = self.blob_path(image_id)?;
         tokio::fs::rename(&from, &to).await?;
@@ -123,19 +105,19 @@ impl BlobStore {
         Ok(image_id.to_owned())
     }
 
-    /// Removes a blob; a missing file is not an error.
-    pub async fn remove_blob(&self, key: &str) -> io::Result<()> {
+    pub(super) async fn remove_blob(&self, key: &str) -> io::Result<()> {
         ignore_missing(tokio::fs::remove_file(self.blob_path(key)?).await)
     }
 
-    /// Removes an image's incoming bytes; a missing file is not an error.
-    pub async fn remove_incoming(&self, incoming: Incoming, image_id: &str) -> io::Result<()> {
+    pub(super) async fn remove_incoming(
+        &self,
+        incoming: Incoming,
+        image_id: &str,
+    ) -> io::Result<()> {
         ignore_missing(tokio::fs::remove_file(self.incoming_path(incoming, image_id)?).await)
     }
 
-    /// The first `head` and last `tail` bytes of an image's incoming file (they overlap for a
-    /// short file), for inspecting it without reading it all.
-    pub async fn read_incoming_ends(
+    pub(super) async fn read_incoming_ends(
         &self,
         incoming: Incoming,
         image_id: &str,
@@ -159,32 +141,48 @@ impl BlobStore {
         .map_err(io::Error::other)?
     }
 
-    pub async fn blob_exists(&self, key: &str) -> io::Result<bool> {
-        tokio::fs::try_exists(self.blob_path(key)?).await
+    pub(super) async fn blob_len(&self, key: &str) -> io::Result<Option<u64>> {
+        match tokio::fs::metadata(self.blob_path(key)?).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Opens a committed blob for reading (downloads).
-    pub async fn open_blob(&self, key: &str) -> io::Result<BlobReader> {
+    pub(super) async fn open_blob(&self, key: &str) -> io::Result<FileReader> {
         let path = self.blob_path(key)?;
         let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
             .await
             .map_err(io::Error::other)??;
-        self.readers.fetch_add(1, Ordering::SeqCst);
-        Ok(BlobReader {
-            file,
-            readers: self.readers.clone(),
-        })
+        Ok(FileReader { file })
     }
 
-    /// How many blob readers are open: files held for downloads in progress.
-    pub fn open_readers(&self) -> usize {
-        self.readers.load(Ordering::SeqCst)
+    /// The committed blobs' keys and the image ids with incoming bytes of each kind.
+    pub(super) async fn list(&self) -> io::Result<super::StoredBlobs> {
+        let names = |dir: &'static str| {
+            let dir = self.root.join(dir);
+            async move {
+                let mut names = Vec::new();
+                let mut entries = tokio::fs::read_dir(dir).await?;
+                while let Some(entry) = entries.next_entry().await? {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    names.push(name.strip_suffix(".part").unwrap_or(&name).to_owned());
+                }
+                names.sort();
+                io::Result::Ok(names)
+            }
+        };
+        Ok(super::StoredBlobs {
+            images: names("images").await?,
+            imports: names(Incoming::Import.dir()).await?,
+            uploads: names(Incoming::Upload.dir()).await?,
+        })
     }
 
     /// Deletes every staging file, every upload file whose upload is no longer receiving and
     /// every blob no row names. Returns how many went. Run at start-up, before imports resume
     /// and requests are served, so nothing is in flight.
-    pub async fn sweep_orphans(
+    pub(super) async fn sweep_orphans(
         &self,
         live_keys: &HashSet<String>,
         live_uploads: &HashSet<String>,
@@ -216,10 +214,9 @@ impl BlobStore {
     }
 }
 
-/// A committed blob open for reading, counted in `BlobStore::open_readers` until dropped.
-pub struct BlobReader {
+/// A committed blob's open file.
+pub(super) struct FileReader {
     file: std::fs::File,
-    readers: Arc<AtomicUsize>,
 }
 
 /// Downloads read the file in blocks of this size, each in one blocking call (a positioned
@@ -229,28 +226,22 @@ pub struct BlobReader {
 pub const READ_BLOCK: u64 = 2 << 20;
 const READ_AHEAD: usize = 2;
 
-impl BlobReader {
-    /// `len` bytes from `start` on, as a stream of blocks. The blocks are aligned to
-    /// `READ_BLOCK` in the file (the first and last may be shorter). Dropping the stream
-    /// stops it: reads in flight finish, and the file closes with the last of them.
-    pub fn range(
+impl FileReader {
+    /// `len` bytes from `start` on, as a stream of blocks aligned to `READ_BLOCK` in the file
+    /// (the first and last may be shorter). `hold` is dropped with the last read in flight.
+    pub(super) fn range<H: Send + Sync + 'static>(
         self,
         start: u64,
         len: u64,
+        hold: H,
     ) -> impl futures::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static {
         use futures::StreamExt;
-        let end = start + len;
-        let block_end = move |at: u64| ((at / READ_BLOCK + 1) * READ_BLOCK).min(end);
-        let blocks = std::iter::successors(Some(start).filter(|_| len > 0), move |&at| {
-            Some(block_end(at)).filter(|&next| next < end)
-        })
-        .map(move |at| (at, block_end(at) - at));
-        let reader = Arc::new(self);
-        futures::stream::iter(blocks)
+        let reader = Arc::new((self, hold));
+        futures::stream::iter(super::blocks(start, len, READ_BLOCK))
             .map(move |(at, n)| {
                 let reader = Arc::clone(&reader);
                 async move {
-                    tokio::task::spawn_blocking(move || reader.read_block(at, n as usize))
+                    tokio::task::spawn_blocking(move || reader.0.read_block(at, n as usize))
                         .await
                         .map_err(io::Error::other)?
                 }
@@ -266,17 +257,11 @@ impl BlobReader {
     }
 }
 
-impl Drop for BlobReader {
-    fn drop(&mut self) {
-        self.readers.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// Appends to an incoming file from its durable offset on. Whole aligned blocks go straight
 /// to the disk (O_DIRECT): an upload is written once and not read back soon, and copying it
 /// through the page cache cost more CPU than hashing it. The unaligned start and end go
 /// through the page cache. `finish` fsyncs both.
-pub struct BlobWriter {
+pub(super) struct FileWriter {
     buffered: std::fs::File,
     direct: Option<std::fs::File>,
     /// File offset of `block[0]`, aligned once past the unaligned start.
@@ -290,12 +275,12 @@ pub struct BlobWriter {
 const DIRECT_ALIGN: usize = 4096;
 const DIRECT_BLOCK: usize = 1 << 20;
 
-impl BlobWriter {
+impl FileWriter {
     fn block(&mut self) -> &mut [u8] {
         &mut self.storage[self.block_offset..self.block_offset + DIRECT_BLOCK]
     }
 
-    pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+    pub(super) fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         self.written += data.len() as u64;
         // Up to the first aligned offset, through the page cache.
@@ -349,7 +334,7 @@ impl BlobWriter {
     }
 
     /// Writes what is left and makes every byte durable. Returns how many were written.
-    pub fn finish(mut self) -> io::Result<u64> {
+    pub(super) fn finish(mut self) -> io::Result<u64> {
         if self.block_len > 0 {
             self.flush_block(self.block_len)?;
         }
@@ -358,27 +343,16 @@ impl BlobWriter {
     }
 }
 
-impl BlobStore {
-    /// Starts an import's file, empty (a file left by an earlier attempt is emptied).
-    pub fn create_import_writer(&self, image_id: &str) -> io::Result<BlobWriter> {
-        let path = self.incoming_path(Incoming::Import, image_id)?;
-        std::fs::File::create(&path)?;
-        self.open_incoming_at(Incoming::Import, image_id, 0)?
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
-    }
-
-    /// Opens an upload's file for appending at `offset`, dropping anything past it (bytes of
-    /// a request cut off before its offset was saved). `None` if bytes before it are missing.
-    pub fn open_upload_at(&self, image_id: &str, offset: u64) -> io::Result<Option<BlobWriter>> {
-        self.open_incoming_at(Incoming::Upload, image_id, offset)
-    }
-
-    fn open_incoming_at(
+impl Files {
+    /// Opens the image's incoming file for appending at `offset`, dropping anything past it
+    /// (bytes of a request cut off before its offset was saved). `None` if the file is
+    /// missing or bytes before `offset` are.
+    pub(super) fn open_incoming_at(
         &self,
         incoming: Incoming,
         image_id: &str,
         offset: u64,
-    ) -> io::Result<Option<BlobWriter>> {
+    ) -> io::Result<Option<FileWriter>> {
         let path = self.incoming_path(incoming, image_id)?;
         let buffered = match std::fs::OpenOptions::new().write(true).open(&path) {
             Ok(file) => file,
@@ -402,7 +376,7 @@ impl BlobStore {
         let direct = None;
         let storage = vec![0u8; DIRECT_BLOCK + DIRECT_ALIGN];
         let block_offset = storage.as_ptr().align_offset(DIRECT_ALIGN);
-        Ok(Some(BlobWriter {
+        Ok(Some(FileWriter {
             buffered,
             direct,
             block_start: offset,
@@ -414,13 +388,6 @@ impl BlobStore {
     }
 }
 
-fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,7 +395,7 @@ mod tests {
     #[test]
     fn upload_writes_land_at_their_offsets_whatever_the_alignment() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = Files::open(dir.path().to_path_buf()).unwrap();
         let id = "0b5d3c1e-aaaa-4bbb-8ccc-0123456789ab";
         let path = dir.path().join("uploads").join(format!("{id}.part"));
         std::fs::write(&path, b"").unwrap();
@@ -436,7 +403,10 @@ mod tests {
         // Three requests: an odd start, pieces of every size, a short tail.
         let mut offset = 0;
         for end in [1_000_001usize, 2_100_000, data.len()] {
-            let mut writer = store.open_upload_at(id, offset as u64).unwrap().unwrap();
+            let mut writer = store
+                .open_incoming_at(Incoming::Upload, id, offset as u64)
+                .unwrap()
+                .unwrap();
             for piece in data[offset..end].chunks(77_777) {
                 writer.write(piece).unwrap();
             }
@@ -445,17 +415,25 @@ mod tests {
         }
         assert_eq!(std::fs::read(&path).unwrap(), data);
         // Bytes past a durable offset are dropped when the next request opens the file.
-        let writer = store.open_upload_at(id, 10).unwrap().unwrap();
+        let writer = store
+            .open_incoming_at(Incoming::Upload, id, 10)
+            .unwrap()
+            .unwrap();
         writer.finish().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), &data[..10]);
-        assert!(store.open_upload_at(id, 11).unwrap().is_none());
+        assert!(
+            store
+                .open_incoming_at(Incoming::Upload, id, 11)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
     async fn ranges_are_read_in_aligned_blocks() {
         use futures::StreamExt;
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = Files::open(dir.path().to_path_buf()).unwrap();
         let key = "0b5d3c1e-aaaa-4bbb-8ccc-0123456789ab";
         let block = READ_BLOCK as usize;
         let data: Vec<u8> = (0..2 * block + 12_345).map(|i| (i % 251) as u8).collect();
@@ -473,7 +451,7 @@ mod tests {
                 .open_blob(key)
                 .await
                 .unwrap()
-                .range(start as u64, len as u64)
+                .range(start as u64, len as u64, ())
                 .map(|piece| piece.unwrap())
                 .collect()
                 .await;
@@ -489,14 +467,12 @@ mod tests {
                 at += piece.len();
             }
         }
-        assert_eq!(store.open_readers(), 0);
     }
 
     #[test]
     fn keys_cannot_escape_the_store() {
-        let store = BlobStore {
+        let store = Files {
             root: PathBuf::from("/data"),
-            readers: Default::default(),
         };
         assert!(store.blob_path("../etc/passwd").is_err());
         assert!(store.blob_path("a/b").is_err());

@@ -1,0 +1,213 @@
+//! The blob store's contract, the same on files and on S3: incoming bytes written in several
+//! requests and resumed from their recorded state, assembled, read back in ranges, committed,
+//! deleted; and incoming bytes removed before they were committed.
+
+use futures::StreamExt;
+use image_console::store::BlobStore;
+use image_console::store::blobs::{Incoming, IncomingState};
+
+use crate::support::{Backend, test_storage};
+
+const MIB: usize = 1 << 20;
+
+async fn store(backend: Backend, dir: &std::path::Path) -> BlobStore {
+    let (location, aws) = test_storage(backend, dir);
+    BlobStore::connect(&location, &aws).await.unwrap()
+}
+
+fn sample(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i as u64).wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect()
+}
+
+/// Writes `bytes` from `offset` on, in pieces of an odd size, and finishes.
+async fn append(
+    blobs: &BlobStore,
+    id: &str,
+    state: &IncomingState,
+    offset: u64,
+    bytes: &[u8],
+) -> IncomingState {
+    let mut writer = blobs
+        .open_writer(Incoming::Upload, id, state, offset, 64 << 20)
+        .await
+        .unwrap()
+        .expect("the bytes before the offset are there");
+    let bytes = bytes.to_vec();
+    let (written, state) = tokio::task::spawn_blocking(move || {
+        for piece in bytes.chunks(777_777) {
+            writer.write(piece).unwrap();
+        }
+        writer.finish().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(written > 0);
+    state
+}
+
+async fn read(blobs: &BlobStore, key: &str, start: u64, len: u64) -> Vec<u8> {
+    let blocks: Vec<_> = blobs
+        .open_blob(key)
+        .await
+        .unwrap()
+        .range(start, len)
+        .collect()
+        .await;
+    blocks.into_iter().flat_map(|b| b.unwrap()).collect()
+}
+
+async fn writes_resume_assemble_read_and_delete(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = store(backend, dir.path()).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    // Three requests: one that leaves less than a part, one that crosses parts, one short.
+    let data = sample(19 * MIB + 4321);
+    let cuts = [3 * MIB + 17, 15 * MIB + 5, data.len()];
+
+    let mut state = blobs.begin_incoming(Incoming::Upload, &id).await.unwrap();
+    // The recorded state survives the database's round trip.
+    state = IncomingState::from_db(state.to_db().as_deref()).unwrap();
+    let mut offset = 0;
+    for (i, &cut) in cuts.iter().enumerate() {
+        if i == 1 {
+            // A request cut off before its offset was recorded: what it wrote never counts.
+            let mut lost = blobs
+                .open_writer(Incoming::Upload, &id, &state, offset as u64, 64 << 20)
+                .await
+                .unwrap()
+                .unwrap();
+            tokio::task::spawn_blocking(move || {
+                lost.write(&[0xEE; 9 * MIB]).unwrap();
+                drop(lost);
+            })
+            .await
+            .unwrap();
+        }
+        let next = append(&blobs, &id, &state, offset as u64, &data[offset..cut]).await;
+        state = IncomingState::from_db(next.to_db().as_deref()).unwrap();
+        offset = cut;
+        assert_eq!(
+            blobs
+                .incoming_len(Incoming::Upload, &id, &state)
+                .await
+                .unwrap(),
+            Some(offset as u64)
+        );
+        // Only the recorded offset can be resumed from.
+        assert!(
+            blobs
+                .open_writer(Incoming::Upload, &id, &state, offset as u64 + 1, 64 << 20)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    blobs.assemble(Incoming::Upload, &id, &state).await.unwrap();
+    let (head, tail) = blobs
+        .read_incoming_ends(Incoming::Upload, &id, &state, 4 * MIB, 512)
+        .await
+        .unwrap();
+    assert_eq!(head, &data[..4 * MIB]);
+    assert_eq!(tail, &data[data.len() - 512..]);
+    let key = blobs.commit(Incoming::Upload, &id, &state).await.unwrap();
+    assert!(key.starts_with(&id));
+    assert_eq!(blobs.blob_len(&key).await.unwrap(), Some(data.len() as u64));
+    let stored = blobs.list().await.unwrap();
+    assert_eq!(stored.images, vec![key.clone()]);
+    assert!(stored.uploads.is_empty() && stored.imports.is_empty());
+
+    assert_eq!(read(&blobs, &key, 0, data.len() as u64).await, data);
+    for (start, len) in [
+        (0, 1),
+        (8 * MIB - 1, 2),
+        (8 * MIB, 8 * MIB),
+        (123, 17 * MIB),
+        (data.len() - 1, 1),
+    ] {
+        assert_eq!(
+            read(&blobs, &key, start as u64, len as u64).await,
+            &data[start..start + len],
+            "{start}+{len}"
+        );
+    }
+
+    blobs.remove_blob(&key).await.unwrap();
+    assert_eq!(blobs.blob_len(&key).await.unwrap(), None);
+    assert!(blobs.open_blob(&key).await.is_err());
+    assert_eq!(blobs.list().await.unwrap().images, Vec::<String>::new());
+    // Removing what is gone is no error.
+    blobs.remove_blob(&key).await.unwrap();
+}
+
+async fn removed_incoming_bytes_leave_nothing(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = store(backend, dir.path()).await;
+    // One import mid-way (parts and a tail), one assembled but never committed.
+    let (midway, assembled) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let mut states = Vec::new();
+    for id in [&midway, &assembled] {
+        let state = blobs.begin_incoming(Incoming::Import, id).await.unwrap();
+        let mut writer = blobs
+            .open_writer(Incoming::Import, id, &state, 0, 64 << 20)
+            .await
+            .unwrap()
+            .unwrap();
+        let (_, state) = tokio::task::spawn_blocking(move || {
+            writer.write(&sample(11 * MIB)).unwrap();
+            writer.finish().unwrap()
+        })
+        .await
+        .unwrap();
+        states.push(state);
+    }
+    blobs
+        .assemble(Incoming::Import, &assembled, &states[1])
+        .await
+        .unwrap();
+    for (id, state) in [&midway, &assembled].into_iter().zip(&states) {
+        blobs
+            .remove_incoming(Incoming::Import, id, state)
+            .await
+            .unwrap();
+    }
+    let stored = blobs.list().await.unwrap();
+    assert_eq!(stored, Default::default(), "nothing is left");
+    // The removed upload cannot be assembled into an image.
+    let assembled_again = blobs.assemble(Incoming::Import, &midway, &states[0]).await;
+    let read_back = blobs
+        .read_incoming_ends(Incoming::Import, &midway, &states[0], 4 * MIB, 512)
+        .await;
+    assert!(assembled_again.is_err() || read_back.is_err());
+}
+
+macro_rules! on_files_and_s3 {
+    ($($name:ident),* $(,)?) => {
+        mod files {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::S3).await
+                }
+            )*
+        }
+    };
+}
+
+on_files_and_s3!(
+    writes_resume_assemble_read_and_delete,
+    removed_incoming_bytes_leave_nothing,
+);
