@@ -244,6 +244,7 @@ pub async fn run() -> anyhow::Result<()> {
             upload_expiry: config.upload_expiry,
             session_secret: config.session_secret.clone(),
             limits: config.limits.clone(),
+            lease_ttl: config.lease_ttl,
         },
     )
     .await?;

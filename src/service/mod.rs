@@ -7,6 +7,7 @@ pub mod downloads;
 pub mod images;
 pub mod importer;
 pub mod ingest;
+mod leases;
 pub mod shares;
 pub mod uploads;
 pub mod url_guard;
@@ -23,6 +24,7 @@ use crate::domain::FieldErrors;
 use crate::store::{BlobStore, Store};
 pub use abuse::{AbuseLimits, ClientAddr};
 pub use importer::Importer;
+use leases::Leases;
 
 /// Who is asking: a signed-in user of one account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +111,9 @@ pub struct ServiceSettings {
     pub session_secret: SecretSlice<u8>,
     /// Rate limits, timeouts and caps against abuse.
     pub limits: AbuseLimits,
+    /// How long a console process's claim on an upload or an import lasts without its
+    /// heartbeat: the longest its work waits for another process after it dies.
+    pub lease_ttl: Duration,
 }
 
 /// The service layer: cheap to clone, shared by server functions, routes and tests.
@@ -121,6 +126,8 @@ struct Inner {
     store: Store,
     blobs: BlobStore,
     importer: Importer,
+    /// This process's leases.
+    leases: Leases,
     settings: ServiceSettings,
     upload_locks: uploads::UploadLocks,
     patch_slots: uploads::PatchSlots,
@@ -137,9 +144,11 @@ impl Services {
         blobs: BlobStore,
         settings: ServiceSettings,
     ) -> anyhow::Result<Self> {
+        let leases = Leases::new(store.clone(), settings.lease_ttl);
         let importer = Importer::new(
             store.clone(),
             blobs.clone(),
+            leases.clone(),
             importer::ImportLimits {
                 max_bytes: settings.import_size_limit_bytes,
                 concurrency: settings.import_concurrency,
@@ -155,6 +164,7 @@ impl Services {
                 store,
                 blobs,
                 importer,
+                leases,
                 upload_locks: uploads::UploadLocks::default(),
                 patch_slots: uploads::PatchSlots::new(&settings.limits),
                 abuse: abuse::AbuseGuard::new(&settings.limits),
@@ -162,10 +172,13 @@ impl Services {
                 shutdown: tokio_util::sync::CancellationToken::new(),
             }),
         };
+        tracing::info!(instance = %services.inner.leases.holder(), "console process");
+        services.store().clear_leases_of_a_single_process().await?;
         services.sweep_orphaned_bytes().await?;
-        services.inner.importer.recover().await?;
+        services.inner.importer.take_over().await?;
         services.recover_uploads().await?;
         services.delete_expired_sessions().await?;
+        services.spawn_heartbeat();
         services.spawn_upload_sweeper();
         services.spawn_session_sweeper();
         Ok(services)
@@ -222,6 +235,16 @@ impl Services {
         });
     }
 
+    /// Renews this process's leases three times per lease period, and takes over the imports of
+    /// processes that stopped renewing theirs.
+    fn spawn_heartbeat(&self) {
+        let every = self.settings().lease_ttl / 3;
+        self.spawn_every(every, "heartbeat", |this| async move {
+            this.inner.leases.renew().await?;
+            this.inner.importer.take_over().await
+        });
+    }
+
     /// Expires idle uploads in the background, checking a few times per expiry period, and
     /// removes incoming bytes no import or upload needs any longer.
     fn spawn_upload_sweeper(&self) {
@@ -266,6 +289,10 @@ impl Services {
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.importer.shutdown().await;
+        // Another process may take over the requeued imports at once.
+        if let Err(e) = self.inner.leases.release_all().await {
+            tracing::warn!(error = %e, "could not give back leases; they expire");
+        }
     }
 }
 

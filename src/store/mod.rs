@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod history;
 pub mod images;
 pub mod incoming;
+pub mod leases;
 mod listing;
 pub mod sessions;
 pub mod shares;

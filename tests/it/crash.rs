@@ -18,19 +18,31 @@ use crate::support::{Backend, TestDb, list_dir};
 use crate::uploads::qcow2_with_data;
 
 /// The console's release-like binary on a free port of 127.0.0.1.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
+    /// A server whose leases expire after 3 seconds, so a killed one's work is taken over
+    /// quickly.
     fn start(database_url: &str, data_dir: &std::path::Path) -> Self {
+        Self::start_with(database_url, data_dir, &[])
+    }
+
+    pub(crate) fn start_with(
+        database_url: &str,
+        data_dir: &std::path::Path,
+        env: &[(String, String)],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_image-console"))
             .env("DATABASE_URL", database_url)
             .env("DATA_DIR", data_dir)
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("SITE_ROOT", data_dir.join("site"))
             .env("RUST_LOG", "warn")
+            .env("LEASE_SECONDS", "3")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -42,7 +54,7 @@ impl Server {
     }
 
     /// SIGKILL: no shutdown code runs.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
@@ -55,7 +67,7 @@ impl Drop for Server {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     base: &str,
     path: &str,
@@ -186,13 +198,15 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
         .parse()
         .unwrap();
     assert_eq!(offset, acknowledged);
-    let done = tus(reqwest::Method::PATCH, &server.base, &location)
-        .header("upload-offset", offset.to_string())
-        .header("content-type", "application/offset+octet-stream")
-        .body(image[offset..].to_vec())
-        .send()
-        .await
-        .unwrap();
+    // On PostgreSQL the killed process's claim on the upload runs out first (409 until then,
+    // which tus clients retry); a SQLite file has one process, which drops it at start.
+    let done = patch_when_free(|| {
+        tus(reqwest::Method::PATCH, &server.base, &location)
+            .header("upload-offset", offset.to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .body(image[offset..].to_vec())
+    })
+    .await;
     assert_eq!(done.status(), StatusCode::NO_CONTENT);
 
     let detail: serde_json::Value = serde_json::from_str(
@@ -221,6 +235,21 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
 }
 
 on_both_databases!(a_server_killed_mid_upload_resumes_after_a_restart);
+
+/// Sends the request again while it is refused with 409 (another process's claim on the upload
+/// has not run out), as tus clients do, for at most 30 seconds.
+pub(crate) async fn patch_when_free(
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> reqwest::Response {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = request().send().await.unwrap();
+        if response.status() != StatusCode::CONFLICT || std::time::Instant::now() > deadline {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
 
 #[tokio::test]
 async fn a_second_server_on_one_sqlite_file_is_refused() {

@@ -186,6 +186,7 @@ pub fn test_settings() -> ServiceSettings {
             sign_up_per_address_per_hour: 10_000,
             ..AbuseLimits::default()
         },
+        lease_ttl: Duration::from_secs(30),
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Config {
     pub storage: StorageLocation,
     /// The `AWS_*` variables, for an S3 `STORAGE_URL`.
     pub aws: Vec<(String, String)>,
+    /// `LEASE_SECONDS`: how long a console process's claim on an upload or import lasts
+    /// without its heartbeat; another process takes the work over after that.
+    pub lease_ttl: Duration,
     /// `BIND_ADDR`: where to listen.
     pub bind_addr: SocketAddr,
     /// `SITE_ROOT`: the folder `scripts/build` fills (`pkg/` with the wasm, JS and CSS).
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Config {
             .field("database", &redact_url(self.database_url.expose_secret()))
             .field("data_dir", &self.data_dir)
             .field("storage", &self.storage)
+            .field("lease_ttl", &self.lease_ttl)
             .field("bind_addr", &self.bind_addr)
             .field("site_root", &self.site_root)
             .field("secure_cookies", &self.secure_cookies)
@@ -217,6 +221,13 @@ impl Config {
             "a whole number from 1 to 64",
             |v| v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)),
         )?;
+        let lease_seconds = parse_var(
+            var,
+            "LEASE_SECONDS",
+            30,
+            "a whole number of seconds from 3 to 600",
+            |v| v.parse::<u64>().ok().filter(|n| (3..=600).contains(n)),
+        )?;
         let import_allowed_networks = parse_var(
             var,
             "IMPORT_ALLOWED_NETWORKS",
@@ -300,6 +311,7 @@ impl Config {
             max_images_per_account,
             max_storage_bytes_per_account,
             session_ttl: Duration::from_secs(session_ttl_hours * 3600),
+            lease_ttl: Duration::from_secs(lease_seconds),
             upload_expiry: Duration::from_secs(upload_expiry_minutes * 60),
             trusted_proxies,
             request_body_limit_bytes,

@@ -20,14 +20,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ingest::{self, Hashers, Ingest};
+use super::leases::{LeaseGuard, Leases};
 use super::now_ms;
 use super::url_guard::{AddressPolicy, GuardedResolver, Refused};
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::image::{DiskFormat, ImageStatus};
 use crate::domain::units::format_bytes;
-use crate::store::blobs::BlobWriter;
-use crate::store::blobs::{Incoming, IncomingState};
+use crate::store::blobs::{BlobWriter, Incoming, IncomingState};
 use crate::store::images::Reservation;
+use crate::store::leases::import_lease;
 use crate::store::{BlobStore, Store};
 use reasons::*;
 
@@ -73,6 +74,8 @@ struct Inner {
     running: Mutex<HashMap<String, CancellationToken>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// This process's claims: an import runs only under its lease.
+    leases: Leases,
 }
 
 /// How one import attempt ended, short of success.
@@ -110,6 +113,7 @@ impl Importer {
     pub fn new(
         store: Store,
         blobs: BlobStore,
+        leases: Leases,
         limits: ImportLimits,
         policy: AddressPolicy,
     ) -> anyhow::Result<Self> {
@@ -136,13 +140,20 @@ impl Importer {
                 limits,
                 running: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
+                leases,
                 shutdown: CancellationToken::new(),
             }),
         })
     }
 
-    /// Starts importing a Queued image in the background.
+    /// Starts importing a Queued image in the background, once its lease is taken.
     pub fn enqueue(&self, account_id: &str, image_id: &str) {
+        self.enqueue_under(account_id, image_id, None);
+    }
+
+    /// Starts importing a Queued image under `lease`, or under one it takes first (if another
+    /// process holds it, that process imports the image).
+    fn enqueue_under(&self, account_id: &str, image_id: &str, lease: Option<LeaseGuard>) {
         let cancel = self.inner.shutdown.child_token();
         self.running().insert(image_id.to_owned(), cancel.clone());
         let this = self.clone();
@@ -150,7 +161,19 @@ impl Importer {
         let span = tracing::info_span!(parent: None, "import", image.id = %image_id, account.id = %account_id);
         self.inner.tracker.spawn(tracing::Instrument::instrument(
             async move {
-                this.run(&account_id, &image_id, &cancel).await;
+                let lease = match lease {
+                    Some(lease) => Some(lease),
+                    None => match this.inner.leases.acquire(&import_lease(&image_id)).await {
+                        Ok(lease) => lease,
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not claim the import; another process will");
+                            None
+                        }
+                    },
+                };
+                if let Some(_lease) = lease {
+                    this.run(&account_id, &image_id, &cancel).await;
+                }
                 this.running().remove(&image_id);
             },
             span,
@@ -186,11 +209,20 @@ impl Importer {
         self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs once at start-up, before requests are served (after the orphan sweep): requeues
-    /// interrupted imports, or fails those cut off too often.
-    pub async fn recover(&self) -> anyhow::Result<()> {
+    /// Takes over the imports no running lease covers: those of a process that stopped (at
+    /// start-up, this one's previous run). Each is requeued and imported from the beginning,
+    /// unless it was cut off `MAX_IMPORT_ATTEMPTS` times already; then it is marked Failed.
+    /// Runs at start-up, before requests are served, and with every heartbeat.
+    pub async fn take_over(&self) -> anyhow::Result<()> {
         let store = &self.inner.store;
-        for import in store.list_interrupted_imports().await? {
+        for (import, lease) in self.inner.leases.claim_unleased_imports(100).await? {
+            if self.running().contains_key(&import.id) {
+                // Its lease lapsed while it ran here (the heartbeat failed for a while); the
+                // run keeps going, and the lease is left to whoever claims it next.
+                tracing::warn!(image.id = %import.id, "import lease renewed late");
+                drop(lease);
+                continue;
+            }
             let interrupted = import.status == ImageStatus::Importing;
             if interrupted && import.import_attempts >= MAX_IMPORT_ATTEMPTS {
                 let reason = format!(
@@ -206,8 +238,8 @@ impl Importer {
             store
                 .requeue_import(&import.account_id, &import.id, now_ms())
                 .await?;
-            tracing::info!(image.id = %import.id, interrupted, "resuming import");
-            self.enqueue(&import.account_id, &import.id);
+            tracing::info!(image.id = %import.id, interrupted, "taking over import");
+            self.enqueue_under(&import.account_id, &import.id, Some(lease));
         }
         Ok(())
     }

@@ -22,6 +22,15 @@ impl Services {
             {
                 continue;
             }
+            // A request another console process is serving: that process judges its headway.
+            if self
+                .inner
+                .leases
+                .held_elsewhere(&upload_lease(&upload.image_id))
+                .await?
+            {
+                continue;
+            }
             let Some(_lock) = self
                 .inner
                 .upload_locks
@@ -63,13 +72,22 @@ impl Services {
         Ok(ended)
     }
 
-    /// At start-up: an upload whose file is missing or shorter than its durable offset has
+    /// At start-up, for uploads no other process is writing: an upload whose file is missing or shorter than its durable offset has
     /// lost bytes; its image is marked Failed rather than pointing at what is not there.
     /// An upload whose every byte is durable but that was not finished (the server stopped
     /// between the last piece and the inspection) is finished now: inspected, then made Active
     /// or Failed.
     pub(crate) async fn recover_uploads(&self) -> anyhow::Result<()> {
         for row in self.store().list_receiving_uploads().await? {
+            // One another console process is writing is that process's to finish.
+            let Some(_lease) = self
+                .inner
+                .leases
+                .acquire(&upload_lease(&row.image_id))
+                .await?
+            else {
+                continue;
+            };
             let blob_state = IncomingState::from_db(row.blob_state.as_deref())?;
             let on_disk = self
                 .blobs()

@@ -25,6 +25,7 @@ use crate::domain::image::ImageStatus;
 use crate::domain::units::format_bytes;
 use crate::domain::upload::{UploadRef, parse_metadata, upload_path};
 use crate::store::blobs::{BlobWriter, Incoming, IncomingState};
+use crate::store::leases::upload_lease;
 use crate::store::uploads::{CreateUploadError, NewUpload, UploadRow, UploadState};
 use slots::Writer;
 pub use slots::{PatchSlots, UploadLocks};
@@ -278,6 +279,13 @@ impl Services {
             .inner
             .upload_locks
             .try_lock(&row.image_id)
+            .ok_or(UploadError::Busy)?;
+        // And one writer among the console processes: another's request may be writing it.
+        let _lease = self
+            .inner
+            .leases
+            .acquire(&upload_lease(&row.image_id))
+            .await?
             .ok_or(UploadError::Busy)?;
         // Read again under the lock: the request before may just have moved it.
         let row = self.live_upload(actor, upload_id).await?;

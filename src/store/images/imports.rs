@@ -229,30 +229,4 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
-
-    /// Every image whose import was queued or running, across accounts, oldest first. Used
-    /// once at start-up, before any request is served.
-    pub async fn list_interrupted_imports(&self) -> sqlx::Result<Vec<InterruptedImport>> {
-        let rows = sqlx::query(
-            "SELECT id, account_id, status, import_attempts FROM images \
-             WHERE status IN ($1, $2) ORDER BY created_at, id",
-        )
-        .bind(ImageStatus::Queued.as_str())
-        .bind(ImageStatus::Importing.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.try_get("status")?;
-                Ok(InterruptedImport {
-                    id: r.try_get("id")?,
-                    account_id: r.try_get("account_id")?,
-                    status: ImageStatus::from_db(&status)
-                        .ok_or_else(|| decode_error("status", &status))?,
-                    import_attempts: u32::try_from(r.try_get::<i64, _>("import_attempts")?)
-                        .unwrap_or(u32::MAX),
-                })
-            })
-            .collect()
-    }
 }
