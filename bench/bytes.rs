@@ -135,19 +135,22 @@ struct Console {
 }
 
 impl Console {
-    fn start(work: &Path) -> Self {
+    /// A console whose database and data directory are `work/<name>`, with `env` on top.
+    fn start(work: &Path, name: &str, env: &[(&str, String)]) -> Self {
+        let dir = work.join(name);
         let mut process = Command::new(env!("CARGO_BIN_EXE_image-console"))
             .env(
                 "DATABASE_URL",
-                format!("sqlite://{}", work.join("bench.db").display()),
+                format!("sqlite://{}", work.join(format!("{name}.db")).display()),
             )
-            .env("DATA_DIR", work.join("data"))
+            .env("DATA_DIR", &dir)
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("SITE_ROOT", work.join("site"))
             .env("IMPORT_SIZE_LIMIT", "64GiB")
             .env("IMPORT_ALLOWED_NETWORKS", "127.0.0.1")
             .env("MAX_STORAGE_PER_ACCOUNT", "256GiB")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -428,7 +431,7 @@ fn main() {
     let work = work.path();
     let file = work.join("bench.qcow2");
     make_file(&file, size);
-    let console = Console::start(work);
+    let console = Console::start(work, "data", &[]);
     println!(
         "bench/bytes: {} GiB file, {rounds_wanted} rounds; server RSS at rest {} MiB",
         size / GIB,
@@ -640,9 +643,175 @@ fn main() {
         together.cpu,
         together.peak_kib / 1024
     );
-    drop(nginx);
     drop(console);
+
+    s3_beside_files(work, root, &file, size, &rounds, &nginx);
+    drop(nginx);
     let _ = std::fs::remove_file(&file);
+}
+
+/// s3s-fs, a real S3 server over a directory on the same disk, for the object-storage steps.
+struct S3Server {
+    process: Child,
+    endpoint: String,
+    key: String,
+    secret: String,
+}
+
+impl S3Server {
+    fn start(root: &Path, work: &Path) -> Self {
+        let dir = work.join("s3");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let (key, secret) = (
+            "bench-key".to_owned(),
+            hex::encode(rand::random::<[u8; 16]>()),
+        );
+        let mut process = Command::new(root.join("target/tools/s3s-fs/bin/s3s-fs"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", &key, "--secret-key", &secret])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts (scripts/ensure-tools bench installs it)");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        // CreateBucket through the S3 API, as any client makes one.
+        let empty_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        for _ in 0..100 {
+            let status = Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "-X", "PUT"])
+                .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
+                .args(["--user", &format!("{key}:{secret}")])
+                .args(["-H", &format!("x-amz-content-sha256: {empty_sha256}")])
+                .arg(format!("{endpoint}/bench"))
+                .status()
+                .unwrap();
+            if status.success() {
+                return Self {
+                    process,
+                    endpoint,
+                    key,
+                    secret,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = process.kill();
+        let _ = process.wait();
+        panic!("s3s-fs did not create the bucket");
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Uploads, downloads and an import with the bytes in s3s-fs, beside the same steps on files
+/// from this run.
+fn s3_beside_files(
+    work: &Path,
+    root: &Path,
+    file: &Path,
+    size: u64,
+    file_rounds: &[Round],
+    nginx: &Nginx,
+) {
+    let s3 = S3Server::start(root, work);
+    let console = Console::start(
+        work,
+        "s3-console",
+        &[
+            ("STORAGE_URL", "s3://bench/console".to_owned()),
+            ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", s3.key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", s3.secret.clone()),
+        ],
+    );
+    let s3_pid = s3.process.id();
+    let (_, served) = console.upload_with_curl(file, size);
+    assert_eq!(console.status(&served), "Active");
+    let link = console.download_link(&served);
+    let mut rounds: Vec<Round> = Vec::new();
+    let mut s3_cpu: Vec<(&'static str, f64)> = Vec::new();
+    for _ in 0..file_rounds.len() {
+        let mut r = Round::default();
+        let mut made = Vec::new();
+        let mut step = |name: &'static str, r: &mut Round, run: &mut dyn FnMut() -> f64| {
+            let before = cpu_seconds(s3_pid);
+            r.add(name, console.measure(run));
+            s3_cpu.push((name, cpu_seconds(s3_pid) - before));
+        };
+        step("upload curl", &mut r, &mut || {
+            let (seconds, id) = console.upload_with_curl(file, size);
+            made.push(id);
+            seconds
+        });
+        step("download", &mut r, &mut || {
+            let (seconds, got, code) = curl(&[&link]);
+            assert!(code == 200 && got == size, "every byte from S3");
+            seconds
+        });
+        step("import", &mut r, &mut || {
+            let (seconds, id) = console.import(&nginx.url("bench.qcow2"));
+            made.push(id);
+            seconds
+        });
+        for id in &made {
+            assert_eq!(console.status(id), "Active");
+            console.delete(id);
+        }
+        rounds.push(r);
+    }
+    let speed = |rounds: &[Round], name: &str| {
+        median(
+            rounds
+                .iter()
+                .map(|r| {
+                    let s = &r.0.iter().find(|(n, _)| *n == name).unwrap().1;
+                    size as f64 / MIB / s.seconds
+                })
+                .collect(),
+        )
+    };
+    let pick = |name: &str, f: &dyn Fn(&Sample) -> f64| {
+        median(
+            rounds
+                .iter()
+                .map(|r| f(&r.0.iter().find(|(n, _)| *n == name).unwrap().1))
+                .collect(),
+        )
+    };
+    println!();
+    println!(
+        "| S3 (s3s-fs on the same disk), {} GiB, median | Files | S3 | Ratio | Goal | Server CPU | s3s-fs CPU | Server peak RSS |",
+        size / GIB
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, label) in [
+        ("upload curl", "Upload, one PATCH (curl)"),
+        ("download", "Download, whole file"),
+        ("import", "URL import from nginx"),
+    ] {
+        let (files, objects) = (speed(file_rounds, name), speed(&rounds, name));
+        let ratio = objects / files;
+        let s3s = median(
+            s3_cpu
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, c)| *c)
+                .collect(),
+        );
+        println!(
+            "| {label} | {files:.0} MiB/s | {objects:.0} MiB/s | {ratio:.2} | 0.7 {} | {:.1} s | {s3s:.1} s | {:.0} MiB |",
+            if ratio >= 0.7 { "met" } else { "not met" },
+            pick(name, &|s| s.cpu),
+            pick(name, &|s| s.peak_kib as f64) / 1024.0,
+        );
+    }
 }
 
 /// How many bytes a step moves.

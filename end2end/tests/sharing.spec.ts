@@ -42,7 +42,7 @@ async function expectNoViolations(page: Page, what: string) {
   expect(summary, `accessibility violations on ${what}`).toEqual([]);
 }
 
-test('share, approve, use and stop sharing between two accounts', async ({ browser }) => {
+test('share, approve, use and stop sharing between two accounts @s3', async ({ browser }) => {
   const owner = await person(browser, 'owner');
   const recipient = await person(browser, 'recipient');
   const id = await activeImage(owner.page, 'golden-web');

@@ -211,3 +211,69 @@ on_files_and_s3!(
     writes_resume_assemble_read_and_delete,
     removed_incoming_bytes_leave_nothing,
 );
+
+/// An upload that ended without its bytes being removed (its process died in between) leaves
+/// a recorded multipart upload: the sweep aborts it and removes its tail and its record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_aborts_multipart_uploads_no_upload_needs() {
+    let app = crate::support::TestApp::spawn(Backend::S3).await;
+    let services = &app.services;
+    let alice = app.sign_up("sweep").await;
+    let len = 12 * MIB + 100;
+    let id = services
+        .create_image(
+            &alice,
+            &crate::uploads::upload_form("big.raw", len as u64, ""),
+        )
+        .await
+        .unwrap();
+    let upload = services
+        .create_upload(&alice, &id, len as u64, "")
+        .await
+        .unwrap();
+    // 10 MiB and a bit: an 8 MiB part and a tail.
+    let piece = sample(10 * MIB + 3);
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(piece))]);
+    let info = services
+        .append_upload(&alice, &upload.id, 0, None, body)
+        .await
+        .unwrap();
+    assert_eq!(info.offset, 10 * MIB as u64 + 3);
+    let recorded = services
+        .store()
+        .incoming_state(&id, Incoming::Upload)
+        .await
+        .unwrap()
+        .expect("the multipart upload is recorded");
+    let multipart: serde_json::Value = serde_json::from_str(&recorded).unwrap();
+    assert!(crate::support::s3_open_parts(&app.storage, &app.aws, &multipart) >= 1);
+    assert_eq!(
+        services.blobs().list().await.unwrap().uploads,
+        vec![id.clone()]
+    );
+
+    // Nothing to sweep while the upload receives.
+    assert_eq!(services.sweep_incoming().await.unwrap(), 0);
+    // The upload ends, as a process that died before removing its bytes would leave it.
+    sqlx::query("UPDATE uploads SET state = 'terminated' WHERE image_id = $1")
+        .bind(&id)
+        .execute(services.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(services.sweep_incoming().await.unwrap(), 1);
+    assert_eq!(
+        crate::support::s3_open_parts(&app.storage, &app.aws, &multipart),
+        0,
+        "aborted"
+    );
+    assert_eq!(services.blobs().list().await.unwrap(), Default::default());
+    assert_eq!(
+        services
+            .store()
+            .incoming_state(&id, Incoming::Upload)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(services.sweep_incoming().await.unwrap(), 0);
+}

@@ -277,43 +277,7 @@ async fn an_upload_cut_off_on_one_instance_is_finished_on_another() {
 /// The parts S3 lists for a multipart upload (ListParts, as any S3 client sends it): none once
 /// it is completed or aborted (S3 answers 404; s3s-fs an empty list).
 async fn open_parts(cluster: &Cluster, multipart: &serde_json::Value) -> usize {
-    let setting = |name: &str| {
-        cluster
-            .aws
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap()
-    };
-    let StorageLocation::S3 { bucket, prefix } = &cluster.storage else {
-        unreachable!()
-    };
-    let url = format!(
-        "{}/{bucket}/{prefix}/images/{}?uploadId={}",
-        setting("AWS_ENDPOINT_URL"),
-        multipart["key"].as_str().unwrap(),
-        multipart["id"].as_str().unwrap()
-    );
-    let output = std::process::Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}"])
-        .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
-        .arg("--user")
-        .arg(format!(
-            "{}:{}",
-            setting("AWS_ACCESS_KEY_ID"),
-            setting("AWS_SECRET_ACCESS_KEY")
-        ))
-        .arg("-H")
-        .arg("x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        .arg(url)
-        .output()
-        .expect("curl is needed by this test");
-    let said = String::from_utf8_lossy(&output.stdout);
-    let (body, status) = said.rsplit_once('\n').unwrap();
-    match status {
-        "200" => body.matches("<Part>").count(),
-        _ => 0,
-    }
+    crate::support::s3_open_parts(&cluster.storage, &cluster.aws, multipart)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,4 +394,59 @@ async fn sessions_and_download_links_work_on_every_instance() {
         .unwrap();
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(part.bytes().await.unwrap(), &file[1000..2000]);
+}
+
+/// The server's exit and what it said, started with `env` on top of a working setup.
+fn start_and_fail(cluster: &Cluster, env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_image-console"))
+        .env("DATABASE_URL", cluster.db.url())
+        .env("DATA_DIR", dir.path())
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("SITE_ROOT", dir.path().join("site"))
+        .env("RUST_LOG", "off")
+        .envs(cluster.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "the server must not start with {env:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("running at"),
+        "it never listened"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_storage_settings_stop_the_start_and_say_which() {
+    let cluster = Cluster::new().await;
+    let said = start_and_fail(&cluster, &[("STORAGE_URL", "ftp://images/x")]);
+    assert!(
+        said.contains("STORAGE_URL") && said.contains("not a storage scheme"),
+        "{said}"
+    );
+    let said = start_and_fail(&cluster, &[("STORAGE_URL", "s3://No_Such_Bucket")]);
+    assert!(
+        said.contains("STORAGE_URL") && said.contains("bucket name"),
+        "{said}"
+    );
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let nowhere = format!("http://127.0.0.1:{port}");
+    let said = start_and_fail(&cluster, &[("AWS_ENDPOINT_URL", &nowhere)]);
+    assert!(
+        said.contains("STORAGE_URL") && said.contains(&nowhere),
+        "{said}"
+    );
+    // The right server with the wrong key.
+    let said = start_and_fail(&cluster, &[("AWS_SECRET_ACCESS_KEY", "not-the-key")]);
+    assert!(
+        said.contains("STORAGE_URL") && said.contains("refused"),
+        "{said}"
+    );
 }

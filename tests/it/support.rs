@@ -377,6 +377,51 @@ pub fn list_dir(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The parts S3 lists for a recorded multipart upload (`incoming_blobs.state`), by ListParts
+/// as any S3 client sends it: none once it is completed or aborted (S3 answers 404; s3s-fs
+/// an empty list).
+pub fn s3_open_parts(
+    storage: &StorageLocation,
+    aws: &[(String, String)],
+    multipart: &serde_json::Value,
+) -> usize {
+    let setting = |name: &str| {
+        aws.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let StorageLocation::S3 { bucket, prefix } = storage else {
+        panic!("not on S3")
+    };
+    let url = format!(
+        "{}/{bucket}/{prefix}/images/{}?uploadId={}",
+        setting("AWS_ENDPOINT_URL"),
+        multipart["key"].as_str().unwrap(),
+        multipart["id"].as_str().unwrap()
+    );
+    let output = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
+        .arg("--user")
+        .arg(format!(
+            "{}:{}",
+            setting("AWS_ACCESS_KEY_ID"),
+            setting("AWS_SECRET_ACCESS_KEY")
+        ))
+        .arg("-H")
+        .arg("x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        .arg(url)
+        .output()
+        .expect("curl is needed by the S3 tests");
+    let said = String::from_utf8_lossy(&output.stdout);
+    let (body, status) = said.rsplit_once('\n').unwrap();
+    match status {
+        "200" => body.matches("<Part>").count(),
+        _ => 0,
+    }
+}
+
 /// Blob keys as image ids: on object storage a key is the image id and a suffix.
 fn image_ids(keys: Vec<String>) -> Vec<String> {
     let mut ids: Vec<String> = keys

@@ -172,7 +172,7 @@ impl Config {
             Some(value) => StorageLocation::parse(&value).map_err(|reason| ConfigError {
                 name: "STORAGE_URL",
                 value: value.clone(),
-                expected: format!("file:///absolute/path or s3://bucket/prefix ({reason})"),
+                expected: reason,
             })?,
         };
         let bind_addr = parse_var(

@@ -54,7 +54,7 @@ impl StorageLocation {
                 let bucket = url.host_str().unwrap_or_default();
                 if !valid_bucket(bucket) {
                     return Err(format!(
-                        "\"{bucket}\" is not a bucket name (3 to 63 lower-case letters, digits, '.' and '-')"
+                        "\"{bucket}\" is not a bucket name (3 to 63 lower-case letters, digits, '.' and '-'): use s3://bucket/prefix"
                     ));
                 }
                 let prefix = url.path().trim_matches('/');

@@ -21,7 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use serde::{Deserialize, Serialize};
 
 use super::Incoming;
@@ -38,7 +38,7 @@ const READ_AHEAD: usize = 2;
 /// The sweep leaves anything younger: another console process may be working on it.
 const SWEEP_MIN_AGE: Duration = Duration::from_secs(3600);
 /// How long the start-up check of the bucket may take.
-const CONNECT_CHECK: Duration = Duration::from_secs(20);
+const CONNECT_CHECK: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Debug)]
 pub(super) struct S3 {
@@ -140,14 +140,23 @@ impl S3 {
         if setting("AWS_REGION").is_none() && setting("AWS_DEFAULT_REGION").is_none() {
             builder = builder.with_region("us-east-1");
         }
+        // A long part upload or range read is not a hung one; connecting is quick.
+        let builder = builder.with_client_options(
+            ClientOptions::new()
+                .with_timeout(Duration::from_secs(300))
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://"))),
+        );
+        // The start-up check asks once: a wrong address or key fails at once, with its reason.
+        let check = builder
+            .clone()
+            .with_retry(RetryConfig {
+                max_retries: 0,
+                ..RetryConfig::default()
+            })
+            .build()
+            .context("STORAGE_URL: the S3 settings (AWS_* variables) are not usable")?;
         let store = builder
-            // A long part upload or range read is not a hung one; connecting is quick.
-            .with_client_options(
-                ClientOptions::new()
-                    .with_timeout(Duration::from_secs(300))
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://"))),
-            )
             .build()
             .context("STORAGE_URL: the S3 settings (AWS_* variables) are not usable")?;
         let s3 = Self {
@@ -159,7 +168,7 @@ impl S3 {
         let where_ = s3.describe();
         let listed = tokio::time::timeout(
             CONNECT_CHECK,
-            s3.store.list_with_delimiter(Some(&s3.path("images"))),
+            check.list_with_delimiter(Some(&s3.path("images"))),
         )
         .await
         .map_err(|_| {
@@ -168,8 +177,14 @@ impl S3 {
                 CONNECT_CHECK.as_secs()
             )
         })?;
+        let keys = match setting("AWS_ACCESS_KEY_ID") {
+            Some(_) => "the bucket, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be right",
+            None => {
+                "no AWS_ACCESS_KEY_ID is set, so the machine's instance role was asked for credentials"
+            }
+        };
         listed.map_err(|e| {
-            anyhow::anyhow!("STORAGE_URL: {where_} refused the check (the bucket, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be right): {e}")
+            anyhow::anyhow!("STORAGE_URL: {where_} refused the check ({keys}): {e}")
         })?;
         Ok(s3)
     }
