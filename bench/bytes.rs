@@ -703,6 +703,27 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// curl, signed with the bench's keys, on `bench/<key>`; its seconds.
+    fn curl(&self, args: &[&str], key: &str) -> f64 {
+        let credentials = format!("{}:{}", self.key, self.secret);
+        let url = format!("{}/bench/{key}", self.endpoint);
+        let mut all = vec![
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "--user",
+            &credentials,
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ];
+        all.extend_from_slice(args);
+        all.push(&url);
+        let (seconds, _, code) = curl(&all);
+        assert_eq!(code, 200, "s3s-fs answers {url}");
+        seconds
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.process.kill();
@@ -760,6 +781,9 @@ fn s3_beside_files(
             made.push(id);
             seconds
         });
+        // s3s-fs alone, with curl: one PUT of the file and one GET of it.
+        step("s3s-fs put", &mut r, &mut || s3.curl(&["-T", file.to_str().unwrap()], "raw"));
+        step("s3s-fs get", &mut r, &mut || s3.curl(&[], "raw"));
         for id in &made {
             assert_eq!(console.status(id), "Active");
             console.delete(id);
@@ -785,16 +809,21 @@ fn s3_beside_files(
                 .collect(),
         )
     };
+    let (raw_put, raw_get) = (speed(&rounds, "s3s-fs put"), speed(&rounds, "s3s-fs get"));
     println!();
     println!(
-        "| S3 (s3s-fs on the same disk), {} GiB, median | Files | S3 | Ratio | Goal | Server CPU | s3s-fs CPU | Server peak RSS |",
+        "s3s-fs alone (curl, median MiB/s): one PUT {raw_put:.0}, one GET {raw_get:.0}"
+    );
+    println!();
+    println!(
+        "| S3 (s3s-fs on the same disk), {} GiB, median | Files | S3 | Ratio | Goal | s3s-fs alone | S3 / alone | Server CPU | s3s-fs CPU | Server peak RSS |",
         size / GIB
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (name, label) in [
-        ("upload curl", "Upload, one PATCH (curl)"),
-        ("download", "Download, whole file"),
-        ("import", "URL import from nginx"),
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, label, alone) in [
+        ("upload curl", "Upload, one PATCH (curl)", raw_put),
+        ("download", "Download, whole file", raw_get),
+        ("import", "URL import from nginx", raw_put),
     ] {
         let (files, objects) = (speed(file_rounds, name), speed(&rounds, name));
         let ratio = objects / files;
@@ -806,8 +835,9 @@ fn s3_beside_files(
                 .collect(),
         );
         println!(
-            "| {label} | {files:.0} MiB/s | {objects:.0} MiB/s | {ratio:.2} | 0.7 {} | {:.1} s | {s3s:.1} s | {:.0} MiB |",
+            "| {label} | {files:.0} MiB/s | {objects:.0} MiB/s | {ratio:.2} | 0.7 {} | {alone:.0} MiB/s | {:.2} | {:.1} s | {s3s:.1} s | {:.0} MiB |",
             if ratio >= 0.7 { "met" } else { "not met" },
+            objects / alone,
             pick(name, &|s| s.cpu),
             pick(name, &|s| s.peak_kib as f64) / 1024.0,
         );
