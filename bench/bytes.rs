@@ -782,7 +782,9 @@ fn s3_beside_files(
             seconds
         });
         // s3s-fs alone, with curl: one PUT of the file and one GET of it.
-        step("s3s-fs put", &mut r, &mut || s3.curl(&["-T", file.to_str().unwrap()], "raw"));
+        step("s3s-fs put", &mut r, &mut || {
+            s3.curl(&["-T", file.to_str().unwrap()], "raw")
+        });
         step("s3s-fs get", &mut r, &mut || s3.curl(&[], "raw"));
         for id in &made {
             assert_eq!(console.status(id), "Active");
@@ -811,9 +813,7 @@ fn s3_beside_files(
     };
     let (raw_put, raw_get) = (speed(&rounds, "s3s-fs put"), speed(&rounds, "s3s-fs get"));
     println!();
-    println!(
-        "s3s-fs alone (curl, median MiB/s): one PUT {raw_put:.0}, one GET {raw_get:.0}"
-    );
+    println!("s3s-fs alone (curl, median MiB/s): one PUT {raw_put:.0}, one GET {raw_get:.0}");
     println!();
     println!(
         "| S3 (s3s-fs on the same disk), {} GiB, median | Files | S3 | Ratio | Goal | s3s-fs alone | S3 / alone | Server CPU | s3s-fs CPU | Server peak RSS |",
