@@ -85,6 +85,66 @@ pub(crate) async fn call(
     request.send().await.unwrap()
 }
 
+/// Signs an account up through the server; its session cookie.
+pub(crate) async fn sign_up(http: &reqwest::Client, base: &str, account: &str) -> String {
+    let user = format!("admin@{account}");
+    let response = call(
+        http,
+        base,
+        SignUp::PATH,
+        &[
+            ("account_id", account),
+            ("user_name", &user),
+            ("password", "correct horse battery"),
+            ("password_confirm", "correct horse battery"),
+        ],
+        None,
+    )
+    .await;
+    response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Creates an image from `source` (the form's source fields) with valid values elsewhere;
+/// its id.
+pub(crate) async fn create_image(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    name: &str,
+    source: &[(&str, &str)],
+) -> String {
+    let mut form = vec![
+        ("name", name),
+        ("os_type", "ubuntu"),
+        ("min_disk", "10"),
+        ("min_ram", "1"),
+        ("visibility", "private"),
+        ("description", ""),
+    ];
+    form.extend_from_slice(source);
+    let created = call(http, base, CreateImage::PATH, &form, Some(cookie)).await;
+    assert_eq!(created.status(), StatusCode::OK);
+    serde_json::from_str(&created.text().await.unwrap()).unwrap()
+}
+
+/// Image Details as the server function returns them.
+pub(crate) async fn image_detail(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    id: &str,
+) -> serde_json::Value {
+    let response = call(http, base, GetImage::PATH, &[("id", id)], Some(cookie)).await;
+    assert_eq!(response.status(), StatusCode::OK, "GetImage on {base}");
+    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+}
+
 async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
     let db = TestDb::new(backend).await;
     let data = tempfile::tempdir().unwrap();
@@ -93,47 +153,20 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
 
     let server = Server::start(db.url(), data.path());
-    let signed_up = call(
-        &http,
-        &server.base,
-        SignUp::PATH,
-        &[
-            ("account_id", "crash-test"),
-            ("user_name", "admin@crash-test"),
-            ("password", "correct horse battery"),
-            ("password_confirm", "correct horse battery"),
-        ],
-        None,
-    )
-    .await;
-    let cookie = signed_up.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = sign_up(&http, &server.base, "crash-test").await;
     let size = len.to_string();
-    let created = call(
+    let id = create_image(
         &http,
         &server.base,
-        CreateImage::PATH,
+        &cookie,
+        "survivor",
         &[
-            ("name", "survivor"),
             ("source", "file"),
             ("file_name", "disk.qcow2"),
             ("file_size", &size),
-            ("os_type", "ubuntu"),
-            ("min_disk", "10"),
-            ("min_ram", "1"),
-            ("visibility", "private"),
-            ("description", ""),
         ],
-        Some(&cookie),
     )
     .await;
-    assert_eq!(created.status(), StatusCode::OK);
-    let id: String = serde_json::from_str(&created.text().await.unwrap()).unwrap();
 
     let tus = |method: reqwest::Method, base: &str, path: &str| {
         http.request(method, format!("{base}{path}"))
@@ -209,20 +242,7 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
     .await;
     assert_eq!(done.status(), StatusCode::NO_CONTENT);
 
-    let detail: serde_json::Value = serde_json::from_str(
-        &call(
-            &http,
-            &server.base,
-            GetImage::PATH,
-            &[("id", &id)],
-            Some(&cookie),
-        )
-        .await
-        .text()
-        .await
-        .unwrap(),
-    )
-    .unwrap();
+    let detail = image_detail(&http, &server.base, &cookie, &id).await;
     assert_eq!(detail["status"], "Active", "{detail}");
     assert_eq!(
         detail["hash_value"].as_str(),

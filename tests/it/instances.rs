@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use image_console::server_fns::auth::SignUp;
-use image_console::server_fns::images::{CreateDownloadLink, CreateImage, GetImage};
+use image_console::server_fns::images::CreateDownloadLink;
 use image_console::store::BlobStore;
 use image_console::store::blobs::StorageLocation;
 use leptos::server_fn::ServerFn;
@@ -14,7 +13,7 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha512};
 use sqlx::Connection;
 
-use crate::crash::{Server, call, patch_when_free};
+use crate::crash::{Server, call, create_image, image_detail, patch_when_free, sign_up};
 use crate::support::{Backend, SourceServer, TestDb, test_storage};
 use crate::uploads::qcow2_with_data;
 
@@ -83,36 +82,6 @@ fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-async fn sign_up(http: &reqwest::Client, base: &str, account: &str) -> String {
-    let user = format!("admin@{account}");
-    let response = call(
-        http,
-        base,
-        SignUp::PATH,
-        &[
-            ("account_id", account),
-            ("user_name", &user),
-            ("password", "correct horse battery"),
-            ("password_confirm", "correct horse battery"),
-        ],
-        None,
-    )
-    .await;
-    response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-async fn image(http: &reqwest::Client, base: &str, cookie: &str, id: &str) -> serde_json::Value {
-    let response = call(http, base, GetImage::PATH, &[("id", id)], Some(cookie)).await;
-    assert_eq!(response.status(), StatusCode::OK, "GetImage on {base}");
-    serde_json::from_str(&response.text().await.unwrap()).unwrap()
-}
-
 async fn create_file_image(
     http: &reqwest::Client,
     base: &str,
@@ -121,26 +90,12 @@ async fn create_file_image(
     len: usize,
 ) -> String {
     let size = len.to_string();
-    let created = call(
-        http,
-        base,
-        CreateImage::PATH,
-        &[
-            ("name", name),
-            ("source", "file"),
-            ("file_name", "disk.qcow2"),
-            ("file_size", &size),
-            ("os_type", "ubuntu"),
-            ("min_disk", "10"),
-            ("min_ram", "1"),
-            ("visibility", "private"),
-            ("description", ""),
-        ],
-        Some(cookie),
-    )
-    .await;
-    assert_eq!(created.status(), StatusCode::OK);
-    serde_json::from_str(&created.text().await.unwrap()).unwrap()
+    let source = [
+        ("source", "file"),
+        ("file_name", "disk.qcow2"),
+        ("file_size", size.as_str()),
+    ];
+    create_image(http, base, cookie, name, &source).await
 }
 
 fn tus(
@@ -254,7 +209,7 @@ async fn an_upload_cut_off_on_one_instance_is_finished_on_another() {
     .await;
     assert_eq!(done.status(), StatusCode::NO_CONTENT);
 
-    let detail = image(&http, &b.base, &cookie, &id).await;
+    let detail = image_detail(&http, &b.base, &cookie, &id).await;
     assert_eq!(detail["status"], "Active", "{detail}");
     assert_eq!(
         detail["hash_value"].as_str(),
@@ -288,30 +243,14 @@ async fn an_import_claimed_by_a_killed_instance_is_taken_over() {
     let cookie = sign_up(&http, &a.base, "takeover").await;
     let source = SourceServer::start().await;
     let file = qcow2_with_data(source.dir.path(), "slow.qcow2", 6);
-    let created = call(
-        &http,
-        &a.base,
-        CreateImage::PATH,
-        &[
-            ("name", "taken-over"),
-            ("source", "url"),
-            ("source_url", &source.url("slow", "slow.qcow2")),
-            ("os_type", "ubuntu"),
-            ("min_disk", "10"),
-            ("min_ram", "1"),
-            ("visibility", "private"),
-            ("description", ""),
-        ],
-        Some(&cookie),
-    )
-    .await;
-    assert_eq!(created.status(), StatusCode::OK);
-    let id: String = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    let url = source.url("slow", "slow.qcow2");
+    let source = [("source", "url"), ("source_url", url.as_str())];
+    let id = create_image(&http, &a.base, &cookie, "taken-over", &source).await;
 
     // A claims it and starts; it is killed part-way.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let detail = image(&http, &a.base, &cookie, &id).await;
+        let detail = image_detail(&http, &a.base, &cookie, &id).await;
         if detail["status"] == "Importing" && detail["progress"]["bytes_done"].as_u64() > Some(0) {
             break;
         }
@@ -323,7 +262,7 @@ async fn an_import_claimed_by_a_killed_instance_is_taken_over() {
 
     // B takes it over once A's claim runs out, and imports it from the start.
     let detail = loop {
-        let detail = image(&http, &b.base, &cookie, &id).await;
+        let detail = image_detail(&http, &b.base, &cookie, &id).await;
         if detail["status"] != "Importing" && detail["status"] != "Queued" {
             break detail;
         }
@@ -367,7 +306,7 @@ async fn sessions_and_download_links_work_on_every_instance() {
     .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     assert_eq!(
-        image(&http, &b.base, &cookie, &id).await["status"],
+        image_detail(&http, &b.base, &cookie, &id).await["status"],
         "Active"
     );
 
