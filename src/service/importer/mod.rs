@@ -71,11 +71,17 @@ struct Inner {
     /// One semaphore per account with imports waiting or running, so one account's imports
     /// can take at most `per_account` of the slots.
     account_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
-    running: Mutex<HashMap<String, CancellationToken>>,
+    running: Mutex<HashMap<String, Running>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     /// This process's claims: an import runs only under its lease.
     leases: Leases,
+}
+
+/// An import task of this process: how to stop it, and when it has ended.
+struct Running {
+    cancel: CancellationToken,
+    ended: CancellationToken,
 }
 
 /// How one import attempt ended, short of success.
@@ -155,12 +161,20 @@ impl Importer {
     /// process holds it, that process imports the image).
     fn enqueue_under(&self, account_id: &str, image_id: &str, lease: Option<LeaseGuard>) {
         let cancel = self.inner.shutdown.child_token();
-        self.running().insert(image_id.to_owned(), cancel.clone());
+        let ended = CancellationToken::new();
+        self.running().insert(
+            image_id.to_owned(),
+            Running {
+                cancel: cancel.clone(),
+                ended: ended.clone(),
+            },
+        );
         let this = self.clone();
         let (account_id, image_id) = (account_id.to_owned(), image_id.to_owned());
         let span = tracing::info_span!(parent: None, "import", image.id = %image_id, account.id = %account_id);
         self.inner.tracker.spawn(tracing::Instrument::instrument(
             async move {
+                let _ended = ended.drop_guard();
                 let lease = match lease {
                     Some(lease) => Some(lease),
                     None => match this.inner.leases.acquire(&import_lease(&image_id)).await {
@@ -180,10 +194,13 @@ impl Importer {
         ));
     }
 
-    /// Stops an image's import, if one is running (the image is being deleted).
+    /// Stops an image's import, if one is running here (the image is being deleted), and
+    /// waits (at most 10 s) until it has stopped writing and removed what it wrote.
     pub async fn cancel(&self, image_id: &str) {
-        if let Some(token) = self.running().remove(image_id) {
-            token.cancel();
+        let running = self.running().remove(image_id);
+        if let Some(running) = running {
+            running.cancel.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(10), running.ended.cancelled()).await;
         }
     }
 
@@ -205,7 +222,7 @@ impl Importer {
         self.inner.tracker.wait().await;
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
         self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -318,6 +335,8 @@ impl Importer {
             .expected_checksum
             .as_deref()
             .and_then(ExpectedChecksum::from_db);
+        // What this attempt wrote, as far as it got: removed if the import does not finish.
+        let mut written = None;
         let outcome = self
             .import(
                 account_id,
@@ -325,6 +344,7 @@ impl Importer {
                 &claimed.source_url,
                 expected.as_ref(),
                 cancel,
+                &mut written,
             )
             .await;
         let stop = match outcome {
@@ -353,7 +373,7 @@ impl Importer {
             }
             Err(stop) => stop,
         };
-        if let Err(e) = self.remove_import_bytes(image_id).await {
+        if let Err(e) = self.remove_import_bytes(image_id, written.as_ref()).await {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "could not remove partial import; left for the sweep"
@@ -454,6 +474,7 @@ impl Importer {
         url: &str,
         expected: Option<&ExpectedChecksum>,
         cancel: &CancellationToken,
+        written: &mut Option<IncomingState>,
     ) -> Result<Written, Stop> {
         let limit = self.inner.limits.max_bytes;
         let parsed = url::Url::parse(url)
@@ -494,7 +515,8 @@ impl Importer {
             return Err(Stop::Cancelled);
         }
 
-        let file = self.start_writing(image_id, total.unwrap_or(limit)).await?;
+        let (file, state) = self.start_writing(image_id, total.unwrap_or(limit)).await?;
+        *written = Some(state);
         let mut ingest = Ingest::start(file, Hashers::new(expected));
 
         let streamed = async {
@@ -554,6 +576,7 @@ impl Importer {
         let finished = ingest.finish().await.map_err(Stop::Internal);
         let done = streamed?;
         let (hashers, state) = finished?;
+        *written = Some(state.clone());
         if let Some(total) = total
             && done != total
         {
@@ -572,7 +595,11 @@ impl Importer {
 
     /// Starts the import's bytes from nothing. The blob store's state is recorded before a
     /// byte is written, and an earlier attempt's bytes go first.
-    async fn start_writing(&self, image_id: &str, size_hint: u64) -> Result<BlobWriter, Stop> {
+    async fn start_writing(
+        &self,
+        image_id: &str,
+        size_hint: u64,
+    ) -> Result<(BlobWriter, IncomingState), Stop> {
         let (blobs, store) = (&self.inner.blobs, &self.inner.store);
         let state = blobs.begin_incoming(Incoming::Import, image_id).await?;
         if let Some(recorded) = state.to_db()
@@ -585,17 +612,28 @@ impl Importer {
                 .remove_incoming(Incoming::Import, image_id, &earlier)
                 .await?;
         }
-        blobs
+        let writer = blobs
             .open_writer(Incoming::Import, image_id, &state, 0, size_hint)
             .await?
-            .ok_or_else(|| Stop::Internal(anyhow::anyhow!("the import's new bytes are missing")))
+            .ok_or_else(|| Stop::Internal(anyhow::anyhow!("the import's new bytes are missing")))?;
+        Ok((writer, state))
     }
 
-    /// Removes the import's bytes, as far as they came, then their record.
-    async fn remove_import_bytes(&self, image_id: &str) -> anyhow::Result<()> {
+    /// Removes the import's bytes, as far as they came, then their record. When the record is
+    /// gone already (a delete removed the bytes while this attempt still wrote), what this
+    /// attempt `written` goes.
+    async fn remove_import_bytes(
+        &self,
+        image_id: &str,
+        written: Option<&IncomingState>,
+    ) -> anyhow::Result<()> {
         let (blobs, store) = (&self.inner.blobs, &self.inner.store);
         let recorded = store.incoming_state(image_id, Incoming::Import).await?;
-        let state = IncomingState::from_db(recorded.as_deref())?;
+        let state = match (recorded, written) {
+            (Some(recorded), _) => IncomingState::from_db(Some(&recorded))?,
+            (None, Some(written)) => written.clone(),
+            (None, None) => IncomingState::default(),
+        };
         blobs
             .remove_incoming(Incoming::Import, image_id, &state)
             .await?;

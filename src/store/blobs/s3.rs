@@ -402,14 +402,16 @@ impl S3 {
         multipart: &Multipart,
     ) -> io::Result<()> {
         let path = self.blob_path(&multipart.key);
-        match self.store.abort_multipart(&path, &multipart.id).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        let aborted = match self.store.abort_multipart(&path, &multipart.id).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             // Completed already: some stores refuse to abort it (not all say NoSuchUpload).
-            Err(_) if self.store.head(&path).await.is_ok() => {}
-            Err(e) => return Err(to_io(e)),
-        }
+            Err(_) if self.store.head(&path).await.is_ok() => Ok(()),
+            Err(e) => Err(to_io(e)),
+        };
+        // The object and the tails go whatever the abort said.
         ignore_missing(self.store.delete(&path).await)?;
-        self.remove_tails(incoming, &multipart.key).await
+        self.remove_tails(incoming, &multipart.key).await?;
+        aborted
     }
 
     async fn remove_tails(&self, incoming: Incoming, key: &str) -> io::Result<()> {
