@@ -67,6 +67,13 @@ impl Store {
         Ok(())
     }
 
+    /// Every recorded state.
+    pub async fn all_incoming_states(&self) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar("SELECT state FROM incoming_blobs")
+            .fetch_all(&self.pool)
+            .await
+    }
+
     /// Records whose upload is no longer receiving, or whose image is no longer importing
     /// (or is gone).
     pub async fn abandoned_incoming(&self) -> sqlx::Result<Vec<AbandonedIncoming>> {

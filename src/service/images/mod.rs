@@ -454,7 +454,8 @@ impl Services {
     }
 
     /// Incoming bytes that no import or upload needs any longer (an instance died, or a
-    /// removal failed): removed, with their records. Returns how many.
+    /// removal failed): removed, with their records; and multipart uploads the store lists
+    /// that were never recorded. Returns how many.
     pub async fn sweep_incoming(&self) -> anyhow::Result<usize> {
         let abandoned = self.store().abandoned_incoming().await?;
         for entry in &abandoned {
@@ -466,7 +467,25 @@ impl Services {
                 .forget_incoming(&entry.image_id, entry.kind)
                 .await?;
         }
-        Ok(abandoned.len())
+        // Multipart uploads begun but never recorded (a process died in between), where the
+        // store lists them.
+        let mut recorded = std::collections::HashSet::new();
+        for state in self.store().all_incoming_states().await? {
+            let state = IncomingState::from_db(Some(&state))?;
+            recorded.extend(state.multipart_id().map(str::to_owned));
+        }
+        let unrecorded = self
+            .blobs()
+            .sweep_unrecorded_multiparts(&recorded)
+            .await?
+            .unwrap_or(0);
+        if unrecorded > 0 {
+            tracing::info!(
+                uploads = unrecorded,
+                "aborted multipart uploads the database never recorded"
+            );
+        }
+        Ok(abandoned.len() + unrecorded)
     }
 
     /// Removes a deleted image's bytes: its partial upload or import, and its stored file when

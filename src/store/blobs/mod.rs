@@ -134,6 +134,11 @@ impl IncomingState {
             .transpose()
             .map(IncomingState)
     }
+
+    /// The multipart upload's id, on object storage.
+    pub fn multipart_id(&self) -> Option<&str> {
+        self.0.as_ref().map(s3::Multipart::upload_id)
+    }
 }
 
 /// What the store holds: committed blobs' keys, and the image ids with incoming bytes.
@@ -375,6 +380,19 @@ impl BlobStore {
         match &self.backend {
             Backend::Files(files) => files.list().await,
             Backend::S3(s3) => s3.list().await,
+        }
+    }
+
+    /// Aborts multipart uploads the store lists that the database never recorded
+    /// (`recorded` ids), begun over an hour ago. `None` on files, and on stores that do not
+    /// list multipart uploads.
+    pub async fn sweep_unrecorded_multiparts(
+        &self,
+        recorded: &HashSet<String>,
+    ) -> io::Result<Option<usize>> {
+        match &self.backend {
+            Backend::Files(_) => Ok(None),
+            Backend::S3(s3) => s3.sweep_unrecorded_multiparts(recorded).await,
         }
     }
 

@@ -47,6 +47,11 @@ pub(super) struct S3 {
     bucket: String,
     prefix: String,
     endpoint: String,
+    /// For the one call `object_store` does not have (ListMultipartUploads): the bucket's
+    /// path-style URL, its region, and a client.
+    bucket_url: String,
+    region: String,
+    http: reqwest::Client,
 }
 
 /// An incoming multipart upload as the database records it.
@@ -86,6 +91,10 @@ impl Multipart {
         &self.key
     }
 
+    pub(super) fn upload_id(&self) -> &str {
+        &self.id
+    }
+
     fn parts_len(&self) -> u64 {
         self.parts.iter().map(|p| p.len).sum()
     }
@@ -94,6 +103,57 @@ impl Multipart {
     fn durable_len(&self) -> u64 {
         self.parts_len() + self.tail
     }
+}
+
+/// ListMultipartUploads' answer, as far as the sweep reads it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListMultipartUploadsResult {
+    #[serde(default)]
+    is_truncated: bool,
+    next_key_marker: Option<String>,
+    next_upload_id_marker: Option<String>,
+    #[serde(default, rename = "Upload")]
+    uploads: Vec<ListedUpload>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListedUpload {
+    key: String,
+    upload_id: String,
+    /// ISO 8601 in UTC, `2026-12-03T09:00:00.000Z`.
+    initiated: String,
+}
+
+/// The listed uploads to abort: not recorded, and begun before `cutoff` (compared to the
+/// second, both `YYYY-MM-DDTHH:MM:SS`).
+fn abandoned<'a>(
+    listed: &'a [ListedUpload],
+    recorded: &'a HashSet<String>,
+    cutoff: &'a str,
+) -> impl Iterator<Item = &'a ListedUpload> {
+    listed.iter().filter(move |upload| {
+        !recorded.contains(&upload.upload_id)
+            && upload
+                .initiated
+                .get(..19)
+                .is_some_and(|began| began < &cutoff[..19])
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a time, in UTC.
+fn iso_seconds(at: std::time::SystemTime) -> String {
+    let at = time::OffsetDateTime::from(at);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 /// The image id an attempt's key starts with.
@@ -160,11 +220,26 @@ impl S3 {
         let store = builder
             .build()
             .context("STORAGE_URL: the S3 settings (AWS_* variables) are not usable")?;
+        let region = setting("AWS_REGION")
+            .or(setting("AWS_DEFAULT_REGION"))
+            .unwrap_or("us-east-1")
+            .to_owned();
+        let bucket_url = match endpoint {
+            Some(endpoint) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+            None => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+        };
         let s3 = Self {
             store: Arc::new(store),
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
             endpoint: endpoint.unwrap_or("AWS").to_owned(),
+            bucket_url,
+            region,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .context("building the HTTP client for S3 listings")?,
         };
         let where_ = s3.describe();
         let listed = tokio::time::timeout(
@@ -499,6 +574,79 @@ impl S3 {
         Ok(stored)
     }
 
+    /// Aborts the multipart uploads S3 lists under `images/` that the database never recorded
+    /// (`recorded` upload ids) and that began over an hour ago: those of a process that died
+    /// between creating one and recording it. `None` when the store does not list multipart
+    /// uploads (s3s-fs does not).
+    pub(super) async fn sweep_unrecorded_multiparts(
+        &self,
+        recorded: &HashSet<String>,
+    ) -> io::Result<Option<usize>> {
+        let Some(listed) = self.list_multipart_uploads().await? else {
+            return Ok(None);
+        };
+        let cutoff = iso_seconds(std::time::SystemTime::now() - SWEEP_MIN_AGE);
+        let mut aborted = 0;
+        for upload in abandoned(&listed, recorded, &cutoff) {
+            let path = Path::from(upload.key.as_str());
+            ignore_missing(self.store.abort_multipart(&path, &upload.upload_id).await)?;
+            aborted += 1;
+        }
+        Ok(Some(aborted))
+    }
+
+    /// ListMultipartUploads under `images/`, page by page, signed by `object_store`'s own
+    /// SigV4 signer with the store's credentials.
+    async fn list_multipart_uploads(&self) -> io::Result<Option<Vec<ListedUpload>>> {
+        let prefix = self.path("images").to_string() + "/";
+        let credential = self
+            .store
+            .credentials()
+            .get_credential()
+            .await
+            .map_err(to_io)?;
+        let mut listed = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        for _ in 0..100 {
+            let mut url = url::Url::parse(&format!("{}?uploads", self.bucket_url))
+                .map_err(io::Error::other)?;
+            url.query_pairs_mut().append_pair("prefix", &prefix);
+            if let Some((key, id)) = &markers {
+                url.query_pairs_mut()
+                    .append_pair("key-marker", key)
+                    .append_pair("upload-id-marker", id);
+            }
+            let mut request = object_store::client::HttpRequest::new(bytes::Bytes::new().into());
+            *request.uri_mut() = url.as_str().parse().map_err(io::Error::other)?;
+            object_store::aws::AwsAuthorizer::new(&credential, "s3", &self.region)
+                .authorize(&mut request, None);
+            let mut outgoing = self.http.get(url.as_str());
+            for (name, value) in request.headers() {
+                outgoing = outgoing.header(name, value);
+            }
+            let response = outgoing.send().await.map_err(io::Error::other)?;
+            let status = response.status();
+            let body = response.text().await.map_err(io::Error::other)?;
+            if !status.is_success() {
+                // NotImplemented, or a policy without s3:ListBucketMultipartUploads.
+                tracing::debug!(%status, "the store does not list multipart uploads");
+                return Ok(None);
+            }
+            let page: ListMultipartUploadsResult =
+                quick_xml::de::from_str(&body).map_err(io::Error::other)?;
+            listed.extend(page.uploads);
+            match (
+                page.is_truncated,
+                page.next_key_marker,
+                page.next_upload_id_marker,
+            ) {
+                (true, Some(key), Some(id)) => markers = Some((key, id)),
+                _ => break,
+            }
+        }
+        Ok(Some(listed))
+    }
+
     pub(super) async fn sweep_orphans(
         &self,
         live_keys: &HashSet<String>,
@@ -660,5 +808,61 @@ impl S3Reader {
                 }
             })
             .buffered(READ_AHEAD)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_uploads_are_parsed_and_only_old_unrecorded_ones_go() {
+        // As S3 documents ListMultipartUploads' answer.
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Bucket>images</Bucket>
+  <KeyMarker></KeyMarker>
+  <UploadIdMarker></UploadIdMarker>
+  <NextKeyMarker>console/images/c</NextKeyMarker>
+  <NextUploadIdMarker>id-c</NextUploadIdMarker>
+  <MaxUploads>1000</MaxUploads>
+  <IsTruncated>true</IsTruncated>
+  <Upload>
+    <Key>console/images/a</Key>
+    <UploadId>id-a</UploadId>
+    <Initiator><ID>x</ID><DisplayName>x</DisplayName></Initiator>
+    <StorageClass>STANDARD</StorageClass>
+    <Initiated>2026-12-03T08:00:00.000Z</Initiated>
+  </Upload>
+  <Upload>
+    <Key>console/images/b</Key>
+    <UploadId>id-b</UploadId>
+    <Initiated>2026-12-03T08:30:00.000Z</Initiated>
+  </Upload>
+  <Upload>
+    <Key>console/images/c</Key>
+    <UploadId>id-c</UploadId>
+    <Initiated>2026-12-03T09:30:00.000Z</Initiated>
+  </Upload>
+</ListMultipartUploadsResult>"#;
+        let page: ListMultipartUploadsResult = quick_xml::de::from_str(body).unwrap();
+        assert!(page.is_truncated);
+        assert_eq!(page.next_key_marker.as_deref(), Some("console/images/c"));
+        assert_eq!(page.uploads.len(), 3);
+        let recorded = HashSet::from(["id-b".to_owned()]);
+        let gone: Vec<&str> = abandoned(&page.uploads, &recorded, "2026-12-03T09:00:00")
+            .map(|u| u.upload_id.as_str())
+            .collect();
+        // b is recorded, c is too recent.
+        assert_eq!(gone, ["id-a"]);
+        let empty: ListMultipartUploadsResult = quick_xml::de::from_str(
+            "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>",
+        )
+        .unwrap();
+        assert!(empty.uploads.is_empty() && !empty.is_truncated);
+        assert_eq!(
+            iso_seconds(std::time::UNIX_EPOCH + Duration::from_secs(1_796_381_376)),
+            "2026-12-04T10:49:36"
+        );
     }
 }
