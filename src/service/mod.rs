@@ -3,6 +3,7 @@
 
 pub mod abuse;
 pub mod accounts;
+pub mod api_tokens;
 pub mod downloads;
 pub mod images;
 pub mod importer;

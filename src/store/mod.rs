@@ -5,6 +5,7 @@
 //! the same way. Each backend has its own migration set.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod blobs;
 pub mod history;
 pub mod images;

@@ -5,6 +5,7 @@ mod support;
 
 mod abuse;
 mod accounts;
+mod api_tokens;
 mod blob_store;
 mod bytes;
 pub(crate) mod crash;
