@@ -234,7 +234,7 @@ impl Services {
             }
             None => {
                 tracing::info!(image.id = %id, "image queued for import");
-                self.importer().enqueue(&actor.account_id, &id);
+                self.importer().enqueue(&actor.account_id, &id).await;
             }
         }
         Ok(id)

@@ -152,14 +152,22 @@ impl Importer {
         })
     }
 
-    /// Starts importing a Queued image in the background, once its lease is taken.
-    pub fn enqueue(&self, account_id: &str, image_id: &str) {
-        self.enqueue_under(account_id, image_id, None);
+    /// Takes a new Queued image's lease and starts importing it in the background. The lease
+    /// is taken before the task starts, so an account's imports wait for its slots in the
+    /// order they were created. If the lease cannot be taken now, the heartbeat of whichever
+    /// process can will take the import over.
+    pub async fn enqueue(&self, account_id: &str, image_id: &str) {
+        match self.inner.leases.acquire(&import_lease(image_id)).await {
+            Ok(Some(lease)) => self.enqueue_under(account_id, image_id, lease),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(image.id = %image_id, error = %e, "could not claim the import; a heartbeat will");
+            }
+        }
     }
 
-    /// Starts importing a Queued image under `lease`, or under one it takes first (if another
-    /// process holds it, that process imports the image).
-    fn enqueue_under(&self, account_id: &str, image_id: &str, lease: Option<LeaseGuard>) {
+    /// Starts importing a Queued image under its lease.
+    fn enqueue_under(&self, account_id: &str, image_id: &str, lease: LeaseGuard) {
         let cancel = self.inner.shutdown.child_token();
         let ended = CancellationToken::new();
         self.running().insert(
@@ -175,19 +183,8 @@ impl Importer {
         self.inner.tracker.spawn(tracing::Instrument::instrument(
             async move {
                 let _ended = ended.drop_guard();
-                let lease = match lease {
-                    Some(lease) => Some(lease),
-                    None => match this.inner.leases.acquire(&import_lease(&image_id)).await {
-                        Ok(lease) => lease,
-                        Err(e) => {
-                            tracing::error!(error = %e, "could not claim the import; another process will");
-                            None
-                        }
-                    },
-                };
-                if let Some(_lease) = lease {
-                    this.run(&account_id, &image_id, &cancel).await;
-                }
+                let _lease = lease;
+                this.run(&account_id, &image_id, &cancel).await;
                 this.running().remove(&image_id);
             },
             span,
@@ -256,7 +253,7 @@ impl Importer {
                 .requeue_import(&import.account_id, &import.id, now_ms())
                 .await?;
             tracing::info!(image.id = %import.id, interrupted, "taking over import");
-            self.enqueue_under(&import.account_id, &import.id, Some(lease));
+            self.enqueue_under(&import.account_id, &import.id, lease);
         }
         Ok(())
     }
