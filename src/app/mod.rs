@@ -13,6 +13,7 @@ use leptos_router::hooks::use_location;
 use leptos_router::path;
 
 use layout::console_layout::ConsoleLayout;
+use pages::api_access::ApiAccessPage;
 use pages::auth::sign_in::SignInPage;
 use pages::auth::sign_up::SignUpPage;
 use pages::images::create::CreateImagePage;
@@ -121,6 +122,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("share-requests") view=ShareRequestListPage />
                     <Route path=path!("get-share") view=GetImageSharePage />
                     <Route path=path!("work-history") view=WorkHistoryPage />
+                    <Route path=path!("api-access") view=ApiAccessPage />
                     <Route path=path!(":id/share") view=ImageSharePage />
                     <Route path=path!(":id") view=ImageDetailPage />
                 </ParentRoute>

@@ -2,6 +2,7 @@
 //! calls one `Services` method and maps the error; the rules live in `service`.
 //! Their URLs are public, so none trusts the UI to have checked anything.
 
+pub mod api_tokens;
 pub mod auth;
 pub mod error;
 pub mod images;

@@ -71,6 +71,7 @@ pub fn ConsoleLayout() -> impl IntoView {
                         })}
                     </Transition>
                 </A>
+                <A href="/images/api-access">"API access"</A>
             </nav>
             <div class="account">
                 <Transition fallback=|| ()>

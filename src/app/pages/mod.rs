@@ -1,3 +1,4 @@
+pub mod api_access;
 pub mod auth;
 pub mod images;
 pub mod not_found;
