@@ -256,6 +256,22 @@ pub mod notes {
         format!("Shared image {copy_name} ({copy_id}) created from this image's bytes.")
     }
 
+    /// On an upload that a client of the image API sends in one request body.
+    pub const API_UPLOAD: &str =
+        "Image data sent through the image API (PUT /v2/images/{id}/file).";
+
+    /// On data sent to the image API's stage, which an import makes the image's.
+    pub const API_STAGE: &str =
+        "Image data staged through the image API (PUT /v2/images/{id}/stage).";
+
+    /// On the glance-direct import of staged data.
+    pub const API_IMPORT_STAGED: &str = "Staged data imported (glance-direct).";
+
+    /// When such an upload ends before every byte arrived: the image waits again.
+    pub fn api_upload_returned(reason: &str) -> String {
+        format!("{reason} The image is queued again: send its data again.")
+    }
+
     /// On an import's start: empty the first time, the attempt after a restart.
     pub fn import_attempt(attempt: u32) -> String {
         match attempt {

@@ -9,6 +9,7 @@ pub mod attributes;
 pub mod checksum;
 pub mod history;
 pub mod image;
+pub mod image_properties;
 pub mod image_spec;
 pub mod list_query;
 pub mod navigation;

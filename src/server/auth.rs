@@ -162,6 +162,10 @@ pub async fn page_guard(
         return next.run(request).await;
     }
     let path = request.uri().path();
+    // An image API client asking for the versions document.
+    if path == "/" && super::glance::wants_versions(request.headers()) {
+        return next.run(request).await;
+    }
     let needs_session = path == "/" || path == "/images" || path.starts_with("/images/");
     let guest_only = path == "/signin" || path == "/signup";
     if !needs_session && !guest_only {

@@ -38,7 +38,7 @@ pub async fn download_image(
         )
         .await
     {
-        Ok(file) => serve(file, headers.get(header::RANGE)).await,
+        Ok(file) => serve_file(file, headers.get(header::RANGE)).await,
         Err(refusal) => refuse(refusal),
     }
 }
@@ -83,7 +83,7 @@ fn select(range: Option<&HeaderValue>, size: u64) -> Selection {
     }
 }
 
-async fn serve(file: DownloadFile, range: Option<&HeaderValue>) -> Response {
+pub(crate) async fn serve_file(file: DownloadFile, range: Option<&HeaderValue>) -> Response {
     let size = file.size_bytes;
     let (status, start, len) = match select(range, size) {
         Selection::Whole => (StatusCode::OK, 0, size),

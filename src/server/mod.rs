@@ -5,6 +5,7 @@ pub mod config;
 pub mod downloads;
 pub mod errors;
 pub mod exports;
+pub mod glance;
 pub mod limits;
 pub mod serve;
 pub mod telemetry;
@@ -83,13 +84,17 @@ fn compressed_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 /// The routes that move image bytes. They are sent as stored: compressing them would break
 /// Range requests. Uploads (tus) stream request bodies of any size; they read them as a
 /// stream, never whole.
+/// The image API (`glance`) is here too: its image data routes stream, and its JSON
+/// handlers read their bodies with their own limit.
 fn byte_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![
+    let mut routes = vec![
         ("/downloads/{id}/{file}", get(downloads::download_image)),
         ("/uploads", any(uploads::upload_root)),
         ("/uploads/{id}", any(uploads::upload_resource)),
         ("/images/{id}/uploads", any(uploads::upload_collection)),
-    ]
+    ];
+    routes.extend(glance::routes());
+    routes
 }
 
 /// Every plain HTTP route, besides the pages and the server functions. The authorization

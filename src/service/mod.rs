@@ -5,6 +5,7 @@ pub mod abuse;
 pub mod accounts;
 pub mod api_tokens;
 pub mod downloads;
+pub mod image_api;
 pub mod images;
 pub mod importer;
 pub mod ingest;

@@ -145,8 +145,8 @@ impl Store {
         };
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&format!(
-            "SELECT i.id, i.account_id, i.status, i.import_attempts FROM images i \
-             WHERE i.status IN ($1, $2) AND NOT EXISTS (SELECT 1 FROM leases l \
+            "SELECT i.id, i.account_id, i.status, i.import_attempts, i.source_url FROM images i \
+             WHERE ((i.status = $1 AND i.source_url IS NOT NULL) OR i.status = $2) AND NOT EXISTS (SELECT 1 FROM leases l \
                  WHERE l.resource = $3 || i.id AND l.expires_at > $4) \
              ORDER BY i.created_at, i.id LIMIT $5{lock}"
         ))
@@ -167,6 +167,7 @@ impl Store {
                     .ok_or_else(|| decode_error("status", &status))?,
                 import_attempts: u32::try_from(r.try_get::<i64, _>("import_attempts")?)
                     .unwrap_or(u32::MAX),
+                from_url: r.try_get::<Option<String>, _>("source_url")?.is_some(),
             };
             let token = new_token();
             if take(&mut tx, &import_lease(&import.id), claim, &token).await? {

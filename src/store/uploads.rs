@@ -414,7 +414,7 @@ impl Store {
              WHERE u.state = $1 AND u.expires_at <= $2 \
              UNION ALL \
              SELECT NULL AS upload_id, i.id AS image_id, i.account_id FROM images i \
-             WHERE i.status = $3 AND i.updated_at <= $4 \
+             WHERE i.status = $3 AND i.updated_at <= $4 AND i.blob_key IS NULL \
                AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.image_id = i.id)",
         )
         .bind(UploadState::Receiving.as_str())

@@ -14,6 +14,7 @@ use image_console::domain::image::ImageStatus;
 use image_console::domain::list_query::{ListQuery, Ownership};
 use image_console::domain::share::ShareDecision;
 use image_console::server::auth::SESSION_COOKIE;
+use image_console::server_fns::api_tokens::{CreateApiToken, ListApiTokens, RevokeApiToken};
 use image_console::server_fns::auth::{CurrentUser, SignIn, SignOut, SignUp};
 use image_console::server_fns::images::{
     CreateDownloadLink, CreateImage, DeleteImage, DeleteImages, GetAccountUsage,
@@ -95,6 +96,8 @@ struct World {
     client: Client,
     services: image_console::service::Services,
     cookies: HashMap<Role, String>,
+    /// Each role's API token, for the image API's routes.
+    tokens: HashMap<Role, String>,
     /// The shared image, its name, and its Modification time when the row starts.
     image: String,
     secret: String,
@@ -183,6 +186,27 @@ impl World {
         (status, text(response).await)
     }
 
+    /// Calls the image API with the role's API token (and no session).
+    async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        role: Role,
+        content_type: Option<&str>,
+        body: Body,
+    ) -> (StatusCode, String) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-auth-token", &self.tokens[&role]);
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let response = self.client.send(request.body(body).unwrap()).await;
+        let status = response.status();
+        (status, text(response).await)
+    }
+
     async fn page(&self, path: &str, role: Role) -> (StatusCode, String) {
         let response = self.send(Method::GET, path, role, &[], Body::empty()).await;
         let status = response.status();
@@ -211,6 +235,14 @@ fn classify(
         );
     }
     seen
+}
+
+/// An identity look-up: refused for everyone alike, naming no image.
+async fn no_identity(w: &World, r: Role, path: &str) -> Seen {
+    let (status, body) = w.api(Method::GET, path, r, None, Body::empty()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+    assert!(!body.contains(&w.image));
+    Own
 }
 
 fn allowed(_: &str) -> Seen {
@@ -755,6 +787,305 @@ fn rows() -> Vec<Row> {
                 }
             }
         ),
+        // ---- API tokens: each user's own.
+        server_fn_row!(ListApiTokens, OWN_ACCOUNT, |w, r| {
+            classify(w, w.call(&ListApiTokens {}, r).await, own)
+        }),
+        server_fn_row!(CreateApiToken, OWN_ACCOUNT, |w, r| {
+            let args = CreateApiToken {
+                name: format!("matrix {}", r.account()),
+                lifetime: "30".into(),
+            };
+            classify(w, w.call(&args, r).await, own)
+        }),
+        server_fn_row!(RevokeApiToken, OWN_ACCOUNT, |w, r| {
+            // Another user's token id is answered as a missing one.
+            let (status, _) = w
+                .call(
+                    &RevokeApiToken {
+                        id: "0000000000000000".into(),
+                    },
+                    r,
+                )
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+            Own
+        }),
+        // ---- The image API, with each role's API token.
+        route_row!("/", OWN_ACCOUNT, |w, r| {
+            let response = w
+                .send(
+                    Method::GET,
+                    "/",
+                    r,
+                    &[("accept", "application/json")],
+                    Body::empty(),
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::MULTIPLE_CHOICES);
+            Own
+        }),
+        route_row!("/versions", OWN_ACCOUNT, |w, r| {
+            classify(
+                w,
+                w.api(Method::GET, "/versions", r, None, Body::empty())
+                    .await,
+                own,
+            )
+        }),
+        route_row!("/v2/info/import", OWN_ACCOUNT, |w, r| {
+            classify(
+                w,
+                w.api(Method::GET, "/v2/info/import", r, None, Body::empty())
+                    .await,
+                own,
+            )
+        }),
+        route_row!("/v2/info/stores", OWN_ACCOUNT, |w, r| {
+            classify(
+                w,
+                w.api(Method::GET, "/v2/info/stores", r, None, Body::empty())
+                    .await,
+                own,
+            )
+        }),
+        route_row!("/v2/schemas/{name}", OWN_ACCOUNT, |w, r| {
+            classify(
+                w,
+                w.api(Method::GET, "/v2/schemas/image", r, None, Body::empty())
+                    .await,
+                own,
+            )
+        }),
+        route_row!("/v2/images", OWNER_AND_ACCEPTED, |w, r| {
+            // Anyone creates images in its own account.
+            let body = format!(
+                r#"{{"name": "api {}", "disk_format": "raw", "os_distro": "ubuntu"}}"#,
+                r.account()
+            );
+            let (status, created) = w
+                .api(
+                    Method::POST,
+                    "/v2/images",
+                    r,
+                    Some("application/json"),
+                    Body::from(body),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            assert!(
+                created.contains(&format!("\"owner\":\"{}\"", r.account())),
+                "{created}"
+            );
+            // The list shows the image to whoever may see it.
+            classify(
+                w,
+                w.api(Method::GET, "/v2/images", r, None, Body::empty())
+                    .await,
+                mentions(&w.image),
+            )
+        }),
+        route_row!("/v2/images/{id}", OWNER_ONLY, |w, r| {
+            let path = format!("/v2/images/{}", w.image);
+            let shown = classify(
+                w,
+                w.api(Method::GET, &path, r, None, Body::empty()).await,
+                allowed,
+            );
+            // Glance shows an image to its members whatever their answer, as Get Image
+            // Share does.
+            let members = [Allowed, Allowed, Allowed, Allowed, Hidden, Hidden];
+            assert_eq!(shown, expected(&members, r), "GET {path}");
+            let patch = r#"[{"op": "replace", "path": "/min_disk", "value": 30}]"#;
+            let patched = classify(
+                w,
+                w.api(
+                    Method::PATCH,
+                    &path,
+                    r,
+                    Some("application/openstack-images-v2.1-json-patch"),
+                    Body::from(patch),
+                )
+                .await,
+                allowed,
+            );
+            let deleted = classify(
+                w,
+                w.api(Method::DELETE, &path, r, None, Body::empty()).await,
+                allowed,
+            );
+            assert_eq!(patched, deleted, "PATCH and DELETE {path}");
+            deleted
+        }),
+        route_row!("/v2/images/{id}/file", OWNER_AND_ACCEPTED, |w, r| {
+            let path = format!("/v2/images/{}/file", w.image);
+            let put = w
+                .api(
+                    Method::PUT,
+                    &path,
+                    r,
+                    Some("application/octet-stream"),
+                    Body::from(vec![1u8; 512]),
+                )
+                .await;
+            // The owner's image has its data; a recipient may not send any; the rest are
+            // answered as if it did not exist.
+            let expected_put = match r {
+                Owner => StatusCode::CONFLICT,
+                Accepted => StatusCode::FORBIDDEN,
+                _ => StatusCode::NOT_FOUND,
+            };
+            assert_eq!(put.0, expected_put, "PUT {path}: {}", put.1);
+            classify(
+                w,
+                w.api(Method::GET, &path, r, None, Body::empty()).await,
+                |body| {
+                    assert_eq!(body.len(), 4096);
+                    Allowed
+                },
+            )
+        }),
+        route_row!("/v2/images/{id}/tags/{tag}", OWNER_ONLY, |w, r| {
+            let path = format!("/v2/images/{}/tags/matrix", w.image);
+            let added = classify(
+                w,
+                w.api(Method::PUT, &path, r, None, Body::empty()).await,
+                allowed,
+            );
+            let removed = classify(
+                w,
+                w.api(Method::DELETE, &path, r, None, Body::empty()).await,
+                allowed,
+            );
+            assert_eq!(added, removed, "PUT and DELETE {path}");
+            added
+        }),
+        route_row!(
+            "/v2/images/{id}/stage",
+            [Refused, Forbidden, Hidden, Hidden, Hidden, Hidden],
+            |w, r| {
+                // The image has its data: the owner is refused by its state.
+                let path = format!("/v2/images/{}/stage", w.image);
+                classify(
+                    w,
+                    w.api(
+                        Method::PUT,
+                        &path,
+                        r,
+                        Some("application/octet-stream"),
+                        Body::from(vec![1u8; 512]),
+                    )
+                    .await,
+                    allowed,
+                )
+            }
+        ),
+        route_row!(
+            "/v2/images/{id}/import",
+            [Refused, Forbidden, Hidden, Hidden, Hidden, Hidden],
+            |w, r| {
+                let path = format!("/v2/images/{}/import", w.image);
+                let body = r#"{"method": {"name": "glance-direct"}}"#;
+                classify(
+                    w,
+                    w.api(
+                        Method::POST,
+                        &path,
+                        r,
+                        Some("application/json"),
+                        Body::from(body),
+                    )
+                    .await,
+                    allowed,
+                )
+            }
+        ),
+        route_row!(
+            "/v2/images/{id}/members",
+            [Allowed, Allowed, Allowed, Allowed, Hidden, Hidden],
+            |w, r| {
+                let path = format!("/v2/images/{}/members", w.image);
+                let added = w
+                    .api(
+                        Method::POST,
+                        &path,
+                        r,
+                        Some("application/json"),
+                        Body::from(r#"{"member": "frank"}"#),
+                    )
+                    .await;
+                let expected_add = match r {
+                    Owner => StatusCode::OK,
+                    Accepted => StatusCode::FORBIDDEN,
+                    _ => StatusCode::NOT_FOUND,
+                };
+                assert_eq!(added.0, expected_add, "POST {path}: {}", added.1);
+                // The owner sees every member; a member sees its own membership only.
+                classify(
+                    w,
+                    w.api(Method::GET, &path, r, None, Body::empty()).await,
+                    |body| {
+                        let members = body.matches("\"member_id\"").count();
+                        match r {
+                            Owner => assert!(members >= 3, "{body}"),
+                            _ => {
+                                assert_eq!(members, 1, "{body}");
+                                assert!(body.contains(r.account()), "{body}");
+                            }
+                        }
+                        Allowed
+                    },
+                )
+            }
+        ),
+        route_row!("/v2/images/{id}/members/{member}", OWNER_ONLY, |w, r| {
+            let bob = format!("/v2/images/{}/members/{}", w.image, Accepted.account());
+            let shown = w.api(Method::GET, &bob, r, None, Body::empty()).await;
+            let expected_show = match r {
+                Owner | Accepted => StatusCode::OK,
+                _ => StatusCode::NOT_FOUND,
+            };
+            assert_eq!(shown.0, expected_show, "GET {bob}: {}", shown.1);
+            if r != Accepted {
+                // Only the member answers for itself.
+                let answered = w
+                    .api(
+                        Method::PUT,
+                        &bob,
+                        r,
+                        Some("application/json"),
+                        Body::from(r#"{"status": "rejected"}"#),
+                    )
+                    .await;
+                let expected_answer = if r == Owner {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::NOT_FOUND
+                };
+                assert_eq!(answered.0, expected_answer, "PUT {bob}: {}", answered.1);
+            }
+            let carol = format!("/v2/images/{}/members/{}", w.image, Pending.account());
+            classify(
+                w,
+                w.api(Method::DELETE, &carol, r, None, Body::empty()).await,
+                allowed,
+            )
+        }),
+        route_row!("/v2/tenants", OWN_ACCOUNT, |w, r| {
+            no_identity(w, r, "/v2/tenants").await
+        }),
+        route_row!("/v2/tenants/{name}", OWN_ACCOUNT, |w, r| {
+            no_identity(w, r, "/v2/tenants/globex").await
+        }),
+        route_row!("/v3/projects", OWN_ACCOUNT, |w, r| {
+            no_identity(w, r, "/v3/projects").await
+        }),
+        route_row!("/v3/projects/{name}", OWN_ACCOUNT, |w, r| {
+            no_identity(w, r, "/v3/projects/globex").await
+        }),
+        route_row!("/images/api-access", OWN_ACCOUNT, |w, r| {
+            classify(w, w.page("/images/api-access", r).await, own)
+        }),
         // ---- Pages, rendered on the server with the role's session.
         route_row!("/signin", OWN_ACCOUNT, |w, r| {
             classify(w, w.page("/signin", r).await, own)
@@ -841,6 +1172,7 @@ async fn world(
     app: &TestApp,
     row: usize,
     cookies: &HashMap<Role, String>,
+    tokens: &HashMap<Role, String>,
     actors: &HashMap<Role, Actor>,
 ) -> World {
     let services = &app.services;
@@ -911,6 +1243,7 @@ async fn world(
         services: services.clone(),
         secret,
         cookies: cookies.clone(),
+        tokens: tokens.clone(),
         image,
         uploading,
         upload_id,
@@ -924,6 +1257,7 @@ async fn world(
 async fn every_path_gives_each_account_exactly_its_access(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut cookies = HashMap::new();
+    let mut tokens = HashMap::new();
     let mut actors = HashMap::new();
     for role in ORDER {
         let actor = app.sign_up(role.account()).await;
@@ -937,6 +1271,12 @@ async fn every_path_gives_each_account_exactly_its_access(backend: Backend) {
             .await
             .unwrap();
         cookies.insert(role, format!("{SESSION_COOKIE}={}", token.expose()));
+        let api_token = app
+            .services
+            .create_api_token(&actor, "matrix", "30")
+            .await
+            .unwrap();
+        tokens.insert(role, api_token.secret);
         actors.insert(role, actor);
     }
 
@@ -956,7 +1296,7 @@ async fn every_path_gives_each_account_exactly_its_access(backend: Backend) {
 
     let mut failures = Vec::new();
     for (n, row) in rows.iter().enumerate() {
-        let world = world(&app, n, &cookies, &actors).await;
+        let world = world(&app, n, &cookies, &tokens, &actors).await;
         let before = app
             .services
             .get_image(&actors[&Owner], &world.image)

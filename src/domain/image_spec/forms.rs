@@ -97,6 +97,23 @@ pub struct AttributesForm {
 }
 
 impl AttributesForm {
+    /// The form filled with an image's current attributes, as Edit starts.
+    pub fn of(attributes: &ImageAttributes) -> Self {
+        let checkbox = |on: bool| on.then(|| "on".to_owned());
+        Self {
+            name: attributes.name.clone(),
+            description: attributes.description.clone(),
+            os_type: attributes.os_type.as_str().to_owned(),
+            min_disk: attributes.min_disk_gb.to_string(),
+            min_ram: attributes.min_ram_gb.to_string(),
+            architecture: attributes.architecture.as_str().to_owned(),
+            boot_mode: attributes.boot_mode.as_str().to_owned(),
+            protected: checkbox(attributes.protected),
+            cloud_init: checkbox(attributes.features.cloud_init),
+            qemu_guest_agent: checkbox(attributes.features.qemu_guest_agent),
+        }
+    }
+
     /// Validates every field, adding each error to `errors`.
     fn parse(&self, errors: &mut FieldErrors) -> Option<ImageAttributes> {
         let name = collect(ImageName::parse(&self.name), errors);

@@ -90,7 +90,7 @@ impl Services {
         self.replace_tags(actor, &row, &current, &next).await
     }
 
-    pub(super) async fn replace_tags(
+    pub(crate) async fn replace_tags(
         &self,
         actor: &Actor,
         row: &ImageRow,

@@ -7,7 +7,10 @@
 //! the row Failed with a reason a person can act on and removes the partial bytes. A shutdown
 //! leaves the row Importing; the next start requeues it (`recover`).
 
+mod body;
 mod reasons;
+
+pub use body::BodyUploadError;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -105,6 +108,15 @@ impl From<std::io::Error> for Stop {
     fn from(e: std::io::Error) -> Self {
         Stop::Internal(anyhow::Error::new(e).context("writing image bytes"))
     }
+}
+
+/// What becomes of bytes that passed inspection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// The image is Active with them.
+    Activate,
+    /// They are staged: the image is Uploading with them until an import makes it Active.
+    Stage,
 }
 
 /// An import's bytes, durable in the staging area.
@@ -237,6 +249,22 @@ impl Importer {
                 drop(lease);
                 continue;
             }
+            if !import.from_url {
+                // Data a client sent through the image API: only it can send it again.
+                self.remove_import_bytes(&import.id, None).await?;
+                store
+                    .return_body_upload(
+                        &import.account_id,
+                        &import.id,
+                        &crate::domain::history::notes::api_upload_returned(
+                            "The console process receiving the upload stopped.",
+                        ),
+                        now_ms(),
+                    )
+                    .await?;
+                tracing::info!(image.id = %import.id, "interrupted API upload queued again");
+                continue;
+            }
             let interrupted = import.status == ImageStatus::Importing;
             if interrupted && import.import_attempts >= MAX_IMPORT_ATTEMPTS {
                 let reason = format!(
@@ -354,6 +382,7 @@ impl Importer {
                         bytes,
                         expected.as_ref(),
                         claimed.declared_format,
+                        Keep::Activate,
                     )
                     .await
                 {
@@ -408,6 +437,7 @@ impl Importer {
         bytes: Written,
         expected: Option<&ExpectedChecksum>,
         declared: DiskFormat,
+        keep: Keep,
     ) -> Result<(), Stop> {
         let blobs = &self.inner.blobs;
         blobs
@@ -426,11 +456,19 @@ impl Importer {
             .commit(Incoming::Import, image_id, &bytes.state)
             .await?;
         let imported = checked.stored(blob_key.clone());
-        let updated = self
-            .inner
-            .store
-            .complete_import(account_id, image_id, &imported, now_ms())
-            .await;
+        let store = &self.inner.store;
+        let updated = match keep {
+            Keep::Activate => {
+                store
+                    .complete_import(account_id, image_id, &imported, now_ms())
+                    .await
+            }
+            Keep::Stage => {
+                store
+                    .stage_body_data(account_id, image_id, &imported, now_ms())
+                    .await
+            }
+        };
         if !matches!(updated, Ok(true)) {
             self.inner.blobs.remove_blob(&blob_key).await?;
             updated?;
@@ -498,6 +536,41 @@ impl Importer {
         {
             return Err(Stop::Failed(too_large(Some(total), limit)));
         }
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| describe_body_error(&e).to_owned()));
+        let origin = format!("The download from {host}");
+        self.receive(
+            (account_id, image_id),
+            body,
+            total,
+            expected,
+            cancel,
+            written,
+            &origin,
+        )
+        .await
+    }
+
+    /// Streams a body into the image's incoming bytes while hashing them, within the size
+    /// limit and the account's quota. Returns once every byte is durable, or once the writer
+    /// thread has stopped: after an error or a cancellation no thread is still writing what
+    /// the caller removes. `origin` begins the sentences that say how a body broke off.
+    #[allow(clippy::too_many_arguments)]
+    async fn receive<S>(
+        &self,
+        (account_id, image_id): (&str, &str),
+        body: S,
+        total: Option<u64>,
+        expected: Option<&ExpectedChecksum>,
+        cancel: &CancellationToken,
+        written: &mut Option<IncomingState>,
+        origin: &str,
+    ) -> Result<Written, Stop>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
+    {
+        let limit = self.inner.limits.max_bytes;
         let store = &self.inner.store;
         // A known length is reserved whole before a byte is written; otherwise storage is
         // reserved step by step as the bytes arrive (see `reserve`).
@@ -517,7 +590,7 @@ impl Importer {
         let mut ingest = Ingest::start(file, Hashers::new(expected));
 
         let streamed = async {
-            let mut body = response.bytes_stream();
+            let mut body = body;
             let mut done: u64 = 0;
             let mut last_report = Instant::now();
             let mut speed = SpeedCheck::new(
@@ -534,14 +607,13 @@ impl Importer {
                     }
                 };
                 let Some(chunk) = next else { break };
-                let chunk = chunk.map_err(|e| {
+                let chunk = chunk.map_err(|reason| {
                     Stop::Failed(format!(
-                        "The download from {host} broke off after {}{}: {}.",
+                        "{origin} broke off after {}{}: {reason}.",
                         format_bytes(done),
                         total
                             .map(|t| format!(" of {}", format_bytes(t)))
                             .unwrap_or_default(),
-                        describe_body_error(&e)
                     ))
                 })?;
                 done += chunk.len() as u64;
@@ -578,7 +650,7 @@ impl Importer {
             && done != total
         {
             return Err(Stop::Failed(format!(
-                "The download from {host} ended after {} of {}.",
+                "{origin} ended after {} of {}.",
                 format_bytes(done),
                 format_bytes(total)
             )));

@@ -21,6 +21,16 @@ pub struct InterruptedImport {
     pub account_id: String,
     pub status: ImageStatus,
     pub import_attempts: u32,
+    /// Whether its bytes come from a URL; otherwise from a request body through the image
+    /// API, which only its client can send again.
+    pub from_url: bool,
+}
+
+/// What an upload through the image API needs once it has claimed its image.
+#[derive(Clone, Debug)]
+pub struct ClaimedBody {
+    pub expected_checksum: Option<String>,
+    pub declared_format: DiskFormat,
 }
 
 /// The outcome of reserving storage for an import.
@@ -47,7 +57,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
              bytes_reserved = NULL, import_attempts = import_attempts + 1, updated_at = $2 \
-             WHERE id = $3 AND account_id = $4 AND status = $5",
+             WHERE id = $3 AND account_id = $4 AND status = $5 AND source_url IS NOT NULL",
         )
         .bind(ImageStatus::Importing.as_str())
         .bind(now_ms)
@@ -228,5 +238,207 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves a Queued image that waits for its bytes through the image API (it has no source
+    /// URL) to Importing, recording who sends them. `None` when it is not such an image.
+    pub async fn claim_body_upload(
+        &self,
+        account_id: &str,
+        id: &str,
+        user_name: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<Option<ClaimedBody>> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
+             bytes_reserved = NULL, updated_at = $2 \
+             WHERE id = $3 AND account_id = $4 AND status = $5 AND source_url IS NULL",
+        )
+        .bind(ImageStatus::Importing.as_str())
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Queued.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(None);
+        };
+        let event = NewEvent {
+            message: note,
+            ..NewEvent::succeeded(HistoryTopic::UploadStarted, user_name)
+        };
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &row.attributes.name,
+            &event,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(ClaimedBody {
+            expected_checksum: row.expected_checksum,
+            declared_format: row.declared_format,
+        }))
+    }
+
+    /// Puts an image whose bytes through the image API did not all arrive back to Queued, so
+    /// its client can send them again, and records why.
+    pub async fn return_body_upload(
+        &self,
+        account_id: &str,
+        id: &str,
+        reason: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
+             bytes_reserved = NULL, updated_at = $2 \
+             WHERE id = $3 AND account_id = $4 AND status = $5 AND source_url IS NULL",
+        )
+        .bind(ImageStatus::Queued.as_str())
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Importing.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let name = image_name(&mut tx, account_id, id).await?;
+        let event = NewEvent {
+            message: reason,
+            result: WorkResult::Failed,
+            ..NewEvent::succeeded(HistoryTopic::ImportFailed, SYSTEM_WORKER)
+        };
+        insert_event(&mut tx, account_id, id, &name, &event, now_ms).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Keeps data sent to the image API's stage, checked and stored, on an image receiving it
+    /// (Importing, no source URL): the image is Uploading with its bytes until an import
+    /// (glance-direct) makes it Active. `false` means the row was gone or changed, so the
+    /// caller must remove the bytes it stored.
+    pub async fn stage_body_data(
+        &self,
+        account_id: &str,
+        id: &str,
+        bytes: &ImportedBytes,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE images SET status = $1, failure_reason = NULL, disk_format = $2, \
+             size_bytes = $3, virtual_size_bytes = $4, hash_algo = $5, hash_value = $6, \
+             checksum_md5 = $7, blob_key = $8, bytes_done = $3, bytes_total = $3, updated_at = $9 \
+             WHERE id = $10 AND account_id = $11 AND status = $12 AND source_url IS NULL",
+        )
+        .bind(ImageStatus::Uploading.as_str())
+        .bind(bytes.disk_format.as_str())
+        .bind(to_i64(bytes.size_bytes))
+        .bind(to_i64(bytes.virtual_size_bytes))
+        .bind(bytes.hash_algo)
+        .bind(&bytes.hash_value)
+        .bind(&bytes.checksum_md5)
+        .bind(&bytes.blob_key)
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Importing.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO image_blobs (blob_key, refs) VALUES ($1, 1)")
+            .bind(&bytes.blob_key)
+            .execute(&mut *tx)
+            .await?;
+        crate::store::incoming::forget_all(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Makes an image whose data is staged Active (the glance-direct import), recording who
+    /// asked. `false` when the image has no staged data.
+    pub async fn import_staged_data(
+        &self,
+        account_id: &str,
+        id: &str,
+        user_name: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE images SET status = $1, updated_at = $2 \
+             WHERE id = $3 AND account_id = $4 AND status = $5 AND blob_key IS NOT NULL \
+               AND source_url IS NULL",
+        )
+        .bind(ImageStatus::Active.as_str())
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Uploading.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let name = image_name(&mut tx, account_id, id).await?;
+        let event = NewEvent {
+            message: note,
+            ..NewEvent::succeeded(HistoryTopic::ImportFinished, user_name)
+        };
+        insert_event(&mut tx, account_id, id, &name, &event, now_ms).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Gives a Queued image that waits for its data a URL to import it from (web-download).
+    /// `false` when the image does not wait for data.
+    pub async fn set_import_source(
+        &self,
+        account_id: &str,
+        id: &str,
+        url: &str,
+        user_name: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE images SET source_url = $1, updated_at = $2, updated_by = $3 \
+             WHERE id = $4 AND account_id = $5 AND status = $6 AND source_url IS NULL",
+        )
+        .bind(url)
+        .bind(now_ms)
+        .bind(user_name)
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Queued.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let name = image_name(&mut tx, account_id, id).await?;
+        let message = format!("Import from {url} (web-download through the image API).");
+        let event = NewEvent {
+            message: &message,
+            ..NewEvent::succeeded(HistoryTopic::ImportStarted, user_name)
+        };
+        insert_event(&mut tx, account_id, id, &name, &event, now_ms).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

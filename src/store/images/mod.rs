@@ -3,10 +3,11 @@
 
 mod changes;
 mod imports;
+mod properties;
 #[cfg(feature = "seed")]
 mod seed;
 
-pub use imports::{ClaimedImport, InterruptedImport, Reservation};
+pub use imports::{ClaimedBody, ClaimedImport, InterruptedImport, Reservation};
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};

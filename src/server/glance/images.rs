@@ -1,0 +1,554 @@
+//! `/v2/images…`: list, create, show, update (JSON patch), delete, image data and tags.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::document::{self, ListParams, change_of, check_container_format, image_json};
+use super::{api_actor, error, service_error};
+use crate::server::downloads::serve_file;
+use crate::service::image_api::{ApiChange, ImportMethod, api_tag, tag_from_api};
+use crate::service::{ClientAddr, ServiceError, Services};
+
+type Client = axum::Extension<ClientAddr>;
+
+/// The media types an image update may come as.
+const PATCH_MEDIA_TYPES: [&str; 2] = [
+    "application/openstack-images-v2.1-json-patch",
+    "application/openstack-images-v2.0-json-patch",
+];
+
+fn refusal(r: document::FieldRefusal) -> Response {
+    error(r.status, r.message)
+}
+
+/// Reads a JSON request body of at most `JSON_BODY_LIMIT` bytes.
+async fn read_json(body: Body) -> Result<Value, Response> {
+    let bytes = axum::body::to_bytes(body, super::JSON_BODY_LIMIT)
+        .await
+        .map_err(|_| {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "The request body is larger than {} bytes.",
+                    super::JSON_BODY_LIMIT
+                ),
+            )
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("The body is not valid JSON: {e}."),
+        )
+    })
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// `GET /v2/images`.
+pub async fn list_images(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let actor = match api_actor(&services, &headers, client).await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
+    };
+    let pairs = query_pairs(query.as_deref());
+    let params = match ListParams::parse(&pairs) {
+        Ok(params) => params,
+        Err(r) => return refusal(r),
+    };
+    let images = match services.api_images(&actor).await {
+        Ok(images) => images,
+        Err(e) => return service_error(&e, &headers),
+    };
+    let (page, more) = match document::select_page(&images, &params) {
+        Ok(page) => page,
+        Err(r) => return refusal(r),
+    };
+    let mut body = json!({
+        "images": page,
+        "first": "/v2/images",
+        "schema": "/v2/schemas/images",
+    });
+    if more
+        && let Some(last) = body["images"]
+            .as_array()
+            .and_then(|p| p.last())
+            .and_then(|d| d["id"].as_str())
+            .map(str::to_owned)
+    {
+        body["next"] = Value::String(format!(
+            "/v2/images?{}",
+            document::next_query(&pairs, &last)
+        ));
+    }
+    Json(body).into_response()
+}
+
+/// `POST /v2/images`: a new image, queued until its data arrives.
+pub async fn create_image(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let actor = match api_actor(&services, &headers, client).await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
+    };
+    let Value::Object(fields) = (match read_json(body).await {
+        Ok(value) => value,
+        Err(answer) => return answer,
+    }) else {
+        return error(StatusCode::BAD_REQUEST, "The body must be a JSON object.");
+    };
+    let mut disk_format = String::new();
+    let mut changes = Vec::new();
+    for (key, value) in &fields {
+        match key.as_str() {
+            "disk_format" => match value {
+                Value::String(s) => disk_format = s.clone(),
+                Value::Null => {}
+                _ => return error(StatusCode::BAD_REQUEST, "'disk_format' must be a string."),
+            },
+            "container_format" => {
+                if let Err(r) = check_container_format(value) {
+                    return refusal(r);
+                }
+            }
+            _ => match change_of(key, value) {
+                Ok(Some(change)) => changes.push(change),
+                Ok(None) => {}
+                Err(r) => return refusal(r),
+            },
+        }
+    }
+    match services
+        .api_create_image(&actor, &disk_format, &changes)
+        .await
+    {
+        Ok(image) => {
+            let location = format!("/v2/images/{}", image.detail.id);
+            let mut response = (StatusCode::CREATED, Json(image_json(&image))).into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            // Glance names the import methods and stores a new image can use.
+            response.headers_mut().insert(
+                "openstack-image-import-methods",
+                HeaderValue::from_static("glance-direct,web-download"),
+            );
+            response.headers_mut().insert(
+                "openstack-image-store-ids",
+                HeaderValue::from_static(document::STORE_ID),
+            );
+            response
+        }
+        Err(e) => service_error(&e, &headers),
+    }
+}
+
+/// `GET /v2/images/{id}`.
+pub async fn show_image(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let actor = match api_actor(&services, &headers, client).await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
+    };
+    match services.api_image(&actor, &id).await {
+        Ok(image) => Json(image_json(&image)).into_response(),
+        Err(e) => service_error(&e, &headers),
+    }
+}
+
+/// One JSON-patch path, unescaped (`~1` is '/', `~0` is '~'): `/name` → `name`.
+fn patch_target(path: &str) -> Option<String> {
+    let rest = path.strip_prefix('/')?;
+    if rest.is_empty() || rest.contains('/') {
+        return None;
+    }
+    Some(rest.replace("~1", "/").replace("~0", "~"))
+}
+
+/// `PATCH /v2/images/{id}`: JSON patch (`add`, `replace`, `remove`) of the image's fields,
+/// tags and properties, checked whole before any of it is written.
+pub async fn update_image(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let actor = match api_actor(&services, &headers, client).await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
+    };
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .unwrap_or("");
+    if !PATCH_MEDIA_TYPES.contains(&media_type) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "An image update is a JSON patch sent as {}.",
+                PATCH_MEDIA_TYPES[0]
+            ),
+        );
+    }
+    let Value::Array(ops) = (match read_json(body).await {
+        Ok(value) => value,
+        Err(answer) => return answer,
+    }) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "A JSON patch is a list of operations.",
+        );
+    };
+    let mut changes = Vec::new();
+    for op in &ops {
+        let name = op["op"].as_str().unwrap_or("");
+        let Some(target) = op["path"].as_str().and_then(patch_target) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Patch path {} is not an image field: paths look like /name.",
+                    op["path"]
+                ),
+            );
+        };
+        match name {
+            "add" | "replace" => {
+                let value = &op["value"];
+                if target == "disk_format" || target == "container_format" {
+                    let current = services.api_image(&actor, &id).await;
+                    let unchanged = match (&current, target.as_str()) {
+                        (Ok(image), "disk_format") => {
+                            value.as_str()
+                                == Some(
+                                    image
+                                        .detail
+                                        .disk_format
+                                        .unwrap_or(image.declared_format)
+                                        .as_str(),
+                                )
+                        }
+                        (Ok(_), _) => check_container_format(value).is_ok(),
+                        (Err(e), _) => return service_error(e, &headers),
+                    };
+                    if !unchanged {
+                        return error(
+                            StatusCode::FORBIDDEN,
+                            format!(
+                                "{target} is set when the image is created and cannot be changed."
+                            ),
+                        );
+                    }
+                    continue;
+                }
+                match change_of(&target, value) {
+                    Ok(Some(change)) => changes.push(change),
+                    Ok(None) => {}
+                    Err(r) => return refusal(r),
+                }
+            }
+            "remove" => match change_of(&target, &Value::String(String::new())) {
+                Ok(Some(ApiChange::SetProperty(key, _))) => {
+                    changes.push(ApiChange::RemoveProperty(key));
+                }
+                Ok(Some(ApiChange::Tags(_))) => changes.push(ApiChange::Tags(Vec::new())),
+                Ok(Some(ApiChange::Description(_))) => {
+                    changes.push(ApiChange::Description(String::new()));
+                }
+                Err(r) if r.status == StatusCode::FORBIDDEN => return refusal(r),
+                _ => {
+                    return error(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "{target} is an image field and cannot be removed; replace it instead."
+                        ),
+                    );
+                }
+            },
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "Patch operation '{other}' is not offered: use add, replace or remove."
+                    ),
+                );
+            }
+        }
+    }
+    match services.api_update_image(&actor, &id, &changes).await {
+        Ok(image) => Json(image_json(&image)).into_response(),
+        Err(e) => service_error(&e, &headers),
+    }
+}
+
+/// `DELETE /v2/images/{id}`: a Protected image is refused with 403, as in Glance.
+pub async fn delete_image(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let actor = match api_actor(&services, &headers, client).await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
+    };
+    match services.delete_image(&actor, &id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(ServiceError::Conflict(m)) => error(StatusCode::FORBIDDEN, m),
+        Err(e) => service_error(&e, &headers),
+    }
+}
+
+/// `PUT /v2/images/{id}/file`: the image's data, streamed through the same write, hash and
+/// inspection path as every import. 204 once the image is active.
+pub async fn upload_data(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    receive_data(services, client, id, headers, body, false).await
+}
+
+/// `PUT /v2/images/{id}/stage`: the image's data, checked and stored as an upload is, kept
+/// until `POST /import` (glance-direct) makes the image active. 204.
+pub async fn stage_data(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    receive_data(services, client, id, headers, body, true).await
+}
+
+async fn receive_data(
+    services: Services,
+    client: ClientAddr,
+    id: String,
+    headers: HeaderMap,
+    body: Body,
+    stage: bool,
+) -> Response {
+    let actor = match api_actor(&services, &headers, client).await {
+        Ok(actor) => actor,
+        Err(answer) => return close(answer),
+    };
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !media_type.starts_with("application/octet-stream") {
+        return close(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Image data is sent as application/octet-stream.",
+        ));
+    }
+    let total = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let stream = body
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(|_| "the client's connection was closed".to_owned()));
+    let received = if stage {
+        services
+            .api_stage_image_data(&actor, &id, total, stream)
+            .await
+    } else {
+        services
+            .api_upload_image_data(&actor, &id, total, stream)
+            .await
+    };
+    match received {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        // The body may be unread: the connection cannot carry another request.
+        Err(e) => close(service_error(&e, &headers)),
+    }
+}
+
+/// `POST /v2/images/{id}/import` with `{"method": {"name": "glance-direct"}}` or
+/// `{"method": {"name": "web-download", "uri": "https://…"}}`. 202: a web-download goes on in
+/// the background.
+pub async fn import_image(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let actor = match api_actor(&services, &headers, client).await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
+    };
+    let request = match read_json(body).await {
+        Ok(value) => value,
+        Err(answer) => return answer,
+    };
+    let method = match request["method"]["name"].as_str() {
+        Some("glance-direct") => ImportMethod::GlanceDirect,
+        Some("web-download") => match request["method"]["uri"].as_str() {
+            Some(uri) => ImportMethod::WebDownload(uri.to_owned()),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "web-download needs the image file's address: {\"method\": {\"name\": \"web-download\", \"uri\": \"https://…\"}}.",
+                );
+            }
+        },
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Import method '{other}' is not offered: use glance-direct or web-download."
+                ),
+            );
+        }
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Name the import method: {\"method\": {\"name\": \"glance-direct\"}}.",
+            );
+        }
+    };
+    match services.api_import_image(&actor, &id, &method).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => service_error(&e, &headers),
+    }
+}
+
+fn close(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// `GET /v2/images/{id}/file`: the image's data, whole or one Range, with its MD5 in
+/// `Content-MD5` as Glance sends it; 204 while the image has no data.
+pub async fn download_data(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let actor = match api_actor(&services, &headers, client).await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
+    };
+    let checksum = match services.api_image(&actor, &id).await {
+        Ok(image) => image.detail.checksum_md5,
+        Err(e) => return service_error(&e, &headers),
+    };
+    match services.api_image_data(&actor, &id).await {
+        Ok(file) => {
+            let ranged = headers.contains_key(header::RANGE);
+            let mut response = serve_file(file, headers.get(header::RANGE)).await;
+            if !ranged
+                && let Some(md5) = checksum
+                && let Ok(value) = HeaderValue::from_str(&md5)
+            {
+                response.headers_mut().insert("content-md5", value);
+            }
+            response
+        }
+        Err(ServiceError::Conflict(_)) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => service_error(&e, &headers),
+    }
+}
+
+/// `PUT /v2/images/{id}/tags/{tag}`: adds a tag (`key` or `key=value`); adding one that is
+/// there already changes nothing.
+pub async fn add_tag(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    Path((id, tag)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let actor = match api_actor(&services, &headers, client).await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
+    };
+    let image = match services.api_image(&actor, &id).await {
+        Ok(image) => image,
+        Err(e) => return service_error(&e, &headers),
+    };
+    let wanted = tag_from_api(&tag);
+    let existing = image.detail.tags.iter().find(|t| t.key == wanted.key);
+    if existing.is_some_and(|t| api_tag(t) == tag) {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    match services
+        .put_image_tag(
+            &actor,
+            &id,
+            existing.map(|t| t.key.as_str()),
+            &wanted.key,
+            &wanted.value,
+        )
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => service_error(&e, &headers),
+    }
+}
+
+/// `DELETE /v2/images/{id}/tags/{tag}`: 404 when the image has no such tag.
+pub async fn remove_tag(
+    State(services): State<Services>,
+    axum::Extension(client): Client,
+    Path((id, tag)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let actor = match api_actor(&services, &headers, client).await {
+        Ok(actor) => actor,
+        Err(answer) => return answer,
+    };
+    let image = match services.api_image(&actor, &id).await {
+        Ok(image) => image,
+        Err(e) => return service_error(&e, &headers),
+    };
+    let Some(existing) = image.detail.tags.iter().find(|t| api_tag(t) == tag) else {
+        if image.member_status == Some(crate::domain::share::ShareStatus::Accepted) {
+            return service_error(
+                &ServiceError::Forbidden(format!(
+                    "Account {} shares this image with this account: only it can change its tags.",
+                    image.detail.account_id
+                )),
+                &headers,
+            );
+        }
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("The image has no tag '{tag}'."),
+        );
+    };
+    match services.remove_image_tag(&actor, &id, &existing.key).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => service_error(&e, &headers),
+    }
+}

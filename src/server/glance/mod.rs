@@ -1,0 +1,242 @@
+//! The image API: HTTP routes compatible with OpenStack Glance v2, so `openstack image …`,
+//! `glance …` and openstacksdk drive the console unchanged. Requests carry an API token in
+//! `X-Auth-Token`; each handler turns the wire format into a service call and back
+//! (`document` for the image JSON and the list's query, `schemas` for the schemas served).
+//! Errors are Glance's JSON: `{"error": {"code", "title", "message"}}`.
+
+mod document;
+mod images;
+mod members;
+mod schemas;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post, put};
+use serde_json::{Value, json};
+
+use super::{AppState, CookiePolicy, errors};
+use crate::service::{Actor, ClientAddr, ServiceError, Services};
+
+/// The newest API version the console speaks, and the others it accepts.
+const CURRENT_VERSION: &str = "v2.9";
+const SUPPORTED_VERSIONS: [&str; 9] = [
+    "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0",
+];
+
+/// Largest JSON body the API reads (a create or an update).
+const JSON_BODY_LIMIT: usize = 1 << 20;
+
+/// The API's routes. `GET /` is the console's page guard's too: it answers the versions
+/// document only to clients that do not ask for HTML (`wants_versions`).
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/", get(versions_at_root)),
+        ("/versions", get(versions)),
+        ("/v2/info/import", get(import_info)),
+        ("/v2/info/stores", get(stores_info)),
+        ("/v2/schemas/{name}", get(schemas::schema)),
+        (
+            "/v2/images",
+            get(images::list_images).post(images::create_image),
+        ),
+        (
+            "/v2/images/{id}",
+            get(images::show_image)
+                .patch(images::update_image)
+                .delete(images::delete_image),
+        ),
+        (
+            "/v2/images/{id}/file",
+            get(images::download_data).put(images::upload_data),
+        ),
+        ("/v2/images/{id}/stage", put(images::stage_data)),
+        ("/v2/images/{id}/import", post(images::import_image)),
+        (
+            "/v2/images/{id}/tags/{tag}",
+            put(images::add_tag).delete(images::remove_tag),
+        ),
+        (
+            "/v2/images/{id}/members",
+            get(members::list_members).post(members::add_member),
+        ),
+        (
+            "/v2/images/{id}/members/{member}",
+            get(members::show_member)
+                .put(members::update_member)
+                .delete(members::remove_member),
+        ),
+        // Identity look-ups the OpenStack clients make without Keystone (`image add project
+        // <Account ID>` looks the project up first): refused, so they use the name as given.
+        ("/v2/tenants", get(no_identity_service)),
+        ("/v2/tenants/{name}", get(no_identity_service)),
+        ("/v3/projects", get(no_identity_service)),
+        ("/v3/projects/{name}", get(no_identity_service)),
+    ]
+}
+
+/// The paths of the identity look-ups the API refuses (see `routes`).
+pub const IDENTITY_PATHS: [&str; 4] = [
+    "/v2/tenants",
+    "/v2/tenants/{name}",
+    "/v3/projects",
+    "/v3/projects/{name}",
+];
+
+/// 403 for identity look-ups: accounts are named by their Account ID, and the OpenStack
+/// clients take a name they may not look up as the ID itself.
+async fn no_identity_service() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "The console has no identity service: name an account by its Account ID.",
+    )
+}
+
+/// Whether a request to `/` is from an API client, which gets the versions document, rather
+/// than a browser, which gets the console.
+pub fn wants_versions(headers: &HeaderMap) -> bool {
+    if headers.contains_key("x-auth-token") {
+        return true;
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    !accept.contains("text/html") && (accept.contains("json") || accept.is_empty())
+}
+
+/// A Glance-style error answer.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let mut response = (
+        status,
+        Json(json!({
+            "error": { "code": status.as_u16(), "title": title, "message": message.into() }
+        })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A service error as the API answers it: the same statuses and sentences as the console's,
+/// in Glance's JSON.
+pub(crate) fn service_error(e: &ServiceError, headers: &HeaderMap) -> Response {
+    if let ServiceError::Unauthorized = e {
+        return unauthorized();
+    }
+    let answer = errors::Answer::of_service(e, &errors::reference(headers));
+    let mut response = error(answer.status, answer.message);
+    if let Some(wait) = answer.retry_after {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::domain::notices::wait_seconds(wait)),
+        );
+    }
+    response
+}
+
+fn unauthorized() -> Response {
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "This request needs a valid API token in the X-Auth-Token header. Create one on the console's API access page; a token that expired or was revoked no longer works.",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("X-Auth-Token"),
+    );
+    response
+}
+
+/// The token's user, or the error answer.
+pub(crate) async fn api_actor(
+    services: &Services,
+    headers: &HeaderMap,
+    client: ClientAddr,
+) -> Result<Actor, Response> {
+    let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok());
+    services
+        .authenticate_api_token(client, token)
+        .await
+        .map_err(|e| service_error(&e, headers))
+}
+
+/// The address clients reach the API at, as this request names it.
+pub(crate) fn base_url(policy: &CookiePolicy, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })
+        .unwrap_or("localhost");
+    let scheme = if policy.secure { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+fn versions_document(base: &str) -> Value {
+    let version = |id: &str, status: &str| {
+        json!({
+            "id": id,
+            "status": status,
+            "links": [{ "rel": "self", "href": format!("{base}/v2/") }],
+        })
+    };
+    let mut all = vec![version(CURRENT_VERSION, "CURRENT")];
+    all.extend(SUPPORTED_VERSIONS.iter().map(|id| version(id, "SUPPORTED")));
+    json!({ "versions": all })
+}
+
+/// `GET /versions`: the versions document.
+async fn versions(State(policy): State<CookiePolicy>, headers: HeaderMap) -> Response {
+    Json(versions_document(&base_url(&policy, &headers))).into_response()
+}
+
+/// `GET /` for an API client: the versions document, as Glance answers it (300).
+async fn versions_at_root(State(policy): State<CookiePolicy>, request: Request) -> Response {
+    let document = versions_document(&base_url(&policy, request.headers()));
+    (StatusCode::MULTIPLE_CHOICES, Json(document)).into_response()
+}
+
+/// `GET /v2/info/import`: the import methods this console offers.
+async fn import_info(
+    State(services): State<Services>,
+    axum::Extension(client): axum::Extension<ClientAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(answer) = api_actor(&services, &headers, client).await {
+        return answer;
+    }
+    Json(json!({
+        "import-methods": {
+            "description": "Import methods available.",
+            "type": "array",
+            "value": ["glance-direct", "web-download"]
+        }
+    }))
+    .into_response()
+}
+
+/// `GET /v2/info/stores`: the one store this console keeps image data in.
+async fn stores_info(
+    State(services): State<Services>,
+    axum::Extension(client): axum::Extension<ClientAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(answer) = api_actor(&services, &headers, client).await {
+        return answer;
+    }
+    Json(json!({
+        "stores": [{
+            "id": document::STORE_ID,
+            "description": "The console's image data store.",
+            "default": true
+        }]
+    }))
+    .into_response()
+}

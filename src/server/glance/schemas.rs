@@ -1,0 +1,123 @@
+//! `GET /v2/schemas/{image,images,member,members}`: JSON schemas of what the API sends and
+//! accepts. Clients read them (glanceclient builds its update patches from the image
+//! schema), and the contract tests check every answer against them.
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::error;
+use crate::domain::image::DiskFormat;
+use crate::domain::image_spec::OsType;
+
+fn nullable_string(description: &str) -> Value {
+    json!({ "type": ["null", "string"], "readOnly": true, "description": description })
+}
+
+/// The image schema: Glance's fields, with the values this console accepts.
+pub fn image_schema() -> Value {
+    let formats: Vec<&str> = DiskFormat::ALL.iter().map(|f| f.as_str()).collect();
+    let distros: Vec<&str> = OsType::ALL.iter().map(|o| o.as_str()).collect();
+    json!({
+        "name": "image",
+        "properties": {
+            "id": { "type": "string", "readOnly": true, "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$", "description": "An identifier for the image" },
+            "name": { "type": ["null", "string"], "maxLength": 255, "description": "Descriptive name for the image" },
+            "status": { "type": "string", "readOnly": true, "enum": ["queued", "saving", "uploading", "importing", "active", "killed", "deleted"], "description": "Status of the image" },
+            "visibility": { "type": "string", "enum": ["private", "shared"], "description": "Scope of image accessibility" },
+            "protected": { "type": "boolean", "description": "If true, image will not be deletable." },
+            "os_hidden": { "type": "boolean", "description": "If true, image will not appear in default image list response." },
+            "checksum": nullable_string("md5 hash of image contents."),
+            "os_hash_algo": nullable_string("Algorithm to calculate the os_hash_value"),
+            "os_hash_value": nullable_string("Hexdigest of the image contents using the algorithm specified by the os_hash_algo"),
+            "owner": { "type": ["null", "string"], "readOnly": true, "description": "Owner of the image: its account" },
+            "size": { "type": ["null", "integer"], "readOnly": true, "description": "Size of image file in bytes" },
+            "virtual_size": { "type": ["null", "integer"], "readOnly": true, "description": "Virtual size of image in bytes" },
+            "min_disk": { "type": "integer", "minimum": 0, "maximum": crate::domain::image_spec::MinDiskGb::MAX, "description": "Amount of disk space (in GB) required to boot image." },
+            "min_ram": { "type": "integer", "minimum": 0, "description": "Amount of ram (in MB) required to boot image; kept in whole GB, rounded up." },
+            "disk_format": { "type": ["null", "string"], "enum": formats.iter().map(|f| Value::from(*f)).chain([Value::Null]).collect::<Vec<_>>(), "description": "Format of the disk" },
+            "container_format": { "type": ["null", "string"], "enum": [null, "bare"], "description": "Format of the container" },
+            "created_at": { "type": "string", "readOnly": true, "description": "Date and time of image registration" },
+            "updated_at": { "type": "string", "readOnly": true, "description": "Date and time of the last image modification" },
+            "tags": { "type": "array", "items": { "type": "string", "maxLength": 385 }, "description": "List of strings related to the image" },
+            "self": { "type": "string", "readOnly": true, "description": "An image self url" },
+            "file": { "type": "string", "readOnly": true, "description": "An image file url" },
+            "schema": { "type": "string", "readOnly": true, "description": "An image schema url" },
+            "stores": { "type": "string", "readOnly": true, "description": "Store in which image data resides." },
+            "os_distro": { "type": "string", "enum": distros, "is_base": false, "description": "The distribution: the console's OS type." },
+            "os_type": { "type": "string", "enum": ["linux"], "is_base": false, "description": "The operating system installed on the image." },
+            "architecture": { "type": "string", "enum": ["x86_64", "aarch64"], "is_base": false, "description": "The CPU architecture that must be supported by the hypervisor." },
+            "hw_firmware_type": { "type": "string", "enum": ["bios", "uefi"], "is_base": false, "description": "The boot mode: BIOS or UEFI." },
+            "hw_qemu_guest_agent": { "type": "string", "enum": ["yes", "no"], "is_base": false, "description": "Whether the image has the QEMU guest agent." },
+            "description": { "type": "string", "maxLength": 255, "is_base": false, "description": "A description of the image." },
+            "failure_reason": { "type": "string", "readOnly": true, "is_base": false, "description": "Why the image is killed (its import or upload failed)." },
+        },
+        "additionalProperties": { "type": "string" },
+        "links": [
+            { "rel": "self", "href": "{self}" },
+            { "rel": "enclosure", "href": "{file}" },
+            { "rel": "describedby", "href": "{schema}" }
+        ]
+    })
+}
+
+fn member_schema() -> Value {
+    json!({
+        "name": "member",
+        "properties": {
+            "created_at": { "type": "string", "description": "Date and time of image member creation" },
+            "image_id": { "type": "string", "description": "An identifier for the image" },
+            "member_id": { "type": "string", "description": "An identifier for the image member (the Account ID)" },
+            "schema": { "type": "string", "readOnly": true },
+            "status": { "type": "string", "enum": ["pending", "accepted", "rejected"], "description": "The status of this image member" },
+            "updated_at": { "type": "string", "description": "Date and time of last modification of image member" }
+        }
+    })
+}
+
+fn collection(name: &str, item: &str, schema: Value) -> Value {
+    let mut links = vec![
+        json!({ "rel": "first", "href": "{first}" }),
+        json!({ "rel": "next", "href": "{next}" }),
+    ];
+    if name == "members" {
+        links.clear();
+    }
+    links.push(json!({ "rel": "describedby", "href": "{schema}" }));
+    json!({
+        "name": name,
+        "properties": {
+            name: { "type": "array", "items": schema },
+            "schema": { "type": "string" },
+            "first": { "type": "string" },
+            "next": { "type": "string" }
+        },
+        "links": links,
+        "description": format!("A list of {item}s."),
+    })
+}
+
+/// The schema named by the path.
+pub fn named(name: &str) -> Option<Value> {
+    Some(match name {
+        "image" => image_schema(),
+        "images" => collection("images", "image", image_schema()),
+        "member" => member_schema(),
+        "members" => collection("members", "member", member_schema()),
+        _ => return None,
+    })
+}
+
+pub async fn schema(Path(name): Path<String>) -> Response {
+    match named(&name) {
+        Some(schema) => Json(schema).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "There is no schema '{name}': the schemas are image, images, member and members."
+            ),
+        ),
+    }
+}

@@ -1,0 +1,666 @@
+//! The image API's rules (compatible with OpenStack Glance v2; `server::glance` reads and
+//! writes its wire format and converts its units). Every call goes through the same rules as
+//! the console's pages: the same validation of every field, account scoping, Protected, the
+//! quotas and the sharing rules, and Work History records each change under the token's user.
+
+use super::images::{Access, not_found, parse_image_id};
+use super::importer::{BodyUploadError, Keep};
+use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
+use crate::domain::FieldError;
+use crate::domain::history::{FieldChange, HistoryTopic};
+use crate::domain::image::{DiskFormat, ImageDetail, ImageStatus};
+use crate::domain::image_properties::{
+    PropertyKey, PropertyValue, check_property_count, field as property_field,
+};
+use crate::domain::image_spec::{
+    AttributesForm, EditImageForm, ImageFileUrl, Visibility, check_format_fits_file, field,
+};
+use crate::domain::share::ShareStatus;
+use crate::domain::tags::{TagPair, parse_tag_set};
+use crate::domain::units::format_bytes;
+use crate::service::downloads::{DownloadFile, download_file_name};
+use crate::store::history::NewEvent;
+use crate::store::images::{CreateImageError, ImageRow, NewImageRow};
+
+/// An image as the API shows it to the actor.
+#[derive(Clone, Debug)]
+pub struct ApiImage {
+    /// As Image Details shows it (a recipient of a share sees no tags or sources).
+    pub detail: ImageDetail,
+    /// Free-form properties (none shown to a recipient of a share).
+    pub properties: Vec<(String, String)>,
+    /// The actor's share, when another account owns the image.
+    pub member_status: Option<ShareStatus>,
+    /// The format the creator declared (inspection confirms it when the data arrives).
+    pub declared_format: DiskFormat,
+    /// Whether the data comes from a URL import, rather than a request body.
+    pub from_url: bool,
+}
+
+impl ApiImage {
+    /// The image as its owner sees it.
+    fn owned(
+        row: ImageRow,
+        tags: Vec<TagPair>,
+        shares: u64,
+        properties: Vec<(String, String)>,
+    ) -> Self {
+        let (declared_format, from_url) = (row.declared_format, row.source_url.is_some());
+        Self {
+            detail: row.into_detail(tags, shares),
+            properties,
+            member_status: None,
+            declared_format,
+            from_url,
+        }
+    }
+
+    /// The image as an account it is shared with sees it.
+    fn shared(row: ImageRow, status: ShareStatus) -> Self {
+        let (declared_format, from_url) = (row.declared_format, row.source_url.is_some());
+        Self {
+            detail: super::shares::as_seen_by_recipient(row.into_detail(Vec::new(), 0)),
+            properties: Vec::new(),
+            member_status: Some(status),
+            declared_format,
+            from_url,
+        }
+    }
+}
+
+/// A change to an image in the console's own terms and units; the wire layer converts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiChange {
+    Name(String),
+    Description(String),
+    OsType(String),
+    MinDiskGb(String),
+    MinRamGb(String),
+    Protected(bool),
+    Visibility(String),
+    Architecture(String),
+    BootMode(String),
+    QemuGuestAgent(bool),
+    SetProperty(String, String),
+    RemoveProperty(String),
+    /// The whole tag set, as API tag strings (`key` or `key=value`).
+    Tags(Vec<String>),
+}
+
+/// How `POST /import` brings an image's data in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportMethod {
+    /// The data sent to the image's stage.
+    GlanceDirect,
+    /// A URL the console downloads.
+    WebDownload(String),
+}
+
+/// An API tag is the console tag's key, or `key=value` when it has a value.
+pub fn api_tag(tag: &TagPair) -> String {
+    if tag.value.is_empty() {
+        tag.key.clone()
+    } else {
+        format!("{}={}", tag.key, tag.value)
+    }
+}
+
+/// The console tag an API tag stands for.
+pub fn tag_from_api(raw: &str) -> TagPair {
+    match raw.split_once('=') {
+        Some((key, value)) => TagPair {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        },
+        None => TagPair {
+            key: raw.to_owned(),
+            value: String::new(),
+        },
+    }
+}
+
+/// The API's name for a status: Glance's, where the console has a word of its own.
+pub fn api_status(status: ImageStatus, from_url: bool) -> &'static str {
+    match status {
+        ImageStatus::Queued => "queued",
+        ImageStatus::Uploading => "uploading",
+        ImageStatus::Importing if from_url => "importing",
+        ImageStatus::Importing => "saving",
+        ImageStatus::Active => "active",
+        ImageStatus::Failed => "killed",
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid(vec![FieldError::new(field, message)])
+}
+
+/// The form of an image's attributes and visibility after `changes`; properties and tags
+/// are left to the caller.
+fn apply_changes(form: &mut EditImageForm, changes: &[ApiChange]) {
+    let checkbox = |on: bool| on.then(|| "on".to_owned());
+    for change in changes {
+        let a = &mut form.attributes;
+        match change {
+            ApiChange::Name(v) => a.name = v.clone(),
+            ApiChange::Description(v) => a.description = v.clone(),
+            ApiChange::OsType(v) => a.os_type = v.clone(),
+            ApiChange::MinDiskGb(v) => a.min_disk = v.clone(),
+            ApiChange::MinRamGb(v) => a.min_ram = v.clone(),
+            ApiChange::Protected(v) => a.protected = checkbox(*v),
+            ApiChange::Architecture(v) => a.architecture = v.clone(),
+            ApiChange::BootMode(v) => a.boot_mode = v.clone(),
+            ApiChange::QemuGuestAgent(v) => a.qemu_guest_agent = checkbox(*v),
+            ApiChange::Visibility(v) => form.visibility = v.clone(),
+            ApiChange::SetProperty(..) | ApiChange::RemoveProperty(_) | ApiChange::Tags(_) => {}
+        }
+    }
+}
+
+/// The properties after `changes`, validated.
+fn apply_property_changes(
+    current: &[(String, String)],
+    changes: &[ApiChange],
+) -> ServiceResult<Vec<(String, String)>> {
+    let mut next: Vec<(String, String)> = current.to_vec();
+    let mut errors = Vec::new();
+    for change in changes {
+        match change {
+            ApiChange::SetProperty(key, value) => {
+                let key = match PropertyKey::parse(key) {
+                    Ok(key) => key,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
+                match PropertyValue::parse(key.as_str(), value) {
+                    Ok(value) => match next.iter_mut().find(|(k, _)| k == key.as_str()) {
+                        Some(slot) => slot.1 = value.as_str().to_owned(),
+                        None => next.push((key.as_str().to_owned(), value.as_str().to_owned())),
+                    },
+                    Err(e) => errors.push(e),
+                }
+            }
+            ApiChange::RemoveProperty(key) => {
+                let before = next.len();
+                next.retain(|(k, _)| k != key);
+                if next.len() == before {
+                    errors.push(FieldError::new(
+                        property_field::PROPERTIES,
+                        format!("The image has no property '{key}' to remove."),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Err(e) = check_property_count(next.len()) {
+        errors.push(e);
+    }
+    if !errors.is_empty() {
+        return Err(ServiceError::Invalid(errors));
+    }
+    next.sort();
+    Ok(next)
+}
+
+fn property_changes(before: &[(String, String)], after: &[(String, String)]) -> Vec<FieldChange> {
+    let none = || "(none)".to_owned();
+    let find = |list: &[(String, String)], key: &str| {
+        list.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    };
+    let mut keys: Vec<&String> = before.iter().chain(after).map(|(k, _)| k).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|key| {
+            let (old, new) = (find(before, key), find(after, key));
+            (old != new).then(|| FieldChange {
+                field: format!("Property {key}"),
+                old: old.unwrap_or_else(none),
+                new: new.unwrap_or_else(none),
+            })
+        })
+        .collect()
+}
+
+impl Services {
+    /// Every image the actor's account owns, and every image shared with it whose share is in
+    /// force (Pending, Accepted or Rejected), oldest first. The API's list filters, sorts and
+    /// pages these.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
+    pub async fn api_images(&self, actor: &Actor) -> ServiceResult<Vec<ApiImage>> {
+        let store = self.store();
+        let query = crate::domain::list_query::ListQuery::default();
+        let own = store
+            .list_matching_images(&actor.account_id, &query)
+            .await?
+            .into_iter()
+            .filter(|row| row.account_id == actor.account_id);
+        let mut tags = store.account_tags(&actor.account_id).await?;
+        let mut properties = store.account_properties(&actor.account_id).await?;
+        let mut images: Vec<ApiImage> = own
+            .map(|row| {
+                let id = row.id.clone();
+                let tags = tags.remove(&id).unwrap_or_default();
+                ApiImage::owned(row, tags, 0, properties.remove(&id).unwrap_or_default())
+            })
+            .collect();
+        for (share, row) in store.delivered_shares(&actor.account_id).await? {
+            images.push(ApiImage::shared(row, share.status));
+        }
+        Ok(images)
+    }
+
+    /// One image as the API shows it: the account's own, or one shared with it whose share
+    /// is in force, as Glance shows an image to its members whatever their status (Get Image
+    /// Share shows a Pending one too). Anything else is NotFound.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn api_image(&self, actor: &Actor, id: &str) -> ServiceResult<ApiImage> {
+        let id = parse_image_id(id)?;
+        let access = match self.visible_image(actor, &id).await {
+            Ok(access) => access,
+            Err(ServiceError::NotFound(m)) => {
+                return match self
+                    .store()
+                    .find_share_for_member(&actor.account_id, &id)
+                    .await?
+                {
+                    Some((share, row)) if share.status.is_active() => {
+                        Ok(ApiImage::shared(row, share.status))
+                    }
+                    _ => Err(ServiceError::NotFound(m)),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        match access {
+            Access::Owner(row) => {
+                let tags = self.store().list_tags(&actor.account_id, &id).await?;
+                let shares = self
+                    .store()
+                    .active_share_count(&actor.account_id, &id)
+                    .await?;
+                let properties = self.store().list_properties(&id).await?;
+                Ok(ApiImage::owned(row, tags, shares, properties))
+            }
+            Access::Recipient { row, .. } => Ok(ApiImage::shared(row, ShareStatus::Accepted)),
+        }
+    }
+
+    /// Creates an image that waits for its data (Queued, no source): the data comes later in
+    /// a request body (`api_upload_image_data`). The attributes go through the Edit form's
+    /// rules; the name and the OS type are required, as on Create Image.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
+    pub async fn api_create_image(
+        &self,
+        actor: &Actor,
+        disk_format: &str,
+        changes: &[ApiChange],
+    ) -> ServiceResult<ApiImage> {
+        let mut form = EditImageForm {
+            attributes: AttributesForm {
+                min_disk: "0".into(),
+                min_ram: "0".into(),
+                ..AttributesForm::default()
+            },
+            visibility: Visibility::Private.as_str().into(),
+        };
+        apply_changes(&mut form, changes);
+        let mut errors = Vec::new();
+        let disk_format = match disk_format {
+            "" => {
+                errors.push(FieldError::new(
+                    field::DISK_FORMAT,
+                    "disk_format is required: one of qcow2, raw, vmdk, vhd, vhdx or iso.",
+                ));
+                None
+            }
+            raw => match DiskFormat::from_db(raw) {
+                Some(format) => Some(format),
+                None => {
+                    errors.push(FieldError::new(
+                        field::DISK_FORMAT,
+                        format!(
+                            "disk_format '{raw}' is not accepted: use qcow2, raw, vmdk, vhd, vhdx or iso."
+                        ),
+                    ));
+                    None
+                }
+            },
+        };
+        let edit = form.parse();
+        let properties = apply_property_changes(&[], changes);
+        let tag_pairs: Vec<TagPair> = changes
+            .iter()
+            .filter_map(|c| match c {
+                ApiChange::Tags(tags) => Some(tags.iter().map(|t| tag_from_api(t)).collect()),
+                _ => None,
+            })
+            .next_back()
+            .unwrap_or_default();
+        let tags = parse_tag_set(&tag_pairs);
+        if let Err(e) = &edit {
+            errors.extend(e.iter().cloned());
+        }
+        if let Err(ServiceError::Invalid(e)) = &properties {
+            errors.extend(e.iter().cloned());
+        }
+        if let Err(e) = &tags {
+            errors.extend(e.iter().cloned());
+        }
+        let (Ok(edit), Some(disk_format), Ok(properties), Ok(tags)) =
+            (edit, disk_format, properties, tags)
+        else {
+            return Err(ServiceError::Invalid(errors));
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let row = NewImageRow {
+            id: id.clone(),
+            account_id: actor.account_id.clone(),
+            attributes: edit.attributes,
+            visibility: edit.visibility.unwrap_or(Visibility::Private),
+            image_type: disk_format.image_type(),
+            source_url: None,
+            expected_checksum: None,
+            local_file: None,
+            declared_format: disk_format,
+            created_by: actor.user_name.clone(),
+            created_at_ms: now_ms(),
+        };
+        let limits = crate::store::images::QuotaLimits {
+            max_images: self.settings().max_images_per_account,
+            max_stored_bytes: self.settings().max_storage_bytes_per_account,
+        };
+        match self.store().create_image(&row, &tags, limits).await {
+            Ok(()) => {}
+            Err(CreateImageError::ImageQuota(used)) => {
+                return Err(ServiceError::Conflict(format!(
+                    "This account already has {} of its {} images. Delete images you no longer need before creating more.",
+                    used.image_count, limits.max_images
+                )));
+            }
+            Err(CreateImageError::StorageQuota(used)) => {
+                return Err(ServiceError::Conflict(format!(
+                    "This account stores {} of its {} storage quota. Delete images you no longer need before creating more.",
+                    format_bytes(used.stored_bytes),
+                    format_bytes(limits.max_stored_bytes)
+                )));
+            }
+            Err(CreateImageError::TooManyUploads(_)) => {
+                return Err(ServiceError::Internal(anyhow::anyhow!(
+                    "an image without a local file counted as an upload"
+                )));
+            }
+            Err(CreateImageError::Db(e)) => return Err(e.into()),
+        }
+        if !properties.is_empty() {
+            let event = NewEvent {
+                changes: &property_changes(&[], &properties),
+                ..NewEvent::succeeded(HistoryTopic::Edited, &actor.user_name)
+            };
+            self.store()
+                .replace_properties(&actor.account_id, &id, &properties, &event, now_ms())
+                .await?;
+        }
+        tracing::info!(image.id = %id, "image created through the image API; waiting for its data");
+        self.api_image(actor, &id).await
+    }
+
+    /// Applies changes to the actor's own image: attributes and visibility through the Edit
+    /// form's rules, then properties, then tags, each recorded in Work History.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn api_update_image(
+        &self,
+        actor: &Actor,
+        id: &str,
+        changes: &[ApiChange],
+    ) -> ServiceResult<ApiImage> {
+        let id = parse_image_id(id)?;
+        let row = self.owned_image(actor, &id).await?;
+        let mut form = EditImageForm {
+            attributes: AttributesForm::of(&row.attributes),
+            visibility: row.visibility.as_str().into(),
+        };
+        apply_changes(&mut form, changes);
+        // Checked whole before anything is written.
+        form.parse().map_err(ServiceError::Invalid)?;
+        let current_properties = self.store().list_properties(&id).await?;
+        let properties = apply_property_changes(&current_properties, changes)?;
+        let current_tags = self.store().list_tags(&actor.account_id, &id).await?;
+        let tags: Option<Vec<TagPair>> = changes
+            .iter()
+            .filter_map(|c| match c {
+                ApiChange::Tags(tags) => Some(tags.iter().map(|t| tag_from_api(t)).collect()),
+                _ => None,
+            })
+            .next_back();
+        if let Some(tags) = &tags {
+            parse_tag_set(tags).map_err(ServiceError::Invalid)?;
+        }
+        self.update_image(actor, &id, &form, row.updated_at_ms)
+            .await?;
+        if properties != current_properties {
+            let event = NewEvent {
+                changes: &property_changes(&current_properties, &properties),
+                ..NewEvent::succeeded(HistoryTopic::Edited, &actor.user_name)
+            };
+            if !self
+                .store()
+                .replace_properties(&actor.account_id, &id, &properties, &event, now_ms())
+                .await?
+            {
+                return Err(not_found());
+            }
+        }
+        if let Some(tags) = tags {
+            let row = self.owned_image(actor, &id).await?;
+            self.replace_tags(actor, &row, &current_tags, &tags).await?;
+        }
+        self.api_image(actor, &id).await
+    }
+
+    /// Receives the data of the actor's own Queued image from a request body and makes it
+    /// Active, through the same write, hash and inspection path as every import.
+    pub async fn api_upload_image_data<S>(
+        &self,
+        actor: &Actor,
+        id: &str,
+        total: Option<u64>,
+        body: S,
+    ) -> ServiceResult<()>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
+    {
+        self.receive_image_data(actor, id, total, body, Keep::Activate)
+            .await
+    }
+
+    /// Receives the data of the actor's own Queued image into the stage (Glance's
+    /// `PUT /stage`): checked and stored as an upload is, the image Uploading until an import
+    /// (glance-direct) makes it Active.
+    pub async fn api_stage_image_data<S>(
+        &self,
+        actor: &Actor,
+        id: &str,
+        total: Option<u64>,
+        body: S,
+    ) -> ServiceResult<()>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
+    {
+        self.receive_image_data(actor, id, total, body, Keep::Stage)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    async fn receive_image_data<S>(
+        &self,
+        actor: &Actor,
+        id: &str,
+        total: Option<u64>,
+        body: S,
+        keep: Keep,
+    ) -> ServiceResult<()>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
+    {
+        let id = parse_image_id(id)?;
+        self.owned_image(actor, &id).await?;
+        match self
+            .importer()
+            .receive_body(&actor.account_id, &actor.user_name, &id, total, body, keep)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(BodyUploadError::Conflict(m)) => Err(ServiceError::Conflict(m)),
+            Err(BodyUploadError::Returned(m)) => Err(invalid("data", m)),
+            Err(BodyUploadError::Refused(m)) => Err(invalid(
+                "data",
+                format!("The image data was refused and the image is marked failed (killed): {m}"),
+            )),
+            Err(BodyUploadError::Gone) => Err(not_found()),
+            Err(BodyUploadError::Internal(e)) => Err(ServiceError::Internal(e)),
+        }
+    }
+
+    /// Imports the data of the actor's own image (Glance's `POST /import`): its staged data
+    /// (glance-direct), or a URL (web-download), which goes through the same checks as an
+    /// Image file URL on Create Image and is imported in the background.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn api_import_image(
+        &self,
+        actor: &Actor,
+        id: &str,
+        method: &ImportMethod,
+    ) -> ServiceResult<()> {
+        let id = parse_image_id(id)?;
+        let row = self.owned_image(actor, &id).await?;
+        match method {
+            ImportMethod::GlanceDirect => {
+                if self
+                    .store()
+                    .import_staged_data(
+                        &actor.account_id,
+                        &id,
+                        &actor.user_name,
+                        crate::domain::history::notes::API_IMPORT_STAGED,
+                        now_ms(),
+                    )
+                    .await?
+                {
+                    Ok(())
+                } else {
+                    Err(ServiceError::Conflict(format!(
+                        "glance-direct imports staged data, and this image has none: it is {}. Send the data to /v2/images/{id}/stage first.",
+                        api_status(row.status, row.source_url.is_some())
+                    )))
+                }
+            }
+            ImportMethod::WebDownload(uri) => {
+                let url = ImageFileUrl::parse(uri).map_err(|e| ServiceError::Invalid(vec![e]))?;
+                check_format_fits_file(row.declared_format, &url.file_name())
+                    .map_err(|e| ServiceError::Invalid(vec![e]))?;
+                if let Ok(parsed) = url::Url::parse(url.as_str())
+                    && let Err(refused) = self.importer().check_source(&parsed)
+                {
+                    return Err(invalid(field::SOURCE_URL, refused.0));
+                }
+                if !self
+                    .store()
+                    .set_import_source(
+                        &actor.account_id,
+                        &id,
+                        url.as_str(),
+                        &actor.user_name,
+                        now_ms(),
+                    )
+                    .await?
+                {
+                    return Err(ServiceError::Conflict(format!(
+                        "web-download imports into an image that has no data yet, and this one is {}.",
+                        api_status(row.status, row.source_url.is_some())
+                    )));
+                }
+                self.importer().enqueue(&actor.account_id, &id).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// The bytes of an Active image the actor may download (its own, or shared with it and
+    /// Accepted).
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn api_image_data(&self, actor: &Actor, id: &str) -> ServiceResult<DownloadFile> {
+        let id = parse_image_id(id)?;
+        let access = self.visible_image(actor, &id).await?;
+        let row = access.row();
+        let (ImageStatus::Active, Some(key), Some(size_bytes)) =
+            (row.status, &row.blob_key, row.size_bytes)
+        else {
+            return Err(ServiceError::Conflict(format!(
+                "The image has no data to download: it is {}.",
+                api_status(row.status, row.source_url.is_some())
+            )));
+        };
+        let blob = self.blobs().open_blob(key).await?;
+        Ok(DownloadFile {
+            blob,
+            file_name: download_file_name(
+                &row.attributes.name,
+                row.disk_format.map_or("img", |f| f.as_str()),
+            ),
+            size_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_map_both_ways() {
+        for raw in ["linux", "env=prod", "a=b=c", "k="] {
+            let tag = tag_from_api(raw);
+            let back = api_tag(&tag);
+            if raw == "k=" {
+                assert_eq!(back, "k");
+            } else {
+                assert_eq!(back, raw);
+            }
+        }
+        assert_eq!(tag_from_api("env=prod").key, "env");
+        assert_eq!(tag_from_api("a=b=c").value, "b=c");
+    }
+
+    #[test]
+    fn statuses_use_glance_words() {
+        assert_eq!(api_status(ImageStatus::Failed, true), "killed");
+        assert_eq!(api_status(ImageStatus::Importing, false), "saving");
+        assert_eq!(api_status(ImageStatus::Importing, true), "importing");
+    }
+
+    #[test]
+    fn property_changes_are_listed_by_key() {
+        let before = vec![
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ];
+        let after = vec![
+            ("b".to_owned(), "3".to_owned()),
+            ("c".to_owned(), "4".to_owned()),
+        ];
+        let changes = property_changes(&before, &after);
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["Property a", "Property b", "Property c"]);
+        assert_eq!(changes[0].new, "(none)");
+    }
+
+    #[test]
+    fn removing_a_missing_property_is_refused() {
+        let err = apply_property_changes(&[], &[ApiChange::RemoveProperty("x".into())]);
+        assert!(matches!(err, Err(ServiceError::Invalid(e)) if e[0].message.contains("'x'")));
+    }
+}

@@ -1,0 +1,224 @@
+//! Image data sent in one request body through the image API (Glance's `PUT /file`): the
+//! same path as a URL import, with the request as the source. The request itself runs it,
+//! under the image's import lease, so no other process or request writes the same image.
+//!
+//! A body that breaks off, stalls, is too large or does not fit the quota leaves nothing
+//! behind and puts the image back to Queued, so its client can send it again (as Glance
+//! does); bytes that inspection or the checksum refuse make the image Failed.
+
+use super::*;
+use crate::domain::history::notes;
+use crate::store::images::ClaimedBody;
+
+/// How an upload through the image API ended, short of Active.
+#[derive(Debug)]
+pub enum BodyUploadError {
+    /// The image does not wait for data, or another request is sending it.
+    Conflict(String),
+    /// The body did not all arrive, or did not fit: the image is Queued again.
+    Returned(String),
+    /// The bytes arrived and were refused: the image is Failed with this reason.
+    Refused(String),
+    /// The image was deleted meanwhile, or the server is stopping.
+    Gone,
+    Internal(anyhow::Error),
+}
+
+impl Importer {
+    /// Receives an image's data from a request body: `total` is its Content-Length, if it
+    /// gave one. Returns once the image is Active, or with why not.
+    pub async fn receive_body<S>(
+        &self,
+        account_id: &str,
+        user_name: &str,
+        image_id: &str,
+        total: Option<u64>,
+        body: S,
+        keep: Keep,
+    ) -> Result<(), BodyUploadError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
+    {
+        let busy = || {
+            BodyUploadError::Conflict(
+                "The image's data is being uploaded by another request.".into(),
+            )
+        };
+        let _lease = self
+            .inner
+            .leases
+            .acquire(&import_lease(image_id))
+            .await
+            .map_err(|e| BodyUploadError::Internal(e.into()))?
+            .ok_or_else(busy)?;
+        let store = &self.inner.store;
+        let claimed = store
+            .claim_body_upload(
+                account_id,
+                image_id,
+                user_name,
+                match keep {
+                    Keep::Activate => notes::API_UPLOAD,
+                    Keep::Stage => notes::API_STAGE,
+                },
+                now_ms(),
+            )
+            .await
+            .map_err(|e| BodyUploadError::Internal(e.into()))?
+            .ok_or_else(|| {
+                BodyUploadError::Conflict(
+                    "Image data can be uploaded only to an image that is queued: this one has its data, or is receiving it."
+                        .into(),
+                )
+            })?;
+        let limit = self.inner.limits.max_bytes;
+        if let Some(total) = total
+            && total > limit
+        {
+            let reason = too_large(Some(total), limit);
+            self.return_body(account_id, image_id, None, &reason).await;
+            return Err(BodyUploadError::Returned(reason));
+        }
+        let cancel = self.inner.shutdown.child_token();
+        let ended = CancellationToken::new();
+        self.running().insert(
+            image_id.to_owned(),
+            Running {
+                cancel: cancel.clone(),
+                ended: ended.clone(),
+            },
+        );
+        let _ended = ended.drop_guard();
+        let outcome = self
+            .upload_body(account_id, image_id, &claimed, total, body, &cancel, keep)
+            .await;
+        self.running().remove(image_id);
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_body<S>(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        claimed: &ClaimedBody,
+        total: Option<u64>,
+        body: S,
+        cancel: &CancellationToken,
+        keep: Keep,
+    ) -> Result<(), BodyUploadError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
+    {
+        let expected = claimed
+            .expected_checksum
+            .as_deref()
+            .and_then(ExpectedChecksum::from_db);
+        let mut written = None;
+        let received = self
+            .receive(
+                (account_id, image_id),
+                body,
+                total,
+                expected.as_ref(),
+                cancel,
+                &mut written,
+                "The upload",
+            )
+            .await;
+        let stop = match received {
+            Ok(bytes) => {
+                let size_bytes = bytes.size_bytes;
+                match self
+                    .finish(
+                        account_id,
+                        image_id,
+                        bytes,
+                        expected.as_ref(),
+                        claimed.declared_format,
+                        keep,
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(image.id = %image_id, size_bytes, "image data received through the image API");
+                        return Ok(());
+                    }
+                    Err(Stop::Failed(reason)) => {
+                        self.discard(image_id, written.as_ref()).await;
+                        let _ = self
+                            .inner
+                            .store
+                            .fail_import(account_id, image_id, &reason, now_ms())
+                            .await;
+                        return Err(BodyUploadError::Refused(reason));
+                    }
+                    Err(stop) => stop,
+                }
+            }
+            Err(stop) => stop,
+        };
+        match stop {
+            Stop::Failed(reason) => {
+                self.return_body(account_id, image_id, written.as_ref(), &reason)
+                    .await;
+                Err(BodyUploadError::Returned(reason))
+            }
+            Stop::Cancelled => {
+                self.discard(image_id, written.as_ref()).await;
+                // At shutdown the row is still Importing; the next heartbeat returns it.
+                let _ = self
+                    .inner
+                    .store
+                    .return_body_upload(
+                        account_id,
+                        image_id,
+                        &notes::api_upload_returned("The server stopped during the upload."),
+                        now_ms(),
+                    )
+                    .await;
+                Err(BodyUploadError::Gone)
+            }
+            Stop::Internal(error) => {
+                self.return_body(
+                    account_id,
+                    image_id,
+                    written.as_ref(),
+                    "The upload stopped because of a storage error on the server.",
+                )
+                .await;
+                Err(BodyUploadError::Internal(error))
+            }
+        }
+    }
+
+    /// Removes what an upload wrote and puts its image back to Queued, recording why.
+    async fn return_body(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        written: Option<&IncomingState>,
+        reason: &str,
+    ) {
+        self.discard(image_id, written).await;
+        if let Err(e) = self
+            .inner
+            .store
+            .return_body_upload(
+                account_id,
+                image_id,
+                &notes::api_upload_returned(reason),
+                now_ms(),
+            )
+            .await
+        {
+            tracing::error!(image.id = %image_id, error = %e, "could not queue the image again");
+        }
+    }
+
+    async fn discard(&self, image_id: &str, written: Option<&IncomingState>) {
+        if let Err(e) = self.remove_import_bytes(image_id, written).await {
+            tracing::warn!(image.id = %image_id, error = format!("{e:#}"), "could not remove a partial upload; left for the sweep");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Free-form image properties (set through the image API), and the tags and properties of a
+//! whole account at once, for the API's image list.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::*;
+
+impl Store {
+    /// The image's free-form properties, ordered by key.
+    pub async fn list_properties(&self, image_id: &str) -> sqlx::Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT prop_key, prop_value FROM image_properties WHERE image_id = $1 ORDER BY prop_key",
+        )
+        .bind(image_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("prop_key")?, r.try_get("prop_value")?)))
+            .collect()
+    }
+
+    /// The free-form properties of every image of the account, by image id.
+    pub async fn account_properties(
+        &self,
+        account_id: &str,
+    ) -> sqlx::Result<HashMap<String, Vec<(String, String)>>> {
+        let rows = sqlx::query(
+            "SELECT p.image_id, p.prop_key, p.prop_value FROM image_properties p \
+             JOIN images i ON i.id = p.image_id WHERE i.account_id = $1 ORDER BY p.image_id, p.prop_key",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_image: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for r in &rows {
+            by_image
+                .entry(r.try_get("image_id")?)
+                .or_default()
+                .push((r.try_get("prop_key")?, r.try_get("prop_value")?));
+        }
+        Ok(by_image)
+    }
+
+    /// The tags of every image of the account, by image id, each list ordered by key.
+    pub async fn account_tags(
+        &self,
+        account_id: &str,
+    ) -> sqlx::Result<HashMap<String, Vec<TagPair>>> {
+        let rows = sqlx::query(
+            "SELECT image_id, tag_key, tag_value FROM image_tags WHERE account_id = $1 ORDER BY image_id, tag_key",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_image: HashMap<String, Vec<TagPair>> = HashMap::new();
+        for r in &rows {
+            by_image
+                .entry(r.try_get("image_id")?)
+                .or_default()
+                .push(TagPair {
+                    key: r.try_get("tag_key")?,
+                    value: r.try_get("tag_value")?,
+                });
+        }
+        Ok(by_image)
+    }
+
+    /// Replaces the properties of the account's image with `properties`, recording `event`.
+    /// `false` when the image is not in the account.
+    pub async fn replace_properties(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        properties: &[(String, String)],
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let Some(row) = lock_image(&mut tx, account_id, image_id).await? else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM image_properties WHERE image_id = $1")
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+        for (key, value) in properties {
+            sqlx::query(
+                "INSERT INTO image_properties (image_id, prop_key, prop_value) VALUES ($1, $2, $3)",
+            )
+            .bind(image_id)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE images SET updated_at = $1, updated_by = $2 WHERE id = $3")
+            .bind(now_ms.max(row.updated_at_ms + 1))
+            .bind(event.worker)
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(
+            &mut tx,
+            account_id,
+            image_id,
+            &row.attributes.name,
+            event,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
