@@ -202,6 +202,27 @@ impl ImportProgress {
     }
 }
 
+/// What an image made through the image API waits for: its data, or (with its data staged)
+/// an import. Its client sends either; the console does nothing on its own meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiWait {
+    Data,
+    Import,
+}
+
+impl ApiWait {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ApiWait::Data => {
+                "Waiting for its data from the image API (PUT /v2/images/{id}/file, or stage and import)."
+            }
+            ApiWait::Import => {
+                "Its data is staged and checked; waiting for an import through the image API (glance-direct)."
+            }
+        }
+    }
+}
+
 /// A row of the Image List.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageSummary {
@@ -219,6 +240,15 @@ pub struct ImageSummary {
     pub created_at_ms: i64,
     /// The owner's Account ID when another account shares this image with the viewer.
     pub shared_by: Option<String>,
+    /// Set while an image made through the image API waits for its client.
+    pub api_wait: Option<ApiWait>,
+}
+
+impl ImageSummary {
+    /// Whether the row will change without anyone acting, so the list should refresh.
+    pub fn changes_by_itself(&self) -> bool {
+        self.status.is_in_progress() && self.api_wait.is_none()
+    }
 }
 
 /// Everything the Details tab shows.
@@ -256,9 +286,24 @@ pub struct ImageDetail {
     pub active_shares: u64,
     /// The image whose bytes Create shared Image reused for this one.
     pub source_image_id: Option<String>,
+    /// Set while an image made through the image API waits for its client.
+    pub api_wait: Option<ApiWait>,
 }
 
 impl ImageDetail {
+    /// Whether the image will change without anyone acting, so the page should refresh.
+    pub fn changes_by_itself(&self) -> bool {
+        self.status.is_in_progress() && self.api_wait.is_none()
+    }
+
+    /// Whether its data came, or comes, through the image API rather than a URL, a local
+    /// file or another image.
+    pub fn from_api(&self) -> bool {
+        self.source_url.is_none()
+            && self.source_file_name.is_none()
+            && self.source_image_id.is_none()
+    }
+
     /// Why Create shared Image is unavailable for this image, if it is.
     pub fn create_shared_blocked_reason(&self) -> Option<&'static str> {
         if self.shared_by.is_some() {

@@ -1154,7 +1154,90 @@ async fn members_stage_and_import(backend: Backend) {
     );
 }
 
+async fn interrupted_data_puts_the_image_back_to_queued(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = Api::new(&app).await;
+    let s = &app.services;
+    let alice = app.sign_up("acme").await;
+    let token = token_for(&app, &alice).await;
+    let bytes = qcow2_bytes(&app, "cut.qcow2");
+    let id = api
+        .post(
+            "/v2/images",
+            &token,
+            json!({ "name": "cut", "disk_format": "qcow2", "os_distro": "ubuntu" }),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The body breaks off after a MiB: nothing is kept and the image waits again.
+    let pieces: Vec<Result<bytes::Bytes, String>> = vec![
+        Ok(bytes::Bytes::from(vec![7u8; 1 << 20])),
+        Err("the client's connection was closed".into()),
+    ];
+    let cut = s
+        .api_upload_image_data(&alice, &id, Some(4 << 20), futures::stream::iter(pieces))
+        .await
+        .unwrap_err();
+    let message = format!("{cut:?}");
+    assert!(
+        message.contains("broke off after 1 MB of 4 MB"),
+        "{message}"
+    );
+    let image = api.get(&format!("/v2/images/{id}"), &token).await.json();
+    assert_eq!(image["status"], "queued");
+    assert_eq!(image["size"], Value::Null);
+    let (images, imports) = app.stored_files().await;
+    assert!(
+        images.is_empty() && imports.is_empty(),
+        "{images:?} {imports:?}"
+    );
+    let history = s.image_history(&alice, &id, 1).await.unwrap();
+    assert!(
+        history
+            .entries
+            .iter()
+            .any(|e| e.message.contains("queued again"))
+    );
+
+    // A process that claimed the upload and died: the next heartbeat puts it back too.
+    s.store()
+        .claim_body_upload(
+            "acme",
+            &id,
+            &alice.user_name,
+            "",
+            image_console::service::now_ms(),
+        )
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(
+        api.get(&format!("/v2/images/{id}"), &token).await.json()["status"],
+        "saving"
+    );
+    s.importer().take_over().await.unwrap();
+    assert_eq!(
+        api.get(&format!("/v2/images/{id}"), &token).await.json()["status"],
+        "queued"
+    );
+
+    // And the data can then be sent whole.
+    assert_eq!(
+        api.put_data(&id, &token, bytes).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.get(&format!("/v2/images/{id}"), &token).await.json()["status"],
+        "active"
+    );
+}
+
 crate::on_every_backend!(
+    interrupted_data_puts_the_image_back_to_queued,
     members_stage_and_import,
     versions_and_authentication,
     create_upload_show_download_delete,

@@ -33,10 +33,13 @@ impl UploadTarget {
         source_file_name: Option<&str>,
         progress: Option<ImportProgress>,
     ) -> Option<Self> {
+        // A browser upload always has its file's name; data staged through the image API
+        // has none and nothing to resume here.
+        let file_name = source_file_name?;
         (status == ImageStatus::Uploading).then(|| Self {
             image_id: id.to_owned(),
             image_name: name.to_owned(),
-            file_name: source_file_name.unwrap_or_default().to_owned(),
+            file_name: file_name.to_owned(),
             size_bytes: progress.and_then(|p| p.bytes_total).unwrap_or(0),
         })
     }

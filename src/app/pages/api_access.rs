@@ -122,7 +122,9 @@ pub fn ApiAccessPage() -> impl IntoView {
         Some(Err(error)) => alert.set(form_alert(&error, error.field_errors(), &[name, lifetime])),
         Some(Ok(_)) => {
             alert.set(None);
+            // Ready for another token, without an error for the field just emptied.
             name.value.set(String::new());
+            name.touched.set(false);
         }
         None => {}
     });

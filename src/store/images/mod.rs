@@ -17,7 +17,7 @@ use super::{Store, to_i64, to_u64};
 use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::history::{HistoryTopic, SYSTEM_WORKER, WorkResult, notes};
 use crate::domain::image::{
-    DiskFormat, ImageDetail, ImageStatus, ImageSummary, ImportProgress, image_srn,
+    ApiWait, DiskFormat, ImageDetail, ImageStatus, ImageSummary, ImportProgress, image_srn,
 };
 use crate::domain::image_spec::{ImageAttributes, OsType, Visibility};
 use crate::domain::tags::{Tag, TagPair};
@@ -292,7 +292,26 @@ impl ImageRow {
         })
     }
 
+    /// What an image made through the image API (no URL, no local file, no source image)
+    /// waits for from its client, if anything.
+    fn api_wait(&self) -> Option<ApiWait> {
+        if self.source_url.is_some()
+            || self.source_file_name.is_some()
+            || self.source_image_id.is_some()
+        {
+            return None;
+        }
+        match self.status {
+            ImageStatus::Queued => Some(ApiWait::Data),
+            ImageStatus::Uploading => Some(ApiWait::Import),
+            _ => None,
+        }
+    }
+
     fn progress(&self) -> Option<ImportProgress> {
+        if self.api_wait().is_some() {
+            return None;
+        }
         matches!(self.status, ImageStatus::Importing | ImageStatus::Uploading).then_some(
             ImportProgress {
                 bytes_done: self.bytes_done,
@@ -311,6 +330,7 @@ impl ImageRow {
         ImageSummary {
             shared_by: self.shared_by(viewer),
             progress: self.progress(),
+            api_wait: self.api_wait(),
             id: self.id,
             name: self.attributes.name,
             os_type: self.attributes.os_type,
@@ -329,6 +349,7 @@ impl ImageRow {
     pub fn into_detail(self, tags: Vec<TagPair>, active_shares: u64) -> ImageDetail {
         ImageDetail {
             progress: self.progress(),
+            api_wait: self.api_wait(),
             srn: image_srn(&self.account_id, &self.id),
             id: self.id,
             account_id: self.account_id,

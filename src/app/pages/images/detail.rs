@@ -121,7 +121,7 @@ pub fn ImageDetailPage() -> impl IntoView {
             && image
                 .get()
                 .and_then(Result::ok)
-                .is_some_and(|i| i.status.is_in_progress())
+                .is_some_and(|i| i.changes_by_itself())
     });
     refresh_while(in_progress, move || image.refetch());
 
@@ -268,6 +268,12 @@ fn ImageDetailView(
                     }}
                 </div>
             }
+        })}
+        {image.api_wait.map(|wait| view! {
+            <p class="notice" id="api-wait">
+                <strong>"Image API. "</strong>
+                {wait.describe().replace("{id}", &image.id)}
+            </p>
         })}
         {(image.status == ImageStatus::Failed).then(|| view! {
             <div class="alert alert-error" role="alert">

@@ -71,6 +71,7 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             {match (&image.shared_by, &image.source_file_name) {
                 (Some(_), _) => None,
                 (None, Some(file)) => Some(row("Local file", text(file.clone()))),
+                (None, None) if image.from_api() => Some(row("Source", text("Image API".to_owned()))),
                 (None, None) => Some(row("Image file URL", image.source_url.clone().map(mono).unwrap_or_else(dash))),
             }}
             {row("Image size", match size_bytes {

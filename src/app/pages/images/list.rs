@@ -55,7 +55,7 @@ pub fn ImageListPage() -> impl IntoView {
             && images
                 .get()
                 .and_then(Result::ok)
-                .is_some_and(|page| page.images.iter().any(|i| i.status.is_in_progress()))
+                .is_some_and(|page| page.images.iter().any(|i| i.changes_by_itself()))
     });
     let on_confirm = Callback::new(move |()| {
         delete.dispatch(DeleteImages {

@@ -343,6 +343,14 @@ fn ImageRow(
                     }),
                 })}
                 {upload.clone().map(|target| view! { <UploadControls actions=upload_actions target /> })}
+                {image.api_wait.map(|wait| view! {
+                    <p class="muted api-wait">
+                        {match wait {
+                            crate::domain::image::ApiWait::Data => "Waiting for data from the image API",
+                            crate::domain::image::ApiWait::Import => "Data staged; waiting for an import",
+                        }}
+                    </p>
+                })}
                 {(image.status == ImageStatus::Failed)
                     .then(|| image.failure_reason.clone())
                     .flatten()
