@@ -103,7 +103,7 @@ pub fn wants_versions(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    !accept.contains("text/html") && (accept.contains("json") || accept.is_empty())
+    accept.contains("json") && !accept.contains("text/html")
 }
 
 /// A Glance-style error answer.
@@ -239,4 +239,33 @@ async fn stores_info(
         }]
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn only_api_clients_get_the_versions_document_at_the_root() {
+        assert!(wants_versions(&headers(&[("accept", "application/json")])));
+        assert!(wants_versions(&headers(&[("x-auth-token", "imgc_x")])));
+        for browser in [
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "*/*",
+        ] {
+            assert!(
+                !wants_versions(&headers(&[("accept", browser)])),
+                "{browser}"
+            );
+        }
+        assert!(!wants_versions(&HeaderMap::new()));
+    }
 }
