@@ -2,9 +2,9 @@
 //!
 //! The limits: `dd conv=fsync` (durable writes), `sha512sum` (one core's SHA-512) and nginx
 //! (`sendfile on`, config in `bench/nginx.conf`) serving the console's own stored file. The
-//! console: a download by signed link, whole and its second half as a Range; an upload as
-//! one tus PATCH from curl and from tus-js-client in 64 MiB pieces; a URL import from that
-//! nginx. Each figure is printed beside its limit with the ratio, the server's CPU seconds
+//! console: a download by signed link, whole and its second half as a Range, and through the
+//! image API; an upload as one tus PATCH from curl, as one image API `PUT /file` from curl,
+//! and from tus-js-client in 64 MiB pieces; a URL import from that nginx. Each figure is printed beside its limit with the ratio, the server's CPU seconds
 //! and its peak resident memory (VmHWM, reset before each step). The steps take turns for
 //! three rounds and the medians are reported; then all four kinds run at once.
 //!
@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use image_console::server_fns::api_tokens::CreateApiToken;
 use image_console::server_fns::auth::SignUp;
 use image_console::server_fns::images::{CreateDownloadLink, CreateImage, DeleteImage, GetImage};
 use leptos::server_fn::ServerFn;
@@ -132,6 +133,8 @@ struct Console {
     pid: u32,
     base: String,
     cookie: String,
+    /// An API token of the same user, for the image API's steps.
+    token: String,
 }
 
 impl Console {
@@ -164,6 +167,7 @@ impl Console {
             pid,
             base,
             cookie: String::new(),
+            token: String::new(),
         };
         let (_, cookie) = console.call(
             SignUp::PATH,
@@ -175,7 +179,46 @@ impl Console {
             ],
         );
         console.cookie = cookie.expect("signed up");
+        let (made, _) = console.call(
+            CreateApiToken::PATH,
+            &[("name", "bench"), ("lifetime", "30")],
+        );
+        let made: serde_json::Value = serde_json::from_str(&made).expect("a token");
+        console.token = made["secret"].as_str().expect("its secret").to_owned();
         console
+    }
+
+    /// Creates an image through the image API and sends `file` as its data in one
+    /// `PUT /v2/images/{id}/file` with curl; the PUT's seconds and the image.
+    fn upload_with_api(&self, file: &Path) -> (f64, String) {
+        let token = format!("X-Auth-Token: {}", self.token);
+        let output = Command::new("curl")
+            .args(["-s", "-H", &token, "-H", "Content-Type: application/json"])
+            .args([
+                "--data",
+                r#"{"name": "bench api", "disk_format": "qcow2", "os_distro": "ubuntu"}"#,
+            ])
+            .arg(format!("{}/v2/images", self.base))
+            .output()
+            .expect("curl");
+        let created: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("the image is created");
+        let id = created["id"].as_str().expect("its id").to_owned();
+        let (seconds, _, code) = curl(&[
+            "-X",
+            "PUT",
+            "-T",
+            file.to_str().unwrap(),
+            "-H",
+            &token,
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-H",
+            "Expect:",
+            &format!("{}/v2/images/{id}/file", self.base),
+        ]);
+        assert_eq!(code, 204, "the data is taken whole");
+        (seconds, id)
     }
 
     /// Calls a server function; its JSON body and the cookie it set, if any.
@@ -496,11 +539,30 @@ fn main() {
             "download range",
             console.measure(|| get(&link, Some(&range), size - half)),
         );
+        let api_file = format!("{}/v2/images/{served}/file", console.base);
+        let api_token = format!("X-Auth-Token: {}", console.token);
+        r.add(
+            "download api",
+            console.measure(|| {
+                let (seconds, got, code) = curl(&[&api_file, "-H", &api_token]);
+                assert_eq!(code, 200, "{api_file}");
+                assert_eq!(got, size, "{api_file}: every byte");
+                seconds
+            }),
+        );
         let mut made = Vec::new();
         r.add(
             "upload curl",
             console.measure(|| {
                 let (seconds, id) = console.upload_with_curl(&file, size);
+                made.push(id);
+                seconds
+            }),
+        );
+        r.add(
+            "upload api",
+            console.measure(|| {
+                let (seconds, id) = console.upload_with_api(&file);
                 made.push(id);
                 seconds
             }),
@@ -565,7 +627,7 @@ fn main() {
         size / GIB
     );
     println!("|---|---:|---|---:|---:|---:|---:|");
-    let rows: [(&str, &str, String, f64, f64); 5] = [
+    let rows: [(&str, &str, String, f64, f64); 7] = [
         (
             "download",
             "Download, whole file",
@@ -583,6 +645,20 @@ fn main() {
         (
             "upload curl",
             "Upload, one PATCH (curl)",
+            format!("min(dd, sha512sum) {ingest_limit:.0} MiB/s"),
+            ingest_limit,
+            0.8,
+        ),
+        (
+            "download api",
+            "Download, image API GET /file",
+            format!("nginx {ng:.0} MiB/s"),
+            ng,
+            0.9,
+        ),
+        (
+            "upload api",
+            "Upload, image API PUT /file (curl)",
             format!("min(dd, sha512sum) {ingest_limit:.0} MiB/s"),
             ingest_limit,
             0.8,
