@@ -9,12 +9,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::document::{self, ListParams, change_of, check_container_format, image_json};
-use super::{api_actor, error, service_error};
+use super::{ApiActor, error, service_error};
 use crate::server::downloads::serve_file;
 use crate::service::image_api::{ApiChange, ImportMethod, api_tag, tag_from_api};
-use crate::service::{ClientAddr, ServiceError, Services};
-
-type Client = axum::Extension<ClientAddr>;
+use crate::service::{ServiceError, Services};
 
 /// The media types an image update may come as.
 const PATCH_MEDIA_TYPES: [&str; 2] = [
@@ -56,14 +54,10 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
 /// `GET /v2/images`.
 pub async fn list_images(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     let pairs = query_pairs(query.as_deref());
     let params = match ListParams::parse(&pairs) {
         Ok(params) => params,
@@ -100,14 +94,10 @@ pub async fn list_images(
 /// `POST /v2/images`: a new image, queued until its data arrives.
 pub async fn create_image(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     let Value::Object(fields) = (match read_json(body).await {
         Ok(value) => value,
         Err(answer) => return answer,
@@ -163,14 +153,10 @@ pub async fn create_image(
 /// `GET /v2/images/{id}`.
 pub async fn show_image(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     match services.api_image(&actor, &id).await {
         Ok(image) => Json(image_json(&image)).into_response(),
         Err(e) => service_error(&e, &headers),
@@ -190,15 +176,11 @@ fn patch_target(path: &str) -> Option<String> {
 /// tags and properties, checked whole before any of it is written.
 pub async fn update_image(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -307,14 +289,10 @@ pub async fn update_image(
 /// `DELETE /v2/images/{id}`: a Protected image is refused with 403, as in Glance.
 pub async fn delete_image(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     match services.delete_image(&actor, &id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(ServiceError::Conflict(m)) => error(StatusCode::FORBIDDEN, m),
@@ -326,38 +304,34 @@ pub async fn delete_image(
 /// inspection path as every import. 204 once the image is active.
 pub async fn upload_data(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    receive_data(services, client, id, headers, body, false).await
+    receive_data(services, actor, id, headers, body, false).await
 }
 
 /// `PUT /v2/images/{id}/stage`: the image's data, checked and stored as an upload is, kept
 /// until `POST /import` (glance-direct) makes the image active. 204.
 pub async fn stage_data(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    receive_data(services, client, id, headers, body, true).await
+    receive_data(services, actor, id, headers, body, true).await
 }
 
 async fn receive_data(
     services: Services,
-    client: ClientAddr,
+    actor: crate::service::Actor,
     id: String,
     headers: HeaderMap,
     body: Body,
     stage: bool,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return close(answer),
-    };
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -396,15 +370,11 @@ async fn receive_data(
 /// the background.
 pub async fn import_image(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     let request = match read_json(body).await {
         Ok(value) => value,
         Err(answer) => return answer,
@@ -452,14 +422,10 @@ fn close(mut response: Response) -> Response {
 /// `Content-MD5` as Glance sends it; 204 while the image has no data.
 pub async fn download_data(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     let checksum = match services.api_image(&actor, &id).await {
         Ok(image) => image.detail.checksum_md5,
         Err(e) => return service_error(&e, &headers),
@@ -485,14 +451,10 @@ pub async fn download_data(
 /// there already changes nothing.
 pub async fn add_tag(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path((id, tag)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     let image = match services.api_image(&actor, &id).await {
         Ok(image) => image,
         Err(e) => return service_error(&e, &headers),
@@ -520,14 +482,10 @@ pub async fn add_tag(
 /// `DELETE /v2/images/{id}/tags/{tag}`: 404 when the image has no such tag.
 pub async fn remove_tag(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path((id, tag)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     let image = match services.api_image(&actor, &id).await {
         Ok(image) => image,
         Err(e) => return service_error(&e, &headers),

@@ -10,11 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::document::timestamp;
-use super::{api_actor, error, service_error};
+use super::{ApiActor, error, service_error};
 use crate::domain::share::{ShareDecision, ShareStatus};
-use crate::service::{Actor, ClientAddr, ServiceError, Services};
-
-type Client = axum::Extension<ClientAddr>;
+use crate::service::{Actor, ServiceError, Services};
 
 fn member_json(
     image_id: &str,
@@ -97,14 +95,10 @@ async fn read_object(body: Body) -> Result<serde_json::Map<String, Value>, Respo
 /// `GET /v2/images/{id}/members`.
 pub async fn list_members(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     match memberships(&services, &actor, &id).await {
         Ok(members) => {
             Json(json!({ "members": members, "schema": "/v2/schemas/members" })).into_response()
@@ -117,15 +111,11 @@ pub async fn list_members(
 /// Account. 409 when the account is a member already.
 pub async fn add_member(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     let fields = match read_object(body).await {
         Ok(fields) => fields,
         Err(answer) => return answer,
@@ -167,14 +157,10 @@ pub async fn add_member(
 /// `GET /v2/images/{id}/members/{member}`.
 pub async fn show_member(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path((id, member)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     match memberships(&services, &actor, &id).await {
         Ok(members) => match members
             .into_iter()
@@ -194,15 +180,11 @@ pub async fn show_member(
 /// member's own answer, Approve or Reject.
 pub async fn update_member(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path((id, member)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     let fields = match read_object(body).await {
         Ok(fields) => fields,
         Err(answer) => return answer,
@@ -260,14 +242,10 @@ pub async fn update_member(
 /// `DELETE /v2/images/{id}/members/{member}`: Stop sharing.
 pub async fn remove_member(
     State(services): State<Services>,
-    axum::Extension(client): Client,
+    ApiActor(actor): ApiActor,
     Path((id, member)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let actor = match api_actor(&services, &headers, client).await {
-        Ok(actor) => actor,
-        Err(answer) => return answer,
-    };
     match services.stop_sharing(&actor, &id, &member).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => service_error(&e, &headers),

@@ -10,14 +10,15 @@ mod members;
 mod schemas;
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
 use serde_json::{Value, json};
 
 use super::{AppState, CookiePolicy, errors};
-use crate::service::{Actor, ClientAddr, ServiceError, Services};
+use crate::service::{Actor, ClientAddr, ServiceError};
 
 /// The newest API version the console speaks, and the others it accepts.
 const CURRENT_VERSION: &str = "v2.9";
@@ -151,17 +152,35 @@ fn unauthorized() -> Response {
     response
 }
 
-/// The token's user, or the error answer.
-pub(crate) async fn api_actor(
-    services: &Services,
-    headers: &HeaderMap,
-    client: ClientAddr,
-) -> Result<Actor, Response> {
-    let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok());
-    services
-        .authenticate_api_token(client, token)
-        .await
-        .map_err(|e| service_error(&e, headers))
+/// The user an API request's token acts as: every image API handler takes one, and a request
+/// without a valid token is answered 401 before the handler runs. The refusal closes the
+/// connection, since the request's body (image data, perhaps) may be unread.
+pub(crate) struct ApiActor(pub Actor);
+
+impl FromRequestParts<AppState> for ApiActor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let client = parts
+            .extensions
+            .get::<ClientAddr>()
+            .copied()
+            .unwrap_or(ClientAddr::UNKNOWN);
+        let token = parts
+            .headers
+            .get("x-auth-token")
+            .and_then(|v| v.to_str().ok());
+        match state.services.authenticate_api_token(client, token).await {
+            Ok(actor) => Ok(ApiActor(actor)),
+            Err(e) => {
+                let mut answer = service_error(&e, &parts.headers);
+                answer
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                Err(answer)
+            }
+        }
+    }
 }
 
 /// The address clients reach the API at, as this request names it.
@@ -204,14 +223,7 @@ async fn versions_at_root(State(policy): State<CookiePolicy>, request: Request) 
 }
 
 /// `GET /v2/info/import`: the import methods this console offers.
-async fn import_info(
-    State(services): State<Services>,
-    axum::Extension(client): axum::Extension<ClientAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(answer) = api_actor(&services, &headers, client).await {
-        return answer;
-    }
+async fn import_info(_: ApiActor) -> Response {
     Json(json!({
         "import-methods": {
             "description": "Import methods available.",
@@ -223,14 +235,7 @@ async fn import_info(
 }
 
 /// `GET /v2/info/stores`: the one store this console keeps image data in.
-async fn stores_info(
-    State(services): State<Services>,
-    axum::Extension(client): axum::Extension<ClientAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(answer) = api_actor(&services, &headers, client).await {
-        return answer;
-    }
+async fn stores_info(_: ApiActor) -> Response {
     Json(json!({
         "stores": [{
             "id": document::STORE_ID,
