@@ -77,6 +77,7 @@ impl Answer {
             ServiceError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, m),
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
             ServiceError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
+            ServiceError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, m),
             ServiceError::RateLimited(wait) => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 notices::too_many_attempts(*wait),
@@ -146,6 +147,7 @@ mod tests {
             (ServiceError::NotFound("x".into()), 404),
             (ServiceError::Conflict("x".into()), 409),
             (ServiceError::Forbidden("x".into()), 403),
+            (ServiceError::TooLarge("x".into()), 413),
             (ServiceError::RateLimited(Duration::from_secs(3)), 429),
             (ServiceError::Busy(Duration::from_secs(1)), 503),
             (ServiceError::Internal(anyhow::anyhow!("disk on fire")), 500),

@@ -94,6 +94,7 @@ pub(crate) mod ssr {
             ServiceError::NotFound(m) => AppError::NotFound(m),
             ServiceError::Conflict(m) => AppError::Conflict(m),
             ServiceError::Forbidden(m) => AppError::Forbidden(m),
+            ServiceError::TooLarge(m) => AppError::Conflict(m),
             ServiceError::RateLimited(wait) => {
                 AppError::TooManyAttempts(crate::domain::notices::wait_seconds(wait))
             }

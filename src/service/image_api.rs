@@ -516,6 +516,7 @@ impl Services {
             Ok(()) => Ok(()),
             Err(BodyUploadError::Conflict(m)) => Err(ServiceError::Conflict(m)),
             Err(BodyUploadError::Returned(m)) => Err(invalid("data", m)),
+            Err(BodyUploadError::TooLarge(m)) => Err(ServiceError::TooLarge(m)),
             Err(BodyUploadError::Refused(m)) => Err(invalid(
                 "data",
                 format!("The image data was refused and the image is marked failed (killed): {m}"),

@@ -55,6 +55,9 @@ pub enum ServiceError {
     /// The actor may see the image (another account shares it) but not do this to it.
     #[error("{0}")]
     Forbidden(String),
+    /// The data sent is larger than a limit or the account's quota allows; the text says which.
+    #[error("{0}")]
+    TooLarge(String),
     /// Too many attempts from this client or for this name; try again after the wait.
     #[error("too many attempts")]
     RateLimited(Duration),

@@ -1236,7 +1236,56 @@ async fn interrupted_data_puts_the_image_back_to_queued(backend: Backend) {
     );
 }
 
+async fn data_over_the_quota_is_refused_with_413(backend: Backend) {
+    let settings = image_console::service::ServiceSettings {
+        max_storage_bytes_per_account: 2 << 20,
+        ..crate::support::test_settings()
+    };
+    let app = TestApp::spawn_with(backend, settings).await;
+    let api = Api::new(&app).await;
+    let alice = app.sign_up("acme").await;
+    let token = token_for(&app, &alice).await;
+    let id = api
+        .post(
+            "/v2/images",
+            &token,
+            json!({ "name": "big", "disk_format": "raw", "os_distro": "ubuntu" }),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Announced larger than the quota, and sent without a length: both refused alike.
+    let announced = api.put_data(&id, &token, vec![0u8; 3 << 20]).await;
+    assert_eq!(announced.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (code, message) = announced.error();
+    assert_eq!(code, 413);
+    assert!(message.contains("Storage quota exceeded"), "{message}");
+    assert_eq!(announced.headers[header::CONNECTION], "close");
+    let pieces: Vec<Result<bytes::Bytes, String>> = (0..3)
+        .map(|_| Ok(bytes::Bytes::from(vec![0u8; 1 << 20])))
+        .collect();
+    let streamed = app
+        .services
+        .api_upload_image_data(&alice, &id, None, futures::stream::iter(pieces))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&streamed, image_console::service::ServiceError::TooLarge(m) if m.contains("quota")),
+        "{streamed:?}"
+    );
+    let image = api.get(&format!("/v2/images/{id}"), &token).await.json();
+    assert_eq!(image["status"], "queued");
+    let (images, imports) = app.stored_files().await;
+    assert!(
+        images.is_empty() && imports.is_empty(),
+        "{images:?} {imports:?}"
+    );
+}
+
 crate::on_every_backend!(
+    data_over_the_quota_is_refused_with_413,
     interrupted_data_puts_the_image_back_to_queued,
     members_stage_and_import,
     versions_and_authentication,

@@ -15,8 +15,11 @@ use crate::store::images::ClaimedBody;
 pub enum BodyUploadError {
     /// The image does not wait for data, or another request is sending it.
     Conflict(String),
-    /// The body did not all arrive, or did not fit: the image is Queued again.
+    /// The body did not all arrive: the image is Queued again.
     Returned(String),
+    /// The body is larger than the size limit or the storage quota allows: the image is
+    /// Queued again.
+    TooLarge(String),
     /// The bytes arrived and were refused: the image is Failed with this reason.
     Refused(String),
     /// The image was deleted meanwhile, or the server is stopping.
@@ -77,7 +80,7 @@ impl Importer {
         {
             let reason = too_large(Some(total), limit);
             self.return_body(account_id, image_id, None, &reason).await;
-            return Err(BodyUploadError::Returned(reason));
+            return Err(BodyUploadError::TooLarge(reason));
         }
         let cancel = self.inner.shutdown.child_token();
         let ended = CancellationToken::new();
@@ -163,6 +166,11 @@ impl Importer {
                 self.return_body(account_id, image_id, written.as_ref(), &reason)
                     .await;
                 Err(BodyUploadError::Returned(reason))
+            }
+            Stop::TooLarge(reason) => {
+                self.return_body(account_id, image_id, written.as_ref(), &reason)
+                    .await;
+                Err(BodyUploadError::TooLarge(reason))
             }
             Stop::Cancelled => {
                 self.discard(image_id, written.as_ref()).await;

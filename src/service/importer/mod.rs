@@ -92,6 +92,9 @@ struct Running {
 enum Stop {
     /// The image cannot be imported; the text is shown on it.
     Failed(String),
+    /// Its bytes are larger than the size limit or the account's storage quota allows; the
+    /// text says which.
+    TooLarge(String),
     /// The image was deleted or the server is stopping; leave the row to its new owner.
     Cancelled,
     /// Our fault (database, disk): logged, and the image marked Failed with a generic reason.
@@ -410,7 +413,7 @@ impl Importer {
                 tracing::info!("import cancelled");
                 return;
             }
-            Stop::Failed(reason) => {
+            Stop::Failed(reason) | Stop::TooLarge(reason) => {
                 tracing::info!(%reason, "import failed");
                 reason
             }
@@ -494,7 +497,7 @@ impl Importer {
             .await?
         {
             Reservation::Granted(bytes) => Ok(bytes),
-            Reservation::NoRoom { room } => Err(Stop::Failed(over_quota(needed, room, quota))),
+            Reservation::NoRoom { room } => Err(Stop::TooLarge(over_quota(needed, room, quota))),
             Reservation::Gone => Err(Stop::Cancelled),
         }
     }
@@ -534,7 +537,7 @@ impl Importer {
         if let Some(total) = total
             && total > limit
         {
-            return Err(Stop::Failed(too_large(Some(total), limit)));
+            return Err(Stop::TooLarge(too_large(Some(total), limit)));
         }
         let body = response
             .bytes_stream()
@@ -618,7 +621,7 @@ impl Importer {
                 })?;
                 done += chunk.len() as u64;
                 if done > limit {
-                    return Err(Stop::Failed(too_large(None, limit)));
+                    return Err(Stop::TooLarge(too_large(None, limit)));
                 }
                 if done > reserved {
                     let wanted = done.saturating_add(RESERVATION_STEP).min(limit);
