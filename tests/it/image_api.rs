@@ -125,6 +125,18 @@ impl Api {
         .await
     }
 
+    /// Creates an image through `POST /v2/images`, which must succeed; its id.
+    async fn create(&self, token: &str, body: Value) -> String {
+        let created = self.post("/v2/images", token, body).await;
+        assert_eq!(
+            created.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
+        created.json()["id"].as_str().unwrap().to_owned()
+    }
+
     async fn put_data(&self, id: &str, token: &str, bytes: Vec<u8>) -> Reply {
         self.call(
             "PUT",
@@ -680,15 +692,9 @@ async fn list_filters_sorts_and_pages(backend: Backend) {
         ("delta", "rocky", "qcow2", vec!["db"]),
         ("echo", "ubuntu", "iso", vec![]),
     ] {
-        let created = api
-            .post(
-                "/v2/images",
-                &token,
-                json!({ "name": name, "os_distro": distro, "disk_format": format, "tags": tags }),
-            )
-            .await;
-        assert_eq!(created.status, StatusCode::CREATED);
-        ids.push(created.json()["id"].as_str().unwrap().to_owned());
+        let body =
+            json!({ "name": name, "os_distro": distro, "disk_format": format, "tags": tags });
+        ids.push(api.create(&token, body).await);
         // Distinct creation times, so the default order is certain.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -938,13 +944,7 @@ async fn members_stage_and_import(backend: Backend) {
         |name: &str| json!({ "name": name, "disk_format": "qcow2", "os_distro": "ubuntu" });
 
     // glance-direct: stage, then import.
-    let id = api
-        .post("/v2/images", &alice_token, new_image("staged"))
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = api.create(&alice_token, new_image("staged")).await;
     let early = api
         .post(
             &format!("/v2/images/{id}/import"),
@@ -1011,13 +1011,7 @@ async fn members_stage_and_import(backend: Backend) {
     );
 
     // web-download: through the import address guard, then imported in the background.
-    let web = api
-        .post("/v2/images", &alice_token, new_image("web"))
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let web = api.create(&alice_token, new_image("web")).await;
     let blocked = api
         .post(
             &format!("/v2/images/{web}/import"),
@@ -1162,16 +1156,11 @@ async fn interrupted_data_puts_the_image_back_to_queued(backend: Backend) {
     let token = token_for(&app, &alice).await;
     let bytes = qcow2_bytes(&app, "cut.qcow2");
     let id = api
-        .post(
-            "/v2/images",
+        .create(
             &token,
             json!({ "name": "cut", "disk_format": "qcow2", "os_distro": "ubuntu" }),
         )
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
 
     // The body breaks off after a MiB: nothing is kept and the image waits again.
     let pieces: Vec<Result<bytes::Bytes, String>> = vec![
@@ -1246,16 +1235,11 @@ async fn data_over_the_quota_is_refused_with_413(backend: Backend) {
     let alice = app.sign_up("acme").await;
     let token = token_for(&app, &alice).await;
     let id = api
-        .post(
-            "/v2/images",
+        .create(
             &token,
             json!({ "name": "big", "disk_format": "raw", "os_distro": "ubuntu" }),
         )
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     // Announced larger than the quota, and sent without a length: both refused alike.
     let announced = api.put_data(&id, &token, vec![0u8; 3 << 20]).await;
     assert_eq!(announced.status, StatusCode::PAYLOAD_TOO_LARGE);

@@ -163,6 +163,38 @@ fn disk(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
     (path, bytes)
 }
 
+/// A real server on a fresh database, its two accounts' users (acme and globex), and a disk
+/// file to send.
+struct Setting {
+    db: TestDb,
+    data: tempfile::TempDir,
+    server: Server,
+    alice: User,
+    bob: User,
+    file: String,
+    bytes: Vec<u8>,
+}
+
+impl Setting {
+    async fn new(backend: Backend, disk_name: &str) -> Self {
+        let db = TestDb::new(backend).await;
+        let data = tempfile::tempdir().unwrap();
+        let server = Server::start_with(db.url(), data.path(), &[]);
+        let (alice, bob) = (user(&server, "acme").await, user(&server, "globex").await);
+        let (file, bytes) = disk(data.path(), disk_name);
+        let file = file.to_str().unwrap().to_owned();
+        Self {
+            db,
+            data,
+            server,
+            alice,
+            bob,
+            file,
+            bytes,
+        }
+    }
+}
+
 fn wait_active(user: &User, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -179,13 +211,16 @@ fn wait_active(user: &User, id: &str) {
 }
 
 async fn glance_client_session(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start_with(db.url(), data.path(), &[]);
-    let alice = user(&server, "acme").await;
-    let bob = user(&server, "globex").await;
-    let (file, bytes) = disk(data.path(), "glance.qcow2");
-    let file = file.to_str().unwrap().to_owned();
+    // Bound in this order, they are dropped server first, database last.
+    let Setting {
+        db: _db,
+        data: _data,
+        server: _server,
+        alice,
+        bob,
+        file,
+        bytes,
+    } = Setting::new(backend, "glance.qcow2").await;
 
     tokio::task::spawn_blocking(move || {
         // Create with upload.
@@ -335,13 +370,16 @@ async fn glance_client_session(backend: Backend) {
 }
 
 async fn openstack_client_session(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start_with(db.url(), data.path(), &[]);
-    let alice = user(&server, "acme").await;
-    let bob = user(&server, "globex").await;
-    let (file, bytes) = disk(data.path(), "openstack.qcow2");
-    let file = file.to_str().unwrap().to_owned();
+    // Bound in this order, they are dropped server first, database last.
+    let Setting {
+        db: _db,
+        data: _data,
+        server: _server,
+        alice,
+        bob,
+        file,
+        bytes,
+    } = Setting::new(backend, "openstack.qcow2").await;
 
     tokio::task::spawn_blocking(move || {
         // Create with upload.

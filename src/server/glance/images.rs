@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::document::{self, ListParams, change_of, check_container_format, image_json};
-use super::{ApiActor, error, service_error};
+use super::{ApiActor, error, read_json, read_object, service_error};
 use crate::server::downloads::serve_file;
 use crate::service::image_api::{ApiChange, ImportMethod, api_tag, tag_from_api};
 use crate::service::{ServiceError, Services};
@@ -22,27 +22,6 @@ const PATCH_MEDIA_TYPES: [&str; 2] = [
 
 fn refusal(r: document::FieldRefusal) -> Response {
     error(r.status, r.message)
-}
-
-/// Reads a JSON request body of at most `JSON_BODY_LIMIT` bytes.
-async fn read_json(body: Body) -> Result<Value, Response> {
-    let bytes = axum::body::to_bytes(body, super::JSON_BODY_LIMIT)
-        .await
-        .map_err(|_| {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "The request body is larger than {} bytes.",
-                    super::JSON_BODY_LIMIT
-                ),
-            )
-        })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("The body is not valid JSON: {e}."),
-        )
-    })
 }
 
 fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
@@ -98,11 +77,9 @@ pub async fn create_image(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Value::Object(fields) = (match read_json(body).await {
-        Ok(value) => value,
+    let fields = match read_object(body).await {
+        Ok(fields) => fields,
         Err(answer) => return answer,
-    }) else {
-        return error(StatusCode::BAD_REQUEST, "The body must be a JSON object.");
     };
     let mut disk_format = String::new();
     let mut changes = Vec::new();

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::document::timestamp;
-use super::{ApiActor, error, service_error};
+use super::{ApiActor, error, read_object, service_error};
 use crate::domain::share::{ShareDecision, ShareStatus};
 use crate::service::{Actor, ServiceError, Services};
 
@@ -72,24 +72,6 @@ async fn memberships(
 
 fn not_found() -> ServiceError {
     ServiceError::NotFound("No image with that ID exists in this account.".into())
-}
-
-async fn read_object(body: Body) -> Result<serde_json::Map<String, Value>, Response> {
-    let bytes = axum::body::to_bytes(body, super::JSON_BODY_LIMIT)
-        .await
-        .map_err(|_| {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The request body is too large.",
-            )
-        })?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(fields)) => Ok(fields),
-        _ => Err(error(
-            StatusCode::BAD_REQUEST,
-            "The body must be a JSON object.",
-        )),
-    }
 }
 
 /// `GET /v2/images/{id}/members`.

@@ -107,6 +107,37 @@ pub fn wants_versions(headers: &HeaderMap) -> bool {
     accept.contains("json") && !accept.contains("text/html")
 }
 
+/// Reads a JSON request body of at most `JSON_BODY_LIMIT` bytes.
+pub(crate) async fn read_json(body: axum::body::Body) -> Result<Value, Response> {
+    let bytes = axum::body::to_bytes(body, JSON_BODY_LIMIT)
+        .await
+        .map_err(|_| {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than {JSON_BODY_LIMIT} bytes."),
+            )
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("The body is not valid JSON: {e}."),
+        )
+    })
+}
+
+/// Reads a JSON request body that must be an object.
+pub(crate) async fn read_object(
+    body: axum::body::Body,
+) -> Result<serde_json::Map<String, Value>, Response> {
+    match read_json(body).await? {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "The body must be a JSON object.",
+        )),
+    }
+}
+
 /// A Glance-style error answer.
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");

@@ -337,34 +337,11 @@ impl Store {
         now_ms: i64,
     ) -> sqlx::Result<bool> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE images SET status = $1, failure_reason = NULL, disk_format = $2, \
-             size_bytes = $3, virtual_size_bytes = $4, hash_algo = $5, hash_value = $6, \
-             checksum_md5 = $7, blob_key = $8, bytes_done = $3, bytes_total = $3, updated_at = $9 \
-             WHERE id = $10 AND account_id = $11 AND status = $12 AND source_url IS NULL",
-        )
-        .bind(ImageStatus::Uploading.as_str())
-        .bind(bytes.disk_format.as_str())
-        .bind(to_i64(bytes.size_bytes))
-        .bind(to_i64(bytes.virtual_size_bytes))
-        .bind(bytes.hash_algo)
-        .bind(&bytes.hash_value)
-        .bind(&bytes.checksum_md5)
-        .bind(&bytes.blob_key)
-        .bind(now_ms)
-        .bind(id)
-        .bind(account_id)
-        .bind(ImageStatus::Importing.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
+        let moved = (ImageStatus::Importing, ImageStatus::Uploading);
+        let also = " AND source_url IS NULL";
+        if !keep_bytes(&mut tx, (account_id, id), moved, also, bytes, now_ms).await? {
             return Ok(false);
         }
-        sqlx::query("INSERT INTO image_blobs (blob_key, refs) VALUES ($1, 1)")
-            .bind(&bytes.blob_key)
-            .execute(&mut *tx)
-            .await?;
-        crate::store::incoming::forget_all(&mut tx, id).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -532,13 +532,41 @@ pub(super) async fn activate(
     bytes: &ImportedBytes,
     now_ms: i64,
 ) -> sqlx::Result<bool> {
-    let done = sqlx::query(
+    let moved = (from, ImageStatus::Active);
+    if !keep_bytes(conn, (account_id, id), moved, "", bytes, now_ms).await? {
+        return Ok(false);
+    }
+    let name = image_name(&mut *conn, account_id, id).await?;
+    insert_event(
+        &mut *conn,
+        account_id,
+        id,
+        &name,
+        &NewEvent::succeeded(HistoryTopic::ImportFinished, SYSTEM_WORKER),
+        now_ms,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Gives an image in status `moved.0` (and meeting `also`, SQL on its row, if not empty) its
+/// stored bytes and the status `moved.1`, counts its reference to them, and forgets what was
+/// incoming. `false` when no such row was in that status.
+pub(super) async fn keep_bytes(
+    conn: &mut AnyConnection,
+    (account_id, id): (&str, &str),
+    (from, to): (ImageStatus, ImageStatus),
+    also: &str,
+    bytes: &ImportedBytes,
+    now_ms: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(&format!(
         "UPDATE images SET status = $1, failure_reason = NULL, disk_format = $2, \
          size_bytes = $3, virtual_size_bytes = $4, hash_algo = $5, hash_value = $6, \
          checksum_md5 = $7, blob_key = $8, bytes_done = $3, bytes_total = $3, updated_at = $9 \
-         WHERE id = $10 AND account_id = $11 AND status = $12",
-    )
-    .bind(ImageStatus::Active.as_str())
+         WHERE id = $10 AND account_id = $11 AND status = $12{also}"
+    ))
+    .bind(to.as_str())
     .bind(bytes.disk_format.as_str())
     .bind(to_i64(bytes.size_bytes))
     .bind(to_i64(bytes.virtual_size_bytes))
@@ -561,16 +589,6 @@ pub(super) async fn activate(
         .await?;
     // The bytes are the image's now: nothing incoming is left to resume or remove.
     super::incoming::forget_all(&mut *conn, id).await?;
-    let name = image_name(&mut *conn, account_id, id).await?;
-    insert_event(
-        &mut *conn,
-        account_id,
-        id,
-        &name,
-        &NewEvent::succeeded(HistoryTopic::ImportFinished, SYSTEM_WORKER),
-        now_ms,
-    )
-    .await?;
     Ok(true)
 }
 
