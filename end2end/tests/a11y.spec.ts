@@ -47,6 +47,14 @@ test('every page passes an axe audit', async ({ page }) => {
   await page.getByRole('button', { name: 'Create download link' }).click();
   await expect(page.getByLabel('Download link')).toBeVisible();
   await expectNoViolations(page, 'Image Details with a download link');
+  await page.goto('/images/recycle-bin');
+  await hydrated(page);
+  await expect(page.getByRole('heading', { name: 'The Recycle Bin is empty' })).toBeVisible();
+  await expectNoViolations(page, 'the empty Recycle Bin');
+  await page.goto('/images/account-settings');
+  await hydrated(page);
+  await expect(page.getByLabel('Retention (days)')).toBeVisible();
+  await expectNoViolations(page, 'Account settings');
 });
 
 test('the console works with the keyboard alone', async ({ page }) => {
@@ -70,6 +78,9 @@ test('the console works with the keyboard alone', async ({ page }) => {
   await expect(more).toBeFocused();
   // A closed menu's links are not in the tab order.
   await page.keyboard.press('Tab');
+  const bin = page.getByRole('main').getByRole('link', { name: 'Recycle Bin' }).first();
+  await expect(bin).toBeFocused();
+  await page.keyboard.press('Tab');
   const create = page.getByRole('main').getByRole('link', { name: 'Create Image' }).first();
   await expect(create).toBeFocused();
   await page.keyboard.press('Enter');
@@ -88,9 +99,12 @@ test('the console works with the keyboard alone', async ({ page }) => {
   await page.keyboard.press('Enter');
   await page.keyboard.press('Tab');
   await page.keyboard.press('Tab');
+  await expect(bin).toBeFocused();
+  await page.keyboard.press('Tab');
   await expect(create).toBeFocused();
 
   // More opens with the keyboard and leads to the sharing pages.
+  await page.keyboard.press('Shift+Tab');
   await page.keyboard.press('Shift+Tab');
   await expect(more).toBeFocused();
   await page.keyboard.press('Enter');

@@ -109,7 +109,7 @@ test('select two images and delete them; Protected ones are skipped with the rea
   const dialog = page.getByRole('dialog', { name: 'Delete Images' });
   await expect(dialog.getByRole('listitem')).toHaveText(['one', 'three']);
   await dialog.getByRole('button', { name: 'Delete' }).click();
-  await expect(page.getByText('Deleted 2 images.')).toBeVisible();
+  await expect(page.getByText('Moved 2 images to the Recycle Bin.')).toBeVisible();
   await expect(page.getByRole('rowheader')).toHaveText(['two']);
 
   // Select all, with a Protected image among them.
@@ -120,8 +120,8 @@ test('select two images and delete them; Protected ones are skipped with the rea
   await page.getByRole('checkbox', { name: 'Select all images on this page' }).check();
   await page.getByRole('button', { name: 'Delete' }).click();
   await page.getByRole('dialog', { name: 'Delete Images' }).getByRole('button', { name: 'Delete' }).click();
-  await expect(page.getByText('Deleted 0 images.')).toBeVisible();
-  await expect(page.getByText('Protected: turn Protected off to delete it.')).toBeVisible();
+  await expect(page.getByText('Moved 0 images to the Recycle Bin.')).toBeVisible();
+  await expect(page.getByText('This image is Protected. Turn Protected off before deleting it')).toBeVisible();
   await expect(page.getByRole('rowheader')).toHaveText([/^two/]);
 });
 

@@ -13,12 +13,14 @@ use leptos_router::hooks::use_location;
 use leptos_router::path;
 
 use layout::console_layout::ConsoleLayout;
+use pages::account_settings::AccountSettingsPage;
 use pages::api_access::ApiAccessPage;
 use pages::auth::sign_in::SignInPage;
 use pages::auth::sign_up::SignUpPage;
 use pages::images::create::CreateImagePage;
 use pages::images::detail::ImageDetailPage;
 use pages::images::list::ImageListPage;
+use pages::images::recycle_bin::RecycleBinPage;
 use pages::images::work_history::WorkHistoryPage;
 use pages::not_found::NotFoundPage;
 use pages::shares::get_share::GetImageSharePage;
@@ -123,6 +125,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("get-share") view=GetImageSharePage />
                     <Route path=path!("work-history") view=WorkHistoryPage />
                     <Route path=path!("api-access") view=ApiAccessPage />
+                    <Route path=path!("recycle-bin") view=RecycleBinPage />
+                    <Route path=path!("account-settings") view=AccountSettingsPage />
                     <Route path=path!(":id/share") view=ImageSharePage />
                     <Route path=path!(":id") view=ImageDetailPage />
                 </ParentRoute>

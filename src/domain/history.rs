@@ -28,10 +28,21 @@ pub enum HistoryTopic {
     ShareEnded,
     /// A new image was made from this one's bytes with Create shared Image.
     SharedImageCreated,
+    /// An import (or the image API's wait for data) was cancelled; the image is Failed.
+    ImportCancelled,
+    /// Back from the Recycle Bin.
+    Restored,
+    /// Destroyed from the Recycle Bin, by a person or by the purge after its retention.
+    Destroyed,
+    Deactivated,
+    Reactivated,
+    /// Something started or stopped using the image (in-use references).
+    ReferenceAdded,
+    ReferenceRemoved,
 }
 
 impl HistoryTopic {
-    pub const ALL: [HistoryTopic; 18] = [
+    pub const ALL: [HistoryTopic; 25] = [
         HistoryTopic::Created,
         HistoryTopic::ImportStarted,
         HistoryTopic::ImportFinished,
@@ -50,6 +61,13 @@ impl HistoryTopic {
         HistoryTopic::ShareStopped,
         HistoryTopic::ShareEnded,
         HistoryTopic::SharedImageCreated,
+        HistoryTopic::ImportCancelled,
+        HistoryTopic::Restored,
+        HistoryTopic::Destroyed,
+        HistoryTopic::Deactivated,
+        HistoryTopic::Reactivated,
+        HistoryTopic::ReferenceAdded,
+        HistoryTopic::ReferenceRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +90,13 @@ impl HistoryTopic {
             HistoryTopic::ShareStopped => "share_stopped",
             HistoryTopic::ShareEnded => "share_ended",
             HistoryTopic::SharedImageCreated => "shared_image_created",
+            HistoryTopic::ImportCancelled => "import_cancelled",
+            HistoryTopic::Restored => "restored",
+            HistoryTopic::Destroyed => "destroyed",
+            HistoryTopic::Deactivated => "deactivated",
+            HistoryTopic::Reactivated => "reactivated",
+            HistoryTopic::ReferenceAdded => "reference_added",
+            HistoryTopic::ReferenceRemoved => "reference_removed",
         }
     }
 
@@ -95,6 +120,13 @@ impl HistoryTopic {
             HistoryTopic::ShareStopped => "Stop sharing",
             HistoryTopic::ShareEnded => "Sharing ended",
             HistoryTopic::SharedImageCreated => "Create shared Image",
+            HistoryTopic::ImportCancelled => "Cancel Import",
+            HistoryTopic::Restored => "Restore",
+            HistoryTopic::Destroyed => "Destroy",
+            HistoryTopic::Deactivated => "Deactivate",
+            HistoryTopic::Reactivated => "Reactivate",
+            HistoryTopic::ReferenceAdded => "Reference added",
+            HistoryTopic::ReferenceRemoved => "Reference removed",
         }
     }
 
@@ -270,6 +302,34 @@ pub mod notes {
     /// When such an upload ends before every byte arrived: the image waits again.
     pub fn api_upload_returned(reason: &str) -> String {
         format!("{reason} The image is queued again: send its data again.")
+    }
+
+    /// On Delete: where the image went and until when.
+    pub fn moved_to_recycle_bin(destroy_at: &str) -> String {
+        format!("Moved to the Recycle Bin; destroyed on {destroy_at} unless restored.")
+    }
+
+    /// On Restore.
+    pub fn restored(status: &str) -> String {
+        format!("Restored from the Recycle Bin as {status}. Its shares stay stopped.")
+    }
+
+    /// On Destroy by a person.
+    pub const DESTROYED_NOW: &str = "Destroyed from the Recycle Bin (Destroy now).";
+
+    /// On the purge's Destroy.
+    pub fn destroyed_after_retention(days: u16) -> String {
+        format!("Destroyed by the Recycle Bin purge after its retention ({days} days).")
+    }
+
+    /// On Cancel Import.
+    pub fn import_cancelled(by: &str) -> String {
+        format!("The import was cancelled by {by}.")
+    }
+
+    /// On a reference's change: "virtual machine vm-1".
+    pub fn reference(kind: &str, reference_id: &str) -> String {
+        format!("In use by {} {reference_id}.", kind.replace('-', " "))
     }
 
     /// On an import's start: empty the first time, the attempt after a restart.

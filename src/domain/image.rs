@@ -6,7 +6,10 @@ use super::image_spec::{ImageAttributes, OsType, Visibility};
 use super::tags::TagPair;
 
 /// The lifecycle of an image (Create Image guide): Queued → Importing → Active from a URL,
-/// Uploading → Active from a local file, or Failed.
+/// Uploading → Active from a local file, or Failed. An Active image can be Deactivated and
+/// reactivated; Delete moves an Active, Deactivated or Failed image to the Recycle Bin
+/// (Deleted), from which it is restored to its status before, or destroyed (Deleting while its
+/// bytes are removed, then gone).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ImageStatus {
     /// Created; waiting for an import slot.
@@ -19,15 +22,24 @@ pub enum ImageStatus {
     Active,
     /// The import did not succeed; `failure_reason` says why.
     Failed,
+    /// Stored, but its owner has stopped every download and every new use of it.
+    Deactivated,
+    /// In the Recycle Bin: kept, with its bytes, until restored or destroyed.
+    Deleted,
+    /// Being destroyed: its bytes are being removed.
+    Deleting,
 }
 
 impl ImageStatus {
-    pub const ALL: [ImageStatus; 5] = [
+    pub const ALL: [ImageStatus; 8] = [
         ImageStatus::Queued,
         ImageStatus::Uploading,
         ImageStatus::Importing,
         ImageStatus::Active,
         ImageStatus::Failed,
+        ImageStatus::Deactivated,
+        ImageStatus::Deleted,
+        ImageStatus::Deleting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +49,9 @@ impl ImageStatus {
             ImageStatus::Importing => "importing",
             ImageStatus::Active => "active",
             ImageStatus::Failed => "failed",
+            ImageStatus::Deactivated => "deactivated",
+            ImageStatus::Deleted => "deleted",
+            ImageStatus::Deleting => "deleting",
         }
     }
 
@@ -47,6 +62,9 @@ impl ImageStatus {
             ImageStatus::Importing => "Importing",
             ImageStatus::Active => "Active",
             ImageStatus::Failed => "Failed",
+            ImageStatus::Deactivated => "Deactivated",
+            ImageStatus::Deleted => "Deleted",
+            ImageStatus::Deleting => "Deleting",
         }
     }
 
@@ -59,6 +77,21 @@ impl ImageStatus {
         matches!(
             self,
             ImageStatus::Queued | ImageStatus::Uploading | ImageStatus::Importing
+        )
+    }
+
+    /// Whether the image is in the Recycle Bin (or leaving it): the Image List shows these
+    /// only when asked for by status.
+    pub fn in_recycle_bin(self) -> bool {
+        matches!(self, ImageStatus::Deleted | ImageStatus::Deleting)
+    }
+
+    /// Whether Delete may move an image of this status to the Recycle Bin: it is available,
+    /// deactivated, or its import failed. Work in progress is cancelled first.
+    pub fn can_be_deleted(self) -> bool {
+        matches!(
+            self,
+            ImageStatus::Active | ImageStatus::Deactivated | ImageStatus::Failed
         )
     }
 }
@@ -288,6 +321,11 @@ pub struct ImageDetail {
     pub source_image_id: Option<String>,
     /// Set while an image made through the image API waits for its client.
     pub api_wait: Option<ApiWait>,
+    /// Set while the image is in the Recycle Bin.
+    pub deleted: Option<super::lifecycle::DeletedInfo>,
+    /// What uses the image; Delete is refused while anything does. The owner sees all of
+    /// them, an account the image is shared with its own.
+    pub references: Vec<super::lifecycle::ImageReference>,
 }
 
 impl ImageDetail {
@@ -304,10 +342,23 @@ impl ImageDetail {
             && self.source_image_id.is_none()
     }
 
+    /// Why Delete cannot move the image to the Recycle Bin now, if it cannot.
+    pub fn delete_blocked_reason(&self) -> Option<String> {
+        super::lifecycle::DeleteCheck {
+            status: self.status,
+            protected: self.attributes.protected,
+            browser_upload: self.source_file_name.is_some(),
+            references: &self.references,
+        }
+        .blocked_reason()
+    }
+
     /// Why Create shared Image is unavailable for this image, if it is.
     pub fn create_shared_blocked_reason(&self) -> Option<&'static str> {
         if self.shared_by.is_some() {
             Some("Only the owner account can create a shared image from it.")
+        } else if self.status == ImageStatus::Deactivated {
+            Some("The image is Deactivated: reactivate it first.")
         } else if self.status != ImageStatus::Active {
             Some("A shared image can be created once the image is Active.")
         } else if self.visibility != super::image_spec::Visibility::Private {
@@ -317,10 +368,23 @@ impl ImageDetail {
         }
     }
 
+    /// Why no download link can be made for this image now, if so.
+    pub fn download_blocked_reason(&self) -> Option<&'static str> {
+        match self.status {
+            ImageStatus::Active => None,
+            ImageStatus::Deactivated => Some(
+                "Downloads are refused while the image is Deactivated: new links cannot be made, and links issued before answer that it is deactivated.",
+            ),
+            _ => Some("A download link can be created once the image is Active."),
+        }
+    }
+
     /// Why Share to another Account is unavailable for this image, if it is.
     pub fn share_blocked_reason(&self) -> Option<&'static str> {
         if self.shared_by.is_some() {
             Some("Only the owner account can share it.")
+        } else if self.status == ImageStatus::Deactivated {
+            Some("The image is Deactivated: reactivate it first.")
         } else if self.status != ImageStatus::Active {
             Some("An image can be shared once it is Active.")
         } else {
@@ -332,10 +396,14 @@ impl ImageDetail {
 /// An account's use of its quotas, shown above the Image List.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountUsage {
+    /// Every image of the account, the Recycle Bin's too.
     pub image_count: u64,
     pub image_limit: u64,
     pub stored_bytes: u64,
     pub storage_limit_bytes: u64,
+    /// The images in the Recycle Bin, which count towards both quotas, and their bytes.
+    pub recycle_bin_images: u64,
+    pub recycle_bin_bytes: u64,
 }
 
 /// What a batch Delete did.
@@ -370,13 +438,6 @@ pub fn image_srn(account_id: &str, image_id: &str) -> String {
     format!("srn:image-console::{account_id}:image::image/{image_id}")
 }
 
-/// Why an image cannot be deleted right now, if it cannot.
-pub fn delete_blocked_reason(protected: bool) -> Option<&'static str> {
-    protected.then_some(
-        "This image is Protected. Turn Protected off before deleting it; Protected prevents accidental deletion.",
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,7 +447,7 @@ mod tests {
         for s in ImageStatus::ALL {
             assert_eq!(ImageStatus::from_db(s.as_str()), Some(s));
         }
-        assert_eq!(ImageStatus::from_db("deleted"), None);
+        assert_eq!(ImageStatus::from_db("pending_delete"), None);
     }
 
     #[test]
@@ -401,11 +462,5 @@ mod tests {
         assert_eq!(p(10, None).percent(), None);
         assert_eq!(p(10, Some(0)).percent(), None);
         assert_eq!(p(u64::MAX / 2, Some(u64::MAX)).percent(), Some(49));
-    }
-
-    #[test]
-    fn protected_images_cannot_be_deleted() {
-        assert!(delete_blocked_reason(true).is_some());
-        assert!(delete_blocked_reason(false).is_none());
     }
 }

@@ -335,7 +335,7 @@ mod tests {
     #[test]
     fn bad_values_fall_back_to_defaults() {
         let q = parse(&[
-            ("status", "deleted"),
+            ("status", "pending_delete"),
             ("os", "windows"),
             ("sort", "password"),
             ("page", "0"),

@@ -220,7 +220,7 @@ pub async fn get_image_history(id: String, page: u32) -> Result<HistoryPage, App
         .map_err(ssr::to_app_error)
 }
 
-/// Deletes an image and opens the Image List.
+/// Moves an image to the Recycle Bin and opens the Image List.
 #[server]
 pub async fn delete_image(id: String) -> Result<(), AppError> {
     use super::ssr;
@@ -233,7 +233,7 @@ pub async fn delete_image(id: String) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Deletes the selected images, skipping Protected ones with the reason.
+/// Moves the selected images to the Recycle Bin, skipping those that cannot go with the reason.
 #[server]
 pub async fn delete_images(ids: Vec<String>) -> Result<BatchDeleteResult, AppError> {
     use super::ssr;

@@ -42,7 +42,17 @@ pub enum DownloadRefusal {
     Unavailable,
     #[error("This image is no longer shared with the account this link was issued to.")]
     ShareEnded,
+    #[error(
+        "This image is Deactivated: its owner has stopped its downloads. The link works again if the image is reactivated."
+    )]
+    Deactivated,
+    #[error("This image was deleted: it is in its owner's Recycle Bin.")]
+    Deleted,
 }
+
+/// Why a Deactivated image's download is refused, to whoever asks.
+pub const DEACTIVATED: &str =
+    "This image is Deactivated: its owner has stopped its downloads until it is reactivated.";
 
 /// The file name offered to the browser: the image name with spaces as '-', plus its format.
 pub fn download_file_name(image_name: &str, format: &str) -> String {
@@ -109,10 +119,14 @@ impl Services {
             },
         };
         let row = access.row();
-        if row.status != ImageStatus::Active {
-            return Err(ServiceError::Conflict(
-                "Only an Active image can be downloaded. Wait for the import to finish.".into(),
-            ));
+        match row.status {
+            ImageStatus::Active => {}
+            ImageStatus::Deactivated => return Err(ServiceError::Forbidden(DEACTIVATED.into())),
+            _ => {
+                return Err(ServiceError::Conflict(
+                    "Only an Active image can be downloaded. Wait for the import to finish.".into(),
+                ));
+            }
         }
         let now = now_ms();
         let expires_at_ms = now + valid_for_ms;
@@ -230,6 +244,11 @@ impl Services {
                     return Err(DownloadRefusal::Unavailable);
                 }
             }
+        }
+        match target.status {
+            ImageStatus::Deactivated => return Err(DownloadRefusal::Deactivated),
+            status if status.in_recycle_bin() => return Err(DownloadRefusal::Deleted),
+            _ => {}
         }
         let (ImageStatus::Active, Some(key), Some(size_bytes)) =
             (target.status, &target.blob_key, target.size_bytes)

@@ -128,6 +128,9 @@ pub fn api_status(status: ImageStatus, from_url: bool) -> &'static str {
         ImageStatus::Importing => "saving",
         ImageStatus::Active => "active",
         ImageStatus::Failed => "killed",
+        ImageStatus::Deactivated => "deactivated",
+        ImageStatus::Deleted => "pending_delete",
+        ImageStatus::Deleting => "deleted",
     }
 }
 
@@ -275,6 +278,10 @@ impl Services {
             }
             Err(e) => return Err(e),
         };
+        // Glance answers 404 for a deleted image.
+        if access.row().status.in_recycle_bin() {
+            return Err(super::images::not_found());
+        }
         match access {
             Access::Owner(row) => {
                 let tags = self.store().list_tags(&actor.account_id, &id).await?;
@@ -590,6 +597,23 @@ impl Services {
         }
     }
 
+    /// Glance's delete: an import in progress, or an image waiting for its data, is
+    /// cancelled first; then the image goes to the Recycle Bin as Delete sends it.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn api_delete_image(&self, actor: &Actor, id: &str) -> ServiceResult<()> {
+        let id = parse_image_id(id)?;
+        let row = self.owned_image_in_any_state(actor, &id).await?;
+        let in_progress = match row.status {
+            ImageStatus::Queued | ImageStatus::Importing => true,
+            ImageStatus::Uploading => row.source_file_name.is_none(),
+            _ => false,
+        };
+        if in_progress && !row.attributes.protected {
+            self.cancel_import(actor, &id).await?;
+        }
+        self.delete_image(actor, &id).await
+    }
+
     /// The bytes of an Active image the actor may download (its own, or shared with it and
     /// Accepted).
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
@@ -597,6 +621,11 @@ impl Services {
         let id = parse_image_id(id)?;
         let access = self.visible_image(actor, &id).await?;
         let row = access.row();
+        if row.status == ImageStatus::Deactivated {
+            return Err(ServiceError::Forbidden(
+                super::downloads::DEACTIVATED.into(),
+            ));
+        }
         let (ImageStatus::Active, Some(key), Some(size_bytes)) =
             (row.status, &row.blob_key, row.size_bytes)
         else {

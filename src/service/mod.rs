@@ -10,6 +10,7 @@ pub mod images;
 pub mod importer;
 pub mod ingest;
 mod leases;
+pub mod lifecycle;
 pub mod shares;
 pub mod uploads;
 pub mod url_guard;
@@ -186,6 +187,7 @@ impl Services {
         services.spawn_heartbeat();
         services.spawn_upload_sweeper();
         services.spawn_session_sweeper();
+        services.spawn_recycle_bin_purge();
         Ok(services)
     }
 
@@ -259,6 +261,21 @@ impl Services {
             this.expire_uploads().await?;
             this.sweep_incoming().await.map(drop)
         });
+    }
+
+    /// Destroys images whose time in the Recycle Bin is over, once a minute.
+    fn spawn_recycle_bin_purge(&self) {
+        self.spawn_every(
+            Duration::from_secs(60),
+            "Recycle Bin purge",
+            |this| async move {
+                let destroyed = this.purge_recycle_bin(now_ms()).await?;
+                if destroyed > 0 {
+                    tracing::info!(images = destroyed, "Recycle Bin purge destroyed images");
+                }
+                Ok(())
+            },
+        );
     }
 
     /// Ends expired and idle sessions, and forgets rate-limit state that has refilled, a dozen

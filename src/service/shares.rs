@@ -107,7 +107,7 @@ impl Services {
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
     pub async fn image_sharing(&self, actor: &Actor, id: &str) -> ServiceResult<ImageSharing> {
         let id = parse_image_id(id)?;
-        let image = self.owned_image(actor, &id).await?;
+        let image = self.owned_image_in_any_state(actor, &id).await?;
         let shares: Vec<ImageShare> = self
             .store()
             .list_image_shares(&actor.account_id, &id)

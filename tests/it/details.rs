@@ -321,14 +321,28 @@ async fn work_history_records_every_change(backend: Backend) {
     );
     assert!(last.message.contains("404"), "{}", last.message);
 
+    // Delete moves it to the Recycle Bin, where its history is still read; Destroy keeps it
+    // after the image goes.
     s.delete_image(&actor, &id).await.unwrap();
+    let binned = s.image_history(&actor, &id, 1).await.unwrap();
+    assert_eq!(binned.total, 12);
+    assert_eq!(binned.entries[0].topic, Deleted);
+    assert!(
+        binned.entries[0].message.contains("Recycle Bin"),
+        "{}",
+        binned.entries[0].message
+    );
+    s.destroy_images(&actor, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     let (kept, total) = s
         .store()
         .list_events(&actor.account_id, &id, 1, 50)
         .await
         .unwrap();
-    assert_eq!(total, 12);
-    assert_eq!(kept[0].topic, Deleted);
+    assert_eq!(total, 13);
+    assert_eq!(kept[0].topic, HistoryTopic::Destroyed);
+    assert_eq!(kept[1].topic, Deleted);
     assert_eq!(kept[0].image_name, "history-2");
     assert!(matches!(
         s.image_history(&actor, &id, 1).await,

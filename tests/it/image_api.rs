@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use image_console::domain::history::HistoryTopic;
+use image_console::domain::image::ImageStatus;
 use image_console::service::Actor;
 use serde_json::{Value, json};
 
@@ -547,9 +548,22 @@ async fn create_upload_show_download_delete(backend: Backend) {
         api.delete(&format!("/v2/images/{id}"), &token).await.status,
         StatusCode::NO_CONTENT
     );
+    // Gone from the API, as Glance's deleted images are; kept in the Recycle Bin until it is
+    // destroyed.
     let gone = api.get(&format!("/v2/images/{id}"), &token).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(gone.error().0, 404);
+    let listed = api.get("/v2/images", &token).await.json();
+    assert_eq!(listed["images"], json!([]));
+    let (images, _) = app.stored_files().await;
+    assert_eq!(images.len(), 1, "{images:?}");
+    let bin = app.services.recycle_bin(&alice).await.unwrap();
+    assert_eq!(bin.images.len(), 1);
+    assert_eq!(bin.images[0].restores_to, ImageStatus::Active);
+    app.services
+        .destroy_images(&alice, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     let (images, _) = app.stored_files().await;
     assert!(images.is_empty(), "{images:?}");
 }

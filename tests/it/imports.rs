@@ -673,7 +673,15 @@ async fn protected_images_cannot_be_deleted(backend: Backend) {
     let image = app.services.get_image(&actor, &id).await.unwrap();
     assert!(!image.attributes.protected);
     assert_eq!(image.updated_by, "admin@acme");
+    // To the Recycle Bin with its bytes; Destroy removes both.
     app.services.delete_image(&actor, &id).await.unwrap();
+    let binned = app.services.get_image(&actor, &id).await.unwrap();
+    assert_eq!(binned.status, ImageStatus::Deleted);
+    assert_eq!(app.stored_files().await.0, vec![id.clone()]);
+    app.services
+        .destroy_images(&actor, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert!(matches!(
         app.services.get_image(&actor, &id).await,
         Err(ServiceError::NotFound(_))
@@ -681,7 +689,7 @@ async fn protected_images_cannot_be_deleted(backend: Backend) {
     assert_eq!(app.stored_files().await, (vec![], vec![]));
 }
 
-async fn deleting_an_image_while_it_imports_stops_the_import(backend: Backend) {
+async fn cancel_import_stops_the_import_before_delete(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let source = SourceServer::start().await;
     let file = source.qcow2("slow.qcow2", "1G");
@@ -701,21 +709,38 @@ async fn deleting_an_image_while_it_imports_stops_the_import(backend: Backend) {
         i.progress.is_some_and(|p| p.bytes_done > 0)
     })
     .await;
-    app.services.delete_image(&actor, &id).await.unwrap();
+    // Delete waits for the import to be cancelled, and says so.
+    let refused = app.services.delete_image(&actor, &id).await.unwrap_err();
+    assert!(
+        matches!(&refused, ServiceError::Conflict(m) if m.contains("Cancel Import")),
+        "{refused:?}"
+    );
+    app.services.cancel_import(&actor, &id).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !app.services.importer().is_idle() {
         assert!(
             std::time::Instant::now() < deadline,
-            "import kept running after delete"
+            "import kept running after Cancel Import"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    let cancelled = app.services.get_image(&actor, &id).await.unwrap();
+    assert_eq!(cancelled.status, ImageStatus::Failed);
+    assert_eq!(
+        cancelled.failure_reason.as_deref(),
+        Some("The import was cancelled by admin@acme.")
+    );
+    assert_eq!(app.stored_files().await, (vec![], vec![]));
+    app.services.delete_image(&actor, &id).await.unwrap();
+    app.services
+        .destroy_images(&actor, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert!(
         crate::support::all_images(&app.services, &actor)
             .await
             .is_empty()
     );
-    assert_eq!(app.stored_files().await, (vec![], vec![]));
 }
 
 async fn progress_is_reported_while_importing(backend: Backend) {
@@ -896,6 +921,6 @@ crate::on_every_backend!(
     imports_over_the_size_limit_fail,
     invalid_forms_change_nothing,
     protected_images_cannot_be_deleted,
-    deleting_an_image_while_it_imports_stops_the_import,
+    cancel_import_stops_the_import_before_delete,
     progress_is_reported_while_importing,
 );

@@ -486,8 +486,14 @@ async fn batch_delete_skips_protected_images(backend: Backend) {
     assert_eq!(
         skipped,
         [
-            ("kept", "Protected: turn Protected off to delete it."),
-            (foreign.as_str(), "No such image in this account."),
+            (
+                "kept",
+                "This image is Protected. Turn Protected off before deleting it; Protected prevents accidental deletion."
+            ),
+            (
+                foreign.as_str(),
+                "No image with that ID exists in this account."
+            ),
         ]
     );
     let left: Vec<String> = crate::support::all_images(&app.services, &actor)
@@ -779,8 +785,14 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
             search: "e".into(),
             ..ListQuery::default()
         });
-        // Tags counted per status, OS type and visibility, which move when those change.
+        // Tags counted per status, OS type and visibility, which move when those change;
+        // and a search within each status (the Recycle Bin's are found only this way).
         for status in ImageStatus::ALL {
+            views.push(ListQuery {
+                search: "e".into(),
+                status: Some(status),
+                ..ListQuery::default()
+            });
             views.push(ListQuery {
                 tag_key: "tier".into(),
                 status: Some(status),
@@ -894,6 +906,53 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
         .await
         .unwrap();
     check("after edits, tag changes and deletions").await;
+
+    // The lifecycle: Deactivate, Delete to the Recycle Bin, Restore, Deleting, Destroy and
+    // the purge, each moving the image between the counters' cells.
+    let active: Vec<String> = crate::support::all_images(&app.services, &actor)
+        .await
+        .into_iter()
+        .filter(|i| i.status == ImageStatus::Active && !i.protected)
+        .map(|i| i.id)
+        .collect();
+    assert!(active.len() >= 5, "{active:?}");
+    app.services
+        .set_image_activation(&actor, &active[0], true)
+        .await
+        .unwrap();
+    check("after Deactivate").await;
+    app.services
+        .delete_images(&actor, &active[..4])
+        .await
+        .unwrap();
+    check("after Delete to the Recycle Bin").await;
+    app.services
+        .restore_images(&actor, &active[..1])
+        .await
+        .unwrap();
+    check("after Restore").await;
+    let bin = app.services.recycle_bin(&actor).await.unwrap();
+    store
+        .begin_destroy(&actor.account_id, &bin.images[0].id, "test", 8)
+        .await
+        .unwrap();
+    check("while Deleting").await;
+    app.services
+        .destroy_images(&actor, std::slice::from_ref(&bin.images[1].id))
+        .await
+        .unwrap();
+    check("after Destroy").await;
+    let far = image_console::service::now_ms() + 400 * 86_400_000;
+    assert!(app.services.purge_recycle_bin(far).await.unwrap() >= 1);
+    assert!(
+        app.services
+            .recycle_bin(&actor)
+            .await
+            .unwrap()
+            .images
+            .is_empty()
+    );
+    check("after the purge").await;
 }
 
 crate::on_both_databases!(

@@ -15,6 +15,7 @@ mod http;
 mod image_api;
 mod imports;
 mod instances;
+mod lifecycle;
 mod limits;
 mod listing;
 mod matrix;

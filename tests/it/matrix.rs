@@ -21,6 +21,10 @@ use image_console::server_fns::images::{
     GetConsoleSettings, GetImage, GetImageHistory, GetImageUpload, ListImages, PutImageTag,
     RemoveImageTag, RevokeDownloadLinks, SetImageProtected, UpdateImage,
 };
+use image_console::server_fns::lifecycle::{
+    CancelImport, DestroyImages, GetAccountSettings, GetRecycleBin, RestoreImages,
+    SetImageActivation, SetRetention,
+};
 use image_console::server_fns::shares::{
     ApproveShares, CountShareRequests, CreateSharedImage, FindSharedImage, GetAccountHistory,
     GetImageSharing, ListShareRequests, RejectShares, ShareImage, StopSharing,
@@ -111,6 +115,8 @@ struct World {
     stale_link: String,
     /// The owner's own link.
     owner_link: String,
+    /// The owner, for set-up a row needs (its image in the Recycle Bin, deactivated).
+    owner: Actor,
 }
 
 type Run = for<'a> fn(&'a World, Role) -> Pin<Box<dyn Future<Output = Seen> + Send + 'a>>;
@@ -245,6 +251,20 @@ async fn no_identity(w: &World, r: Role, path: &str) -> Seen {
     Own
 }
 
+/// A batch answer about the row's image: done, refused as another account's, or unknown.
+fn batch_seen(body: &str, done: &str) -> Seen {
+    let result: Value = serde_json::from_str(body).unwrap();
+    let reason = result["skipped"][0]["reason"].as_str().unwrap_or_default();
+    if result[done].as_array().unwrap().len() == 1 {
+        Allowed
+    } else if reason.contains("only account alice can change, share or delete it") {
+        Forbidden
+    } else {
+        assert_eq!(reason, "No image with that ID exists in this account.");
+        Hidden
+    }
+}
+
 fn allowed(_: &str) -> Seen {
     Allowed
 }
@@ -340,9 +360,18 @@ fn rows() -> Vec<Row> {
                 .count_images_exactly(r.account(), &mine)
                 .await
                 .unwrap();
+            let binned = w
+                .services
+                .store()
+                .list_recycle_bin(r.account())
+                .await
+                .unwrap();
             classify(w, (status, body), |body| {
+                // The Recycle Bin's images count too, and are said apart.
                 let usage: Value = serde_json::from_str(body).unwrap();
-                assert_eq!(usage["image_count"].as_u64().unwrap(), own_images);
+                let in_bin = usage["recycle_bin_images"].as_u64().unwrap();
+                assert_eq!(in_bin, binned.len() as u64);
+                assert_eq!(usage["image_count"].as_u64().unwrap(), own_images + in_bin);
                 Own
             })
         }),
@@ -463,20 +492,65 @@ fn rows() -> Vec<Row> {
                     r,
                 )
                 .await,
-                |body| {
-                    let result: Value = serde_json::from_str(body).unwrap();
-                    let reason = result["skipped"][0]["reason"].as_str().unwrap_or_default();
-                    if result["deleted"].as_array().unwrap().len() == 1 {
-                        Allowed
-                    } else if reason.contains("only its owner can delete it") {
-                        Forbidden
-                    } else {
-                        assert_eq!(reason, "No such image in this account.");
-                        Hidden
-                    }
-                },
+                |body| batch_seen(body, "deleted"),
             )
         }),
+        server_fn_row!(RestoreImages, OWNER_ONLY, |w, r| {
+            // The owner's image goes to the Recycle Bin first, and comes back as it was.
+            if r == Owner {
+                w.services.delete_image(&w.owner, &w.image).await.unwrap();
+            }
+            let restore = RestoreImages {
+                ids: vec![w.image.clone()],
+            };
+            classify(w, w.call(&restore, r).await, |body| {
+                batch_seen(body, "done")
+            })
+        }),
+        server_fn_row!(DestroyImages, OWNER_ONLY, |w, r| {
+            if r == Owner {
+                w.services.delete_image(&w.owner, &w.image).await.unwrap();
+            }
+            let destroy = DestroyImages {
+                ids: vec![w.image.clone()],
+            };
+            classify(w, w.call(&destroy, r).await, |body| {
+                batch_seen(body, "done")
+            })
+        }),
+        server_fn_row!(SetImageActivation, OWNER_ONLY, |w, r| {
+            let deactivate = SetImageActivation {
+                id: w.image.clone(),
+                deactivate: true,
+            };
+            let seen = classify(w, w.call(&deactivate, r).await, allowed);
+            if seen == Allowed {
+                let reactivate = SetImageActivation {
+                    id: w.image.clone(),
+                    deactivate: false,
+                };
+                assert_eq!(classify(w, w.call(&reactivate, r).await, allowed), Allowed);
+            }
+            seen
+        }),
+        server_fn_row!(
+            CancelImport,
+            [Refused, Forbidden, Hidden, Hidden, Hidden, Hidden],
+            |w, r| {
+                // The image is Active: nothing to cancel, which only its owner is told.
+                classify(
+                    w,
+                    w.call(
+                        &CancelImport {
+                            id: w.image.clone(),
+                        },
+                        r,
+                    )
+                    .await,
+                    allowed,
+                )
+            }
+        ),
         server_fn_row!(GetImageSharing, OWNER_ONLY, |w, r| {
             classify(
                 w,
@@ -788,6 +862,22 @@ fn rows() -> Vec<Row> {
             }
         ),
         // ---- API tokens: each user's own.
+        server_fn_row!(GetRecycleBin, OWN_ACCOUNT, |w, r| {
+            // Each account's own bin; the owner's image is not in anyone's.
+            classify(w, w.call(&GetRecycleBin {}, r).await, |body| {
+                assert!(!body.contains(&w.image), "{body}");
+                Own
+            })
+        }),
+        server_fn_row!(GetAccountSettings, OWN_ACCOUNT, |w, r| {
+            classify(w, w.call(&GetAccountSettings {}, r).await, own)
+        }),
+        server_fn_row!(SetRetention, OWN_ACCOUNT, |w, r| {
+            let set = SetRetention {
+                retention_days: "7".into(),
+            };
+            classify(w, w.call(&set, r).await, own)
+        }),
         server_fn_row!(ListApiTokens, OWN_ACCOUNT, |w, r| {
             classify(w, w.call(&ListApiTokens {}, r).await, own)
         }),
@@ -945,6 +1035,67 @@ fn rows() -> Vec<Row> {
                 },
             )
         }),
+        route_row!("/v2/images/{id}/actions/deactivate", OWNER_ONLY, |w, r| {
+            let path = format!("/v2/images/{}/actions/deactivate", w.image);
+            let seen = classify(
+                w,
+                w.api(Method::POST, &path, r, None, Body::empty()).await,
+                allowed,
+            );
+            if seen == Allowed {
+                w.services
+                    .set_image_activation(&w.owner, &w.image, false)
+                    .await
+                    .unwrap();
+            }
+            seen
+        }),
+        route_row!("/v2/images/{id}/actions/reactivate", OWNER_ONLY, |w, r| {
+            if r == Owner {
+                w.services
+                    .set_image_activation(&w.owner, &w.image, true)
+                    .await
+                    .unwrap();
+            }
+            let path = format!("/v2/images/{}/actions/reactivate", w.image);
+            classify(
+                w,
+                w.api(Method::POST, &path, r, None, Body::empty()).await,
+                allowed,
+            )
+        }),
+        route_row!("/v2/images/{id}/references", OWNER_AND_ACCEPTED, |w, r| {
+            let path = format!("/v2/images/{}/references", w.image);
+            classify(
+                w,
+                w.api(Method::GET, &path, r, None, Body::empty()).await,
+                allowed,
+            )
+        }),
+        route_row!(
+            "/v2/images/{id}/references/{kind}/{reference}",
+            OWNER_AND_ACCEPTED,
+            |w, r| {
+                // An account the image is shared with may record its own use of it.
+                let path = format!(
+                    "/v2/images/{}/references/virtual-machine/vm-{}",
+                    w.image,
+                    r.account()
+                );
+                let added = classify(
+                    w,
+                    w.api(Method::PUT, &path, r, None, Body::empty()).await,
+                    allowed,
+                );
+                let removed = classify(
+                    w,
+                    w.api(Method::DELETE, &path, r, None, Body::empty()).await,
+                    allowed,
+                );
+                assert_eq!(added, removed, "PUT and DELETE {path}");
+                added
+            }
+        ),
         route_row!("/v2/images/{id}/tags/{tag}", OWNER_ONLY, |w, r| {
             let path = format!("/v2/images/{}/tags/matrix", w.image);
             let added = classify(
@@ -1085,6 +1236,12 @@ fn rows() -> Vec<Row> {
         }),
         route_row!("/images/api-access", OWN_ACCOUNT, |w, r| {
             classify(w, w.page("/images/api-access", r).await, own)
+        }),
+        route_row!("/images/recycle-bin", OWN_ACCOUNT, |w, r| {
+            classify(w, w.page("/images/recycle-bin", r).await, own)
+        }),
+        route_row!("/images/account-settings", OWN_ACCOUNT, |w, r| {
+            classify(w, w.page("/images/account-settings", r).await, own)
         }),
         // ---- Pages, rendered on the server with the role's session.
         route_row!("/signin", OWN_ACCOUNT, |w, r| {
@@ -1251,6 +1408,7 @@ async fn world(
         stale_link,
         owner_link,
         updated_at_ms,
+        owner: owner.clone(),
     }
 }
 
@@ -1339,8 +1497,11 @@ async fn every_path_gives_each_account_exactly_its_access(backend: Backend) {
             }
         }
         // An account may have only 10 uploads in progress, and the next row starts afresh.
+        let owner = &actors[&Owner];
+        let _ = app.services.terminate_upload(owner, &world.upload_id).await;
+        let _ = app.services.cancel_import(owner, &world.waiting).await;
         for id in [&world.uploading, &world.waiting, &world.image] {
-            let _ = app.services.delete_image(&actors[&Owner], id).await;
+            let _ = app.services.delete_image(owner, id).await;
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

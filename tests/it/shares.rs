@@ -596,7 +596,7 @@ async fn shared_images_are_view_and_download_only(backend: Backend) {
     assert!(batch.deleted.is_empty());
     assert_eq!(
         batch.skipped[0].reason,
-        "Shared with this account by account alice; only its owner can delete it."
+        "Account alice shares this image with this account: you can view and download it, and only account alice can change, share or delete it."
     );
     assert!(is_forbidden(
         app.services.share_image(&bob, &id, "carol").await
@@ -907,7 +907,12 @@ async fn shared_images_reuse_the_bytes(backend: Backend) {
         .decide_shares(&bob, std::slice::from_ref(&copy), approve())
         .await
         .unwrap();
+    // Destroying the source keeps the bytes the copy still uses.
     app.services.delete_image(&alice, &id).await.unwrap();
+    app.services
+        .destroy_images(&alice, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert_eq!(
         app.stored_files().await.0.len(),
         1,
@@ -935,8 +940,17 @@ async fn shared_images_reuse_the_bytes(backend: Backend) {
             .stored_bytes,
         usage_before.stored_bytes
     );
-    // The last image using them takes them along.
+    // The last image using them takes them along when it is destroyed, not before.
     app.services.delete_image(&alice, &copy).await.unwrap();
+    assert_eq!(
+        app.stored_files().await.0.len(),
+        1,
+        "kept in the Recycle Bin"
+    );
+    app.services
+        .destroy_images(&alice, std::slice::from_ref(&copy))
+        .await
+        .unwrap();
     assert!(app.stored_files().await.0.is_empty());
 
     // After a restart nothing is swept that an image still uses.

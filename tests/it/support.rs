@@ -693,8 +693,10 @@ impl Default for Seed<'_> {
 /// Puts an image straight into the store in the given status, without a real import (for
 /// list, export and quota tests, which need many images in known states).
 pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> String {
+    use image_console::domain::history::HistoryTopic;
     use image_console::domain::image::{DiskFormat, ImageStatus};
     use image_console::domain::tags::{Tag, TagKey, TagValue};
+    use image_console::store::history::NewEvent;
     use image_console::store::images::{ImportedBytes, NewImageRow, QuotaLimits};
     let store = services.store();
     let id = uuid::Uuid::new_v4().to_string();
@@ -745,7 +747,13 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
         .await
         .unwrap();
     let account = &actor.account_id;
-    match seed.status {
+    // Deactivated and the Recycle Bin's statuses start from an Active image.
+    let reached = if seed.status.in_recycle_bin() || seed.status == ImageStatus::Deactivated {
+        ImageStatus::Active
+    } else {
+        seed.status
+    };
+    match reached {
         ImageStatus::Queued | ImageStatus::Uploading => {}
         ImageStatus::Importing => {
             store
@@ -788,6 +796,30 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 .await
                 .unwrap();
         }
+        _ => unreachable!("seeded from Active"),
+    }
+    let at = seed.created_at_ms;
+    match seed.status {
+        ImageStatus::Deactivated => {
+            let event = NewEvent::succeeded(HistoryTopic::Deactivated, &actor.user_name);
+            store
+                .set_activation(account, &id, ImageStatus::Deactivated, &event, at)
+                .await
+                .unwrap();
+        }
+        ImageStatus::Deleted | ImageStatus::Deleting => {
+            store
+                .move_to_recycle_bin(account, &id, &actor.user_name, "", at, at + 86_400_000)
+                .await
+                .unwrap();
+            if seed.status == ImageStatus::Deleting {
+                store
+                    .begin_destroy(account, &id, &actor.user_name, at)
+                    .await
+                    .unwrap();
+            }
+        }
+        _ => {}
     }
     id
 }

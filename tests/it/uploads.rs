@@ -812,7 +812,7 @@ async fn real_tus_clients_resume_interrupted_uploads(backend: Backend) {
     assert_eq!(server.upload_files().await, Vec::<String>::new());
 }
 
-async fn deleting_an_uploading_image_removes_its_partial_bytes(backend: Backend) {
+async fn cancel_upload_removes_partial_bytes_before_delete(backend: Backend) {
     let server = LiveServer::start(backend).await;
     let (alice, cookie) = server.sign_up("alice").await;
     let tus = Tus {
@@ -827,8 +827,27 @@ async fn deleting_an_uploading_image_removes_its_partial_bytes(backend: Backend)
     let location = header(&created, "location").unwrap().to_owned();
     tus.patch(&location, 0, vec![7; 1000]).await;
     assert_eq!(server.upload_files().await.len(), 1);
-    server.app.services.delete_image(&alice, &id).await.unwrap();
+    // Delete waits for Cancel Upload, which removes the partial bytes.
+    let refused = server.app.services.delete_image(&alice, &id).await;
+    assert!(
+        matches!(&refused, Err(image_console::service::ServiceError::Conflict(m)) if m.contains("Cancel Upload")),
+        "{refused:?}"
+    );
+    assert_eq!(server.upload_files().await.len(), 1);
+    let cancelled = tus
+        .request(reqwest::Method::DELETE, &location)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::NO_CONTENT);
     assert_eq!(server.upload_files().await, Vec::<String>::new());
+    server.app.services.delete_image(&alice, &id).await.unwrap();
+    server
+        .app
+        .services
+        .destroy_images(&alice, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert_eq!(tus.head(&location).await.status(), StatusCode::NOT_FOUND);
 }
 
@@ -881,5 +900,5 @@ on_every_backend!(
     uploads_resume_after_a_restart_and_bad_files_are_refused,
     idle_uploads_expire_and_lose_their_bytes,
     real_tus_clients_resume_interrupted_uploads,
-    deleting_an_uploading_image_removes_its_partial_bytes,
+    cancel_upload_removes_partial_bytes_before_delete,
 );

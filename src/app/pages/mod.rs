@@ -1,3 +1,4 @@
+pub mod account_settings;
 pub mod api_access;
 pub mod auth;
 pub mod images;

@@ -174,7 +174,10 @@ impl UploadManager {
             all.remove(image_id);
         });
         let Some(url) = url else {
-            return Err("This upload has not reached the server yet.".into());
+            // No upload was ever started: the image only waits for one.
+            return crate::server_fns::lifecycle::cancel_import(image_id.to_owned())
+                .await
+                .map_err(|e| e.to_string());
         };
         // The server may still be finishing the request just aborted: it answers 409
         // until then.

@@ -88,7 +88,7 @@ pub fn image_json(image: &ApiImage) -> Value {
     if let Value::Object(fields) = fields {
         doc.extend(fields);
     }
-    if d.status == ImageStatus::Active {
+    if matches!(d.status, ImageStatus::Active | ImageStatus::Deactivated) {
         doc.insert("stores".into(), Value::String(STORE_ID.into()));
     }
     if let Some(reason) = d

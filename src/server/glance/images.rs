@@ -263,14 +263,16 @@ pub async fn update_image(
     }
 }
 
-/// `DELETE /v2/images/{id}`: a Protected image is refused with 403, as in Glance.
+/// `DELETE /v2/images/{id}`: to the Recycle Bin, cancelling an import or a wait for data
+/// first, as Glance deletes an image in any state. A Protected or in-use image is refused
+/// with 403, as in Glance.
 pub async fn delete_image(
     State(services): State<Services>,
     ApiActor(actor): ApiActor,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match services.delete_image(&actor, &id).await {
+    match services.api_delete_image(&actor, &id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(ServiceError::Conflict(m)) => error(StatusCode::FORBIDDEN, m),
         Err(e) => service_error(&e, &headers),

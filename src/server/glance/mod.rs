@@ -6,6 +6,7 @@
 
 mod document;
 mod images;
+mod lifecycle;
 mod members;
 mod schemas;
 
@@ -53,6 +54,22 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
             get(images::download_data).put(images::upload_data),
         ),
         ("/v2/images/{id}/stage", put(images::stage_data)),
+        (
+            "/v2/images/{id}/actions/deactivate",
+            post(lifecycle::deactivate),
+        ),
+        (
+            "/v2/images/{id}/actions/reactivate",
+            post(lifecycle::reactivate),
+        ),
+        (
+            "/v2/images/{id}/references",
+            get(lifecycle::list_references),
+        ),
+        (
+            "/v2/images/{id}/references/{kind}/{reference}",
+            put(lifecycle::add_reference).delete(lifecycle::remove_reference),
+        ),
         ("/v2/images/{id}/import", post(images::import_image)),
         (
             "/v2/images/{id}/tags/{tag}",

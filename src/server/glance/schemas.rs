@@ -25,7 +25,7 @@ pub fn image_schema() -> Value {
         "properties": {
             "id": { "type": "string", "readOnly": true, "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$", "description": "An identifier for the image" },
             "name": { "type": ["null", "string"], "maxLength": 255, "description": "Descriptive name for the image" },
-            "status": { "type": "string", "readOnly": true, "enum": ["queued", "saving", "uploading", "importing", "active", "killed", "deleted"], "description": "Status of the image" },
+            "status": { "type": "string", "readOnly": true, "enum": ["queued", "saving", "uploading", "importing", "active", "killed", "deactivated", "pending_delete", "deleted"], "description": "Status of the image" },
             "visibility": { "type": "string", "enum": ["private", "shared"], "description": "Scope of image accessibility" },
             "protected": { "type": "boolean", "description": "If true, image will not be deletable." },
             "os_hidden": { "type": "boolean", "description": "If true, image will not appear in default image list response." },

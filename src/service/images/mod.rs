@@ -10,9 +10,7 @@ use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, HistoryTopic};
-use crate::domain::image::{
-    AccountUsage, BatchDeleteResult, ImageDetail, SkippedImage, delete_blocked_reason,
-};
+use crate::domain::image::{AccountUsage, ImageDetail};
 use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageSource, protected_label};
 use crate::domain::list_query::{ImagePage, ListQuery};
 use crate::domain::share::{other_account, private_refused};
@@ -21,8 +19,8 @@ use crate::domain::units::{format_bytes, format_rfc3339};
 use crate::store::blobs::{Incoming, IncomingState};
 use crate::store::history::NewEvent;
 use crate::store::images::{
-    AttributeUpdate, CreateImageError, DeleteOutcome, ImageRow, LocalFileRow, NewImageRow,
-    QuotaLimits, UpdateOutcome,
+    AttributeUpdate, CreateImageError, ImageRow, LocalFileRow, NewImageRow, QuotaLimits,
+    UpdateOutcome,
 };
 
 /// The answer for an id that is not in the actor's account, whoever owns it.
@@ -74,7 +72,23 @@ impl Services {
     /// The actor's image by id. An image another account shares with the actor is refused as
     /// Forbidden (the actor knows it exists); any other image, missing or another account's,
     /// gets the same NotFound. `id` must already be parsed.
+    /// An image in the Recycle Bin cannot be changed: it is refused with the way back.
     pub(super) async fn owned_image(&self, actor: &Actor, id: &str) -> ServiceResult<ImageRow> {
+        let row = self.owned_image_in_any_state(actor, id).await?;
+        if row.status.in_recycle_bin() {
+            return Err(ServiceError::Conflict(
+                "This image is in the Recycle Bin: restore it before changing it.".into(),
+            ));
+        }
+        Ok(row)
+    }
+
+    /// The actor's image by id, in the Recycle Bin too.
+    pub(super) async fn owned_image_in_any_state(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> ServiceResult<ImageRow> {
         match self.store().get_image(&actor.account_id, id).await? {
             Some(row) => Ok(row),
             None => Err(self.not_owned(actor, id).await),
@@ -134,6 +148,8 @@ impl Services {
             image_limit: limits.max_images,
             stored_bytes: usage.stored_bytes,
             storage_limit_bytes: limits.max_stored_bytes,
+            recycle_bin_images: usage.recycle_bin_images,
+            recycle_bin_bytes: usage.recycle_bin_bytes,
         })
     }
 
@@ -147,11 +163,19 @@ impl Services {
                     .store()
                     .active_share_count(&actor.account_id, &id)
                     .await?;
-                Ok(row.into_detail(tags, shares))
+                let references = self.store().list_references(&id).await?;
+                Ok(ImageDetail {
+                    references,
+                    ..row.into_detail(tags, shares)
+                })
             }
-            Access::Recipient { row, .. } => Ok(super::shares::as_seen_by_recipient(
-                row.into_detail(Vec::new(), 0),
-            )),
+            Access::Recipient { row, .. } => {
+                let references = self.image_references(actor, &id).await?;
+                Ok(ImageDetail {
+                    references,
+                    ..super::shares::as_seen_by_recipient(row.into_detail(Vec::new(), 0))
+                })
+            }
         }
     }
 
@@ -359,87 +383,6 @@ impl Services {
         })
     }
 
-    /// Deletes an image and its bytes. A Protected image is refused with the reason. An import
-    /// in progress is stopped first.
-    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
-    pub async fn delete_image(&self, actor: &Actor, id: &str) -> ServiceResult<()> {
-        let id = parse_image_id(id)?;
-        match self
-            .store()
-            .delete_unprotected_image(&actor.account_id, &id, &actor.user_name, now_ms())
-            .await?
-        {
-            DeleteOutcome::Deleted { row, release_blob } => {
-                self.remove_image_bytes(&row, release_blob).await;
-                Ok(())
-            }
-            DeleteOutcome::Protected(_) => Err(ServiceError::Conflict(
-                delete_blocked_reason(true).unwrap_or_default().to_owned(),
-            )),
-            DeleteOutcome::NotFound => Err(self.not_owned(actor, &id).await),
-        }
-    }
-
-    /// Deletes several images; Protected ones and ones not found are skipped, each with the
-    /// reason, and the rest are deleted.
-    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, images = ids.len()))]
-    pub async fn delete_images(
-        &self,
-        actor: &Actor,
-        ids: &[String],
-    ) -> ServiceResult<BatchDeleteResult> {
-        super::check_batch(ids, MAX_BATCH_DELETE, "delete")?;
-        let mut result = BatchDeleteResult::default();
-        let mut seen = std::collections::HashSet::new();
-        for raw in ids {
-            let Ok(id) = parse_image_id(raw) else {
-                result.skipped.push(SkippedImage {
-                    id: raw.clone(),
-                    name: raw.clone(),
-                    reason: "No such image in this account.".into(),
-                });
-                continue;
-            };
-            if !seen.insert(id.clone()) {
-                continue;
-            }
-            match self
-                .store()
-                .delete_unprotected_image(&actor.account_id, &id, &actor.user_name, now_ms())
-                .await?
-            {
-                DeleteOutcome::Deleted { row, release_blob } => {
-                    self.remove_image_bytes(&row, release_blob).await;
-                    result.deleted.push(row.attributes.name);
-                }
-                DeleteOutcome::Protected(row) => result.skipped.push(SkippedImage {
-                    id,
-                    name: row.attributes.name,
-                    reason: "Protected: turn Protected off to delete it.".into(),
-                }),
-                DeleteOutcome::NotFound => {
-                    let shared = self.store().accepted_share(&actor.account_id, &id).await?;
-                    result.skipped.push(match shared {
-                        Some((_, row)) => SkippedImage {
-                            id,
-                            reason: format!(
-                                "Shared with this account by account {}; only its owner can delete it.",
-                                row.account_id
-                            ),
-                            name: row.attributes.name,
-                        },
-                        None => SkippedImage {
-                            id: id.clone(),
-                            name: id,
-                            reason: "No such image in this account.".into(),
-                        },
-                    });
-                }
-            }
-        }
-        Ok(result)
-    }
-
     /// Removes an image's incoming bytes of `kind` as far as they came, then their record.
     pub(crate) async fn remove_incoming_bytes(
         &self,
@@ -488,10 +431,11 @@ impl Services {
         Ok(abandoned.len() + unrecorded)
     }
 
-    /// Removes a deleted image's bytes: its partial upload or import, and its stored file when
-    /// no other image uses it (`release_blob`). The row is gone first, so nothing can point
-    /// at the bytes; if removal fails the file is an orphan, which the start-up sweep collects.
-    async fn remove_image_bytes(&self, row: &ImageRow, release_blob: bool) {
+    /// Removes a destroyed image's bytes: any partial upload or import, and its stored file
+    /// when no other image uses it (`release_blob`). The image is Deleting meanwhile, so
+    /// nothing reads them; if removal fails the file is an orphan once the row goes, which
+    /// the start-up sweep collects.
+    pub(super) async fn remove_image_bytes(&self, row: &ImageRow, release_blob: bool) {
         self.importer().cancel(&row.id).await;
         self.stop_upload_writes(&row.id).await;
         for kind in [Incoming::Upload, Incoming::Import] {
@@ -504,6 +448,5 @@ impl Services {
         {
             tracing::warn!(image.id = %row.id, error = %e, "could not remove image bytes; left for the sweep");
         }
-        tracing::info!(image.id = %row.id, "image deleted");
     }
 }

@@ -222,52 +222,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Deletes an unprotected image of the account with its tags, recording the deletion.
-    pub async fn delete_unprotected_image(
-        &self,
-        account_id: &str,
-        id: &str,
-        worker: &str,
-        now_ms: i64,
-    ) -> sqlx::Result<DeleteOutcome> {
-        let mut tx = self.begin_write().await?;
-        let Some(row) = lock_image(&mut tx, account_id, id).await? else {
-            return Ok(DeleteOutcome::NotFound);
-        };
-        if row.attributes.protected {
-            return Ok(DeleteOutcome::Protected(Box::new(row)));
-        }
-        crate::store::shares::end_shares_of_deleted_image(&mut tx, &row, worker, now_ms).await?;
-        sqlx::query("DELETE FROM image_tags WHERE image_id = $1 AND account_id = $2")
-            .bind(id)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM images WHERE id = $1 AND account_id = $2 AND protected = 0")
-            .bind(id)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        let release_blob = match &row.blob_key {
-            Some(key) => release_blob_ref(&mut tx, key).await?,
-            None => false,
-        };
-        insert_event(
-            &mut tx,
-            account_id,
-            id,
-            &row.attributes.name,
-            &NewEvent::succeeded(HistoryTopic::Deleted, worker),
-            now_ms,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(DeleteOutcome::Deleted {
-            row: Box::new(row),
-            release_blob,
-        })
-    }
-
     /// Creates a Shared image of the bytes of the account's Private, Active image `source_id`:
     /// the file is not copied but counted once more, so it stays until the last image using it
     /// is deleted. Both images record it in their Work History. Counts against the image

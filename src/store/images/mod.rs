@@ -3,11 +3,15 @@
 
 mod changes;
 mod imports;
+mod lifecycle;
 mod properties;
 #[cfg(feature = "seed")]
 mod seed;
 
 pub use imports::{ClaimedBody, ClaimedImport, InterruptedImport, Reservation};
+pub use lifecycle::{
+    BinOutcome, DestroyStart, PurgeTarget, ReferenceOutcome, Remover, StatusChangeOutcome,
+};
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -20,6 +24,7 @@ use crate::domain::image::{
     ApiWait, DiskFormat, ImageDetail, ImageStatus, ImageSummary, ImportProgress, image_srn,
 };
 use crate::domain::image_spec::{ImageAttributes, OsType, Visibility};
+use crate::domain::lifecycle::DeletedInfo;
 use crate::domain::tags::{Tag, TagPair};
 
 /// A new image, as the service hands it to the store.
@@ -82,6 +87,8 @@ pub struct ImageRow {
     pub updated_at_ms: i64,
     /// The image whose bytes Create shared Image reused for this one.
     pub source_image_id: Option<String>,
+    /// Set while the image is in the Recycle Bin.
+    pub deleted: Option<DeletedInfo>,
 }
 
 /// The attributes an Edit may change.
@@ -123,9 +130,14 @@ pub struct QuotaLimits {
 /// How much of its quota an account uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Usage {
+    /// Every image, the Recycle Bin's too.
     pub image_count: u64,
-    /// Bytes of Active images plus the announced size of imports in progress.
+    /// Bytes of stored images (the Recycle Bin's too) plus the announced size of imports in
+    /// progress.
     pub stored_bytes: u64,
+    /// How many of them are in the Recycle Bin, and the bytes those take.
+    pub recycle_bin_images: u64,
+    pub recycle_bin_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,19 +150,6 @@ pub enum CreateImageError {
     TooManyUploads(u64),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
-}
-
-/// What a delete did.
-#[derive(Debug)]
-pub enum DeleteOutcome {
-    /// Gone. `release_blob` is true when no other image uses its bytes, which may then be
-    /// removed.
-    Deleted {
-        row: Box<ImageRow>,
-        release_blob: bool,
-    },
-    Protected(Box<ImageRow>),
-    NotFound,
 }
 
 /// A new image of an existing image's bytes (Create shared Image).
@@ -189,7 +188,8 @@ pub(super) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i.descripti
     i.failure_reason, i.image_type, i.source_url, i.source_file_name, i.disk_format, i.size_bytes, \
     i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.expected_checksum, i.declared_format, i.blob_key, i.bytes_done, \
     i.bytes_total, i.import_attempts, i.link_generation, i.created_by, i.created_at, \
-    i.updated_by, i.updated_at, i.source_image_id";
+    i.updated_by, i.updated_at, i.source_image_id, i.deleted_at, i.deleted_by, i.restore_status, \
+    i.destroy_at";
 
 /// The columns of `ImageAttributes`, in the order `bind_attributes` binds them.
 const ATTRIBUTE_COLUMNS: &str = "name, description, os_type, min_disk_gb, min_ram_gb, protected, architecture, boot_mode, features";
@@ -237,6 +237,26 @@ pub(super) fn decode_error(column: &str, value: &str) -> sqlx::Error {
         index: column.to_owned(),
         source: format!("unexpected value {value:?}").into(),
     }
+}
+
+/// The Recycle Bin's columns of a row selected with `COLUMNS`: all set, or none.
+fn deleted_from_row(r: &AnyRow) -> sqlx::Result<Option<DeletedInfo>> {
+    let deleted_at: Option<i64> = r.try_get("deleted_at")?;
+    let deleted_by: Option<String> = r.try_get("deleted_by")?;
+    let restore_status: Option<String> = r.try_get("restore_status")?;
+    let destroy_at: Option<i64> = r.try_get("destroy_at")?;
+    let (Some(deleted_at_ms), Some(deleted_by), Some(restore), Some(destroy_at_ms)) =
+        (deleted_at, deleted_by, restore_status, destroy_at)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(DeletedInfo {
+        deleted_at_ms,
+        deleted_by,
+        restores_to: ImageStatus::from_db(&restore)
+            .ok_or_else(|| decode_error("restore_status", &restore))?,
+        destroy_at_ms,
+    }))
 }
 
 impl ImageRow {
@@ -289,6 +309,7 @@ impl ImageRow {
             updated_by: text("updated_by")?,
             updated_at_ms: r.try_get("updated_at")?,
             source_image_id: r.try_get("source_image_id")?,
+            deleted: deleted_from_row(r)?,
         })
     }
 
@@ -378,6 +399,8 @@ impl ImageRow {
             shared_by: None,
             active_shares,
             source_image_id: self.source_image_id,
+            deleted: self.deleted,
+            references: Vec::new(),
         }
     }
 }
@@ -408,15 +431,21 @@ const STORED_BYTES: &str = "CASE WHEN i.status = 'importing' THEN COALESCE(i.byt
 
 async fn usage(conn: &mut AnyConnection, account_id: &str) -> sqlx::Result<Usage> {
     let row = sqlx::query(&format!(
-        "SELECT COUNT(*) AS images, CAST(COALESCE(SUM({STORED_BYTES}), 0) AS BIGINT) AS bytes \
+        "SELECT COUNT(*) AS images, CAST(COALESCE(SUM({STORED_BYTES}), 0) AS BIGINT) AS bytes, \
+         CAST(COALESCE(SUM(CASE WHEN i.status IN ($2, $3) THEN 1 ELSE 0 END), 0) AS BIGINT) AS binned, \
+         CAST(COALESCE(SUM(CASE WHEN i.status IN ($2, $3) THEN {STORED_BYTES} ELSE 0 END), 0) AS BIGINT) AS binned_bytes \
          FROM images i WHERE i.account_id = $1"
     ))
     .bind(account_id)
+    .bind(ImageStatus::Deleted.as_str())
+    .bind(ImageStatus::Deleting.as_str())
     .fetch_one(&mut *conn)
     .await?;
     Ok(Usage {
         image_count: to_u64(row.try_get("images")?),
         stored_bytes: to_u64(row.try_get("bytes")?),
+        recycle_bin_images: to_u64(row.try_get("binned")?),
+        recycle_bin_bytes: to_u64(row.try_get("binned_bytes")?),
     })
 }
 

@@ -63,6 +63,9 @@ pub(super) fn status_letter(status: ImageStatus) -> char {
         ImageStatus::Importing => 'i',
         ImageStatus::Active => 'a',
         ImageStatus::Failed => 'f',
+        ImageStatus::Deactivated => 'd',
+        ImageStatus::Deleted => 'r',
+        ImageStatus::Deleting => 'e',
     }
 }
 
@@ -109,7 +112,16 @@ pub(super) fn fts_match(query: &ListQuery) -> String {
         }
         terms.push(format!("tags : {}", fts_phrase(&tag)));
     }
-    terms.join(" AND ")
+    let mut matching = terms.join(" AND ");
+    // The Recycle Bin's images are found only when asked for by status. (NOT needs a term
+    // before it; the index is used only with a search or several filters.)
+    if query.status.is_none() && !matching.is_empty() {
+        for status in ImageStatus::ALL.into_iter().filter(|s| s.in_recycle_bin()) {
+            let facet = format!("{FACET_MARK}s{}", status_letter(status));
+            matching += &format!(" NOT facets : {}", fts_phrase(&facet));
+        }
+    }
+    matching
 }
 
 /// The search-index entries matching the query: a FROM and WHERE clause, and the expression
@@ -208,14 +220,17 @@ mod tests {
             tag_key: "env".into(),
             ..ListQuery::default()
         };
-        assert_eq!(fts_match(&key_only), "tags : \"\u{4}env\u{5}\"");
+        assert_eq!(
+            fts_match(&key_only),
+            "tags : \"\u{4}env\u{5}\" NOT facets : \"\u{2}sr\" NOT facets : \"\u{2}se\""
+        );
     }
 
     /// The migration's `search_facets` spells each value with the letter the queries use.
     #[test]
     fn the_index_migration_gives_every_value_its_letter() {
         // The latest definition of `search_facets`.
-        let migration = include_str!("../../../migrations/sqlite/20261201000003_uploads.sql");
+        let migration = include_str!("../../../migrations/sqlite/20261207000001_lifecycle.sql");
         let mut pairs: Vec<(&str, char)> = Vec::new();
         pairs.extend(ImageStatus::ALL.map(|s| (s.as_str(), status_letter(s))));
         pairs.extend(OsType::ALL.map(|o| (o.as_str(), os_type_letter(o))));

@@ -45,6 +45,27 @@ pub(super) fn push_attribute_filters(
             conditions.push(format!("{t}.{column} = {p}"));
         }
     }
+    // The Recycle Bin's images are listed only when asked for by status.
+    if query.status.is_none() {
+        let binned: Vec<String> = ImageStatus::ALL
+            .into_iter()
+            .filter(|s| s.in_recycle_bin())
+            .map(|s| q.text(s.as_str()))
+            .collect();
+        conditions.push(format!("{t}.status NOT IN ({})", binned.join(", ")));
+    }
+}
+
+/// The statuses a query selects: the one it filters on, or every status outside the Recycle
+/// Bin.
+pub(super) fn listed_statuses(query: &ListQuery) -> Vec<ImageStatus> {
+    match query.status {
+        Some(status) => vec![status],
+        None => ImageStatus::ALL
+            .into_iter()
+            .filter(|s| !s.in_recycle_bin())
+            .collect(),
+    }
 }
 
 /// Whose images a query reads.
@@ -182,7 +203,11 @@ pub(super) fn counter_rows(query: &ListQuery) -> Option<(&'static str, Vec<Strin
     if !query.search.is_empty() {
         return None;
     }
-    if let Some((dimension, value)) = single_counter(query) {
+    // Without a status filter the Recycle Bin's images are left out, which only the cube's
+    // cells can do.
+    if query.status.is_some()
+        && let Some((dimension, value)) = single_counter(query)
+    {
         return Some((dimension, vec![value]));
     }
     let (dimension, prefix) = match (query.tag_key.as_str(), query.tag_value.as_str()) {
@@ -193,7 +218,7 @@ pub(super) fn counter_rows(query: &ListQuery) -> Option<(&'static str, Vec<Strin
             format!("{key}{UNIT_SEPARATOR}{value}{UNIT_SEPARATOR}"),
         ),
     };
-    let statuses = query.status.map_or(ImageStatus::ALL.to_vec(), |s| vec![s]);
+    let statuses = listed_statuses(query);
     let os_types = query.os_type.map_or(OsType::ALL.to_vec(), |o| vec![o]);
     let visibilities = query
         .visibility

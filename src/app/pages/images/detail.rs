@@ -21,14 +21,16 @@ use crate::app::components::upload_controls::{
     UploadActions, UploadActionsHost, UploadControls, UploadProgressBar, UploadTarget,
 };
 use crate::app::pages::shares::ShareStatusBadge;
-use crate::domain::image::{ImageDetail, ImageStatus, delete_blocked_reason};
+use crate::domain::image::{ImageDetail, ImageStatus};
 use crate::domain::image_spec::ImageName;
+use crate::domain::lifecycle::ImageReference;
 use crate::domain::units::{format_rfc3339, format_timestamp};
 use crate::server_fns::error::AppError;
 use crate::server_fns::images::{
     CreateDownloadLink, DeleteImage, PutImageTag, RemoveImageTag, RevokeDownloadLinks,
     SetImageProtected, UpdateImage, get_image,
 };
+use crate::server_fns::lifecycle::{CancelImport, RestoreImages, SetImageActivation};
 use crate::server_fns::shares::{CreateSharedImage, RejectShares, get_image_sharing};
 
 /// The actions whose success changes what the page shows.
@@ -41,6 +43,9 @@ pub struct ImageActions {
     pub revoke_links: ServerAction<RevokeDownloadLinks>,
     pub create_link: ServerAction<CreateDownloadLink>,
     pub link_state: RwSignal<LinkState>,
+    pub activation: ServerAction<SetImageActivation>,
+    pub cancel_import: ServerAction<CancelImport>,
+    pub restore: ServerAction<RestoreImages>,
 }
 
 impl ImageActions {
@@ -53,6 +58,9 @@ impl ImageActions {
             revoke_links: ServerAction::new(),
             create_link: ServerAction::new(),
             link_state: RwSignal::new(LinkState::default()),
+            activation: ServerAction::new(),
+            cancel_import: ServerAction::new(),
+            restore: ServerAction::new(),
         }
     }
 
@@ -77,6 +85,9 @@ impl ImageActions {
         on_success(self.put_tag, set_count);
         on_success(self.remove_tag, set_count);
         on_success(self.revoke_links, set_count);
+        on_success(self.activation, set_count);
+        on_success(self.cancel_import, set_count);
+        on_success(self.restore, set_count);
         count
     }
 }
@@ -166,7 +177,7 @@ fn ImageDetailView(
     );
     let delete = ServerAction::<DeleteImage>::new();
     let id = image.id.clone();
-    let blocked = delete_blocked_reason(image.attributes.protected);
+    let blocked = image.delete_blocked_reason();
     let share_blocked = image.share_blocked_reason();
     let copy_blocked = image.create_shared_blocked_reason();
     let delete_error = move || delete.value().get().and_then(Result::err);
@@ -203,11 +214,21 @@ fn ImageDetailView(
         }
     };
     let name = image.attributes.name.clone();
-    let active = image.status == ImageStatus::Active;
     let shared_by = image.shared_by.clone();
     let is_owner = shared_by.is_none();
-    let owner_actions = is_owner
+    let in_bin = image.deleted.is_some();
+    let deactivated = image.status == ImageStatus::Deactivated;
+    let owner_actions = (is_owner && !in_bin)
         .then(|| view! { <OwnerActions image=image.clone() editing actions confirm_open /> });
+    let action_error = move || {
+        [
+            actions.activation.value().get(),
+            actions.cancel_import.value().get(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(Result::err)
+    };
 
     view! {
         <Title text=format!("{} · Image Details", image.attributes.name) />
@@ -227,16 +248,28 @@ fn ImageDetailView(
                 {format!("Account {owner} shares this image with this account. You can view it and download it; only account {owner} can change, share or delete it.")}
             </p>
         })}
-        {is_owner.then(|| view! {
+        {image.deleted.clone().map(|deleted| view! { <InRecycleBin image_id=id.clone() deleted restore=actions.restore /> })}
+        {(image.status == ImageStatus::Deactivated).then(|| view! {
+            <p class="notice" id="deactivated">
+                <strong>"Deactivated. "</strong>
+                {if is_owner {
+                    "Nobody can download this image, its download links answer that it is deactivated, and it cannot be shared. Reactivate it to allow them again."
+                } else {
+                    "Its owner has deactivated this image: it cannot be downloaded until it is reactivated."
+                }}
+            </p>
+        })}
+        {(is_owner && !in_bin).then(|| view! {
             // What the disabled actions above cannot do now, and why (their tooltips say the
             // same to a mouse; this says it to everyone).
-            {share_blocked.map(|reason| view! {
+            // A deactivated image's notice says it for both.
+            {share_blocked.filter(|_| !deactivated).map(|reason| view! {
                 <p class="notice" id="share-blocked">
                     <strong>"Share to another Account is unavailable. "</strong>
                     {reason}
                 </p>
             })}
-            {copy_blocked.map(|reason| view! {
+            {copy_blocked.filter(|_| !deactivated).map(|reason| view! {
                 <p class="notice" id="copy-blocked">
                     <strong>"Create shared Image is unavailable. "</strong>
                     {reason}
@@ -250,6 +283,7 @@ fn ImageDetailView(
             })}
         })}
         {move || delete_error().map(|error| view! { <ErrorNotice error /> })}
+        {move || action_error().map(|error| view! { <ErrorNotice error /> })}
         {move || protect_error().map(|error| view! { <ErrorNotice error /> })}
         {image.progress.map(|progress| {
             let (heading, label) = match upload {
@@ -280,18 +314,21 @@ fn ImageDetailView(
                 <p><strong>"Import failed. "</strong>{image.failure_reason.clone().unwrap_or_default()}</p>
             </div>
         })}
-        <DownloadPanel
-            image_id=id.clone()
-            active
-            can_revoke=is_owner
-            create=actions.create_link
-            revoke=actions.revoke_links
-            state=actions.link_state
-        />
+        {(!in_bin).then(|| view! {
+            <DownloadPanel
+                image_id=id.clone()
+                blocked=image.download_blocked_reason()
+                can_revoke=is_owner
+                create=actions.create_link
+                revoke=actions.revoke_links
+                state=actions.link_state
+            />
+        })}
         <nav class="tabs" aria-label="Image sections">
             {tab_link("Details", Tab::Details, "")}
             // The owner's tags are the owner's: an account the image is shared with sees none.
-            {is_owner.then(|| tab_link("Tags", Tab::Tags, "tags"))}
+            // (In the Recycle Bin they are kept as they are, and shown under Details.)
+            {(is_owner && !in_bin).then(|| tab_link("Tags", Tab::Tags, "tags"))}
             {tab_link("Work History", Tab::History, "history")}
         </nav>
         {move || match tab.get() {
@@ -302,10 +339,13 @@ fn ImageDetailView(
                     <section class="card" aria-label="Details">
                         <DetailList image=image.clone() />
                     </section>
-                    {is_owner.then(|| view! { <SharingStatus image_id=id.clone() /> })}
+                    {(!in_bin).then(|| view! {
+                        <InUseBy references=image.references.clone() is_owner />
+                    })}
+                    {(is_owner && !in_bin).then(|| view! { <SharingStatus image_id=id.clone() /> })}
                 })
             }),
-            Tab::Tags if is_owner => EitherOf3::B(view! {
+            Tab::Tags if is_owner && !in_bin => EitherOf3::B(view! {
                 <TagsTab image_id=id.clone() tags=image.tags.clone() put=actions.put_tag remove=actions.remove_tag />
             }),
             Tab::Tags => EitherOf3::C(view! { <WorkHistoryTab image_id=id.clone() /> }),
@@ -319,7 +359,7 @@ fn ImageDetailView(
             on_confirm
         >
             <p>
-                "Delete the image " <strong>{name}</strong> "? Its file is removed as well. A deleted image cannot be recovered."
+                "Move the image " <strong>{name}</strong> " to the Recycle Bin? You can restore it from there until the account's retention passes; then it is destroyed with its file. Its shares end now."
             </p>
         </ConfirmDialog>
     }
@@ -335,7 +375,32 @@ fn OwnerActions(
     confirm_open: RwSignal<bool>,
 ) -> impl IntoView {
     let id = image.id.clone();
-    let blocked = delete_blocked_reason(image.attributes.protected);
+    let blocked = image.delete_blocked_reason();
+    let activation = match image.status {
+        ImageStatus::Active => Some((true, "Deactivate")),
+        ImageStatus::Deactivated => Some((false, "Reactivate")),
+        _ => None,
+    };
+    let on_activation = {
+        let id = id.clone();
+        move |deactivate: bool| {
+            actions.activation.dispatch(SetImageActivation {
+                id: id.clone(),
+                deactivate,
+            });
+        }
+    };
+    // A browser's upload has its own Cancel Upload beside its progress.
+    let cancellable = matches!(image.status, ImageStatus::Queued | ImageStatus::Importing)
+        || image.api_wait.is_some();
+    let on_cancel_import = {
+        let id = id.clone();
+        move |_| {
+            actions
+                .cancel_import
+                .dispatch(CancelImport { id: id.clone() });
+        }
+    };
     let toggle_protected = {
         let (id, protected) = (id.clone(), image.attributes.protected);
         move |_| {
@@ -348,6 +413,9 @@ fn OwnerActions(
     let share_blocked = image.share_blocked_reason();
     let copy_blocked = image.create_shared_blocked_reason();
     let copy_open = RwSignal::new(false);
+    // The notice that says why a button is disabled: the Deactivated notice covers both.
+    let deactivated = image.status == ImageStatus::Deactivated;
+    let blocked_note = move |own: &'static str| if deactivated { "deactivated" } else { own };
     view! {
         <div class="actions">
             <button
@@ -371,7 +439,7 @@ fn OwnerActions(
                     <A href=format!("/images/{id}/share") attr:class="btn">"Share to another Account"</A>
                 }),
                 Some(reason) => Either::Right(view! {
-                    <button type="button" class="btn" disabled=true title=reason aria-describedby="share-blocked">
+                    <button type="button" class="btn" disabled=true title=reason aria-describedby=blocked_note("share-blocked")>
                         "Share to another Account"
                     </button>
                 }),
@@ -381,11 +449,31 @@ fn OwnerActions(
                 class="btn"
                 disabled=copy_blocked.is_some()
                 title=copy_blocked
-                aria-describedby=copy_blocked.map(|_| "copy-blocked")
+                aria-describedby=copy_blocked.map(|_| blocked_note("copy-blocked"))
                 on:click=move |_| copy_open.set(true)
             >
                 "Create shared Image"
             </button>
+            {activation.map(|(deactivate, label)| view! {
+                <button
+                    type="button"
+                    class="btn"
+                    disabled=move || actions.activation.pending().get()
+                    on:click=move |_| on_activation(deactivate)
+                >
+                    {label}
+                </button>
+            })}
+            {cancellable.then(|| view! {
+                <button
+                    type="button"
+                    class="btn"
+                    disabled=move || actions.cancel_import.pending().get()
+                    on:click=on_cancel_import
+                >
+                    "Cancel Import"
+                </button>
+            })}
             <button
                 type="button"
                 class="btn btn-danger"
@@ -558,6 +646,98 @@ fn SharingStatus(image_id: String) -> impl IntoView {
                     }
                 })}
             </Transition>
+        </section>
+    }
+}
+
+/// The notice on an image in the Recycle Bin: since when, by whom, until when, and Restore.
+#[component]
+fn InRecycleBin(
+    image_id: String,
+    deleted: crate::domain::lifecycle::DeletedInfo,
+    restore: ServerAction<RestoreImages>,
+) -> impl IntoView {
+    let error = move || match restore.value().get() {
+        Some(Err(error)) => Some(error),
+        Some(Ok(outcome)) => outcome
+            .skipped
+            .first()
+            .map(|s| AppError::Conflict(s.reason.clone())),
+        None => None,
+    };
+    view! {
+        <div class="notice" id="in-recycle-bin" role="note">
+            <p>
+                <strong>"In the Recycle Bin. "</strong>
+                {format!(
+                    "Deleted by {} on {}; destroyed on {} unless restored. Restore brings it back as {}, with its attributes and tags; its shares stay stopped.",
+                    deleted.deleted_by,
+                    format_timestamp(deleted.deleted_at_ms),
+                    format_timestamp(deleted.destroy_at_ms),
+                    deleted.restores_to.label()
+                )}
+            </p>
+            <div class="actions">
+                <button
+                    type="button"
+                    class="btn btn-primary"
+                    disabled=move || restore.pending().get()
+                    on:click=move |_| {
+                        restore.dispatch(RestoreImages { ids: vec![image_id.clone()] });
+                    }
+                >
+                    "Restore"
+                </button>
+                <A href="/images/recycle-bin" attr:class="btn">"Open the Recycle Bin"</A>
+            </div>
+        </div>
+        {move || error().map(|error| view! { <ErrorNotice error /> })}
+    }
+}
+
+/// In use by: what uses the image (virtual machines and the like, added through the image
+/// API). Delete is refused while anything does.
+#[component]
+fn InUseBy(references: Vec<ImageReference>, is_owner: bool) -> impl IntoView {
+    let empty = references.is_empty();
+    view! {
+        <section class="card" aria-labelledby="in-use-title">
+            <h2 id="in-use-title">"In use by"</h2>
+            {if empty {
+                Either::Left(view! {
+                    <p class="muted">{if is_owner {
+                        "Nothing uses this image. Services add a reference through the image API (PUT /v2/images/{id}/references/{kind}/{reference id}) while they use it."
+                    } else {
+                        "Nothing of this account uses this image."
+                    }}</p>
+                })
+            } else {
+                Either::Right(view! {
+                    <p class="hint">"The image cannot be deleted while anything uses it."</p>
+                    <div class="table-scroll">
+                        <table class="data-table compact">
+                            <thead>
+                                <tr>
+                                    <th scope="col">"Kind"</th>
+                                    <th scope="col">"ID"</th>
+                                    <th scope="col">"Added by"</th>
+                                    <th scope="col">"Added"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {references.into_iter().map(|r| view! {
+                                    <tr>
+                                        <td>{r.kind.replace('-', " ")}</td>
+                                        <th scope="row" class="mono">{r.reference_id}</th>
+                                        <td>{format!("{} (account {})", r.added_by, r.account_id)}</td>
+                                        <td><time datetime=format_rfc3339(r.added_at_ms)>{format_timestamp(r.added_at_ms)}</time></td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                })
+            }}
         </section>
     }
 }

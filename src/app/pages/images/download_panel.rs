@@ -47,13 +47,15 @@ fn origin() -> String {
 #[component]
 pub fn DownloadPanel(
     image_id: String,
-    active: bool,
+    /// Why no link can be made now (the image is not Active), if so.
+    blocked: Option<&'static str>,
     /// Only the owner account can revoke links (they are the image's, whoever holds them).
     can_revoke: bool,
     create: ServerAction<CreateDownloadLink>,
     revoke: ServerAction<RevokeDownloadLinks>,
     state: RwSignal<LinkState>,
 ) -> impl IntoView {
+    let active = blocked.is_none();
     let copied = RwSignal::new(false);
     let create_error = move || create.value().get().and_then(Result::err);
     let revoke_error = move || revoke.value().get().and_then(Result::err);
@@ -101,7 +103,7 @@ pub fn DownloadPanel(
                 } else if active {
                     format!("A link works for {DOWNLOAD_LINK_HOURS} hours without signing in (curl, wget, a browser) and resumes interrupted downloads, as long as the image is shared with this account.")
                 } else {
-                    "A download link can be created once the image is Active.".to_owned()
+                    blocked.unwrap_or_default().to_owned()
                 }}
             </p>
             {move || create_error().map(|error| view! { <ErrorNotice error /> })}

@@ -83,6 +83,7 @@ pub fn ImageListPage() -> impl IntoView {
             </div>
             <div class="actions header-actions">
                 <MoreMenu />
+                <A href="/images/recycle-bin" attr:class="btn">"Recycle Bin"</A>
                 <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
             </div>
         </div>
@@ -108,7 +109,7 @@ pub fn ImageListPage() -> impl IntoView {
             pending=delete.pending()
             on_confirm
         >
-            <p>"Delete these images? Their files are removed as well; deleted images cannot be recovered. Protected images are skipped."</p>
+            <p>"Move these images to the Recycle Bin? You can restore them from there until the account's retention passes; then they are destroyed with their files. Their shares end now. Images that are Protected, in use or still importing are skipped, each with the reason."</p>
             <ul class="dialog-list">
                 {move || {
                     let mut names: Vec<String> = selection.get().into_values().collect();
@@ -131,6 +132,7 @@ fn MoreMenu() -> impl IntoView {
                 <li><a href="/images/share-requests">"Image Share Request List"</a></li>
                 <li><a href="/images/get-share">"Get Image Share"</a></li>
                 <li><a href="/images/work-history">"Work History"</a></li>
+                <li><a href="/images/account-settings">"Account settings"</a></li>
             </ul>
         </details>
     }
@@ -145,6 +147,21 @@ fn UsageSummary(usage: Option<AccountUsage>) -> impl IntoView {
             .map_or(100, |p| p.min(100))
     };
     let loading = usage.is_none();
+    let binned = usage
+        .as_ref()
+        .filter(|u| u.recycle_bin_images > 0)
+        .map(|u| {
+            format!(
+                "{} {}, {}",
+                with_thousands(u.recycle_bin_images),
+                if u.recycle_bin_images == 1 {
+                    "image"
+                } else {
+                    "images"
+                },
+                format_bytes(u.recycle_bin_bytes)
+            )
+        });
     let (images, images_pct, storage, storage_pct) = match &usage {
         Some(u) => (
             format!(
@@ -174,6 +191,13 @@ fn UsageSummary(usage: Option<AccountUsage>) -> impl IntoView {
                 <span class="usage-value">{storage}</span>
                 <meter class="usage-bar" aria-hidden="true" min="0" max="100" value=storage_pct.to_string()></meter>
             </div>
+            // Deleted images still count towards both quotas until they are destroyed.
+            {binned.map(|binned| view! {
+                <div class="usage-item">
+                    <span class="usage-label">"Of which in the Recycle Bin"</span>
+                    <span class="usage-value"><a href="/images/recycle-bin">{binned}</a></span>
+                </div>
+            })}
         </section>
     }
 }
@@ -207,7 +231,7 @@ fn FilterBar(query: Memo<ListQuery>) -> impl IntoView {
                     {move || {
                         let current = q().status.map(|s| s.as_str());
                         view! {
-                            {option("", "All", current.or(Some("")))}
+                            {option("", "All but Deleted", current.or(Some("")))}
                             {ImageStatus::ALL.iter().map(|s| option(s.as_str(), s.label(), current)).collect_view()}
                         }
                     }}
@@ -287,7 +311,8 @@ fn DeleteSummary(result: BatchDeleteResult) -> impl IntoView {
     view! {
         <div class="alert" class:alert-success=all_deleted class:alert-warning=!all_deleted role="status">
             <p>
-                <strong>{format!("Deleted {deleted} {}.", plural(deleted))}</strong>
+                <strong>{format!("Moved {deleted} {} to the Recycle Bin.", plural(deleted))}</strong>
+                {(deleted > 0).then(|| view! { " " <A href="/images/recycle-bin">"Open the Recycle Bin"</A> "." })}
                 {(!result.skipped.is_empty()).then(|| format!(" {} not deleted:", result.skipped.len()))}
             </p>
             <SkippedList skipped=result.skipped />

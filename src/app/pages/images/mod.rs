@@ -6,6 +6,7 @@ pub mod detail_tags;
 pub mod download_panel;
 pub mod list;
 mod list_table;
+pub mod recycle_bin;
 pub mod work_history;
 
 use std::time::Duration;

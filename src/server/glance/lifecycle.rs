@@ -1,0 +1,109 @@
+//! Deactivate and reactivate (Glance's image actions), and the console's in-use references:
+//! `PUT`/`DELETE /v2/images/{id}/references/{kind}/{reference}` and `GET …/references`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{ApiActor, error, service_error};
+use crate::domain::units::format_rfc3339;
+use crate::service::{ServiceError, Services};
+
+async fn set_activation(
+    services: &Services,
+    actor: &crate::service::Actor,
+    id: &str,
+    deactivate: bool,
+    headers: &HeaderMap,
+) -> Response {
+    match services.set_image_activation(actor, id, deactivate).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        // Glance answers 403 for an image whose status does not allow the action.
+        Err(ServiceError::Conflict(m)) => error(StatusCode::FORBIDDEN, m),
+        Err(e) => service_error(&e, headers),
+    }
+}
+
+/// `POST /v2/images/{id}/actions/deactivate`: 204; downloads are refused until reactivated.
+pub async fn deactivate(
+    State(services): State<Services>,
+    ApiActor(actor): ApiActor,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    set_activation(&services, &actor, &id, true, &headers).await
+}
+
+/// `POST /v2/images/{id}/actions/reactivate`: 204.
+pub async fn reactivate(
+    State(services): State<Services>,
+    ApiActor(actor): ApiActor,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    set_activation(&services, &actor, &id, false, &headers).await
+}
+
+/// `GET /v2/images/{id}/references`: what uses the image (the owner sees every reference,
+/// an account the image is shared with its own).
+pub async fn list_references(
+    State(services): State<Services>,
+    ApiActor(actor): ApiActor,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match services.image_references(&actor, &id).await {
+        Ok(references) => {
+            let references: Vec<_> = references
+                .iter()
+                .map(|r| {
+                    json!({
+                        "kind": r.kind,
+                        "id": r.reference_id,
+                        "account_id": r.account_id,
+                        "added_by": r.added_by,
+                        "added_at": format_rfc3339(r.added_at_ms),
+                    })
+                })
+                .collect();
+            Json(json!({ "references": references })).into_response()
+        }
+        Err(e) => service_error(&e, &headers),
+    }
+}
+
+/// `PUT /v2/images/{id}/references/{kind}/{reference}`: 201 when added, 204 when it was
+/// there already. Delete and Destroy are refused while any reference is left.
+pub async fn add_reference(
+    State(services): State<Services>,
+    ApiActor(actor): ApiActor,
+    Path((id, kind, reference)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    match services
+        .add_image_reference(&actor, &id, &kind, &reference)
+        .await
+    {
+        Ok(true) => StatusCode::CREATED.into_response(),
+        Ok(false) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => service_error(&e, &headers),
+    }
+}
+
+/// `DELETE /v2/images/{id}/references/{kind}/{reference}`: 204.
+pub async fn remove_reference(
+    State(services): State<Services>,
+    ApiActor(actor): ApiActor,
+    Path((id, kind, reference)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    match services
+        .remove_image_reference(&actor, &id, &kind, &reference)
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => service_error(&e, &headers),
+    }
+}
