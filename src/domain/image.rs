@@ -415,6 +415,15 @@ pub struct BatchDeleteResult {
     pub skipped: Vec<SkippedImage>,
 }
 
+/// What a batch action (Approve, Reject, Restore, Destroy) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    /// Names of the images it was done to.
+    pub done: Vec<String>,
+    /// Images left as they were, each with its name and why.
+    pub skipped: Vec<SkippedImage>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedImage {
     pub id: String,

@@ -261,14 +261,6 @@ pub struct RecycleBin {
     pub retention: RetentionDays,
 }
 
-/// What a batch Restore or Destroy did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchOutcome {
-    /// Names of the images it was done to.
-    pub done: Vec<String>,
-    pub skipped: Vec<super::image::SkippedImage>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

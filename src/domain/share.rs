@@ -221,15 +221,6 @@ pub const SHARE_REQUESTS_PAGE_SIZE: u32 = 50;
 /// Most requests one Approve or Reject takes; a page of the list.
 pub const MAX_BATCH_DECISIONS: usize = SHARE_REQUESTS_PAGE_SIZE as usize;
 
-/// What one Approve or Reject of several requests did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DecisionResult {
-    /// Names of the images decided.
-    pub done: Vec<String>,
-    /// Requests left as they were, each with the reason.
-    pub skipped: Vec<super::image::SkippedImage>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

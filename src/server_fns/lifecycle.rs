@@ -3,7 +3,8 @@
 
 use leptos::prelude::*;
 
-use crate::domain::lifecycle::{AccountSettings, BatchOutcome, RecycleBin};
+use crate::domain::image::BatchOutcome;
+use crate::domain::lifecycle::{AccountSettings, RecycleBin};
 use crate::server_fns::error::AppError;
 
 #[server]

@@ -4,9 +4,8 @@
 use leptos::prelude::*;
 
 use crate::domain::history::HistoryPage;
-use crate::domain::share::{
-    DecisionResult, ImageShare, ImageSharing, ShareRequestPage, SharedImage,
-};
+use crate::domain::image::BatchOutcome;
+use crate::domain::share::{ImageShare, ImageSharing, ShareRequestPage, SharedImage};
 use crate::server_fns::error::AppError;
 
 /// The image's shares, for its owner.
@@ -75,7 +74,7 @@ pub async fn find_shared_image(image_id: String) -> Result<SharedImage, AppError
 }
 
 #[server]
-pub async fn approve_shares(ids: Vec<String>) -> Result<DecisionResult, AppError> {
+pub async fn approve_shares(ids: Vec<String>) -> Result<BatchOutcome, AppError> {
     use super::ssr;
     use crate::domain::share::ShareDecision;
     let (services, actor) = ssr::actor().await?;
@@ -86,7 +85,7 @@ pub async fn approve_shares(ids: Vec<String>) -> Result<DecisionResult, AppError
 }
 
 #[server]
-pub async fn reject_shares(ids: Vec<String>) -> Result<DecisionResult, AppError> {
+pub async fn reject_shares(ids: Vec<String>) -> Result<BatchOutcome, AppError> {
     use super::ssr;
     use crate::domain::share::ShareDecision;
     let (services, actor) = ssr::actor().await?;

@@ -5,10 +5,10 @@
 use super::images::{Access, MAX_BATCH_DELETE, not_found, parse_image_id};
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::history::{HistoryTopic, SYSTEM_WORKER, notes};
-use crate::domain::image::{BatchDeleteResult, ImageStatus, SkippedImage};
+use crate::domain::image::{BatchDeleteResult, BatchOutcome, ImageStatus, SkippedImage};
 use crate::domain::lifecycle::{
-    AccountSettings, BatchOutcome, DeleteCheck, ImageReference, RecycleBin, RecycledImage,
-    ReferenceId, ReferenceKind, RetentionDays, in_use_reason,
+    AccountSettings, DeleteCheck, ImageReference, RecycleBin, RecycledImage, ReferenceId,
+    ReferenceKind, RetentionDays, in_use_reason,
 };
 use crate::domain::units::format_timestamp;
 use crate::store::history::NewEvent;

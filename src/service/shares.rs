@@ -11,12 +11,12 @@ use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::account::AccountId;
 use crate::domain::history::{HISTORY_PAGE_SIZE, HistoryPage};
-use crate::domain::image::{ImageDetail, SkippedImage};
+use crate::domain::image::{BatchOutcome, ImageDetail, SkippedImage};
 use crate::domain::image_spec::ImageName;
 use crate::domain::share::{
-    DecisionResult, ImageResourceId, ImageShare, ImageSharing, MAX_BATCH_DECISIONS,
-    MAX_SHARES_PER_IMAGE, SHARE_REQUESTS_PAGE_SIZE, ShareDecision, ShareRequestPage, ShareStatus,
-    SharedImage, field, other_account,
+    ImageResourceId, ImageShare, ImageSharing, MAX_BATCH_DECISIONS, MAX_SHARES_PER_IMAGE,
+    SHARE_REQUESTS_PAGE_SIZE, ShareDecision, ShareRequestPage, ShareStatus, SharedImage, field,
+    other_account,
 };
 use crate::store::images::{CreateSharedOutcome, ImageRow, SharedCopy};
 use crate::store::shares::{DecideOutcome, ShareOutcome, ShareRow, StopOutcome};
@@ -218,13 +218,13 @@ impl Services {
         actor: &Actor,
         ids: &[String],
         decision: ShareDecision,
-    ) -> ServiceResult<DecisionResult> {
+    ) -> ServiceResult<BatchOutcome> {
         let verb = match decision {
             ShareDecision::Approve => "approve",
             ShareDecision::Reject => "reject",
         };
         super::check_batch(ids, MAX_BATCH_DECISIONS, verb)?;
-        let mut result = DecisionResult::default();
+        let mut result = BatchOutcome::default();
         let mut seen = std::collections::HashSet::new();
         for raw in ids {
             let skipped = |name: String, reason: &str| SkippedImage {

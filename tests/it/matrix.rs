@@ -1035,34 +1035,22 @@ fn rows() -> Vec<Row> {
                 },
             )
         }),
-        route_row!("/v2/images/{id}/actions/deactivate", OWNER_ONLY, |w, r| {
-            let path = format!("/v2/images/{}/actions/deactivate", w.image);
-            let seen = classify(
+        route_row!("/v2/images/{id}/actions/{action}", OWNER_ONLY, |w, r| {
+            let path = |action: &str| format!("/v2/images/{}/actions/{action}", w.image);
+            let deactivated = classify(
                 w,
-                w.api(Method::POST, &path, r, None, Body::empty()).await,
+                w.api(Method::POST, &path("deactivate"), r, None, Body::empty())
+                    .await,
                 allowed,
             );
-            if seen == Allowed {
-                w.services
-                    .set_image_activation(&w.owner, &w.image, false)
-                    .await
-                    .unwrap();
-            }
-            seen
-        }),
-        route_row!("/v2/images/{id}/actions/reactivate", OWNER_ONLY, |w, r| {
-            if r == Owner {
-                w.services
-                    .set_image_activation(&w.owner, &w.image, true)
-                    .await
-                    .unwrap();
-            }
-            let path = format!("/v2/images/{}/actions/reactivate", w.image);
-            classify(
+            let reactivated = classify(
                 w,
-                w.api(Method::POST, &path, r, None, Body::empty()).await,
+                w.api(Method::POST, &path("reactivate"), r, None, Body::empty())
+                    .await,
                 allowed,
-            )
+            );
+            assert_eq!(deactivated, reactivated, "deactivate and reactivate");
+            deactivated
         }),
         route_row!("/v2/images/{id}/references", OWNER_AND_ACCEPTED, |w, r| {
             let path = format!("/v2/images/{}/references", w.image);

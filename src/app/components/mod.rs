@@ -1,3 +1,4 @@
+pub mod batch_summary;
 pub mod confirm_dialog;
 pub mod error_notice;
 pub mod form_field;

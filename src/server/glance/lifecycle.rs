@@ -11,39 +11,30 @@ use super::{ApiActor, error, service_error};
 use crate::domain::units::format_rfc3339;
 use crate::service::{ServiceError, Services};
 
-async fn set_activation(
-    services: &Services,
-    actor: &crate::service::Actor,
-    id: &str,
-    deactivate: bool,
-    headers: &HeaderMap,
+/// `POST /v2/images/{id}/actions/deactivate` and `…/reactivate`: 204. A deactivated image's
+/// data cannot be downloaded until it is reactivated. Glance answers 403 for an image whose
+/// status does not allow the action.
+pub async fn image_action(
+    State(services): State<Services>,
+    ApiActor(actor): ApiActor,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
-    match services.set_image_activation(actor, id, deactivate).await {
+    let deactivate = match action.as_str() {
+        "deactivate" => true,
+        "reactivate" => false,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("The image API has no action {action:?}: use deactivate or reactivate."),
+            );
+        }
+    };
+    match services.set_image_activation(&actor, &id, deactivate).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        // Glance answers 403 for an image whose status does not allow the action.
         Err(ServiceError::Conflict(m)) => error(StatusCode::FORBIDDEN, m),
-        Err(e) => service_error(&e, headers),
+        Err(e) => service_error(&e, &headers),
     }
-}
-
-/// `POST /v2/images/{id}/actions/deactivate`: 204; downloads are refused until reactivated.
-pub async fn deactivate(
-    State(services): State<Services>,
-    ApiActor(actor): ApiActor,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    set_activation(&services, &actor, &id, true, &headers).await
-}
-
-/// `POST /v2/images/{id}/actions/reactivate`: 204.
-pub async fn reactivate(
-    State(services): State<Services>,
-    ApiActor(actor): ApiActor,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    set_activation(&services, &actor, &id, false, &headers).await
 }
 
 /// `GET /v2/images/{id}/references`: what uses the image (the owner sees every reference,

@@ -55,12 +55,8 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         ("/v2/images/{id}/stage", put(images::stage_data)),
         (
-            "/v2/images/{id}/actions/deactivate",
-            post(lifecycle::deactivate),
-        ),
-        (
-            "/v2/images/{id}/actions/reactivate",
-            post(lifecycle::reactivate),
+            "/v2/images/{id}/actions/{action}",
+            post(lifecycle::image_action),
         ),
         (
             "/v2/images/{id}/references",

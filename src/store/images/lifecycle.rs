@@ -96,33 +96,23 @@ async fn references_of(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Vec<I
     rows.iter().map(reference_from_row).collect()
 }
 
-/// Sets the image's status and records the event, for a row already locked.
-async fn write_status(
-    conn: &mut AnyConnection,
+/// Records `event` on the image `row` (locked in `tx`) and commits the change with it.
+async fn record_and_commit(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
     row: &ImageRow,
-    status: ImageStatus,
     event: &NewEvent<'_>,
     now_ms: i64,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE images SET status = $1, updated_by = $2, updated_at = $3 WHERE id = $4 AND account_id = $5",
-    )
-    .bind(status.as_str())
-    .bind(event.worker)
-    .bind(now_ms)
-    .bind(&row.id)
-    .bind(&row.account_id)
-    .execute(&mut *conn)
-    .await?;
     insert_event(
-        conn,
+        &mut tx,
         &row.account_id,
         &row.id,
         &row.attributes.name,
         event,
         now_ms,
     )
-    .await
+    .await?;
+    tx.commit().await
 }
 
 impl Store {
@@ -173,16 +163,7 @@ impl Store {
             message: note,
             ..NewEvent::succeeded(HistoryTopic::Deleted, worker)
         };
-        insert_event(
-            &mut tx,
-            account_id,
-            id,
-            &row.attributes.name,
-            &event,
-            now_ms,
-        )
-        .await?;
-        tx.commit().await?;
+        record_and_commit(tx, &row, &event, now_ms).await?;
         Ok(BinOutcome::Moved(Box::new(row)))
     }
 
@@ -223,16 +204,7 @@ impl Store {
             message: &note,
             ..NewEvent::succeeded(HistoryTopic::Restored, worker)
         };
-        insert_event(
-            &mut tx,
-            account_id,
-            id,
-            &row.attributes.name,
-            &event,
-            now_ms,
-        )
-        .await?;
-        tx.commit().await?;
+        record_and_commit(tx, &row, &event, now_ms).await?;
         Ok(StatusChangeOutcome::Done(Box::new(row)))
     }
 
@@ -319,8 +291,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         super::super::incoming::forget_all(&mut tx, id).await?;
-        insert_event(&mut tx, account_id, id, &row.attributes.name, event, now_ms).await?;
-        tx.commit().await?;
+        record_and_commit(tx, &row, event, now_ms).await?;
         Ok(true)
     }
 
@@ -396,8 +367,17 @@ impl Store {
         if row.status != from {
             return Ok(StatusChangeOutcome::Refused(Box::new(row)));
         }
-        write_status(&mut tx, &row, to, event, now_ms).await?;
-        tx.commit().await?;
+        sqlx::query(
+            "UPDATE images SET status = $1, updated_by = $2, updated_at = $3 WHERE id = $4 AND account_id = $5",
+        )
+        .bind(to.as_str())
+        .bind(event.worker)
+        .bind(now_ms)
+        .bind(id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        record_and_commit(tx, &row, event, now_ms).await?;
         Ok(StatusChangeOutcome::Done(Box::new(row)))
     }
 
@@ -444,16 +424,7 @@ impl Store {
             message: reason,
             ..NewEvent::succeeded(HistoryTopic::ImportCancelled, worker)
         };
-        insert_event(
-            &mut tx,
-            account_id,
-            id,
-            &row.attributes.name,
-            &event,
-            now_ms,
-        )
-        .await?;
-        tx.commit().await?;
+        record_and_commit(tx, &row, &event, now_ms).await?;
         Ok(StatusChangeOutcome::Done(Box::new(row)))
     }
 
@@ -507,8 +478,7 @@ impl Store {
             message: &note,
             ..NewEvent::succeeded(HistoryTopic::ReferenceAdded, &worker)
         };
-        insert_event(&mut tx, owner, id, &row.attributes.name, &event, now_ms).await?;
-        tx.commit().await?;
+        record_and_commit(tx, &row, &event, now_ms).await?;
         Ok(ReferenceOutcome::Added)
     }
 
@@ -553,8 +523,7 @@ impl Store {
             message: &note,
             ..NewEvent::succeeded(HistoryTopic::ReferenceRemoved, &worker)
         };
-        insert_event(&mut tx, owner, id, &row.attributes.name, &event, now_ms).await?;
-        tx.commit().await?;
+        record_and_commit(tx, &row, &event, now_ms).await?;
         Ok(true)
     }
 

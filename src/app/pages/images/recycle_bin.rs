@@ -10,15 +10,15 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use super::refresh_while;
+use crate::app::components::batch_summary::{BatchSummary, FollowUp};
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::selection::{
     Selection, all_selected, new_selection, row_selected, toggle_all, toggle_row,
 };
-use crate::app::components::skipped_list::SkippedList;
 use crate::app::components::status_badge::StatusBadge;
-use crate::domain::image::ImageStatus;
-use crate::domain::lifecycle::{BatchOutcome, RecycleBin, RecycledImage};
+use crate::domain::image::{BatchOutcome, ImageStatus};
+use crate::domain::lifecycle::{RecycleBin, RecycledImage};
 use crate::domain::units::{format_image_size, format_rfc3339, format_timestamp};
 use crate::server_fns::error::AppError;
 use crate::server_fns::lifecycle::{DestroyImages, RestoreImages, get_recycle_bin};
@@ -125,7 +125,14 @@ pub fn RecycleBinPage() -> impl IntoView {
         </div>
         {move || outcome.get().map(|(verb, result)| match result {
             Err(error) => Either::Left(view! { <ErrorNotice error /> }),
-            Ok(result) => Either::Right(view! { <BinOutcomeSummary verb result /> }),
+            Ok(result) => {
+                let follow_up = (verb == "Restored").then_some(FollowUp {
+                    href: "/images",
+                    one: "See it in the Image List",
+                    many: "See them in the Image List",
+                });
+                Either::Right(view! { <BatchSummary verb result follow_up=follow_up /> })
+            }
         })}
         <Transition fallback=|| view! { <p class="loading">"Loading the Recycle Bin…"</p> }>
             {move || Suspend::new(async move {
@@ -174,28 +181,6 @@ pub fn RecycleBinPage() -> impl IntoView {
             <p>"Destroy these images now? Their files are removed (unless another image uses the same file) and they cannot be restored. Their Work History stays."</p>
             <ul class="dialog-list">{names(actions.destroy_targets)}</ul>
         </ConfirmDialog>
-    }
-}
-
-/// What the last Restore or Destroy did.
-#[component]
-fn BinOutcomeSummary(verb: &'static str, result: BatchOutcome) -> impl IntoView {
-    let done = result.done.len();
-    let plural = |n: usize| if n == 1 { "image" } else { "images" };
-    let all_done = result.skipped.is_empty();
-    let names = result.done.join(", ");
-    view! {
-        <div class="alert" class:alert-success=all_done class:alert-warning=!all_done role="status">
-            <p>
-                <strong>{format!("{verb} {done} {}", plural(done))}</strong>
-                {(!names.is_empty()).then(|| format!(": {names}."))}
-                {(verb == "Restored" && done > 0).then(|| view! {
-                    " " <A href="/images">"See the Image List"</A> "."
-                })}
-                {(!result.skipped.is_empty()).then(|| format!(" {} not changed:", result.skipped.len()))}
-            </p>
-            <SkippedList skipped=result.skipped />
-        </div>
     }
 }
 

@@ -9,15 +9,16 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
+use crate::app::components::batch_summary::{BatchSummary, FollowUp};
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::pager::NewerOlderPager;
 use crate::app::components::selection::{
     Selection, all_selected, new_selection, row_selected, selected_ids, toggle_all, toggle_row,
 };
-use crate::app::components::skipped_list::SkippedList;
 use crate::app::layout::console_layout::ShareRequestsBadge;
 use crate::app::pages::page_number;
-use crate::domain::share::{DecisionResult, ShareRequestPage, SharedImage};
+use crate::domain::image::BatchOutcome;
+use crate::domain::share::{ShareRequestPage, SharedImage};
 use crate::domain::units::{format_image_size, format_rfc3339, format_timestamp};
 use crate::domain::validation::with_thousands;
 use crate::server_fns::error::AppError;
@@ -35,7 +36,7 @@ pub fn ShareRequestListPage() -> impl IntoView {
     );
     let selection = new_selection();
     // The last answer, whichever button it came from.
-    let outcome = RwSignal::new(None::<(&'static str, Result<DecisionResult, AppError>)>);
+    let outcome = RwSignal::new(None::<(&'static str, Result<BatchOutcome, AppError>)>);
     Effect::new(move |_| {
         if let Some(result) = approve.value().get() {
             outcome.set(Some(("Approved", result)));
@@ -93,30 +94,15 @@ pub fn ShareRequestListPage() -> impl IntoView {
     }
 }
 
-/// What the last Approve or Reject did.
+/// What the last Approve or Reject did; after an Approve, a link to the approved images.
 #[component]
-pub fn DecisionSummary(verb: &'static str, result: DecisionResult) -> impl IntoView {
-    let done = result.done.len();
-    let plural = |n: usize| if n == 1 { "image" } else { "images" };
-    let all_done = result.skipped.is_empty();
-    let names = result.done.join(", ");
-    view! {
-        <div class="alert" class:alert-success=all_done class:alert-warning=!all_done role="status">
-            <p>
-                <strong>{format!("{verb} {done} {}", plural(done))}</strong>
-                {(!names.is_empty()).then(|| format!(": {names}."))}
-                {(verb == "Approved" && done > 0).then(|| view! {
-                    " "
-                    <A href="/images?owner=shared">
-                        {if done == 1 { "See it in the Image List" } else { "See them in the Image List" }}
-                    </A>
-                    "."
-                })}
-                {(!result.skipped.is_empty()).then(|| format!(" {} not changed:", result.skipped.len()))}
-            </p>
-            <SkippedList skipped=result.skipped />
-        </div>
-    }
+pub fn DecisionSummary(verb: &'static str, result: BatchOutcome) -> impl IntoView {
+    let follow_up = (verb == "Approved").then_some(FollowUp {
+        href: "/images?owner=shared",
+        one: "See it in the Image List",
+        many: "See them in the Image List",
+    });
+    view! { <BatchSummary verb result follow_up=follow_up /> }
 }
 
 #[component]
