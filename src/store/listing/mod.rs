@@ -31,6 +31,32 @@ use crate::domain::image::ImageStatus;
 use crate::domain::image_spec::{OsType, Visibility};
 use crate::domain::list_query::{ListQuery, Ownership, SortColumn, SortDirection};
 
+/// A query as the listing reads it: the `ListQuery` (its fields through `Deref`), and whether
+/// the Recycle Bin's images must be left out, which a query without a status filter needs
+/// only when the account has any (most have none, and then every plan stays as it was).
+pub(super) struct View<'a> {
+    query: &'a ListQuery,
+    pub(super) hide_bin: bool,
+}
+
+impl std::ops::Deref for View<'_> {
+    type Target = ListQuery;
+
+    fn deref(&self) -> &ListQuery {
+        self.query
+    }
+}
+
+impl<'a> View<'a> {
+    /// The query, leaving the Recycle Bin out whenever it has no status filter.
+    pub(super) fn strict(query: &'a ListQuery) -> Self {
+        Self {
+            query,
+            hide_bin: query.status.is_none(),
+        }
+    }
+}
+
 /// Above this many matches, walking the account's images in list order beats fetching every
 /// match and sorting them (measured with bench/list).
 pub(super) const CANDIDATE_LIMIT: i64 = 1000;
@@ -72,6 +98,11 @@ impl Store {
             return Ok((Vec::new(), 0));
         }
         let mut conn = self.pool.acquire().await?;
+        let query = &View {
+            query,
+            hide_bin: query.status.is_none()
+                && self.has_binned_images(&mut conn, account_id).await?,
+        };
         // Tag filters match the account's own tags, so no shared image can match one.
         let shared_total = if query.owner.includes_shared() && query.tag_key.is_empty() {
             self.count_in_scope(&mut conn, account_id, query, Scope::Shared)
@@ -157,7 +188,7 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         account_id: &str,
-        query: &ListQuery,
+        query: &View<'_>,
     ) -> sqlx::Result<(u64, PagePath)> {
         let limit = self.candidate_limit;
         let counted = self.counter(conn, account_id, query).await?;
@@ -209,7 +240,7 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         account_id: &str,
-        query: &ListQuery,
+        query: &View<'_>,
         path: PagePath,
         window: Window,
     ) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
@@ -236,7 +267,7 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         account_id: &str,
-        query: &ListQuery,
+        query: &View<'_>,
         scope: Scope,
         window: Window,
     ) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
@@ -249,7 +280,7 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         account_id: &str,
-        query: &ListQuery,
+        query: &View<'_>,
         scope: Scope,
     ) -> sqlx::Result<u64> {
         let filter = row_filter(self.backend, account_id, query, TagPath::Drive, scope);
@@ -325,7 +356,7 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         account_id: &str,
-        query: &ListQuery,
+        query: &View<'_>,
     ) -> sqlx::Result<IndexFilter> {
         let account_seq = match self.backend {
             Backend::Sqlite => self.account_seq(conn, account_id).await?,
@@ -347,12 +378,30 @@ impl Store {
         })
     }
 
+    /// Whether any of the account's images is in the Recycle Bin, from the counters.
+    async fn has_binned_images(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+    ) -> sqlx::Result<bool> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS total FROM image_counts \
+             WHERE account_id = $1 AND dimension = 'status' AND value IN ($2, $3)",
+        )
+        .bind(account_id)
+        .bind(ImageStatus::Deleted.as_str())
+        .bind(ImageStatus::Deleting.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(row.try_get::<i64, _>("total")? > 0)
+    }
+
     /// The kept total for a query without a search, from the counters.
     async fn counter(
         &self,
         conn: &mut AnyConnection,
         account_id: &str,
-        query: &ListQuery,
+        query: &View<'_>,
     ) -> sqlx::Result<Option<u64>> {
         let Some((dimension, values)) = counter_rows(query) else {
             return Ok(None);
@@ -380,7 +429,8 @@ impl Store {
         query: &ListQuery,
     ) -> sqlx::Result<u64> {
         let mut conn = self.pool.acquire().await?;
-        self.count_in_scope(&mut conn, account_id, query, Scope::of(query.owner))
+        let view = View::strict(query);
+        self.count_in_scope(&mut conn, account_id, &view, Scope::of(query.owner))
             .await
     }
 
@@ -394,7 +444,7 @@ impl Store {
         let filter = row_filter(
             self.backend,
             account_id,
-            query,
+            &View::strict(query),
             TagPath::Drive,
             Scope::of(query.owner),
         );

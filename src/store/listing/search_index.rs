@@ -88,7 +88,7 @@ pub(super) fn visibility_letter(visibility: Visibility) -> char {
 }
 
 /// The SQLite index's full-text query for the search, filters and tag.
-pub(super) fn fts_match(query: &ListQuery) -> String {
+pub(super) fn fts_match(query: &View<'_>) -> String {
     let mut terms = Vec::new();
     if !query.search.is_empty() {
         terms.push(fts_name_term(&query.search));
@@ -115,7 +115,7 @@ pub(super) fn fts_match(query: &ListQuery) -> String {
     let mut matching = terms.join(" AND ");
     // The Recycle Bin's images are found only when asked for by status. (NOT needs a term
     // before it; the index is used only with a search or several filters.)
-    if query.status.is_none() && !matching.is_empty() {
+    if query.hide_bin && !matching.is_empty() {
         for status in ImageStatus::ALL.into_iter().filter(|s| s.in_recycle_bin()) {
             let facet = format!("{FACET_MARK}s{}", status_letter(status));
             matching += &format!(" NOT facets : {}", fts_phrase(&facet));
@@ -135,7 +135,7 @@ pub(super) fn index_filter(
     backend: Backend,
     account_id: &str,
     account_seq: i64,
-    query: &ListQuery,
+    query: &View<'_>,
 ) -> IndexFilter {
     let mut q = QueryParts::new();
     match backend {
@@ -213,7 +213,7 @@ mod tests {
             ..ListQuery::default()
         };
         assert_eq!(
-            fts_match(&query),
+            fts_match(&View::strict(&query)),
             "short : \"d\u{1}b\" AND facets : \"\u{2}sa\" AND tags : \"\u{4}env\u{5}prod\u{4}\""
         );
         let key_only = ListQuery {
@@ -221,7 +221,7 @@ mod tests {
             ..ListQuery::default()
         };
         assert_eq!(
-            fts_match(&key_only),
+            fts_match(&View::strict(&key_only)),
             "tags : \"\u{4}env\u{5}\" NOT facets : \"\u{2}sr\" NOT facets : \"\u{2}se\""
         );
     }

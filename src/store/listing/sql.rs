@@ -31,7 +31,7 @@ pub(super) fn can_match(query: &ListQuery) -> bool {
 pub(super) fn push_attribute_filters(
     q: &mut QueryParts,
     t: &str,
-    query: &ListQuery,
+    query: &View<'_>,
     conditions: &mut Vec<String>,
 ) {
     let filters = [
@@ -46,7 +46,7 @@ pub(super) fn push_attribute_filters(
         }
     }
     // The Recycle Bin's images are listed only when asked for by status.
-    if query.status.is_none() {
+    if query.hide_bin {
         let binned: Vec<String> = ImageStatus::ALL
             .into_iter()
             .filter(|s| s.in_recycle_bin())
@@ -56,14 +56,14 @@ pub(super) fn push_attribute_filters(
     }
 }
 
-/// The statuses a query selects: the one it filters on, or every status outside the Recycle
-/// Bin.
-pub(super) fn listed_statuses(query: &ListQuery) -> Vec<ImageStatus> {
+/// The statuses a query selects: the one it filters on, every status, or every status
+/// outside the Recycle Bin.
+pub(super) fn listed_statuses(query: &View<'_>) -> Vec<ImageStatus> {
     match query.status {
         Some(status) => vec![status],
         None => ImageStatus::ALL
             .into_iter()
-            .filter(|s| !s.in_recycle_bin())
+            .filter(|s| !(query.hide_bin && s.in_recycle_bin()))
             .collect(),
     }
 }
@@ -123,7 +123,7 @@ pub(super) struct Window {
 pub(super) fn row_filter(
     backend: Backend,
     account_id: &str,
-    query: &ListQuery,
+    query: &View<'_>,
     tag_path: TagPath,
     scope: Scope,
 ) -> QueryParts {
@@ -199,13 +199,12 @@ pub(super) fn single_counter(query: &ListQuery) -> Option<(&'static str, String)
 /// The counter rows whose sum is the total for a query without a search: its one counter, or
 /// for several filters the cells of the status × OS type × visibility cube they select, for
 /// the tag if there is one (see the migration that creates the cube counters).
-pub(super) fn counter_rows(query: &ListQuery) -> Option<(&'static str, Vec<String>)> {
+pub(super) fn counter_rows(query: &View<'_>) -> Option<(&'static str, Vec<String>)> {
     if !query.search.is_empty() {
         return None;
     }
-    // Without a status filter the Recycle Bin's images are left out, which only the cube's
-    // cells can do.
-    if query.status.is_some()
+    // Leaving the Recycle Bin's images out takes the cube's cells.
+    if !query.hide_bin
         && let Some((dimension, value)) = single_counter(query)
     {
         return Some((dimension, vec![value]));
