@@ -67,7 +67,7 @@ fn RetentionForm(current: AccountSettings, save: ServerAction<SetRetention>) -> 
                 "A deleted image goes to the " <A href="/images/recycle-bin">"Recycle Bin"</A>
                 " with its file, tags and Work History. It can be restored until its retention passes; then it is destroyed. A change applies to images deleted from now on."
             </p>
-            <ActionForm action=save attr:novalidate=true on:submit=move |_| days.touch()>
+            <ActionForm action=save attr:class="narrow" attr:novalidate=true on:submit=move |_| days.touch()>
                 <TextField
                     label="Retention (days)"
                     field=days
