@@ -73,6 +73,9 @@ test('the console works with the keyboard alone', async ({ page }) => {
 
   // After a navigation, focus moves to the new page's content.
   await expect(page.getByRole('main')).toBeFocused();
+  const guide = page.getByRole('main').getByRole('link', { name: 'Image guide' });
+  await page.keyboard.press('Tab');
+  await expect(guide).toBeFocused();
   const more = page.getByText('More', { exact: true });
   await page.keyboard.press('Tab');
   await expect(more).toBeFocused();
@@ -89,6 +92,8 @@ test('the console works with the keyboard alone', async ({ page }) => {
   await page.keyboard.press('Tab');
   await expect(page.getByRole('link', { name: 'Image List' }).last()).toBeFocused();
   await page.keyboard.press('Tab');
+  await expect(page.getByRole('main').getByRole('link', { name: 'Image guide' })).toBeFocused();
+  await page.keyboard.press('Tab');
   await expect(page.getByLabel('Image name')).toBeFocused();
 
   // On a fresh page load the skip link comes first and jumps to the content.
@@ -97,6 +102,8 @@ test('the console works with the keyboard alone', async ({ page }) => {
   await page.keyboard.press('Tab');
   await expect(page.getByRole('link', { name: 'Skip to content' })).toBeFocused();
   await page.keyboard.press('Enter');
+  await page.keyboard.press('Tab');
+  await expect(guide).toBeFocused();
   await page.keyboard.press('Tab');
   await page.keyboard.press('Tab');
   await expect(bin).toBeFocused();

@@ -17,6 +17,7 @@ use pages::account_settings::AccountSettingsPage;
 use pages::api_access::ApiAccessPage;
 use pages::auth::sign_in::SignInPage;
 use pages::auth::sign_up::SignUpPage;
+use pages::image_guide::ImageGuidePage;
 use pages::images::create::CreateImagePage;
 use pages::images::detail::ImageDetailPage;
 use pages::images::list::ImageListPage;
@@ -127,6 +128,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("api-access") view=ApiAccessPage />
                     <Route path=path!("recycle-bin") view=RecycleBinPage />
                     <Route path=path!("account-settings") view=AccountSettingsPage />
+                    <Route path=path!("guide") view=ImageGuidePage />
                     <Route path=path!(":id/share") view=ImageSharePage />
                     <Route path=path!(":id") view=ImageDetailPage />
                 </ParentRoute>

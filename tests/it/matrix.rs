@@ -1228,6 +1228,9 @@ fn rows() -> Vec<Row> {
         route_row!("/images/recycle-bin", OWN_ACCOUNT, |w, r| {
             classify(w, w.page("/images/recycle-bin", r).await, own)
         }),
+        route_row!("/images/guide", OWN_ACCOUNT, |w, r| {
+            classify(w, w.page("/images/guide", r).await, own)
+        }),
         route_row!("/images/account-settings", OWN_ACCOUNT, |w, r| {
             classify(w, w.page("/images/account-settings", r).await, own)
         }),

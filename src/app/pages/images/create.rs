@@ -108,7 +108,9 @@ pub fn CreateImagePage() -> impl IntoView {
             <div>
                 <h1>"Create Image"</h1>
                 <p class="lede">
-                    "Import a disk image (qcow2, raw, VMDK, VHD, VHDX or an ISO installation image) from an http or https URL, or upload one from your computer. The console checks it and makes it Active."
+                    "Import a disk image (qcow2, raw, VMDK, VHD, VHDX or an ISO installation image) from an http or https URL, or upload one from your computer. The console checks it and makes it Active. How to prepare a virtual machine's disk and convert it: the "
+                    <A href="/images/guide">"Image guide"</A>
+                    "."
                 </p>
             </div>
         </div>

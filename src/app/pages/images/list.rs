@@ -79,7 +79,11 @@ pub fn ImageListPage() -> impl IntoView {
         <div class="page-header">
             <div>
                 <h1>"Image List"</h1>
-                <p class="lede">"Images of this account and images other accounts share with it. Import one from a URL or upload a file from your computer with Create Image."</p>
+                <p class="lede">
+                    "Images of this account and images other accounts share with it. Import one from a URL or upload a file from your computer with Create Image; the "
+                    <A href="/images/guide">"Image guide"</A>
+                    " says how to prepare and convert a virtual machine's disk."
+                </p>
             </div>
             <div class="actions header-actions">
                 <MoreMenu />
