@@ -96,6 +96,27 @@ async fn references_of(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Vec<I
     rows.iter().map(reference_from_row).collect()
 }
 
+/// Sets the status of the image `row` (locked), naming who changed it.
+async fn set_status(
+    conn: &mut AnyConnection,
+    row: &ImageRow,
+    status: ImageStatus,
+    worker: &str,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE images SET status = $1, updated_by = $2, updated_at = $3 WHERE id = $4 AND account_id = $5",
+    )
+    .bind(status.as_str())
+    .bind(worker)
+    .bind(now_ms)
+    .bind(&row.id)
+    .bind(&row.account_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Records `event` on the image `row` (locked in `tx`) and commits the change with it.
 async fn record_and_commit(
     mut tx: sqlx::Transaction<'static, sqlx::Any>,
@@ -227,16 +248,7 @@ impl Store {
                 if !references.is_empty() {
                     return Ok(DestroyStart::InUse(references));
                 }
-                sqlx::query(
-                    "UPDATE images SET status = $1, updated_by = $2, updated_at = $3 WHERE id = $4 AND account_id = $5",
-                )
-                .bind(ImageStatus::Deleting.as_str())
-                .bind(worker)
-                .bind(now_ms)
-                .bind(id)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
+                set_status(&mut tx, &row, ImageStatus::Deleting, worker, now_ms).await?;
                 match &row.blob_key {
                     Some(key) => release_blob_ref(&mut tx, key).await?,
                     None => false,
@@ -367,16 +379,7 @@ impl Store {
         if row.status != from {
             return Ok(StatusChangeOutcome::Refused(Box::new(row)));
         }
-        sqlx::query(
-            "UPDATE images SET status = $1, updated_by = $2, updated_at = $3 WHERE id = $4 AND account_id = $5",
-        )
-        .bind(to.as_str())
-        .bind(event.worker)
-        .bind(now_ms)
-        .bind(id)
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
+        set_status(&mut tx, &row, to, event.worker, now_ms).await?;
         record_and_commit(tx, &row, event, now_ms).await?;
         Ok(StatusChangeOutcome::Done(Box::new(row)))
     }
