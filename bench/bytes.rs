@@ -243,7 +243,8 @@ impl Console {
     fn create(&self, source: &[(&str, &str)]) -> String {
         let mut form = vec![
             ("name", "bench bytes"),
-            ("os_type", "ubuntu"),
+            ("os_family", "linux"),
+            ("os_platform", "ubuntu"),
             ("min_disk", "20"),
             ("min_ram", "1"),
             ("visibility", "private"),

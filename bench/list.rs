@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use image_console::domain::attributes::{Architecture, BootMode, Features};
 use image_console::domain::image::ImageStatus;
-use image_console::domain::image_spec::{OsType, Visibility};
+use image_console::domain::image_spec::Visibility;
 use image_console::domain::list_query::{ListQuery, Ownership, SortColumn, SortDirection};
+use image_console::domain::os_catalogue::{OperatingSystem, OsPlatform};
 use image_console::domain::share::ShareDecision;
 use image_console::store::Store;
 use image_console::store::accounts::UserRow;
@@ -115,7 +116,11 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) ->
                 attributes: image_console::domain::image_spec::ImageAttributes {
                     name: format!("{}-{i:06}", PREFIXES[i % PREFIXES.len()]),
                     description: String::new(),
-                    os_type: OsType::ALL[(rng.next() % 6) as usize],
+                    // The six Linux platforms, as before Windows was offered.
+                    os: OperatingSystem {
+                        platform: OsPlatform::ALL[(rng.next() % 6) as usize],
+                        version: None,
+                    },
                     min_disk_gb: 10,
                     min_ram_gb: 2,
                     protected: false,
@@ -261,7 +266,7 @@ async fn run(name: &str, url: &str) {
         (
             "filter OS type Rocky Linux",
             ListQuery {
-                os_type: Some(OsType::Rocky),
+                os_platform: Some(OsPlatform::Rocky),
                 ..base.clone()
             },
         ),
@@ -291,7 +296,7 @@ async fn run(name: &str, url: &str) {
             "status Active + OS Ubuntu",
             ListQuery {
                 status: Some(ImageStatus::Active),
-                os_type: Some(OsType::Ubuntu),
+                os_platform: Some(OsPlatform::Ubuntu),
                 ..base.clone()
             },
         ),
@@ -307,7 +312,7 @@ async fn run(name: &str, url: &str) {
             "status Failed + OS Oracle (rare pair)",
             ListQuery {
                 status: Some(ImageStatus::Failed),
-                os_type: Some(OsType::Oracle),
+                os_platform: Some(OsPlatform::Oracle),
                 ..base.clone()
             },
         ),

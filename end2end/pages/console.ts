@@ -71,7 +71,11 @@ export class ImageListPage {
 export interface NewImage {
   name: string;
   url: string;
-  osType?: string;
+  /** System platform, as the list names it; Windows platforms choose Operating system Windows. */
+  platform?: string;
+  /** System version; none leaves it Not specified. */
+  version?: string;
+  architecture?: 'x86_64' | 'aarch64';
   minDisk?: string;
   minRam?: string;
   visibility?: 'Private' | 'Shared';
@@ -94,7 +98,7 @@ export class CreateImagePage {
   async fill(image: NewImage) {
     await this.field('Image name').fill(image.name);
     await this.field('Image file URL').fill(image.url);
-    await this.field('OS type').selectOption({ label: image.osType ?? 'Ubuntu' });
+    await this.chooseOs(image.platform ?? 'Ubuntu', image.version, image.architecture);
     await this.field('Minimum Disk (GB)').fill(image.minDisk ?? '10');
     await this.field('Minimum RAM (GB)').fill(image.minRam ?? '2');
     await this.page.getByRole('radio', { name: new RegExp(`^${image.visibility ?? 'Private'}`) }).check();
@@ -103,6 +107,18 @@ export class CreateImagePage {
     }
     if (image.description) {
       await this.field('Description').fill(image.description);
+    }
+  }
+
+  /** Operating system, Architecture, System platform and System version, in the form's order. */
+  async chooseOs(platform: string, version?: string, architecture?: 'x86_64' | 'aarch64') {
+    await this.field('Operating system').selectOption({ label: platform.startsWith('Windows') ? 'Windows' : 'Linux' });
+    if (architecture) {
+      await this.field('Architecture').selectOption(architecture);
+    }
+    await this.field('System platform').selectOption({ label: platform });
+    if (version) {
+      await this.field('System version').selectOption({ label: version });
     }
   }
 

@@ -58,7 +58,8 @@ test('the Create Image form shows errors as soon as values break a rule', async 
 
   // Submitting anyway: the server refuses with the same messages and nothing is created.
   await form.complete();
-  await expect(form.errorFor('OS type')).toHaveText('⚠ Select an OS type.');
+  await expect(form.errorFor('Operating system')).toHaveText('⚠ Select an operating system: Linux or Windows.');
+  await expect(form.errorFor('System platform')).toHaveText('⚠ Select a system platform.');
   await expect(form.errorFor('Image file URL')).toHaveText('⚠ Image file URL must point to a disk image file (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso).');
   await expect(form.errorFor('Checksum')).toHaveText('⚠ Checksum must be hexadecimal digits only (found \'n\').');
   await expect(page).toHaveURL(/\/images\/create$/);
@@ -71,10 +72,10 @@ test('an image imported from a URL goes from Importing to Active and shows its d
   const form = new CreateImagePage(page);
   await form.open();
   const url = sourceUrl('slow', 'medium.qcow2');
-  await form.fill({ name: 'rocky base', url, osType: 'Rocky Linux', minDisk: '20', minRam: '4', description: 'golden image' });
+  await form.fill({ name: 'rocky base', url, platform: 'Rocky Linux', version: '9', minDisk: '20', minRam: '4', description: 'golden image' });
   const summary = page.getByRole('complementary', { name: 'Summary' });
   await expect(summary.getByText('medium.qcow2')).toBeVisible();
-  await expect(summary.getByText('Rocky Linux')).toBeVisible();
+  await expect(summary.getByText('Rocky Linux 9')).toBeVisible();
   await expect(summary.getByText(/from USD 0\.05 \/ month/)).toBeVisible();
   await form.complete();
 
@@ -85,7 +86,7 @@ test('an image imported from a URL goes from Importing to Active and shows its d
   await expect(row.getByRole('progressbar', { name: 'Import progress of rocky base' })).toBeVisible();
   await expect(row.getByText('Active')).toBeVisible({ timeout: 30_000 });
   await expect(row.getByRole('progressbar')).toHaveCount(0);
-  await expect(row.getByRole('cell', { name: 'Rocky Linux' })).toBeVisible();
+  await expect(row.getByRole('cell', { name: 'Rocky Linux 9' })).toBeVisible();
   await expect(row.getByRole('cell', { name: 'Private' })).toBeVisible();
   await expect(row.getByText('1 GB')).toBeVisible();
 
@@ -93,7 +94,9 @@ test('an image imported from a URL goes from Importing to Active and shows its d
   const details = page.getByRole('region', { name: 'Details' });
   const value = (label: string) => details.locator('.detail-row').filter({ has: page.getByText(label, { exact: true }) }).locator('dd');
   await expect(value('Status')).toHaveText('Active');
-  await expect(value('OS type')).toHaveText('Rocky Linux');
+  await expect(value('Operating system')).toHaveText('Linux');
+  await expect(value('System platform')).toHaveText('Rocky Linux');
+  await expect(value('System version')).toHaveText('9');
   await expect(value('Image Type')).toHaveText('Image-Based');
   await expect(value('Image file URL')).toHaveText(url);
   await expect(value('Image size')).toContainText('1 GB');

@@ -13,7 +13,7 @@ async function newAccount(page: Page) {
  * Creates images through the Create Image server function directly (the form's own action
  * URL), which is what the form does, without typing each one.
  */
-async function createImages(page: Page, images: { name: string; os?: string; visibility?: string }[]) {
+async function createImages(page: Page, images: { name: string; os?: string; version?: string; visibility?: string }[]) {
   const form = new CreateImagePage(page);
   await form.open();
   const action = await page.locator('form.create-layout').getAttribute('action');
@@ -23,7 +23,9 @@ async function createImages(page: Page, images: { name: string; os?: string; vis
       form: {
         name: image.name,
         source_url: sourceUrl('files', 'small.qcow2'),
-        os_type: image.os ?? 'ubuntu',
+        os_family: (image.os ?? 'ubuntu').startsWith('windows') ? 'windows' : 'linux',
+        os_platform: image.os ?? 'ubuntu',
+        os_version: image.version ?? '',
         min_disk: '1',
         min_ram: '1',
         visibility: image.visibility ?? 'private',
@@ -42,6 +44,7 @@ test('search and filters narrow the table, and the URL keeps them', async ({ pag
     { name: 'web-frontend', os: 'ubuntu' },
     { name: 'web-backend', os: 'rocky', visibility: 'shared' },
     { name: 'db-primary', os: 'rocky' },
+    { name: 'app-server', os: 'windows-server', version: '2019' },
   ]);
   const list = new ImageListPage(page);
   await list.open();
@@ -53,7 +56,7 @@ test('search and filters narrow the table, and the URL keeps them', async ({ pag
   await expect(page.getByRole('rowheader')).toHaveText(['web-backend', 'web-frontend']);
   await expect(page.getByText('(Total 2)')).toBeVisible();
 
-  await page.getByLabel('OS type').selectOption({ label: 'Rocky Linux' });
+  await page.getByLabel('System platform').selectOption({ label: 'Rocky Linux' });
   await expect(page).toHaveURL(/os=rocky/);
   await expect(page.getByRole('rowheader')).toHaveText(['web-backend']);
 
@@ -66,15 +69,26 @@ test('search and filters narrow the table, and the URL keeps them', async ({ pag
   await expect(page.getByRole('rowheader')).toHaveText(['web-backend', 'web-frontend']);
 
   await page.getByRole('link', { name: 'Clear filters' }).click();
-  await expect(page.getByRole('rowheader')).toHaveCount(3);
+  await expect(page.getByRole('rowheader')).toHaveCount(4);
+
+  // An operating system narrows to its platforms, and its platform list to its own.
+  await page.getByLabel('Operating system').selectOption({ label: 'Windows' });
+  await expect(page).toHaveURL(/family=windows/);
+  await expect(page.getByRole('rowheader')).toHaveText(['app-server']);
+  await expect(list.row('app-server').getByRole('cell', { name: 'Windows Server 2019' })).toBeVisible();
+  await expect(page.getByLabel('System platform').locator('option')).toHaveText(['All', 'Windows Server', 'Windows']);
+  await page.getByLabel('Operating system').selectOption({ label: 'Linux' });
+  await expect(page.getByRole('rowheader')).toHaveText(['db-primary', 'web-backend', 'web-frontend']);
+  await page.getByRole('link', { name: 'Clear filters' }).click();
+  await expect(page.getByRole('rowheader')).toHaveCount(4);
 
   // Sorting by a column header, both ways.
   await page.getByRole('link', { name: 'Name' }).click();
   await expect(page).toHaveURL(/sort=name&dir=asc/);
-  await expect(page.getByRole('rowheader')).toHaveText(['db-primary', 'web-backend', 'web-frontend']);
+  await expect(page.getByRole('rowheader')).toHaveText(['app-server', 'db-primary', 'web-backend', 'web-frontend']);
   await expect(page.getByRole('columnheader', { name: 'Name' })).toHaveAttribute('aria-sort', 'ascending');
   await page.getByRole('link', { name: 'Name' }).click();
-  await expect(page.getByRole('rowheader')).toHaveText(['web-frontend', 'web-backend', 'db-primary']);
+  await expect(page.getByRole('rowheader')).toHaveText(['web-frontend', 'web-backend', 'db-primary', 'app-server']);
 });
 
 test('pages of 10 with the total count', async ({ page }) => {
@@ -135,7 +149,7 @@ test('Export CSV downloads the rows the filters show', async ({ page }) => {
   expect(download.suggestedFilename()).toMatch(/^images-list-.*\.csv$/);
   const csv = readFileSync(await download.path(), 'utf8');
   const rows = csv.trim().split('\r\n');
-  expect(rows[0]).toContain('Name,Resource ID,Status,OS type');
+  expect(rows[0]).toContain('Name,Resource ID,Status,Operating system,System platform,System version');
   expect(rows.slice(1).map((r) => r.split(',')[0])).toEqual(['gamma', 'alpha']);
   expect(csv).not.toContain('beta');
 });

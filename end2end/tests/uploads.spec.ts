@@ -43,7 +43,7 @@ async function startUpload(page: Page, name: string) {
   await page.getByRole('radio', { name: /^Local file/ }).check();
   await form.field('Image file').setInputFiles(imagePath);
   await expect(page.getByRole('complementary', { name: 'Summary' }).getByText(/ubuntu-upload\.qcow2 \(/)).toBeVisible();
-  await form.field('OS type').selectOption({ label: 'Ubuntu' });
+  await form.chooseOs('Ubuntu');
   await form.field('Minimum Disk (GB)').fill('10');
   await form.field('Minimum RAM (GB)').fill('2');
   await page.getByRole('button', { name: 'Complete and upload' }).click();

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::image_spec::{ImageAttributes, OsType, Visibility};
+use super::image_spec::{ImageAttributes, Visibility};
+use super::os_catalogue::OperatingSystem;
 use super::tags::TagPair;
 
 /// The lifecycle of an image (Create Image guide): Queued → Importing → Active from a URL,
@@ -261,7 +262,7 @@ impl ApiWait {
 pub struct ImageSummary {
     pub id: String,
     pub name: String,
-    pub os_type: OsType,
+    pub os: OperatingSystem,
     pub status: ImageStatus,
     pub visibility: Visibility,
     pub protected: bool,

@@ -12,7 +12,7 @@ pub mod field {
 pub const MAX_PROPERTIES: usize = 128;
 
 /// Names that are image fields or mapped attributes, never free-form properties.
-pub const RESERVED_KEYS: [&str; 31] = [
+pub const RESERVED_KEYS: [&str; 32] = [
     "id",
     "name",
     "status",
@@ -40,6 +40,7 @@ pub const RESERVED_KEYS: [&str; 31] = [
     "stores",
     "os_distro",
     "os_type",
+    "os_version",
     "architecture",
     "hw_firmware_type",
     "hw_qemu_guest_agent",

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FieldError;
 use super::image::ImageStatus;
-use super::image_spec::OsType;
+use super::os_catalogue::OperatingSystem;
 
 pub mod field {
     pub const RETENTION_DAYS: &str = "retention_days";
@@ -241,7 +241,7 @@ pub struct DeletedInfo {
 pub struct RecycledImage {
     pub id: String,
     pub name: String,
-    pub os_type: OsType,
+    pub os: OperatingSystem,
     /// Deleted, or Deleting while its bytes are removed.
     pub status: ImageStatus,
     /// What Restore brings it back to.

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::image::{ImageStatus, ImageSummary};
-use super::image_spec::{OsType, Visibility};
+use super::image_spec::Visibility;
+use super::os_catalogue::{OsFamily, OsPlatform, selected_platforms};
 
 /// Page sizes offered (the guides' tables use these).
 pub const PAGE_SIZES: [u32; 4] = [10, 20, 50, 100];
@@ -144,7 +145,10 @@ impl Ownership {
 pub struct ListQuery {
     pub search: String,
     pub status: Option<ImageStatus>,
-    pub os_type: Option<OsType>,
+    /// Operating system (`family`): Linux or Windows.
+    pub os_family: Option<OsFamily>,
+    /// System platform (`os`).
+    pub os_platform: Option<OsPlatform>,
     pub visibility: Option<Visibility>,
     pub tag_key: String,
     pub tag_value: String,
@@ -161,7 +165,8 @@ impl Default for ListQuery {
         Self {
             search: String::new(),
             status: None,
-            os_type: None,
+            os_family: None,
+            os_platform: None,
             visibility: None,
             tag_key: String::new(),
             tag_value: String::new(),
@@ -185,6 +190,7 @@ impl ListQuery {
         let sort = get("sort")
             .and_then(|s| SortColumn::parse(&s))
             .unwrap_or(default.sort);
+        let os_family = get("family").and_then(|s| OsFamily::from_value(&s));
         let direction = match get("dir").as_deref() {
             Some("asc") => SortDirection::Asc,
             Some("desc") => SortDirection::Desc,
@@ -195,7 +201,12 @@ impl ListQuery {
                 .map(|q| clip(q.trim(), MAX_SEARCH_CHARS))
                 .unwrap_or_default(),
             status: get("status").and_then(|s| ImageStatus::from_db(&s)),
-            os_type: get("os").and_then(|s| OsType::parse(&s).ok()),
+            os_family,
+            // A platform of another operating system is left out: the platform list offers
+            // only the chosen system's.
+            os_platform: get("os")
+                .and_then(|s| OsPlatform::from_value(&s))
+                .filter(|p| os_family.is_none_or(|f| p.family() == f)),
             visibility: get("visibility").and_then(|s| Visibility::parse(&s).ok()),
             tag_key: get("tag_key").map(|k| clip(&k, 128)).unwrap_or_default(),
             tag_value: get("tag_value").map(|v| clip(&v, 256)).unwrap_or_default(),
@@ -225,7 +236,10 @@ impl ListQuery {
         if let Some(s) = self.status {
             pairs.push(("status", s.as_str().into()));
         }
-        if let Some(o) = self.os_type {
+        if let Some(f) = self.os_family {
+            pairs.push(("family", f.as_str().into()));
+        }
+        if let Some(o) = self.os_platform {
             pairs.push(("os", o.as_str().into()));
         }
         if let Some(v) = self.visibility {
@@ -259,10 +273,16 @@ impl ListQuery {
     pub fn has_filters(&self) -> bool {
         !self.search.is_empty()
             || self.status.is_some()
-            || self.os_type.is_some()
+            || self.os_family.is_some()
+            || self.os_platform.is_some()
             || self.visibility.is_some()
             || !self.tag_key.is_empty()
             || self.owner != Ownership::All
+    }
+
+    /// The platforms the OS filters select; `None` for every platform.
+    pub fn platforms(&self) -> Option<Vec<OsPlatform>> {
+        selected_platforms(self.os_family, self.os_platform)
     }
 
     /// Row offset of the page.
@@ -313,6 +333,7 @@ mod tests {
         let q = parse(&[
             ("q", "web server"),
             ("status", "active"),
+            ("family", "linux"),
             ("os", "ubuntu"),
             ("visibility", "shared"),
             ("tag_key", "env"),
@@ -336,7 +357,8 @@ mod tests {
     fn bad_values_fall_back_to_defaults() {
         let q = parse(&[
             ("status", "pending_delete"),
-            ("os", "windows"),
+            ("family", "macos"),
+            ("os", "debian"),
             ("sort", "password"),
             ("page", "0"),
             ("per_page", "1000"),
@@ -344,12 +366,34 @@ mod tests {
         ]);
         assert_eq!(q.owner, Ownership::All);
         assert_eq!(q.status, None);
-        assert_eq!(q.os_type, None);
+        assert_eq!(q.os_family, None);
+        assert_eq!(q.os_platform, None);
         assert_eq!(q.sort, SortColumn::Created);
         assert_eq!(q.page, 1);
         assert_eq!(q.per_page, 20);
         assert_eq!(parse(&[("q", &"x".repeat(1000))]).search.len(), 255);
         assert_eq!(parse(&[("sort", "name")]).direction, SortDirection::Asc);
+    }
+
+    #[test]
+    fn the_os_filters_select_a_family_or_a_platform() {
+        let windows = parse(&[("family", "windows")]);
+        assert_eq!(windows.os_family, Some(OsFamily::Windows));
+        assert_eq!(
+            windows.platforms(),
+            Some(vec![OsPlatform::WindowsServer, OsPlatform::Windows])
+        );
+        assert_eq!(windows.to_query_string(), "family=windows");
+        let server = parse(&[("os", "windows-server")]);
+        assert_eq!(server.platforms(), Some(vec![OsPlatform::WindowsServer]));
+        assert!(server.has_filters());
+        let both = parse(&[("family", "linux"), ("os", "windows-server")]);
+        assert_eq!(
+            both.os_platform, None,
+            "a platform of another system is left out"
+        );
+        assert_eq!(both.platforms().map(|p| p.len()), Some(6));
+        assert_eq!(parse(&[]).platforms(), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod list_query;
 pub mod navigation;
 pub mod notices;
+pub mod os_catalogue;
 pub mod settings;
 pub mod share;
 pub mod tags;

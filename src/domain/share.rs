@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::image::ImageStatus;
-use super::image_spec::{OsType, Visibility};
+use super::image_spec::Visibility;
+use super::os_catalogue::OperatingSystem;
 use super::validation::{FieldError, with_thousands};
 
 pub mod field {
@@ -199,7 +200,7 @@ pub struct SharedImage {
     pub image_name: String,
     pub owner_account_id: String,
     pub size_bytes: Option<u64>,
-    pub os_type: OsType,
+    pub os: OperatingSystem,
     pub image_created_at_ms: i64,
     pub status: ShareStatus,
     /// When the owner shared it.

@@ -15,6 +15,7 @@ use crate::domain::image_properties::{
 use crate::domain::image_spec::{
     AttributesForm, EditImageForm, ImageFileUrl, Visibility, check_format_fits_file, field,
 };
+use crate::domain::os_catalogue::OsPlatform;
 use crate::domain::share::ShareStatus;
 use crate::domain::tags::{TagPair, parse_tag_set};
 use crate::domain::units::format_bytes;
@@ -73,7 +74,12 @@ impl ApiImage {
 pub enum ApiChange {
     Name(String),
     Description(String),
-    OsType(String),
+    /// Glance's `os_type`: the operating system (`linux`, `windows`).
+    OsFamily(String),
+    /// Glance's `os_distro`: the system platform.
+    OsPlatform(String),
+    /// Glance's `os_version`: the system version; empty clears it.
+    OsVersion(String),
     MinDiskGb(String),
     MinRamGb(String),
     Protected(bool),
@@ -147,7 +153,16 @@ fn apply_changes(form: &mut EditImageForm, changes: &[ApiChange]) {
         match change {
             ApiChange::Name(v) => a.name = v.clone(),
             ApiChange::Description(v) => a.description = v.clone(),
-            ApiChange::OsType(v) => a.os_type = v.clone(),
+            ApiChange::OsPlatform(v) => {
+                a.os_platform = v.clone();
+                // Clients often send only `os_distro`; the operating system follows it
+                // unless the request names one (applied below, so it is checked).
+                if let Some(platform) = OsPlatform::from_value(v) {
+                    a.os_family = platform.family().as_str().to_owned();
+                }
+            }
+            ApiChange::OsVersion(v) => a.os_version = v.clone(),
+            ApiChange::OsFamily(_) => {}
             ApiChange::MinDiskGb(v) => a.min_disk = v.clone(),
             ApiChange::MinRamGb(v) => a.min_ram = v.clone(),
             ApiChange::Protected(v) => a.protected = checkbox(*v),
@@ -157,6 +172,12 @@ fn apply_changes(form: &mut EditImageForm, changes: &[ApiChange]) {
             ApiChange::Visibility(v) => form.visibility = v.clone(),
             ApiChange::SetProperty(..) | ApiChange::RemoveProperty(_) | ApiChange::Tags(_) => {}
         }
+    }
+    if let Some(family) = changes.iter().rev().find_map(|c| match c {
+        ApiChange::OsFamily(v) => Some(v),
+        _ => None,
+    }) {
+        form.attributes.os_family = family.clone();
     }
 }
 
@@ -298,7 +319,7 @@ impl Services {
 
     /// Creates an image that waits for its data (Queued, no source): the data comes later in
     /// a request body (`api_upload_image_data`). The attributes go through the Edit form's
-    /// rules; the name and the OS type are required, as on Create Image.
+    /// rules; the name and the system platform are required, as on Create Image.
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
     pub async fn api_create_image(
         &self,

@@ -159,7 +159,7 @@ impl Services {
                 Some(RecycledImage {
                     id: row.id,
                     name: row.attributes.name,
-                    os_type: row.attributes.os_type,
+                    os: row.attributes.os,
                     status: row.status,
                     restores_to: deleted.restores_to,
                     size_bytes: row.size_bytes,

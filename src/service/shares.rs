@@ -33,7 +33,7 @@ fn shared_image(share: ShareRow, image: ImageRow) -> SharedImage {
         image_name: image.attributes.name,
         owner_account_id: share.owner_account_id,
         size_bytes: image.size_bytes,
-        os_type: image.attributes.os_type,
+        os: image.attributes.os,
         image_created_at_ms: image.created_at_ms,
         status: share.status,
         requested_at_ms: share.requested_at_ms,

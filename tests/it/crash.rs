@@ -121,7 +121,8 @@ pub(crate) async fn create_image(
 ) -> String {
     let mut form = vec![
         ("name", name),
-        ("os_type", "ubuntu"),
+        ("os_family", "linux"),
+        ("os_platform", "ubuntu"),
         ("min_disk", "10"),
         ("min_ram", "1"),
         ("visibility", "private"),

@@ -12,7 +12,9 @@ fn edit_form(name: &str, min_disk: &str) -> EditImageForm {
         attributes: image_console::domain::image_spec::AttributesForm {
             name: name.into(),
             description: "after".into(),
-            os_type: "rocky".into(),
+            os_family: "linux".into(),
+            os_platform: "rocky".into(),
+            os_version: "9".into(),
             min_disk: min_disk.into(),
             min_ram: "2".into(),
             architecture: "aarch64".into(),
@@ -281,7 +283,8 @@ async fn work_history_records_every_change(backend: Backend) {
         [
             "Image name: history → history-2",
             "Description: made by a test → after",
-            "OS type: Ubuntu → Rocky Linux",
+            "System platform: Ubuntu → Rocky Linux",
+            "System version: Not specified → 9",
             "Minimum Disk: 10 GB → 20 GB",
             "Architecture: x86_64 → aarch64",
             "Boot mode: BIOS → UEFI",

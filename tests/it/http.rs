@@ -213,7 +213,8 @@ async fn cross_site_writes_are_refused(backend: Backend) {
     let form = [
         ("name", "forged"),
         ("source_url", "https://example.com/x.qcow2"),
-        ("os_type", "ubuntu"),
+        ("os_family", "linux"),
+        ("os_platform", "ubuntu"),
         ("min_disk", "0"),
         ("min_ram", "0"),
         ("visibility", "private"),
@@ -259,7 +260,8 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
             &[
                 ("name", "alice secret"),
                 ("source_url", "http://127.0.0.1:9/x.qcow2"),
-                ("os_type", "rocky"),
+                ("os_family", "linux"),
+                ("os_platform", "rocky"),
                 ("min_disk", "1"),
                 ("min_ram", "1"),
                 ("visibility", "private"),
@@ -311,7 +313,8 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
             &[
                 ("name", ""),
                 ("source_url", "x"),
-                ("os_type", ""),
+                ("os_family", ""),
+                ("os_platform", ""),
                 ("min_disk", "-1"),
                 ("min_ram", ""),
                 ("visibility", ""),

@@ -601,9 +601,19 @@ async fn create_refusals(backend: Backend) {
             "vdi",
         ),
         (
-            with("os_distro", json!("windows")),
+            with("os_distro", json!("debian")),
             StatusCode::BAD_REQUEST,
-            "OS type",
+            "System platform must be one of",
+        ),
+        (
+            with("os_type", json!("windows")),
+            StatusCode::BAD_REQUEST,
+            "System platform CentOS is a Linux platform",
+        ),
+        (
+            json!({ "name": "x", "disk_format": "raw", "os_distro": "centos", "os_version": "7.2", "architecture": "aarch64" }),
+            StatusCode::BAD_REQUEST,
+            "System version 7.2 of CentOS is not offered for aarch64; choose one of 7.6–7.9.",
         ),
         (
             with("status", json!("active")),
@@ -691,6 +701,102 @@ async fn create_refusals(backend: Backend) {
         )
         .await;
     assert_eq!(typed.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+/// `os_type`, `os_distro` and `os_version` are the console's operating system, system
+/// platform and system version, checked by the same catalogue as the forms.
+async fn operating_systems_follow_the_catalogue(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = Api::new(&app).await;
+    let alice = app.sign_up("acme").await;
+    let token = token_for(&app, &alice).await;
+    // `os_distro` alone brings its operating system with it.
+    let server = api
+        .create(
+            &token,
+            json!({ "name": "win", "disk_format": "raw", "os_distro": "windows-server", "os_version": "2019" }),
+        )
+        .await;
+    let doc = api
+        .get(&format!("/v2/images/{server}"), &token)
+        .await
+        .json();
+    assert_eq!(
+        (&doc["os_type"], &doc["os_distro"], &doc["os_version"]),
+        (&json!("windows"), &json!("windows-server"), &json!("2019"))
+    );
+    api.check_image(&doc);
+    let detail = app.services.get_image(&alice, &server).await.unwrap();
+    assert_eq!(detail.attributes.os.label(), "Windows Server 2019");
+
+    // A version another platform has is refused, and nothing changes.
+    let path = format!("/v2/images/{server}");
+    let refused = api
+        .patch(
+            &path,
+            &token,
+            json!([{ "op": "replace", "path": "/os_version", "value": "10" }]),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .error()
+            .1
+            .contains("System version 10 is not a version of Windows Server on x86_64")
+    );
+    // Changing the platform and version together is one change; removing the version clears it.
+    let changed = api
+        .patch(
+            &path,
+            &token,
+            json!([
+                { "op": "replace", "path": "/os_distro", "value": "windows" },
+                { "op": "replace", "path": "/os_version", "value": "10" },
+            ]),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK);
+    let cleared = api
+        .patch(
+            &path,
+            &token,
+            json!([{ "op": "remove", "path": "/os_version" }]),
+        )
+        .await
+        .json();
+    assert_eq!(
+        (&cleared["os_distro"], cleared.get("os_version")),
+        (&json!("windows"), None)
+    );
+
+    // The list filters on each of them.
+    let linux = api
+        .create(
+            &token,
+            json!({ "name": "lin", "disk_format": "raw", "os_distro": "ubuntu" }),
+        )
+        .await;
+    let ids = |reply: Reply| -> Vec<String> {
+        reply.json()["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(api.get("/v2/images?os_type=windows", &token).await),
+        [server]
+    );
+    assert_eq!(
+        ids(api.get("/v2/images?os_type=linux", &token).await),
+        [linux.as_str()]
+    );
+    assert_eq!(
+        ids(api.get("/v2/images?os_distro=ubuntu", &token).await),
+        [linux]
+    );
 }
 
 async fn list_filters_sorts_and_pages(backend: Backend) {
@@ -1283,6 +1389,7 @@ async fn data_over_the_quota_is_refused_with_413(backend: Backend) {
 }
 
 crate::on_every_backend!(
+    operating_systems_follow_the_catalogue,
     data_over_the_quota_is_refused_with_413,
     interrupted_data_puts_the_image_back_to_queued,
     members_stage_and_import,

@@ -827,7 +827,8 @@ async fn concurrent_chunked_imports_stay_within_the_quota(backend: Backend) {
     let mut ids = Vec::new();
     for n in 0..4 {
         let mut form = create_form(&format!("chunked {n}"), &source.url("chunked", "disk.img"));
-        form.attributes.os_type = "ubuntu".into();
+        form.attributes.os_family = "linux".into();
+        form.attributes.os_platform = "ubuntu".into();
         ids.push(app.services.create_image(&actor, &form).await.unwrap());
     }
     // While they stream, the account's usage (reservations included) never passes the quota.

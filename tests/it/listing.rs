@@ -1,8 +1,9 @@
 //! Image List: search, filters, sort, pages and totals; batch Delete; quotas; CSV export.
 
 use image_console::domain::image::ImageStatus;
-use image_console::domain::image_spec::{OsType, Visibility};
+use image_console::domain::image_spec::Visibility;
 use image_console::domain::list_query::{ListQuery, SortColumn, SortDirection};
+use image_console::domain::os_catalogue::OsPlatform;
 use image_console::service::{Actor, ServiceError};
 
 use crate::support::{
@@ -16,7 +17,7 @@ fn names(page: &image_console::domain::list_query::ImagePage) -> Vec<&str> {
 /// Name, OS type, visibility, status, size and tags of a catalogue image.
 type CatalogueRow = (
     &'static str,
-    OsType,
+    OsPlatform,
     Visibility,
     ImageStatus,
     u64,
@@ -28,7 +29,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
     let rows: [CatalogueRow; 12] = [
         (
             "web-01",
-            OsType::Ubuntu,
+            OsPlatform::Ubuntu,
             Visibility::Private,
             ImageStatus::Active,
             300,
@@ -36,7 +37,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "web-02",
-            OsType::Ubuntu,
+            OsPlatform::Ubuntu,
             Visibility::Shared,
             ImageStatus::Active,
             100,
@@ -44,7 +45,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "WEB-legacy",
-            OsType::CentOS,
+            OsPlatform::CentOS,
             Visibility::Private,
             ImageStatus::Failed,
             0,
@@ -52,7 +53,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "db-primary",
-            OsType::Rhel,
+            OsPlatform::Rhel,
             Visibility::Private,
             ImageStatus::Active,
             900,
@@ -60,7 +61,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "db-replica",
-            OsType::Rhel,
+            OsPlatform::Rhel,
             Visibility::Shared,
             ImageStatus::Importing,
             500,
@@ -68,7 +69,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "cache",
-            OsType::Rocky,
+            OsPlatform::Rocky,
             Visibility::Private,
             ImageStatus::Queued,
             0,
@@ -76,7 +77,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "batch_50%_off",
-            OsType::Alma,
+            OsPlatform::Alma,
             Visibility::Private,
             ImageStatus::Active,
             50,
@@ -84,7 +85,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "batch_500",
-            OsType::Alma,
+            OsPlatform::Alma,
             Visibility::Private,
             ImageStatus::Active,
             500,
@@ -92,7 +93,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "gpu-train",
-            OsType::Ubuntu,
+            OsPlatform::Ubuntu,
             Visibility::Private,
             ImageStatus::Active,
             700,
@@ -100,7 +101,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "gpu-serve",
-            OsType::Ubuntu,
+            OsPlatform::Ubuntu,
             Visibility::Shared,
             ImageStatus::Active,
             600,
@@ -108,7 +109,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "oracle-erp",
-            OsType::Oracle,
+            OsPlatform::Oracle,
             Visibility::Private,
             ImageStatus::Active,
             200,
@@ -116,7 +117,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
         ),
         (
             "bastion",
-            OsType::Rocky,
+            OsPlatform::Rocky,
             Visibility::Private,
             ImageStatus::Active,
             10,
@@ -129,7 +130,7 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
             actor,
             Seed {
                 name,
-                os_type,
+                os_platform: os_type,
                 visibility,
                 status,
                 size_bytes: size,
@@ -220,7 +221,9 @@ async fn search_filters_sort_and_pages(backend: Backend) {
         ["db-replica"]
     );
     assert_eq!(
-        list(q(&|q| q.os_type = Some(OsType::Ubuntu))).await.total,
+        list(q(&|q| q.os_platform = Some(OsPlatform::Ubuntu)))
+            .await
+            .total,
         4
     );
     assert_eq!(
@@ -232,7 +235,7 @@ async fn search_filters_sort_and_pages(backend: Backend) {
     assert_eq!(
         names(
             &list(q(&|q| {
-                q.os_type = Some(OsType::Ubuntu);
+                q.os_platform = Some(OsPlatform::Ubuntu);
                 q.visibility = Some(Visibility::Shared);
             }))
             .await
@@ -292,7 +295,7 @@ async fn search_filters_sort_and_pages(backend: Backend) {
     sorted_statuses.sort();
     assert_eq!(statuses, sorted_statuses);
     let by_os = list(by(SortColumn::OsType, SortDirection::Desc)).await;
-    assert_eq!(by_os.images[0].os_type, OsType::Ubuntu);
+    assert_eq!(by_os.images[0].os.platform, OsPlatform::Ubuntu);
     let by_visibility = list(by(SortColumn::Visibility, SortDirection::Desc)).await;
     assert_eq!(by_visibility.images[0].visibility, Visibility::Shared);
     let oldest = list(by(SortColumn::Created, SortDirection::Asc)).await;
@@ -324,10 +327,10 @@ async fn search_filters_sort_and_pages(backend: Backend) {
         }),
         q(&|q| {
             q.status = Some(ImageStatus::Active);
-            q.os_type = Some(OsType::Ubuntu);
+            q.os_platform = Some(OsPlatform::Ubuntu);
         }),
         q(&|q| {
-            q.os_type = Some(OsType::Ubuntu);
+            q.os_platform = Some(OsPlatform::Ubuntu);
             q.visibility = Some(Visibility::Private);
         }),
         q(&|q| {
@@ -337,7 +340,7 @@ async fn search_filters_sort_and_pages(backend: Backend) {
         }),
         q(&|q| {
             q.tag_key = "env".into();
-            q.os_type = Some(OsType::Ubuntu);
+            q.os_platform = Some(OsPlatform::Ubuntu);
         }),
         q(&|q| {
             q.tag_key = "env".into();
@@ -683,7 +686,9 @@ async fn csv_export_escapes_and_neutralises(backend: Backend) {
     let text = String::from_utf8(csv.clone()).unwrap();
     // RFC 4180: CRLF rows, quoted fields with doubled quotes, the newline kept inside quotes.
     assert!(
-        text.starts_with("Name,Resource ID,Status,OS type,Visibility,Protected,Size (bytes),"),
+        text.starts_with(
+            "Name,Resource ID,Status,Operating system,System platform,System version,Visibility,Protected,Size (bytes),"
+        ),
         "{text}"
     );
     assert!(text.contains("\r\n"));
@@ -702,7 +707,7 @@ async fn csv_export_escapes_and_neutralises(backend: Backend) {
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     let names: Vec<&str> = rows.iter().map(|r| &r[0]).collect();
     assert_eq!(names, ["plain", "quoting", "formula"]);
-    let description = |name: &str| rows.iter().find(|r| &r[0] == name).unwrap()[16].to_owned();
+    let description = |name: &str| rows.iter().find(|r| &r[0] == name).unwrap()[18].to_owned();
     assert_eq!(
         description("quoting"),
         "a, \"quoted\" word\nand a second line"
@@ -727,9 +732,9 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
                 ..ListQuery::default()
             });
         }
-        for os in OsType::ALL {
+        for os in OsPlatform::ALL {
             views.push(ListQuery {
-                os_type: Some(os),
+                os_platform: Some(os),
                 ..ListQuery::default()
             });
         }
@@ -766,11 +771,11 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
         }
         views.push(ListQuery {
             status: Some(ImageStatus::Active),
-            os_type: Some(OsType::Oracle),
+            os_platform: Some(OsPlatform::Oracle),
             ..ListQuery::default()
         });
         views.push(ListQuery {
-            os_type: Some(OsType::Ubuntu),
+            os_platform: Some(OsPlatform::Ubuntu),
             visibility: Some(Visibility::Shared),
             ..ListQuery::default()
         });
@@ -802,7 +807,7 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
                 tag_key: "env".into(),
                 tag_value: "prod".into(),
                 status: Some(status),
-                os_type: Some(OsType::Ubuntu),
+                os_platform: Some(OsPlatform::Ubuntu),
                 ..ListQuery::default()
             });
             views.push(ListQuery {
@@ -878,7 +883,8 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
     let form = image_console::domain::image_spec::EditImageForm {
         attributes: image_console::domain::image_spec::AttributesForm {
             name: "Renamed-image".into(),
-            os_type: "oracle".into(),
+            os_family: "linux".into(),
+            os_platform: "oracle".into(),
             min_disk: "1".into(),
             min_ram: "1".into(),
             ..Default::default()

@@ -20,6 +20,7 @@ mod limits;
 mod listing;
 mod matrix;
 mod openstack_clients;
+mod os_catalogue;
 mod recovery;
 mod scoping;
 mod shares;

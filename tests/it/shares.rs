@@ -5,8 +5,9 @@
 use axum::http::StatusCode;
 use image_console::domain::history::HistoryTopic;
 use image_console::domain::image::ImageStatus;
-use image_console::domain::image_spec::{EditImageForm, OsType, Visibility};
+use image_console::domain::image_spec::{EditImageForm, Visibility};
 use image_console::domain::list_query::{ListQuery, Ownership, SortColumn, SortDirection};
+use image_console::domain::os_catalogue::OsPlatform;
 use image_console::domain::share::{MAX_SHARES_PER_IMAGE, ShareDecision, ShareStatus};
 use image_console::service::{Actor, ServiceError};
 
@@ -44,7 +45,14 @@ async fn set_visibility(
         attributes: image_console::domain::image_spec::AttributesForm {
             name: image.attributes.name,
             description: image.attributes.description,
-            os_type: image.attributes.os_type.as_str().into(),
+            os_family: image.attributes.os.family().as_str().into(),
+            os_platform: image.attributes.os.platform.as_str().into(),
+            os_version: image
+                .attributes
+                .os
+                .version
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default(),
             min_disk: image.attributes.min_disk_gb.to_string(),
             min_ram: image.attributes.min_ram_gb.to_string(),
             architecture: image.attributes.architecture.as_str().into(),
@@ -333,13 +341,28 @@ async fn recipients_approve_reject_and_look_up(backend: Backend) {
     let bob = app.sign_up("bob").await;
     let seed = |name, os_type, size_bytes| Seed {
         name,
-        os_type,
+        os_platform: os_type,
         size_bytes,
         ..Seed::default()
     };
-    let web = seed_image(&app.services, &alice, seed("web", OsType::Ubuntu, 3 << 30)).await;
-    let db = seed_image(&app.services, &alice, seed("db", OsType::Rocky, 5 << 20)).await;
-    let cache = seed_image(&app.services, &alice, seed("cache", OsType::Alma, 1 << 20)).await;
+    let web = seed_image(
+        &app.services,
+        &alice,
+        seed("web", OsPlatform::Ubuntu, 3 << 30),
+    )
+    .await;
+    let db = seed_image(
+        &app.services,
+        &alice,
+        seed("db", OsPlatform::Rocky, 5 << 20),
+    )
+    .await;
+    let cache = seed_image(
+        &app.services,
+        &alice,
+        seed("cache", OsPlatform::Alma, 1 << 20),
+    )
+    .await;
     let own = seed_image(&app.services, &bob, Seed::default()).await;
     for id in [&web, &db, &cache] {
         app.services.share_image(&alice, id, "bob").await.unwrap();
@@ -353,14 +376,14 @@ async fn recipients_approve_reject_and_look_up(backend: Backend) {
             newest.image_name.as_str(),
             newest.owner_account_id.as_str(),
             newest.size_bytes,
-            newest.os_type,
+            newest.os.platform,
             newest.status
         ),
         (
             "cache",
             "alice",
             Some(1 << 20),
-            OsType::Alma,
+            OsPlatform::Alma,
             ShareStatus::Pending
         )
     );
@@ -988,7 +1011,12 @@ async fn merged_pages_match_the_plain_answer(backend: Backend) {
     let carol = app.sign_up("carol").await;
     let dave = app.sign_up("dave").await;
     let sizes = [10u64, 900, 50, 700, 3, 600, 45, 20, 300, 80];
-    let os = [OsType::Ubuntu, OsType::Rocky, OsType::Alma, OsType::Rhel];
+    let os = [
+        OsPlatform::Ubuntu,
+        OsPlatform::Rocky,
+        OsPlatform::Alma,
+        OsPlatform::Rhel,
+    ];
     let mut at = 1_700_000_000_000;
     let mut seed = |owner: &'static str, n: usize| {
         at += 1000;
@@ -1000,7 +1028,7 @@ async fn merged_pages_match_the_plain_answer(backend: Backend) {
                 )
                 .into_boxed_str(),
             ),
-            os_type: os[n % os.len()],
+            os_platform: os[n % os.len()],
             size_bytes: sizes[n % sizes.len()],
             status: if n % 7 == 6 {
                 ImageStatus::Failed

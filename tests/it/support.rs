@@ -237,8 +237,12 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, settings: ServiceSettings) -> Self {
+        Self::spawn_on(backend, TestDb::new(backend).await, settings).await
+    }
+
+    /// The console started on a database that already holds data (as an upgrade finds it).
+    pub async fn spawn_on(backend: Backend, db: TestDb, settings: ServiceSettings) -> Self {
         init_logging();
-        let db = TestDb::new(backend).await;
         let data = tempfile::tempdir().unwrap();
         let (storage, aws) = test_storage(backend, data.path());
         let services = start_services(db.url(), &storage, &aws, settings.clone()).await;
@@ -460,7 +464,8 @@ pub fn create_form(name: &str, url: &str) -> CreateImageForm {
     CreateImageForm {
         attributes: image_console::domain::image_spec::AttributesForm {
             name: name.into(),
-            os_type: "ubuntu".into(),
+            os_family: "linux".into(),
+            os_platform: "ubuntu".into(),
             min_disk: "10".into(),
             min_ram: "2".into(),
             protected: None,
@@ -664,7 +669,9 @@ pub fn sha512_hex(path: &Path) -> String {
 /// What a seeded image should look like.
 pub struct Seed<'a> {
     pub name: &'a str,
-    pub os_type: image_console::domain::image_spec::OsType,
+    pub os_platform: image_console::domain::os_catalogue::OsPlatform,
+    /// A version the platform offers for x86_64, or none.
+    pub os_version: Option<&'a str>,
     pub visibility: image_console::domain::image_spec::Visibility,
     pub status: image_console::domain::image::ImageStatus,
     pub size_bytes: u64,
@@ -678,7 +685,8 @@ impl Default for Seed<'_> {
     fn default() -> Self {
         Self {
             name: "seed",
-            os_type: image_console::domain::image_spec::OsType::Ubuntu,
+            os_platform: image_console::domain::os_catalogue::OsPlatform::Ubuntu,
+            os_version: None,
             visibility: image_console::domain::image_spec::Visibility::Private,
             status: image_console::domain::image::ImageStatus::Active,
             size_bytes: 1 << 20,
@@ -714,7 +722,16 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 attributes: image_console::domain::image_spec::ImageAttributes {
                     name: seed.name.into(),
                     description: seed.description.into(),
-                    os_type: seed.os_type,
+                    os: image_console::domain::os_catalogue::OperatingSystem {
+                        platform: seed.os_platform,
+                        version: seed.os_version.map(|v| {
+                            image_console::domain::os_catalogue::OsVersion::stored(
+                                seed.os_platform,
+                                v,
+                            )
+                            .expect("a catalogue version")
+                        }),
+                    },
                     min_disk_gb: 1,
                     min_ram_gb: 1,
                     protected: seed.protected,

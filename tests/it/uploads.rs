@@ -21,7 +21,8 @@ pub(crate) fn upload_form(file_name: &str, size: u64, checksum: &str) -> CreateI
     CreateImageForm {
         attributes: image_console::domain::image_spec::AttributesForm {
             name: "uploaded image".into(),
-            os_type: "ubuntu".into(),
+            os_family: "linux".into(),
+            os_platform: "ubuntu".into(),
             min_disk: "10".into(),
             min_ram: "1".into(),
             ..Default::default()

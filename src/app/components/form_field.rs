@@ -194,12 +194,13 @@ pub fn TextField(
     }
 }
 
-/// A drop-down list with a placeholder option.
+/// A drop-down list with a placeholder option. The options may change (a list that depends
+/// on other fields); the chosen one stays chosen while it is offered.
 #[component]
 pub fn SelectField(
     label: &'static str,
     field: FieldState,
-    options: Vec<(&'static str, &'static str)>,
+    #[prop(into)] options: Signal<Vec<(String, String)>>,
     #[prop(into)] error: Signal<Option<String>>,
     #[prop(optional)] hint: Option<&'static str>,
     #[prop(optional)] required: bool,
@@ -226,20 +227,32 @@ pub fn SelectField(
                 on:blur=move |_| field.touch()
             >
                 <option value="" selected=move || field.value.get().is_empty()>{placeholder}</option>
-                {options
-                    .into_iter()
-                    .map(|(value, text)| {
-                        view! {
-                            <option value=value selected=move || field.value.get() == value>
-                                {text}
-                            </option>
-                        }
-                    })
-                    .collect_view()}
+                {move || {
+                    options
+                        .get()
+                        .into_iter()
+                        .map(|(value, text)| {
+                            let chosen = value.clone();
+                            view! {
+                                <option value=value selected=move || field.value.get() == chosen>
+                                    {text}
+                                </option>
+                            }
+                        })
+                        .collect_view()
+                }}
             </select>
             <FieldNotes id=field.id() hint error />
         </div>
     }
+}
+
+/// Fixed options for `SelectField`.
+pub fn select_options(options: &[(&str, &str)]) -> Vec<(String, String)> {
+    options
+        .iter()
+        .map(|(value, text)| ((*value).to_owned(), (*text).to_owned()))
+        .collect()
 }
 
 /// A group of radio buttons in a fieldset, each with its own label and description.

@@ -9,7 +9,9 @@ use leptos_router::components::A;
 
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{FieldState, SelectField, TextField, form_alert};
+use crate::app::components::form_field::{
+    FieldState, SelectField, TextField, form_alert, select_options,
+};
 use crate::domain::api_token::{
     ApiTokenName, ApiTokenSummary, MAX_API_TOKENS_PER_USER, NewApiToken, TokenLifetime,
 };
@@ -166,7 +168,7 @@ pub fn ApiAccessPage() -> impl IntoView {
                 <SelectField
                     label="Expiry"
                     field=lifetime
-                    options=TokenLifetime::CHOICES.to_vec()
+                    options=select_options(&TokenLifetime::CHOICES)
                     error=lifetime.message(TokenLifetime::parse)
                     hint="After this the token stops working; you can revoke it sooner."
                     required=true

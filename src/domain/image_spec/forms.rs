@@ -8,6 +8,7 @@ use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::FieldChange;
 use crate::domain::image::DiskFormat;
+use crate::domain::os_catalogue::{self, OperatingSystem};
 use crate::domain::tags::{Tag, TagPair, parse_tag_set};
 use crate::domain::upload::LocalImageFile;
 use crate::domain::validation::{FieldErrors, collect};
@@ -18,7 +19,7 @@ use crate::domain::validation::{FieldErrors, collect};
 pub struct ImageAttributes {
     pub name: String,
     pub description: String,
-    pub os_type: OsType,
+    pub os: OperatingSystem,
     pub min_disk_gb: u64,
     pub min_ram_gb: u64,
     pub protected: bool,
@@ -44,9 +45,19 @@ impl ImageAttributes {
                 after.description.clone(),
             ),
             (
-                "OS type",
-                self.os_type.label().into(),
-                after.os_type.label().into(),
+                os_catalogue::label::OS_FAMILY,
+                self.os.family().label().into(),
+                after.os.family().label().into(),
+            ),
+            (
+                os_catalogue::label::OS_PLATFORM,
+                self.os.platform.label().into(),
+                after.os.platform.label().into(),
+            ),
+            (
+                os_catalogue::label::OS_VERSION,
+                self.os.version_label().into(),
+                after.os.version_label().into(),
             ),
             ("Minimum Disk", gb(self.min_disk_gb), gb(after.min_disk_gb)),
             ("Minimum RAM", gb(self.min_ram_gb), gb(after.min_ram_gb)),
@@ -85,7 +96,12 @@ impl ImageAttributes {
 pub struct AttributesForm {
     pub name: String,
     pub description: String,
-    pub os_type: String,
+    /// Operating system: `linux` or `windows`.
+    pub os_family: String,
+    /// System platform (`ubuntu`, `windows-server`…).
+    pub os_platform: String,
+    /// System version; empty means not specified.
+    pub os_version: String,
     pub min_disk: String,
     pub min_ram: String,
     /// Empty means the default (x86_64, BIOS).
@@ -103,7 +119,14 @@ impl AttributesForm {
         Self {
             name: attributes.name.clone(),
             description: attributes.description.clone(),
-            os_type: attributes.os_type.as_str().to_owned(),
+            os_family: attributes.os.family().as_str().to_owned(),
+            os_platform: attributes.os.platform.as_str().to_owned(),
+            os_version: attributes
+                .os
+                .version
+                .as_ref()
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default(),
             min_disk: attributes.min_disk_gb.to_string(),
             min_ram: attributes.min_ram_gb.to_string(),
             architecture: attributes.architecture.as_str().to_owned(),
@@ -117,7 +140,6 @@ impl AttributesForm {
     /// Validates every field, adding each error to `errors`.
     fn parse(&self, errors: &mut FieldErrors) -> Option<ImageAttributes> {
         let name = collect(ImageName::parse(&self.name), errors);
-        let os_type = collect(OsType::parse(&self.os_type), errors);
         let min_disk = collect(MinDiskGb::parse(&self.min_disk), errors);
         let min_ram = collect(MinRamGb::parse(&self.min_ram), errors);
         let description = collect(Description::parse(&self.description), errors);
@@ -125,13 +147,21 @@ impl AttributesForm {
             "" => Some(Architecture::default()),
             raw => collect(Architecture::parse(raw), errors),
         };
+        let os = OperatingSystem::parse(
+            &self.os_family,
+            &self.os_platform,
+            &self.os_version,
+            architecture,
+        )
+        .map_err(|os_errors| errors.extend(os_errors))
+        .ok();
         let boot_mode = match self.boot_mode.as_str() {
             "" => Some(BootMode::default()),
             raw => collect(BootMode::parse(raw), errors),
         };
         Some(ImageAttributes {
             name: name?.as_str().to_owned(),
-            os_type: os_type?,
+            os: os?,
             min_disk_gb: min_disk?.get(),
             min_ram_gb: min_ram?.get(),
             protected: parse_checkbox(self.protected.as_deref()),
@@ -181,17 +211,19 @@ pub struct NewImage {
 }
 
 /// The order of fields on the Create Image form, so errors are listed as the form reads.
-const FORM_ORDER: [&str; 14] = [
+const FORM_ORDER: [&str; 16] = [
     field::NAME,
     field::SOURCE,
     crate::domain::upload::field::LOCAL_FILE,
     field::DISK_FORMAT,
     crate::domain::checksum::field::CHECKSUM,
-    field::OS_TYPE,
+    os_catalogue::field::OS_FAMILY,
+    "architecture",
+    os_catalogue::field::OS_PLATFORM,
+    os_catalogue::field::OS_VERSION,
+    "boot_mode",
     field::MIN_DISK,
     field::MIN_RAM,
-    "architecture",
-    "boot_mode",
     field::VISIBILITY,
     field::PROTECTED,
     field::DESCRIPTION,

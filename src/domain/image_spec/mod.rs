@@ -21,7 +21,6 @@ pub mod field {
     pub const SOURCE: &str = "source";
     pub const SOURCE_URL: &str = "source_url";
     pub const DISK_FORMAT: &str = "disk_format";
-    pub const OS_TYPE: &str = "os_type";
     pub const MIN_DISK: &str = "min_disk";
     pub const MIN_RAM: &str = "min_ram";
     pub const VISIBILITY: &str = "visibility";
@@ -206,66 +205,6 @@ pub fn check_format_fits_file(format: DiskFormat, file_name: &str) -> Result<(),
 pub enum ImageSource {
     Url(ImageFileUrl),
     LocalFile(LocalImageFile),
-}
-
-/// The OS types the Create Image guide offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum OsType {
-    Alma,
-    CentOS,
-    Oracle,
-    Rhel,
-    Rocky,
-    Ubuntu,
-}
-
-impl OsType {
-    pub const ALL: [OsType; 6] = [
-        OsType::Alma,
-        OsType::CentOS,
-        OsType::Oracle,
-        OsType::Rhel,
-        OsType::Rocky,
-        OsType::Ubuntu,
-    ];
-
-    /// The stable value stored in the database and sent by the form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OsType::Alma => "alma",
-            OsType::CentOS => "centos",
-            OsType::Oracle => "oracle",
-            OsType::Rhel => "rhel",
-            OsType::Rocky => "rocky",
-            OsType::Ubuntu => "ubuntu",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            OsType::Alma => "Alma Linux",
-            OsType::CentOS => "CentOS",
-            OsType::Oracle => "Oracle Linux",
-            OsType::Rhel => "RHEL",
-            OsType::Rocky => "Rocky Linux",
-            OsType::Ubuntu => "Ubuntu",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        if raw.is_empty() {
-            return Err(FieldError::new(field::OS_TYPE, "Select an OS type."));
-        }
-        Self::ALL
-            .into_iter()
-            .find(|os| os.as_str() == raw)
-            .ok_or_else(|| {
-                FieldError::new(
-                    field::OS_TYPE,
-                    "OS type must be one of Alma Linux, CentOS, Oracle Linux, RHEL, Rocky Linux or Ubuntu.",
-                )
-            })
-    }
 }
 
 /// Parses a whole number of GB within `0..=max`, for Minimum Disk and Minimum RAM.

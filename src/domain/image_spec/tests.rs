@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::attributes::{Architecture, BootMode};
+use crate::domain::os_catalogue::{OsFamily, OsPlatform};
 use crate::domain::tags::TagPair;
 
 #[test]
@@ -126,16 +127,6 @@ fn image_file_url_file_name() {
 }
 
 #[test]
-fn os_type_values() {
-    for os in OsType::ALL {
-        assert_eq!(OsType::parse(os.as_str()), Ok(os));
-    }
-    assert_eq!(OsType::parse("").unwrap_err().message, "Select an OS type.");
-    assert!(OsType::parse("windows").is_err());
-    assert!(OsType::parse("Ubuntu").is_err());
-}
-
-#[test]
 fn min_disk_boundaries() {
     assert_eq!(MinDiskGb::parse("0").unwrap().get(), 0);
     assert_eq!(MinDiskGb::parse("12288").unwrap().get(), 12_288);
@@ -196,7 +187,7 @@ fn form_reports_every_error_at_once() {
     let form = CreateImageForm {
         attributes: crate::domain::image_spec::AttributesForm {
             name: "bad#name".into(),
-            os_type: "".into(),
+
             min_disk: "12289".into(),
             min_ram: "x".into(),
             protected: None,
@@ -214,7 +205,8 @@ fn form_reports_every_error_at_once() {
         [
             "name",
             "source_url",
-            "os_type",
+            "os_family",
+            "os_platform",
             "min_disk",
             "min_ram",
             "visibility",
@@ -228,7 +220,8 @@ fn form_parses_a_valid_request() {
     let form = CreateImageForm {
         attributes: crate::domain::image_spec::AttributesForm {
             name: "ubuntu base".into(),
-            os_type: "ubuntu".into(),
+            os_family: "linux".into(),
+            os_platform: "ubuntu".into(),
             min_disk: "10".into(),
             min_ram: "2".into(),
             protected: Some("on".into()),
@@ -247,7 +240,8 @@ fn form_parses_a_valid_request() {
     let spec = form.parse(1 << 30).unwrap();
     assert!(spec.attributes.protected);
     assert_eq!(spec.attributes.min_disk_gb, 10);
-    assert_eq!(spec.attributes.os_type, OsType::Ubuntu);
+    assert_eq!(spec.attributes.os.platform, OsPlatform::Ubuntu);
+    assert_eq!(spec.attributes.os.version, None);
     assert_eq!(spec.attributes.architecture, Architecture::X86_64);
     assert_eq!(spec.attributes.boot_mode, BootMode::Bios);
     assert!(spec.attributes.features.cloud_init);
@@ -260,7 +254,8 @@ fn the_disk_format_must_fit_the_file_name() {
     let form = CreateImageForm {
         attributes: crate::domain::image_spec::AttributesForm {
             name: "installer".into(),
-            os_type: "ubuntu".into(),
+            os_family: "linux".into(),
+            os_platform: "ubuntu".into(),
             min_disk: "10".into(),
             min_ram: "1".into(),
             ..Default::default()
@@ -300,7 +295,8 @@ fn a_local_file_source_needs_a_file_not_a_url() {
     let form = CreateImageForm {
         attributes: crate::domain::image_spec::AttributesForm {
             name: "from disk".into(),
-            os_type: "rocky".into(),
+            os_family: "linux".into(),
+            os_platform: "rocky".into(),
             min_disk: "10".into(),
             min_ram: "1".into(),
             ..Default::default()
@@ -339,7 +335,8 @@ fn edit_form_uses_the_same_rules() {
     let form = EditImageForm {
         attributes: crate::domain::image_spec::AttributesForm {
             name: "bad#name".into(),
-            os_type: "ubuntu".into(),
+            os_family: "linux".into(),
+            os_platform: "ubuntu".into(),
             min_disk: "12289".into(),
             min_ram: "0".into(),
             architecture: "sparc".into(),
@@ -360,7 +357,8 @@ fn edit_form_uses_the_same_rules() {
     let ok = EditImageForm {
         attributes: crate::domain::image_spec::AttributesForm {
             name: "renamed".into(),
-            os_type: "rhel".into(),
+            os_family: "linux".into(),
+            os_platform: "rhel".into(),
             min_disk: "1".into(),
             min_ram: "1".into(),
             architecture: "aarch64".into(),
@@ -400,7 +398,8 @@ fn create_form_checks_its_tags() {
     let form = CreateImageForm {
         attributes: crate::domain::image_spec::AttributesForm {
             name: "n".into(),
-            os_type: "ubuntu".into(),
+            os_family: "linux".into(),
+            os_platform: "ubuntu".into(),
             min_disk: "0".into(),
             min_ram: "0".into(),
             ..Default::default()
@@ -422,4 +421,85 @@ fn create_form_checks_its_tags() {
     let errors = form.parse(1 << 30).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].field, "tag_key.1");
+}
+
+#[test]
+fn the_operating_system_fields_are_checked_together() {
+    let form = |family: &str, platform: &str, version: &str, arch: &str| EditImageForm {
+        attributes: crate::domain::image_spec::AttributesForm {
+            name: "n".into(),
+            os_family: family.into(),
+            os_platform: platform.into(),
+            os_version: version.into(),
+            architecture: arch.into(),
+            min_disk: "0".into(),
+            min_ram: "0".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let edit = form("windows", "windows-server", "2019", "x86_64")
+        .parse()
+        .unwrap();
+    assert_eq!(edit.attributes.os.family(), OsFamily::Windows);
+    assert_eq!(edit.attributes.os.label(), "Windows Server 2019");
+    // The form an image's attributes fill in parses back to them.
+    let again = EditImageForm {
+        attributes: AttributesForm::of(&edit.attributes),
+        ..Default::default()
+    };
+    assert_eq!(again.parse().unwrap().attributes, edit.attributes);
+
+    let errors = form("linux", "centos", "7.2", "aarch64")
+        .parse()
+        .unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].field, "os_version");
+    assert_eq!(
+        errors[0].message,
+        "System version 7.2 of CentOS is not offered for aarch64; choose one of 7.6–7.9."
+    );
+    // A wrong architecture is its own error; the version is not judged against it.
+    let errors = form("linux", "centos", "7.2", "sparc").parse().unwrap_err();
+    let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["architecture"]);
+}
+
+#[test]
+fn work_history_names_each_operating_system_field() {
+    let parse = |platform: &str, version: &str| {
+        EditImageForm {
+            attributes: crate::domain::image_spec::AttributesForm {
+                name: "n".into(),
+                os_family: if platform.starts_with("windows") {
+                    "windows"
+                } else {
+                    "linux"
+                }
+                .into(),
+                os_platform: platform.into(),
+                os_version: version.into(),
+                min_disk: "0".into(),
+                min_ram: "0".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .parse()
+        .unwrap()
+        .attributes
+    };
+    let changes = parse("ubuntu", "").changes_to(&parse("windows", "10"));
+    let described: Vec<_> = changes
+        .iter()
+        .map(|c| format!("{}: {} → {}", c.field, c.old, c.new))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            "Operating system: Linux → Windows",
+            "System platform: Ubuntu → Windows",
+            "System version: Not specified → 10",
+        ]
+    );
 }

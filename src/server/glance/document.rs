@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use crate::domain::image::ImageStatus;
-use crate::domain::image_spec::OsType;
+use crate::domain::os_catalogue::OsPlatform;
 use crate::domain::share::ShareStatus;
 use crate::domain::units::format_rfc3339;
 use crate::service::image_api::{ApiChange, ApiImage, api_status, api_tag};
@@ -78,8 +78,8 @@ pub fn image_json(image: &ApiImage) -> Value {
         "self": format!("/v2/images/{}", d.id),
         "file": format!("/v2/images/{}/file", d.id),
         "schema": "/v2/schemas/image",
-        "os_distro": a.os_type.as_str(),
-        "os_type": "linux",
+        "os_distro": a.os.platform.as_str(),
+        "os_type": a.os.family().as_str(),
         "architecture": a.architecture.as_str(),
         "hw_firmware_type": a.boot_mode.as_str(),
         "hw_qemu_guest_agent": if a.features.qemu_guest_agent { "yes" } else { "no" },
@@ -87,6 +87,12 @@ pub fn image_json(image: &ApiImage) -> Value {
     });
     if let Value::Object(fields) = fields {
         doc.extend(fields);
+    }
+    if let Some(version) = &a.os.version {
+        doc.insert(
+            "os_version".into(),
+            Value::String(version.as_str().to_owned()),
+        );
     }
     if matches!(d.status, ImageStatus::Active | ImageStatus::Deactivated) {
         doc.insert("stores".into(), Value::String(STORE_ID.into()));
@@ -122,17 +128,19 @@ fn forbidden(message: impl Into<String>) -> FieldRefusal {
     }
 }
 
-/// The console's OS type for a Glance `os_distro`, which names distributions in lower case
-/// and sometimes in long form.
+/// The console's system platform for a Glance `os_distro`, which names distributions in
+/// lower case and sometimes in long form.
 fn os_type_value(raw: &str) -> String {
     let lower = raw.to_ascii_lowercase();
     let known = match lower.as_str() {
-        "almalinux" | "alma" => Some(OsType::Alma),
-        "centos" => Some(OsType::CentOS),
-        "oracle" | "oraclelinux" | "ol" => Some(OsType::Oracle),
-        "rhel" | "redhat" => Some(OsType::Rhel),
-        "rocky" | "rockylinux" => Some(OsType::Rocky),
-        "ubuntu" => Some(OsType::Ubuntu),
+        "almalinux" | "alma" => Some(OsPlatform::Alma),
+        "centos" => Some(OsPlatform::CentOS),
+        "oracle" | "oraclelinux" | "ol" => Some(OsPlatform::Oracle),
+        "rhel" | "redhat" => Some(OsPlatform::Rhel),
+        "rocky" | "rockylinux" => Some(OsPlatform::Rocky),
+        "ubuntu" => Some(OsPlatform::Ubuntu),
+        "windows-server" | "windows_server" | "windowsserver" => Some(OsPlatform::WindowsServer),
+        "windows" => Some(OsPlatform::Windows),
         _ => None,
     };
     known.map_or(lower, |os| os.as_str().to_owned())
@@ -167,7 +175,7 @@ fn boolean(key: &str, value: &Value) -> Result<bool, FieldRefusal> {
 }
 
 /// What one request field (`key`: `value`) changes; `None` for a value that changes
-/// nothing (`os_type: linux`). `disk_format` and `container_format` are the caller's.
+/// nothing (`os_hidden: false`). `disk_format` and `container_format` are the caller's.
 pub fn change_of(key: &str, value: &Value) -> Result<Option<ApiChange>, FieldRefusal> {
     if READ_ONLY.contains(&key) || key == "id" || key == FAILURE_REASON {
         return Err(forbidden(format!("Attribute '{key}' is read-only.")));
@@ -178,17 +186,9 @@ pub fn change_of(key: &str, value: &Value) -> Result<Option<ApiChange>, FieldRef
             v => string_of(key, v)?,
         }),
         "description" => ApiChange::Description(string_of(key, value)?),
-        "os_distro" => ApiChange::OsType(os_type_value(&string_of(key, value)?)),
-        "os_type" => {
-            let os = string_of(key, value)?;
-            if os != "linux" {
-                return Err(bad(format!(
-                    "os_type '{os}' is not offered: every OS type of this console is linux."
-                )));
-            }
-            // Always Linux: nothing to change.
-            return Ok(None);
-        }
+        "os_distro" => ApiChange::OsPlatform(os_type_value(&string_of(key, value)?)),
+        "os_type" => ApiChange::OsFamily(string_of(key, value)?.to_ascii_lowercase()),
+        "os_version" => ApiChange::OsVersion(string_of(key, value)?),
         "min_disk" => ApiChange::MinDiskGb(whole_number(key, value)?.to_string()),
         // Glance counts MB; the console whole GB, rounded up so the minimum still holds.
         "min_ram" => ApiChange::MinRamGb(whole_number(key, value)?.div_ceil(MB_PER_GB).to_string()),
@@ -269,11 +269,13 @@ const SORT_KEYS: [&str; 12] = [
     "visibility",
 ];
 
-const FILTERS: [&str; 11] = [
+const FILTERS: [&str; 13] = [
     "name",
     "status",
     "visibility",
+    "os_type",
     "os_distro",
+    "os_version",
     "disk_format",
     "container_format",
     "min_disk",
@@ -592,10 +594,21 @@ mod tests {
             )))
         );
         assert!(change_of("custom", &json!(5)).is_err());
-        assert_eq!(change_of("os_type", &json!("linux")), Ok(None));
+        assert_eq!(
+            change_of("os_type", &json!("Windows")),
+            Ok(Some(ApiChange::OsFamily("windows".into())))
+        );
         assert_eq!(
             change_of("os_distro", &json!("RockyLinux")),
-            Ok(Some(ApiChange::OsType("rocky".into())))
+            Ok(Some(ApiChange::OsPlatform("rocky".into())))
+        );
+        assert_eq!(
+            change_of("os_distro", &json!("windows_server")),
+            Ok(Some(ApiChange::OsPlatform("windows-server".into())))
+        );
+        assert_eq!(
+            change_of("os_version", &json!("2019")),
+            Ok(Some(ApiChange::OsVersion("2019".into())))
         );
     }
 

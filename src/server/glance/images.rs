@@ -237,6 +237,9 @@ pub async fn update_image(
                 Ok(Some(ApiChange::Description(_))) => {
                     changes.push(ApiChange::Description(String::new()));
                 }
+                Ok(Some(ApiChange::OsVersion(_))) => {
+                    changes.push(ApiChange::OsVersion(String::new()));
+                }
                 Err(r) if r.status == StatusCode::FORBIDDEN => return refusal(r),
                 _ => {
                     return error(

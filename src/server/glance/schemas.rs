@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::error;
 use crate::domain::image::DiskFormat;
-use crate::domain::image_spec::OsType;
+use crate::domain::os_catalogue::{OsFamily, OsPlatform};
 
 fn nullable_string(description: &str) -> Value {
     json!({ "type": ["null", "string"], "readOnly": true, "description": description })
@@ -19,7 +19,14 @@ fn nullable_string(description: &str) -> Value {
 /// The image schema: Glance's fields, with the values this console accepts.
 pub fn image_schema() -> Value {
     let formats: Vec<&str> = DiskFormat::ALL.iter().map(|f| f.as_str()).collect();
-    let distros: Vec<&str> = OsType::ALL.iter().map(|o| o.as_str()).collect();
+    let families: Vec<&str> = OsFamily::ALL.iter().map(|f| f.as_str()).collect();
+    let distros: Vec<&str> = OsPlatform::ALL.iter().map(|o| o.as_str()).collect();
+    let mut versions: Vec<&str> = OsPlatform::ALL
+        .iter()
+        .flat_map(|p| p.releases().iter().map(|r| r.version))
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
     json!({
         "name": "image",
         "properties": {
@@ -46,8 +53,9 @@ pub fn image_schema() -> Value {
             "file": { "type": "string", "readOnly": true, "description": "An image file url" },
             "schema": { "type": "string", "readOnly": true, "description": "An image schema url" },
             "stores": { "type": "string", "readOnly": true, "description": "Store in which image data resides." },
-            "os_distro": { "type": "string", "enum": distros, "is_base": false, "description": "The distribution: the console's OS type." },
-            "os_type": { "type": "string", "enum": ["linux"], "is_base": false, "description": "The operating system installed on the image." },
+            "os_distro": { "type": "string", "enum": distros, "is_base": false, "description": "The system platform: a Linux distribution, windows-server or windows." },
+            "os_type": { "type": "string", "enum": families, "is_base": false, "description": "The operating system installed on the image: linux or windows." },
+            "os_version": { "type": "string", "enum": versions, "is_base": false, "description": "The system version, one the platform offers for the image's architecture." },
             "architecture": { "type": "string", "enum": ["x86_64", "aarch64"], "is_base": false, "description": "The CPU architecture that must be supported by the hypervisor." },
             "hw_firmware_type": { "type": "string", "enum": ["bios", "uefi"], "is_base": false, "description": "The boot mode: BIOS or UEFI." },
             "hw_qemu_guest_agent": { "type": "string", "enum": ["yes", "no"], "is_base": false, "description": "Whether the image has the QEMU guest agent." },

@@ -2,6 +2,7 @@
 //! that a spreadsheet could read as a formula made inert.
 
 use super::*;
+use crate::domain::os_catalogue;
 
 /// Cells a spreadsheet would run as a formula start with one of these (OWASP CSV injection).
 const FORMULA_PREFIXES: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
@@ -35,7 +36,9 @@ impl Services {
             "Name",
             "Resource ID",
             "Status",
-            "OS type",
+            os_catalogue::label::OS_FAMILY,
+            os_catalogue::label::OS_PLATFORM,
+            os_catalogue::label::OS_VERSION,
             "Visibility",
             "Protected",
             "Size (bytes)",
@@ -66,7 +69,9 @@ impl Services {
                 row.attributes.name,
                 row.id,
                 row.status.label().to_owned(),
-                row.attributes.os_type.label().to_owned(),
+                row.attributes.os.family().label().to_owned(),
+                row.attributes.os.platform.label().to_owned(),
+                row.attributes.os.version_label().to_owned(),
                 row.visibility.label().to_owned(),
                 protected_label(row.attributes.protected).to_owned(),
                 row.size_bytes.map(|b| b.to_string()).unwrap_or_default(),

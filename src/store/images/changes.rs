@@ -61,8 +61,8 @@ impl Store {
         let sql = format!(
             "INSERT INTO images ({ATTRIBUTE_COLUMNS}, id, account_id, visibility, status, \
              image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum, \
-             source_file_name, bytes_total, declared_format) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21)"
+             source_file_name, bytes_total, declared_format, os_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21, $22)"
         );
         bind_attributes(sqlx::query(&sql), &image.attributes)
             .bind(&image.id)
@@ -80,6 +80,7 @@ impl Store {
             .bind(image.local_file.as_ref().map(|f| f.name.clone()))
             .bind(image.local_file.as_ref().map(|f| to_i64(f.size_bytes)))
             .bind(image.declared_format.as_str())
+            .bind(os_version(&image.attributes))
             .execute(&mut *tx)
             .await?;
         insert_tags(&mut tx, &image.account_id, &image.id, tags).await?;
@@ -112,14 +113,15 @@ impl Store {
             sqlx::query(
                 "UPDATE images SET name = $1, description = $2, os_type = $3, min_disk_gb = $4, \
                  min_ram_gb = $5, protected = $6, architecture = $7, boot_mode = $8, features = $9, \
-                 visibility = $10, updated_by = $11, updated_at = $12 \
-                 WHERE id = $13 AND account_id = $14 AND updated_at = $15",
+                 visibility = $10, updated_by = $11, updated_at = $12, os_version = $13 \
+                 WHERE id = $14 AND account_id = $15 AND updated_at = $16",
             ),
             &update.attributes,
         )
         .bind(update.visibility.as_str())
         .bind(event.worker)
         .bind(now_ms)
+        .bind(os_version(&update.attributes))
         .bind(id)
         .bind(account_id)
         .bind(expected_updated_at_ms)
@@ -259,12 +261,12 @@ impl Store {
                 .await?;
         }
         sqlx::query(
-            "INSERT INTO images (id, account_id, name, description, os_type, min_disk_gb, \
+            "INSERT INTO images (id, account_id, name, description, os_type, os_version, min_disk_gb, \
              min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
              image_type, source_url, source_file_name, disk_format, size_bytes, virtual_size_bytes, \
              hash_algo, hash_value, checksum_md5, expected_checksum, declared_format, blob_key, \
              bytes_done, bytes_total, created_by, created_at, updated_by, updated_at, source_image_id) \
-             SELECT $1, account_id, $2, description, os_type, min_disk_gb, min_ram_gb, $3, 0, \
+             SELECT $1, account_id, $2, description, os_type, os_version, min_disk_gb, min_ram_gb, $3, 0, \
              architecture, boot_mode, features, status, image_type, source_url, source_file_name, \
              disk_format, size_bytes, virtual_size_bytes, hash_algo, hash_value, checksum_md5, \
              expected_checksum, declared_format, blob_key, size_bytes, size_bytes, $4, $5, $4, $5, id \

@@ -23,8 +23,9 @@ use crate::domain::history::{HistoryTopic, SYSTEM_WORKER, WorkResult, notes};
 use crate::domain::image::{
     ApiWait, DiskFormat, ImageDetail, ImageStatus, ImageSummary, ImportProgress, image_srn,
 };
-use crate::domain::image_spec::{ImageAttributes, OsType, Visibility};
+use crate::domain::image_spec::{ImageAttributes, Visibility};
 use crate::domain::lifecycle::DeletedInfo;
+use crate::domain::os_catalogue::{OperatingSystem, OsPlatform, OsVersion};
 use crate::domain::tags::{Tag, TagPair};
 
 /// A new image, as the service hands it to the store.
@@ -183,7 +184,7 @@ pub struct DownloadTarget {
     pub disk_format: Option<DiskFormat>,
 }
 
-pub(super) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i.description, i.os_type, i.min_disk_gb, \
+pub(super) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i.description, i.os_type, i.os_version, i.min_disk_gb, \
     i.min_ram_gb, i.visibility, i.protected, i.architecture, i.boot_mode, i.features, i.status, \
     i.failure_reason, i.image_type, i.source_url, i.source_file_name, i.disk_format, i.size_bytes, \
     i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.expected_checksum, i.declared_format, i.blob_key, i.bytes_done, \
@@ -202,7 +203,7 @@ fn bind_attributes<'q>(
     query
         .bind(&a.name)
         .bind(&a.description)
-        .bind(a.os_type.as_str())
+        .bind(a.os.platform.as_str())
         .bind(to_i64(a.min_disk_gb))
         .bind(to_i64(a.min_ram_gb))
         .bind(i64::from(a.protected))
@@ -211,16 +212,30 @@ fn bind_attributes<'q>(
         .bind(a.features.to_db())
 }
 
+/// The System version as stored: NULL when not specified. (Written beside
+/// `ATTRIBUTE_COLUMNS`, which every statement numbers its parameters after.)
+pub(super) fn os_version(a: &ImageAttributes) -> Option<String> {
+    a.os.version.as_ref().map(|v| v.as_str().to_owned())
+}
+
 /// Reads an image's attributes from a row selected with `COLUMNS`.
 fn attributes_from_row(r: &AnyRow) -> sqlx::Result<ImageAttributes> {
     let text = |c: &str| r.try_get::<String, _>(c);
     let os_type = text("os_type")?;
+    let platform =
+        OsPlatform::from_value(&os_type).ok_or_else(|| decode_error("os_type", &os_type))?;
+    let version = match r.try_get::<Option<String>, _>("os_version")? {
+        None => None,
+        Some(v) => {
+            Some(OsVersion::stored(platform, &v).ok_or_else(|| decode_error("os_version", &v))?)
+        }
+    };
     let architecture = text("architecture")?;
     let boot_mode = text("boot_mode")?;
     Ok(ImageAttributes {
         name: text("name")?,
         description: text("description")?,
-        os_type: OsType::parse(&os_type).map_err(|_| decode_error("os_type", &os_type))?,
+        os: OperatingSystem { platform, version },
         min_disk_gb: to_u64(r.try_get("min_disk_gb")?),
         min_ram_gb: to_u64(r.try_get("min_ram_gb")?),
         protected: r.try_get::<i64, _>("protected")? != 0,
@@ -354,7 +369,7 @@ impl ImageRow {
             api_wait: self.api_wait(),
             id: self.id,
             name: self.attributes.name,
-            os_type: self.attributes.os_type,
+            os: self.attributes.os,
             status: self.status,
             visibility: self.visibility,
             protected: self.attributes.protected,

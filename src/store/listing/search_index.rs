@@ -69,14 +69,16 @@ pub(super) fn status_letter(status: ImageStatus) -> char {
     }
 }
 
-pub(super) fn os_type_letter(os: OsType) -> char {
+pub(super) fn os_type_letter(os: OsPlatform) -> char {
     match os {
-        OsType::Alma => 'a',
-        OsType::CentOS => 'c',
-        OsType::Oracle => 'o',
-        OsType::Rhel => 'h',
-        OsType::Rocky => 'k',
-        OsType::Ubuntu => 'u',
+        OsPlatform::Alma => 'a',
+        OsPlatform::CentOS => 'c',
+        OsPlatform::Oracle => 'o',
+        OsPlatform::Rhel => 'h',
+        OsPlatform::Rocky => 'k',
+        OsPlatform::Ubuntu => 'u',
+        OsPlatform::WindowsServer => 'w',
+        OsPlatform::Windows => 'n',
     }
 }
 
@@ -94,15 +96,34 @@ pub(super) fn fts_match(query: &View<'_>) -> String {
         terms.push(fts_name_term(&query.search));
     }
     let facets = [
-        ('s', query.status.map(status_letter)),
-        ('o', query.os_type.map(os_type_letter)),
-        ('v', query.visibility.map(visibility_letter)),
+        ('s', query.status.map(|s| vec![status_letter(s)])),
+        (
+            'o',
+            query
+                .platforms()
+                .map(|platforms| platforms.into_iter().map(os_type_letter).collect()),
+        ),
+        ('v', query.visibility.map(|v| vec![visibility_letter(v)])),
     ];
-    for (dimension, letter) in facets {
-        if let Some(letter) = letter {
-            let facet = format!("{FACET_MARK}{dimension}{letter}");
-            terms.push(format!("facets : {}", fts_phrase(&facet)));
-        }
+    for (dimension, letters) in facets {
+        let Some(letters) = letters else { continue };
+        // Any of the letters: an operating system's platforms.
+        let any: Vec<String> = letters
+            .into_iter()
+            .map(|letter| {
+                let facet = format!("{FACET_MARK}{dimension}{letter}");
+                format!("facets : {}", fts_phrase(&facet))
+            })
+            .collect();
+        terms.push(match any.as_slice() {
+            // No platform fits both filters (`can_match` answers first): a facet no image has.
+            [] => format!(
+                "facets : {}",
+                fts_phrase(&format!("{FACET_MARK}{dimension}-"))
+            ),
+            [one] => one.clone(),
+            several => format!("({})", several.join(" OR ")),
+        });
     }
     if !query.tag_key.is_empty() {
         let mut tag = format!("{TAG_MARK}{}{TAG_VALUE_MARK}", query.tag_key);
@@ -224,16 +245,26 @@ mod tests {
             fts_match(&View::strict(&key_only)),
             "tags : \"\u{4}env\u{5}\" NOT facets : \"\u{2}sr\" NOT facets : \"\u{2}se\""
         );
+        // An operating system is any of its platforms.
+        let windows = ListQuery {
+            search: "db".into(),
+            os_family: Some(crate::domain::os_catalogue::OsFamily::Windows),
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            fts_match(&View::strict(&windows)),
+            "short : \"d\u{1}b\" AND (facets : \"\u{2}ow\" OR facets : \"\u{2}on\") NOT facets : \"\u{2}sr\" NOT facets : \"\u{2}se\""
+        );
     }
 
     /// The migration's `search_facets` spells each value with the letter the queries use.
     #[test]
     fn the_index_migration_gives_every_value_its_letter() {
         // The latest definition of `search_facets`.
-        let migration = include_str!("../../../migrations/sqlite/20261207000001_lifecycle.sql");
+        let migration = include_str!("../../../migrations/sqlite/20261208000001_os_catalogue.sql");
         let mut pairs: Vec<(&str, char)> = Vec::new();
         pairs.extend(ImageStatus::ALL.map(|s| (s.as_str(), status_letter(s))));
-        pairs.extend(OsType::ALL.map(|o| (o.as_str(), os_type_letter(o))));
+        pairs.extend(OsPlatform::ALL.map(|o| (o.as_str(), os_type_letter(o))));
         pairs.extend(Visibility::ALL.map(|v| (v.as_str(), visibility_letter(v))));
         for (value, letter) in pairs {
             assert!(

@@ -17,16 +17,17 @@ pub(super) fn like_pattern(search: &str) -> String {
     pattern
 }
 
-/// Whether the query can match anything: names are ASCII, and neither names nor tags hold
-/// control characters.
+/// Whether the query can match anything: names are ASCII, neither names nor tags hold
+/// control characters, and the operating system filters have a platform in common.
 pub(super) fn can_match(query: &ListQuery) -> bool {
-    query.search.is_ascii()
+    query.platforms().is_none_or(|p| !p.is_empty())
+        && query.search.is_ascii()
         && ![&query.search, &query.tag_key, &query.tag_value]
             .iter()
             .any(|s| s.chars().any(char::is_control))
 }
 
-/// `t.status = …`, `t.os_type = …` and `t.visibility = …` for the filters the query sets,
+/// `t.status = …`, `t.os_type IN (…)` and `t.visibility = …` for the filters the query sets,
 /// over table `t` (the images, or PostgreSQL's search index, which has the same columns).
 pub(super) fn push_attribute_filters(
     q: &mut QueryParts,
@@ -36,7 +37,6 @@ pub(super) fn push_attribute_filters(
 ) {
     let filters = [
         ("status", query.status.map(ImageStatus::as_str)),
-        ("os_type", query.os_type.map(OsType::as_str)),
         ("visibility", query.visibility.map(Visibility::as_str)),
     ];
     for (column, value) in filters {
@@ -44,6 +44,15 @@ pub(super) fn push_attribute_filters(
             let p = q.text(value);
             conditions.push(format!("{t}.{column} = {p}"));
         }
+    }
+    // An operating system filter selects its platforms; one platform is one value.
+    if let Some(platforms) = query.platforms() {
+        let values: Vec<String> = platforms.iter().map(|p| q.text(p.as_str())).collect();
+        conditions.push(match values.as_slice() {
+            [] => "1 = 0".to_owned(),
+            [one] => format!("{t}.os_type = {one}"),
+            several => format!("{t}.os_type IN ({})", several.join(", ")),
+        });
     }
     // The Recycle Bin's images are listed only when asked for by status.
     if query.hide_bin {
@@ -163,34 +172,44 @@ pub(super) fn row_filter(
     q
 }
 
-/// The counter row that holds the total for a query with at most one simple filter.
-pub(super) fn single_counter(query: &ListQuery) -> Option<(&'static str, String)> {
+/// The counter rows that hold the total for a query with at most one simple filter (an
+/// operating system's platforms are one filter whose rows add up).
+pub(super) fn single_counter(query: &ListQuery) -> Option<(&'static str, Vec<String>)> {
     if !query.search.is_empty() {
         return None;
     }
     let tag = (!query.tag_key.is_empty()).then(|| {
         if query.tag_value.is_empty() {
-            ("tag_key", query.tag_key.clone())
+            ("tag_key", vec![query.tag_key.clone()])
         } else {
             (
                 "tag",
-                format!("{}{UNIT_SEPARATOR}{}", query.tag_key, query.tag_value),
+                vec![format!(
+                    "{}{UNIT_SEPARATOR}{}",
+                    query.tag_key, query.tag_value
+                )],
             )
         }
     });
-    let filters: Vec<(&'static str, String)> = [
-        query.status.map(|s| ("status", s.as_str().to_owned())),
-        query.os_type.map(|o| ("os_type", o.as_str().to_owned())),
+    let platforms = query.platforms().map(|platforms| {
+        let values = platforms.iter().map(|p| p.as_str().to_owned()).collect();
+        ("os_type", values)
+    });
+    let filters: Vec<(&'static str, Vec<String>)> = [
+        query
+            .status
+            .map(|s| ("status", vec![s.as_str().to_owned()])),
+        platforms,
         query
             .visibility
-            .map(|v| ("visibility", v.as_str().to_owned())),
+            .map(|v| ("visibility", vec![v.as_str().to_owned()])),
         tag,
     ]
     .into_iter()
     .flatten()
     .collect();
     match filters.len() {
-        0 => Some(("all", String::new())),
+        0 => Some(("all", vec![String::new()])),
         1 => filters.into_iter().next(),
         _ => None,
     }
@@ -205,9 +224,9 @@ pub(super) fn counter_rows(query: &View<'_>) -> Option<(&'static str, Vec<String
     }
     // Leaving the Recycle Bin's images out takes the cube's cells.
     if !query.hide_bin
-        && let Some((dimension, value)) = single_counter(query)
+        && let Some(counter) = single_counter(query)
     {
-        return Some((dimension, vec![value]));
+        return Some(counter);
     }
     let (dimension, prefix) = match (query.tag_key.as_str(), query.tag_value.as_str()) {
         ("", _) => ("cube", String::new()),
@@ -218,7 +237,7 @@ pub(super) fn counter_rows(query: &View<'_>) -> Option<(&'static str, Vec<String
         ),
     };
     let statuses = listed_statuses(query);
-    let os_types = query.os_type.map_or(OsType::ALL.to_vec(), |o| vec![o]);
+    let os_types = query.platforms().unwrap_or(OsPlatform::ALL.to_vec());
     let visibilities = query
         .visibility
         .map_or(Visibility::ALL.to_vec(), |v| vec![v]);
@@ -281,9 +300,10 @@ pub(super) fn list_order(
             SortColumn::Name | SortColumn::Created => Ordering::Equal,
             SortColumn::OsType => directed(
                 a.attributes
-                    .os_type
+                    .os
+                    .platform
                     .as_str()
-                    .cmp(b.attributes.os_type.as_str()),
+                    .cmp(b.attributes.os.platform.as_str()),
             ),
             SortColumn::Status => directed(a.status.as_str().cmp(b.status.as_str())),
             SortColumn::Visibility => directed(a.visibility.as_str().cmp(b.visibility.as_str())),

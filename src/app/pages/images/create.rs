@@ -16,8 +16,7 @@ use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::checksum::{ExpectedChecksum, field as checksum_field};
 use crate::domain::image::DiskFormat;
 use crate::domain::image_spec::{
-    Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, OsType, SourceKind, Visibility,
-    field,
+    Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, SourceKind, Visibility, field,
 };
 use crate::domain::tags::{MAX_TAGS, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_money, monthly_cost};
@@ -48,7 +47,7 @@ pub fn CreateImagePage() -> impl IntoView {
     let protected = RwSignal::new(false);
     let attributes = AttributeFields::new(
         "create",
-        "",
+        None,
         0,
         0,
         Architecture::default(),
@@ -56,7 +55,15 @@ pub fn CreateImagePage() -> impl IntoView {
         Features::default(),
     );
     let tags = TagRows::new();
-    let [os_type, min_disk, min_ram, ..] = attributes.states();
+    let (min_disk, min_ram) = (attributes.min_disk, attributes.min_ram);
+    let [
+        os_family,
+        os_platform,
+        os_version,
+        architecture,
+        boot_mode,
+        ..,
+    ] = attributes.states();
     let fields = [
         name,
         source,
@@ -65,11 +72,13 @@ pub fn CreateImagePage() -> impl IntoView {
         checksum,
         visibility,
         description,
-        os_type,
+        os_family,
+        os_platform,
+        os_version,
+        architecture,
+        boot_mode,
         min_disk,
         min_ram,
-        attributes.architecture,
-        attributes.boot_mode,
     ];
 
     let form_error = RwSignal::new(None::<AppError>);
@@ -220,8 +229,8 @@ pub fn CreateImagePage() -> impl IntoView {
                             })
                             .unwrap_or_else(|| "—".into())
                     }}</dd>
-                    <dt>"OS type"</dt>
-                    <dd>{move || OsType::parse(&os_type.value.get()).map(|o| o.label()).unwrap_or("—")}</dd>
+                    <dt>"Operating system"</dt>
+                    <dd>{move || attributes.os_label().unwrap_or_else(|| "—".into())}</dd>
                     <dt>"Minimum Disk"</dt>
                     <dd>{move || MinDiskGb::parse(&min_disk.value.get()).map(|d| format!("{} GB", d.get())).unwrap_or_else(|_| "—".into())}</dd>
                     <dt>"Minimum RAM"</dt>

@@ -8,6 +8,7 @@ use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttri
 use crate::app::components::status_badge::StatusBadge;
 use crate::domain::image::{ImageDetail, ImageStatus};
 use crate::domain::image_spec::{Description, ImageName, Visibility, field};
+use crate::domain::os_catalogue;
 use crate::domain::share::check_visibility_change;
 use crate::domain::units::{
     format_bytes, format_image_size, format_money, format_rfc3339, format_timestamp, monthly_cost,
@@ -65,7 +66,9 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                 <StatusBadge status=image.status />
                 {image.failure_reason.clone().map(|r| view! { <p class="failure-reason">{r}</p> })}
             }.into_any())}
-            {row("OS type", text(image.attributes.os_type.label().to_owned()))}
+            {row(os_catalogue::label::OS_FAMILY, text(image.attributes.os.family().label().to_owned()))}
+            {row(os_catalogue::label::OS_PLATFORM, text(image.attributes.os.platform.label().to_owned()))}
+            {row(os_catalogue::label::OS_VERSION, text(image.attributes.os.version_label().to_owned()))}
             {row("Image Type", text(image.image_type.clone()))}
             // Where the bytes came from, and what storing them costs, are the owner's.
             {match (&image.shared_by, &image.source_file_name) {
@@ -142,7 +145,7 @@ pub fn EditImagePanel(
     let description = FieldState::new("edit", field::DESCRIPTION, &image.attributes.description);
     let attributes = AttributeFields::new(
         "edit",
-        image.attributes.os_type.as_str(),
+        Some(&image.attributes.os),
         image.attributes.min_disk_gb,
         image.attributes.min_ram_gb,
         image.attributes.architecture,
@@ -152,15 +155,25 @@ pub fn EditImagePanel(
     let protected = RwSignal::new(image.attributes.protected);
     let visibility = FieldState::new("edit", field::VISIBILITY, image.visibility.as_str());
     let active_shares = image.active_shares;
-    let [os_type, min_disk, min_ram, architecture, boot_mode] = attributes.states();
+    let [
+        os_family,
+        os_platform,
+        os_version,
+        architecture,
+        boot_mode,
+        min_disk,
+        min_ram,
+    ] = attributes.states();
     let fields = [
         name,
         description,
-        os_type,
-        min_disk,
-        min_ram,
+        os_family,
+        os_platform,
+        os_version,
         architecture,
         boot_mode,
+        min_disk,
+        min_ram,
         visibility,
     ];
     let visibility_options = Visibility::ALL

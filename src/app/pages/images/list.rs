@@ -17,8 +17,9 @@ use crate::app::components::selection::{new_selection, selected_ids};
 use crate::app::components::skipped_list::SkippedList;
 use crate::app::components::upload_controls::{UploadActions, UploadActionsHost};
 use crate::domain::image::{AccountUsage, BatchDeleteResult, ImageStatus};
-use crate::domain::image_spec::{OsType, Visibility};
+use crate::domain::image_spec::Visibility;
 use crate::domain::list_query::{ListQuery, Ownership};
+use crate::domain::os_catalogue::OsFamily;
 use crate::domain::units::format_bytes;
 use crate::domain::validation::with_thousands;
 use crate::server_fns::images::{DeleteImages, get_account_usage, list_images};
@@ -242,13 +243,37 @@ fn FilterBar(query: Memo<ListQuery>) -> impl IntoView {
                 </select>
             </div>
             <div class="filter-field">
-                <label for="filter-os">"OS type"</label>
-                <select id="filter-os" name="os" on:change=submit_on_change>
+                <label for="filter-family">"Operating system"</label>
+                <select id="filter-family" name="family" on:change=submit_on_change>
                     {move || {
-                        let current = q().os_type.map(|o| o.as_str());
+                        let current = q().os_family.map(|f| f.as_str());
                         view! {
                             {option("", "All", current.or(Some("")))}
-                            {OsType::ALL.iter().map(|o| option(o.as_str(), o.label(), current)).collect_view()}
+                            {OsFamily::ALL.iter().map(|f| option(f.as_str(), f.label(), current)).collect_view()}
+                        }
+                    }}
+                </select>
+            </div>
+            <div class="filter-field">
+                <label for="filter-os">"System platform"</label>
+                <select id="filter-os" name="os" on:change=submit_on_change>
+                    {move || {
+                        let query = q();
+                        let current = query.os_platform.map(|o| o.as_str());
+                        // The chosen operating system's platforms, or all of them by family.
+                        let families: Vec<OsFamily> = query
+                            .os_family
+                            .map_or(OsFamily::ALL.to_vec(), |f| vec![f]);
+                        view! {
+                            {option("", "All", current.or(Some("")))}
+                            {families
+                                .into_iter()
+                                .map(|family| view! {
+                                    <optgroup label=family.label()>
+                                        {family.platforms().map(|p| option(p.as_str(), p.label(), current)).collect_view()}
+                                    </optgroup>
+                                })
+                                .collect_view()}
                         }
                     }}
                 </select>

@@ -251,7 +251,8 @@ fn Pagination(
                 <select id="per-page" name="per_page" on:change=submit_on_change>{per_page_options}</select>
                 <input type="hidden" name="q" value=hidden.search.clone() />
                 <input type="hidden" name="status" value=hidden.status.map(|s| s.as_str()).unwrap_or_default() />
-                <input type="hidden" name="os" value=hidden.os_type.map(|o| o.as_str()).unwrap_or_default() />
+                <input type="hidden" name="family" value=hidden.os_family.map(|f| f.as_str()).unwrap_or_default() />
+                <input type="hidden" name="os" value=hidden.os_platform.map(|o| o.as_str()).unwrap_or_default() />
                 <input type="hidden" name="visibility" value=hidden.visibility.map(|v| v.as_str()).unwrap_or_default() />
                 <input type="hidden" name="tag_key" value=hidden.tag_key.clone() />
                 <input type="hidden" name="tag_value" value=hidden.tag_value.clone() />
@@ -331,7 +332,7 @@ fn ImageRow(
                     </span>
                 })}
             </th>
-            <td>{image.os_type.label()}</td>
+            <td>{image.os.label()}</td>
             <td class="status-cell">
                 <StatusBadge status=image.status />
                 {image.progress.map(|progress| match &upload {

@@ -143,7 +143,7 @@ fn FoundImage(
                 <dt>"Size"</dt>
                 <dd>{image.size_bytes.map(format_image_size).unwrap_or_else(|| "—".into())}</dd>
                 <dt>"OS type"</dt>
-                <dd>{image.os_type.label()}</dd>
+                <dd>{image.os.label()}</dd>
                 <dt>"Creation time"</dt>
                 <dd><time datetime=format_rfc3339(image.image_created_at_ms)>{format_timestamp(image.image_created_at_ms)}</time></dd>
                 <dt>"Shared on"</dt>

@@ -201,7 +201,7 @@ fn RequestRow(
         image_name,
         owner_account_id,
         size_bytes,
-        os_type,
+        os,
         requested_at_ms,
         ..
     } = request;
@@ -235,7 +235,7 @@ fn RequestRow(
             </th>
             <td class="mono">{owner_account_id}</td>
             <td class="num">{size_bytes.map(format_image_size).unwrap_or_else(|| "—".into())}</td>
-            <td>{os_type.label()}</td>
+            <td>{os.label()}</td>
             <td><time datetime=format_rfc3339(requested_at_ms)>{format_timestamp(requested_at_ms)}</time></td>
             <td>
                 <div class="row-actions">

@@ -1,0 +1,79 @@
+import { expect, test, type Page } from '@playwright/test';
+import { CreateImagePage, ImageListPage, SignUpPage, sourceUrl, uniqueAccountId } from '../pages/console';
+
+async function newAccount(page: Page) {
+  const signUp = new SignUpPage(page);
+  await signUp.open();
+  await signUp.signUp(uniqueAccountId('os'));
+  await expect(new ImageListPage(page).heading).toBeVisible();
+}
+
+test('a Windows Server 2019 x86_64 image shows its operating system on Details and in the list', async ({ page }) => {
+  await newAccount(page);
+  const form = new CreateImagePage(page);
+  await form.open();
+  await form.fill({ name: 'win-2019', url: sourceUrl('files', 'small.qcow2'), platform: 'Windows Server', version: '2019', architecture: 'x86_64' });
+  // Windows offers only its own platforms, and Windows Server only its versions.
+  await expect(form.field('System platform').locator('option')).toHaveText(['Select a system platform', 'Windows Server', 'Windows']);
+  await expect(form.field('System version').locator('option')).toHaveText([
+    'Not specified', '2008', '2008 R2', '2012', '2012 R2', '2016', '2019', '2022', '2025',
+  ]);
+  const summary = page.getByRole('complementary', { name: 'Summary' });
+  await expect(summary.getByText('Windows Server 2019')).toBeVisible();
+  await form.complete();
+
+  const list = new ImageListPage(page);
+  const row = list.row('win-2019');
+  await expect(row.getByText('Active')).toBeVisible();
+  await expect(row.getByRole('cell', { name: 'Windows Server 2019' })).toBeVisible();
+  await list.openImage('win-2019');
+  const details = page.getByRole('region', { name: 'Details' });
+  const value = (label: string) => details.locator('.detail-row').filter({ has: page.getByText(label, { exact: true }) }).locator('dd');
+  await expect(value('Operating system')).toHaveText('Windows');
+  await expect(value('System platform')).toHaveText('Windows Server');
+  await expect(value('System version')).toHaveText('2019');
+  await expect(value('Architecture')).toHaveText('x86_64');
+
+  // Edit starts from the same choice.
+  await page.getByRole('button', { name: 'Edit' }).click();
+  const edit = page.getByRole('region', { name: 'Edit Image' });
+  await expect(edit.getByLabel('Operating system')).toHaveValue('windows');
+  await expect(edit.getByLabel('System platform')).toHaveValue('windows-server');
+  await expect(edit.getByLabel('System version')).toHaveValue('2019');
+});
+
+test('a CentOS version outside 7.6–7.9 is refused on aarch64, in the browser and by the server', async ({ page }) => {
+  await newAccount(page);
+  const form = new CreateImagePage(page);
+  await form.open();
+  await form.fill({ name: 'centos-arm', url: sourceUrl('files', 'small.qcow2'), platform: 'CentOS', version: '7.2', architecture: 'x86_64' });
+  await expect(form.errorFor('System version')).toHaveCount(0);
+
+  // The version stays chosen when the architecture changes, and says why it no longer fits.
+  await form.field('Architecture').selectOption('aarch64');
+  const refusal = '⚠ System version 7.2 of CentOS is not offered for aarch64; choose one of 7.6–7.9.';
+  await expect(form.errorFor('System version')).toHaveText(refusal);
+  await expect(form.field('System version').locator('option')).toHaveText([
+    'Not specified', '7.6', '7.7', '7.8', '7.9', '7.2 (not offered for aarch64)',
+  ]);
+  await expect(form.field('System version')).toHaveAttribute('aria-invalid', 'true');
+
+  // Sent anyway, the server refuses it with the same words and creates nothing.
+  await form.complete();
+  await expect(form.errorFor('System version')).toHaveText(refusal);
+  await expect(page).toHaveURL(/\/images\/create$/);
+
+  // Windows is offered for x86_64 only.
+  await form.field('Operating system').selectOption({ label: 'Windows' });
+  await form.field('System platform').selectOption({ label: 'Windows' });
+  await expect(form.errorFor('System platform')).toHaveText('⚠ System platform Windows is offered for x86_64 only; choose Architecture x86_64.');
+
+  // A version aarch64 offers is accepted.
+  await form.chooseOs('CentOS', '7.9');
+  await expect(form.errorFor('System platform')).toHaveCount(0);
+  await expect(form.errorFor('System version')).toHaveCount(0);
+  await form.complete();
+  const list = new ImageListPage(page);
+  await expect(list.row('centos-arm').getByRole('cell', { name: 'CentOS 7.9' })).toBeVisible();
+  await expect(page.getByRole('rowheader')).toHaveCount(1);
+});
