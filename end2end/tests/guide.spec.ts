@@ -25,6 +25,10 @@ test('the Image guide opens from the Image List and from Create Image', async ({
   }
   await expect(page.getByText('qemu-img convert -p -f vmdk -O qcow2 disk.vmdk disk.qcow2')).toBeVisible();
   await expect(page.getByRole('term').filter({ hasText: 'A backing file (qcow2)' })).toBeVisible();
+  // The versions come from the catalogue the forms check.
+  const centos = page.getByRole('row', { name: /^Linux CentOS/ });
+  await expect(centos.getByRole('cell')).toHaveText(['Linux', '6.5–6.10 or 7.0–7.9', '7.6–7.9']);
+  await expect(page.getByRole('row', { name: /^Windows Windows Server/ }).getByRole('cell').last()).toHaveText('Not offered');
   const axe = await new AxeBuilder({ page }).analyze();
   expect(axe.violations.map((v) => v.id), 'axe on the Image guide').toEqual([]);
 

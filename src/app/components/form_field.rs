@@ -63,6 +63,13 @@ impl FieldState {
     }
 }
 
+/// The fields of several groups as one array, for marking them visited and placing errors.
+pub fn all_fields<const N: usize>(groups: &[&[FieldState]]) -> [FieldState; N] {
+    let all: Vec<FieldState> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+    all.try_into()
+        .unwrap_or_else(|all: Vec<_>| panic!("{N} fields expected, {} given", all.len()))
+}
+
 /// Puts each server error under its field; returns the ones no field of this form shows.
 pub fn apply_server_errors(fields: &[FieldState], errors: &[FieldError]) -> Vec<String> {
     let mut unplaced = Vec::new();

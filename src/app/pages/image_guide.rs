@@ -1,13 +1,15 @@
 //! Image guide (`/images/guide`): how to prepare a virtual machine's disk for this console,
-//! which formats it accepts and what inspection refuses (and why), how to convert with
+//! the operating systems it offers, which formats it accepts and what inspection refuses (and why), how to convert with
 //! `qemu-img`, and how to resume an upload. Linked from the Image List and Create Image.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
+use crate::domain::attributes::Architecture;
 use crate::domain::image::DiskFormat;
 use crate::domain::image_spec::{MinDiskGb, MinRamGb};
+use crate::domain::os_catalogue::{OsPlatform, describe_versions};
 use crate::domain::validation::with_thousands;
 
 /// A shell command to copy, shown as a block.
@@ -56,7 +58,44 @@ pub fn ImageGuidePage() -> impl IntoView {
                         " does much of it. Then shut the machine down before copying its disk."
                     </li>
                     <li>"Use virtio disk and network drivers (every listed Linux distribution has them)."</li>
+                    <li>
+                        <strong>"Windows"</strong>
+                        ": install the virtio drivers and the QEMU guest agent (the virtio-win package), Cloudbase-Init in place of cloud-init, then generalize the system with "
+                        <code>"sysprep /generalize /oobe /shutdown"</code>
+                        "."
+                    </li>
                 </ul>
+                <h3>"Operating system, platform and version"</h3>
+                <p>"Create Image asks for the Operating system, then its System platform and, if you know it, the System version. The versions offered depend on the architecture:"</p>
+                <div class="table-wrap">
+                    <table class="data-table guide-table">
+                        <caption class="visually-hidden">"System versions offered by platform and architecture"</caption>
+                        <thead>
+                            <tr>
+                                <th scope="col">"Operating system"</th>
+                                <th scope="col">"System platform"</th>
+                                {Architecture::ALL.iter().map(|a| view! { <th scope="col">{a.as_str()}</th> }).collect_view()}
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {OsPlatform::ALL.iter().map(|platform| view! {
+                                <tr>
+                                    <td>{platform.family().label()}</td>
+                                    <th scope="row">{platform.label()}</th>
+                                    {Architecture::ALL.iter().map(|a| {
+                                        let versions = platform.versions_for(*a);
+                                        let text = if versions.is_empty() {
+                                            "Not offered".to_owned()
+                                        } else {
+                                            describe_versions(&versions)
+                                        };
+                                        view! { <td>{text}</td> }
+                                    }).collect_view()}
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
                 <dl class="guide-terms">
                     <dt>"Minimum Disk"</dt>
                     <dd>{format!(

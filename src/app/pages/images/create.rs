@@ -8,7 +8,7 @@ use leptos_router::components::A;
 
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{
-    FieldState, RadioGroup, RowTextField, TextField, form_alert,
+    FieldState, RadioGroup, RowTextField, TextField, all_fields, form_alert,
 };
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::uploads::UploadManager;
@@ -56,30 +56,18 @@ pub fn CreateImagePage() -> impl IntoView {
     );
     let tags = TagRows::new();
     let (min_disk, min_ram) = (attributes.min_disk, attributes.min_ram);
-    let [
-        os_family,
-        os_platform,
-        os_version,
-        architecture,
-        boot_mode,
-        ..,
-    ] = attributes.states();
-    let fields = [
-        name,
-        source,
-        source_url,
-        local_file.field,
-        checksum,
-        visibility,
-        description,
-        os_family,
-        os_platform,
-        os_version,
-        architecture,
-        boot_mode,
-        min_disk,
-        min_ram,
-    ];
+    let fields: [FieldState; 14] = all_fields(&[
+        &[
+            name,
+            source,
+            source_url,
+            local_file.field,
+            checksum,
+            visibility,
+            description,
+        ],
+        &attributes.states(),
+    ]);
 
     let form_error = RwSignal::new(None::<AppError>);
     Effect::new(move |_| {

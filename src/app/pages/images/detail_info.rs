@@ -3,7 +3,9 @@
 use leptos::prelude::*;
 
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{FieldState, RadioGroup, TextField, form_alert};
+use crate::app::components::form_field::{
+    FieldState, RadioGroup, TextField, all_fields, form_alert,
+};
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::components::status_badge::StatusBadge;
 use crate::domain::image::{ImageDetail, ImageStatus};
@@ -155,27 +157,8 @@ pub fn EditImagePanel(
     let protected = RwSignal::new(image.attributes.protected);
     let visibility = FieldState::new("edit", field::VISIBILITY, image.visibility.as_str());
     let active_shares = image.active_shares;
-    let [
-        os_family,
-        os_platform,
-        os_version,
-        architecture,
-        boot_mode,
-        min_disk,
-        min_ram,
-    ] = attributes.states();
-    let fields = [
-        name,
-        description,
-        os_family,
-        os_platform,
-        os_version,
-        architecture,
-        boot_mode,
-        min_disk,
-        min_ram,
-        visibility,
-    ];
+    let fields: [FieldState; 10] =
+        all_fields(&[&[name, description], &attributes.states(), &[visibility]]);
     let visibility_options = Visibility::ALL
         .iter()
         .map(|v| (v.as_str(), v.label(), v.hint()))
