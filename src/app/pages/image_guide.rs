@@ -67,9 +67,10 @@ pub fn ImageGuidePage() -> impl IntoView {
                 </ul>
                 <h3>"Operating system, platform and version"</h3>
                 <p>"Create Image asks for the Operating system, then its System platform and, if you know it, the System version. The versions offered depend on the architecture:"</p>
-                <div class="table-wrap">
+                // Focusable, so a keyboard can scroll it on a narrow screen.
+                <div class="table-wrap" tabindex="0" role="region" aria-labelledby="guide-versions">
                     <table class="data-table guide-table">
-                        <caption class="visually-hidden">"System versions offered by platform and architecture"</caption>
+                        <caption class="visually-hidden" id="guide-versions">"System versions offered by platform and architecture"</caption>
                         <thead>
                             <tr>
                                 <th scope="col">"Operating system"</th>
