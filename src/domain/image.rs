@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::image_spec::{ImageAttributes, Visibility};
 use super::os_catalogue::OperatingSystem;
 use super::tags::TagPair;
+use super::validation::or_list;
 
 /// The lifecycle of an image (Create Image guide): Queued → Importing → Active from a URL,
 /// Uploading → Active from a local file, or Failed. An Active image can be Deactivated and
@@ -169,10 +170,7 @@ impl DiskFormat {
             .flat_map(|f| f.extensions())
             .copied()
             .collect();
-        match all.split_last() {
-            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-            None => String::new(),
-        }
+        or_list(&all)
     }
 
     /// A file input's `accept`: ".qcow2,.raw,…".

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::attributes::Architecture;
-use super::validation::FieldError;
+use super::validation::{FieldError, or_list};
 
 /// Form field names.
 pub mod field {
@@ -272,14 +272,11 @@ impl OsPlatform {
                 or_list(&others)
             ));
         }
+        let offered_on = platform.architectures();
         if let Some(architecture) = architecture
-            && !platform.architectures().contains(&architecture)
+            && !offered_on.contains(&architecture)
         {
-            let offered: Vec<&str> = platform
-                .architectures()
-                .iter()
-                .map(|a| a.as_str())
-                .collect();
+            let offered: Vec<&str> = offered_on.iter().map(|a| a.as_str()).collect();
             return err(format!(
                 "System platform {} is offered for {} only; choose Architecture {}.",
                 platform.label(),
@@ -288,15 +285,6 @@ impl OsPlatform {
             ));
         }
         Ok(platform)
-    }
-}
-
-/// "a", "a or b", "a, b or c".
-fn or_list(items: &[&str]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => (*one).to_owned(),
-        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
     }
 }
 

@@ -52,6 +52,15 @@ pub fn describe_char(c: char) -> String {
     }
 }
 
+/// "a", "a or b", "a, b or c": the choices a message offers.
+pub fn or_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 /// Formats an integer with thousands separators, as the limits are written in the guides.
 pub fn with_thousands(n: u64) -> String {
     let digits = n.to_string();

@@ -1,4 +1,5 @@
 pub mod batch_summary;
+pub mod breadcrumb;
 pub mod confirm_dialog;
 pub mod error_notice;
 pub mod form_field;

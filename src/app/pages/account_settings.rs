@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
+use crate::app::components::breadcrumb::Breadcrumb;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField, form_alert};
 use crate::domain::lifecycle::{AccountSettings, RetentionDays};
@@ -18,11 +19,7 @@ pub fn AccountSettingsPage() -> impl IntoView {
     let settings = Resource::new(move || save.version().get(), |_| get_account_settings());
     view! {
         <Title text="Account settings" />
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/images">"Image List"</A>
-            <span aria-hidden="true">" / "</span>
-            <span aria-current="page">"Account settings"</span>
-        </nav>
+        <Breadcrumb current="Account settings" />
         <div class="page-header">
             <div>
                 <h1>"Account settings"</h1>

@@ -5,8 +5,8 @@
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
 
+use crate::app::components::breadcrumb::Breadcrumb;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{
@@ -133,11 +133,7 @@ pub fn ApiAccessPage() -> impl IntoView {
 
     view! {
         <Title text="API access" />
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/images">"Image List"</A>
-            <span aria-hidden="true">" / "</span>
-            <span aria-current="page">"API access"</span>
-        </nav>
+        <Breadcrumb current="API access" />
         <div class="page-header">
             <div>
                 <h1>"API access"</h1>

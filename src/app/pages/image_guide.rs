@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
+use crate::app::components::breadcrumb::Breadcrumb;
 use crate::domain::attributes::Architecture;
 use crate::domain::image::DiskFormat;
 use crate::domain::image_spec::{MinDiskGb, MinRamGb};
@@ -23,11 +24,7 @@ pub fn ImageGuidePage() -> impl IntoView {
     let extensions = DiskFormat::every_extension();
     view! {
         <Title text="Image guide" />
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/images">"Image List"</A>
-            <span aria-hidden="true">" / "</span>
-            <span aria-current="page">"Image guide"</span>
-        </nav>
+        <Breadcrumb current="Image guide" />
         <div class="page-header">
             <div>
                 <h1>"Image guide"</h1>

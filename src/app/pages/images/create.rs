@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
+use crate::app::components::breadcrumb::Breadcrumb;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{
     FieldState, RadioGroup, RowTextField, TextField, all_fields, form_alert,
@@ -96,11 +97,7 @@ pub fn CreateImagePage() -> impl IntoView {
 
     view! {
         <Title text="Create Image" />
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/images">"Image List"</A>
-            <span aria-hidden="true">" / "</span>
-            <span aria-current="page">"Create Image"</span>
-        </nav>
+        <Breadcrumb current="Create Image" />
         <div class="page-header">
             <div>
                 <h1>"Create Image"</h1>

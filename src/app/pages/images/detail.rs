@@ -12,6 +12,7 @@ use super::detail_info::{DetailList, EditImagePanel};
 use super::detail_tags::TagsTab;
 use super::download_panel::{DownloadPanel, LinkState, track_link_state};
 use super::refresh_while;
+use crate::app::components::breadcrumb::Breadcrumb;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField, form_alert};
@@ -137,11 +138,7 @@ pub fn ImageDetailPage() -> impl IntoView {
     refresh_while(in_progress, move || image.refetch());
 
     view! {
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/images">"Image List"</A>
-            <span aria-hidden="true">" / "</span>
-            <span aria-current="page">"Image Details"</span>
-        </nav>
+        <Breadcrumb current="Image Details" />
         <Transition fallback=|| view! { <p class="loading">"Loading image…"</p> }>
             {move || Suspend::new(async move {
                 match image.await {

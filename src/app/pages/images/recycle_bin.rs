@@ -11,6 +11,7 @@ use leptos_router::components::A;
 
 use super::refresh_while;
 use crate::app::components::batch_summary::{BatchSummary, FollowUp};
+use crate::app::components::breadcrumb::Breadcrumb;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::selection::{
@@ -109,11 +110,7 @@ pub fn RecycleBinPage() -> impl IntoView {
 
     view! {
         <Title text="Recycle Bin" />
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/images">"Image List"</A>
-            <span aria-hidden="true">" / "</span>
-            <span aria-current="page">"Recycle Bin"</span>
-        </nav>
+        <Breadcrumb current="Recycle Bin" />
         <div class="page-header">
             <div>
                 <h1>"Recycle Bin"</h1>

@@ -9,6 +9,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::ShareStatusBadge;
 use super::requests::DecisionSummary;
+use crate::app::components::breadcrumb::Breadcrumb;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField};
 use crate::app::layout::console_layout::ShareRequestsBadge;
@@ -62,11 +63,7 @@ pub fn GetImageSharePage() -> impl IntoView {
 
     view! {
         <Title text="Get Image Share" />
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/images">"Image List"</A>
-            <span aria-hidden="true">" / "</span>
-            <span aria-current="page">"Get Image Share"</span>
-        </nav>
+        <Breadcrumb current="Get Image Share" />
         <div class="page-header">
             <div>
                 <h1>"Get Image Share"</h1>

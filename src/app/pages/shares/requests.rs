@@ -10,6 +10,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
 
 use crate::app::components::batch_summary::{BatchSummary, FollowUp};
+use crate::app::components::breadcrumb::Breadcrumb;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::pager::NewerOlderPager;
 use crate::app::components::selection::{
@@ -54,11 +55,7 @@ pub fn ShareRequestListPage() -> impl IntoView {
 
     view! {
         <Title text="Image Share Request List" />
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/images">"Image List"</A>
-            <span aria-hidden="true">" / "</span>
-            <span aria-current="page">"Image Share Request List"</span>
-        </nav>
+        <Breadcrumb current="Image Share Request List" />
         <div class="page-header">
             <div>
                 <h1>"Image Share Request List"</h1>

@@ -8,6 +8,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
 use super::ShareStatusBadge;
+use crate::app::components::breadcrumb::Breadcrumb;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField, form_alert};
@@ -151,13 +152,10 @@ fn SharePanel(
 
     view! {
         <Title text=format!("{image_name} · Share to another Account") />
-        <nav class="breadcrumb" aria-label="Breadcrumb">
-            <A href="/images">"Image List"</A>
-            <span aria-hidden="true">" / "</span>
-            <A href=details_href.clone()>{crumb_name}</A>
-            <span aria-hidden="true">" / "</span>
-            <span aria-current="page">"Share to another Account"</span>
-        </nav>
+        <Breadcrumb
+            current="Share to another Account"
+            parent=(details_href.clone(), crumb_name)
+        />
         <div class="page-header">
             <div>
                 <h1>"Share to another Account"</h1>
