@@ -39,10 +39,13 @@ pub enum HistoryTopic {
     /// Something started or stopped using the image (in-use references).
     ReferenceAdded,
     ReferenceRemoved,
+    /// A console process took an upload or import over from one that stopped renewing its
+    /// lease (it died, or was paused past the lease).
+    TakenOver,
 }
 
 impl HistoryTopic {
-    pub const ALL: [HistoryTopic; 25] = [
+    pub const ALL: [HistoryTopic; 26] = [
         HistoryTopic::Created,
         HistoryTopic::ImportStarted,
         HistoryTopic::ImportFinished,
@@ -68,6 +71,7 @@ impl HistoryTopic {
         HistoryTopic::Reactivated,
         HistoryTopic::ReferenceAdded,
         HistoryTopic::ReferenceRemoved,
+        HistoryTopic::TakenOver,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +101,7 @@ impl HistoryTopic {
             HistoryTopic::Reactivated => "reactivated",
             HistoryTopic::ReferenceAdded => "reference_added",
             HistoryTopic::ReferenceRemoved => "reference_removed",
+            HistoryTopic::TakenOver => "taken_over",
         }
     }
 
@@ -127,6 +132,7 @@ impl HistoryTopic {
             HistoryTopic::Reactivated => "Reactivate",
             HistoryTopic::ReferenceAdded => "Reference added",
             HistoryTopic::ReferenceRemoved => "Reference removed",
+            HistoryTopic::TakenOver => "Taken over",
         }
     }
 
@@ -330,6 +336,21 @@ pub mod notes {
     /// On a reference's change: "virtual machine vm-1".
     pub fn reference(kind: &str, reference_id: &str) -> String {
         format!("In use by {} {reference_id}.", kind.replace('-', " "))
+    }
+
+    /// When a console process takes work over from one that stopped renewing its lease.
+    pub fn taken_over(work: &str, from: &str, by: &str) -> String {
+        format!(
+            "The {work} was taken over by console process {by}: process {from} stopped renewing its lease (it stopped, or was paused). Anything it writes later is refused."
+        )
+    }
+
+    /// When a share ends: the account's references go with it.
+    pub fn references_ended_with_share(account: &str, references: &[String]) -> String {
+        format!(
+            "The references of account {account} ended with its share: {}.",
+            references.join(", ")
+        )
     }
 
     /// On an import's start: empty the first time, the attempt after a restart.

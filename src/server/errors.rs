@@ -86,6 +86,11 @@ impl Answer {
             ServiceError::Busy(wait) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, notices::busy(*wait)).retry(*wait)
             }
+            ServiceError::TooManyRequests {
+                message,
+                retry_after,
+            } => Self::new(StatusCode::TOO_MANY_REQUESTS, message).retry(*retry_after),
+            ServiceError::TimedOut(m) => Self::new(StatusCode::REQUEST_TIMEOUT, m),
             ServiceError::Internal(e) => Self::fault(reference, e),
         }
     }
@@ -95,9 +100,10 @@ impl Answer {
             UploadError::Unauthorized => StatusCode::UNAUTHORIZED,
             UploadError::NotFound(_) => StatusCode::NOT_FOUND,
             UploadError::Gone(_) => StatusCode::GONE,
-            UploadError::OffsetMismatch { .. } | UploadError::Busy | UploadError::Conflict(_) => {
-                StatusCode::CONFLICT
-            }
+            UploadError::OffsetMismatch { .. }
+            | UploadError::Busy
+            | UploadError::TakenOver
+            | UploadError::Conflict(_) => StatusCode::CONFLICT,
             UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UploadError::Invalid(_) | UploadError::BrokenBody { .. } => StatusCode::BAD_REQUEST,
             UploadError::Idle { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -150,6 +156,14 @@ mod tests {
             (ServiceError::TooLarge("x".into()), 413),
             (ServiceError::RateLimited(Duration::from_secs(3)), 429),
             (ServiceError::Busy(Duration::from_secs(1)), 503),
+            (
+                ServiceError::TooManyRequests {
+                    message: "x".into(),
+                    retry_after: Duration::from_secs(5),
+                },
+                429,
+            ),
+            (ServiceError::TimedOut("x".into()), 408),
             (ServiceError::Internal(anyhow::anyhow!("disk on fire")), 500),
         ];
         for (error, status) in cases {

@@ -100,6 +100,11 @@ pub(crate) mod ssr {
                 AppError::TooManyAttempts(crate::domain::notices::wait_seconds(wait))
             }
             ServiceError::Busy(wait) => AppError::Busy(crate::domain::notices::wait_seconds(wait)),
+            // Server functions carry no image bytes, so neither of these reaches them; they
+            // keep their sentences all the same.
+            ServiceError::TooManyRequests { message, .. } | ServiceError::TimedOut(message) => {
+                AppError::Conflict(message)
+            }
             ServiceError::Internal(_) => AppError::Internal(answer.reference),
         }
     }

@@ -5,6 +5,7 @@
 
 use super::images::{Access, not_found, parse_image_id};
 use super::importer::{BodyUploadError, Keep};
+use super::uploads::UploadError;
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::history::{FieldChange, HistoryTopic};
@@ -536,6 +537,23 @@ impl Services {
     {
         let id = parse_image_id(id)?;
         self.owned_image(actor, &id).await?;
+        // The same slots as the browser's uploads: a client cannot hold more streams open
+        // than one account may.
+        let _slot = self
+            .inner
+            .patch_slots
+            .try_take(&actor.account_id)
+            .map_err(|e| match e {
+                UploadError::TooManyRequests {
+                    message,
+                    retry_after,
+                } => ServiceError::TooManyRequests {
+                    message,
+                    retry_after,
+                },
+                UploadError::ServerBusy { retry_after } => ServiceError::Busy(retry_after),
+                other => ServiceError::Internal(anyhow::anyhow!("{other}")),
+            })?;
         match self
             .importer()
             .receive_body(&actor.account_id, &actor.user_name, &id, total, body, keep)
@@ -544,6 +562,12 @@ impl Services {
             Ok(()) => Ok(()),
             Err(BodyUploadError::Conflict(m)) => Err(ServiceError::Conflict(m)),
             Err(BodyUploadError::Returned(m)) => Err(invalid("data", m)),
+            Err(BodyUploadError::Idle(m)) => Err(ServiceError::TimedOut(format!(
+                "{m} The image is queued again: send its data again."
+            ))),
+            Err(BodyUploadError::TakenOver) => Err(ServiceError::Conflict(
+                "Another console process took this image's upload over while this request was sending it; send the data again.".into(),
+            )),
             Err(BodyUploadError::TooLarge(m)) => Err(ServiceError::TooLarge(m)),
             Err(BodyUploadError::Refused(m)) => Err(invalid(
                 "data",

@@ -2,12 +2,14 @@
 //!
 //! `Ingest` takes the bytes as they arrive, gathers the pieces (not copied: each is a `Bytes`
 //! the HTTP stack already holds) into batches of at least 1 MiB and hands each batch to three
-//! threads through bounded channels: the blob writer, SHA-512 alone (the slowest step, about
-//! 400 MiB/s on one core), and MD5 with SHA-256 when the creator's checksum is one. `finish`
-//! waits for every thread, so nothing writes after it returns, and makes the bytes durable. `Hashers` can be saved with a durable offset and restored, so an
-//! upload resumed by another request hashes no byte twice. Once every byte is in, `check`
-//! inspects the file (its head and tail, read back from the blob store) and verifies the
-//! creator's checksum: one verdict for both ways in.
+//! lanes through bounded channels: the blob writer, SHA-512 alone (the slowest step, about
+//! 400 MiB/s on one core), and MD5 with SHA-256 when the creator's checksum is one. A lane
+//! holds a blocking thread only while it works on a batch, never while the body stalls.
+//! `checkpoint` makes what was taken durable mid-stream; `finish` waits for every lane, so
+//! nothing writes after it returns, and makes the bytes durable. `Hashers` can be saved with a
+//! durable offset and restored, so an upload resumed by another request hashes no byte twice.
+//! Once every byte is in, `check` inspects the file (its head and tail, read back from the
+//! blob store) and verifies the creator's checksum: one verdict for both ways in.
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use bytes::Bytes;
 use md5::Md5;
 use sha2::digest::common::hazmat::SerializableState;
 use sha2::{Digest, Sha256, Sha512};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
@@ -25,7 +27,7 @@ use crate::inspect::Inspector;
 use crate::store::blobs::{BlobStore, BlobWriter, Incoming, IncomingState};
 use crate::store::images::ImportedBytes;
 
-/// Batches in flight between the receiving task and each of its threads.
+/// Batches in flight between the receiving task and each of its lanes.
 const CHANNEL_BATCHES: usize = 4;
 
 /// The size of the batches handed to the threads: they wake per MiB, not per network piece.
@@ -132,66 +134,149 @@ impl Digests {
 pub struct Ingest {
     batch: Vec<Bytes>,
     batch_len: usize,
-    to_file: mpsc::Sender<Batch>,
-    to_sha512: mpsc::Sender<Batch>,
-    to_md5: mpsc::Sender<Batch>,
-    file_thread: JoinHandle<std::io::Result<(u64, IncomingState)>>,
-    sha512_thread: JoinHandle<Sha512>,
-    md5_thread: JoinHandle<(Md5, Option<Sha256>)>,
+    file: Lane<FileLane>,
+    sha512: Lane<Sha512Lane>,
+    md5: Lane<Md5Lane>,
     /// Bytes taken so far.
     taken: u64,
-    /// False once a thread has stopped (its error comes out of `finish`).
+    /// False once a lane has stopped (its error comes out of `finish`).
     flowing: bool,
 }
 
+/// What a lane is told: work on a batch, or say where it stands (a checkpoint).
+enum Message<S> {
+    Batch(Batch),
+    Checkpoint(oneshot::Sender<S>),
+}
+
+/// One of the three consumers of the bytes. Its task is async and waits for batches without a
+/// thread; each batch (and each checkpoint) runs on a blocking thread only while it is worked
+/// on, so a request whose body stalls holds no thread at all.
+trait LaneWork: Send + 'static {
+    /// Where the lane stands at a checkpoint.
+    type Snapshot: Send + 'static;
+    /// What it hands back at the end.
+    type Output: Send + 'static;
+    fn take(&mut self, batch: &[Bytes]) -> std::io::Result<()>;
+    fn snapshot(&mut self) -> std::io::Result<Self::Snapshot>;
+    fn finish(self) -> std::io::Result<Self::Output>;
+}
+
+struct FileLane(BlobWriter);
+
+impl LaneWork for FileLane {
+    type Snapshot = (u64, IncomingState);
+    type Output = (u64, IncomingState);
+    fn take(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
+        batch.iter().try_for_each(|piece| self.0.write(piece))
+    }
+    fn snapshot(&mut self) -> std::io::Result<Self::Snapshot> {
+        self.0.checkpoint()
+    }
+    fn finish(self) -> std::io::Result<Self::Output> {
+        self.0.finish()
+    }
+}
+
+struct Sha512Lane(Sha512);
+
+impl LaneWork for Sha512Lane {
+    type Snapshot = Sha512;
+    type Output = Sha512;
+    fn take(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
+        batch.iter().for_each(|piece| self.0.update(piece));
+        Ok(())
+    }
+    fn snapshot(&mut self) -> std::io::Result<Sha512> {
+        Ok(self.0.clone())
+    }
+    fn finish(self) -> std::io::Result<Sha512> {
+        Ok(self.0)
+    }
+}
+
+struct Md5Lane(Md5, Option<Sha256>);
+
+impl LaneWork for Md5Lane {
+    type Snapshot = (Md5, Option<Sha256>);
+    type Output = (Md5, Option<Sha256>);
+    fn take(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
+        for piece in batch {
+            self.0.update(piece);
+            if let Some(sha256) = self.1.as_mut() {
+                sha256.update(piece);
+            }
+        }
+        Ok(())
+    }
+    fn snapshot(&mut self) -> std::io::Result<Self::Snapshot> {
+        Ok((self.0.clone(), self.1.clone()))
+    }
+    fn finish(self) -> std::io::Result<Self::Output> {
+        Ok((self.0, self.1))
+    }
+}
+
+struct Lane<L: LaneWork> {
+    to: mpsc::Sender<Message<L::Snapshot>>,
+    task: JoinHandle<std::io::Result<L::Output>>,
+}
+
+impl<L: LaneWork> Lane<L> {
+    fn start(work: L) -> Self {
+        let (to, from) = mpsc::channel(CHANNEL_BATCHES);
+        Self {
+            to,
+            task: tokio::spawn(run_lane(work, from)),
+        }
+    }
+}
+
+/// Runs `f` on the lane's work on a blocking thread and hands the work back.
+async fn on_blocking_thread<L: LaneWork, T: Send + 'static>(
+    mut work: L,
+    f: impl FnOnce(&mut L) -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<(L, T)> {
+    tokio::task::spawn_blocking(move || f(&mut work).map(|out| (work, out)))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+async fn run_lane<L: LaneWork>(
+    mut work: L,
+    mut from: mpsc::Receiver<Message<L::Snapshot>>,
+) -> std::io::Result<L::Output> {
+    while let Some(message) = from.recv().await {
+        match message {
+            Message::Batch(batch) => {
+                (work, ()) = on_blocking_thread(work, move |w| w.take(&batch)).await?;
+            }
+            Message::Checkpoint(reply) => {
+                let snapshot;
+                (work, snapshot) = on_blocking_thread(work, L::snapshot).await?;
+                let _ = reply.send(snapshot);
+            }
+        }
+    }
+    tokio::task::spawn_blocking(move || work.finish())
+        .await
+        .map_err(std::io::Error::other)?
+}
+
 impl Ingest {
-    /// Starts the threads: bytes go to `writer` and on from the hashers' state.
+    /// Starts the lanes: bytes go to `writer` and on from the hashers' state.
     pub fn start(writer: BlobWriter, hashers: Hashers) -> Self {
         let Hashers {
-            mut sha512,
-            mut md5,
-            mut sha256,
+            sha512,
+            md5,
+            sha256,
         } = hashers;
-        let (to_file, mut file_batches) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
-        let (to_sha512, mut sha512_batches) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
-        let (to_md5, mut md5_batches) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
-        let file_thread = tokio::task::spawn_blocking(move || {
-            let mut writer = writer;
-            while let Some(batch) = file_batches.blocking_recv() {
-                for piece in batch.iter() {
-                    writer.write(piece)?;
-                }
-            }
-            writer.finish()
-        });
-        let sha512_thread = tokio::task::spawn_blocking(move || {
-            while let Some(batch) = sha512_batches.blocking_recv() {
-                for piece in batch.iter() {
-                    sha512.update(piece);
-                }
-            }
-            sha512
-        });
-        let md5_thread = tokio::task::spawn_blocking(move || {
-            while let Some(batch) = md5_batches.blocking_recv() {
-                for piece in batch.iter() {
-                    md5.update(piece);
-                    if let Some(sha256) = sha256.as_mut() {
-                        sha256.update(piece);
-                    }
-                }
-            }
-            (md5, sha256)
-        });
         Self {
             batch: Vec::new(),
             batch_len: 0,
-            to_file,
-            to_sha512,
-            to_md5,
-            file_thread,
-            sha512_thread,
-            md5_thread,
+            file: Lane::start(FileLane(writer)),
+            sha512: Lane::start(Sha512Lane(sha512)),
+            md5: Lane::start(Md5Lane(md5, sha256)),
             taken: 0,
             flowing: true,
         }
@@ -202,7 +287,7 @@ impl Ingest {
         self.taken
     }
 
-    /// Takes a piece of the bytes. `false` once a thread has stopped: stop sending, and let
+    /// Takes a piece of the bytes. `false` once a lane has stopped: stop sending, and let
     /// `finish` say why.
     pub async fn push(&mut self, piece: Bytes) -> bool {
         if !self.flowing {
@@ -212,48 +297,102 @@ impl Ingest {
         self.batch_len += piece.len();
         self.batch.push(piece);
         if self.batch_len >= BATCH_BYTES {
-            let full = Arc::new(std::mem::take(&mut self.batch));
-            self.batch_len = 0;
-            self.flowing = self.deliver(full).await;
+            self.flowing = self.deliver().await;
         }
         self.flowing
     }
 
-    async fn deliver(&self, batch: Batch) -> bool {
-        for thread in [&self.to_sha512, &self.to_md5, &self.to_file] {
-            if thread.send(batch.clone()).await.is_err() {
-                return false;
-            }
-        }
-        true
+    /// Hands the gathered pieces to every lane.
+    async fn deliver(&mut self) -> bool {
+        let batch: Batch = Arc::new(std::mem::take(&mut self.batch));
+        self.batch_len = 0;
+        self.sha512
+            .to
+            .send(Message::Batch(batch.clone()))
+            .await
+            .is_ok()
+            && self
+                .md5
+                .to
+                .send(Message::Batch(batch.clone()))
+                .await
+                .is_ok()
+            && self.file.to.send(Message::Batch(batch)).await.is_ok()
     }
 
-    /// Hands over what is left, waits for every thread and makes the bytes durable. Returns
+    /// Makes every byte taken so far durable without ending the stream: returns the hashers'
+    /// state and the blob store's state at `taken()`, to record as a durable offset. An error
+    /// means a lane stopped; `finish` says why.
+    pub async fn checkpoint(&mut self) -> anyhow::Result<(Hashers, IncomingState)> {
+        anyhow::ensure!(self.flowing, "a lane stopped");
+        if !self.batch.is_empty() {
+            self.flowing = self.deliver().await;
+            anyhow::ensure!(self.flowing, "a lane stopped");
+        }
+        async fn ask<L: LaneWork>(lane: &Lane<L>) -> anyhow::Result<L::Snapshot> {
+            let (reply, answer) = oneshot::channel();
+            lane.to
+                .send(Message::Checkpoint(reply))
+                .await
+                .map_err(|_| anyhow::anyhow!("a lane stopped"))?;
+            answer.await.map_err(|_| anyhow::anyhow!("a lane stopped"))
+        }
+        let asked = tokio::try_join!(ask(&self.sha512), ask(&self.md5), ask(&self.file));
+        let (sha512, (md5, sha256), (written, state)) = match asked {
+            Ok(snapshots) => snapshots,
+            Err(e) => {
+                self.flowing = false;
+                return Err(e);
+            }
+        };
+        anyhow::ensure!(
+            written == self.taken,
+            "checkpoint at {written} of {} bytes",
+            self.taken
+        );
+        Ok((
+            Hashers {
+                sha512,
+                md5,
+                sha256,
+            },
+            state,
+        ))
+    }
+
+    /// Stops without writing anything more: what was handed over and not yet written is
+    /// dropped, and nothing is made durable (another writer owns the bytes now). A batch a
+    /// lane is working on finishes on its thread; an object-store part in flight is aborted.
+    pub fn abandon(self) {
+        self.file.task.abort();
+        self.sha512.task.abort();
+        self.md5.task.abort();
+    }
+
+    /// Hands over what is left, waits for every lane and makes the bytes durable. Returns
     /// the hashers, to finalize or to save with the new offset, and the blob store's state of
     /// the bytes, to record with it.
     pub async fn finish(mut self) -> anyhow::Result<(Hashers, IncomingState)> {
         if self.flowing && !self.batch.is_empty() {
-            let rest = Arc::new(std::mem::take(&mut self.batch));
-            self.flowing = self.deliver(rest).await;
+            self.flowing = self.deliver().await;
         }
         let Ingest {
-            to_file,
-            to_sha512,
-            to_md5,
-            file_thread,
-            sha512_thread,
-            md5_thread,
+            file,
+            sha512,
+            md5,
             taken,
             ..
         } = self;
-        drop((to_file, to_sha512, to_md5));
-        // Every thread is waited for, whatever happened, so nothing writes after this returns.
-        let written = file_thread.await;
-        let sha512 = sha512_thread.await.context("hashing thread")?;
-        let (md5, sha256) = md5_thread.await.context("hashing thread")?;
+        drop((file.to, sha512.to, md5.to));
+        // Every lane is waited for, whatever happened, so nothing writes after this returns.
+        let written = file.task.await;
+        let sha512 = sha512.task.await.context("hashing lane")?;
+        let md5 = md5.task.await.context("hashing lane")?;
         let (written, state) = written
-            .context("writer thread")?
+            .context("writer lane")?
             .context("writing image bytes")?;
+        let sha512 = sha512.context("hashing")?;
+        let (md5, sha256) = md5.context("hashing")?;
         anyhow::ensure!(written == taken, "wrote {written} of {taken} bytes");
         Ok((
             Hashers {

@@ -62,9 +62,19 @@ pub enum ServiceError {
     /// Too many attempts from this client or for this name; try again after the wait.
     #[error("too many attempts")]
     RateLimited(Duration),
-    /// The server is at a limit of its own (password hashing); try again after the wait.
+    /// The server is at a limit of its own (password hashing, uploads streaming); try again
+    /// after the wait.
     #[error("server busy")]
     Busy(Duration),
+    /// The account is at a limit of its own (uploads streaming at once); the text says which.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: Duration,
+    },
+    /// A request body sent nothing for too long; the text says what became of it.
+    #[error("{0}")]
+    TimedOut(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -162,6 +172,7 @@ impl Services {
                 per_account: settings.limits.imports_per_account,
                 min_bytes_per_second: settings.limits.import_min_bytes_per_second,
                 min_speed_window: settings.limits.import_min_speed_window,
+                body_idle: settings.limits.upload_idle,
             },
             url_guard::AddressPolicy::new(settings.import_allowed_networks.clone()),
         )?;

@@ -5,7 +5,12 @@ use sqlx::Row;
 
 use super::Store;
 use super::blobs::Incoming;
+use super::leases::{Fence, hold};
 use crate::domain::image::ImageStatus;
+
+/// A write refused because the lease it was made under was taken over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fenced;
 
 /// Incoming bytes whose import or upload no longer needs them.
 #[derive(Clone, Debug)]
@@ -23,15 +28,20 @@ fn kind_from_db(raw: &str) -> Option<Incoming> {
 
 impl Store {
     /// Records the state of the image's incoming bytes of `kind`, in place of any earlier
-    /// one, which it returns (its bytes must go).
+    /// one, which it returns (its bytes must go), under the lease `fence` names. `Err` with
+    /// `Fenced` when the lease was taken over: nothing is recorded.
     pub async fn replace_incoming(
         &self,
         image_id: &str,
         kind: Incoming,
+        fence: &Fence,
         state: &str,
         now_ms: i64,
-    ) -> sqlx::Result<Option<String>> {
+    ) -> sqlx::Result<Result<Option<String>, Fenced>> {
         let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(Err(Fenced));
+        }
         let earlier: Option<String> = sqlx::query_scalar(
             "SELECT state FROM incoming_blobs WHERE image_id = $1 AND kind = $2",
         )
@@ -41,7 +51,7 @@ impl Store {
         .await?;
         record(&mut tx, image_id, kind, state, now_ms).await?;
         tx.commit().await?;
-        Ok(earlier)
+        Ok(Ok(earlier))
     }
 
     /// The recorded state of the image's incoming bytes of `kind`.
@@ -57,11 +67,18 @@ impl Store {
             .await
     }
 
-    /// Drops the record once the bytes it names are removed.
-    pub async fn forget_incoming(&self, image_id: &str, kind: Incoming) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM incoming_blobs WHERE image_id = $1 AND kind = $2")
+    /// Drops the record once the bytes it names are removed, if it still names `state`: a
+    /// newer attempt's record is never dropped for an older one's bytes.
+    pub async fn forget_incoming(
+        &self,
+        image_id: &str,
+        kind: Incoming,
+        state: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query("DELETE FROM incoming_blobs WHERE image_id = $1 AND kind = $2 AND state = $3")
             .bind(image_id)
             .bind(kind.as_str())
+            .bind(state)
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -1,7 +1,9 @@
 //! Local-file uploads (tus): one row per upload, its durable offset and hasher state.
 //!
 //! Every call names the account, and every change is a compare-and-set on the upload's state
-//! (and offset), so a late request never revives an upload that ended.
+//! (and offset), so a late request never revives an upload that ended. A request's writes are
+//! fenced by its claim on the upload's lease, so a writer whose lease was taken over changes
+//! nothing.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -9,6 +11,7 @@ use sqlx::any::AnyRow;
 use super::blobs::Incoming;
 use super::history::{NewEvent, insert_event};
 use super::images::{ImportedBytes, activate, image_name};
+use super::leases::{Fence, fence_condition, hold};
 use super::{Store, to_i64, to_u64};
 use crate::domain::history::{HistoryTopic, WorkResult};
 use crate::domain::image::{DiskFormat, ImageStatus};
@@ -260,6 +263,7 @@ impl Store {
         account_id: &str,
         id: &str,
         image_id: &str,
+        fence: &Fence,
         from: u64,
         to: u64,
         hasher_state: &str,
@@ -268,6 +272,9 @@ impl Store {
         expires_at_ms: i64,
     ) -> sqlx::Result<bool> {
         let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(false);
+        }
         let done = sqlx::query(
             "UPDATE uploads SET offset_bytes = $1, hasher_state = $2, updated_at = $3, expires_at = $4 \
              WHERE id = $5 AND account_id = $6 AND state = $7 AND offset_bytes = $8",
@@ -306,15 +313,19 @@ impl Store {
         &self,
         account_id: &str,
         image_id: &str,
+        fence: &Fence,
         bytes_done: u64,
     ) -> sqlx::Result<()> {
-        sqlx::query(
-            "UPDATE images SET bytes_done = $1 WHERE id = $2 AND account_id = $3 AND status = $4",
-        )
+        sqlx::query(&format!(
+            "UPDATE images SET bytes_done = $1 WHERE id = $2 AND account_id = $3 AND status = $4 AND {}",
+            fence_condition(5)
+        ))
         .bind(to_i64(bytes_done))
         .bind(image_id)
         .bind(account_id)
         .bind(ImageStatus::Uploading.as_str())
+        .bind(&fence.resource)
+        .bind(&fence.token)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -327,10 +338,14 @@ impl Store {
         account_id: &str,
         id: &str,
         image_id: &str,
+        fence: &Fence,
         bytes: &ImportedBytes,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
         let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(false);
+        }
         if !set_upload_state(&mut tx, account_id, id, UploadState::Complete, now_ms).await? {
             return Ok(false);
         }
@@ -352,13 +367,16 @@ impl Store {
 
     /// Ends an upload in `state` (complete but refused, terminated or expired) and marks its
     /// image Failed with `reason`, recorded under `topic`. `upload_id` is `None` for an image
-    /// whose upload never started. `false` if the upload had already ended.
+    /// whose upload never started. `fence` is the claim of the request ending it, if one is
+    /// (a refused upload, lost bytes). `false` if the upload had already ended, or the claim
+    /// was taken over.
     #[expect(clippy::too_many_arguments, reason = "who, what, why and when")]
     pub async fn end_upload(
         &self,
         account_id: &str,
         upload_id: Option<&str>,
         image_id: &str,
+        fence: Option<&Fence>,
         state: UploadState,
         topic: HistoryTopic,
         reason: &str,
@@ -366,6 +384,11 @@ impl Store {
         now_ms: i64,
     ) -> sqlx::Result<bool> {
         let mut tx = self.begin_write().await?;
+        if let Some(fence) = fence
+            && !hold(&mut tx, self.backend, fence).await?
+        {
+            return Ok(false);
+        }
         if let Some(upload_id) = upload_id
             && !set_upload_state(&mut tx, account_id, upload_id, state, now_ms).await?
         {

@@ -1313,10 +1313,12 @@ async fn interrupted_data_puts_the_image_back_to_queued(backend: Backend) {
     );
 
     // A process that claimed the upload and died: the next heartbeat puts it back too.
+    let fence = crate::support::import_fence(s.store(), &id).await;
     s.store()
         .claim_body_upload(
             "acme",
             &id,
+            &fence,
             &alice.user_name,
             "",
             image_console::service::now_ms(),

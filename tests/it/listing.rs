@@ -859,12 +859,13 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
         .into_iter()
         .find(|i| i.status == ImageStatus::Queued)
         .unwrap();
+    let fence = crate::support::import_fence(store, &queued.id).await;
     store
-        .claim_import(&actor.account_id, &queued.id, 5)
+        .claim_import(&actor.account_id, &queued.id, &fence, 5)
         .await
         .unwrap();
     store
-        .fail_import(&actor.account_id, &queued.id, "test", 6)
+        .fail_import(&actor.account_id, &queued.id, &fence, "test", 6)
         .await
         .unwrap();
     let importing = crate::support::all_images(&app.services, &actor)
@@ -872,8 +873,9 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
         .into_iter()
         .find(|i| i.status == ImageStatus::Importing)
         .unwrap();
+    let fence = crate::support::import_fence(store, &importing.id).await;
     store
-        .requeue_import(&actor.account_id, &importing.id, 7)
+        .requeue_import(&actor.account_id, &importing.id, &fence, 7)
         .await
         .unwrap();
     check("after status changes").await;

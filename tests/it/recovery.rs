@@ -90,14 +90,15 @@ async fn an_import_interrupted_too_often_is_marked_failed(backend: Backend) {
         )
         .await
         .unwrap();
+    let fence = crate::support::import_fence(store, &id).await;
     for _ in 0..MAX_IMPORT_ATTEMPTS {
         store
-            .requeue_import(&actor.account_id, &id, 2)
+            .requeue_import(&actor.account_id, &id, &fence, 2)
             .await
             .unwrap();
         assert!(
             store
-                .claim_import(&actor.account_id, &id, 3)
+                .claim_import(&actor.account_id, &id, &fence, 3)
                 .await
                 .unwrap()
                 .is_some()

@@ -700,6 +700,26 @@ impl Default for Seed<'_> {
 
 /// Puts an image straight into the store in the given status, without a real import (for
 /// list, export and quota tests, which need many images in known states).
+/// A claim on the image's import lease, as a console process would hold it while it imports,
+/// for tests that drive the store's import steps themselves. It expires at once, so a
+/// heartbeat may take the work over as from a process that stopped.
+pub async fn import_fence(store: &Store, image_id: &str) -> image_console::store::leases::Fence {
+    use image_console::store::leases::{Claim, Fence, Taken, import_lease, new_token};
+    let resource = import_lease(image_id);
+    let token = new_token();
+    let claim = Claim {
+        holder: "tests",
+        now_ms: image_console::service::now_ms(),
+        ttl_ms: 0,
+    };
+    let taken = store
+        .acquire_lease(&resource, &claim, &token)
+        .await
+        .unwrap();
+    assert_ne!(taken, Taken::Refused, "no process works on {image_id}");
+    Fence { resource, token }
+}
+
 pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> String {
     use image_console::domain::history::HistoryTopic;
     use image_console::domain::image::{DiskFormat, ImageStatus};
@@ -770,21 +790,26 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
     } else {
         seed.status
     };
+    let fence = match reached {
+        ImageStatus::Queued | ImageStatus::Uploading => None,
+        _ => Some(import_fence(store, &id).await),
+    };
+    let fence = fence.as_ref();
     match reached {
         ImageStatus::Queued | ImageStatus::Uploading => {}
         ImageStatus::Importing => {
             store
-                .claim_import(account, &id, seed.created_at_ms)
+                .claim_import(account, &id, fence.unwrap(), seed.created_at_ms)
                 .await
                 .unwrap();
             store
-                .record_import_progress(account, &id, 0, Some(seed.size_bytes))
+                .record_import_progress(account, &id, fence.unwrap(), 0, Some(seed.size_bytes))
                 .await
                 .unwrap();
         }
         ImageStatus::Active => {
             store
-                .claim_import(account, &id, seed.created_at_ms)
+                .claim_import(account, &id, fence.unwrap(), seed.created_at_ms)
                 .await
                 .unwrap();
             let bytes = ImportedBytes {
@@ -798,18 +823,24 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
             };
             assert!(
                 store
-                    .complete_import(account, &id, &bytes, seed.created_at_ms)
+                    .complete_import(account, &id, fence.unwrap(), &bytes, seed.created_at_ms)
                     .await
                     .unwrap()
             );
         }
         ImageStatus::Failed => {
             store
-                .claim_import(account, &id, seed.created_at_ms)
+                .claim_import(account, &id, fence.unwrap(), seed.created_at_ms)
                 .await
                 .unwrap();
             store
-                .fail_import(account, &id, "seeded failure", seed.created_at_ms)
+                .fail_import(
+                    account,
+                    &id,
+                    fence.unwrap(),
+                    "seeded failure",
+                    seed.created_at_ms,
+                )
                 .await
                 .unwrap();
         }

@@ -392,7 +392,11 @@ impl Services {
         let recorded = self.store().incoming_state(image_id, kind).await?;
         let state = IncomingState::from_db(recorded.as_deref())?;
         self.blobs().remove_incoming(kind, image_id, &state).await?;
-        self.store().forget_incoming(image_id, kind).await?;
+        if let Some(recorded) = recorded {
+            self.store()
+                .forget_incoming(image_id, kind, &recorded)
+                .await?;
+        }
         Ok(())
     }
 
@@ -407,7 +411,7 @@ impl Services {
                 .remove_incoming(entry.kind, &entry.image_id, &state)
                 .await?;
             self.store()
-                .forget_incoming(&entry.image_id, entry.kind)
+                .forget_incoming(&entry.image_id, entry.kind, &entry.state)
                 .await?;
         }
         // Multipart uploads begun but never recorded (a process died in between), where the

@@ -17,6 +17,8 @@ pub enum BodyUploadError {
     Conflict(String),
     /// The body did not all arrive: the image is Queued again.
     Returned(String),
+    /// Nothing arrived for the idle timeout: the image is Queued again.
+    Idle(String),
     /// The body is larger than the size limit or the storage quota allows: the image is
     /// Queued again.
     TooLarge(String),
@@ -24,6 +26,9 @@ pub enum BodyUploadError {
     Refused(String),
     /// The image was deleted meanwhile, or the server is stopping.
     Gone,
+    /// Another console process took the image's lease over while this request sent its
+    /// data (this process was paused or cut off from the database): nothing was kept.
+    TakenOver,
     Internal(anyhow::Error),
 }
 
@@ -47,18 +52,21 @@ impl Importer {
                 "The image's data is being uploaded by another request.".into(),
             )
         };
-        let _lease = self
+        let lease = self
             .inner
             .leases
             .acquire(&import_lease(image_id))
             .await
             .map_err(|e| BodyUploadError::Internal(e.into()))?
             .ok_or_else(busy)?;
+        let cancel = self.inner.shutdown.child_token();
+        let attempt = Attempt::new(account_id, image_id, &lease, cancel.clone());
         let store = &self.inner.store;
         let claimed = store
             .claim_body_upload(
                 account_id,
                 image_id,
+                &attempt.fence,
                 user_name,
                 match keep {
                     Keep::Activate => notes::API_UPLOAD,
@@ -79,35 +87,31 @@ impl Importer {
             && total > limit
         {
             let reason = too_large(Some(total), limit);
-            self.return_body(account_id, image_id, None, &reason).await;
+            self.return_body(&attempt, None, &reason).await;
             return Err(BodyUploadError::TooLarge(reason));
         }
-        let cancel = self.inner.shutdown.child_token();
         let ended = CancellationToken::new();
         self.running().insert(
             image_id.to_owned(),
             Running {
-                cancel: cancel.clone(),
+                cancel,
                 ended: ended.clone(),
             },
         );
         let _ended = ended.drop_guard();
         let outcome = self
-            .upload_body(account_id, image_id, &claimed, total, body, &cancel, keep)
+            .upload_body(&attempt, &claimed, total, body, keep)
             .await;
         self.running().remove(image_id);
         outcome
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn upload_body<S>(
         &self,
-        account_id: &str,
-        image_id: &str,
+        attempt: &Attempt<'_>,
         claimed: &ClaimedBody,
         total: Option<u64>,
         body: S,
-        cancel: &CancellationToken,
         keep: Keep,
     ) -> Result<(), BodyUploadError>
     where
@@ -118,24 +122,20 @@ impl Importer {
             .as_deref()
             .and_then(ExpectedChecksum::from_db);
         let mut written = None;
+        let source = Source {
+            total,
+            origin: "The upload",
+            idle: Some(self.inner.limits.body_idle),
+        };
         let received = self
-            .receive(
-                (account_id, image_id),
-                body,
-                total,
-                expected.as_ref(),
-                cancel,
-                &mut written,
-                "The upload",
-            )
+            .receive(attempt, body, source, expected.as_ref(), &mut written)
             .await;
         let stop = match received {
             Ok(bytes) => {
                 let size_bytes = bytes.size_bytes;
                 match self
                     .finish(
-                        account_id,
-                        image_id,
+                        attempt,
                         bytes,
                         expected.as_ref(),
                         claimed.declared_format,
@@ -144,15 +144,24 @@ impl Importer {
                     .await
                 {
                     Ok(()) => {
-                        tracing::info!(image.id = %image_id, size_bytes, "image data received through the image API");
+                        tracing::info!(image.id = %attempt.image_id, size_bytes, "image data received through the image API");
                         return Ok(());
                     }
                     Err(Stop::Failed(reason)) => {
-                        self.discard(image_id, written.as_ref()).await;
+                        if let Stop::TakenOver = self.settle(attempt, Stop::Cancelled).await {
+                            return Err(BodyUploadError::TakenOver);
+                        }
+                        self.discard(attempt, written.as_ref()).await;
                         let _ = self
                             .inner
                             .store
-                            .fail_import(account_id, image_id, &reason, now_ms())
+                            .fail_import(
+                                attempt.account_id,
+                                attempt.image_id,
+                                &attempt.fence,
+                                &reason,
+                                now_ms(),
+                            )
                             .await;
                         return Err(BodyUploadError::Refused(reason));
                     }
@@ -161,36 +170,43 @@ impl Importer {
             }
             Err(stop) => stop,
         };
-        match stop {
+        match self.settle(attempt, stop).await {
             Stop::Failed(reason) => {
-                self.return_body(account_id, image_id, written.as_ref(), &reason)
-                    .await;
+                self.return_body(attempt, written.as_ref(), &reason).await;
                 Err(BodyUploadError::Returned(reason))
             }
+            Stop::Idle(idle) => {
+                let reason = format!(
+                    "No bytes arrived for {} seconds, so the upload was ended.",
+                    idle.as_secs()
+                );
+                self.return_body(attempt, written.as_ref(), &reason).await;
+                Err(BodyUploadError::Idle(reason))
+            }
             Stop::TooLarge(reason) => {
-                self.return_body(account_id, image_id, written.as_ref(), &reason)
-                    .await;
+                self.return_body(attempt, written.as_ref(), &reason).await;
                 Err(BodyUploadError::TooLarge(reason))
             }
             Stop::Cancelled => {
-                self.discard(image_id, written.as_ref()).await;
+                self.discard(attempt, written.as_ref()).await;
                 // At shutdown the row is still Importing; the next heartbeat returns it.
                 let _ = self
                     .inner
                     .store
                     .return_body_upload(
-                        account_id,
-                        image_id,
+                        attempt.account_id,
+                        attempt.image_id,
+                        &attempt.fence,
                         &notes::api_upload_returned("The server stopped during the upload."),
                         now_ms(),
                     )
                     .await;
                 Err(BodyUploadError::Gone)
             }
+            Stop::TakenOver => Err(BodyUploadError::TakenOver),
             Stop::Internal(error) => {
                 self.return_body(
-                    account_id,
-                    image_id,
+                    attempt,
                     written.as_ref(),
                     "The upload stopped because of a storage error on the server.",
                 )
@@ -203,30 +219,30 @@ impl Importer {
     /// Removes what an upload wrote and puts its image back to Queued, recording why.
     async fn return_body(
         &self,
-        account_id: &str,
-        image_id: &str,
+        attempt: &Attempt<'_>,
         written: Option<&IncomingState>,
         reason: &str,
     ) {
-        self.discard(image_id, written).await;
-        if let Err(e) = self
+        self.discard(attempt, written).await;
+        match self
             .inner
             .store
             .return_body_upload(
-                account_id,
-                image_id,
+                attempt.account_id,
+                attempt.image_id,
+                &attempt.fence,
                 &notes::api_upload_returned(reason),
                 now_ms(),
             )
             .await
         {
-            tracing::error!(image.id = %image_id, error = %e, "could not queue the image again");
-        }
-    }
-
-    async fn discard(&self, image_id: &str, written: Option<&IncomingState>) {
-        if let Err(e) = self.remove_import_bytes(image_id, written).await {
-            tracing::warn!(image.id = %image_id, error = format!("{e:#}"), "could not remove a partial upload; left for the sweep");
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(image.id = %attempt.image_id, "did not queue the image again: it changed, or its lease was taken over");
+            }
+            Err(e) => {
+                tracing::error!(image.id = %attempt.image_id, error = %e, "could not queue the image again");
+            }
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct ImportLimits {
     /// The slowest a source may send, averaged over each window, before the import fails.
     pub min_bytes_per_second: u64,
     pub min_speed_window: Duration,
+    /// How long a body sent through the image API may send nothing before it is ended.
+    pub body_idle: Duration,
 }
 
 /// How far ahead of the bytes received an import of unknown length reserves storage: a few
@@ -97,6 +99,11 @@ enum Stop {
     TooLarge(String),
     /// The image was deleted or the server is stopping; leave the row to its new owner.
     Cancelled,
+    /// A body sent nothing for this long (an upload through the image API).
+    Idle(Duration),
+    /// Another console process took the lease over (this one was paused or cut off from
+    /// the database): touch nothing more.
+    TakenOver,
     /// Our fault (database, disk): logged, and the image marked Failed with a generic reason.
     Internal(anyhow::Error),
 }
@@ -198,8 +205,8 @@ impl Importer {
         self.inner.tracker.spawn(tracing::Instrument::instrument(
             async move {
                 let _ended = ended.drop_guard();
-                let _lease = lease;
-                this.run(&account_id, &image_id, &cancel).await;
+                let attempt = Attempt::new(&account_id, &image_id, &lease, cancel);
+                this.run(&attempt).await;
                 this.running().remove(&image_id);
             },
             span,
@@ -252,13 +259,17 @@ impl Importer {
                 drop(lease);
                 continue;
             }
+            let fence = lease.fence();
             if !import.from_url {
-                // Data a client sent through the image API: only it can send it again.
-                self.remove_import_bytes(&import.id, None).await?;
+                // Data a client sent through the image API: only it can send it again. What
+                // the stopped process recorded is its, and goes.
+                self.remove_recorded_import_bytes(&import.id, &fence)
+                    .await?;
                 store
                     .return_body_upload(
                         &import.account_id,
                         &import.id,
+                        &fence,
                         &crate::domain::history::notes::api_upload_returned(
                             "The console process receiving the upload stopped.",
                         ),
@@ -275,13 +286,13 @@ impl Importer {
                     import.import_attempts
                 );
                 store
-                    .fail_import(&import.account_id, &import.id, &reason, now_ms())
+                    .fail_import(&import.account_id, &import.id, &fence, &reason, now_ms())
                     .await?;
                 tracing::warn!(image.id = %import.id, "interrupted import given up");
                 continue;
             }
             store
-                .requeue_import(&import.account_id, &import.id, now_ms())
+                .requeue_import(&import.account_id, &import.id, &fence, now_ms())
                 .await?;
             tracing::info!(image.id = %import.id, interrupted, "taking over import");
             self.enqueue_under(&import.account_id, &import.id, lease);
@@ -319,23 +330,16 @@ impl Importer {
         }
     }
 
-    async fn run(&self, account_id: &str, image_id: &str, cancel: &CancellationToken) {
-        let account_slots = self.account_slots(account_id);
-        self.run_in_slots(account_id, image_id, &account_slots, cancel)
-            .await;
-        self.release_account_slots(account_id, account_slots);
+    async fn run(&self, attempt: &Attempt<'_>) {
+        let account_slots = self.account_slots(attempt.account_id);
+        self.run_in_slots(attempt, &account_slots).await;
+        self.release_account_slots(attempt.account_id, account_slots);
     }
 
     /// Waits for one of the account's slots, then one of the server's, then imports. The
     /// account's slot comes first, so an account with many imports waiting holds at most
     /// `per_account` server slots and never starves the others.
-    async fn run_in_slots(
-        &self,
-        account_id: &str,
-        image_id: &str,
-        account_slots: &Semaphore,
-        cancel: &CancellationToken,
-    ) {
+    async fn run_in_slots(&self, attempt: &Attempt<'_>, account_slots: &Semaphore) {
         let slots = async {
             let account = account_slots.acquire().await.ok()?;
             let server = self.inner.slots.clone().acquire_owned().await.ok()?;
@@ -346,10 +350,14 @@ impl Importer {
                 Some(slots) => slots,
                 None => return,
             },
-            () = cancel.cancelled() => return,
+            () = attempt.cancel.cancelled() => return,
         };
         let store = &self.inner.store;
-        let claimed = match store.claim_import(account_id, image_id, now_ms()).await {
+        let (account_id, image_id) = (attempt.account_id, attempt.image_id);
+        let claimed = match store
+            .claim_import(account_id, image_id, &attempt.fence, now_ms())
+            .await
+        {
             Ok(Some(claimed)) => claimed,
             Ok(None) => return,
             Err(e) => {
@@ -367,11 +375,9 @@ impl Importer {
         let mut written = None;
         let outcome = self
             .import(
-                account_id,
-                image_id,
+                attempt,
                 &claimed.source_url,
                 expected.as_ref(),
-                cancel,
                 &mut written,
             )
             .await;
@@ -380,8 +386,7 @@ impl Importer {
                 let size_bytes = bytes.size_bytes;
                 match self
                     .finish(
-                        account_id,
-                        image_id,
+                        attempt,
                         bytes,
                         expected.as_ref(),
                         claimed.declared_format,
@@ -402,16 +407,18 @@ impl Importer {
             }
             Err(stop) => stop,
         };
-        if let Err(e) = self.remove_import_bytes(image_id, written.as_ref()).await {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "could not remove partial import; left for the sweep"
-            );
-        }
+        let stop = self.settle(attempt, stop).await;
+        self.discard(attempt, written.as_ref()).await;
         let reason = match stop {
             Stop::Cancelled => {
                 tracing::info!("import cancelled");
                 return;
+            }
+            Stop::TakenOver => return,
+            Stop::Idle(idle) => {
+                let reason = format!("The source sent nothing for {} seconds.", idle.as_secs());
+                tracing::info!(%reason, "import failed");
+                reason
             }
             Stop::Failed(reason) | Stop::TooLarge(reason) => {
                 tracing::info!(%reason, "import failed");
@@ -424,24 +431,42 @@ impl Importer {
             }
         };
         if let Err(e) = store
-            .fail_import(account_id, image_id, &reason, now_ms())
+            .fail_import(account_id, image_id, &attempt.fence, &reason, now_ms())
             .await
         {
             tracing::error!(error = %e, "could not mark import failed");
         }
     }
 
+    /// Whether an attempt that stopped lost its lease: then it stopped because another
+    /// process took the work over, whatever the stop says, and must touch nothing more.
+    async fn settle(&self, attempt: &Attempt<'_>, stop: Stop) -> Stop {
+        if matches!(stop, Stop::TakenOver) {
+            return stop;
+        }
+        let held = attempt.lost.is_cancelled()
+            || matches!(
+                self.inner.store.holds_lease(&attempt.fence).await,
+                Ok(false)
+            );
+        if held {
+            tracing::warn!(image.id = %attempt.image_id, "import attempt stopped: another console process took its lease over; its late writes were refused");
+            return Stop::TakenOver;
+        }
+        stop
+    }
+
     /// Inspects and verifies the bytes, moves them into place and marks the image Active. If
     /// the image was deleted meanwhile, the bytes go too.
     async fn finish(
         &self,
-        account_id: &str,
-        image_id: &str,
+        attempt: &Attempt<'_>,
         bytes: Written,
         expected: Option<&ExpectedChecksum>,
         declared: DiskFormat,
         keep: Keep,
     ) -> Result<(), Stop> {
+        let (account_id, image_id) = (attempt.account_id, attempt.image_id);
         let blobs = &self.inner.blobs;
         blobs
             .assemble(Incoming::Import, image_id, &bytes.state)
@@ -455,6 +480,9 @@ impl Importer {
         let checked = ingest::check(blobs, received, bytes.digests, expected, declared)
             .await?
             .map_err(Stop::Failed)?;
+        if !self.inner.store.holds_lease(&attempt.fence).await? {
+            return Err(Stop::TakenOver);
+        }
         let blob_key = blobs
             .commit(Incoming::Import, image_id, &bytes.state)
             .await?;
@@ -463,37 +491,43 @@ impl Importer {
         let updated = match keep {
             Keep::Activate => {
                 store
-                    .complete_import(account_id, image_id, &imported, now_ms())
+                    .complete_import(account_id, image_id, &attempt.fence, &imported, now_ms())
                     .await
             }
             Keep::Stage => {
                 store
-                    .stage_body_data(account_id, image_id, &imported, now_ms())
+                    .stage_body_data(account_id, image_id, &attempt.fence, &imported, now_ms())
                     .await
             }
         };
         if !matches!(updated, Ok(true)) {
-            self.inner.blobs.remove_blob(&blob_key).await?;
+            let stop = self.settle(attempt, Stop::Cancelled).await;
+            // A blob of this attempt's own key goes; on files the image's one place might be
+            // the new holder's by now.
+            if !matches!(stop, Stop::TakenOver) || blobs.keys_are_per_attempt() {
+                blobs.remove_blob(&blob_key).await?;
+            }
             updated?;
-            return Err(Stop::Cancelled);
+            return Err(stop);
         }
         Ok(())
     }
 
     /// Reserves at least `needed` bytes of the account's storage quota for the import, and up
     /// to `wanted`; returns how much it now holds. Fails the import when `needed` does not fit.
-    async fn reserve(
-        &self,
-        account_id: &str,
-        image_id: &str,
-        needed: u64,
-        wanted: u64,
-    ) -> Result<u64, Stop> {
+    async fn reserve(&self, attempt: &Attempt<'_>, needed: u64, wanted: u64) -> Result<u64, Stop> {
         let quota = self.inner.limits.max_account_bytes;
         match self
             .inner
             .store
-            .reserve_import_bytes(account_id, image_id, needed, wanted, quota)
+            .reserve_import_bytes(
+                attempt.account_id,
+                attempt.image_id,
+                &attempt.fence,
+                needed,
+                wanted,
+                quota,
+            )
             .await?
         {
             Reservation::Granted(bytes) => Ok(bytes),
@@ -507,11 +541,9 @@ impl Importer {
     /// still writing the staging file when the caller removes it.
     async fn import(
         &self,
-        account_id: &str,
-        image_id: &str,
+        attempt: &Attempt<'_>,
         url: &str,
         expected: Option<&ExpectedChecksum>,
-        cancel: &CancellationToken,
         written: &mut Option<IncomingState>,
     ) -> Result<Written, Stop> {
         let limit = self.inner.limits.max_bytes;
@@ -527,7 +559,8 @@ impl Importer {
             response = self.inner.client.get(url).send() => {
                 response.map_err(|e| Stop::Failed(describe_request_error(&e, &host)))?
             }
-            () = cancel.cancelled() => return Err(Stop::Cancelled),
+            () = attempt.cancel.cancelled() => return Err(Stop::Cancelled),
+            () = attempt.lost.cancelled() => return Err(Stop::TakenOver),
         };
         let status = response.status();
         if !status.is_success() {
@@ -543,52 +576,52 @@ impl Importer {
             .bytes_stream()
             .map(|chunk| chunk.map_err(|e| describe_body_error(&e).to_owned()));
         let origin = format!("The download from {host}");
-        self.receive(
-            (account_id, image_id),
-            body,
+        let source = Source {
             total,
-            expected,
-            cancel,
-            written,
-            &origin,
-        )
-        .await
+            origin: &origin,
+            idle: None,
+        };
+        self.receive(attempt, body, source, expected, written).await
     }
 
     /// Streams a body into the image's incoming bytes while hashing them, within the size
     /// limit and the account's quota. Returns once every byte is durable, or once the writer
-    /// thread has stopped: after an error or a cancellation no thread is still writing what
-    /// the caller removes. `origin` begins the sentences that say how a body broke off.
-    #[allow(clippy::too_many_arguments)]
+    /// lane has stopped: after an error or a cancellation nothing is still writing what the
+    /// caller removes.
     async fn receive<S>(
         &self,
-        (account_id, image_id): (&str, &str),
+        attempt: &Attempt<'_>,
         body: S,
-        total: Option<u64>,
+        source: Source<'_>,
         expected: Option<&ExpectedChecksum>,
-        cancel: &CancellationToken,
         written: &mut Option<IncomingState>,
-        origin: &str,
     ) -> Result<Written, Stop>
     where
         S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
     {
+        let (account_id, image_id) = (attempt.account_id, attempt.image_id);
+        let Source {
+            total,
+            origin,
+            idle,
+        } = source;
         let limit = self.inner.limits.max_bytes;
         let store = &self.inner.store;
+        let fence = &attempt.fence;
         // A known length is reserved whole before a byte is written; otherwise storage is
         // reserved step by step as the bytes arrive (see `reserve`).
         let mut reserved = 0;
         if let Some(total) = total {
-            reserved = self.reserve(account_id, image_id, total, total).await?;
+            reserved = self.reserve(attempt, total, total).await?;
         }
         if !store
-            .record_import_progress(account_id, image_id, 0, total)
+            .record_import_progress(account_id, image_id, fence, 0, total)
             .await?
         {
             return Err(Stop::Cancelled);
         }
 
-        let (file, state) = self.start_writing(image_id, total.unwrap_or(limit)).await?;
+        let (file, state) = self.start_writing(attempt, total.unwrap_or(limit)).await?;
         *written = Some(state);
         let mut ingest = Ingest::start(file, Hashers::new(expected));
 
@@ -600,10 +633,16 @@ impl Importer {
                 self.inner.limits.min_bytes_per_second,
                 self.inner.limits.min_speed_window,
             );
+            // No deadline for a source without an idle limit: the minimum speed bounds it.
+            let idle = idle.unwrap_or(Duration::MAX);
             loop {
                 let next = tokio::select! {
-                    next = body.next() => next,
-                    () = cancel.cancelled() => return Err(Stop::Cancelled),
+                    next = tokio::time::timeout(idle, body.next()) => match next {
+                        Ok(next) => next,
+                        Err(_) => return Err(Stop::Idle(idle)),
+                    },
+                    () = attempt.cancel.cancelled() => return Err(Stop::Cancelled),
+                    () = attempt.lost.cancelled() => return Err(Stop::TakenOver),
                     () = tokio::time::sleep_until(speed.deadline()) => {
                         speed.check(done).map_err(Stop::Failed)?;
                         continue;
@@ -625,7 +664,7 @@ impl Importer {
                 }
                 if done > reserved {
                     let wanted = done.saturating_add(RESERVATION_STEP).min(limit);
-                    reserved = self.reserve(account_id, image_id, done, wanted).await?;
+                    reserved = self.reserve(attempt, done, wanted).await?;
                 }
                 if !ingest.push(chunk).await {
                     // A thread stopped; `finish` says why, below.
@@ -634,7 +673,7 @@ impl Importer {
                 if last_report.elapsed() >= PROGRESS_INTERVAL {
                     last_report = Instant::now();
                     if !store
-                        .record_import_progress(account_id, image_id, done, total)
+                        .record_import_progress(account_id, image_id, fence, done, total)
                         .await?
                     {
                         return Err(Stop::Cancelled);
@@ -644,7 +683,12 @@ impl Importer {
             Ok(done)
         }
         .await;
-        // Always wait for the threads, so none writes after the staging file is removed.
+        if matches!(streamed, Err(Stop::TakenOver)) {
+            // Another process owns the image's work now: nothing more is written.
+            ingest.abandon();
+            return Err(Stop::TakenOver);
+        }
+        // Always wait for the lanes, so none writes after the staging file is removed.
         let finished = ingest.finish().await.map_err(Stop::Internal);
         let done = streamed?;
         let (hashers, state) = finished?;
@@ -669,20 +713,35 @@ impl Importer {
     /// byte is written, and an earlier attempt's bytes go first.
     async fn start_writing(
         &self,
-        image_id: &str,
+        attempt: &Attempt<'_>,
         size_hint: u64,
     ) -> Result<(BlobWriter, IncomingState), Stop> {
+        let image_id = attempt.image_id;
         let (blobs, store) = (&self.inner.blobs, &self.inner.store);
         let state = blobs.begin_incoming(Incoming::Import, image_id).await?;
-        if let Some(recorded) = state.to_db()
-            && let Some(earlier) = store
-                .replace_incoming(image_id, Incoming::Import, &recorded, now_ms())
-                .await?
-        {
-            let earlier = IncomingState::from_db(Some(&earlier))?;
-            blobs
-                .remove_incoming(Incoming::Import, image_id, &earlier)
+        if let Some(recorded) = state.to_db() {
+            let replaced = store
+                .replace_incoming(
+                    image_id,
+                    Incoming::Import,
+                    &attempt.fence,
+                    &recorded,
+                    now_ms(),
+                )
                 .await?;
+            let Ok(earlier) = replaced else {
+                // Never recorded, so never another's: this attempt's own upload goes.
+                blobs
+                    .remove_incoming(Incoming::Import, image_id, &state)
+                    .await?;
+                return Err(Stop::TakenOver);
+            };
+            if let Some(earlier) = earlier {
+                let earlier = IncomingState::from_db(Some(&earlier))?;
+                blobs
+                    .remove_incoming(Incoming::Import, image_id, &earlier)
+                    .await?;
+            }
         }
         let writer = blobs
             .open_writer(Incoming::Import, image_id, &state, 0, size_hint)
@@ -691,25 +750,95 @@ impl Importer {
         Ok((writer, state))
     }
 
-    /// Removes the import's bytes, as far as they came, then their record. When the record is
-    /// gone already (a delete removed the bytes while this attempt still wrote), what this
-    /// attempt `written` goes.
-    async fn remove_import_bytes(
+    /// Removes what this attempt `written`, then its record, while the attempt still holds
+    /// its lease. An attempt whose lease was taken over removes nothing: on files the bytes'
+    /// place is the image's, which the new holder writes now; on object storage the new
+    /// holder removed this attempt's upload when it recorded its own, or the sweep will.
+    async fn discard(&self, attempt: &Attempt<'_>, written: Option<&IncomingState>) {
+        let Some(written) = written else { return };
+        let removed = async {
+            if !self.inner.store.holds_lease(&attempt.fence).await? {
+                tracing::warn!(image.id = %attempt.image_id, "left an attempt's bytes alone: its lease was taken over");
+                return Ok(());
+            }
+            self.inner
+                .blobs
+                .remove_incoming(Incoming::Import, attempt.image_id, written)
+                .await?;
+            if let Some(recorded) = written.to_db() {
+                self.inner
+                    .store
+                    .forget_incoming(attempt.image_id, Incoming::Import, &recorded)
+                    .await?;
+            }
+            anyhow::Ok(())
+        };
+        if let Err(e) = removed.await {
+            tracing::warn!(image.id = %attempt.image_id, error = format!("{e:#}"), "could not remove a partial import; left for the sweep");
+        }
+    }
+
+    /// Removes the bytes the database records for the image's import, then the record: those
+    /// of an attempt whose process stopped, when this process has just taken its lease.
+    async fn remove_recorded_import_bytes(
         &self,
         image_id: &str,
-        written: Option<&IncomingState>,
+        fence: &crate::store::leases::Fence,
     ) -> anyhow::Result<()> {
         let (blobs, store) = (&self.inner.blobs, &self.inner.store);
-        let recorded = store.incoming_state(image_id, Incoming::Import).await?;
-        let state = match (recorded, written) {
-            (Some(recorded), _) => IncomingState::from_db(Some(&recorded))?,
-            (None, Some(written)) => written.clone(),
-            (None, None) => IncomingState::default(),
+        if !store.holds_lease(fence).await? {
+            return Ok(());
+        }
+        let Some(recorded) = store.incoming_state(image_id, Incoming::Import).await? else {
+            // Files keep no record: the image's staging file is all there is.
+            return Ok(blobs
+                .remove_incoming(Incoming::Import, image_id, &IncomingState::default())
+                .await?);
         };
+        let state = IncomingState::from_db(Some(&recorded))?;
         blobs
             .remove_incoming(Incoming::Import, image_id, &state)
             .await?;
-        store.forget_incoming(image_id, Incoming::Import).await?;
+        store
+            .forget_incoming(image_id, Incoming::Import, &recorded)
+            .await?;
         Ok(())
     }
+}
+
+/// One attempt at an image's bytes, under its import lease: what it works on, its claim, and
+/// what stops it.
+pub(super) struct Attempt<'a> {
+    account_id: &'a str,
+    image_id: &'a str,
+    fence: crate::store::leases::Fence,
+    /// Deletion or shutdown.
+    cancel: CancellationToken,
+    /// Cancelled when the heartbeat finds the lease taken over.
+    lost: CancellationToken,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(
+        account_id: &'a str,
+        image_id: &'a str,
+        lease: &LeaseGuard,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            account_id,
+            image_id,
+            fence: lease.fence(),
+            cancel,
+            lost: lease.lost(),
+        }
+    }
+}
+
+/// Where a body comes from: its announced length, the words that begin the sentences saying
+/// how it broke off, and how long it may send nothing (`None`: only the minimum speed).
+struct Source<'a> {
+    total: Option<u64>,
+    origin: &'a str,
+    idle: Option<Duration>,
 }

@@ -49,6 +49,7 @@ impl Services {
                     &upload.account_id,
                     upload.upload_id.as_deref(),
                     &upload.image_id,
+                    None,
                     UploadState::Expired,
                     HistoryTopic::ImportFailed,
                     &reason,
@@ -80,7 +81,7 @@ impl Services {
     pub(crate) async fn recover_uploads(&self) -> anyhow::Result<()> {
         for row in self.store().list_receiving_uploads().await? {
             // One another console process is writing is that process's to finish.
-            let Some(_lease) = self
+            let Some(lease) = self
                 .inner
                 .leases
                 .acquire(&upload_lease(&row.image_id))
@@ -95,12 +96,12 @@ impl Services {
                 .await?;
             if on_disk.is_none_or(|len| len < row.offset_bytes) {
                 tracing::warn!(image.id = %row.image_id, "upload bytes missing at start-up");
-                self.lose_upload(&row).await?;
+                self.lose_upload(&row, &lease.fence()).await?;
             } else if row.offset_bytes == row.length_bytes {
                 tracing::info!(image.id = %row.image_id, "finishing an upload received before a restart");
                 let hashers =
                     Hashers::from_state(&row.hasher_state).context("restoring hasher state")?;
-                self.finish_upload(&row, hashers, &blob_state)
+                self.finish_upload(&row, &lease.fence(), hashers, &blob_state)
                     .await
                     .map_err(|e| anyhow::anyhow!("finishing upload {}: {e}", row.id))?;
             }
@@ -108,12 +109,15 @@ impl Services {
         Ok(())
     }
 
-    pub(super) async fn lose_upload(&self, row: &UploadRow) -> UploadResult<()> {
-        self.store()
+    /// Ends an upload whose durable bytes are gone, under the claim `fence`.
+    pub(super) async fn lose_upload(&self, row: &UploadRow, fence: &Fence) -> UploadResult<()> {
+        let ended = self
+            .store()
             .end_upload(
                 &row.account_id,
                 Some(&row.id),
                 &row.image_id,
+                Some(fence),
                 UploadState::Expired,
                 HistoryTopic::ImportFailed,
                 LOST,
@@ -121,6 +125,9 @@ impl Services {
                 now_ms(),
             )
             .await?;
+        if !ended {
+            return Ok(());
+        }
         let blob_state = IncomingState::from_db(row.blob_state.as_deref())?;
         self.remove_upload_bytes(&row.image_id, &blob_state).await
     }

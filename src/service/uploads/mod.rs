@@ -25,7 +25,7 @@ use crate::domain::image::ImageStatus;
 use crate::domain::units::format_bytes;
 use crate::domain::upload::{UploadRef, parse_metadata, upload_path};
 use crate::store::blobs::{BlobWriter, Incoming, IncomingState};
-use crate::store::leases::upload_lease;
+use crate::store::leases::{Fence, upload_lease};
 use crate::store::uploads::{CreateUploadError, NewUpload, UploadRow, UploadState};
 use slots::Writer;
 pub use slots::{PatchSlots, UploadLocks};
@@ -72,6 +72,12 @@ pub enum UploadError {
     OffsetMismatch { expected: u64 },
     #[error("Another request is writing this upload; try again when it ends.")]
     Busy,
+    /// Another console process took the upload over while this request wrote it (this one
+    /// was paused or cut off from the database past its lease); what it had recorded stays.
+    #[error(
+        "Another console process took this upload over while this request was writing it; ask for the offset (HEAD) and resume from there."
+    )]
+    TakenOver,
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -114,6 +120,34 @@ impl From<std::io::Error> for UploadError {
 
 type UploadResult<T> = Result<T, UploadError>;
 
+/// A long request records its durable offset at least every this many bytes and this often,
+/// so a crash loses at most that much of what it received.
+pub const CHECKPOINT_BYTES: u64 = 64 << 20;
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The request writing an upload: its row, its claim on the upload's lease, and what stops it.
+struct Writing<'a> {
+    row: &'a UploadRow,
+    fence: &'a Fence,
+    writer: &'a Writer,
+    /// Cancelled when the heartbeat finds the claim taken over.
+    lost: tokio_util::sync::CancellationToken,
+}
+
+/// What the upload's row names as durable.
+struct Recorded {
+    offset: u64,
+    state: IncomingState,
+    expires_at_ms: i64,
+}
+
+/// What a request left durable and recorded, and the hashers there (none when it stopped
+/// without finishing its writes).
+struct Durable {
+    recorded: Recorded,
+    hashers: Option<Hashers>,
+}
+
 /// How a request's body stream ended.
 enum BodyEnd {
     /// All of it arrived.
@@ -126,6 +160,10 @@ enum BodyEnd {
     Cancelled,
     /// Nothing arrived for the idle timeout; what arrived was kept.
     Idle,
+    /// The upload ended (terminated, expired) while the request wrote it.
+    Ended,
+    /// Another console process took the upload's lease over; nothing more was written.
+    TakenOver,
 }
 
 impl Services {
@@ -281,7 +319,7 @@ impl Services {
             .try_lock(&row.image_id)
             .ok_or(UploadError::Busy)?;
         // And one writer among the console processes: another's request may be writing it.
-        let _lease = self
+        let lease = self
             .inner
             .leases
             .acquire(&upload_lease(&row.image_id))
@@ -307,6 +345,7 @@ impl Services {
         }
         let hashers = Hashers::from_state(&row.hasher_state).context("restoring hasher state")?;
         let blob_state = IncomingState::from_db(row.blob_state.as_deref())?;
+        let fence = lease.fence();
         let file = self
             .blobs()
             .open_writer(
@@ -318,45 +357,35 @@ impl Services {
             )
             .await?;
         let Some(file) = file else {
-            self.lose_upload(&row).await?;
+            self.lose_upload(&row, &fence).await?;
             return Err(UploadError::Gone(LOST.into()));
         };
 
-        let remaining = row.length_bytes - row.offset_bytes;
-        let (received, end, hashers, blob_state) = self
-            .receive(&row, file, hashers, body, remaining, &lock.writer)
+        let writing = Writing {
+            row: &row,
+            fence: &fence,
+            writer: &lock.writer,
+            lost: lease.lost(),
+        };
+        let (durable, end) = self
+            .receive(&writing, file, hashers, blob_state, body)
             .await?;
-        let new_offset = row.offset_bytes + received;
-        let now = now_ms();
-        let expires_at_ms = now + self.upload_expiry_ms();
-        let moved = received == 0
-            || self
-                .store()
-                .advance_upload(
-                    &actor.account_id,
-                    &row.id,
-                    &row.image_id,
-                    row.offset_bytes,
-                    new_offset,
-                    &hashers.to_state(),
-                    blob_state.to_db().as_deref(),
-                    now,
-                    expires_at_ms,
-                )
-                .await?;
-        if !moved {
-            return Err(UploadError::Gone(ENDED.into()));
-        }
+        let Durable { recorded, hashers } = durable;
         match end {
             BodyEnd::Complete => {}
-            BodyEnd::Broken => return Err(UploadError::BrokenBody { offset: new_offset }),
+            BodyEnd::Broken => {
+                return Err(UploadError::BrokenBody {
+                    offset: recorded.offset,
+                });
+            }
             BodyEnd::Idle => {
                 return Err(UploadError::Idle {
-                    offset: new_offset,
+                    offset: recorded.offset,
                     idle: self.settings().limits.upload_idle,
                 });
             }
-            BodyEnd::Cancelled => return Err(UploadError::Gone(ENDED.into())),
+            BodyEnd::Cancelled | BodyEnd::Ended => return Err(UploadError::Gone(ENDED.into())),
+            BodyEnd::TakenOver => return Err(UploadError::TakenOver),
             BodyEnd::TooLong => {
                 return Err(UploadError::TooLarge(format!(
                     "The request carries more than the upload's {} bytes.",
@@ -364,35 +393,45 @@ impl Services {
                 )));
             }
         }
-        if new_offset == row.length_bytes {
-            self.finish_upload(&row, hashers, &blob_state).await?;
+        if recorded.offset == row.length_bytes {
+            let hashers = hashers.context("the hashers of a finished body")?;
+            self.finish_upload(&row, &fence, hashers, &recorded.state)
+                .await?;
         }
         drop(lock);
         Ok(UploadInfo {
-            offset: new_offset,
-            expires_at_ms,
+            offset: recorded.offset,
+            expires_at_ms: recorded.expires_at_ms,
             ..UploadInfo::of(&row)
         })
     }
 
-    /// Streams `body` to the upload's file and hashers, at most `remaining` bytes, and fsyncs
-    /// what it wrote. Returns how many bytes are now durable, how the body ended, the hashers
-    /// and the blob store's state after them.
+    /// Streams `body` to the upload's file and hashers, at most what the upload still needs,
+    /// recording the durable offset (with the hashers' and the blob store's state) at least
+    /// every `CHECKPOINT_BYTES` or `CHECKPOINT_INTERVAL` and when the body ends, however it
+    /// ends. Returns what is durable and recorded, and how the body ended.
     async fn receive<S, E>(
         &self,
-        row: &UploadRow,
+        writing: &Writing<'_>,
         file: BlobWriter,
         hashers: Hashers,
+        blob_state: IncomingState,
         mut body: S,
-        remaining: u64,
-        writer: &Writer,
-    ) -> UploadResult<(u64, BodyEnd, Hashers, IncomingState)>
+    ) -> UploadResult<(Durable, BodyEnd)>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        let row = writing.row;
+        let remaining = row.length_bytes - row.offset_bytes;
         let mut ingest = Ingest::start(file, hashers);
+        let mut recorded = Recorded {
+            offset: row.offset_bytes,
+            state: blob_state,
+            expires_at_ms: row.expires_at_ms,
+        };
         let mut last_report = Instant::now();
+        let mut last_checkpoint = Instant::now();
         let idle = self.settings().limits.upload_idle;
         let end = loop {
             let next = tokio::select! {
@@ -400,7 +439,8 @@ impl Services {
                     Ok(next) => next,
                     Err(_) => break BodyEnd::Idle,
                 },
-                () = writer.stopped() => break BodyEnd::Cancelled,
+                () = writing.writer.stopped() => break BodyEnd::Cancelled,
+                () = writing.lost.cancelled() => break BodyEnd::TakenOver,
             };
             let mut chunk = match next {
                 None => break BodyEnd::Complete,
@@ -416,26 +456,115 @@ impl Services {
             if too_long {
                 chunk.truncate(fits as usize);
             }
-            writer.received(sent, sent + chunk.len() as u64);
-            // A thread that stopped ends the body here; `finish` says why.
+            writing.writer.received(sent, sent + chunk.len() as u64);
+            // A lane that stopped ends the body here; `finish` says why.
             if !ingest.push(chunk).await || too_long {
                 break BodyEnd::TooLong;
             }
-            if last_report.elapsed() >= PROGRESS_INTERVAL {
+            let at = row.offset_bytes + ingest.taken();
+            let unrecorded = at - recorded.offset;
+            if unrecorded >= CHECKPOINT_BYTES
+                || (unrecorded > 0 && last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL)
+            {
+                let Ok((hashers, state)) = ingest.checkpoint().await else {
+                    break BodyEnd::TooLong;
+                };
+                last_checkpoint = Instant::now();
+                if let Some(end) = self
+                    .record_offset(writing, &mut recorded, at, &hashers, state)
+                    .await?
+                {
+                    break end;
+                }
+            } else if last_report.elapsed() >= PROGRESS_INTERVAL {
                 last_report = Instant::now();
                 self.store()
-                    .record_upload_progress(
-                        &row.account_id,
-                        &row.image_id,
-                        row.offset_bytes + ingest.taken(),
-                    )
+                    .record_upload_progress(&row.account_id, &row.image_id, writing.fence, at)
                     .await?;
             }
         };
+        if matches!(end, BodyEnd::TakenOver | BodyEnd::Ended) {
+            // Another claim owns the upload now (or it ended): nothing more is written.
+            ingest.abandon();
+            tracing::warn!(image.id = %row.image_id, "stopped writing an upload whose lease was taken over or that ended");
+            return Ok((
+                Durable {
+                    recorded,
+                    hashers: None,
+                },
+                end,
+            ));
+        }
         // What arrived before the body ended is kept, whatever the reason it ended.
-        let sent = ingest.taken();
-        let (hashers, blob_state) = ingest.finish().await?;
-        Ok((sent, end, hashers, blob_state))
+        let at = row.offset_bytes + ingest.taken();
+        let (hashers, state) = ingest.finish().await?;
+        let end = match self
+            .record_offset(writing, &mut recorded, at, &hashers, state)
+            .await?
+        {
+            Some(stopped) => stopped,
+            None => end,
+        };
+        Ok((
+            Durable {
+                recorded,
+                hashers: Some(hashers),
+            },
+            end,
+        ))
+    }
+
+    /// Records `at` as the upload's durable offset with the hashers' and the blob store's
+    /// state there, if it moved, and drops the tail the record no longer names. `Some` with
+    /// how writing must end when the record was refused: the upload ended, or another
+    /// console process took it over.
+    async fn record_offset(
+        &self,
+        writing: &Writing<'_>,
+        recorded: &mut Recorded,
+        at: u64,
+        hashers: &Hashers,
+        state: IncomingState,
+    ) -> UploadResult<Option<BodyEnd>> {
+        if at == recorded.offset {
+            return Ok(None);
+        }
+        let row = writing.row;
+        let now = now_ms();
+        let expires_at_ms = now + self.upload_expiry_ms();
+        let moved = self
+            .store()
+            .advance_upload(
+                &row.account_id,
+                &row.id,
+                &row.image_id,
+                writing.fence,
+                recorded.offset,
+                at,
+                &hashers.to_state(),
+                state.to_db().as_deref(),
+                now,
+                expires_at_ms,
+            )
+            .await?;
+        if !moved {
+            if self.store().holds_lease(writing.fence).await? {
+                return Ok(Some(BodyEnd::Ended));
+            }
+            tracing::warn!(image.id = %row.image_id, offset = at, "a late write to an upload was refused: another console process took it over");
+            return Ok(Some(BodyEnd::TakenOver));
+        }
+        let earlier = std::mem::replace(&mut recorded.state, state);
+        if let Err(e) = self
+            .blobs()
+            .remove_superseded_tail(Incoming::Upload, &earlier, &recorded.state)
+            .await
+        {
+            tracing::warn!(image.id = %row.image_id, error = %e, "could not remove a superseded tail; removed with the upload");
+        }
+        recorded.offset = at;
+        recorded.expires_at_ms = expires_at_ms;
+        Ok(None)
     }
 
     /// Inspects and verifies a complete upload, then stores it and marks the image Active, or
@@ -443,6 +572,7 @@ impl Services {
     async fn finish_upload(
         &self,
         row: &UploadRow,
+        fence: &Fence,
         hashers: Hashers,
         blob_state: &IncomingState,
     ) -> UploadResult<()> {
@@ -472,11 +602,13 @@ impl Services {
             Ok(checked) => checked,
             Err(reason) => {
                 tracing::info!(%reason, "upload refused");
-                self.store()
+                let ended = self
+                    .store()
                     .end_upload(
                         &row.account_id,
                         Some(&row.id),
                         &row.image_id,
+                        Some(fence),
                         UploadState::Complete,
                         HistoryTopic::ImportFailed,
                         &reason,
@@ -484,6 +616,9 @@ impl Services {
                         now,
                     )
                     .await?;
+                if !ended {
+                    return Err(UploadError::Gone(ENDED.into()));
+                }
                 self.remove_upload_bytes(&row.image_id, blob_state).await?;
                 return Ok(());
             }
@@ -498,6 +633,7 @@ impl Services {
                 &row.account_id,
                 &row.id,
                 &row.image_id,
+                fence,
                 &checked.stored(blob_key.clone()),
                 now,
             )
@@ -539,6 +675,7 @@ impl Services {
                 &actor.account_id,
                 Some(&row.id),
                 &row.image_id,
+                None,
                 UploadState::Terminated,
                 HistoryTopic::UploadCancelled,
                 &reason,
@@ -564,9 +701,11 @@ impl Services {
         self.blobs()
             .remove_incoming(Incoming::Upload, image_id, blob_state)
             .await?;
-        self.store()
-            .forget_incoming(image_id, Incoming::Upload)
-            .await?;
+        if let Some(recorded) = blob_state.to_db() {
+            self.store()
+                .forget_incoming(image_id, Incoming::Upload, &recorded)
+                .await?;
+        }
         Ok(())
     }
 

@@ -105,8 +105,9 @@ impl UploadLocks {
     }
 }
 
-/// Bounds the PATCH requests that stream at once, in all and per account, so that stalled
-/// requests cannot hold every thread and file the server has.
+/// Bounds the requests that stream image bytes in at once (tus PATCH, the image API's PUT
+/// `/file` and `/stage`), in all and per account, so that stalled requests cannot hold every
+/// connection, file and buffer the server has.
 pub struct PatchSlots {
     global: Arc<tokio::sync::Semaphore>,
     per_account: usize,
@@ -155,7 +156,7 @@ impl PatchSlots {
 
     /// A slot for one more PATCH of `account_id`, or why not. Never waits: a client told to
     /// retry costs nothing, a queued request holds a connection.
-    pub(super) fn try_take(&self, account_id: &str) -> UploadResult<PatchSlot> {
+    pub(crate) fn try_take(&self, account_id: &str) -> UploadResult<PatchSlot> {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let count = held.get(account_id).copied().unwrap_or(0);
         if count >= self.per_account {

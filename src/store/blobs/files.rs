@@ -333,13 +333,19 @@ impl FileWriter {
         Ok(())
     }
 
-    /// Writes what is left and makes every byte durable. Returns how many were written.
-    pub(super) fn finish(mut self) -> io::Result<u64> {
+    /// Writes what is buffered and makes every byte durable; writing goes on after it (the
+    /// next aligned block starts past the page-cache head). Returns how many were written.
+    pub(super) fn checkpoint(&mut self) -> io::Result<u64> {
         if self.block_len > 0 {
             self.flush_block(self.block_len)?;
         }
         self.buffered.sync_data()?;
         Ok(self.written)
+    }
+
+    /// Writes what is left and makes every byte durable. Returns how many were written.
+    pub(super) fn finish(mut self) -> io::Result<u64> {
+        self.checkpoint()
     }
 }
 

@@ -199,6 +199,13 @@ impl BlobStore {
         }
     }
 
+    /// Whether each attempt at an image's bytes gets keys of its own (object storage), so
+    /// removing one attempt's never touches another's. On files an image's incoming bytes
+    /// and its blob each have one place.
+    pub fn keys_are_per_attempt(&self) -> bool {
+        matches!(self.backend, Backend::S3(_))
+    }
+
     /// The directory of a file store (`None` on object storage).
     pub fn root(&self) -> Option<&Path> {
         match &self.backend {
@@ -341,6 +348,23 @@ impl BlobStore {
         }
     }
 
+    /// Removes the tail object `earlier` named once the database records `now` instead (a
+    /// tail is named by its end, so a later state never names an earlier one's). Nothing on
+    /// files.
+    pub async fn remove_superseded_tail(
+        &self,
+        incoming: Incoming,
+        earlier: &IncomingState,
+        now: &IncomingState,
+    ) -> io::Result<()> {
+        match (&self.backend, &earlier.0, &now.0) {
+            (Backend::S3(s3), Some(earlier), Some(now)) => {
+                s3.remove_superseded_tail(incoming, earlier, now).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Removes a blob; a missing one is not an error.
     pub async fn remove_blob(&self, key: &str) -> io::Result<()> {
         match &self.backend {
@@ -412,8 +436,8 @@ impl BlobStore {
 }
 
 /// Writes incoming bytes from a durable offset on. `write` runs on a blocking thread (the
-/// ingest writer's); `finish` makes every byte written durable and returns how many there
-/// were and the state to record with the new offset.
+/// ingest writer lane's); `checkpoint` and `finish` make every byte written durable and
+/// return how many there were and the state to record with the new offset.
 pub struct BlobWriter(WriterKind);
 
 enum WriterKind {
@@ -426,6 +450,19 @@ impl BlobWriter {
         match &mut self.0 {
             WriterKind::File(writer) => writer.write(data),
             WriterKind::S3(writer) => writer.write(data),
+        }
+    }
+
+    /// Makes every byte written so far durable and goes on: how many there were and the
+    /// state to record with that offset. On object storage a short remainder becomes a tail
+    /// object (the bytes also stay in the buffer for the next part).
+    pub fn checkpoint(&mut self) -> io::Result<(u64, IncomingState)> {
+        match &mut self.0 {
+            WriterKind::File(writer) => Ok((writer.checkpoint()?, IncomingState::default())),
+            WriterKind::S3(writer) => {
+                let (written, multipart) = writer.checkpoint()?;
+                Ok((written, IncomingState(Some(multipart))))
+            }
         }
     }
 

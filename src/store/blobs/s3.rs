@@ -503,6 +503,24 @@ impl S3 {
         Ok(())
     }
 
+    /// Deletes `earlier`'s tail once `now` is recorded in its place, unless `now` names the
+    /// same one.
+    pub(super) async fn remove_superseded_tail(
+        &self,
+        incoming: Incoming,
+        earlier: &Multipart,
+        now: &Multipart,
+    ) -> io::Result<()> {
+        if earlier.tail == 0
+            || earlier.key != now.key
+            || (now.tail > 0 && now.durable_len() == earlier.durable_len())
+        {
+            return Ok(());
+        }
+        let path = self.tail_path(incoming, &earlier.key, earlier.durable_len());
+        ignore_missing(self.store.delete(&path).await)
+    }
+
     pub(super) async fn remove_blob(&self, key: &str) -> io::Result<()> {
         ignore_missing(self.store.delete(&self.blob_path(key)).await)
     }
@@ -745,10 +763,31 @@ impl S3Writer {
         Ok(())
     }
 
+    /// Waits for every part and keeps what is not yet in one as a tail object at its end
+    /// offset, so the state returned names every byte written. The bytes stay in the buffer:
+    /// they go out in the next part as before.
+    pub(super) fn checkpoint(&mut self) -> io::Result<(u64, Multipart)> {
+        while !self.in_flight.is_empty() {
+            self.wait_oldest()?;
+        }
+        self.state.tail = self.buffer.len() as u64;
+        if !self.buffer.is_empty() {
+            let end = self.state.durable_len();
+            let tail = self.s3.tail_path(self.incoming, &self.state.key, end);
+            let store = self.s3.store.clone();
+            let bytes = Bytes::copy_from_slice(&self.buffer);
+            self.runtime
+                .block_on(async move { store.put(&tail, PutPayload::from(bytes)).await })
+                .map_err(to_io)?;
+        }
+        Ok((self.written, self.state.clone()))
+    }
+
     /// Waits for every part, then sends what is left as a part if it is big enough, or keeps
     /// it as the tail. Every byte written is durable when this returns.
     pub(super) fn finish(mut self) -> io::Result<(u64, Multipart)> {
         let rest = std::mem::take(&mut self.buffer);
+        self.state.tail = 0;
         if rest.len() >= self.min_part {
             self.send(Bytes::from(rest))?;
         } else if !rest.is_empty() {

@@ -1,9 +1,12 @@
 //! A URL import's rows from claim to Active or Failed: progress, storage reservations, and
-//! picking interrupted imports up again after a restart.
+//! picking interrupted imports up again after a restart. Every change is made under the
+//! image's import lease and fenced by its claim (`Fence`): a writer whose lease was taken over
+//! changes nothing.
 
 use sqlx::Row;
 
 use super::*;
+use crate::store::leases::{Fence, fence_condition, hold};
 
 /// What an import needs once it has claimed its image.
 #[derive(Clone, Debug)]
@@ -51,9 +54,13 @@ impl Store {
         &self,
         account_id: &str,
         id: &str,
+        fence: &Fence,
         now_ms: i64,
     ) -> sqlx::Result<Option<ClaimedImport>> {
         let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(None);
+        }
         let done = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
              bytes_reserved = NULL, import_attempts = import_attempts + 1, updated_at = $2 \
@@ -99,17 +106,22 @@ impl Store {
         &self,
         account_id: &str,
         id: &str,
+        fence: &Fence,
         bytes_done: u64,
         bytes_total: Option<u64>,
     ) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE images SET bytes_done = $1, bytes_total = $2 WHERE id = $3 AND account_id = $4 AND status = $5",
-        )
+        let done = sqlx::query(&format!(
+            "UPDATE images SET bytes_done = $1, bytes_total = $2 WHERE id = $3 AND account_id = $4 AND status = $5 \
+             AND {}",
+            fence_condition(6)
+        ))
         .bind(to_i64(bytes_done))
         .bind(bytes_total.map(to_i64))
         .bind(id)
         .bind(account_id)
         .bind(ImageStatus::Importing.as_str())
+        .bind(&fence.resource)
+        .bind(&fence.token)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -122,11 +134,15 @@ impl Store {
         &self,
         account_id: &str,
         id: &str,
+        fence: &Fence,
         needed: u64,
         wanted: u64,
         quota: u64,
     ) -> sqlx::Result<Reservation> {
         let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(Reservation::Gone);
+        }
         lock_account(&mut tx, account_id).await?;
         let row = sqlx::query(&format!(
             "SELECT CAST(COALESCE(SUM({STORED_BYTES}), 0) AS BIGINT) AS bytes \
@@ -163,10 +179,14 @@ impl Store {
         &self,
         account_id: &str,
         id: &str,
+        fence: &Fence,
         bytes: &ImportedBytes,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
         let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(false);
+        }
         let done = activate(
             &mut tx,
             account_id,
@@ -187,10 +207,14 @@ impl Store {
         &self,
         account_id: &str,
         id: &str,
+        fence: &Fence,
         reason: &str,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
         let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(false);
+        }
         let done = sqlx::query(
             "UPDATE images SET status = $1, failure_reason = $2, updated_at = $3 \
              WHERE id = $4 AND account_id = $5 AND status IN ($6, $7)",
@@ -223,8 +247,13 @@ impl Store {
         &self,
         account_id: &str,
         id: &str,
+        fence: &Fence,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(false);
+        }
         let done = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
              bytes_reserved = NULL, updated_at = $2 \
@@ -235,8 +264,9 @@ impl Store {
         .bind(id)
         .bind(account_id)
         .bind(ImageStatus::Importing.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -246,11 +276,15 @@ impl Store {
         &self,
         account_id: &str,
         id: &str,
+        fence: &Fence,
         user_name: &str,
         note: &str,
         now_ms: i64,
     ) -> sqlx::Result<Option<ClaimedBody>> {
         let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(None);
+        }
         let done = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
              bytes_reserved = NULL, updated_at = $2 \
@@ -295,10 +329,14 @@ impl Store {
         &self,
         account_id: &str,
         id: &str,
+        fence: &Fence,
         reason: &str,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
         let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(false);
+        }
         let done = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
              bytes_reserved = NULL, updated_at = $2 \
@@ -333,10 +371,14 @@ impl Store {
         &self,
         account_id: &str,
         id: &str,
+        fence: &Fence,
         bytes: &ImportedBytes,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
         let mut tx = self.begin_write().await?;
+        if !hold(&mut tx, self.backend, fence).await? {
+            return Ok(false);
+        }
         let moved = (ImageStatus::Importing, ImageStatus::Uploading);
         let also = " AND source_url IS NULL";
         if !keep_bytes(&mut tx, (account_id, id), moved, also, bytes, now_ms).await? {
