@@ -78,9 +78,34 @@ pub fn format_rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// "24 hours", "90 minutes", "30 seconds", "500 milliseconds".
+pub fn describe_duration(duration: std::time::Duration) -> String {
+    if duration.subsec_nanos() != 0 {
+        return format!("{} milliseconds", duration.as_millis());
+    }
+    let seconds = duration.as_secs();
+    match seconds {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} hours", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        use std::time::Duration;
+        assert_eq!(describe_duration(Duration::from_secs(86_400)), "24 hours");
+        assert_eq!(describe_duration(Duration::from_secs(5_400)), "90 minutes");
+        assert_eq!(describe_duration(Duration::from_secs(30)), "30 seconds");
+        assert_eq!(
+            describe_duration(Duration::from_millis(500)),
+            "500 milliseconds"
+        );
+    }
 
     #[test]
     fn bytes_for_people() {

@@ -527,4 +527,56 @@ mod tests {
         let on_disk = std::fs::read(dir.path().join("staging").join(format!("{id}.part"))).unwrap();
         assert_eq!(on_disk, data);
     }
+
+    /// Bodies that stall hold no thread: with a blocking pool of two threads and many
+    /// ingests waiting for bytes, other blocking work still runs, and every ingest still
+    /// finishes once its bytes come.
+    #[test]
+    fn waiting_ingests_hold_no_blocking_thread() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let blobs = BlobStore::open(dir.path()).unwrap();
+            let mut waiting = Vec::new();
+            for n in 0..8u32 {
+                let id = format!("0b5d3c1e-aaaa-4bbb-8ccc-{n:012}");
+                let state = blobs.begin_incoming(Incoming::Import, &id).await.unwrap();
+                let writer = blobs
+                    .open_writer(Incoming::Import, &id, &state, 0, 1 << 20)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let mut ingest = Ingest::start(writer, Hashers::new(None));
+                assert!(ingest.push(Bytes::from(vec![n as u8; 3 << 20])).await);
+                waiting.push((ingest, n));
+            }
+            let other = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                tokio::task::spawn_blocking(|| 42),
+            )
+            .await
+            .expect("other blocking work runs while the ingests wait");
+            assert_eq!(other.unwrap(), 42);
+            for (mut ingest, n) in waiting {
+                let (hashers, _) = ingest.checkpoint().await.unwrap();
+                assert!(ingest.push(Bytes::from_static(b"end")).await);
+                let (finished, _) = ingest.finish().await.unwrap();
+                let mut data = vec![n as u8; 3 << 20];
+                assert_eq!(
+                    hashers.finalize().sha512_hex,
+                    hex::encode(Sha512::digest(&data))
+                );
+                data.extend_from_slice(b"end");
+                assert_eq!(
+                    finished.finalize().sha512_hex,
+                    hex::encode(Sha512::digest(&data))
+                );
+            }
+        });
+    }
 }

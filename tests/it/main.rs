@@ -5,6 +5,7 @@ mod support;
 
 mod abuse;
 mod accounts;
+mod api_limits;
 mod api_tokens;
 mod blob_store;
 mod bytes;

@@ -177,8 +177,8 @@ impl Importer {
             }
             Stop::Idle(idle) => {
                 let reason = format!(
-                    "No bytes arrived for {} seconds, so the upload was ended.",
-                    idle.as_secs()
+                    "No bytes arrived for {}, so the upload was ended and nothing it sent was kept.",
+                    crate::domain::units::describe_duration(idle)
                 );
                 self.return_body(attempt, written.as_ref(), &reason).await;
                 Err(BodyUploadError::Idle(reason))

@@ -416,7 +416,10 @@ impl Importer {
             }
             Stop::TakenOver => return,
             Stop::Idle(idle) => {
-                let reason = format!("The source sent nothing for {} seconds.", idle.as_secs());
+                let reason = format!(
+                    "The source sent nothing for {}.",
+                    crate::domain::units::describe_duration(idle)
+                );
                 tracing::info!(%reason, "import failed");
                 reason
             }

@@ -22,7 +22,7 @@ use super::{Actor, Services, now_ms};
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::{HistoryTopic, SYSTEM_WORKER};
 use crate::domain::image::ImageStatus;
-use crate::domain::units::format_bytes;
+use crate::domain::units::{describe_duration, format_bytes};
 use crate::domain::upload::{UploadRef, parse_metadata, upload_path};
 use crate::store::blobs::{BlobWriter, Incoming, IncomingState};
 use crate::store::leases::{Fence, upload_lease};
@@ -758,29 +758,4 @@ const LOST: &str = "The upload's partial bytes were lost on the server; create t
 /// An image id as the upload routes take it; anything else is an image that does not exist.
 fn parse_upload_image_id(raw: &str) -> UploadResult<String> {
     super::images::parse_image_id(raw).map_err(|_| UploadError::NotFound(NO_IMAGE.into()))
-}
-
-/// "24 hours", "90 minutes", "30 seconds", "500 milliseconds".
-fn describe_duration(duration: Duration) -> String {
-    if duration.subsec_nanos() != 0 {
-        return format!("{} milliseconds", duration.as_millis());
-    }
-    let seconds = duration.as_secs();
-    match seconds {
-        s if s >= 3600 && s % 3600 == 0 => format!("{} hours", s / 3600),
-        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
-        s => format!("{s} seconds"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(describe_duration(Duration::from_secs(86_400)), "24 hours");
-        assert_eq!(describe_duration(Duration::from_secs(5_400)), "90 minutes");
-        assert_eq!(describe_duration(Duration::from_secs(30)), "30 seconds");
-    }
 }
