@@ -21,6 +21,8 @@ use crate::uploads::qcow2_with_data;
 pub(crate) struct Server {
     child: Child,
     pub(crate) base: String,
+    /// Where its warnings and errors go.
+    log: std::path::PathBuf,
 }
 
 impl Server {
@@ -35,22 +37,48 @@ impl Server {
         data_dir: &std::path::Path,
         env: &[(String, String)],
     ) -> Self {
+        let log = data_dir.join(format!("console-{}.log", rand::random::<u32>()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_image-console"))
             .env("DATABASE_URL", database_url)
             .env("DATA_DIR", data_dir)
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("SITE_ROOT", data_dir.join("site"))
             .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
             .env("LEASE_SECONDS", "3")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("the image-console binary starts");
         let address = image_console::server::read_announced_address(child.stdout.take().unwrap())
             .expect("the server prints its address");
         let base = format!("http://{address}");
-        Self { child, base }
+        Self { child, base, log }
+    }
+
+    /// What it logged so far (warnings and errors).
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGSTOP: the process stops where it is, holding its leases, sockets and tasks, as a
+    /// stopped VM or a long pause would.
+    pub(crate) fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: it goes on from where it stopped.
+    pub(crate) fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let sent = Command::new("kill")
+            .args([which, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {which}");
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -68,6 +68,16 @@ impl Cluster {
         BlobStore::connect(&self.storage, &self.aws).await.unwrap()
     }
 
+    /// The image's Work History as the database holds it: (topic, message), oldest first.
+    async fn history(&self, image_id: &str) -> Vec<(String, String)> {
+        let mut conn = sqlx::PgConnection::connect(self.db.url()).await.unwrap();
+        sqlx::query_as("SELECT topic, message FROM image_events WHERE image_id = $1 ORDER BY id")
+            .bind(image_id)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    }
+
     /// The recorded incoming bytes: (image id, kind, state).
     async fn incoming(&self) -> Vec<(String, String, String)> {
         let mut conn = sqlx::PgConnection::connect(self.db.url()).await.unwrap();
@@ -280,6 +290,294 @@ async fn an_import_claimed_by_a_killed_instance_is_taken_over() {
     let stored = cluster.blobs().await.list().await.unwrap();
     assert_eq!(stored.images.len(), 1, "A's partial bytes are gone");
     assert_eq!(cluster.incoming().await, Vec::new());
+}
+
+/// How long a paused instance stays stopped: past its 3-second lease, so another takes over.
+const PAUSE: Duration = Duration::from_millis(4_500);
+
+/// After A was paused, B took its work over and finished it, and A went on: the image is
+/// Active with `data`'s SHA-512 on both, its one object holds exactly `data`, nothing else is
+/// left in the bucket or recorded, the takeover is in Work History once, and A said that its
+/// late work was refused.
+async fn assert_taken_over_cleanly(
+    cluster: &Cluster,
+    (a, b): (&Server, &Server),
+    cookie: &str,
+    id: &str,
+    data: &[u8],
+) {
+    let http = http();
+    // A's heartbeat and its request or import run again, and find their lease gone.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !a.log().contains("taken over") {
+        assert!(
+            Instant::now() < deadline,
+            "A never noticed the takeover: {}",
+            a.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for server in [a, b] {
+        let detail = image_detail(&http, &server.base, cookie, id).await;
+        assert_eq!(detail["status"], "Active", "{detail}");
+        assert_eq!(
+            detail["hash_value"].as_str(),
+            Some(hex::encode(Sha512::digest(data)).as_str())
+        );
+    }
+    let blobs = cluster.blobs().await;
+    let stored = blobs.list().await.unwrap();
+    assert_eq!(stored.images.len(), 1, "{stored:?}");
+    assert!(stored.images[0].starts_with(id));
+    assert!(
+        stored.uploads.is_empty() && stored.imports.is_empty(),
+        "{stored:?}\nA: {}\nB: {}",
+        a.log(),
+        b.log()
+    );
+    assert_eq!(cluster.incoming().await, Vec::new());
+    // The object B completed is whole: none of its parts was replaced or removed.
+    let key = &stored.images[0];
+    use futures::StreamExt;
+    let reader = blobs.open_blob(key).await.unwrap();
+    let read: Vec<bytes::Bytes> = reader
+        .range(0, data.len() as u64)
+        .map(|block| block.unwrap())
+        .collect()
+        .await;
+    assert_eq!(
+        hex::encode(Sha512::digest(read.concat())),
+        hex::encode(Sha512::digest(data))
+    );
+    let takeovers = cluster
+        .history(id)
+        .await
+        .into_iter()
+        .filter(|(topic, _)| topic == "taken_over")
+        .count();
+    assert_eq!(takeovers, 1, "{:?}", cluster.history(id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_instance_cannot_spoil_an_upload_another_took_over() {
+    let mut cluster = Cluster::new().await;
+    let (a, b) = (cluster.start(), cluster.start());
+    let http = http();
+    let cookie = sign_up(&http, &a.base, "paused-upload").await;
+    let data = tempfile::tempdir().unwrap();
+    let file = qcow2_with_data(data.path(), "disk.qcow2", 30);
+    let id = create_file_image(&http, &a.base, &cookie, "paused", file.len()).await;
+    let created = tus(
+        &http,
+        &cookie,
+        reqwest::Method::POST,
+        format!("{}/images/{id}/uploads", a.base),
+    )
+    .header("upload-length", file.len().to_string())
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let acknowledged = 11 << 20;
+    let first = tus(
+        &http,
+        &cookie,
+        reqwest::Method::PATCH,
+        format!("{}{location}", a.base),
+    )
+    .header("upload-offset", "0")
+    .header("content-type", "application/offset+octet-stream")
+    .body(file[..acknowledged].to_vec())
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+
+    // The rest flows into A, which is paused while it writes.
+    let rest: Vec<bytes::Bytes> = file[acknowledged..]
+        .chunks(256 << 10)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let slow = futures::stream::iter(rest).then(|chunk| async move {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    let in_flight = tokio::spawn(
+        tus(
+            &http,
+            &cookie,
+            reqwest::Method::PATCH,
+            format!("{}{location}", a.base),
+        )
+        .header("upload-offset", acknowledged.to_string())
+        .header("content-length", (file.len() - acknowledged).to_string())
+        .header("content-type", "application/offset+octet-stream")
+        .body(reqwest::Body::wrap_stream(slow))
+        .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    a.pause();
+    tokio::time::sleep(PAUSE).await;
+    // The client gives up on A and resumes on B from the offset B reports.
+    in_flight.abort();
+    let head = tus(
+        &http,
+        &cookie,
+        reqwest::Method::HEAD,
+        format!("{}{location}", b.base),
+    )
+    .send()
+    .await
+    .unwrap();
+    let offset: usize = head.headers()["upload-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(offset >= acknowledged, "{offset}");
+    let done = patch_when_free(|| {
+        tus(
+            &http,
+            &cookie,
+            reqwest::Method::PATCH,
+            format!("{}{location}", b.base),
+        )
+        .header("upload-offset", offset.to_string())
+        .header("content-type", "application/offset+octet-stream")
+        .body(file[offset..].to_vec())
+    })
+    .await;
+    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+    a.resume();
+    assert_taken_over_cleanly(&cluster, (&a, &b), &cookie, &id, &file).await;
+}
+
+/// A token for the image API, made through the API access page's server function.
+async fn api_token(http: &reqwest::Client, base: &str, cookie: &str) -> String {
+    let made = call(
+        http,
+        base,
+        image_console::server_fns::api_tokens::CreateApiToken::PATH,
+        &[("name", "instances"), ("lifetime", "30")],
+        Some(cookie),
+    )
+    .await;
+    assert_eq!(made.status(), StatusCode::OK);
+    let made: serde_json::Value = serde_json::from_str(&made.text().await.unwrap()).unwrap();
+    made["secret"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_instance_cannot_spoil_an_api_upload_another_took_over() {
+    let mut cluster = Cluster::new().await;
+    let (a, b) = (cluster.start(), cluster.start());
+    let http = http();
+    let cookie = sign_up(&http, &a.base, "paused-api").await;
+    let token = api_token(&http, &a.base, &cookie).await;
+    let data = tempfile::tempdir().unwrap();
+    let file = qcow2_with_data(data.path(), "disk.qcow2", 20);
+    let created = http
+        .post(format!("{}/v2/images", a.base))
+        .header("x-auth-token", &token)
+        .header("content-type", "application/json")
+        .body(r#"{"name": "paused", "disk_format": "qcow2", "container_format": "bare", "os_distro": "ubuntu"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: serde_json::Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let pieces: Vec<bytes::Bytes> = file
+        .chunks(256 << 10)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let slow = futures::stream::iter(pieces).then(|chunk| async move {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    let in_flight = tokio::spawn(
+        http.put(format!("{}/v2/images/{id}/file", a.base))
+            .header("x-auth-token", &token)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", file.len().to_string())
+            .body(reqwest::Body::wrap_stream(slow))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    a.pause();
+    tokio::time::sleep(PAUSE).await;
+    in_flight.abort();
+    // B's heartbeat found A's claim run out and queued the image again: the client sends it
+    // again, to B.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let shown = http
+            .get(format!("{}/v2/images/{id}", b.base))
+            .header("x-auth-token", &token)
+            .send()
+            .await
+            .unwrap();
+        let shown: serde_json::Value = serde_json::from_str(&shown.text().await.unwrap()).unwrap();
+        if shown["status"] == "queued" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never queued again: {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sent = http
+        .put(format!("{}/v2/images/{id}/file", b.base))
+        .header("x-auth-token", &token)
+        .header("content-type", "application/octet-stream")
+        .body(file.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::NO_CONTENT);
+    a.resume();
+    assert_taken_over_cleanly(&cluster, (&a, &b), &cookie, &id, &file).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_instance_cannot_spoil_an_import_another_took_over() {
+    let mut cluster = Cluster::new().await;
+    let (a, b) = (cluster.start(), cluster.start());
+    let http = http();
+    let cookie = sign_up(&http, &a.base, "paused-import").await;
+    let source = SourceServer::start().await;
+    let file = qcow2_with_data(source.dir.path(), "slow.qcow2", 6);
+    let url = source.url("slow", "slow.qcow2");
+    let form = [("source", "url"), ("source_url", url.as_str())];
+    let id = create_image(&http, &a.base, &cookie, "paused-import", &form).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let detail = image_detail(&http, &a.base, &cookie, &id).await;
+        if detail["status"] == "Importing" && detail["progress"]["bytes_done"].as_u64() > Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never started: {detail}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.pause();
+    tokio::time::sleep(PAUSE).await;
+    // B takes it over and imports it from the start, while A stays paused.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let detail = image_detail(&http, &b.base, &cookie, &id).await;
+        if detail["status"] == "Active" {
+            break;
+        }
+        assert!(
+            detail["status"] == "Importing" || detail["status"] == "Queued",
+            "{detail}"
+        );
+        assert!(Instant::now() < deadline, "B never finished: {detail}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.resume();
+    assert_taken_over_cleanly(&cluster, (&a, &b), &cookie, &id, &file).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -686,8 +686,12 @@ impl Importer {
             Ok(done)
         }
         .await;
-        if matches!(streamed, Err(Stop::TakenOver)) {
-            // Another process owns the image's work now: nothing more is written.
+        // Asked once more before anything is made durable: a process that was paused finds
+        // out here that another owns the image's work now, and writes nothing more.
+        if matches!(streamed, Err(Stop::TakenOver))
+            || attempt.lost.is_cancelled()
+            || !store.holds_lease(fence).await?
+        {
             ingest.abandon();
             return Err(Stop::TakenOver);
         }

@@ -466,6 +466,11 @@ impl Services {
             if unrecorded >= CHECKPOINT_BYTES
                 || (unrecorded > 0 && last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL)
             {
+                // A checkpoint writes (a tail, on object storage) before it is recorded: a
+                // process that was paused learns here that its claim is gone, before writing.
+                if writing.lost.is_cancelled() || !self.store().holds_lease(writing.fence).await? {
+                    break BodyEnd::TakenOver;
+                }
                 let Ok((hashers, state)) = ingest.checkpoint().await else {
                     break BodyEnd::TooLong;
                 };
@@ -482,6 +487,17 @@ impl Services {
                     .record_upload_progress(&row.account_id, &row.image_id, writing.fence, at)
                     .await?;
             }
+        };
+        // A request that stopped is asked once more whether its claim holds before it makes
+        // anything durable: a process that was paused finds out here, and writes nothing.
+        let end = match end {
+            BodyEnd::TakenOver | BodyEnd::Ended => end,
+            _ if writing.lost.is_cancelled()
+                || !self.store().holds_lease(writing.fence).await? =>
+            {
+                BodyEnd::TakenOver
+            }
+            _ => end,
         };
         if matches!(end, BodyEnd::TakenOver | BodyEnd::Ended) {
             // Another claim owns the upload now (or it ended): nothing more is written.
