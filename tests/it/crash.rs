@@ -285,6 +285,128 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
 
 on_both_databases!(a_server_killed_mid_upload_resumes_after_a_restart);
 
+/// The settings that put the console's bytes where `test_storage` says: nothing for files
+/// (under the data directory), `STORAGE_URL` and the `AWS_*` settings for S3.
+fn storage_env(backend: Backend, data: &std::path::Path) -> Vec<(String, String)> {
+    let (location, mut env) = crate::support::test_storage(backend, data);
+    if let image_console::store::blobs::StorageLocation::S3 { bucket, prefix } = location {
+        env.push(("STORAGE_URL".to_owned(), format!("s3://{bucket}/{prefix}")));
+    }
+    env
+}
+
+/// A client sending a whole file in one PATCH (as curl, tuspy and tus-js-client do with their
+/// default chunk size) loses at most one checkpoint of it when the server is killed: after the
+/// restart the upload's offset is within `CHECKPOINT_BYTES` of what was sent, and the upload
+/// finishes from there with the right SHA-512.
+async fn a_server_killed_during_one_long_patch_keeps_its_checkpoints(backend: Backend) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let checkpoint = image_console::service::uploads::CHECKPOINT_BYTES as usize;
+    let db = TestDb::new(backend).await;
+    let data = tempfile::tempdir().unwrap();
+    let env = storage_env(backend, data.path());
+    let image = qcow2_with_data(data.path(), "disk.qcow2", 128);
+    let len = image.len();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    let server = Server::start_with(db.url(), data.path(), &env);
+    let cookie = sign_up(&http, &server.base, "checkpoints").await;
+    let size = len.to_string();
+    let id = create_image(
+        &http,
+        &server.base,
+        &cookie,
+        "one-request",
+        &[
+            ("source", "file"),
+            ("file_name", "disk.qcow2"),
+            ("file_size", &size),
+        ],
+    )
+    .await;
+    let tus = |method: reqwest::Method, base: &str, path: &str| {
+        http.request(method, format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .header("tus-resumable", "1.0.0")
+    };
+    let created = tus(
+        reqwest::Method::POST,
+        &server.base,
+        &format!("/images/{id}/uploads"),
+    )
+    .header("upload-length", &size)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+
+    // The whole file in one request, about 12 MiB a second; the client counts what it sent.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let pieces: Vec<bytes::Bytes> = image
+        .chunks(256 << 10)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let counter = Arc::clone(&sent);
+    let paced = futures::stream::iter(pieces).then(move |piece| {
+        let counter = Arc::clone(&counter);
+        async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            counter.fetch_add(piece.len(), Ordering::SeqCst);
+            Ok::<_, std::io::Error>(piece)
+        }
+    });
+    let in_flight = tokio::spawn(
+        tus(reqwest::Method::PATCH, &server.base, &location)
+            .header("upload-offset", "0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("content-length", size.clone())
+            .body(reqwest::Body::wrap_stream(paced))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    server.kill();
+    let sent = sent.load(Ordering::SeqCst);
+    assert!(in_flight.await.unwrap().is_err(), "the request died");
+    assert!(sent < len, "the kill came before the end ({sent} of {len})");
+
+    let server = Server::start_with(db.url(), data.path(), &env);
+    let head = tus(reqwest::Method::HEAD, &server.base, &location)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let offset: usize = head.headers()["upload-offset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        offset > 0 && offset <= sent && sent - offset <= checkpoint,
+        "after the restart the upload is at {offset}, of {sent} sent: more than one checkpoint ({checkpoint}) was lost"
+    );
+    let done = patch_when_free(|| {
+        tus(reqwest::Method::PATCH, &server.base, &location)
+            .header("upload-offset", offset.to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .body(image[offset..].to_vec())
+    })
+    .await;
+    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+    let detail = image_detail(&http, &server.base, &cookie, &id).await;
+    assert_eq!(detail["status"], "Active", "{detail}");
+    assert_eq!(
+        detail["hash_value"].as_str(),
+        Some(hex::encode(Sha512::digest(&image)).as_str())
+    );
+}
+
+mod checkpoints {
+    use super::*;
+    crate::on_every_backend!(a_server_killed_during_one_long_patch_keeps_its_checkpoints);
+}
+
 /// Sends the request again while it is refused with 409 (another process's claim on the upload
 /// has not run out), as tus clients do, for at most 30 seconds.
 pub(crate) async fn patch_when_free(
