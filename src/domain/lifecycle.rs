@@ -139,26 +139,50 @@ impl ReferenceId {
 pub struct ImageReference {
     pub kind: String,
     pub reference_id: String,
-    /// The account whose user added it: the owner's, or one the image is shared with.
+    /// The account whose user added it: the owner's, or one the image is shared with. Each
+    /// account has its own references: two accounts may both name `virtual-machine/vm-12`.
     pub account_id: String,
-    pub added_by: String,
+    /// The user who added it; `None` for a user of another account, whom the viewer does not
+    /// see by name (as Work History names other accounts).
+    pub added_by: Option<String>,
     pub added_at_ms: i64,
 }
 
 impl ImageReference {
-    /// "virtual machine vm-12 (added by alice of account acme)".
+    /// "virtual machine vm-12 (added by alice of account acme)", or "(added by account
+    /// partner)" for another account's.
     pub fn describe(&self) -> String {
         format!(
-            "{} {} (added by {} of account {})",
+            "{} {} (added by {})",
             self.kind.replace('-', " "),
             self.reference_id,
-            self.added_by,
-            self.account_id
+            self.adder()
         )
+    }
+
+    /// "alice of account acme", or "account partner" when the user is not shown.
+    pub fn adder(&self) -> String {
+        match &self.added_by {
+            Some(user) => format!("{user} of account {}", self.account_id),
+            None => format!("account {}", self.account_id),
+        }
+    }
+
+    /// The reference as `viewer`'s account sees it: the names of other accounts' users are
+    /// not shown.
+    pub fn as_seen_by(self, viewer: &str) -> Self {
+        if self.account_id == viewer {
+            self
+        } else {
+            Self {
+                added_by: None,
+                ..self
+            }
+        }
     }
 }
 
-/// Most references one image may have.
+/// Most references one account may add to one image.
 pub const MAX_REFERENCES_PER_IMAGE: usize = 1000;
 
 /// "in use by virtual machine vm-1 (…), volume v-2 (…)": the references a refusal lists,
@@ -308,9 +332,27 @@ mod tests {
             kind: "virtual-machine".into(),
             reference_id: format!("vm-{n}"),
             account_id: "acme".into(),
-            added_by: "alice".into(),
+            added_by: Some("alice".into()),
             added_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn other_accounts_users_are_not_named() {
+        let own = reference(1);
+        assert_eq!(own.clone().as_seen_by("acme"), own);
+        let seen = ImageReference {
+            account_id: "partner".into(),
+            added_by: Some("bob".into()),
+            ..reference(2)
+        }
+        .as_seen_by("acme");
+        assert_eq!(seen.added_by, None);
+        assert_eq!(
+            seen.describe(),
+            "virtual machine vm-2 (added by account partner)"
+        );
+        assert_eq!(own.adder(), "alice of account acme");
     }
 
     #[test]

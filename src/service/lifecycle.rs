@@ -23,16 +23,26 @@ const PURGE_BATCH: i64 = 100;
 /// finishes it.
 const STALE_DELETING_MS: i64 = 5 * 60 * 1000;
 
-/// Why an image cannot be moved to the Recycle Bin, as the row and its references say.
-fn delete_refusal(row: &ImageRow, references: &[ImageReference]) -> String {
+/// Why an image cannot be moved to the Recycle Bin, as the row and its references say (as
+/// its owner sees them).
+fn delete_refusal(row: &ImageRow, references: Vec<ImageReference>) -> String {
+    let references = seen_by(&row.account_id, references);
     DeleteCheck {
         status: row.status,
         protected: row.attributes.protected,
         browser_upload: row.source_file_name.is_some(),
-        references,
+        references: &references,
     }
     .blocked_reason()
     .unwrap_or_default()
+}
+
+/// References as `viewer`'s account sees them: other accounts' users are not named.
+pub(super) fn seen_by(viewer: &str, references: Vec<ImageReference>) -> Vec<ImageReference> {
+    references
+        .into_iter()
+        .map(|r| r.as_seen_by(viewer))
+        .collect()
 }
 
 fn not_in_bin() -> ServiceError {
@@ -70,7 +80,7 @@ impl Services {
                 Ok(row.attributes.name)
             }
             BinOutcome::Refused { row, references } => {
-                Err(ServiceError::Conflict(delete_refusal(&row, &references)))
+                Err(ServiceError::Conflict(delete_refusal(&row, references)))
             }
             BinOutcome::NotFound => Err(self.not_owned(actor, id).await),
         }
@@ -240,7 +250,7 @@ impl Services {
             DestroyStart::NotInBin(_) => return Err(not_in_bin()),
             DestroyStart::InUse(references) => {
                 return Err(ServiceError::Conflict(in_use_reason(
-                    &references,
+                    &seen_by(account_id, references),
                     "destroying",
                 )));
             }
@@ -386,7 +396,9 @@ impl Services {
         }
     }
 
-    /// Records that something uses an image the actor's account owns or has accepted.
+    /// Records that something uses an image the actor's account owns or has accepted, as a
+    /// reference of the actor's account. `true` when it is new, `false` when the account had
+    /// it already; another account's references never change the answer.
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
     pub async fn add_image_reference(
         &self,
@@ -406,17 +418,12 @@ impl Services {
                 ));
             }
         };
-        let owner = self
-            .visible_image(actor, &id)
-            .await?
-            .row()
-            .account_id
-            .clone();
+        let owner = self.referable_image(actor, &id).await?.account_id;
         let reference = ImageReference {
             kind: kind.as_str().to_owned(),
             reference_id: reference_id.as_str().to_owned(),
             account_id: actor.account_id.clone(),
-            added_by: actor.user_name.clone(),
+            added_by: Some(actor.user_name.clone()),
             added_at_ms: now_ms(),
         };
         match self
@@ -427,19 +434,20 @@ impl Services {
             ReferenceOutcome::Added => Ok(true),
             ReferenceOutcome::AlreadyThere => Ok(false),
             ReferenceOutcome::NotFound => Err(not_found()),
+            ReferenceOutcome::NotUsable(status) if status.in_recycle_bin() => Err(not_found()),
             ReferenceOutcome::NotUsable(status) => Err(ServiceError::Conflict(format!(
                 "Only an Active or Deactivated image can be in use; this one is {}.",
                 status.label()
             ))),
             ReferenceOutcome::TooMany => Err(ServiceError::Conflict(format!(
-                "This image already has {} references, the most it may have.",
+                "This account already has {} references to this image, the most it may have.",
                 crate::domain::lifecycle::MAX_REFERENCES_PER_IMAGE
             ))),
         }
     }
 
-    /// Removes a reference: the owner removes any, an account the image is shared with only
-    /// its own.
+    /// Removes one of the actor's account's references; another account's, the owner's too,
+    /// are answered as missing.
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
     pub async fn remove_image_reference(
         &self,
@@ -449,14 +457,10 @@ impl Services {
         reference_id: &str,
     ) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
-        let (owner, any) = match self.visible_image(actor, &id).await? {
-            Access::Owner(row) => (row.account_id, true),
-            Access::Recipient { row, .. } => (row.account_id, false),
-        };
+        let owner = self.referable_image(actor, &id).await?.account_id;
         let by = Remover {
             account_id: &actor.account_id,
             user_name: &actor.user_name,
-            any,
         };
         let removed = self
             .store()
@@ -466,27 +470,50 @@ impl Services {
             Ok(())
         } else {
             Err(ServiceError::NotFound(
-                "This image has no such reference.".into(),
+                "This account has no such reference to this image.".into(),
             ))
         }
     }
 
-    /// What uses an image: every reference for its owner, an account's own for an account
-    /// the image is shared with.
+    /// What uses an image: for its owner every account's references (other accounts' users
+    /// not named), for an account the image is shared with its own.
     pub async fn image_references(
         &self,
         actor: &Actor,
         id: &str,
     ) -> ServiceResult<Vec<ImageReference>> {
         let id = parse_image_id(id)?;
-        let access = self.visible_image(actor, &id).await?;
-        let all = self.store().list_references(&id).await?;
-        Ok(match access {
-            Access::Owner(_) => all,
-            Access::Recipient { .. } => all
-                .into_iter()
+        let owner = self.referable_image(actor, &id).await?.account_id;
+        self.references_seen_by(actor, &owner, &id).await
+    }
+
+    /// The image's references as the actor's account sees them.
+    pub(super) async fn references_seen_by(
+        &self,
+        actor: &Actor,
+        owner: &str,
+        id: &str,
+    ) -> ServiceResult<Vec<ImageReference>> {
+        let all = self.store().list_references(id).await?;
+        Ok(if actor.account_id == owner {
+            seen_by(owner, all)
+        } else {
+            all.into_iter()
                 .filter(|r| r.account_id == actor.account_id)
-                .collect(),
+                .collect()
         })
+    }
+
+    /// An image whose references the actor may see and change: its account's own or one
+    /// shared with it and accepted, and not in the Recycle Bin (answered as missing, as its
+    /// members are).
+    async fn referable_image(&self, actor: &Actor, id: &str) -> ServiceResult<ImageRow> {
+        let row = match self.visible_image(actor, id).await? {
+            Access::Owner(row) | Access::Recipient { row, .. } => row,
+        };
+        if row.status.in_recycle_bin() {
+            return Err(not_found());
+        }
+        Ok(row)
     }
 }

@@ -127,6 +127,16 @@ impl Services {
         })
     }
 
+    /// The owner's image's sharing as the image API's members show it: an image in the Recycle
+    /// Bin has none (it is answered as missing, as its references are).
+    pub async fn api_image_sharing(&self, actor: &Actor, id: &str) -> ServiceResult<ImageSharing> {
+        let sharing = self.image_sharing(actor, id).await?;
+        if sharing.status.in_recycle_bin() {
+            return Err(not_found());
+        }
+        Ok(sharing)
+    }
+
     /// Stop sharing: the other account loses access (or its request) at once, download links
     /// included. The share can be made again later.
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]

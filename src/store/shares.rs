@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::history::{NewEvent, insert_event};
+use super::images::end_references_of_member;
 use super::images::{COLUMNS, ImageRow, decode_error, lock_image};
 use super::{Store, to_u64};
 use crate::domain::history::{FieldChange, HistoryTopic, ShareNote};
@@ -377,6 +378,13 @@ impl Store {
             owner_changes: &[],
         };
         record_share_event(&mut tx, &event, now_ms).await?;
+        end_references_of_member(
+            &mut tx,
+            (owner, image_id, &image.attributes.name),
+            member,
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
         Ok(StopOutcome::Stopped)
     }
@@ -577,6 +585,10 @@ impl Store {
             owner_changes: &[],
         };
         record_share_event(&mut tx, &event, now_ms).await?;
+        if decision == ShareDecision::Reject {
+            end_references_of_member(&mut tx, (&owner, image_id, &image_name), member, now_ms)
+                .await?;
+        }
         tx.commit().await?;
         Ok(DecideOutcome::Decided { image_name })
     }

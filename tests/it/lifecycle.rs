@@ -409,7 +409,7 @@ async fn references_block_delete_and_destroy(backend: Backend) {
     let reason = conflict(app.services.delete_image(&alice, &id).await.unwrap_err());
     assert_eq!(
         reason,
-        "This image is in use by virtual machine vm-1 (added by admin@alice of account alice), virtual machine vm-b (added by admin@bob of account bob). Remove those references before deleting it."
+        "This image is in use by virtual machine vm-1 (added by admin@alice of account alice), virtual machine vm-b (added by account bob). Remove those references before deleting it."
     );
     assert_eq!(
         detail.delete_blocked_reason().as_deref(),
@@ -434,13 +434,24 @@ async fn references_block_delete_and_destroy(backend: Backend) {
         StatusCode::NO_CONTENT
     );
     app.services.delete_image(&alice, &id).await.unwrap();
-    // A binned image cannot be put in use...
-    let refused = app
-        .services
-        .add_image_reference(&alice, &id, "virtual-machine", "vm-2")
-        .await
-        .unwrap_err();
-    assert!(conflict(refused).contains("Deleted"));
+    // A binned image's references and members are not there for the API...
+    for (method, path) in [
+        (Method::PUT, path.as_str()),
+        (Method::DELETE, path.as_str()),
+        (Method::GET, &format!("/v2/images/{id}/references")),
+        (Method::GET, &format!("/v2/images/{id}/members")),
+        (Method::GET, &format!("/v2/images/{id}/members/bob")),
+        (Method::DELETE, &format!("/v2/images/{id}/members/bob")),
+    ] {
+        let (status, body) = api(&app, &alice_token, method.clone(), path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+    assert!(matches!(
+        app.services
+            .add_image_reference(&alice, &id, "virtual-machine", "vm-2")
+            .await,
+        Err(ServiceError::NotFound(_))
+    ));
     // ...and should one be there, Destroy and the purge leave it alone.
     sqlx::query(
         "INSERT INTO image_references (image_id, kind, reference_id, account_id, added_by, added_at) \
@@ -471,15 +482,219 @@ async fn references_block_delete_and_destroy(backend: Backend) {
         0
     );
     assert_eq!(app.stored_files().await.0.len(), 1);
+    // The way out: Restore, remove the reference, Delete and Destroy.
+    app.services
+        .restore_images(&alice, std::slice::from_ref(&id))
+        .await
+        .unwrap();
     app.services
         .remove_image_reference(&alice, &id, "volume", "vol-9")
         .await
         .unwrap();
+    app.services.delete_image(&alice, &id).await.unwrap();
     app.services
         .destroy_images(&alice, std::slice::from_ref(&id))
         .await
         .unwrap();
     assert_eq!(app.stored_files().await, (vec![], vec![]));
+}
+
+/// Each account has its own references: one the image is shared with cannot squat an id the
+/// owner will use, learn which ids the owner uses, or remove the owner's; its references end
+/// with its share; the owner sees them by account only.
+async fn references_belong_to_their_account(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    source.qcow2("disk.qcow2", "16M");
+    let alice = app.sign_up("alice").await;
+    let bob = app.sign_up("bob").await;
+    let id = imported(&app, &source, &alice, "base").await;
+    app.services.share_image(&alice, &id, "bob").await.unwrap();
+    app.services
+        .decide_shares(&bob, std::slice::from_ref(&id), ShareDecision::Approve)
+        .await
+        .unwrap();
+    let token = |actor: Actor| {
+        let services = app.services.clone();
+        async move {
+            services
+                .create_api_token(&actor, "vm service", "30")
+                .await
+                .unwrap()
+                .secret
+        }
+    };
+    let (alice_token, bob_token) = (token(alice.clone()).await, token(bob.clone()).await);
+    let vm12 = format!("/v2/images/{id}/references/virtual-machine/vm-12");
+    let listing = format!("/v2/images/{id}/references");
+
+    // Bob adds vm-12 first; Alice's own vm-12 is new to her account and recorded.
+    assert_eq!(
+        api(&app, &bob_token, Method::PUT, &vm12).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api(&app, &alice_token, Method::PUT, &vm12).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api(&app, &alice_token, Method::PUT, &vm12).await.0,
+        StatusCode::NO_CONTENT
+    );
+    // Bob learns nothing of Alice's: his answers are about his own reference only.
+    assert_eq!(
+        api(&app, &bob_token, Method::PUT, &vm12).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let vm7 = format!("/v2/images/{id}/references/virtual-machine/vm-7");
+    assert_eq!(
+        api(&app, &alice_token, Method::PUT, &vm7).await.0,
+        StatusCode::CREATED
+    );
+    let (status, bobs_view) = api(&app, &bob_token, Method::GET, &listing).await;
+    assert_eq!(status, StatusCode::OK);
+    let bobs_view: serde_json::Value = serde_json::from_str(&bobs_view).unwrap();
+    assert_eq!(
+        bobs_view["references"],
+        serde_json::json!([{
+            "kind": "virtual-machine",
+            "id": "vm-12",
+            "account_id": "bob",
+            "added_by": "admin@bob",
+            "added_at": bobs_view["references"][0]["added_at"],
+        }])
+    );
+    assert_eq!(
+        api(&app, &bob_token, Method::DELETE, &vm7).await.0,
+        StatusCode::NOT_FOUND,
+        "another account's reference is as missing as an unknown one"
+    );
+
+    // The owner sees both accounts' references, Bob's by his account only.
+    let (_, alices_view) = api(&app, &alice_token, Method::GET, &listing).await;
+    let alices_view: serde_json::Value = serde_json::from_str(&alices_view).unwrap();
+    let seen: Vec<(String, String, String)> = alices_view["references"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["account_id"].as_str().unwrap().to_owned(),
+                r["id"].as_str().unwrap().to_owned(),
+                r["added_by"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected = vec![
+        (
+            "alice".to_owned(),
+            "vm-12".to_owned(),
+            "admin@alice".to_owned(),
+        ),
+        (
+            "alice".to_owned(),
+            "vm-7".to_owned(),
+            "admin@alice".to_owned(),
+        ),
+        (
+            "bob".to_owned(),
+            "vm-12".to_owned(),
+            "account bob".to_owned(),
+        ),
+    ];
+    let mut seen_sorted = seen.clone();
+    seen_sorted.sort();
+    expected.sort();
+    assert_eq!(seen_sorted, expected);
+    assert!(!alices_view.to_string().contains("admin@bob"));
+    let detail = app.services.get_image(&alice, &id).await.unwrap();
+    assert!(
+        detail
+            .references
+            .iter()
+            .all(|r| r.account_id == "alice" || r.added_by.is_none()),
+        "{:?}",
+        detail.references
+    );
+
+    // Bob removes his vm-12: Alice's stays in force.
+    assert_eq!(
+        api(&app, &bob_token, Method::DELETE, &vm12).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api(&app, &bob_token, Method::DELETE, &vm12).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let reason = conflict(app.services.delete_image(&alice, &id).await.unwrap_err());
+    assert!(
+        reason.contains("vm-12 (added by admin@alice of account alice)"),
+        "{reason}"
+    );
+
+    // Bob's references end with his share, and both accounts' Work History says so.
+    let vm99 = format!("/v2/images/{id}/references/virtual-machine/vm-99");
+    assert_eq!(
+        api(&app, &bob_token, Method::PUT, &vm99).await.0,
+        StatusCode::CREATED
+    );
+    app.services.stop_sharing(&alice, &id, "bob").await.unwrap();
+    let after: Vec<String> = app
+        .services
+        .get_image(&alice, &id)
+        .await
+        .unwrap()
+        .references
+        .iter()
+        .map(|r| format!("{}:{}", r.account_id, r.reference_id))
+        .collect();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().all(|r| r.starts_with("alice:")), "{after:?}");
+    assert_eq!(
+        api(&app, &bob_token, Method::GET, &listing).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let ended = "The references of account bob ended with its share: virtual-machine/vm-99.";
+    let alices = app.services.image_history(&alice, &id, 1).await.unwrap();
+    assert!(
+        alices
+            .entries
+            .iter()
+            .any(|e| e.topic == HistoryTopic::ReferenceRemoved && e.message == ended),
+        "{alices:?}"
+    );
+    let bobs = app.services.image_history(&bob, &id, 1).await.unwrap_err();
+    assert!(matches!(bobs, ServiceError::NotFound(_)));
+    let bobs_log = app.services.account_history(&bob, 1).await.unwrap();
+    assert!(
+        bobs_log.entries.iter().any(|e| e.message == ended),
+        "{:?}",
+        bobs_log.entries
+    );
+
+    // Shared again and rejected: his new references end too.
+    app.services.share_image(&alice, &id, "bob").await.unwrap();
+    app.services
+        .decide_shares(&bob, std::slice::from_ref(&id), ShareDecision::Approve)
+        .await
+        .unwrap();
+    assert_eq!(
+        api(&app, &bob_token, Method::PUT, &vm99).await.0,
+        StatusCode::CREATED
+    );
+    app.services
+        .decide_shares(&bob, std::slice::from_ref(&id), ShareDecision::Reject)
+        .await
+        .unwrap();
+    assert!(
+        app.services
+            .get_image(&alice, &id)
+            .await
+            .unwrap()
+            .references
+            .iter()
+            .all(|r| r.account_id == "alice")
+    );
 }
 
 async fn deactivated_images_refuse_downloads(backend: Backend) {
@@ -579,6 +794,7 @@ mod references {
     use super::*;
     crate::on_both_databases!(
         references_block_delete_and_destroy,
+        references_belong_to_their_account,
         deactivated_images_refuse_downloads,
     );
 }

@@ -37,8 +37,9 @@ pub async fn image_action(
     }
 }
 
-/// `GET /v2/images/{id}/references`: what uses the image (the owner sees every reference,
-/// an account the image is shared with its own).
+/// `GET /v2/images/{id}/references`: what uses the image. The owner sees every account's
+/// references, other accounts' users named only as their account; an account the image is
+/// shared with sees its own.
 pub async fn list_references(
     State(services): State<Services>,
     ApiActor(actor): ApiActor,
@@ -54,7 +55,7 @@ pub async fn list_references(
                         "kind": r.kind,
                         "id": r.reference_id,
                         "account_id": r.account_id,
-                        "added_by": r.added_by,
+                        "added_by": r.added_by.clone().unwrap_or_else(|| format!("account {}", r.account_id)),
                         "added_at": format_rfc3339(r.added_at_ms),
                     })
                 })
@@ -65,8 +66,9 @@ pub async fn list_references(
     }
 }
 
-/// `PUT /v2/images/{id}/references/{kind}/{reference}`: 201 when added, 204 when it was
-/// there already. Delete and Destroy are refused while any reference is left.
+/// `PUT /v2/images/{id}/references/{kind}/{reference}`: 201 when added, 204 when the
+/// account had it already (each account has its own). Delete and Destroy are refused while
+/// any account's reference is left.
 pub async fn add_reference(
     State(services): State<Services>,
     ApiActor(actor): ApiActor,

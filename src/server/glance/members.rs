@@ -38,7 +38,7 @@ async fn memberships(
     actor: &Actor,
     id: &str,
 ) -> Result<Vec<Value>, ServiceError> {
-    match services.image_sharing(actor, id).await {
+    match services.api_image_sharing(actor, id).await {
         Ok(sharing) => Ok(sharing
             .shares
             .iter()
@@ -108,7 +108,7 @@ pub async fn add_member(
             "Name the member: {\"member\": \"<Account ID>\"}.",
         );
     };
-    match services.image_sharing(&actor, &id).await {
+    match services.api_image_sharing(&actor, &id).await {
         Ok(sharing)
             if sharing
                 .shares
@@ -189,7 +189,7 @@ pub async fn update_member(
     };
     if member.to_ascii_lowercase() != actor.account_id {
         // The owner (or anyone else) cannot answer for the member.
-        return match services.image_sharing(&actor, &id).await {
+        return match services.api_image_sharing(&actor, &id).await {
             Ok(_) => error(
                 StatusCode::FORBIDDEN,
                 format!("Only account {member} can accept or reject this image."),
@@ -221,13 +221,17 @@ pub async fn update_member(
     }
 }
 
-/// `DELETE /v2/images/{id}/members/{member}`: Stop sharing.
+/// `DELETE /v2/images/{id}/members/{member}`: Stop sharing. An image in the Recycle Bin has
+/// no members (its shares ended when it was deleted): 404.
 pub async fn remove_member(
     State(services): State<Services>,
     ApiActor(actor): ApiActor,
     Path((id, member)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    if let Err(e) = services.api_image_sharing(&actor, &id).await {
+        return service_error(&e, &headers);
+    }
     match services.stop_sharing(&actor, &id, &member).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => service_error(&e, &headers),

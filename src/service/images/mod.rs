@@ -163,14 +163,16 @@ impl Services {
                     .store()
                     .active_share_count(&actor.account_id, &id)
                     .await?;
-                let references = self.store().list_references(&id).await?;
+                let references = self
+                    .references_seen_by(actor, &actor.account_id, &id)
+                    .await?;
                 Ok(ImageDetail {
                     references,
                     ..row.into_detail(tags, shares)
                 })
             }
             Access::Recipient { row, .. } => {
-                let references = self.image_references(actor, &id).await?;
+                let references = self.references_seen_by(actor, &row.account_id, &id).await?;
                 Ok(ImageDetail {
                     references,
                     ..super::shares::as_seen_by_recipient(row.into_detail(Vec::new(), 0))

@@ -59,7 +59,6 @@ pub struct PurgeTarget {
 pub struct Remover<'a> {
     pub account_id: &'a str,
     pub user_name: &'a str,
-    pub any: bool,
 }
 
 /// What adding a reference did.
@@ -80,7 +79,7 @@ fn reference_from_row(r: &sqlx::any::AnyRow) -> sqlx::Result<ImageReference> {
         kind: r.try_get("kind")?,
         reference_id: r.try_get("reference_id")?,
         account_id: r.try_get("account_id")?,
-        added_by: r.try_get("added_by")?,
+        added_by: Some(r.try_get("added_by")?),
         added_at_ms: r.try_get("added_at")?,
     })
 }
@@ -437,8 +436,9 @@ impl Store {
         references_of(&mut conn, id).await
     }
 
-    /// Records that something uses `owner`'s image `id`; `by_account` is the account of the
-    /// user adding it (the owner's, or one the image is shared with).
+    /// Records that something uses `owner`'s image `id`, as a reference of the account of the
+    /// user adding it (the owner's, or one the image is shared with). Each account has its
+    /// own references: another account's of the same kind and id is neither seen nor touched.
     pub async fn add_reference(
         &self,
         owner: &str,
@@ -453,14 +453,18 @@ impl Store {
         if !matches!(row.status, ImageStatus::Active | ImageStatus::Deactivated) {
             return Ok(ReferenceOutcome::NotUsable(row.status));
         }
-        let existing = references_of(&mut tx, id).await?;
-        if existing
+        let own: Vec<ImageReference> = references_of(&mut tx, id)
+            .await?
+            .into_iter()
+            .filter(|r| r.account_id == reference.account_id)
+            .collect();
+        if own
             .iter()
             .any(|r| r.kind == reference.kind && r.reference_id == reference.reference_id)
         {
             return Ok(ReferenceOutcome::AlreadyThere);
         }
-        if existing.len() >= crate::domain::lifecycle::MAX_REFERENCES_PER_IMAGE {
+        if own.len() >= crate::domain::lifecycle::MAX_REFERENCES_PER_IMAGE {
             return Ok(ReferenceOutcome::TooMany);
         }
         sqlx::query(
@@ -471,7 +475,7 @@ impl Store {
         .bind(&reference.kind)
         .bind(&reference.reference_id)
         .bind(&reference.account_id)
-        .bind(&reference.added_by)
+        .bind(reference.added_by.as_deref().unwrap_or(SYSTEM_WORKER))
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
@@ -485,8 +489,8 @@ impl Store {
         Ok(ReferenceOutcome::Added)
     }
 
-    /// Removes a reference to `owner`'s image `id`: any of them when `by.any`, else only one
-    /// `by`'s account added. Returns whether one was removed.
+    /// Removes one of `by`'s account's references to `owner`'s image `id`. Returns whether
+    /// it had that one.
     pub async fn remove_reference(
         &self,
         owner: &str,
@@ -500,22 +504,19 @@ impl Store {
         let Some(row) = lock_image(&mut tx, owner, id).await? else {
             return Ok(false);
         };
-        let found = references_of(&mut tx, id).await?.into_iter().any(|r| {
-            r.kind == kind
-                && r.reference_id == reference_id
-                && (by.any || r.account_id == by.account_id)
-        });
-        if !found {
-            return Ok(false);
-        }
-        sqlx::query(
-            "DELETE FROM image_references WHERE image_id = $1 AND kind = $2 AND reference_id = $3",
+        let removed = sqlx::query(
+            "DELETE FROM image_references WHERE image_id = $1 AND account_id = $2 AND kind = $3 \
+             AND reference_id = $4",
         )
         .bind(id)
+        .bind(by.account_id)
         .bind(kind)
         .bind(reference_id)
         .execute(&mut *tx)
         .await?;
+        if removed.rows_affected() == 0 {
+            return Ok(false);
+        }
         let note = notes::reference(kind, reference_id);
         let worker = if by.account_id == owner {
             by.user_name.to_owned()
@@ -559,11 +560,43 @@ impl Store {
 /// Who the owner's Work History names for a reference's change: the user, or "account X"
 /// for a user of an account the image is shared with.
 fn worker_for(owner: &str, reference: &ImageReference) -> String {
-    if reference.account_id == owner {
-        reference.added_by.clone()
-    } else {
-        other_account(&reference.account_id)
+    match &reference.added_by {
+        Some(user) if reference.account_id == owner => user.clone(),
+        _ => other_account(&reference.account_id),
     }
+}
+
+/// Removes `member`'s references to the image when its share ends (stopped or rejected),
+/// inside that change's transaction, and records which in both accounts' Work History.
+pub(in crate::store) async fn end_references_of_member(
+    conn: &mut AnyConnection,
+    (owner, image_id, image_name): (&str, &str, &str),
+    member: &str,
+    now_ms: i64,
+) -> sqlx::Result<()> {
+    let ended: Vec<String> = references_of(conn, image_id)
+        .await?
+        .into_iter()
+        .filter(|r| r.account_id == member)
+        .map(|r| format!("{}/{}", r.kind, r.reference_id))
+        .collect();
+    if ended.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM image_references WHERE image_id = $1 AND account_id = $2")
+        .bind(image_id)
+        .bind(member)
+        .execute(&mut *conn)
+        .await?;
+    let message = notes::references_ended_with_share(member, &ended);
+    let event = NewEvent {
+        message: &message,
+        ..NewEvent::succeeded(HistoryTopic::ReferenceRemoved, SYSTEM_WORKER)
+    };
+    for account in [owner, member] {
+        insert_event(conn, account, image_id, image_name, &event, now_ms).await?;
+    }
+    Ok(())
 }
 
 /// Whether a browser's upload of the image is receiving bytes.

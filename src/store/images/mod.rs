@@ -9,6 +9,7 @@ mod properties;
 mod seed;
 
 pub use imports::{ClaimedBody, ClaimedImport, InterruptedImport, Reservation};
+pub(super) use lifecycle::end_references_of_member;
 pub use lifecycle::{
     BinOutcome, DestroyStart, PurgeTarget, ReferenceOutcome, Remover, StatusChangeOutcome,
 };

@@ -722,14 +722,16 @@ fn InUseBy(references: Vec<ImageReference>, is_owner: bool) -> impl IntoView {
                                 </tr>
                             </thead>
                             <tbody>
-                                {references.into_iter().map(|r| view! {
+                                {references.into_iter().map(|r| {
+                                    let adder = r.adder();
+                                    view! {
                                     <tr>
                                         <td>{r.kind.replace('-', " ")}</td>
                                         <th scope="row" class="mono">{r.reference_id}</th>
-                                        <td>{format!("{} (account {})", r.added_by, r.account_id)}</td>
+                                        <td>{adder}</td>
                                         <td><time datetime=format_rfc3339(r.added_at_ms)>{format_timestamp(r.added_at_ms)}</time></td>
                                     </tr>
-                                }).collect_view()}
+                                }}).collect_view()}
                             </tbody>
                         </table>
                     </div>
