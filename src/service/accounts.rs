@@ -138,7 +138,7 @@ impl Services {
         form: &SignUpForm,
     ) -> ServiceResult<(SignedInUser, SessionToken)> {
         let new = form.parse().map_err(ServiceError::Invalid)?;
-        self.inner.abuse.sign_up_attempt(client)?;
+        self.inner.abuse.sign_up_attempt(client).await?;
         let password_hash = {
             let _permit = self.inner.abuse.hashing_permit().await?;
             hash_password(new.password).await?
@@ -202,7 +202,8 @@ impl Services {
         let name = UserName::parse(user_name).ok();
         self.inner
             .abuse
-            .sign_in_attempt(client, name.as_ref().map(UserName::as_str))?;
+            .sign_in_attempt(client, name.as_ref().map(UserName::as_str))
+            .await?;
         let user = match &name {
             Some(name) => self.store().find_user_by_name(name.as_str()).await?,
             None => None,

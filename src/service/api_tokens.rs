@@ -104,6 +104,8 @@ impl Services {
         client: ClientAddr,
         token: Option<&str>,
     ) -> ServiceResult<Actor> {
+        // An address that sent too many wrong tokens is refused before any is looked up.
+        self.inner.abuse.api_token_allowed(client).await?;
         let found = match token.filter(|t| looks_like_api_token(t)) {
             Some(token) => {
                 self.store()
@@ -113,15 +115,23 @@ impl Services {
             None => None,
         };
         let Some(user) = found else {
-            self.inner.abuse.sign_in_attempt(client, None)?;
+            self.inner.abuse.api_token_failed(client).await?;
             return Err(ServiceError::Unauthorized);
         };
         let now = now_ms();
         if user
             .last_used_at_ms
             .is_none_or(|at| now - at >= TOUCH_INTERVAL_MS)
+            && self.inner.api_token_touches.claim(&user.token_id, now)
         {
-            self.store().touch_api_token(&user.token_id, now).await?;
+            // The last use is shown to people, not needed by the request: written off its
+            // path, so a busy database never fails a read for it.
+            let (store, token_id) = (self.store().clone(), user.token_id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_api_token(&token_id, now).await {
+                    tracing::warn!(error = %e, "could not record an API token's last use");
+                }
+            });
         }
         Ok(Actor {
             user_id: user.user_id,
@@ -137,5 +147,28 @@ impl Services {
         mac.update(b"api-token\0");
         mac.update(token.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// The API tokens whose last use this process is recording or recorded lately: requests that
+/// come together write it once, not once each.
+#[derive(Default)]
+pub(super) struct Touches(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+impl Touches {
+    /// Whether the request at `now_ms` is the one to record the token's use.
+    pub(super) fn claim(&self, token_id: &str, now_ms: i64) -> bool {
+        let mut touched = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if touched
+            .get(token_id)
+            .is_some_and(|at| now_ms - at < TOUCH_INTERVAL_MS)
+        {
+            return false;
+        }
+        if touched.len() >= 10_000 {
+            touched.retain(|_, at| now_ms - *at < TOUCH_INTERVAL_MS);
+        }
+        touched.insert(token_id.to_owned(), now_ms);
+        true
     }
 }

@@ -148,6 +148,7 @@ struct Inner {
     upload_locks: uploads::UploadLocks,
     patch_slots: uploads::PatchSlots,
     abuse: abuse::AbuseGuard,
+    api_token_touches: api_tokens::Touches,
     /// Stops the background sweepers.
     shutdown: tokio_util::sync::CancellationToken,
 }
@@ -176,6 +177,7 @@ impl Services {
             },
             url_guard::AddressPolicy::new(settings.import_allowed_networks.clone()),
         )?;
+        let abuse = abuse::AbuseGuard::new(&settings.limits, &store);
         let services = Self {
             inner: Arc::new(Inner {
                 store,
@@ -184,7 +186,8 @@ impl Services {
                 leases,
                 upload_locks: uploads::UploadLocks::default(),
                 patch_slots: uploads::PatchSlots::new(&settings.limits),
-                abuse: abuse::AbuseGuard::new(&settings.limits),
+                abuse,
+                api_token_touches: Default::default(),
                 settings,
                 shutdown: tokio_util::sync::CancellationToken::new(),
             }),
@@ -295,7 +298,7 @@ impl Services {
         let every = (self.settings().limits.session_idle / 12)
             .clamp(Duration::from_secs(1), Duration::from_secs(600));
         self.spawn_every(every, "session sweep", |this| async move {
-            this.inner.abuse.forget_idle();
+            this.inner.abuse.forget_idle().await?;
             this.delete_expired_sessions()
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))

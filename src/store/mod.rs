@@ -12,6 +12,7 @@ pub mod images;
 pub mod incoming;
 pub mod leases;
 mod listing;
+pub mod rate_limits;
 pub mod sessions;
 pub mod shares;
 mod sql;

@@ -193,6 +193,52 @@ async fn sign_in_is_limited_per_client_address(backend: Backend) {
     session_cookie(&other);
 }
 
+/// Requests with wrong API tokens have their own limit per address, checked before a token
+/// is looked up: past it even a valid token from that address waits, while the address's
+/// people still sign in to the console and other addresses use their tokens.
+async fn wrong_api_tokens_have_their_own_limit(backend: Backend) {
+    let console = Console::start(
+        backend,
+        settings_with(|s| {
+            s.limits.api_token_failures_per_address_per_minute = 3;
+            s.limits.sign_in_per_address_per_minute = 3;
+        }),
+    )
+    .await;
+    let acme = console.test.sign_up("acme").await;
+    let token = console
+        .test
+        .services
+        .create_api_token(&acme, "ci job", "30")
+        .await
+        .unwrap()
+        .secret;
+    let images = |peer: &'static str, token: String| {
+        let request = Request::get("/v2/images")
+            .header("x-auth-token", token)
+            .body(Body::empty())
+            .unwrap();
+        console.send_from(peer, request)
+    };
+    let revoked = format!("imgc_{}", "A".repeat(43));
+    for _ in 0..3 {
+        let refused = images("10.0.4.1", revoked.clone()).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = images("10.0.4.1", token.clone()).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key(header::RETRY_AFTER));
+    let body: serde_json::Value = serde_json::from_str(&text(limited).await).unwrap();
+    assert_eq!(body["error"]["code"], 429, "{body}");
+    // Neither sign-in nor other addresses are touched.
+    let signed_in = console.sign_in("10.0.4.1", "admin@acme", PASSWORD).await;
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    assert_eq!(
+        images("10.0.4.2", token.clone()).await.status(),
+        StatusCode::OK
+    );
+}
+
 /// Guesses at one user name from many addresses are limited too.
 async fn sign_in_is_limited_per_user_name(backend: Backend) {
     let console = Console::start(
@@ -596,6 +642,7 @@ async fn sessions_end_when_idle_and_are_bounded(backend: Backend) {
 
 on_both_databases!(
     sign_in_is_limited_per_client_address,
+    wrong_api_tokens_have_their_own_limit,
     sign_in_is_limited_per_user_name,
     sign_up_is_limited_per_client_address,
     forwarded_addresses_count_only_from_trusted_proxies,

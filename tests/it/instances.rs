@@ -580,6 +580,47 @@ async fn a_paused_instance_cannot_spoil_an_import_another_took_over() {
     assert_taken_over_cleanly(&cluster, (&a, &b), &cookie, &id, &file).await;
 }
 
+/// Sign-in guesses spread over two instances are refused after one instance's limit in all:
+/// the limits live in the database they share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_limits_hold_across_instances() {
+    let mut cluster = Cluster::new().await;
+    cluster
+        .env
+        .push(("SIGN_IN_PER_ADDRESS_PER_MINUTE".to_owned(), "6".to_owned()));
+    let (a, b) = (cluster.start(), cluster.start());
+    let http = http();
+    sign_up(&http, &a.base, "guarded").await;
+    let guess = |base: String, user: String| {
+        let http = http.clone();
+        async move {
+            call(
+                &http,
+                &base,
+                image_console::server_fns::auth::SignIn::PATH,
+                &[("user_name", &user), ("password", "not the password")],
+                None,
+            )
+            .await
+            .status()
+        }
+    };
+    let mut answers = Vec::new();
+    for n in 0..10 {
+        let base = if n % 2 == 0 { &a.base } else { &b.base };
+        answers.push(guess(base.clone(), format!("user{n}@guarded")).await);
+    }
+    let refused = answers
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(refused, 4, "{answers:?}");
+    assert!(
+        answers[..6].iter().all(|s| *s == StatusCode::BAD_REQUEST),
+        "{answers:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_and_download_links_work_on_every_instance() {
     let mut cluster = Cluster::new().await;

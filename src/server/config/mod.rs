@@ -368,6 +368,12 @@ fn abuse_limits(var: Lookup<'_>) -> Result<AbuseLimits, ConfigError> {
             d.sign_up_per_address_per_hour,
             1..=100_000,
         )?,
+        api_token_failures_per_address_per_minute: whole(
+            var,
+            "API_TOKEN_FAILURES_PER_ADDRESS_PER_MINUTE",
+            d.api_token_failures_per_address_per_minute,
+            1..=100_000,
+        )?,
         password_hash_concurrency: whole(
             var,
             "PASSWORD_HASH_CONCURRENCY",

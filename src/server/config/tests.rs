@@ -80,6 +80,10 @@ fn limits_have_their_defaults_and_are_parsed() {
     assert_eq!(defaults.limits.sign_in_per_address_per_minute, 20);
     assert_eq!(defaults.limits.sign_in_per_user_per_minute, 10);
     assert_eq!(defaults.limits.sign_up_per_address_per_hour, 10);
+    assert_eq!(
+        defaults.limits.api_token_failures_per_address_per_minute,
+        30
+    );
     assert_eq!(defaults.limits.session_idle, Duration::from_secs(12 * 3600));
     assert_eq!(defaults.limits.upload_idle, Duration::from_secs(60));
     assert_eq!(defaults.limits.imports_per_account, 2);
@@ -127,6 +131,7 @@ fn bad_values_name_the_variable() {
         ("SIGN_IN_PER_ADDRESS_PER_MINUTE", "0"),
         ("SIGN_IN_PER_USER_PER_MINUTE", "-3"),
         ("SIGN_UP_PER_ADDRESS_PER_HOUR", "many"),
+        ("API_TOKEN_FAILURES_PER_ADDRESS_PER_MINUTE", "0"),
         ("PASSWORD_HASH_CONCURRENCY", "0"),
         ("SESSION_IDLE_HOURS", "0"),
         ("UPLOAD_IDLE_SECONDS", "99999"),

@@ -1,18 +1,20 @@
 //! Limits that keep one client, one guessed user name or one account from exhausting the
-//! console: rate limits on sign-in and sign-up (`governor`, keyed by client address and by
-//! user name), a bound on concurrent password hashing, and the settings of the upload and
-//! import limits that `uploads` and `importer` apply.
+//! console: rate limits on sign-in, sign-up and failed API tokens (`rate`, keyed by client
+//! address and by user name, shared by every process on PostgreSQL), a bound on concurrent
+//! password hashing, and the settings of the upload and import limits that `uploads` and
+//! `importer` apply.
+
+pub mod rate;
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::{ServiceError, ServiceResult};
+use super::{ServiceError, ServiceResult, now_ms};
+use crate::store::Store;
+use rate::{Gcra, RateLimits};
 
 /// Every limit, with the defaults the README documents.
 #[derive(Clone, Debug)]
@@ -23,6 +25,10 @@ pub struct AbuseLimits {
     pub sign_in_per_user_per_minute: u32,
     /// Accounts created from one client address (`SIGN_UP_PER_ADDRESS_PER_HOUR`).
     pub sign_up_per_address_per_hour: u32,
+    /// Image API requests with a wrong, expired or revoked token from one client address
+    /// (`API_TOKEN_FAILURES_PER_ADDRESS_PER_MINUTE`); past it, the address's requests are
+    /// refused before any token is looked up.
+    pub api_token_failures_per_address_per_minute: u32,
     /// Passwords hashed or verified at once (`PASSWORD_HASH_CONCURRENCY`); each argon2 run
     /// holds about 19 MiB and a blocking thread.
     pub password_hash_concurrency: usize,
@@ -49,6 +55,7 @@ impl Default for AbuseLimits {
             sign_in_per_address_per_minute: 20,
             sign_in_per_user_per_minute: 10,
             sign_up_per_address_per_hour: 10,
+            api_token_failures_per_address_per_minute: 30,
             password_hash_concurrency: std::thread::available_parallelism()
                 .map(usize::from)
                 .unwrap_or(2),
@@ -93,9 +100,11 @@ impl ClientAddr {
 /// Requests over a limit, waiting for more hashing than the server allows, or for a client
 /// that has used up its attempts.
 pub struct AbuseGuard {
-    sign_in_by_address: DefaultKeyedRateLimiter<IpAddr>,
-    sign_in_by_user: DefaultKeyedRateLimiter<String>,
-    sign_up_by_address: DefaultKeyedRateLimiter<IpAddr>,
+    limits: RateLimits,
+    sign_in_by_address: Gcra,
+    sign_in_by_user: Gcra,
+    sign_up_by_address: Gcra,
+    api_token_failures_by_address: Gcra,
     hashing: Semaphore,
     /// Requests waiting for a hashing permit; past `MAX_HASH_WAITERS` more are turned away
     /// rather than queued without end.
@@ -105,42 +114,91 @@ pub struct AbuseGuard {
 /// How many requests may queue for a password hash before the server answers "busy".
 const MAX_HASH_WAITERS: usize = 64;
 
-fn per_minute(n: u32) -> Quota {
-    Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
-}
-
 impl AbuseGuard {
-    pub fn new(limits: &AbuseLimits) -> Self {
-        let per_hour =
-            NonZeroU32::new(limits.sign_up_per_address_per_hour).unwrap_or(NonZeroU32::MIN);
+    /// The limits, kept where `store` says (`RateLimits::for_store`).
+    pub fn new(limits: &AbuseLimits, store: &Store) -> Self {
+        Self::with(limits, RateLimits::for_store(store))
+    }
+
+    fn with(limits: &AbuseLimits, rates: RateLimits) -> Self {
         Self {
-            sign_in_by_address: RateLimiter::keyed(per_minute(
-                limits.sign_in_per_address_per_minute,
-            )),
-            sign_in_by_user: RateLimiter::keyed(per_minute(limits.sign_in_per_user_per_minute)),
-            sign_up_by_address: RateLimiter::keyed(Quota::per_hour(per_hour)),
+            limits: rates,
+            sign_in_by_address: Gcra::per_minute(limits.sign_in_per_address_per_minute),
+            sign_in_by_user: Gcra::per_minute(limits.sign_in_per_user_per_minute),
+            sign_up_by_address: Gcra::per_hour(limits.sign_up_per_address_per_hour),
+            api_token_failures_by_address: Gcra::per_minute(
+                limits.api_token_failures_per_address_per_minute,
+            ),
             hashing: Semaphore::new(limits.password_hash_concurrency.max(1)),
             hash_waiters: AtomicUsize::new(0),
         }
     }
 
+    async fn admit(&self, key: String, limit: Gcra) -> ServiceResult<()> {
+        self.limits
+            .admit(&key, limit, now_ms())
+            .await?
+            .map_err(ServiceError::RateLimited)
+    }
+
     /// Counts a sign-in attempt from `client` for `user_name` (already lower-case and valid,
     /// or `None` for a name that cannot exist). Every attempt counts, right or wrong.
-    pub fn sign_in_attempt(
+    pub async fn sign_in_attempt(
         &self,
         client: ClientAddr,
         user_name: Option<&str>,
     ) -> ServiceResult<()> {
-        check(self.sign_in_by_address.check_key(&client.key()))?;
+        self.admit(
+            format!("sign-in:address:{}", client.key()),
+            self.sign_in_by_address,
+        )
+        .await?;
         if let Some(name) = user_name {
-            check(self.sign_in_by_user.check_key(&name.to_owned()))?;
+            self.admit(format!("sign-in:user:{name}"), self.sign_in_by_user)
+                .await?;
         }
         Ok(())
     }
 
     /// Counts an account creation from `client`.
-    pub fn sign_up_attempt(&self, client: ClientAddr) -> ServiceResult<()> {
-        check(self.sign_up_by_address.check_key(&client.key()))
+    pub async fn sign_up_attempt(&self, client: ClientAddr) -> ServiceResult<()> {
+        self.admit(
+            format!("sign-up:address:{}", client.key()),
+            self.sign_up_by_address,
+        )
+        .await
+    }
+
+    fn token_failures_key(client: ClientAddr) -> String {
+        format!("api-token-failure:address:{}", client.key())
+    }
+
+    /// Refuses an image API request from `client` before its token is looked up, while the
+    /// address is over its limit of failed tokens.
+    pub async fn api_token_allowed(&self, client: ClientAddr) -> ServiceResult<()> {
+        match self
+            .limits
+            .refused(
+                &Self::token_failures_key(client),
+                self.api_token_failures_by_address,
+                now_ms(),
+            )
+            .await?
+        {
+            Some(wait) => Err(ServiceError::RateLimited(wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a request from `client` whose token was missing, wrong, expired or revoked. It
+    /// counts against the address's failed tokens only, never its sign-ins: a job with a
+    /// revoked token does not lock people out of the console.
+    pub async fn api_token_failed(&self, client: ClientAddr) -> ServiceResult<()> {
+        self.admit(
+            Self::token_failures_key(client),
+            self.api_token_failures_by_address,
+        )
+        .await
     }
 
     /// A permit to run one argon2 hash or verification.
@@ -157,23 +215,10 @@ impl AbuseGuard {
         permit.map_err(|_| ServiceError::Busy(Duration::from_secs(2)))
     }
 
-    /// Forgets clients and names whose limits have refilled, so the maps stay small.
-    pub fn forget_idle(&self) {
-        self.sign_in_by_address.retain_recent();
-        self.sign_in_by_user.retain_recent();
-        self.sign_up_by_address.retain_recent();
-        self.sign_in_by_address.shrink_to_fit();
-        self.sign_in_by_user.shrink_to_fit();
-        self.sign_up_by_address.shrink_to_fit();
+    /// Forgets clients and names whose limits have refilled, so the state stays small.
+    pub async fn forget_idle(&self) -> sqlx::Result<()> {
+        self.limits.forget_refilled(now_ms()).await
     }
-}
-
-fn check(
-    outcome: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
-) -> ServiceResult<()> {
-    outcome.map_err(|not_until| {
-        ServiceError::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
-    })
 }
 
 #[cfg(test)]
@@ -185,24 +230,30 @@ mod tests {
             sign_in_per_address_per_minute: per_minute,
             sign_in_per_user_per_minute: per_minute,
             sign_up_per_address_per_hour: 2,
+            api_token_failures_per_address_per_minute: 2,
             ..AbuseLimits::default()
         }
+    }
+
+    fn guard(limits: &AbuseLimits) -> AbuseGuard {
+        AbuseGuard::with(limits, RateLimits::InProcess(Default::default()))
     }
 
     fn addr(text: &str) -> ClientAddr {
         ClientAddr(text.parse().unwrap())
     }
 
-    #[test]
-    fn sign_in_is_limited_per_address_and_per_user_name() {
-        let guard = AbuseGuard::new(&limits(3));
+    #[tokio::test]
+    async fn sign_in_is_limited_per_address_and_per_user_name() {
+        let guard = guard(&limits(3));
         for _ in 0..3 {
             guard
                 .sign_in_attempt(addr("10.0.0.1"), Some("alice"))
+                .await
                 .unwrap();
         }
         let Err(ServiceError::RateLimited(wait)) =
-            guard.sign_in_attempt(addr("10.0.0.1"), Some("bob"))
+            guard.sign_in_attempt(addr("10.0.0.1"), Some("bob")).await
         else {
             panic!("the fourth attempt from one address must be refused");
         };
@@ -213,43 +264,65 @@ mod tests {
         // Another address may still try another name, but not alice's.
         guard
             .sign_in_attempt(addr("10.0.0.2"), Some("bob"))
+            .await
             .unwrap();
         assert!(matches!(
-            guard.sign_in_attempt(addr("10.0.0.3"), Some("alice")),
+            guard.sign_in_attempt(addr("10.0.0.3"), Some("alice")).await,
             Err(ServiceError::RateLimited(_))
         ));
     }
 
-    #[test]
-    fn an_ipv6_client_counts_as_its_slash_64() {
-        let guard = AbuseGuard::new(&limits(1));
+    #[tokio::test]
+    async fn an_ipv6_client_counts_as_its_slash_64() {
+        let guard = guard(&limits(1));
         guard
             .sign_in_attempt(addr("2001:db8:1:2::1"), None)
+            .await
             .unwrap();
         assert!(
             guard
                 .sign_in_attempt(addr("2001:db8:1:2:ffff::9"), None)
+                .await
                 .is_err(),
             "same /64"
         );
         guard
             .sign_in_attempt(addr("2001:db8:1:3::1"), None)
+            .await
             .unwrap();
         assert_eq!(addr("::ffff:10.1.2.3").key(), addr("10.1.2.3").key());
     }
 
-    #[test]
-    fn sign_up_is_limited_per_address() {
-        let guard = AbuseGuard::new(&limits(10));
-        guard.sign_up_attempt(addr("10.0.0.1")).unwrap();
-        guard.sign_up_attempt(addr("10.0.0.1")).unwrap();
-        assert!(guard.sign_up_attempt(addr("10.0.0.1")).is_err());
-        guard.sign_up_attempt(addr("10.0.0.2")).unwrap();
+    #[tokio::test]
+    async fn sign_up_is_limited_per_address() {
+        let guard = guard(&limits(10));
+        guard.sign_up_attempt(addr("10.0.0.1")).await.unwrap();
+        guard.sign_up_attempt(addr("10.0.0.1")).await.unwrap();
+        assert!(guard.sign_up_attempt(addr("10.0.0.1")).await.is_err());
+        guard.sign_up_attempt(addr("10.0.0.2")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn failed_tokens_have_their_own_limit_checked_first() {
+        let guard = guard(&limits(1));
+        let client = addr("10.0.0.9");
+        guard.api_token_allowed(client).await.unwrap();
+        guard.api_token_failed(client).await.unwrap();
+        guard.api_token_allowed(client).await.unwrap();
+        guard.api_token_failed(client).await.unwrap();
+        // Past the limit the address is refused before any token is looked up...
+        assert!(matches!(
+            guard.api_token_allowed(client).await,
+            Err(ServiceError::RateLimited(_))
+        ));
+        // ...while its sign-ins, and other addresses, are untouched.
+        guard.sign_in_attempt(client, Some("alice")).await.unwrap();
+        guard.api_token_allowed(addr("10.0.0.10")).await.unwrap();
     }
 
     #[tokio::test]
     async fn hashing_is_bounded() {
-        let guard = AbuseGuard::new(&AbuseLimits {
+        let guard = guard(&AbuseLimits {
             password_hash_concurrency: 1,
             ..AbuseLimits::default()
         });
