@@ -35,6 +35,14 @@ pub fn body_too_large(limit: &str) -> String {
     )
 }
 
+/// An image's stored data that cannot be read now (missing or unreachable storage); the
+/// reference finds its log line.
+pub fn data_unavailable(reference: &str) -> String {
+    format!(
+        "The image's data cannot be read on the server now (reference {reference}). Try again later; if it keeps happening, report the reference."
+    )
+}
+
 /// A fault on the server's side; the reference finds its log line.
 pub fn fault(reference: &str) -> String {
     format!(

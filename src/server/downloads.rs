@@ -39,11 +39,16 @@ pub async fn download_image(
         .await
     {
         Ok(file) => serve_file(file, headers.get(header::RANGE)).await,
-        Err(refusal) => refuse(refusal),
+        Err(refusal) => refuse(refusal, &headers),
     }
 }
 
-fn refuse(refusal: DownloadRefusal) -> Response {
+fn refuse(refusal: DownloadRefusal, headers: &HeaderMap) -> Response {
+    if let DownloadRefusal::Fault(what) = &refusal {
+        let reference = super::errors::reference(headers);
+        return super::errors::Answer::data_unavailable(&reference, &anyhow::anyhow!("{what}"))
+            .into_plain_response();
+    }
     (
         StatusCode::FORBIDDEN,
         [

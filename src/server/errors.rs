@@ -60,6 +60,19 @@ impl Answer {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, notices::fault(reference))
     }
 
+    /// Stored image data that cannot be read: logged here, once, under `reference`.
+    pub fn data_unavailable(reference: &str, error: &anyhow::Error) -> Self {
+        tracing::error!(
+            reference,
+            error = format!("{error:#}"),
+            "image data cannot be read from storage"
+        );
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            notices::data_unavailable(reference),
+        )
+    }
+
     pub fn of_service(error: &ServiceError, reference: &str) -> Self {
         match error {
             ServiceError::Invalid(errors) => Self::new(
@@ -91,6 +104,7 @@ impl Answer {
                 retry_after,
             } => Self::new(StatusCode::TOO_MANY_REQUESTS, message).retry(*retry_after),
             ServiceError::TimedOut(m) => Self::new(StatusCode::REQUEST_TIMEOUT, m),
+            ServiceError::DataUnavailable(e) => Self::data_unavailable(reference, e),
             ServiceError::Internal(e) => Self::fault(reference, e),
         }
     }
@@ -164,6 +178,10 @@ mod tests {
                 429,
             ),
             (ServiceError::TimedOut("x".into()), 408),
+            (
+                ServiceError::DataUnavailable(anyhow::anyhow!("disk on fire")),
+                503,
+            ),
             (ServiceError::Internal(anyhow::anyhow!("disk on fire")), 500),
         ];
         for (error, status) in cases {

@@ -105,7 +105,9 @@ pub(crate) mod ssr {
             ServiceError::TooManyRequests { message, .. } | ServiceError::TimedOut(message) => {
                 AppError::Conflict(message)
             }
-            ServiceError::Internal(_) => AppError::Internal(answer.reference),
+            ServiceError::Internal(_) | ServiceError::DataUnavailable(_) => {
+                AppError::Internal(answer.reference)
+            }
         }
     }
 

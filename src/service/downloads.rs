@@ -28,7 +28,7 @@ pub struct DownloadFile {
 }
 
 /// Why a link does not work. `Display` is what the person holding the link reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DownloadRefusal {
     #[error("This download link is not valid. Create a new link on the image's Details page.")]
     Invalid,
@@ -42,6 +42,10 @@ pub enum DownloadRefusal {
     Unavailable,
     #[error("This image is no longer shared with the account this link was issued to.")]
     ShareEnded,
+    /// A fault on our side (the database, or stored data that cannot be read); the text is
+    /// for the log, the answer is 503 with the request's reference.
+    #[error("{0}")]
+    Fault(String),
     #[error(
         "This image is Deactivated: its owner has stopped its downloads. The link works again if the image is reactivated."
     )]
@@ -206,10 +210,7 @@ impl Services {
         let target = match self.store().find_download_target(&id).await {
             Ok(Some(target)) => target,
             Ok(None) => return Err(DownloadRefusal::Invalid),
-            Err(e) => {
-                tracing::error!(error = %e, "download lookup failed");
-                return Err(DownloadRefusal::Unavailable);
-            }
+            Err(e) => return Err(DownloadRefusal::Fault(format!("looking up the image: {e}"))),
         };
         let holder = match (holder, since) {
             (None, None) => LinkHolder::Owner,
@@ -240,8 +241,9 @@ impl Services {
                 Ok(Some((share, _))) if share.requested_at_ms == shared_at_ms => {}
                 Ok(_) => return Err(DownloadRefusal::ShareEnded),
                 Err(e) => {
-                    tracing::error!(error = %e, "download share lookup failed");
-                    return Err(DownloadRefusal::Unavailable);
+                    return Err(DownloadRefusal::Fault(format!(
+                        "looking up the link's share: {e}"
+                    )));
                 }
             }
         }
@@ -256,8 +258,12 @@ impl Services {
             return Err(DownloadRefusal::Unavailable);
         };
         let blob = self.blobs().open_blob(key).await.map_err(|e| {
-            tracing::error!(error = %e, "image bytes missing for a valid link");
-            DownloadRefusal::Unavailable
+            DownloadRefusal::Fault(match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    format!("image {id} is Active but its stored data {key} is missing")
+                }
+                _ => format!("opening the stored data {key} of image {id}: {e}"),
+            })
         })?;
         Ok(DownloadFile {
             blob,

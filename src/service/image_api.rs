@@ -679,7 +679,11 @@ impl Services {
                 api_status(row.status, row.source_url.is_some())
             )));
         };
-        let blob = self.blobs().open_blob(key).await?;
+        let blob = self
+            .blobs()
+            .open_blob(key)
+            .await
+            .map_err(|e| stored_data_unreadable(e, &id, key))?;
         Ok(DownloadFile {
             blob,
             file_name: download_file_name(
@@ -689,6 +693,16 @@ impl Services {
             size_bytes,
         })
     }
+}
+
+/// An Active image's stored data that cannot be opened: 503 with a reference, never a 500.
+fn stored_data_unreadable(error: std::io::Error, id: &str, key: &str) -> ServiceError {
+    let missing = error.kind() == std::io::ErrorKind::NotFound;
+    ServiceError::DataUnavailable(anyhow::Error::new(error).context(if missing {
+        format!("image {id} is Active but its stored data {key} is missing")
+    } else {
+        format!("opening the stored data {key} of image {id}")
+    }))
 }
 
 #[cfg(test)]

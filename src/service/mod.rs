@@ -75,6 +75,11 @@ pub enum ServiceError {
     /// A request body sent nothing for too long; the text says what became of it.
     #[error("{0}")]
     TimedOut(String),
+    /// An image's stored data cannot be read (its object is missing, or the storage cannot be
+    /// reached): our fault, logged with the request's reference, and answered 503 rather
+    /// than 500 since the rest of the console works.
+    #[error("image data unavailable")]
+    DataUnavailable(anyhow::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

@@ -199,7 +199,84 @@ async fn only_active_images_get_links(backend: Backend) {
     assert!(matches!(refused, ServiceError::Conflict(_)));
 }
 
+/// An Active image whose stored object went missing (outside the console's hands) is a fault
+/// the answer names by its reference, 503 rather than 500, for a signed link and through the
+/// image API alike; the rest of the console keeps working.
+async fn a_missing_stored_object_answers_503_with_a_reference(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = SourceServer::start().await;
+    source.qcow2("disk.qcow2", "16M");
+    let actor = app.sign_up("acme").await;
+    let id = app
+        .services
+        .create_image(
+            &actor,
+            &create_form("vanished", &source.url("files", "disk.qcow2")),
+        )
+        .await
+        .unwrap();
+    app.wait_for_import(&actor, &id).await;
+    let link = app
+        .services
+        .create_download_link(&actor, &id)
+        .await
+        .unwrap();
+    let token = app
+        .services
+        .create_api_token(&actor, "reader", "30")
+        .await
+        .unwrap()
+        .secret;
+    let key = app
+        .services
+        .store()
+        .find_download_target(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .blob_key
+        .unwrap();
+    app.services.blobs().remove_blob(&key).await.unwrap();
+
+    let client = Client::new(&app);
+    let by_link = client.get(&link.path, None).await;
+    let by_api = client
+        .send(
+            Request::get(format!("/v2/images/{id}/file"))
+                .header("x-auth-token", &token)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    for answer in [by_link, by_api] {
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let reference = answer.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let said = text(answer).await;
+        assert!(
+            said.contains(&format!(
+                "The image's data cannot be read on the server now (reference {reference})"
+            )),
+            "{said}"
+        );
+    }
+    // The image itself is still there to look at.
+    let shown = client
+        .send(
+            Request::get(format!("/v2/images/{id}"))
+                .header("x-auth-token", &token)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(shown.status(), StatusCode::OK);
+    assert_eq!(shown.headers()[header::CACHE_CONTROL], "no-store");
+}
+
 crate::on_every_backend!(
     download_links_serve_ranges_and_refuse_bad_links,
-    only_active_images_get_links
+    only_active_images_get_links,
+    a_missing_stored_object_answers_503_with_a_reference,
 );

@@ -94,7 +94,18 @@ impl Api {
         for (name, value) in extra {
             request = request.header(*name, *value);
         }
-        reply(self.client.send(request.body(body).unwrap()).await).await
+        let reply = reply(self.client.send(request.body(body).unwrap()).await).await;
+        // Every answer is one account's: no cache may keep it.
+        let cache = reply
+            .headers
+            .get(header::CACHE_CONTROL)
+            .map(|v| v.to_str().unwrap());
+        assert!(
+            !path.starts_with("/v2") || cache.is_some_and(|c| c.starts_with("no-store")),
+            "{method} {path} answered {} with Cache-Control {cache:?}",
+            reply.status
+        );
+        reply
     }
 
     async fn get(&self, path: &str, token: &str) -> Reply {

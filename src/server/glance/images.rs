@@ -416,6 +416,12 @@ pub async fn download_data(
         Ok(file) => {
             let ranged = headers.contains_key(header::RANGE);
             let mut response = serve_file(file, headers.get(header::RANGE)).await;
+            // An account's data for one token: no cache keeps it, and none transforms it
+            // (byte ranges must stay true).
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store, no-transform"),
+            );
             if !ranged
                 && let Some(md5) = checksum
                 && let Ok(value) = HeaderValue::from_str(&md5)

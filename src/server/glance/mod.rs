@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
 use serde_json::{Value, json};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::{AppState, CookiePolicy, errors};
 use crate::service::{Actor, ClientAddr, ServiceError};
@@ -31,8 +32,22 @@ const SUPPORTED_VERSIONS: [&str; 9] = [
 const JSON_BODY_LIMIT: usize = 1 << 20;
 
 /// The API's routes. `GET /` is the console's page guard's too: it answers the versions
-/// document only to clients that do not ask for HTML (`wants_versions`).
+/// document only to clients that do not ask for HTML (`wants_versions`). No answer of the
+/// API may be kept by a cache: each is one account's, for one token.
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    api_routes()
+        .into_iter()
+        .map(|(path, route)| {
+            let route = route.layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ));
+            (path, route)
+        })
+        .collect()
+}
+
+fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/", get(versions_at_root)),
         ("/versions", get(versions)),

@@ -126,15 +126,19 @@ struct ListedUpload {
     initiated: String,
 }
 
-/// The listed uploads to abort: not recorded, and begun before `cutoff` (compared to the
-/// second, both `YYYY-MM-DDTHH:MM:SS`).
+/// The listed uploads to abort: under `prefix` (whatever the store answered, nothing else is
+/// the console's), not recorded, and begun before `cutoff` (compared to the second, both
+/// `YYYY-MM-DDTHH:MM:SS`).
 fn abandoned<'a>(
     listed: &'a [ListedUpload],
+    prefix: &'a str,
     recorded: &'a HashSet<String>,
     cutoff: &'a str,
 ) -> impl Iterator<Item = &'a ListedUpload> {
     listed.iter().filter(move |upload| {
-        !recorded.contains(&upload.upload_id)
+        upload.key.starts_with(prefix)
+            && upload.key.len() > prefix.len()
+            && !recorded.contains(&upload.upload_id)
             && upload
                 .initiated
                 .get(..19)
@@ -235,8 +239,10 @@ impl S3 {
             endpoint: endpoint.unwrap_or("AWS").to_owned(),
             bucket_url,
             region,
+            // Signed for one address: a redirect elsewhere is not followed.
             http: reqwest::Client::builder()
                 .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(60))
                 .build()
                 .context("building the HTTP client for S3 listings")?,
@@ -604,8 +610,9 @@ impl S3 {
             return Ok(None);
         };
         let cutoff = iso_seconds(std::time::SystemTime::now() - SWEEP_MIN_AGE);
+        let prefix = self.multipart_prefix();
         let mut aborted = 0;
-        for upload in abandoned(&listed, recorded, &cutoff) {
+        for upload in abandoned(&listed, &prefix, recorded, &cutoff) {
             let path = Path::from(upload.key.as_str());
             ignore_missing(self.store.abort_multipart(&path, &upload.upload_id).await)?;
             aborted += 1;
@@ -613,10 +620,15 @@ impl S3 {
         Ok(Some(aborted))
     }
 
+    /// Where the console's multipart uploads are: `<prefix>/images/`.
+    fn multipart_prefix(&self) -> String {
+        self.path("images").to_string() + "/"
+    }
+
     /// ListMultipartUploads under `images/`, page by page, signed by `object_store`'s own
     /// SigV4 signer with the store's credentials.
     async fn list_multipart_uploads(&self) -> io::Result<Option<Vec<ListedUpload>>> {
-        let prefix = self.path("images").to_string() + "/";
+        let prefix = self.multipart_prefix();
         let credential = self
             .store
             .credentials()
@@ -889,11 +901,23 @@ mod tests {
         assert_eq!(page.next_key_marker.as_deref(), Some("console/images/c"));
         assert_eq!(page.uploads.len(), 3);
         let recorded = HashSet::from(["id-b".to_owned()]);
-        let gone: Vec<&str> = abandoned(&page.uploads, &recorded, "2026-12-03T09:00:00")
-            .map(|u| u.upload_id.as_str())
-            .collect();
+        let gone: Vec<&str> = abandoned(
+            &page.uploads,
+            "console/images/",
+            &recorded,
+            "2026-12-03T09:00:00",
+        )
+        .map(|u| u.upload_id.as_str())
+        .collect();
         // b is recorded, c is too recent.
         assert_eq!(gone, ["id-a"]);
+        // Keys outside the console's prefix are never the console's, whatever the store says.
+        let none = HashSet::new();
+        let elsewhere: Vec<&str> =
+            abandoned(&page.uploads, "other/images/", &none, "2026-12-03T10:00:00")
+                .map(|u| u.upload_id.as_str())
+                .collect();
+        assert!(elsewhere.is_empty());
         let empty: ListMultipartUploadsResult = quick_xml::de::from_str(
             "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>",
         )
