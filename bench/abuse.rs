@@ -1,10 +1,11 @@
 //! The console under attack, on loopback only: the release server binary, four attacking
-//! clients (each from its own address, 127.0.0.2–5) that send 1,000 wrong sign-ins and 200
-//! upload PATCHes that stall, and meanwhile a normal user (127.0.0.9) who signs in, lists
-//! images and uploads 64 MiB. Prints the normal user's timings (p50/p99) beside the same
-//! user's timings before the attack, and how many attacking requests were refused with what
-//! status. Bounded: a fixed number of requests, and stalls end at the server's idle timeout.
-//! Run it with `bench/abuse`.
+//! clients (each from its own address, 127.0.0.2–5) that send 1,000 wrong sign-ins, 200
+//! upload PATCHes that stall, 300 image API PUTs that stall and 1,000 requests with wrong API
+//! tokens, and meanwhile a normal user (127.0.0.9) who signs in, lists images, uploads 64 MiB
+//! and downloads it. Prints the normal user's timings (p50/p99) beside the same user's
+//! timings before the attack, and how many attacking requests were refused with what status.
+//! Bounded: a fixed number of requests, and stalls end at the server's idle timeout. Run it
+//! with `bench/abuse`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,8 +13,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use image_console::server_fns::api_tokens::CreateApiToken;
 use image_console::server_fns::auth::{SignIn, SignUp};
-use image_console::server_fns::images::{CreateImage, GetImage, ListImages};
+use image_console::server_fns::images::{CreateDownloadLink, CreateImage, GetImage, ListImages};
 use leptos::server_fn::ServerFn;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -21,8 +23,10 @@ const PASSWORD: &str = "correct horse battery";
 const ATTACKERS: u8 = 4;
 const WRONG_SIGN_INS_EACH: usize = 250;
 const STALLED_PATCHES_EACH: usize = 50;
-/// The server's idle timeout for a PATCH in this run; shorter than the default 60 s so the
-/// run ends sooner. The other limits keep their defaults.
+const STALLED_API_PUTS_EACH: usize = 75;
+const WRONG_TOKENS_EACH: usize = 250;
+/// The server's idle timeout for a PATCH or an API PUT in this run; shorter than the default
+/// 60 s so the run ends sooner. The other limits keep their defaults.
 const UPLOAD_IDLE_SECONDS: u64 = 10;
 const LIST_CALLS: usize = 200;
 const UPLOAD_BYTES: usize = 64 << 20;
@@ -134,17 +138,12 @@ async fn new_upload(
     (id, location)
 }
 
-/// A PATCH that promises 1 MiB, sends 1 KiB and then nothing; returns the status the server
-/// ends it with (0 if it just closed).
-async fn stalled_patch(from: IpAddr, server: SocketAddr, cookie: String, location: String) -> u16 {
+/// A request (`head`, which promises 1 MiB) that sends 1 KiB of its body and then nothing;
+/// returns the status the server ends it with (0 if it just closed).
+async fn stalled_request(from: IpAddr, server: SocketAddr, head: String) -> u16 {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::new(from, 0)).unwrap();
     let mut stream = socket.connect(server).await.unwrap();
-    let head = format!(
-        "PATCH {location} HTTP/1.1\r\nHost: {server}\r\nCookie: {cookie}\r\nTus-Resumable: 1.0.0\r\n\
-         Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n\
-         Content-Length: 1048576\r\n\r\n"
-    );
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(&[0u8; 1024]).await;
     let mut answer = Vec::new();
@@ -160,12 +159,64 @@ async fn stalled_patch(from: IpAddr, server: SocketAddr, cookie: String, locatio
         .unwrap_or(0)
 }
 
-/// One attacking client: wrong sign-ins (8 at a time) and, beside them, stalled PATCHes on
-/// its own account's uploads.
+/// A tus PATCH that stalls.
+async fn stalled_patch(from: IpAddr, server: SocketAddr, cookie: String, location: String) -> u16 {
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nHost: {server}\r\nCookie: {cookie}\r\nTus-Resumable: 1.0.0\r\n\
+         Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n\
+         Content-Length: 1048576\r\n\r\n"
+    );
+    stalled_request(from, server, head).await
+}
+
+/// An image API `PUT /v2/images/{id}/file` that stalls.
+async fn stalled_put(from: IpAddr, server: SocketAddr, token: String, id: String) -> u16 {
+    let head = format!(
+        "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: {server}\r\nX-Auth-Token: {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n"
+    );
+    stalled_request(from, server, head).await
+}
+
+/// An API token of the signed-in user.
+async fn api_token(http: &reqwest::Client, base: &str, cookie: &str) -> String {
+    let (status, body, _) = call(
+        http,
+        base,
+        CreateApiToken::PATH,
+        &[("name", "bench"), ("lifetime", "30")],
+        Some(cookie),
+    )
+    .await;
+    assert_eq!(status, 200, "create token: {body}");
+    let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+    made["secret"].as_str().unwrap().to_owned()
+}
+
+/// A queued image through the image API, waiting for its data; its id.
+async fn api_image(http: &reqwest::Client, base: &str, token: &str, name: &str) -> String {
+    let created = http
+        .post(format!("{base}/v2/images"))
+        .header("x-auth-token", token)
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"name": "{name}", "disk_format": "qcow2", "container_format": "bare", "os_distro": "ubuntu"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let body: serde_json::Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// One attacking client: wrong sign-ins and wrong API tokens (8 of each at a time) and,
+/// beside them, stalled PATCHes and API PUTs on its own account's images.
 async fn attack(n: u8, base: String, server: SocketAddr, tally: Tally) {
     let from = loopback(2 + n);
     let http = client_from(from);
     let cookie = sign_up(&http, &base, &format!("attacker-{n}")).await;
+    let token = api_token(&http, &base, &cookie).await;
     let mut uploads = Vec::new();
     for u in 0..10 {
         uploads.push(
@@ -174,43 +225,68 @@ async fn attack(n: u8, base: String, server: SocketAddr, tally: Tally) {
                 .1,
         );
     }
+    let mut queued = Vec::new();
+    for u in 0..STALLED_API_PUTS_EACH {
+        queued.push(api_image(&http, &base, &token, &format!("api-stall-{u}")).await);
+    }
+    let count = |tally: &Tally, kind: &'static str, status: u16| {
+        *tally.lock().unwrap().entry((kind, status)).or_default() += 1;
+    };
     let mut tasks = tokio::task::JoinSet::new();
-    // Wrong sign-ins, eight in flight at a time.
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(8));
-    for i in 0..WRONG_SIGN_INS_EACH {
-        let name = match i % 3 {
-            0 => "admin@victim".to_owned(),
-            1 => format!("admin@attacker-{n}"),
-            _ => format!("guess-{n}-{i}@example.com"),
-        };
-        let permit = Arc::clone(&in_flight).acquire_owned().await.unwrap();
-        let sent = call(
-            &http,
-            &base,
-            SignIn::PATH,
-            &[("user_name", &name), ("password", "not the password")],
-            None,
-        );
+    // The stalled PATCHes and PUTs start together, beside the first sign-ins.
+    for p in 0..STALLED_PATCHES_EACH {
+        let (cookie, location) = (cookie.clone(), uploads[p % uploads.len()].clone());
         let counts = Arc::clone(&tally);
         tasks.spawn(async move {
-            let (status, _, _) = sent.await;
-            *counts
-                .lock()
-                .unwrap()
-                .entry(("sign-in", status))
-                .or_default() += 1;
-            drop(permit);
+            let status = stalled_patch(from, server, cookie, location).await;
+            count(&counts, "PATCH", status);
         });
-        if i == 0 {
-            // The stalled PATCHes start beside the first sign-ins.
-            for p in 0..STALLED_PATCHES_EACH {
-                let (cookie, location) = (cookie.clone(), uploads[p % uploads.len()].clone());
-                let counts = Arc::clone(&tally);
-                tasks.spawn(async move {
-                    let status = stalled_patch(from, server, cookie, location).await;
-                    *counts.lock().unwrap().entry(("PATCH", status)).or_default() += 1;
-                });
-            }
+    }
+    for id in queued {
+        let (token, counts) = (token.clone(), Arc::clone(&tally));
+        tasks.spawn(async move {
+            let status = stalled_put(from, server, token, id).await;
+            count(&counts, "API PUT", status);
+        });
+    }
+    // Wrong sign-ins and wrong tokens, eight of each in flight at a time.
+    let sign_ins = Arc::new(tokio::sync::Semaphore::new(8));
+    let tokens = Arc::new(tokio::sync::Semaphore::new(8));
+    for i in 0..WRONG_SIGN_INS_EACH.max(WRONG_TOKENS_EACH) {
+        if i < WRONG_SIGN_INS_EACH {
+            let name = match i % 3 {
+                0 => "admin@victim".to_owned(),
+                1 => format!("admin@attacker-{n}"),
+                _ => format!("guess-{n}-{i}@example.com"),
+            };
+            let permit = Arc::clone(&sign_ins).acquire_owned().await.unwrap();
+            let sent = call(
+                &http,
+                &base,
+                SignIn::PATH,
+                &[("user_name", &name), ("password", "not the password")],
+                None,
+            );
+            let counts = Arc::clone(&tally);
+            tasks.spawn(async move {
+                let (status, _, _) = sent.await;
+                count(&counts, "sign-in", status);
+                drop(permit);
+            });
+        }
+        if i < WRONG_TOKENS_EACH {
+            let permit = Arc::clone(&tokens).acquire_owned().await.unwrap();
+            let guess = format!("imgc_{:0>43}", format!("{n}x{i}"));
+            let sent = http
+                .get(format!("{base}/v2/images"))
+                .header("x-auth-token", guess)
+                .send();
+            let counts = Arc::clone(&tally);
+            tasks.spawn(async move {
+                let status = sent.await.map(|r| r.status().as_u16()).unwrap_or(0);
+                count(&counts, "token", status);
+                drop(permit);
+            });
         }
     }
     while tasks.join_next().await.is_some() {}
@@ -233,6 +309,8 @@ struct UserFigures {
     list: Vec<Duration>,
     upload: Duration,
     upload_active: bool,
+    download: Duration,
+    download_whole: bool,
 }
 
 /// The normal user: signs in, lists images `LIST_CALLS` times, uploads 64 MiB.
@@ -287,12 +365,35 @@ async fn normal_user(base: &str, http: &reqwest::Client) -> UserFigures {
     let upload = started.elapsed();
     let (_, detail, _) = call(http, base, GetImage::PATH, &[("id", &id)], Some(&cookie)).await;
     let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    // And back down, through a download link.
+    let started = Instant::now();
+    let (status, link, _) = call(
+        http,
+        base,
+        CreateDownloadLink::PATH,
+        &[("id", &id)],
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, 200, "{link}");
+    let link: serde_json::Value = serde_json::from_str(&link).unwrap();
+    let downloaded = http
+        .get(format!("{base}{}", link["path"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let download = started.elapsed();
     UserFigures {
         sign_in,
         sign_in_first_try,
         list,
         upload,
         upload_active: detail["status"] == "Active",
+        download,
+        download_whole: downloaded == bytes,
     }
 }
 
@@ -368,14 +469,18 @@ fn main() {
             "bench/abuse: {ATTACKERS} attacking clients (127.0.0.2-{}) and a normal user (127.0.0.9) on loopback; default limits, PATCH idle timeout {UPLOAD_IDLE_SECONDS} s",
             1 + ATTACKERS
         );
+        let each = usize::from(ATTACKERS);
         println!(
-            "attack: {} wrong sign-ins and {} stalled PATCHes over {attack_seconds:.1} s",
-            usize::from(ATTACKERS) * WRONG_SIGN_INS_EACH,
-            usize::from(ATTACKERS) * STALLED_PATCHES_EACH
+            "attack: {} wrong sign-ins, {} stalled PATCHes, {} stalled API PUTs and {} wrong API tokens over {attack_seconds:.1} s",
+            each * WRONG_SIGN_INS_EACH,
+            each * STALLED_PATCHES_EACH,
+            each * STALLED_API_PUTS_EACH,
+            each * WRONG_TOKENS_EACH,
         );
         for ((kind, status), count) in tally.lock().unwrap().iter() {
             let meaning = match status {
                 400 => "checked and refused (wrong password)",
+                401 => "checked and refused (unknown token)",
                 408 => "cut off by the idle timeout",
                 409 => "refused: another request holds that upload",
                 429 => "refused: over a limit",
@@ -385,24 +490,31 @@ fn main() {
             };
             println!("  {kind:8} {status:3} × {count:4}  {meaning}");
         }
+        let yes = |b: bool| if b { "yes" } else { "no" };
         let row = |label: &str, figures: &UserFigures| {
             let (p50, p99) = percentiles(figures.list.clone());
             println!(
-                "{label:15} sign-in {:6.1} ms (first try: {}); Image List p50 {p50:5.2} ms p99 {p99:6.2} ms ({LIST_CALLS} calls); upload 64 MiB {:5.2} s ({:.0} MiB/s, Active: {})",
+                "{label:15} sign-in {:6.1} ms (first try: {}); Image List p50 {p50:5.2} ms p99 {p99:6.2} ms ({LIST_CALLS} calls); upload 64 MiB {:5.2} s ({:.0} MiB/s, Active: {}); download 64 MiB {:5.2} s ({:.0} MiB/s, whole: {})",
                 figures.sign_in.as_secs_f64() * 1000.0,
-                if figures.sign_in_first_try { "yes" } else { "no" },
+                yes(figures.sign_in_first_try),
                 figures.upload.as_secs_f64(),
                 64.0 / figures.upload.as_secs_f64(),
-                if figures.upload_active { "yes" } else { "no" },
+                yes(figures.upload_active),
+                figures.download.as_secs_f64(),
+                64.0 / figures.download.as_secs_f64(),
+                yes(figures.download_whole),
             );
         };
         println!("normal user:");
         row("  before attack", &baseline);
         row("  during attack", &during);
         let (_, p99) = percentiles(during.list.clone());
-        let met = p99 < 50.0 && during.sign_in_first_try && during.upload_active;
+        let met = p99 < 50.0
+            && during.sign_in_first_try
+            && during.upload_active
+            && during.download_whole;
         println!(
-            "goal (list p99 < 50 ms, sign-in first time, upload completes): {}",
+            "goal (list p99 < 50 ms, sign-in first time, upload and download complete): {}",
             if met { "met" } else { "NOT met" }
         );
     });
