@@ -150,8 +150,8 @@ enum Message<S> {
 }
 
 /// One of the three consumers of the bytes. Its task is async and waits for batches without a
-/// thread; each batch (and each checkpoint) runs on a blocking thread only while it is worked
-/// on, so a request whose body stalls holds no thread at all.
+/// thread; batches (and checkpoints) run on a blocking thread only while there are some to
+/// work on, so a request whose body stalls holds no thread at all.
 trait LaneWork: Send + 'static {
     /// Where the lane stands at a checkpoint.
     type Snapshot: Send + 'static;
@@ -232,35 +232,55 @@ impl<L: LaneWork> Lane<L> {
     }
 }
 
-/// Runs `f` on the lane's work on a blocking thread and hands the work back.
-async fn on_blocking_thread<L: LaneWork, T: Send + 'static>(
-    mut work: L,
-    f: impl FnOnce(&mut L) -> std::io::Result<T> + Send + 'static,
-) -> std::io::Result<(L, T)> {
-    tokio::task::spawn_blocking(move || f(&mut work).map(|out| (work, out)))
-        .await
-        .map_err(std::io::Error::other)?
-}
-
+/// Takes the lane's messages as they come. Waiting for one holds no thread; working holds one
+/// blocking thread, which goes on with whatever else is queued by then, so a lane that keeps
+/// up with a steady stream stays on its thread and one that waits gives it back.
 async fn run_lane<L: LaneWork>(
     mut work: L,
     mut from: mpsc::Receiver<Message<L::Snapshot>>,
 ) -> std::io::Result<L::Output> {
-    while let Some(message) = from.recv().await {
-        match message {
-            Message::Batch(batch) => {
-                (work, ()) = on_blocking_thread(work, move |w| w.take(&batch)).await?;
+    while let Some(first) = from.recv().await {
+        let outcome;
+        (work, from, outcome) = tokio::task::spawn_blocking(move || {
+            let mut next = Some(first);
+            while let Some(message) = next {
+                let done = match message {
+                    Message::Batch(batch) => work.take(&batch),
+                    Message::Checkpoint(reply) => work.snapshot().map(|snapshot| {
+                        let _ = reply.send(snapshot);
+                    }),
+                };
+                if let Err(e) = done {
+                    return (work, from, Err(e));
+                }
+                next = from.try_recv().ok();
             }
-            Message::Checkpoint(reply) => {
-                let snapshot;
-                (work, snapshot) = on_blocking_thread(work, L::snapshot).await?;
-                let _ = reply.send(snapshot);
-            }
-        }
+            (work, from, Ok(()))
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        outcome?;
     }
     tokio::task::spawn_blocking(move || work.finish())
         .await
         .map_err(std::io::Error::other)?
+}
+
+/// A checkpoint the lanes are making: resolves to the hashers' state and the blob store's
+/// state at `at`, once every lane has reached it. Waiting on it may be given up and taken up
+/// again (`tokio::select!`) without losing the answer.
+pub struct PendingCheckpoint {
+    /// The number of bytes taken when it was asked for.
+    pub at: u64,
+    answer: oneshot::Receiver<anyhow::Result<(Hashers, IncomingState)>>,
+}
+
+impl PendingCheckpoint {
+    pub async fn wait(&mut self) -> anyhow::Result<(Hashers, IncomingState)> {
+        (&mut self.answer)
+            .await
+            .map_err(|_| anyhow::anyhow!("a lane stopped"))?
+    }
 }
 
 impl Ingest {
@@ -324,40 +344,61 @@ impl Ingest {
     /// state and the blob store's state at `taken()`, to record as a durable offset. An error
     /// means a lane stopped; `finish` says why.
     pub async fn checkpoint(&mut self) -> anyhow::Result<(Hashers, IncomingState)> {
+        self.begin_checkpoint().await?.wait().await
+    }
+
+    /// Asks every lane for a checkpoint at `taken()` and goes on at once: bytes keep flowing
+    /// while the lanes reach it (the writer makes what it wrote durable meanwhile).
+    pub async fn begin_checkpoint(&mut self) -> anyhow::Result<PendingCheckpoint> {
         anyhow::ensure!(self.flowing, "a lane stopped");
         if !self.batch.is_empty() {
             self.flowing = self.deliver().await;
             anyhow::ensure!(self.flowing, "a lane stopped");
         }
-        async fn ask<L: LaneWork>(lane: &Lane<L>) -> anyhow::Result<L::Snapshot> {
+        async fn ask<L: LaneWork>(
+            lane: &Lane<L>,
+        ) -> anyhow::Result<oneshot::Receiver<L::Snapshot>> {
             let (reply, answer) = oneshot::channel();
             lane.to
                 .send(Message::Checkpoint(reply))
                 .await
                 .map_err(|_| anyhow::anyhow!("a lane stopped"))?;
-            answer.await.map_err(|_| anyhow::anyhow!("a lane stopped"))
+            Ok(answer)
         }
-        let asked = tokio::try_join!(ask(&self.sha512), ask(&self.md5), ask(&self.file));
-        let (sha512, (md5, sha256), (written, state)) = match asked {
-            Ok(snapshots) => snapshots,
+        let asked = async {
+            Ok::<_, anyhow::Error>((
+                ask(&self.sha512).await?,
+                ask(&self.md5).await?,
+                ask(&self.file).await?,
+            ))
+        };
+        let (sha512, md5, file) = match asked.await {
+            Ok(asked) => asked,
             Err(e) => {
                 self.flowing = false;
                 return Err(e);
             }
         };
-        anyhow::ensure!(
-            written == self.taken,
-            "checkpoint at {written} of {} bytes",
-            self.taken
-        );
-        Ok((
-            Hashers {
-                sha512,
-                md5,
-                sha256,
-            },
-            state,
-        ))
+        let at = self.taken;
+        let (reply, answer) = oneshot::channel();
+        tokio::spawn(async move {
+            let stopped = |_| anyhow::anyhow!("a lane stopped");
+            let joined = async {
+                let (sha512, (md5, sha256), (written, state)) =
+                    tokio::try_join!(sha512, md5, file).map_err(stopped)?;
+                anyhow::ensure!(written == at, "checkpoint at {written} of {at} bytes");
+                Ok((
+                    Hashers {
+                        sha512,
+                        md5,
+                        sha256,
+                    },
+                    state,
+                ))
+            };
+            let _ = reply.send(joined.await);
+        });
+        Ok(PendingCheckpoint { at, answer })
     }
 
     /// Stops without writing anything more: what was handed over and not yet written is

@@ -17,7 +17,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
-use super::ingest::{self, Hashers, Ingest};
+use super::ingest::{self, Hashers, Ingest, PendingCheckpoint};
 use super::{Actor, Services, now_ms};
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::{HistoryTopic, SYSTEM_WORKER};
@@ -431,7 +431,9 @@ impl Services {
             expires_at_ms: row.expires_at_ms,
         };
         let mut last_report = Instant::now();
-        let mut last_checkpoint = Instant::now();
+        // The checkpoint the lanes are making, if one is; bytes keep flowing meanwhile.
+        let mut pending: Option<PendingCheckpoint> = None;
+        let mut last_asked = (row.offset_bytes, Instant::now());
         let idle = self.settings().limits.upload_idle;
         let end = loop {
             let next = tokio::select! {
@@ -441,6 +443,22 @@ impl Services {
                 },
                 () = writing.writer.stopped() => break BodyEnd::Cancelled,
                 () = writing.lost.cancelled() => break BodyEnd::TakenOver,
+                reached = async { pending.as_mut().expect("only while pending").wait().await },
+                    if pending.is_some() =>
+                {
+                    let at = row.offset_bytes + pending.take().map_or(0, |p| p.at);
+                    // A lane that stopped ends the body here; `finish` says why.
+                    let Ok((hashers, state)) = reached else {
+                        break BodyEnd::TooLong;
+                    };
+                    match self
+                        .record_offset(writing, &mut recorded, at, &hashers, state)
+                        .await?
+                    {
+                        Some(end) => break end,
+                        None => continue,
+                    }
+                }
             };
             let mut chunk = match next {
                 None => break BodyEnd::Complete,
@@ -462,25 +480,21 @@ impl Services {
                 break BodyEnd::TooLong;
             }
             let at = row.offset_bytes + ingest.taken();
-            let unrecorded = at - recorded.offset;
-            if unrecorded >= CHECKPOINT_BYTES
-                || (unrecorded > 0 && last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL)
+            let unasked = at - last_asked.0;
+            if pending.is_none()
+                && (unasked >= CHECKPOINT_BYTES
+                    || (unasked > 0 && last_asked.1.elapsed() >= CHECKPOINT_INTERVAL))
             {
                 // A checkpoint writes (a tail, on object storage) before it is recorded: a
                 // process that was paused learns here that its claim is gone, before writing.
                 if writing.lost.is_cancelled() || !self.store().holds_lease(writing.fence).await? {
                     break BodyEnd::TakenOver;
                 }
-                let Ok((hashers, state)) = ingest.checkpoint().await else {
+                let Ok(asked) = ingest.begin_checkpoint().await else {
                     break BodyEnd::TooLong;
                 };
-                last_checkpoint = Instant::now();
-                if let Some(end) = self
-                    .record_offset(writing, &mut recorded, at, &hashers, state)
-                    .await?
-                {
-                    break end;
-                }
+                pending = Some(asked);
+                last_asked = (at, Instant::now());
             } else if last_report.elapsed() >= PROGRESS_INTERVAL {
                 last_report = Instant::now();
                 self.store()
@@ -488,6 +502,23 @@ impl Services {
                     .await?;
             }
         };
+        // A checkpoint under way when the body ended is recorded first, in order.
+        let mut end = end;
+        if let Some(mut asked) = pending.take()
+            && !matches!(end, BodyEnd::TakenOver | BodyEnd::Ended)
+            && let Ok((hashers, state)) = asked.wait().await
+            && let Some(stopped) = self
+                .record_offset(
+                    writing,
+                    &mut recorded,
+                    row.offset_bytes + asked.at,
+                    &hashers,
+                    state,
+                )
+                .await?
+        {
+            end = stopped;
+        }
         // A request that stopped is asked once more whether its claim holds before it makes
         // anything durable: a process that was paused finds out here, and writes nothing.
         let end = match end {
