@@ -16,6 +16,7 @@ mod http;
 mod image_api;
 mod imports;
 mod instances;
+mod leases;
 mod lifecycle;
 mod limits;
 mod listing;
