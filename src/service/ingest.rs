@@ -384,17 +384,8 @@ impl Ingest {
         tokio::spawn(async move {
             let stopped = |_| anyhow::anyhow!("a lane stopped");
             let joined = async {
-                let (sha512, (md5, sha256), (written, state)) =
-                    tokio::try_join!(sha512, md5, file).map_err(stopped)?;
-                anyhow::ensure!(written == at, "checkpoint at {written} of {at} bytes");
-                Ok((
-                    Hashers {
-                        sha512,
-                        md5,
-                        sha256,
-                    },
-                    state,
-                ))
+                let (sha512, md5, file) = tokio::try_join!(sha512, md5, file).map_err(stopped)?;
+                reached(sha512, md5, file, at)
             };
             let _ = reply.send(joined.await);
         });
@@ -432,18 +423,32 @@ impl Ingest {
         let (written, state) = written
             .context("writer lane")?
             .context("writing image bytes")?;
-        let sha512 = sha512.context("hashing")?;
-        let (md5, sha256) = md5.context("hashing")?;
-        anyhow::ensure!(written == taken, "wrote {written} of {taken} bytes");
-        Ok((
-            Hashers {
-                sha512,
-                md5,
-                sha256,
-            },
-            state,
-        ))
+        reached(
+            sha512.context("hashing")?,
+            md5.context("hashing")?,
+            (written, state),
+            taken,
+        )
     }
+}
+
+/// What the lanes hand back at one byte, `at`: the hashers there, and the blob store's state,
+/// provided the writer wrote exactly that many bytes.
+fn reached(
+    sha512: Sha512,
+    (md5, sha256): (Md5, Option<Sha256>),
+    (written, state): (u64, IncomingState),
+    at: u64,
+) -> anyhow::Result<(Hashers, IncomingState)> {
+    anyhow::ensure!(written == at, "wrote {written} of {at} bytes");
+    Ok((
+        Hashers {
+            sha512,
+            md5,
+            sha256,
+        },
+        state,
+    ))
 }
 
 /// An image's complete, assembled incoming bytes, as the blob store names them.

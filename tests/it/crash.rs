@@ -162,6 +162,23 @@ pub(crate) async fn create_image(
     serde_json::from_str(&created.text().await.unwrap()).unwrap()
 }
 
+/// Creates an image for a local file of `len` bytes (`disk.qcow2`); its id.
+pub(crate) async fn create_file_image(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    name: &str,
+    len: usize,
+) -> String {
+    let size = len.to_string();
+    let source = [
+        ("source", "file"),
+        ("file_name", "disk.qcow2"),
+        ("file_size", size.as_str()),
+    ];
+    create_image(http, base, cookie, name, &source).await
+}
+
 /// Image Details as the server function returns them.
 pub(crate) async fn image_detail(
     http: &reqwest::Client,
@@ -174,6 +191,118 @@ pub(crate) async fn image_detail(
     serde_json::from_str(&response.text().await.unwrap()).unwrap()
 }
 
+/// A tus client of one signed-in user, speaking to whichever console process `base` names, as
+/// a browser behind a load balancer would.
+pub(crate) struct TusClient<'a> {
+    pub(crate) http: &'a reqwest::Client,
+    pub(crate) cookie: &'a str,
+}
+
+impl TusClient<'_> {
+    fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .header("cookie", self.cookie)
+            .header("tus-resumable", "1.0.0")
+    }
+
+    fn patch_at(&self, base: &str, location: &str, offset: usize) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::PATCH, format!("{base}{location}"))
+            .header("upload-offset", offset.to_string())
+            .header("content-type", "application/offset+octet-stream")
+    }
+
+    /// Creates the upload of file image `id` for `len` bytes; its path.
+    pub(crate) async fn create(&self, base: &str, id: &str, len: usize) -> String {
+        let created = self
+            .request(reqwest::Method::POST, format!("{base}/images/{id}/uploads"))
+            .header("upload-length", len.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        created.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// One PATCH of `body` at `offset`; its status.
+    pub(crate) async fn patch(
+        &self,
+        base: &str,
+        location: &str,
+        offset: usize,
+        body: &[u8],
+    ) -> StatusCode {
+        self.patch_at(base, location, offset)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// One PATCH of `bytes` at `offset` sent in the background, `piece` bytes every `every`;
+    /// `sent` counts what went out.
+    pub(crate) fn patch_paced(
+        &self,
+        (base, location): (&str, &str),
+        offset: usize,
+        bytes: &[u8],
+        (piece, every): (usize, Duration),
+        sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+        let pieces: Vec<bytes::Bytes> = bytes
+            .chunks(piece)
+            .map(bytes::Bytes::copy_from_slice)
+            .collect();
+        let paced = futures::stream::iter(pieces).then(move |piece| {
+            let sent = std::sync::Arc::clone(&sent);
+            async move {
+                tokio::time::sleep(every).await;
+                sent.fetch_add(piece.len(), std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, std::io::Error>(piece)
+            }
+        });
+        tokio::spawn(
+            self.patch_at(base, location, offset)
+                .header("content-length", bytes.len().to_string())
+                .body(reqwest::Body::wrap_stream(paced))
+                .send(),
+        )
+    }
+
+    /// The durable offset HEAD reports.
+    pub(crate) async fn offset(&self, base: &str, location: &str) -> usize {
+        let head = self
+            .request(reqwest::Method::HEAD, format!("{base}{location}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), StatusCode::OK);
+        head.headers()["upload-offset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The rest of the file from `offset`, sent again while another process's claim on the
+    /// upload has not run out (409, which tus clients retry); its status.
+    pub(crate) async fn finish_when_free(
+        &self,
+        base: &str,
+        location: &str,
+        offset: usize,
+        file: &[u8],
+    ) -> StatusCode {
+        patch_when_free(|| {
+            self.patch_at(base, location, offset)
+                .body(file[offset..].to_vec())
+        })
+        .await
+        .status()
+    }
+}
+
 async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
     let db = TestDb::new(backend).await;
     let data = tempfile::tempdir().unwrap();
@@ -183,62 +312,26 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
 
     let server = Server::start(db.url(), data.path());
     let cookie = sign_up(&http, &server.base, "crash-test").await;
-    let size = len.to_string();
-    let id = create_image(
-        &http,
-        &server.base,
-        &cookie,
-        "survivor",
-        &[
-            ("source", "file"),
-            ("file_name", "disk.qcow2"),
-            ("file_size", &size),
-        ],
-    )
-    .await;
+    let id = create_file_image(&http, &server.base, &cookie, "survivor", len).await;
 
-    let tus = |method: reqwest::Method, base: &str, path: &str| {
-        http.request(method, format!("{base}{path}"))
-            .header("cookie", &cookie)
-            .header("tus-resumable", "1.0.0")
+    let tus = TusClient {
+        http: &http,
+        cookie: &cookie,
     };
-    let response = tus(
-        reqwest::Method::POST,
-        &server.base,
-        &format!("/images/{id}/uploads"),
-    )
-    .header("upload-length", &size)
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let location = tus.create(&server.base, &id, len).await;
     let acknowledged = 1 << 20;
-    let first = tus(reqwest::Method::PATCH, &server.base, &location)
-        .header("upload-offset", "0")
-        .header("content-type", "application/offset+octet-stream")
-        .body(image[..acknowledged].to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    let first = tus
+        .patch(&server.base, &location, 0, &image[..acknowledged])
+        .await;
+    assert_eq!(first, StatusCode::NO_CONTENT);
 
     // The next PATCH trickles in; the server is killed while it arrives.
-    let rest: Vec<bytes::Bytes> = image[acknowledged..]
-        .chunks(64 << 10)
-        .map(bytes::Bytes::copy_from_slice)
-        .collect();
-    let slow = futures::stream::iter(rest).then(|chunk| async move {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        Ok::<_, std::io::Error>(chunk)
-    });
-    let in_flight = tokio::spawn(
-        tus(reqwest::Method::PATCH, &server.base, &location)
-            .header("upload-offset", acknowledged.to_string())
-            .header("content-type", "application/offset+octet-stream")
-            .header("content-length", (len - acknowledged).to_string())
-            .body(reqwest::Body::wrap_stream(slow))
-            .send(),
+    let in_flight = tus.patch_paced(
+        (&server.base, &location),
+        acknowledged,
+        &image[acknowledged..],
+        (64 << 10, Duration::from_millis(20)),
+        Default::default(),
     );
     tokio::time::sleep(Duration::from_millis(600)).await;
     server.kill();
@@ -249,27 +342,14 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
 
     // After the restart the upload is where the last acknowledged PATCH left it.
     let server = Server::start(db.url(), data.path());
-    let head = tus(reqwest::Method::HEAD, &server.base, &location)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), StatusCode::OK);
-    let offset: usize = head.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let offset = tus.offset(&server.base, &location).await;
     assert_eq!(offset, acknowledged);
     // On PostgreSQL the killed process's claim on the upload runs out first (409 until then,
     // which tus clients retry); a SQLite file has one process, which drops it at start.
-    let done = patch_when_free(|| {
-        tus(reqwest::Method::PATCH, &server.base, &location)
-            .header("upload-offset", offset.to_string())
-            .header("content-type", "application/offset+octet-stream")
-            .body(image[offset..].to_vec())
-    })
-    .await;
-    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+    let done = tus
+        .finish_when_free(&server.base, &location, offset, &image)
+        .await;
+    assert_eq!(done, StatusCode::NO_CONTENT);
 
     let detail = image_detail(&http, &server.base, &cookie, &id).await;
     assert_eq!(detail["status"], "Active", "{detail}");
@@ -312,58 +392,21 @@ async fn a_server_killed_during_one_long_patch_keeps_its_checkpoints(backend: Ba
 
     let server = Server::start_with(db.url(), data.path(), &env);
     let cookie = sign_up(&http, &server.base, "checkpoints").await;
-    let size = len.to_string();
-    let id = create_image(
-        &http,
-        &server.base,
-        &cookie,
-        "one-request",
-        &[
-            ("source", "file"),
-            ("file_name", "disk.qcow2"),
-            ("file_size", &size),
-        ],
-    )
-    .await;
-    let tus = |method: reqwest::Method, base: &str, path: &str| {
-        http.request(method, format!("{base}{path}"))
-            .header("cookie", &cookie)
-            .header("tus-resumable", "1.0.0")
+    let id = create_file_image(&http, &server.base, &cookie, "one-request", len).await;
+    let tus = TusClient {
+        http: &http,
+        cookie: &cookie,
     };
-    let created = tus(
-        reqwest::Method::POST,
-        &server.base,
-        &format!("/images/{id}/uploads"),
-    )
-    .header("upload-length", &size)
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let location = tus.create(&server.base, &id, len).await;
 
     // The whole file in one request, about 12 MiB a second; the client counts what it sent.
     let sent = Arc::new(AtomicUsize::new(0));
-    let pieces: Vec<bytes::Bytes> = image
-        .chunks(256 << 10)
-        .map(bytes::Bytes::copy_from_slice)
-        .collect();
-    let counter = Arc::clone(&sent);
-    let paced = futures::stream::iter(pieces).then(move |piece| {
-        let counter = Arc::clone(&counter);
-        async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            counter.fetch_add(piece.len(), Ordering::SeqCst);
-            Ok::<_, std::io::Error>(piece)
-        }
-    });
-    let in_flight = tokio::spawn(
-        tus(reqwest::Method::PATCH, &server.base, &location)
-            .header("upload-offset", "0")
-            .header("content-type", "application/offset+octet-stream")
-            .header("content-length", size.clone())
-            .body(reqwest::Body::wrap_stream(paced))
-            .send(),
+    let in_flight = tus.patch_paced(
+        (&server.base, &location),
+        0,
+        &image,
+        (256 << 10, Duration::from_millis(20)),
+        Arc::clone(&sent),
     );
     tokio::time::sleep(Duration::from_millis(5_500)).await;
     server.kill();
@@ -372,28 +415,15 @@ async fn a_server_killed_during_one_long_patch_keeps_its_checkpoints(backend: Ba
     assert!(sent < len, "the kill came before the end ({sent} of {len})");
 
     let server = Server::start_with(db.url(), data.path(), &env);
-    let head = tus(reqwest::Method::HEAD, &server.base, &location)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), StatusCode::OK);
-    let offset: usize = head.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let offset = tus.offset(&server.base, &location).await;
     assert!(
         offset > 0 && offset <= sent && sent - offset <= checkpoint,
         "after the restart the upload is at {offset}, of {sent} sent: more than one checkpoint ({checkpoint}) was lost"
     );
-    let done = patch_when_free(|| {
-        tus(reqwest::Method::PATCH, &server.base, &location)
-            .header("upload-offset", offset.to_string())
-            .header("content-type", "application/offset+octet-stream")
-            .body(image[offset..].to_vec())
-    })
-    .await;
-    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+    let done = tus
+        .finish_when_free(&server.base, &location, offset, &image)
+        .await;
+    assert_eq!(done, StatusCode::NO_CONTENT);
     let detail = image_detail(&http, &server.base, &cookie, &id).await;
     assert_eq!(detail["status"], "Active", "{detail}");
     assert_eq!(
@@ -408,15 +438,19 @@ mod checkpoints {
 }
 
 /// Sends the request again while it is refused with 409 (another process's claim on the upload
-/// has not run out), as tus clients do, for at most 30 seconds.
+/// has not run out), as tus clients do, for at most 30 seconds. The refusal comes before the
+/// body is read and closes the connection, so a large body may meet a closed socket instead
+/// of the answer: that is retried the same way.
 pub(crate) async fn patch_when_free(
     request: impl Fn() -> reqwest::RequestBuilder,
 ) -> reqwest::Response {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let response = request().send().await.unwrap();
-        if response.status() != StatusCode::CONFLICT || std::time::Instant::now() > deadline {
-            return response;
+        let late = std::time::Instant::now() > deadline;
+        match request().send().await {
+            Ok(response) if response.status() != StatusCode::CONFLICT || late => return response,
+            Err(e) if late => panic!("the request kept failing: {e}"),
+            Ok(_) | Err(_) => {}
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -13,7 +13,9 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha512};
 use sqlx::Connection;
 
-use crate::crash::{Server, call, create_image, image_detail, patch_when_free, sign_up};
+use crate::crash::{
+    Server, TusClient, call, create_file_image, create_image, image_detail, sign_up,
+};
 use crate::support::{Backend, SourceServer, TestDb, test_storage};
 use crate::uploads::qcow2_with_data;
 
@@ -92,22 +94,6 @@ fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-async fn create_file_image(
-    http: &reqwest::Client,
-    base: &str,
-    cookie: &str,
-    name: &str,
-    len: usize,
-) -> String {
-    let size = len.to_string();
-    let source = [
-        ("source", "file"),
-        ("file_name", "disk.qcow2"),
-        ("file_size", size.as_str()),
-    ];
-    create_image(http, base, cookie, name, &source).await
-}
-
 fn tus(
     http: &reqwest::Client,
     cookie: &str,
@@ -129,58 +115,28 @@ async fn an_upload_cut_off_on_one_instance_is_finished_on_another() {
     let file = qcow2_with_data(data.path(), "disk.qcow2", 14);
     let id = create_file_image(&http, &a.base, &cookie, "survivor", file.len()).await;
 
-    let created = tus(
-        &http,
-        &cookie,
-        reqwest::Method::POST,
-        format!("{}/images/{id}/uploads", a.base),
-    )
-    .header("upload-length", file.len().to_string())
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let tus = TusClient {
+        http: &http,
+        cookie: &cookie,
+    };
+    let location = tus.create(&a.base, &id, file.len()).await;
     // One acknowledged piece on A: a whole part and a tail short of the next.
     let acknowledged = 11 << 20;
-    let first = tus(
-        &http,
-        &cookie,
-        reqwest::Method::PATCH,
-        format!("{}{location}", a.base),
-    )
-    .header("upload-offset", "0")
-    .header("content-type", "application/offset+octet-stream")
-    .body(file[..acknowledged].to_vec())
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    let first = tus
+        .patch(&a.base, &location, 0, &file[..acknowledged])
+        .await;
+    assert_eq!(first, StatusCode::NO_CONTENT);
     let recorded = cluster.incoming().await;
     assert_eq!(recorded.len(), 1, "the multipart upload is recorded");
     let multipart: serde_json::Value = serde_json::from_str(&recorded[0].2).unwrap();
 
     // The next piece trickles into A, which is killed while it arrives.
-    let rest: Vec<bytes::Bytes> = file[acknowledged..]
-        .chunks(64 << 10)
-        .map(bytes::Bytes::copy_from_slice)
-        .collect();
-    let slow = futures::stream::iter(rest).then(|chunk| async move {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        Ok::<_, std::io::Error>(chunk)
-    });
-    let in_flight = tokio::spawn(
-        tus(
-            &http,
-            &cookie,
-            reqwest::Method::PATCH,
-            format!("{}{location}", a.base),
-        )
-        .header("upload-offset", acknowledged.to_string())
-        .header("content-length", (file.len() - acknowledged).to_string())
-        .header("content-type", "application/offset+octet-stream")
-        .body(reqwest::Body::wrap_stream(slow))
-        .send(),
+    let in_flight = tus.patch_paced(
+        (&a.base, &location),
+        acknowledged,
+        &file[acknowledged..],
+        (64 << 10, Duration::from_millis(20)),
+        Default::default(),
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
     a.kill();
@@ -191,33 +147,11 @@ async fn an_upload_cut_off_on_one_instance_is_finished_on_another() {
     );
 
     // B reports the last acknowledged offset, and takes the rest once A's claim runs out.
-    let head = tus(
-        &http,
-        &cookie,
-        reqwest::Method::HEAD,
-        format!("{}{location}", b.base),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(head.status(), StatusCode::OK);
-    assert_eq!(
-        head.headers()["upload-offset"].to_str().unwrap(),
-        acknowledged.to_string()
-    );
-    let done = patch_when_free(|| {
-        tus(
-            &http,
-            &cookie,
-            reqwest::Method::PATCH,
-            format!("{}{location}", b.base),
-        )
-        .header("upload-offset", acknowledged.to_string())
-        .header("content-type", "application/offset+octet-stream")
-        .body(file[acknowledged..].to_vec())
-    })
-    .await;
-    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+    assert_eq!(tus.offset(&b.base, &location).await, acknowledged);
+    let done = tus
+        .finish_when_free(&b.base, &location, acknowledged, &file)
+        .await;
+    assert_eq!(done, StatusCode::NO_CONTENT);
 
     let detail = image_detail(&http, &b.base, &cookie, &id).await;
     assert_eq!(detail["status"], "Active", "{detail}");
@@ -245,28 +179,41 @@ async fn open_parts(cluster: &Cluster, multipart: &serde_json::Value) -> usize {
     crate::support::s3_open_parts(&cluster.storage, &cluster.aws, multipart)
 }
 
+/// A URL import from a slow source (6 MiB, about 800 KiB/s) that `server` has started and
+/// received bytes of: the source (keep it while the import runs), the file and the image id.
+async fn import_under_way(
+    http: &reqwest::Client,
+    server: &Server,
+    cookie: &str,
+    name: &str,
+) -> (SourceServer, Vec<u8>, String) {
+    let source = SourceServer::start().await;
+    let file = qcow2_with_data(source.dir.path(), "slow.qcow2", 6);
+    let url = source.url("slow", "slow.qcow2");
+    let form = [("source", "url"), ("source_url", url.as_str())];
+    let id = create_image(http, &server.base, cookie, name, &form).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let detail = image_detail(http, &server.base, cookie, &id).await;
+        if detail["status"] == "Importing" && detail["progress"]["bytes_done"].as_u64() > Some(0) {
+            return (source, file, id);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import never started: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_claimed_by_a_killed_instance_is_taken_over() {
     let mut cluster = Cluster::new().await;
     let (a, b) = (cluster.start(), cluster.start());
     let http = http();
     let cookie = sign_up(&http, &a.base, "takeover").await;
-    let source = SourceServer::start().await;
-    let file = qcow2_with_data(source.dir.path(), "slow.qcow2", 6);
-    let url = source.url("slow", "slow.qcow2");
-    let source = [("source", "url"), ("source_url", url.as_str())];
-    let id = create_image(&http, &a.base, &cookie, "taken-over", &source).await;
-
     // A claims it and starts; it is killed part-way.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let detail = image_detail(&http, &a.base, &cookie, &id).await;
-        if detail["status"] == "Importing" && detail["progress"]["bytes_done"].as_u64() > Some(0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "A never started: {detail}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (_source, file, id) = import_under_way(&http, &a, &cookie, "taken-over").await;
     let killed = Instant::now();
     a.kill();
 
@@ -368,88 +315,36 @@ async fn a_paused_instance_cannot_spoil_an_upload_another_took_over() {
     let data = tempfile::tempdir().unwrap();
     let file = qcow2_with_data(data.path(), "disk.qcow2", 30);
     let id = create_file_image(&http, &a.base, &cookie, "paused", file.len()).await;
-    let created = tus(
-        &http,
-        &cookie,
-        reqwest::Method::POST,
-        format!("{}/images/{id}/uploads", a.base),
-    )
-    .header("upload-length", file.len().to_string())
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let tus = TusClient {
+        http: &http,
+        cookie: &cookie,
+    };
+    let location = tus.create(&a.base, &id, file.len()).await;
     let acknowledged = 11 << 20;
-    let first = tus(
-        &http,
-        &cookie,
-        reqwest::Method::PATCH,
-        format!("{}{location}", a.base),
-    )
-    .header("upload-offset", "0")
-    .header("content-type", "application/offset+octet-stream")
-    .body(file[..acknowledged].to_vec())
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    let first = tus
+        .patch(&a.base, &location, 0, &file[..acknowledged])
+        .await;
+    assert_eq!(first, StatusCode::NO_CONTENT);
 
     // The rest flows into A, which is paused while it writes.
-    let rest: Vec<bytes::Bytes> = file[acknowledged..]
-        .chunks(256 << 10)
-        .map(bytes::Bytes::copy_from_slice)
-        .collect();
-    let slow = futures::stream::iter(rest).then(|chunk| async move {
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        Ok::<_, std::io::Error>(chunk)
-    });
-    let in_flight = tokio::spawn(
-        tus(
-            &http,
-            &cookie,
-            reqwest::Method::PATCH,
-            format!("{}{location}", a.base),
-        )
-        .header("upload-offset", acknowledged.to_string())
-        .header("content-length", (file.len() - acknowledged).to_string())
-        .header("content-type", "application/offset+octet-stream")
-        .body(reqwest::Body::wrap_stream(slow))
-        .send(),
+    let in_flight = tus.patch_paced(
+        (&a.base, &location),
+        acknowledged,
+        &file[acknowledged..],
+        (256 << 10, Duration::from_millis(40)),
+        Default::default(),
     );
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     a.pause();
     tokio::time::sleep(PAUSE).await;
     // The client gives up on A and resumes on B from the offset B reports.
     in_flight.abort();
-    let head = tus(
-        &http,
-        &cookie,
-        reqwest::Method::HEAD,
-        format!("{}{location}", b.base),
-    )
-    .send()
-    .await
-    .unwrap();
-    let offset: usize = head.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let offset = tus.offset(&b.base, &location).await;
     assert!(offset >= acknowledged, "{offset}");
-    let done = patch_when_free(|| {
-        tus(
-            &http,
-            &cookie,
-            reqwest::Method::PATCH,
-            format!("{}{location}", b.base),
-        )
-        .header("upload-offset", offset.to_string())
-        .header("content-type", "application/offset+octet-stream")
-        .body(file[offset..].to_vec())
-    })
-    .await;
-    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+    let done = tus
+        .finish_when_free(&b.base, &location, offset, &file)
+        .await;
+    assert_eq!(done, StatusCode::NO_CONTENT);
     a.resume();
     assert_taken_over_cleanly(&cluster, (&a, &b), &cookie, &id, &file).await;
 }
@@ -546,20 +441,7 @@ async fn a_paused_instance_cannot_spoil_an_import_another_took_over() {
     let (a, b) = (cluster.start(), cluster.start());
     let http = http();
     let cookie = sign_up(&http, &a.base, "paused-import").await;
-    let source = SourceServer::start().await;
-    let file = qcow2_with_data(source.dir.path(), "slow.qcow2", 6);
-    let url = source.url("slow", "slow.qcow2");
-    let form = [("source", "url"), ("source_url", url.as_str())];
-    let id = create_image(&http, &a.base, &cookie, "paused-import", &form).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let detail = image_detail(&http, &a.base, &cookie, &id).await;
-        if detail["status"] == "Importing" && detail["progress"]["bytes_done"].as_u64() > Some(0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "A never started: {detail}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (_source, file, id) = import_under_way(&http, &a, &cookie, "paused-import").await;
     a.pause();
     tokio::time::sleep(PAUSE).await;
     // B takes it over and imports it from the start, while A stays paused.
