@@ -105,27 +105,57 @@ fn tus(
         .header("tus-resumable", "1.0.0")
 }
 
+/// A tus upload of a `mib` MiB disk that `server` created and acknowledged one piece of: a
+/// whole S3 part and a tail short of the next.
+struct StartedUpload {
+    _data: tempfile::TempDir,
+    file: Vec<u8>,
+    id: String,
+    location: String,
+    acknowledged: usize,
+}
+
+async fn upload_started(
+    tus: &TusClient<'_>,
+    server: &Server,
+    name: &str,
+    mib: usize,
+) -> StartedUpload {
+    let data = tempfile::tempdir().unwrap();
+    let file = qcow2_with_data(data.path(), "disk.qcow2", mib);
+    let id = create_file_image(tus.http, &server.base, tus.cookie, name, file.len()).await;
+    let location = tus.create(&server.base, &id, file.len()).await;
+    let acknowledged = 11 << 20;
+    let first = tus
+        .patch(&server.base, &location, 0, &file[..acknowledged])
+        .await;
+    assert_eq!(first, StatusCode::NO_CONTENT);
+    StartedUpload {
+        _data: data,
+        file,
+        id,
+        location,
+        acknowledged,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_cut_off_on_one_instance_is_finished_on_another() {
     let mut cluster = Cluster::new().await;
     let (a, b) = (cluster.start(), cluster.start());
     let http = http();
     let cookie = sign_up(&http, &a.base, "two-instances").await;
-    let data = tempfile::tempdir().unwrap();
-    let file = qcow2_with_data(data.path(), "disk.qcow2", 14);
-    let id = create_file_image(&http, &a.base, &cookie, "survivor", file.len()).await;
-
     let tus = TusClient {
         http: &http,
         cookie: &cookie,
     };
-    let location = tus.create(&a.base, &id, file.len()).await;
-    // One acknowledged piece on A: a whole part and a tail short of the next.
-    let acknowledged = 11 << 20;
-    let first = tus
-        .patch(&a.base, &location, 0, &file[..acknowledged])
-        .await;
-    assert_eq!(first, StatusCode::NO_CONTENT);
+    let StartedUpload {
+        _data,
+        file,
+        id,
+        location,
+        acknowledged,
+    } = upload_started(&tus, &a, "survivor", 14).await;
     let recorded = cluster.incoming().await;
     assert_eq!(recorded.len(), 1, "the multipart upload is recorded");
     let multipart: serde_json::Value = serde_json::from_str(&recorded[0].2).unwrap();
@@ -312,19 +342,17 @@ async fn a_paused_instance_cannot_spoil_an_upload_another_took_over() {
     let (a, b) = (cluster.start(), cluster.start());
     let http = http();
     let cookie = sign_up(&http, &a.base, "paused-upload").await;
-    let data = tempfile::tempdir().unwrap();
-    let file = qcow2_with_data(data.path(), "disk.qcow2", 30);
-    let id = create_file_image(&http, &a.base, &cookie, "paused", file.len()).await;
     let tus = TusClient {
         http: &http,
         cookie: &cookie,
     };
-    let location = tus.create(&a.base, &id, file.len()).await;
-    let acknowledged = 11 << 20;
-    let first = tus
-        .patch(&a.base, &location, 0, &file[..acknowledged])
-        .await;
-    assert_eq!(first, StatusCode::NO_CONTENT);
+    let StartedUpload {
+        _data,
+        file,
+        id,
+        location,
+        acknowledged,
+    } = upload_started(&tus, &a, "paused", 30).await;
 
     // The rest flows into A, which is paused while it writes.
     let in_flight = tus.patch_paced(
