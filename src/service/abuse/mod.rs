@@ -16,7 +16,7 @@ use super::{ServiceError, ServiceResult, now_ms};
 use crate::store::Store;
 use rate::{Gcra, RateLimits};
 
-/// Every limit, with the defaults the README documents.
+/// Every limit, with the defaults docs/configuration.md documents.
 #[derive(Clone, Debug)]
 pub struct AbuseLimits {
     /// Sign-in attempts from one client address (`SIGN_IN_PER_ADDRESS_PER_MINUTE`).
