@@ -77,3 +77,33 @@ test('a CentOS version outside 7.6–7.9 is refused on aarch64, in the browser a
   await expect(list.row('centos-arm').getByRole('cell', { name: 'CentOS 7.9' })).toBeVisible();
   await expect(page.getByRole('rowheader')).toHaveCount(1);
 });
+
+test('choosing a system platform chooses its operating system', async ({ page }) => {
+  await newAccount(page);
+  const form = new CreateImagePage(page);
+  await form.open();
+  // With no operating system chosen every platform is offered; Ubuntu makes it Linux.
+  await form.field('System platform').selectOption({ label: 'Ubuntu' });
+  await expect(form.field('Operating system')).toHaveValue('linux');
+  await expect(form.errorFor('Operating system')).toHaveCount(0);
+  await expect(form.errorFor('System platform')).toHaveCount(0);
+  await expect(form.field('System platform').locator('option')).toHaveText([
+    'Select a system platform', 'Alma Linux', 'CentOS', 'Oracle Linux', 'RHEL', 'Rocky Linux', 'Ubuntu',
+  ]);
+
+  // Choosing the other family afterwards keeps it, and the platform says it does not belong.
+  await form.field('Operating system').selectOption({ label: 'Windows' });
+  await expect(form.field('Operating system')).toHaveValue('windows');
+  await expect(form.errorFor('System platform')).toContainText('System platform Ubuntu is a Linux platform');
+
+  // A Windows platform settles both, and the image is created as Windows Server.
+  await form.field('System platform').selectOption({ label: 'Windows Server' });
+  await expect(form.errorFor('System platform')).toHaveCount(0);
+  await form.field('Image name').fill('picked-by-platform');
+  await form.field('Image file URL').fill(sourceUrl('files', 'small.qcow2'));
+  await form.field('Minimum Disk (GB)').fill('10');
+  await form.field('Minimum RAM (GB)').fill('2');
+  await form.complete();
+  const list = new ImageListPage(page);
+  await expect(list.row('picked-by-platform').getByRole('cell', { name: 'Windows Server' })).toBeVisible();
+});

@@ -94,6 +94,19 @@ pub fn ImageAttributeFields(fields: AttributeFields) -> impl IntoView {
     let chosen_family = move || OsFamily::from_value(&os_family.value.get());
     let chosen_platform = move || OsPlatform::from_value(&os_platform.value.get());
     let chosen_architecture = move || Architecture::parse(&architecture.value.get()).ok();
+    // A platform belongs to one operating system, so choosing it chooses that system. Only a
+    // change of platform does this: a family chosen afterwards stays, and the platform's
+    // error says it does not belong.
+    Effect::new(move |_| {
+        let Some(platform) = chosen_platform() else {
+            return;
+        };
+        let family = platform.family().as_str();
+        if os_family.value.get_untracked() != family {
+            os_family.value.set(family.to_owned());
+            os_family.server_error.set(None);
+        }
+    });
     let family_options: Vec<(&str, &str)> = OsFamily::ALL
         .iter()
         .map(|f| (f.as_str(), f.label()))
