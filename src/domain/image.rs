@@ -173,6 +173,18 @@ impl DiskFormat {
         or_list(&all)
     }
 
+    /// The formats as the image API names them: "qcow2, raw, vmdk, vhd, vhdx or iso".
+    pub fn every_value() -> String {
+        let all: Vec<&str> = Self::ALL.iter().map(|f| f.as_str()).collect();
+        or_list(&all)
+    }
+
+    /// The formats as the console names them: "qcow2, Raw, VMDK, VHD, VHDX or ISO".
+    pub fn every_label() -> String {
+        let all: Vec<&str> = Self::ALL.iter().map(|f| f.label()).collect();
+        or_list(&all)
+    }
+
     /// A file input's `accept`: ".qcow2,.raw,…".
     pub fn accept_attribute() -> String {
         Self::ALL

@@ -3,6 +3,42 @@
 
 use std::time::Duration;
 
+use super::units::format_bytes;
+
+/// An image id that names nothing this account may see; the same words whether the image
+/// does not exist or belongs to another account.
+pub const NO_SUCH_IMAGE: &str = "No image with that ID exists in this account.";
+
+/// Creating one more image would pass the account's image quota.
+pub fn image_quota_full(images: u64, max_images: u64) -> String {
+    format!(
+        "This account already has {images} of its {max_images} images. Delete images you no longer need before creating more."
+    )
+}
+
+/// Creating the image would pass the account's storage quota; `file` is the size the new
+/// image declared, if it did.
+pub fn storage_quota_full(stored: u64, max_stored: u64, file: Option<u64>) -> String {
+    let file = file
+        .map(|size| format!(" The file is {}.", format_bytes(size)))
+        .unwrap_or_default();
+    format!(
+        "This account stores {} of its {} storage quota.{file} Delete images you no longer need before creating more.",
+        format_bytes(stored),
+        format_bytes(max_stored)
+    )
+}
+
+/// An import's bytes passed what the account's storage quota has left.
+pub fn storage_quota_exceeded(needed: u64, room: u64, quota: u64) -> String {
+    format!(
+        "Storage quota exceeded: the image needs {} and the account's quota of {} has {} left. Delete images you no longer need and try again.",
+        format_bytes(needed),
+        format_bytes(quota),
+        format_bytes(room)
+    )
+}
+
 /// "1 second", "42 seconds".
 fn seconds(wait: Duration) -> String {
     let n = wait_seconds(wait);

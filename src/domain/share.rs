@@ -51,6 +51,18 @@ impl ShareStatus {
         }
     }
 
+    /// The statuses an image API member can have (Glance's); a stopped share is no member.
+    pub const MEMBER: [ShareStatus; 3] = [
+        ShareStatus::Pending,
+        ShareStatus::Accepted,
+        ShareStatus::Rejected,
+    ];
+
+    /// The member status an image API client names.
+    pub fn from_member(raw: &str) -> Option<Self> {
+        Self::MEMBER.into_iter().find(|s| s.as_str() == raw)
+    }
+
     /// The guides' words.
     pub fn label(self) -> &'static str {
         match self {

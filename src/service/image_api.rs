@@ -3,7 +3,7 @@
 //! the console's pages: the same validation of every field, account scoping, Protected, the
 //! quotas and the sharing rules, and Work History records each change under the token's user.
 
-use super::images::{Access, not_found, parse_image_id};
+use super::images::{Access, creation_refused, not_found, parse_image_id};
 use super::importer::{BodyUploadError, Keep};
 use super::uploads::UploadError;
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
@@ -19,10 +19,9 @@ use crate::domain::image_spec::{
 use crate::domain::os_catalogue::OsPlatform;
 use crate::domain::share::ShareStatus;
 use crate::domain::tags::{TagPair, parse_tag_set};
-use crate::domain::units::format_bytes;
 use crate::service::downloads::{DownloadFile, download_file_name};
 use crate::store::history::NewEvent;
-use crate::store::images::{CreateImageError, ImageRow, NewImageRow};
+use crate::store::images::{ImageRow, NewImageRow};
 
 /// An image as the API shows it to the actor.
 #[derive(Clone, Debug)]
@@ -139,6 +138,16 @@ pub fn api_status(status: ImageStatus, from_url: bool) -> &'static str {
         ImageStatus::Deleted => "pending_delete",
         ImageStatus::Deleting => "deleted",
     }
+}
+
+/// Every status name the API uses, in the order of the console's statuses.
+pub fn api_statuses() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = ImageStatus::ALL
+        .into_iter()
+        .flat_map(|s| [api_status(s, false), api_status(s, true)])
+        .collect();
+    names.dedup();
+    names
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
@@ -342,7 +351,10 @@ impl Services {
             "" => {
                 errors.push(FieldError::new(
                     field::DISK_FORMAT,
-                    "disk_format is required: one of qcow2, raw, vmdk, vhd, vhdx or iso.",
+                    format!(
+                        "disk_format is required: one of {}.",
+                        DiskFormat::every_value()
+                    ),
                 ));
                 None
             }
@@ -352,7 +364,8 @@ impl Services {
                     errors.push(FieldError::new(
                         field::DISK_FORMAT,
                         format!(
-                            "disk_format '{raw}' is not accepted: use qcow2, raw, vmdk, vhd, vhdx or iso."
+                            "disk_format '{raw}' is not accepted: use {}.",
+                            DiskFormat::every_value()
                         ),
                     ));
                     None
@@ -398,32 +411,11 @@ impl Services {
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
         };
-        let limits = crate::store::images::QuotaLimits {
-            max_images: self.settings().max_images_per_account,
-            max_stored_bytes: self.settings().max_storage_bytes_per_account,
-        };
-        match self.store().create_image(&row, &tags, limits).await {
-            Ok(()) => {}
-            Err(CreateImageError::ImageQuota(used)) => {
-                return Err(ServiceError::Conflict(format!(
-                    "This account already has {} of its {} images. Delete images you no longer need before creating more.",
-                    used.image_count, limits.max_images
-                )));
-            }
-            Err(CreateImageError::StorageQuota(used)) => {
-                return Err(ServiceError::Conflict(format!(
-                    "This account stores {} of its {} storage quota. Delete images you no longer need before creating more.",
-                    format_bytes(used.stored_bytes),
-                    format_bytes(limits.max_stored_bytes)
-                )));
-            }
-            Err(CreateImageError::TooManyUploads(_)) => {
-                return Err(ServiceError::Internal(anyhow::anyhow!(
-                    "an image without a local file counted as an upload"
-                )));
-            }
-            Err(CreateImageError::Db(e)) => return Err(e.into()),
-        }
+        let limits = self.quota_limits();
+        self.store()
+            .create_image(&row, &tags, limits)
+            .await
+            .map_err(|refused| creation_refused(refused, limits, None))?;
         if !properties.is_empty() {
             let event = NewEvent {
                 changes: &property_changes(&[], &properties),

@@ -13,6 +13,7 @@ use crate::domain::account::AccountId;
 use crate::domain::history::{HISTORY_PAGE_SIZE, HistoryPage};
 use crate::domain::image::{BatchOutcome, ImageDetail, SkippedImage};
 use crate::domain::image_spec::ImageName;
+use crate::domain::notices;
 use crate::domain::share::{
     ImageResourceId, ImageShare, ImageSharing, MAX_BATCH_DECISIONS, MAX_SHARES_PER_IMAGE,
     SHARE_REQUESTS_PAGE_SIZE, ShareDecision, ShareRequestPage, ShareStatus, SharedImage, field,
@@ -321,10 +322,9 @@ impl Services {
                     .unwrap_or("A shared image cannot be created from this image now.")
                     .to_owned(),
             )),
-            CreateSharedOutcome::ImageQuota(used) => Err(ServiceError::Conflict(format!(
-                "This account already has {} of its {max_images} images. Delete images you no longer need before creating more.",
-                used.image_count
-            ))),
+            CreateSharedOutcome::ImageQuota(used) => Err(ServiceError::Conflict(
+                notices::image_quota_full(used.image_count, max_images),
+            )),
         }
     }
 

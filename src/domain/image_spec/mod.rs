@@ -7,6 +7,8 @@ mod tests;
 
 pub use forms::*;
 
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 
 use super::image::DiskFormat;
@@ -35,6 +37,17 @@ pub struct ImageName(String);
 impl ImageName {
     /// The guide's limit.
     pub const MAX_CHARS: usize = 255;
+
+    /// The rule in one line, for the forms.
+    pub fn hint() -> &'static str {
+        static HINT: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "Up to {} English letters, digits, spaces, '-' and '_'.",
+                ImageName::MAX_CHARS
+            )
+        });
+        &HINT
+    }
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let err = |m: String| Err(FieldError::new(field::NAME, m));
@@ -75,6 +88,17 @@ pub struct ImageFileUrl(String);
 impl ImageFileUrl {
     /// Long enough for presigned object-storage URLs, short enough to show and to log.
     pub const MAX_CHARS: usize = 2048;
+
+    /// The rule in one line, for the form.
+    pub fn hint() -> &'static str {
+        static HINT: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "An http or https URL of a {} file, such as an Object Storage link. The file's name tells its format.",
+                DiskFormat::every_extension()
+            )
+        });
+        &HINT
+    }
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let err = |m: &str| Err(FieldError::new(field::SOURCE_URL, m));
@@ -304,6 +328,13 @@ pub struct Description(String);
 
 impl Description {
     pub const MAX_CHARS: usize = 255;
+
+    /// The rule in one line, for the forms.
+    pub fn hint() -> &'static str {
+        static HINT: LazyLock<String> =
+            LazyLock::new(|| format!("Optional, up to {} characters.", Description::MAX_CHARS));
+        &HINT
+    }
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let count = raw.chars().count();

@@ -11,6 +11,7 @@ use crate::domain::image::ImageStatus;
 use crate::domain::os_catalogue::OsPlatform;
 use crate::domain::share::ShareStatus;
 use crate::domain::units::format_rfc3339;
+use crate::domain::validation::or_list;
 use crate::service::image_api::{ApiChange, ApiImage, api_status, api_tag};
 
 /// The id of the one store `GET /v2/info/stores` lists.
@@ -309,10 +310,11 @@ impl ListParams {
                 "sort" => sort = Some(value.clone()),
                 "tag" => params.tags.push(value.clone()),
                 "member_status" => {
-                    if !matches!(value.as_str(), "accepted" | "pending" | "rejected" | "all") {
-                        return Err(bad(
-                            "member_status must be accepted, pending, rejected or all.",
-                        ));
+                    if value != "all" && ShareStatus::from_member(value).is_none() {
+                        let mut named: Vec<&str> =
+                            ShareStatus::MEMBER.iter().map(|s| s.as_str()).collect();
+                        named.push("all");
+                        return Err(bad(format!("member_status must be {}.", or_list(&named))));
                     }
                     params.member_status = value.clone();
                 }

@@ -71,7 +71,7 @@ async fn memberships(
 }
 
 fn not_found() -> ServiceError {
-    ServiceError::NotFound("No image with that ID exists in this account.".into())
+    ServiceError::NotFound(crate::domain::notices::NO_SUCH_IMAGE.into())
 }
 
 /// `GET /v2/images/{id}/members`.
@@ -171,10 +171,14 @@ pub async fn update_member(
         Ok(fields) => fields,
         Err(answer) => return answer,
     };
-    let decision = match fields.get("status").and_then(Value::as_str) {
-        Some("accepted") => ShareDecision::Approve,
-        Some("rejected") => ShareDecision::Reject,
-        Some("pending") => {
+    let status = fields
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(ShareStatus::from_member);
+    let decision = match status {
+        Some(ShareStatus::Accepted) => ShareDecision::Approve,
+        Some(ShareStatus::Rejected) => ShareDecision::Reject,
+        Some(ShareStatus::Pending) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "A member accepts or rejects an image; it cannot be made pending again.",

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 
 use super::error;
 use crate::domain::image::DiskFormat;
+use crate::domain::image_spec::{Description, ImageName};
 use crate::domain::os_catalogue::{OsFamily, OsPlatform};
+use crate::domain::share::ShareStatus;
+use crate::service::image_api::api_statuses;
 
 fn nullable_string(description: &str) -> Value {
     json!({ "type": ["null", "string"], "readOnly": true, "description": description })
@@ -31,8 +34,8 @@ pub fn image_schema() -> Value {
         "name": "image",
         "properties": {
             "id": { "type": "string", "readOnly": true, "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$", "description": "An identifier for the image" },
-            "name": { "type": ["null", "string"], "maxLength": 255, "description": "Descriptive name for the image" },
-            "status": { "type": "string", "readOnly": true, "enum": ["queued", "saving", "uploading", "importing", "active", "killed", "deactivated", "pending_delete", "deleted"], "description": "Status of the image" },
+            "name": { "type": ["null", "string"], "maxLength": ImageName::MAX_CHARS, "description": "Descriptive name for the image" },
+            "status": { "type": "string", "readOnly": true, "enum": api_statuses(), "description": "Status of the image" },
             "visibility": { "type": "string", "enum": ["private", "shared"], "description": "Scope of image accessibility" },
             "protected": { "type": "boolean", "description": "If true, image will not be deletable." },
             "os_hidden": { "type": "boolean", "description": "If true, image will not appear in default image list response." },
@@ -59,7 +62,7 @@ pub fn image_schema() -> Value {
             "architecture": { "type": "string", "enum": ["x86_64", "aarch64"], "is_base": false, "description": "The CPU architecture that must be supported by the hypervisor." },
             "hw_firmware_type": { "type": "string", "enum": ["bios", "uefi"], "is_base": false, "description": "The boot mode: BIOS or UEFI." },
             "hw_qemu_guest_agent": { "type": "string", "enum": ["yes", "no"], "is_base": false, "description": "Whether the image has the QEMU guest agent." },
-            "description": { "type": "string", "maxLength": 255, "is_base": false, "description": "A description of the image." },
+            "description": { "type": "string", "maxLength": Description::MAX_CHARS, "is_base": false, "description": "A description of the image." },
             "failure_reason": { "type": "string", "readOnly": true, "is_base": false, "description": "Why the image is killed (its import or upload failed)." },
         },
         "additionalProperties": { "type": "string" },
@@ -79,7 +82,7 @@ fn member_schema() -> Value {
             "image_id": { "type": "string", "description": "An identifier for the image" },
             "member_id": { "type": "string", "description": "An identifier for the image member (the Account ID)" },
             "schema": { "type": "string", "readOnly": true },
-            "status": { "type": "string", "enum": ["pending", "accepted", "rejected"], "description": "The status of this image member" },
+            "status": { "type": "string", "enum": ShareStatus::MEMBER.map(ShareStatus::as_str), "description": "The status of this image member" },
             "updated_at": { "type": "string", "description": "Date and time of last modification of image member" }
         }
     })

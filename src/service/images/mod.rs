@@ -13,9 +13,10 @@ use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, Histor
 use crate::domain::image::{AccountUsage, ImageDetail};
 use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageSource, protected_label};
 use crate::domain::list_query::{ImagePage, ListQuery};
+use crate::domain::notices;
 use crate::domain::share::{other_account, private_refused};
 use crate::domain::tags::{self, TagPair, parse_tag_set};
-use crate::domain::units::{format_bytes, format_rfc3339};
+use crate::domain::units::format_rfc3339;
 use crate::store::blobs::{Incoming, IncomingState};
 use crate::store::history::NewEvent;
 use crate::store::images::{
@@ -25,7 +26,29 @@ use crate::store::images::{
 
 /// The answer for an id that is not in the actor's account, whoever owns it.
 pub(super) fn not_found() -> ServiceError {
-    ServiceError::NotFound("No image with that ID exists in this account.".into())
+    ServiceError::NotFound(notices::NO_SUCH_IMAGE.into())
+}
+
+/// Why the store refused a new image, in the words every way of creating one uses; `file` is
+/// the size of the file an upload declared.
+pub(super) fn creation_refused(
+    refused: CreateImageError,
+    limits: QuotaLimits,
+    file: Option<u64>,
+) -> ServiceError {
+    match refused {
+        CreateImageError::ImageQuota(used) => ServiceError::Conflict(notices::image_quota_full(
+            used.image_count,
+            limits.max_images,
+        )),
+        CreateImageError::StorageQuota(used) => ServiceError::Conflict(
+            notices::storage_quota_full(used.stored_bytes, limits.max_stored_bytes, file),
+        ),
+        CreateImageError::TooManyUploads(n) => ServiceError::Conflict(format!(
+            "This account already has {n} uploads in progress. Finish or cancel one (Cancel Upload on the Image List) before starting another."
+        )),
+        CreateImageError::Db(e) => e.into(),
+    }
 }
 
 /// The answer to a recipient of a share asking to change the owner's image.
@@ -119,7 +142,7 @@ impl Services {
         }
     }
 
-    fn quota_limits(&self) -> QuotaLimits {
+    pub(super) fn quota_limits(&self) -> QuotaLimits {
         QuotaLimits {
             max_images: self.settings().max_images_per_account,
             max_stored_bytes: self.settings().max_storage_bytes_per_account,
@@ -231,28 +254,7 @@ impl Services {
         let limits = self.quota_limits();
         match self.store().create_image(&row, &spec.tags, limits).await {
             Ok(()) => {}
-            Err(CreateImageError::ImageQuota(used)) => {
-                return Err(ServiceError::Conflict(format!(
-                    "This account already has {} of its {} images. Delete images you no longer need before creating more.",
-                    used.image_count, limits.max_images
-                )));
-            }
-            Err(CreateImageError::StorageQuota(used)) => {
-                let file = incoming
-                    .map(|size| format!(" The file is {}.", format_bytes(size)))
-                    .unwrap_or_default();
-                return Err(ServiceError::Conflict(format!(
-                    "This account stores {} of its {} storage quota.{file} Delete images you no longer need before creating more.",
-                    format_bytes(used.stored_bytes),
-                    format_bytes(limits.max_stored_bytes)
-                )));
-            }
-            Err(CreateImageError::TooManyUploads(n)) => {
-                return Err(ServiceError::Conflict(format!(
-                    "This account already has {n} uploads in progress. Finish or cancel one (Cancel Upload on the Image List) before starting another."
-                )));
-            }
-            Err(CreateImageError::Db(e)) => return Err(e.into()),
+            Err(refused) => return Err(creation_refused(refused, limits, incoming)),
         }
         match incoming {
             Some(size_bytes) => {

@@ -28,6 +28,7 @@ use super::now_ms;
 use super::url_guard::{AddressPolicy, GuardedResolver, Refused};
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::image::{DiskFormat, ImageStatus};
+use crate::domain::notices;
 use crate::domain::units::format_bytes;
 use crate::store::blobs::{BlobWriter, Incoming, IncomingState};
 use crate::store::images::Reservation;
@@ -534,7 +535,9 @@ impl Importer {
             .await?
         {
             Reservation::Granted(bytes) => Ok(bytes),
-            Reservation::NoRoom { room } => Err(Stop::TooLarge(over_quota(needed, room, quota))),
+            Reservation::NoRoom { room } => Err(Stop::TooLarge(notices::storage_quota_exceeded(
+                needed, room, quota,
+            ))),
             Reservation::Gone => Err(Stop::Cancelled),
         }
     }

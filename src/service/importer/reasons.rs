@@ -20,15 +20,6 @@ pub(super) fn too_large(size: Option<u64>, limit: u64) -> String {
     }
 }
 
-pub(super) fn over_quota(needed: u64, room: u64, quota: u64) -> String {
-    format!(
-        "Storage quota exceeded: the image needs {} and the account's quota of {} has {} left. Delete images you no longer need and try again.",
-        format_bytes(needed),
-        format_bytes(quota),
-        format_bytes(room)
-    )
-}
-
 /// Fails an import whose source sends less than a minimum over each window of time, so a
 /// source that trickles cannot hold an import slot for ever.
 pub(super) struct SpeedCheck {

@@ -22,6 +22,7 @@ use super::{Actor, Services, now_ms};
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::{HistoryTopic, SYSTEM_WORKER};
 use crate::domain::image::ImageStatus;
+use crate::domain::notices;
 use crate::domain::units::{describe_duration, format_bytes};
 use crate::domain::upload::{UploadRef, parse_metadata, upload_path};
 use crate::store::blobs::{BlobWriter, Incoming, IncomingState};
@@ -191,7 +192,7 @@ impl Services {
             .store()
             .get_image(&actor.account_id, &image_id)
             .await?
-            .ok_or_else(|| UploadError::NotFound(NO_IMAGE.into()))?;
+            .ok_or_else(|| UploadError::NotFound(notices::NO_SUCH_IMAGE.into()))?;
         let expected = image
             .expected_checksum
             .as_deref()
@@ -246,7 +247,7 @@ impl Services {
                     expires_at_ms,
                 });
             }
-            Err(CreateUploadError::NoImage) => UploadError::NotFound(NO_IMAGE.into()),
+            Err(CreateUploadError::NoImage) => UploadError::NotFound(notices::NO_SUCH_IMAGE.into()),
             Err(CreateUploadError::AlreadyStarted) => UploadError::Conflict(STARTED.into()),
             Err(CreateUploadError::NotUploading(status)) => UploadError::Conflict(format!(
                 "The image is {}, not waiting for an upload.",
@@ -796,7 +797,6 @@ impl Services {
     }
 }
 
-const NO_IMAGE: &str = "No image with that ID exists in this account.";
 const STARTED: &str = "This image's upload has already started; resume it instead.";
 const NO_UPLOAD: &str = "No upload with that ID exists in this account.";
 const ENDED: &str = "The upload ended while this request was writing it.";
@@ -804,5 +804,6 @@ const LOST: &str = "The upload's partial bytes were lost on the server; create t
 
 /// An image id as the upload routes take it; anything else is an image that does not exist.
 fn parse_upload_image_id(raw: &str) -> UploadResult<String> {
-    super::images::parse_image_id(raw).map_err(|_| UploadError::NotFound(NO_IMAGE.into()))
+    super::images::parse_image_id(raw)
+        .map_err(|_| UploadError::NotFound(notices::NO_SUCH_IMAGE.into()))
 }

@@ -102,7 +102,10 @@ pub fn CreateImagePage() -> impl IntoView {
             <div>
                 <h1>"Create Image"</h1>
                 <p class="lede">
-                    "Import a disk image (qcow2, raw, VMDK, VHD, VHDX or an ISO installation image) from an http or https URL, or upload one from your computer. The console checks it and makes it Active. How to prepare a virtual machine's disk and convert it: the "
+                    {format!(
+                        "Import a disk image ({}) from an http or https URL, or upload one from your computer. The console checks it and makes it Active. How to prepare a virtual machine's disk and convert it: the ",
+                        DiskFormat::every_label()
+                    )}
                     <A href="/images/guide">"Image guide"</A>
                     "."
                 </p>
@@ -117,7 +120,7 @@ pub fn CreateImagePage() -> impl IntoView {
                         label="Image name"
                         field=name
                         error=name.message(ImageName::parse)
-                        hint="Up to 255 English letters, digits, spaces, '-' and '_'."
+                        hint=ImageName::hint()
                         required=true
                     />
                     <RadioGroup
@@ -134,7 +137,7 @@ pub fn CreateImagePage() -> impl IntoView {
                                 label="Image file URL"
                                 field=source_url
                                 error=source_url.message(ImageFileUrl::parse)
-                                hint="An http or https URL of a .qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso file, such as an Object Storage link. The file's name tells its format."
+                                hint=ImageFileUrl::hint()
                                 input_type="url"
                                 inputmode="url"
                                 placeholder="https://storage.example.com/images/ubuntu-24.04.qcow2"
@@ -179,7 +182,7 @@ pub fn CreateImagePage() -> impl IntoView {
                         label="Description"
                         field=description
                         error=description.message(Description::parse)
-                        hint="Optional, up to 255 characters."
+                        hint=Description::hint()
                         multiline=true
                     />
                     <TagEditor rows=tags />
@@ -502,7 +505,8 @@ fn LocalFileField(
             <input type="hidden" name=upload_field::FILE_SIZE prop:value=move || size.get() />
             <p class="hint" id=format!("{id}-hint")>
                 {move || format!(
-                    "A disk image from your computer (.qcow2, .raw, .img, .vmdk, .vhd, .vhdx or .iso){}. It is sent in pieces: you can pause it, and resume it after a lost connection or a reload.",
+                    "A disk image from your computer ({}){}. It is sent in pieces: you can pause it, and resume it after a lost connection or a reload.",
+                    DiskFormat::every_extension(),
                     match limit.get() {
                         u64::MAX => String::new(),
                         limit => format!(", up to {}", format_bytes(limit)),

@@ -536,7 +536,7 @@ fn CreateSharedImageDialog(
                 label="Name of the shared image"
                 field=name
                 error=name.message(ImageName::parse)
-                hint="Up to 255 English letters, digits, spaces, '-' and '_'."
+                hint=ImageName::hint()
                 required=true
             />
         </ConfirmDialog>

@@ -190,14 +190,14 @@ pub fn EditImagePanel(
                     label="Image name"
                     field=name
                     error=name.message(ImageName::parse)
-                    hint="Up to 255 English letters, digits, spaces, '-' and '_'."
+                    hint=ImageName::hint()
                     required=true
                 />
                 <TextField
                     label="Description"
                     field=description
                     error=description.message(Description::parse)
-                    hint="Optional, up to 255 characters."
+                    hint=Description::hint()
                     multiline=true
                 />
                 <ImageAttributeFields fields=attributes />
