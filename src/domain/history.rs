@@ -353,6 +353,11 @@ pub mod notes {
         )
     }
 
+    /// On an image given a URL to import from through the image API.
+    pub fn web_download(url: &str) -> String {
+        format!("Import from {url} (web-download through the image API).")
+    }
+
     /// On an import's start: empty the first time, the attempt after a restart.
     pub fn import_attempt(attempt: u32) -> String {
         match attempt {

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 
 use super::blobs::Incoming;
 use super::history::{NewEvent, insert_event};
-use super::images::{ImportedBytes, activate, image_name};
+use super::images::{ImportedBytes, activate, transition};
 use super::leases::{Fence, fence_condition, hold};
 use super::{Store, to_i64, to_u64};
 use crate::domain::history::{HistoryTopic, WorkResult};
@@ -394,7 +394,7 @@ impl Store {
         {
             return Ok(false);
         }
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE images SET status = $1, failure_reason = $2, updated_at = $3, updated_by = $4 \
              WHERE id = $5 AND account_id = $6 AND status = $7",
         )
@@ -404,13 +404,7 @@ impl Store {
         .bind(worker)
         .bind(image_id)
         .bind(account_id)
-        .bind(ImageStatus::Uploading.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let name = image_name(&mut tx, account_id, image_id).await?;
+        .bind(ImageStatus::Uploading.as_str());
         let event = NewEvent {
             message: reason,
             result: if topic == HistoryTopic::UploadCancelled {
@@ -420,9 +414,7 @@ impl Store {
             },
             ..NewEvent::succeeded(topic, worker)
         };
-        insert_event(&mut tx, account_id, image_id, &name, &event, now_ms).await?;
-        tx.commit().await?;
-        Ok(true)
+        transition::change_and_record(tx, (account_id, image_id), update, &event, now_ms).await
     }
 
     /// Receiving uploads untouched since their expiry, and Uploading images whose upload was

@@ -5,6 +5,7 @@
 
 use sqlx::Row;
 
+use super::transition;
 use super::*;
 use crate::store::leases::{Fence, fence_condition, hold};
 
@@ -61,7 +62,7 @@ impl Store {
         if !hold(&mut tx, self.backend, fence).await? {
             return Ok(None);
         }
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
              bytes_reserved = NULL, import_attempts = import_attempts + 1, updated_at = $2 \
              WHERE id = $3 AND account_id = $4 AND status = $5 AND source_url IS NOT NULL",
@@ -70,13 +71,8 @@ impl Store {
         .bind(now_ms)
         .bind(id)
         .bind(account_id)
-        .bind(ImageStatus::Queued.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+        .bind(ImageStatus::Queued.as_str());
+        let Some(row) = transition::apply(&mut tx, (account_id, id), update).await? else {
             return Ok(None);
         };
         let message = notes::import_attempt(row.import_attempts);
@@ -84,16 +80,7 @@ impl Store {
             message: &message,
             ..NewEvent::succeeded(HistoryTopic::ImportStarted, SYSTEM_WORKER)
         };
-        insert_event(
-            &mut tx,
-            account_id,
-            id,
-            &row.attributes.name,
-            &event,
-            now_ms,
-        )
-        .await?;
-        tx.commit().await?;
+        transition::record_and_commit(tx, &row, &event, now_ms).await?;
         Ok(row.source_url.map(|source_url| ClaimedImport {
             source_url,
             expected_checksum: row.expected_checksum,
@@ -215,7 +202,7 @@ impl Store {
         if !hold(&mut tx, self.backend, fence).await? {
             return Ok(false);
         }
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE images SET status = $1, failure_reason = $2, updated_at = $3 \
              WHERE id = $4 AND account_id = $5 AND status IN ($6, $7)",
         )
@@ -225,21 +212,13 @@ impl Store {
         .bind(id)
         .bind(account_id)
         .bind(ImageStatus::Queued.as_str())
-        .bind(ImageStatus::Importing.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let name = image_name(&mut tx, account_id, id).await?;
+        .bind(ImageStatus::Importing.as_str());
         let event = NewEvent {
             message: reason,
             result: WorkResult::Failed,
             ..NewEvent::succeeded(HistoryTopic::ImportFailed, SYSTEM_WORKER)
         };
-        insert_event(&mut tx, account_id, id, &name, &event, now_ms).await?;
-        tx.commit().await?;
-        Ok(true)
+        transition::change_and_record(tx, (account_id, id), update, &event, now_ms).await
     }
 
     /// Puts an interrupted import back in the queue.
@@ -285,7 +264,7 @@ impl Store {
         if !hold(&mut tx, self.backend, fence).await? {
             return Ok(None);
         }
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
              bytes_reserved = NULL, updated_at = $2 \
              WHERE id = $3 AND account_id = $4 AND status = $5 AND source_url IS NULL",
@@ -294,29 +273,15 @@ impl Store {
         .bind(now_ms)
         .bind(id)
         .bind(account_id)
-        .bind(ImageStatus::Queued.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+        .bind(ImageStatus::Queued.as_str());
+        let Some(row) = transition::apply(&mut tx, (account_id, id), update).await? else {
             return Ok(None);
         };
         let event = NewEvent {
             message: note,
             ..NewEvent::succeeded(HistoryTopic::UploadStarted, user_name)
         };
-        insert_event(
-            &mut tx,
-            account_id,
-            id,
-            &row.attributes.name,
-            &event,
-            now_ms,
-        )
-        .await?;
-        tx.commit().await?;
+        transition::record_and_commit(tx, &row, &event, now_ms).await?;
         Ok(Some(ClaimedBody {
             expected_checksum: row.expected_checksum,
             declared_format: row.declared_format,
@@ -337,7 +302,7 @@ impl Store {
         if !hold(&mut tx, self.backend, fence).await? {
             return Ok(false);
         }
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE images SET status = $1, bytes_done = 0, bytes_total = NULL, \
              bytes_reserved = NULL, updated_at = $2 \
              WHERE id = $3 AND account_id = $4 AND status = $5 AND source_url IS NULL",
@@ -346,21 +311,13 @@ impl Store {
         .bind(now_ms)
         .bind(id)
         .bind(account_id)
-        .bind(ImageStatus::Importing.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let name = image_name(&mut tx, account_id, id).await?;
+        .bind(ImageStatus::Importing.as_str());
         let event = NewEvent {
             message: reason,
             result: WorkResult::Failed,
             ..NewEvent::succeeded(HistoryTopic::ImportFailed, SYSTEM_WORKER)
         };
-        insert_event(&mut tx, account_id, id, &name, &event, now_ms).await?;
-        tx.commit().await?;
-        Ok(true)
+        transition::change_and_record(tx, (account_id, id), update, &event, now_ms).await
     }
 
     /// Keeps data sent to the image API's stage, checked and stored, on an image receiving it
@@ -398,8 +355,8 @@ impl Store {
         note: &str,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
+        let tx = self.begin_write().await?;
+        let update = sqlx::query(
             "UPDATE images SET status = $1, updated_at = $2 \
              WHERE id = $3 AND account_id = $4 AND status = $5 AND blob_key IS NOT NULL \
                AND source_url IS NULL",
@@ -408,20 +365,12 @@ impl Store {
         .bind(now_ms)
         .bind(id)
         .bind(account_id)
-        .bind(ImageStatus::Uploading.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let name = image_name(&mut tx, account_id, id).await?;
+        .bind(ImageStatus::Uploading.as_str());
         let event = NewEvent {
             message: note,
             ..NewEvent::succeeded(HistoryTopic::ImportFinished, user_name)
         };
-        insert_event(&mut tx, account_id, id, &name, &event, now_ms).await?;
-        tx.commit().await?;
-        Ok(true)
+        transition::change_and_record(tx, (account_id, id), update, &event, now_ms).await
     }
 
     /// Gives a Queued image that waits for its data a URL to import it from (web-download).
@@ -434,8 +383,8 @@ impl Store {
         user_name: &str,
         now_ms: i64,
     ) -> sqlx::Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
+        let tx = self.begin_write().await?;
+        let update = sqlx::query(
             "UPDATE images SET source_url = $1, updated_at = $2, updated_by = $3 \
              WHERE id = $4 AND account_id = $5 AND status = $6 AND source_url IS NULL",
         )
@@ -444,20 +393,12 @@ impl Store {
         .bind(user_name)
         .bind(id)
         .bind(account_id)
-        .bind(ImageStatus::Queued.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let name = image_name(&mut tx, account_id, id).await?;
-        let message = format!("Import from {url} (web-download through the image API).");
+        .bind(ImageStatus::Queued.as_str());
+        let message = notes::web_download(url);
         let event = NewEvent {
             message: &message,
             ..NewEvent::succeeded(HistoryTopic::ImportStarted, user_name)
         };
-        insert_event(&mut tx, account_id, id, &name, &event, now_ms).await?;
-        tx.commit().await?;
-        Ok(true)
+        transition::change_and_record(tx, (account_id, id), update, &event, now_ms).await
     }
 }

@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::transition::record_and_commit;
 use super::*;
 use crate::domain::lifecycle::{DeleteCheck, ImageReference, RetentionDays};
 use crate::domain::share::other_account;
@@ -114,25 +115,6 @@ async fn set_status(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-/// Records `event` on the image `row` (locked in `tx`) and commits the change with it.
-async fn record_and_commit(
-    mut tx: sqlx::Transaction<'static, sqlx::Any>,
-    row: &ImageRow,
-    event: &NewEvent<'_>,
-    now_ms: i64,
-) -> sqlx::Result<()> {
-    insert_event(
-        &mut tx,
-        &row.account_id,
-        &row.id,
-        &row.attributes.name,
-        event,
-        now_ms,
-    )
-    .await?;
-    tx.commit().await
 }
 
 impl Store {

@@ -7,6 +7,7 @@ mod lifecycle;
 mod properties;
 #[cfg(feature = "seed")]
 mod seed;
+pub(super) mod transition;
 
 pub use imports::{ClaimedBody, ClaimedImport, InterruptedImport, Reservation};
 pub(super) use lifecycle::end_references_of_member;
