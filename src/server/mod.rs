@@ -30,7 +30,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::{App, shell};
 use crate::server_fns::host::Host;
-use crate::service::{ServiceSettings, Services};
+use crate::service::Services;
 use crate::store::{BlobStore, Store};
 pub use config::Config;
 pub use limits::HttpLimits;
@@ -234,31 +234,13 @@ pub async fn run() -> anyhow::Result<()> {
     let store = Store::connect(config.database_url.expose_secret()).await?;
     let blobs = BlobStore::connect(&config.storage, &config.aws).await?;
     tracing::info!(storage = %blobs.describe(), "image bytes");
-    let services = Services::start(
-        store.clone(),
-        blobs,
-        ServiceSettings {
-            price_per_gb_month: config.price_per_gb_month,
-            currency: config.currency.clone(),
-            import_size_limit_bytes: config.import_size_limit_bytes,
-            import_concurrency: config.import_concurrency,
-            import_allowed_networks: config.import_allowed_networks.clone(),
-            max_images_per_account: config.max_images_per_account,
-            max_storage_bytes_per_account: config.max_storage_bytes_per_account,
-            session_ttl: config.session_ttl,
-            upload_expiry: config.upload_expiry,
-            session_secret: config.session_secret.clone(),
-            limits: config.limits.clone(),
-            lease_ttl: config.lease_ttl,
-        },
-    )
-    .await?;
+    let services = Services::start(store.clone(), blobs, config.service.clone()).await?;
     let state = AppState {
         services: services.clone(),
         leptos_options: leptos_options(&config.site_root, config.bind_addr),
         cookie_policy: CookiePolicy {
             secure: config.secure_cookies,
-            session_ttl: config.session_ttl,
+            session_ttl: config.service.session_ttl,
         },
         http_limits: HttpLimits {
             body_limit_bytes: config.request_body_limit_bytes,

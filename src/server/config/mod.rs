@@ -9,7 +9,7 @@ use base64::Engine;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use crate::service::AbuseLimits;
+use crate::service::{AbuseLimits, ServiceSettings};
 use crate::store::blobs::StorageLocation;
 
 /// Everything the server reads from the environment.
@@ -24,35 +24,12 @@ pub struct Config {
     pub storage: StorageLocation,
     /// The `AWS_*` variables, for an S3 `STORAGE_URL`.
     pub aws: Vec<(String, String)>,
-    /// `LEASE_SECONDS`: how long a console process's claim on an upload or import lasts
-    /// without its heartbeat; another process takes the work over after that.
-    pub lease_ttl: Duration,
     /// `BIND_ADDR`: where to listen.
     pub bind_addr: SocketAddr,
     /// `SITE_ROOT`: the folder `scripts/build` fills (`pkg/` with the wasm, JS and CSS).
     pub site_root: PathBuf,
-    /// `SESSION_SECRET`: at least 32 bytes, base64; generated and kept in the data directory
-    /// when absent.
-    pub session_secret: SecretSlice<u8>,
     /// `SECURE_COOKIES`: mark the session cookie Secure (set when served over HTTPS).
     pub secure_cookies: bool,
-    /// `PRICE_PER_GB_MONTH` and `CURRENCY`: the storage price used for cost estimates.
-    pub price_per_gb_month: f64,
-    pub currency: String,
-    /// `IMPORT_SIZE_LIMIT`: the largest image an import may fetch, e.g. `64GiB`.
-    pub import_size_limit_bytes: u64,
-    /// `IMPORT_CONCURRENCY`: imports that run at once; more wait as Queued.
-    pub import_concurrency: usize,
-    /// `IMPORT_ALLOWED_NETWORKS`: non-public networks imports may reach on purpose
-    /// (comma-separated, `10.20.0.0/16,127.0.0.1`); none by default.
-    pub import_allowed_networks: Vec<ipnet::IpNet>,
-    /// `MAX_IMAGES_PER_ACCOUNT` and `MAX_STORAGE_PER_ACCOUNT`: each account's quotas.
-    pub max_images_per_account: u64,
-    pub max_storage_bytes_per_account: u64,
-    /// `SESSION_TTL_HOURS`: how long a sign-in lasts.
-    pub session_ttl: Duration,
-    /// `UPLOAD_EXPIRY_MINUTES`: how long an upload may go without receiving bytes.
-    pub upload_expiry: Duration,
     /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client; none by default.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `REQUEST_BODY_LIMIT`: the largest body of a page or server-function request.
@@ -60,8 +37,12 @@ pub struct Config {
     /// `REQUEST_HEADER_TIMEOUT_SECONDS`: how long a connection may take to send a request's
     /// headers (also the idle time allowed between requests on a kept-alive connection).
     pub request_header_timeout: Duration,
-    /// Rate limits, timeouts and caps (see `AbuseLimits` for each variable).
-    pub limits: AbuseLimits,
+    /// What the service layer reads: `PRICE_PER_GB_MONTH`, `CURRENCY`, `IMPORT_SIZE_LIMIT`,
+    /// `IMPORT_CONCURRENCY`, `IMPORT_ALLOWED_NETWORKS`, `MAX_IMAGES_PER_ACCOUNT`,
+    /// `MAX_STORAGE_PER_ACCOUNT`, `SESSION_TTL_HOURS`, `UPLOAD_EXPIRY_MINUTES`,
+    /// `SESSION_SECRET` (at least 32 bytes, base64; generated and kept in the data directory
+    /// when absent), `LEASE_SECONDS` and the limits (see `AbuseLimits` for each variable).
+    pub service: ServiceSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -70,26 +51,13 @@ impl std::fmt::Debug for Config {
             .field("database", &redact_url(self.database_url.expose_secret()))
             .field("data_dir", &self.data_dir)
             .field("storage", &self.storage)
-            .field("lease_ttl", &self.lease_ttl)
             .field("bind_addr", &self.bind_addr)
             .field("site_root", &self.site_root)
             .field("secure_cookies", &self.secure_cookies)
-            .field("price_per_gb_month", &self.price_per_gb_month)
-            .field("currency", &self.currency)
-            .field("import_size_limit_bytes", &self.import_size_limit_bytes)
-            .field("import_concurrency", &self.import_concurrency)
-            .field("import_allowed_networks", &self.import_allowed_networks)
-            .field("max_images_per_account", &self.max_images_per_account)
-            .field(
-                "max_storage_bytes_per_account",
-                &self.max_storage_bytes_per_account,
-            )
-            .field("session_ttl", &self.session_ttl)
-            .field("upload_expiry", &self.upload_expiry)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("request_body_limit_bytes", &self.request_body_limit_bytes)
             .field("request_header_timeout", &self.request_header_timeout)
-            .field("limits", &self.limits)
+            .field("service", &self.service)
             .finish_non_exhaustive()
     }
 }
@@ -301,22 +269,24 @@ impl Config {
             aws: Vec::new(),
             bind_addr,
             site_root,
-            session_secret,
             secure_cookies,
-            price_per_gb_month,
-            currency,
-            import_size_limit_bytes,
-            import_concurrency,
-            import_allowed_networks,
-            max_images_per_account,
-            max_storage_bytes_per_account,
-            session_ttl: Duration::from_secs(session_ttl_hours * 3600),
-            lease_ttl: Duration::from_secs(lease_seconds),
-            upload_expiry: Duration::from_secs(upload_expiry_minutes * 60),
             trusted_proxies,
             request_body_limit_bytes,
             request_header_timeout,
-            limits,
+            service: ServiceSettings {
+                price_per_gb_month,
+                currency,
+                import_size_limit_bytes,
+                import_concurrency,
+                import_allowed_networks,
+                max_images_per_account,
+                max_storage_bytes_per_account,
+                session_ttl: Duration::from_secs(session_ttl_hours * 3600),
+                upload_expiry: Duration::from_secs(upload_expiry_minutes * 60),
+                session_secret,
+                limits,
+                lease_ttl: Duration::from_secs(lease_seconds),
+            },
         })
     }
 }

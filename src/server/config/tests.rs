@@ -49,12 +49,12 @@ fn defaults_start_on_sqlite_in_the_data_dir() {
     assert!(config.database_url.expose_secret().starts_with("sqlite://"));
     assert!(config.database_url.expose_secret().ends_with("console.db"));
     assert_eq!(config.bind_addr.to_string(), "127.0.0.1:3000");
-    assert_eq!(config.import_size_limit_bytes, 64 << 30);
+    assert_eq!(config.service.import_size_limit_bytes, 64 << 30);
     assert!(
-        config.import_allowed_networks.is_empty(),
+        config.service.import_allowed_networks.is_empty(),
         "no network is allowed by default"
     );
-    assert_eq!(config.price_per_gb_month, 0.05);
+    assert_eq!(config.service.price_per_gb_month, 0.05);
     assert!(!config.secure_cookies);
     assert!(config.data_dir.join("session-secret").exists());
 }
@@ -77,17 +77,26 @@ fn limits_have_their_defaults_and_are_parsed() {
     assert_eq!(defaults.request_body_limit_bytes, 1 << 20);
     assert_eq!(defaults.request_header_timeout, Duration::from_secs(20));
     assert!(defaults.trusted_proxies.is_empty());
-    assert_eq!(defaults.limits.sign_in_per_address_per_minute, 20);
-    assert_eq!(defaults.limits.sign_in_per_user_per_minute, 10);
-    assert_eq!(defaults.limits.sign_up_per_address_per_hour, 10);
+    assert_eq!(defaults.service.limits.sign_in_per_address_per_minute, 20);
+    assert_eq!(defaults.service.limits.sign_in_per_user_per_minute, 10);
+    assert_eq!(defaults.service.limits.sign_up_per_address_per_hour, 10);
     assert_eq!(
-        defaults.limits.api_token_failures_per_address_per_minute,
+        defaults
+            .service
+            .limits
+            .api_token_failures_per_address_per_minute,
         30
     );
-    assert_eq!(defaults.limits.session_idle, Duration::from_secs(12 * 3600));
-    assert_eq!(defaults.limits.upload_idle, Duration::from_secs(60));
-    assert_eq!(defaults.limits.imports_per_account, 2);
-    assert_eq!(defaults.limits.import_min_bytes_per_second, 64 << 10);
+    assert_eq!(
+        defaults.service.limits.session_idle,
+        Duration::from_secs(12 * 3600)
+    );
+    assert_eq!(defaults.service.limits.upload_idle, Duration::from_secs(60));
+    assert_eq!(defaults.service.limits.imports_per_account, 2);
+    assert_eq!(
+        defaults.service.limits.import_min_bytes_per_second,
+        64 << 10
+    );
     let set = config_with(&[
         ("TRUSTED_PROXIES", "10.0.0.0/8"),
         ("REQUEST_BODY_LIMIT", "2MiB"),
@@ -100,11 +109,11 @@ fn limits_have_their_defaults_and_are_parsed() {
     .unwrap();
     assert_eq!(set.trusted_proxies, ["10.0.0.0/8".parse().unwrap()]);
     assert_eq!(set.request_body_limit_bytes, 2 << 20);
-    assert_eq!(set.limits.sign_in_per_address_per_minute, 5);
-    assert_eq!(set.limits.session_idle, Duration::from_secs(3600));
-    assert_eq!(set.limits.upload_idle, Duration::from_secs(15));
-    assert_eq!(set.limits.upload_patches_per_account, 8);
-    assert_eq!(set.limits.import_min_bytes_per_second, 0);
+    assert_eq!(set.service.limits.sign_in_per_address_per_minute, 5);
+    assert_eq!(set.service.limits.session_idle, Duration::from_secs(3600));
+    assert_eq!(set.service.limits.upload_idle, Duration::from_secs(15));
+    assert_eq!(set.service.limits.upload_patches_per_account, 8);
+    assert_eq!(set.service.limits.import_min_bytes_per_second, 0);
 }
 
 #[test]
@@ -162,14 +171,33 @@ fn values_are_parsed() {
     ])
     .unwrap();
     assert_eq!(
-        config.import_allowed_networks,
+        config.service.import_allowed_networks,
         [
             "10.20.0.0/16".parse().unwrap(),
             "127.0.0.1/32".parse().unwrap()
         ]
     );
     assert_eq!(config.bind_addr.port(), 4123);
-    assert_eq!(config.import_size_limit_bytes, 2 << 30);
-    assert_eq!(config.currency, "EUR");
+    assert_eq!(config.service.import_size_limit_bytes, 2 << 30);
+    assert_eq!(config.service.currency, "EUR");
     assert!(config.secure_cookies);
+}
+
+#[test]
+fn the_logged_configuration_holds_no_secret() {
+    let secret = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let config = config_with(&[
+        ("SESSION_SECRET", &secret),
+        ("DATABASE_URL", "postgres://app:hunter2@db:5432/app"),
+    ])
+    .unwrap();
+    assert_eq!(config.service.session_secret.expose_secret(), &[7u8; 32]);
+    let logged = format!("{config:?}");
+    assert!(!logged.contains("hunter2"), "{logged}");
+    assert!(!logged.contains("[7, 7"), "{logged}");
+    assert!(
+        logged.contains("postgres://app:***@db:5432/app"),
+        "{logged}"
+    );
+    assert!(logged.contains("import_concurrency: 2"), "{logged}");
 }
