@@ -178,12 +178,18 @@ async fn removed_incoming_bytes_leave_nothing(backend: Backend) {
     }
     let stored = blobs.list().await.unwrap();
     assert_eq!(stored, Default::default(), "nothing is left");
-    // The removed upload cannot be assembled into an image.
-    let assembled_again = blobs.assemble(Incoming::Import, &midway, &states[0]).await;
+    // The removed upload can neither be read nor made into an image (assembled, which
+    // the files backend does in place, then committed).
     let read_back = blobs
         .read_incoming_ends(Incoming::Import, &midway, &states[0], 4 * MIB, 512)
         .await;
-    assert!(assembled_again.is_err() || read_back.is_err());
+    assert!(read_back.is_err(), "the removed upload was read back");
+    let made = match blobs.assemble(Incoming::Import, &midway, &states[0]).await {
+        Ok(()) => blobs.commit(Incoming::Import, &midway, &states[0]).await,
+        Err(refused) => Err(refused),
+    };
+    assert!(made.is_err(), "the removed upload became {made:?}");
+    assert_eq!(blobs.list().await.unwrap(), Default::default());
 }
 
 macro_rules! on_files_and_s3 {

@@ -221,7 +221,8 @@ impl World {
 }
 
 /// Reads an answer about the image: a 2xx is `allowed`'s verdict on the body; a refusal by
-/// its status. A hidden image never shows up in the answer.
+/// its status. A hidden image never shows up in the answer, nor does the image in an answer
+/// about the caller's own account only.
 fn classify(
     world: &World,
     (status, body): (StatusCode, String),
@@ -234,10 +235,10 @@ fn classify(
         StatusCode::CONFLICT => Refused,
         other => panic!("unexpected status {other}: {body}"),
     };
-    if seen == Hidden {
+    if matches!(seen, Hidden | Own) {
         assert!(
             !body.contains(&world.secret),
-            "a hidden image leaked: {body}"
+            "the image showed in an answer that must not name it ({seen:?}): {body}"
         );
     }
     seen
