@@ -103,7 +103,7 @@ impl RequestHost for ServerFnHost {
         let answer = errors::Answer::of_service(error, &reference);
         ErrorAnswer {
             status: answer.status,
-            retry_after: answer.retry_after,
+            headers: answer.headers(),
             reference,
         }
     }
@@ -175,7 +175,7 @@ pub async fn page_guard(
         Ok(actor) => actor.is_some(),
         Err(e) => {
             let reference = super::errors::reference(request.headers());
-            return super::errors::Answer::of_service(&e, &reference).into_plain_response();
+            return super::errors::Answer::of_service(&e, &reference).into_response();
         }
     };
     match (signed_in, needs_session) {

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::errors::{self, Answer};
 use crate::service::Services;
 use crate::service::downloads::{DownloadFile, DownloadRefusal};
 
@@ -44,20 +45,13 @@ pub async fn download_image(
 }
 
 fn refuse(refusal: DownloadRefusal, headers: &HeaderMap) -> Response {
-    if let DownloadRefusal::Fault(what) = &refusal {
-        let reference = super::errors::reference(headers);
-        return super::errors::Answer::data_unavailable(&reference, &anyhow::anyhow!("{what}"))
-            .into_plain_response();
+    match &refusal {
+        DownloadRefusal::Fault(what) => {
+            let reference = errors::reference(headers);
+            Answer::data_unavailable(&reference, &anyhow::anyhow!("{what}")).into_response()
+        }
+        _ => Answer::new(StatusCode::FORBIDDEN, refusal.to_string()).into_response(),
     }
-    (
-        StatusCode::FORBIDDEN,
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        refusal.to_string(),
-    )
-        .into_response()
 }
 
 /// The byte range to send: the whole file, one range, or unsatisfiable.

@@ -1,8 +1,9 @@
-//! The one mapping from errors to HTTP answers, for server functions, the tus routes and the
-//! CSV export: each kind of error has one status and one sentence, and a fault on the
-//! server's side is logged once under the request's reference (its `x-request-id`, which the
-//! response carries too) and answered with that reference. A request the server cannot read
-//! is the client's fault and never a 500.
+//! The one mapping from errors to HTTP answers, for server functions, the tus routes, the
+//! image API, downloads and the CSV export: each kind of error has one status and one
+//! sentence, and a fault on the server's side is logged once under the request's reference
+//! (its `x-request-id`, which the response carries too) and answered with that reference. A
+//! request the server cannot read is the client's fault and never a 500. An `Answer` renders
+//! itself in the form its route speaks (`Form`), with the same headers everywhere.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::notices;
+use crate::domain::upload::TUS_VERSION;
 use crate::service::ServiceError;
 use crate::service::uploads::UploadError;
 
@@ -40,8 +42,19 @@ pub struct Answer {
     pub retry_after: Option<Duration>,
 }
 
+/// The body an answer takes: the form its route speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// Plain text: pages' routes, downloads, the CSV export.
+    PlainText,
+    /// The image API's `{"error": {"code", "title", "message"}}`, as Glance answers.
+    GlanceJson,
+    /// A tus route's answer: plain text with `Tus-Resumable`, or no body to a HEAD.
+    Tus { head: bool },
+}
+
 impl Answer {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -134,24 +147,60 @@ impl Answer {
         Self::new(status, error.to_string())
     }
 
-    /// The answer as plain text, with `Retry-After` when there is a wait.
-    pub fn into_plain_response(self) -> Response {
-        let mut response = (
-            self.status,
-            [
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            self.message,
-        )
-            .into_response();
+    /// The headers every answer carries, whatever its form: no caching, and `Retry-After`
+    /// when there is a wait. Server functions set them on their response too.
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let mut headers = vec![(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
         if let Some(wait) = self.retry_after {
-            response.headers_mut().insert(
+            headers.push((
                 header::RETRY_AFTER,
                 HeaderValue::from(notices::wait_seconds(wait)),
-            );
+            ));
         }
+        headers
+    }
+
+    /// The answer in `form`.
+    pub fn render(self, form: Form) -> Response {
+        let headers = self.headers();
+        let mut response = match form {
+            Form::PlainText => (
+                self.status,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                self.message,
+            )
+                .into_response(),
+            Form::GlanceJson => {
+                let title = self.status.canonical_reason().unwrap_or("Error");
+                let error = serde_json::json!({
+                    "error": { "code": self.status.as_u16(), "title": title, "message": self.message }
+                });
+                (self.status, axum::Json(error)).into_response()
+            }
+            Form::Tus { head } => {
+                let mut response = if head {
+                    self.status.into_response()
+                } else {
+                    (self.status, self.message).into_response()
+                };
+                response
+                    .headers_mut()
+                    .insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
+                response
+            }
+        };
+        response.headers_mut().extend(headers);
         response
+    }
+}
+
+/// tus's protocol header, which every tus answer carries.
+pub const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
+
+/// Plain text, the form of every route that is not the image API or tus.
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        self.render(Form::PlainText)
     }
 }
 
@@ -198,10 +247,45 @@ mod tests {
             limited.message,
             "Too many attempts; try again in 3 seconds."
         );
-        let response = limited.into_plain_response();
+        let response = limited.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
         let fault = Answer::of_service(&ServiceError::Internal(anyhow::anyhow!("x")), "abc-123");
         assert!(fault.message.contains("reference abc-123"));
+    }
+
+    #[tokio::test]
+    async fn every_form_carries_the_same_headers() {
+        let busy = || Answer::of_service(&ServiceError::Busy(Duration::from_secs(2)), "r");
+        for form in [
+            Form::PlainText,
+            Form::GlanceJson,
+            Form::Tus { head: false },
+            Form::Tus { head: true },
+        ] {
+            let response = busy().render(form);
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "2", "{form:?}");
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+            let is_tus = matches!(form, Form::Tus { .. });
+            assert_eq!(response.headers().contains_key(TUS_RESUMABLE), is_tus);
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            match form {
+                Form::Tus { head: true } => assert!(body.is_empty()),
+                Form::GlanceJson => {
+                    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(error["error"]["code"], 503);
+                    assert_eq!(error["error"]["title"], "Service Unavailable");
+                    assert_eq!(
+                        error["error"]["message"],
+                        notices::busy(Duration::from_secs(2))
+                    );
+                }
+                _ => assert_eq!(body, notices::busy(Duration::from_secs(2))),
+            }
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub async fn export_images_csv(
     headers: HeaderMap,
 ) -> Response {
     let reference = errors::reference(&headers);
-    let refuse = |e: ServiceError| errors::Answer::of_service(&e, &reference).into_plain_response();
+    let refuse = |e: ServiceError| errors::Answer::of_service(&e, &reference).into_response();
     let actor = match super::auth::actor_from_headers(&services, &policy, &headers).await {
         Ok(Some(actor)) => actor,
         Ok(None) => return refuse(ServiceError::Unauthorized),

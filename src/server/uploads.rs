@@ -14,12 +14,12 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{CookiePolicy, errors};
+use super::CookiePolicy;
+use super::errors::{self, Form, TUS_RESUMABLE};
 use crate::domain::upload::{OFFSET_OCTET_STREAM, TUS_EXTENSIONS, TUS_VERSION, upload_path};
 use crate::service::uploads::{UploadError, UploadInfo};
 use crate::service::{Actor, Services};
 
-const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
 const TUS_VERSION_HEADER: HeaderName = HeaderName::from_static("tus-version");
 const TUS_EXTENSION: HeaderName = HeaderName::from_static("tus-extension");
 const TUS_MAX_SIZE: HeaderName = HeaderName::from_static("tus-max-size");
@@ -253,7 +253,7 @@ async fn authorize(
         )),
         Err(e) => {
             let answer = errors::Answer::of_service(&e, &errors::reference(headers));
-            Err(message(answer.status, &answer.message))
+            Err(answer.render(Form::Tus { head: false }))
         }
     }
 }
@@ -317,26 +317,11 @@ fn is_offset_stream(headers: &HeaderMap) -> bool {
 /// Answers a refused request through the one error mapping. A HEAD response has no body and
 /// never an `Upload-Offset`.
 fn refuse(error: &UploadError, reference: &str, is_head: bool) -> Response {
-    let answer = errors::Answer::of_upload(error, reference);
-    let mut response = if is_head {
-        tus(answer.status).into_response()
-    } else {
-        message(answer.status, &answer.message)
-    };
-    if let Some(wait) = answer.retry_after {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(crate::domain::notices::wait_seconds(wait)),
-        );
-    }
-    response
+    errors::Answer::of_upload(error, reference).render(Form::Tus { head: is_head })
 }
 
 fn message(status: StatusCode, text: &str) -> Response {
-    let mut response = (status, text.to_owned()).into_response();
-    insert(response.headers_mut(), TUS_RESUMABLE, TUS_VERSION);
-    insert(response.headers_mut(), header::CACHE_CONTROL, "no-store");
-    response
+    errors::Answer::new(status, text).render(Form::Tus { head: false })
 }
 
 fn not_allowed(allow: &'static str) -> Response {

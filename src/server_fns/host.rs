@@ -3,9 +3,8 @@
 //! `Host` into each request's context; server functions never reach into `server` itself.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::service::ServiceError;
 use crate::service::accounts::SessionToken;
@@ -14,8 +13,8 @@ use crate::service::accounts::SessionToken;
 #[derive(Debug)]
 pub struct ErrorAnswer {
     pub status: StatusCode,
-    /// How long the client should wait before trying again, if that helps.
-    pub retry_after: Option<Duration>,
+    /// The headers every answer to an error carries (`Retry-After` when there is a wait).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The request's reference; a fault has been logged under it.
     pub reference: String,
 }

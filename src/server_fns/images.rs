@@ -121,17 +121,11 @@ pub async fn get_image_upload(
     id: String,
 ) -> Result<Option<crate::domain::upload::UploadRef>, AppError> {
     use super::ssr;
-    use crate::service::ServiceError;
-    use crate::service::uploads::UploadError;
     let (services, actor) = ssr::actor().await?;
     services
         .image_upload(&actor, &id)
         .await
-        .map_err(|e| match e {
-            UploadError::NotFound(message) => ssr::to_app_error(ServiceError::NotFound(message)),
-            UploadError::Internal(e) => ssr::to_app_error(ServiceError::Internal(e)),
-            other => ssr::to_app_error(ServiceError::Conflict(other.to_string())),
-        })
+        .map_err(|e| ssr::to_app_error(e.into()))
 }
 
 /// Applies the Edit form of Image Details. `updated_at_ms` is the Modification time the form

@@ -81,13 +81,10 @@ pub(crate) mod ssr {
             Err(missing) => return missing,
         };
         set_status(answer.status);
-        if let Some(wait) = answer.retry_after
-            && let Some(response) = use_context::<ResponseOptions>()
-        {
-            response.insert_header(
-                header::RETRY_AFTER,
-                HeaderValue::from(crate::domain::notices::wait_seconds(wait)),
-            );
+        if let Some(response) = use_context::<ResponseOptions>() {
+            for (name, value) in answer.headers {
+                response.insert_header(name, value);
+            }
         }
         match error {
             ServiceError::Invalid(errors) => AppError::Invalid(errors),
@@ -95,7 +92,7 @@ pub(crate) mod ssr {
             ServiceError::NotFound(m) => AppError::NotFound(m),
             ServiceError::Conflict(m) => AppError::Conflict(m),
             ServiceError::Forbidden(m) => AppError::Forbidden(m),
-            ServiceError::TooLarge(m) => AppError::Conflict(m),
+            ServiceError::TooLarge(m) => AppError::BadRequest(m),
             ServiceError::RateLimited(wait) => {
                 AppError::TooManyAttempts(crate::domain::notices::wait_seconds(wait))
             }

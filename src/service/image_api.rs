@@ -5,7 +5,6 @@
 
 use super::images::{Access, creation_refused, not_found, parse_image_id};
 use super::importer::{BodyUploadError, Keep};
-use super::uploads::UploadError;
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::history::{FieldChange, HistoryTopic};
@@ -535,17 +534,7 @@ impl Services {
             .inner
             .patch_slots
             .try_take(&actor.account_id)
-            .map_err(|e| match e {
-                UploadError::TooManyRequests {
-                    message,
-                    retry_after,
-                } => ServiceError::TooManyRequests {
-                    message,
-                    retry_after,
-                },
-                UploadError::ServerBusy { retry_after } => ServiceError::Busy(retry_after),
-                other => ServiceError::Internal(anyhow::anyhow!("{other}")),
-            })?;
+            .map_err(ServiceError::from)?;
         match self
             .importer()
             .receive_body(&actor.account_id, &actor.user_name, &id, total, body, keep)

@@ -19,7 +19,8 @@ use axum::routing::{MethodRouter, get, post, put};
 use serde_json::{Value, json};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::{AppState, CookiePolicy, errors};
+use super::errors::{self, Form};
+use super::{AppState, CookiePolicy};
 use crate::service::{Actor, ClientAddr, ServiceError};
 
 /// The newest API version the console speaks, and the others it accepts.
@@ -168,18 +169,7 @@ pub(crate) async fn read_object(
 
 /// A Glance-style error answer.
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let title = status.canonical_reason().unwrap_or("Error");
-    let mut response = (
-        status,
-        Json(json!({
-            "error": { "code": status.as_u16(), "title": title, "message": message.into() }
-        })),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    errors::Answer::new(status, message).render(Form::GlanceJson)
 }
 
 /// A service error as the API answers it: the same statuses and sentences as the console's,
@@ -188,15 +178,7 @@ pub(crate) fn service_error(e: &ServiceError, headers: &HeaderMap) -> Response {
     if let ServiceError::Unauthorized = e {
         return unauthorized();
     }
-    let answer = errors::Answer::of_service(e, &errors::reference(headers));
-    let mut response = error(answer.status, answer.message);
-    if let Some(wait) = answer.retry_after {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(crate::domain::notices::wait_seconds(wait)),
-        );
-    }
-    response
+    errors::Answer::of_service(e, &errors::reference(headers)).render(Form::GlanceJson)
 }
 
 fn unauthorized() -> Response {

@@ -107,6 +107,37 @@ pub enum UploadError {
     Internal(#[from] anyhow::Error),
 }
 
+/// An upload's error where a service error is answered (the image API's data routes, server
+/// functions): the same status as its tus answer, except that an ended upload is simply not
+/// there any more.
+impl From<UploadError> for super::ServiceError {
+    fn from(error: UploadError) -> Self {
+        use super::ServiceError;
+        match error {
+            UploadError::Unauthorized => ServiceError::Unauthorized,
+            UploadError::NotFound(m) | UploadError::Gone(m) => ServiceError::NotFound(m),
+            UploadError::TooLarge(m) => ServiceError::TooLarge(m),
+            UploadError::Conflict(m) => ServiceError::Conflict(m),
+            UploadError::OffsetMismatch { .. } | UploadError::Busy | UploadError::TakenOver => {
+                ServiceError::Conflict(error.to_string())
+            }
+            UploadError::Invalid(_) | UploadError::BrokenBody { .. } => ServiceError::Invalid(
+                vec![crate::domain::FieldError::new("upload", error.to_string())],
+            ),
+            UploadError::Idle { .. } => ServiceError::TimedOut(error.to_string()),
+            UploadError::TooManyRequests {
+                message,
+                retry_after,
+            } => ServiceError::TooManyRequests {
+                message,
+                retry_after,
+            },
+            UploadError::ServerBusy { retry_after } => ServiceError::Busy(retry_after),
+            UploadError::Internal(e) => ServiceError::Internal(e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for UploadError {
     fn from(e: sqlx::Error) -> Self {
         UploadError::Internal(anyhow::Error::new(e).context("database"))
