@@ -89,7 +89,7 @@ pub enum ApiChange {
     SetProperty(String, String),
     RemoveProperty(String),
     /// The whole tag set, as API tag strings (`key` or `key=value`).
-    Tags(Vec<String>),
+    Tags(Vec<TagPair>),
 }
 
 /// How `POST /import` brings an image's data in.
@@ -99,54 +99,6 @@ pub enum ImportMethod {
     GlanceDirect,
     /// A URL the console downloads.
     WebDownload(String),
-}
-
-/// An API tag is the console tag's key, or `key=value` when it has a value.
-pub fn api_tag(tag: &TagPair) -> String {
-    if tag.value.is_empty() {
-        tag.key.clone()
-    } else {
-        format!("{}={}", tag.key, tag.value)
-    }
-}
-
-/// The console tag an API tag stands for.
-pub fn tag_from_api(raw: &str) -> TagPair {
-    match raw.split_once('=') {
-        Some((key, value)) => TagPair {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        },
-        None => TagPair {
-            key: raw.to_owned(),
-            value: String::new(),
-        },
-    }
-}
-
-/// The API's name for a status: Glance's, where the console has a word of its own.
-pub fn api_status(status: ImageStatus, from_url: bool) -> &'static str {
-    match status {
-        ImageStatus::Queued => "queued",
-        ImageStatus::Uploading => "uploading",
-        ImageStatus::Importing if from_url => "importing",
-        ImageStatus::Importing => "saving",
-        ImageStatus::Active => "active",
-        ImageStatus::Failed => "killed",
-        ImageStatus::Deactivated => "deactivated",
-        ImageStatus::Deleted => "pending_delete",
-        ImageStatus::Deleting => "deleted",
-    }
-}
-
-/// Every status name the API uses, in the order of the console's statuses.
-pub fn api_statuses() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = ImageStatus::ALL
-        .into_iter()
-        .flat_map(|s| [api_status(s, false), api_status(s, true)])
-        .collect();
-    names.dedup();
-    names
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
@@ -376,7 +328,7 @@ impl Services {
         let tag_pairs: Vec<TagPair> = changes
             .iter()
             .filter_map(|c| match c {
-                ApiChange::Tags(tags) => Some(tags.iter().map(|t| tag_from_api(t)).collect()),
+                ApiChange::Tags(tags) => Some(tags.clone()),
                 _ => None,
             })
             .next_back()
@@ -452,7 +404,7 @@ impl Services {
         let tags: Option<Vec<TagPair>> = changes
             .iter()
             .filter_map(|c| match c {
-                ApiChange::Tags(tags) => Some(tags.iter().map(|t| tag_from_api(t)).collect()),
+                ApiChange::Tags(tags) => Some(tags.clone()),
                 _ => None,
             })
             .next_back();
@@ -588,7 +540,7 @@ impl Services {
                 } else {
                     Err(ServiceError::Conflict(format!(
                         "glance-direct imports staged data, and this image has none: it is {}. Send the data to /v2/images/{id}/stage first.",
-                        api_status(row.status, row.source_url.is_some())
+                        row.status.label()
                     )))
                 }
             }
@@ -614,7 +566,7 @@ impl Services {
                 {
                     return Err(ServiceError::Conflict(format!(
                         "web-download imports into an image that has no data yet, and this one is {}.",
-                        api_status(row.status, row.source_url.is_some())
+                        row.status.label()
                     )));
                 }
                 self.importer().enqueue(&actor.account_id, &id).await;
@@ -657,7 +609,7 @@ impl Services {
         else {
             return Err(ServiceError::Conflict(format!(
                 "The image has no data to download: it is {}.",
-                api_status(row.status, row.source_url.is_some())
+                row.status.label()
             )));
         };
         let blob = self
@@ -689,28 +641,6 @@ fn stored_data_unreadable(error: std::io::Error, id: &str, key: &str) -> Service
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tags_map_both_ways() {
-        for raw in ["linux", "env=prod", "a=b=c", "k="] {
-            let tag = tag_from_api(raw);
-            let back = api_tag(&tag);
-            if raw == "k=" {
-                assert_eq!(back, "k");
-            } else {
-                assert_eq!(back, raw);
-            }
-        }
-        assert_eq!(tag_from_api("env=prod").key, "env");
-        assert_eq!(tag_from_api("a=b=c").value, "b=c");
-    }
-
-    #[test]
-    fn statuses_use_glance_words() {
-        assert_eq!(api_status(ImageStatus::Failed, true), "killed");
-        assert_eq!(api_status(ImageStatus::Importing, false), "saving");
-        assert_eq!(api_status(ImageStatus::Importing, true), "importing");
-    }
 
     #[test]
     fn property_changes_are_listed_by_key() {

@@ -248,8 +248,17 @@ impl Drop for LeaseGuard {
                 std::mem::take(&mut self.token),
             );
             runtime.spawn(async move {
-                if let Err(e) = store.release_lease(&resource, &token).await {
-                    tracing::warn!(%resource, error = %e, "could not end a lease; it expires");
+                match store.release_lease(&resource, &token).await {
+                    Ok(true) => {}
+                    // The work ended before the heartbeat saw the claim go (a request
+                    // cut off while this process was paused, say): say so all the same.
+                    Ok(false) => tracing::warn!(
+                        %resource,
+                        "lease taken over by another console process before this process's work on it ended"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(%resource, error = %e, "could not end a lease; it expires")
+                    }
                 }
             });
         }

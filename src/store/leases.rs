@@ -226,14 +226,15 @@ impl Store {
         Ok(renewed)
     }
 
-    /// Ends claim `token` of the lease, if it is still the lease's.
-    pub async fn release_lease(&self, resource: &str, token: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM leases WHERE resource = $1 AND token = $2")
+    /// Ends claim `token` of the lease, if it is still the lease's; `false` when it was not
+    /// (another claim replaced it, or it was ended already).
+    pub async fn release_lease(&self, resource: &str, token: &str) -> sqlx::Result<bool> {
+        let ended = sqlx::query("DELETE FROM leases WHERE resource = $1 AND token = $2")
             .bind(resource)
             .bind(token)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(ended.rows_affected() == 1)
     }
 
     /// Gives back every lease of the holder (it shuts down: others may take over at once).

@@ -128,8 +128,10 @@ async fn claims_are_fenced(backend: Backend) {
         ImageStatus::Queued
     );
     // A late release of the old claim leaves the new one alone.
-    store.release_lease(&resource, &first.token).await.unwrap();
+    assert!(!store.release_lease(&resource, &first.token).await.unwrap());
     assert!(store.holds_lease(&second).await.unwrap());
+    assert!(store.release_lease(&resource, &second.token).await.unwrap());
+    assert!(!store.holds_lease(&second).await.unwrap());
 }
 
 crate::on_both_databases!(claims_are_fenced);

@@ -7,12 +7,13 @@ use std::cmp::Ordering;
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use super::wire::{api_status, api_tag, tag_from_api};
 use crate::domain::image::ImageStatus;
 use crate::domain::os_catalogue::OsPlatform;
 use crate::domain::share::ShareStatus;
 use crate::domain::units::format_rfc3339;
 use crate::domain::validation::or_list;
-use crate::service::image_api::{ApiChange, ApiImage, api_status, api_tag};
+use crate::service::image_api::{ApiChange, ApiImage};
 
 /// The id of the one store `GET /v2/info/stores` lists.
 pub const STORE_ID: &str = "default";
@@ -210,7 +211,7 @@ pub fn change_of(key: &str, value: &Value) -> Result<Option<ApiChange>, FieldRef
             Value::Array(items) => ApiChange::Tags(
                 items
                     .iter()
-                    .map(|t| string_of("tags", t))
+                    .map(|t| string_of("tags", t).map(|t| tag_from_api(&t)))
                     .collect::<Result<_, _>>()?,
             ),
             _ => return Err(bad("'tags' must be a list of strings.")),

@@ -9,9 +9,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::document::{self, ListParams, change_of, check_container_format, image_json};
+use super::wire::{api_tag, tag_from_api};
 use super::{ApiActor, error, read_json, read_object, service_error};
 use crate::server::downloads::serve_file;
-use crate::service::image_api::{ApiChange, ImportMethod, api_tag, tag_from_api};
+use crate::service::image_api::{ApiChange, ImportMethod};
 use crate::service::{ServiceError, Services};
 
 /// The media types an image update may come as.

@@ -9,6 +9,7 @@ mod images;
 mod lifecycle;
 mod members;
 mod schemas;
+mod wire;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Request, State};

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::error;
+use super::wire::api_statuses;
 use crate::domain::image::DiskFormat;
 use crate::domain::image_spec::{Description, ImageName};
 use crate::domain::os_catalogue::{OsFamily, OsPlatform};
 use crate::domain::share::ShareStatus;
-use crate::service::image_api::api_statuses;
 
 fn nullable_string(description: &str) -> Value {
     json!({ "type": ["null", "string"], "readOnly": true, "description": description })
