@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::document::{self, ListParams, change_of, check_container_format, image_json};
+use super::document::{self, change_of, check_container_format, image_json};
+use super::list::{self, ListParams};
 use super::wire::{api_tag, tag_from_api};
 use super::{ApiActor, error, read_json, read_object, service_error};
 use crate::server::downloads::serve_file;
@@ -47,7 +48,7 @@ pub async fn list_images(
         Ok(images) => images,
         Err(e) => return service_error(&e, &headers),
     };
-    let (page, more) = match document::select_page(&images, &params) {
+    let (page, more) = match list::select_page(&images, &params) {
         Ok(page) => page,
         Err(r) => return refusal(r),
     };
@@ -63,10 +64,7 @@ pub async fn list_images(
             .and_then(|d| d["id"].as_str())
             .map(str::to_owned)
     {
-        body["next"] = Value::String(format!(
-            "/v2/images?{}",
-            document::next_query(&pairs, &last)
-        ));
+        body["next"] = Value::String(format!("/v2/images?{}", list::next_query(&pairs, &last)));
     }
     Json(body).into_response()
 }

@@ -7,6 +7,7 @@
 mod document;
 mod images;
 mod lifecycle;
+mod list;
 mod members;
 mod schemas;
 mod wire;
