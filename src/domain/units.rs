@@ -83,11 +83,14 @@ pub fn describe_duration(duration: std::time::Duration) -> String {
     if duration.subsec_nanos() != 0 {
         return format!("{} milliseconds", duration.as_millis());
     }
-    let seconds = duration.as_secs();
-    match seconds {
-        s if s >= 3600 && s % 3600 == 0 => format!("{} hours", s / 3600),
-        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
-        s => format!("{s} seconds"),
+    let count = |n: u64, unit: &str| match n {
+        1 => format!("1 {unit}"),
+        n => format!("{n} {unit}s"),
+    };
+    match duration.as_secs() {
+        s if s >= 3600 && s % 3600 == 0 => count(s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => count(s / 60, "minute"),
+        s => count(s, "second"),
     }
 }
 
@@ -101,6 +104,8 @@ mod tests {
         assert_eq!(describe_duration(Duration::from_secs(86_400)), "24 hours");
         assert_eq!(describe_duration(Duration::from_secs(5_400)), "90 minutes");
         assert_eq!(describe_duration(Duration::from_secs(30)), "30 seconds");
+        assert_eq!(describe_duration(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(describe_duration(Duration::from_secs(60)), "1 minute");
         assert_eq!(
             describe_duration(Duration::from_millis(500)),
             "500 milliseconds"

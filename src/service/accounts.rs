@@ -115,7 +115,7 @@ impl Services {
     /// Opens a session for the user; beyond `MAX_SESSIONS_PER_USER` the oldest ends.
     async fn open_session(&self, user_id: &str) -> ServiceResult<SessionToken> {
         let token = SessionToken::generate();
-        let now = now_ms();
+        let now = self.clock_ms();
         let ttl_ms = i64::try_from(self.settings().session_ttl.as_millis()).unwrap_or(i64::MAX);
         self.store()
             .insert_session(
@@ -239,7 +239,7 @@ impl Services {
     /// The actor behind a session cookie, if the session is live: unexpired, and used within
     /// the idle timeout. Using it keeps it alive (recorded at most once a minute).
     pub async fn authenticate(&self, token: &SessionToken) -> ServiceResult<Option<Actor>> {
-        let now = now_ms();
+        let now = self.clock_ms();
         let hash = self.session_hash(token);
         let user = self
             .store()
@@ -259,7 +259,7 @@ impl Services {
     }
 
     pub(super) async fn delete_expired_sessions(&self) -> ServiceResult<()> {
-        let now = now_ms();
+        let now = self.clock_ms();
         let removed = self
             .store()
             .delete_expired_sessions(now, now - self.session_idle_ms())

@@ -4,6 +4,7 @@
 pub mod abuse;
 pub mod accounts;
 pub mod api_tokens;
+mod clock;
 pub mod downloads;
 pub mod image_api;
 pub mod images;
@@ -26,6 +27,7 @@ use secrecy::SecretSlice;
 use crate::domain::FieldErrors;
 use crate::store::{BlobStore, Store};
 pub use abuse::{AbuseLimits, ClientAddr};
+pub use clock::Clock;
 pub use importer::Importer;
 use leases::Leases;
 
@@ -135,6 +137,8 @@ pub struct ServiceSettings {
     /// How long a console process's claim on an upload or an import lasts without its
     /// heartbeat: the longest its work waits for another process after it dies.
     pub lease_ttl: Duration,
+    /// The time session idleness and upload expiry are judged by.
+    pub clock: Clock,
 }
 
 /// The service layer: cheap to clone, shared by server functions, routes and tests.
@@ -189,7 +193,7 @@ impl Services {
                 blobs,
                 importer,
                 leases,
-                upload_locks: uploads::UploadLocks::default(),
+                upload_locks: uploads::UploadLocks::new(settings.clock.clone()),
                 patch_slots: uploads::PatchSlots::new(&settings.limits),
                 abuse,
                 api_token_touches: Default::default(),
@@ -324,6 +328,11 @@ impl Services {
 
     pub fn settings(&self) -> &ServiceSettings {
         &self.inner.settings
+    }
+
+    /// Now, by the clock session idleness and upload expiry are judged by.
+    fn clock_ms(&self) -> i64 {
+        self.inner.settings.clock.now_ms()
     }
 
     /// Stops background work, waiting for imports to reach a resumable point.

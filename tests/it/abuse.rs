@@ -590,11 +590,9 @@ async fn secure_cookies_use_the_host_prefix_and_hsts(backend: Backend) {
 /// purged in the background.
 async fn sessions_end_when_idle_and_are_bounded(backend: Backend) {
     use image_console::service::accounts::MAX_SESSIONS_PER_USER;
-    let app = TestApp::spawn_with(
-        backend,
-        settings_with(|s| s.limits.session_idle = Duration::from_secs(2)),
-    )
-    .await;
+    let settings = settings_with(|s| s.limits.session_idle = Duration::from_secs(2));
+    let clock = settings.clock.clone();
+    let app = TestApp::spawn_with(backend, settings).await;
     let services = &app.services;
     let actor = app.sign_up("acme").await;
     let sign_in = || services.sign_in(crate::support::CLIENT, "admin@acme", PASSWORD);
@@ -602,7 +600,7 @@ async fn sessions_end_when_idle_and_are_bounded(backend: Backend) {
     let (_, used) = sign_in().await.unwrap();
     let (_, idle) = sign_in().await.unwrap();
     for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        clock.advance(Duration::from_millis(500));
         assert!(services.authenticate(&used).await.unwrap().is_some());
     }
     assert!(
@@ -630,6 +628,7 @@ async fn sessions_end_when_idle_and_are_bounded(backend: Backend) {
         MAX_SESSIONS_PER_USER
     );
     // Unused, they all end and the sweeper removes them.
+    clock.advance(Duration::from_secs(3));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while store.count_sessions(&actor.user_id).await.unwrap() > 0 {
         assert!(

@@ -94,7 +94,8 @@ async fn a_stalled_patch_is_cut_after_the_idle_timeout(backend: Backend) {
 /// durable bytes either: the upload still expires, and the request is stopped.
 async fn a_stuck_request_does_not_keep_an_upload_alive(backend: Backend) {
     let mut settings = test_settings();
-    settings.upload_expiry = Duration::from_secs(2);
+    settings.upload_expiry = Duration::from_secs(600);
+    let clock = settings.clock.clone();
     let server = LiveServer::start_with(backend, settings).await;
     let (alice, cookie) = server.sign_up("alice").await;
     let id = server
@@ -104,11 +105,16 @@ async fn a_stuck_request_does_not_keep_an_upload_alive(backend: Backend) {
     let mut socket = open_patch(&server, &cookie, &location, 0, 1 << 20, b"Q").await;
     let (mut reader, mut writer) = socket.split();
     let trickle = async {
-        // One byte every 200 ms, until the server stops listening.
-        for _ in 0..100 {
+        // One byte every 200 ms, until the server stops listening; the expiry passes after
+        // the second byte.
+        for sent in 0..100 {
             tokio::time::sleep(Duration::from_millis(200)).await;
             if writer.write_all(b"F").await.is_err() {
                 break;
+            }
+            if sent == 1 {
+                clock.advance(Duration::from_secs(601));
+                assert_eq!(server.app.services.expire_uploads().await.unwrap(), 1);
             }
         }
     };
@@ -142,7 +148,8 @@ async fn a_stuck_request_does_not_keep_an_upload_alive(backend: Backend) {
 /// alive past the expiry, although nothing is durable until it ends.
 async fn a_long_patch_that_makes_headway_does_not_expire(backend: Backend) {
     let mut settings = test_settings();
-    settings.upload_expiry = Duration::from_secs(2);
+    settings.upload_expiry = Duration::from_secs(600);
+    let clock = settings.clock.clone();
     let server = LiveServer::start_with(backend, settings).await;
     let (alice, cookie) = server.sign_up("alice").await;
     let image = qcow2_with_data(server.app.data.path(), "disk.qcow2", 7);
@@ -152,11 +159,12 @@ async fn a_long_patch_that_makes_headway_does_not_expire(backend: Backend) {
         .await;
     let location = server.create_upload(&cookie, &id, len).await;
     let mut socket = open_patch(&server, &cookie, &location, 0, len, &[]).await;
-    // 1 MiB every 400 ms: about 3 s in all, past the 2 s expiry.
+    // 1 MiB every 4 minutes: half an hour in all, past the 10 minutes' expiry.
     for piece in image.chunks(1 << 20) {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(server.app.services.expire_uploads().await.unwrap(), 0);
         socket.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        clock.advance(Duration::from_secs(4 * 60));
+        assert_eq!(server.app.services.expire_uploads().await.unwrap(), 0);
     }
     let answer = read_until_closed_or_answered(&mut socket).await;
     assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");

@@ -187,6 +187,7 @@ pub fn test_settings() -> ServiceSettings {
             ..AbuseLimits::default()
         },
         lease_ttl: Duration::from_secs(30),
+        clock: Default::default(),
     }
 }
 

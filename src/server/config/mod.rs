@@ -286,6 +286,7 @@ impl Config {
                 session_secret,
                 limits,
                 lease_ttl: Duration::from_secs(lease_seconds),
+                clock: Default::default(),
             },
         })
     }

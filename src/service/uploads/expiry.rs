@@ -7,7 +7,7 @@ impl Services {
     /// Ends uploads untouched for longer than the expiry (and Uploading images whose upload
     /// never started): their bytes are deleted and the image marked Failed. Returns how many.
     pub async fn expire_uploads(&self) -> anyhow::Result<usize> {
-        let now = now_ms();
+        let now = self.clock_ms();
         let expiry = self.upload_expiry_ms();
         let mut ended = 0;
         for upload in self.store().list_expired_uploads(now, now - expiry).await? {

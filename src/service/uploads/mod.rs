@@ -235,7 +235,7 @@ impl Services {
             )));
         }
         let id = hex::encode(rand::random::<[u8; 16]>());
-        let now = now_ms();
+        let now = self.clock_ms();
         let expires_at_ms = now + self.upload_expiry_ms();
         // The bytes' place exists before the row, so a crash in between leaves only an orphan
         // (a file the start-up sweep removes; a multipart upload with no part). An existing
@@ -609,7 +609,7 @@ impl Services {
             return Ok(None);
         }
         let row = writing.row;
-        let now = now_ms();
+        let now = self.clock_ms();
         let expires_at_ms = now + self.upload_expiry_ms();
         let moved = self
             .store()
@@ -813,7 +813,7 @@ impl Services {
             UploadState::Expired => Err(UploadError::Gone(
                 "This upload expired or lost its bytes; create the image again.".into(),
             )),
-            UploadState::Receiving if row.expires_at_ms <= now_ms() => {
+            UploadState::Receiving if row.expires_at_ms <= self.clock_ms() => {
                 self.expire_uploads().await?;
                 Err(UploadError::Gone(
                     "This upload expired; create the image again.".into(),

@@ -10,13 +10,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{UploadError, UploadResult};
-use crate::service::now_ms;
+use crate::service::Clock;
 
 /// One writer per image: a PATCH holds its image's entry while it writes, and termination or
 /// deletion cancels it through the token.
-#[derive(Default)]
 pub struct UploadLocks {
     held: Mutex<HashMap<String, Arc<Writer>>>,
+    clock: Clock,
 }
 
 /// The request writing an upload: how to stop it, and when it last made headway.
@@ -26,6 +26,7 @@ pub struct Writer {
     /// epoch. A request that keeps making headway keeps its upload from expiring, whatever
     /// the durable offset says; one that trickles does not.
     headway_at_ms: AtomicI64,
+    clock: Clock,
 }
 
 /// How much body a writer must receive to count as making headway.
@@ -39,7 +40,8 @@ impl Writer {
     /// Notes that the request's body went from `before` to `after` bytes.
     pub(super) fn received(&self, before: u64, after: u64) {
         if after / HEADWAY_BYTES > before / HEADWAY_BYTES {
-            self.headway_at_ms.store(now_ms(), Ordering::Relaxed);
+            self.headway_at_ms
+                .store(self.clock.now_ms(), Ordering::Relaxed);
         }
     }
 
@@ -62,6 +64,13 @@ impl Drop for UploadLock<'_> {
 }
 
 impl UploadLocks {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            held: Mutex::default(),
+            clock,
+        }
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Writer>>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -73,7 +82,8 @@ impl UploadLocks {
         }
         let writer = Arc::new(Writer {
             token: CancellationToken::new(),
-            headway_at_ms: AtomicI64::new(now_ms()),
+            headway_at_ms: AtomicI64::new(self.clock.now_ms()),
+            clock: self.clock.clone(),
         });
         map.insert(image_id.to_owned(), Arc::clone(&writer));
         Some(UploadLock {
