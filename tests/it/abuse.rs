@@ -2,31 +2,26 @@
 //! limits by client address and user name, trusted proxies, request body limits, bad
 //! requests, the sign-in redirect, security headers and sessions.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{Request, Response, StatusCode, header};
-use image_console::server::{AppState, CookiePolicy, HttpLimits, leptos_options, router};
+use image_console::server::{AppState, CookiePolicy, HttpLimits, leptos_options};
 use image_console::server_fns::auth::{SignIn, SignUp};
 use image_console::server_fns::error::AppError;
 use image_console::server_fns::images::ListImages;
 use image_console::service::ServiceSettings;
 use leptos::server_fn::ServerFn;
-use tower::ServiceExt;
 
-use crate::http::text;
 use crate::on_both_databases;
-use crate::support::{Backend, TestApp, test_settings};
-
-const PASSWORD: &str = "correct horse battery";
+use crate::support::text;
+use crate::support::{Backend, Client, PASSWORD, TestApp, sign_up_form, test_settings};
 
 /// The router over a test's services, called as if from given client addresses.
 struct Console {
     test: TestApp,
-    router: axum::Router,
+    client: Client,
 }
 
 impl Console {
@@ -47,59 +42,48 @@ impl Console {
         http_limits: HttpLimits,
     ) -> Self {
         let test = TestApp::spawn_with(backend, settings).await;
-        let state = AppState {
+        let client = Client::with_state(AppState {
             services: test.services.clone(),
             leptos_options: leptos_options(test.data.path(), "127.0.0.1:0".parse().unwrap()),
             cookie_policy,
             http_limits,
-        };
-        Self {
-            router: router(state),
-            test,
-        }
+        });
+        Self { test, client }
     }
 
     /// Sends `request` over a connection from `peer` (an address, port optional).
-    async fn send_from(&self, peer: &str, mut request: Request<Body>) -> Response<Body> {
-        let peer: SocketAddr = peer
-            .parse()
-            .unwrap_or_else(|_| format!("{peer}:40000").parse().unwrap());
-        request.extensions_mut().insert(ConnectInfo(peer));
-        self.router.clone().oneshot(request).await.unwrap()
+    async fn send_from(&self, peer: &str, request: Request<Body>) -> Response<Body> {
+        self.client.as_peer(peer).send(request).await
     }
 
-    /// Calls a server function the way the hydrated app does (a same-origin fetch), or the
-    /// way a browser without JavaScript posts a form (`html`).
-    async fn call(
+    /// Calls a server function from `peer` the way the hydrated app does (a same-origin
+    /// fetch), or the way a browser without JavaScript posts a form (`html`).
+    async fn call_from<K: AsRef<str>, V: AsRef<str>>(
         &self,
         peer: &str,
         path: &str,
-        form: &[(&str, &str)],
+        form: &[(K, V)],
         cookie: Option<&str>,
         html: bool,
     ) -> Response<Body> {
-        let body: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
         let accept = if html {
             "text/html,application/xhtml+xml"
         } else {
             "application/json"
         };
-        let mut request = Request::post(path)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, accept)
-            .header(header::REFERER, "http://127.0.0.1/signin")
-            .header("sec-fetch-site", "same-origin");
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        self.send_from(peer, request.body(Body::from(body)).unwrap())
+        self.client
+            .as_peer(peer)
+            .call_with(
+                path,
+                form,
+                cookie,
+                &[("accept", accept), ("referer", "http://127.0.0.1/signin")],
+            )
             .await
     }
 
     async fn sign_in(&self, peer: &str, user: &str, password: &str) -> Response<Body> {
-        self.call(
+        self.call_from(
             peer,
             SignIn::PATH,
             &[("user_name", user), ("password", password)],
@@ -110,20 +94,8 @@ impl Console {
     }
 
     async fn sign_up(&self, peer: &str, account: &str) -> Response<Body> {
-        let user = format!("admin@{account}");
-        self.call(
-            peer,
-            SignUp::PATH,
-            &[
-                ("account_id", account),
-                ("user_name", &user),
-                ("password", PASSWORD),
-                ("password_confirm", PASSWORD),
-            ],
-            None,
-            false,
-        )
-        .await
+        self.call_from(peer, SignUp::PATH, &sign_up_form(account), None, false)
+            .await
     }
 }
 
@@ -428,7 +400,7 @@ async fn the_sign_in_redirect_stays_on_this_site(backend: Backend) {
     for (next, expected) in cases {
         for html in [false, true] {
             let response = console
-                .call(
+                .call_from(
                     "10.0.5.1",
                     SignIn::PATH,
                     &[
@@ -562,7 +534,7 @@ async fn secure_cookies_use_the_host_prefix_and_hsts(backend: Backend) {
     );
     let cookie = session_cookie(&signed_up);
     let list = console
-        .call(
+        .call_from(
             "10.0.7.1",
             ListImages::PATH,
             &[("query", "")],
@@ -574,7 +546,7 @@ async fn secure_cookies_use_the_host_prefix_and_hsts(backend: Backend) {
     // The cookie without its prefix is not a session.
     let unprefixed = cookie.replacen("__Host-", "", 1);
     let refused = console
-        .call(
+        .call_from(
             "10.0.7.1",
             ListImages::PATH,
             &[("query", "")],

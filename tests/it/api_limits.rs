@@ -108,9 +108,9 @@ async fn api_data_requests_take_the_upload_slots(backend: Backend) {
     settings.limits.upload_patches_per_account = 2;
     settings.limits.upload_patches = 3;
     let server = LiveServer::start_with(backend, settings).await;
-    let (alice, _) = server.sign_up("alice").await;
-    let (carol, _) = server.sign_up("carol").await;
-    let (bob, _) = server.sign_up("bob").await;
+    let alice = server.app.sign_up("alice").await;
+    let carol = server.app.sign_up("carol").await;
+    let bob = server.app.sign_up("bob").await;
     let (alice_token, carol_token, bob_token) = (
         token_for(&server, &alice).await,
         token_for(&server, &carol).await,
@@ -229,7 +229,7 @@ async fn an_idle_api_put_is_cut_and_the_image_waits_again(backend: Backend) {
     let mut settings = test_settings();
     settings.limits.upload_idle = Duration::from_millis(500);
     let server = LiveServer::start_with(backend, settings).await;
-    let (alice, _) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
     let token = token_for(&server, &alice).await;
     let data = qcow2_with_data(server.app.data.path(), "disk.qcow2", 4);
     for route in ["file", "stage"] {

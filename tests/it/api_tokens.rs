@@ -48,7 +48,7 @@ async fn a_token_acts_as_its_user_until_revoked(backend: Backend) {
         .authenticate_api_token(CLIENT, Some(&made.secret))
         .await
         .unwrap();
-    assert_eq!(actor, alice);
+    assert_eq!(actor, alice.actor);
     // It is written off the request's path, shortly after.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while s.list_api_tokens(&alice).await.unwrap()[0]

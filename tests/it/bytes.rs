@@ -51,7 +51,8 @@ async fn download_link(server: &LiveServer, actor: &Actor, id: &str) -> String {
 
 async fn multi_block_downloads_and_ranges_at_block_boundaries(backend: Backend) {
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let bytes = image_bytes(server.app.data.path(), 5, 777_777);
     let size = bytes.len() as u64;
     let block = READ_BLOCK;
@@ -137,7 +138,8 @@ fn open_fds() -> usize {
 
 async fn aborted_downloads_free_their_readers(backend: Backend) {
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     // Larger than loopback's socket buffers, so the server is still sending when the client
     // goes away.
     let bytes = image_bytes(server.app.data.path(), 32, 1);
@@ -198,7 +200,8 @@ fn coreutils_digest(command: &str, path: &Path) -> String {
 
 async fn upload_digests_match_coreutils_across_a_restart(backend: Backend) {
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let bytes = image_bytes(server.app.data.path(), 3, 123_457);
     let file = server.app.data.path().join("upload.qcow2");
     std::fs::write(&file, &bytes).unwrap();

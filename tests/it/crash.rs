@@ -7,14 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
-use image_console::server_fns::auth::SignUp;
 use image_console::server_fns::images::{CreateImage, GetImage};
 use leptos::server_fn::ServerFn;
 use reqwest::StatusCode;
 use sha2::{Digest, Sha512};
 
 use crate::on_both_databases;
-use crate::support::{Backend, TestDb, list_dir};
+use crate::support::{Backend, Client, TestDb, list_dir, text};
 use crate::uploads::qcow2_with_data;
 
 /// The console's release-like binary on a free port of 127.0.0.1.
@@ -95,53 +94,9 @@ impl Drop for Server {
     }
 }
 
-pub(crate) async fn call(
-    http: &reqwest::Client,
-    base: &str,
-    path: &str,
-    form: &[(&str, &str)],
-    cookie: Option<&str>,
-) -> reqwest::Response {
-    let mut request = http
-        .post(format!("{base}{path}"))
-        .header("accept", "application/json")
-        .header("sec-fetch-site", "same-origin")
-        .form(form);
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    request.send().await.unwrap()
-}
-
-/// Signs an account up through the server; its session cookie.
-pub(crate) async fn sign_up(http: &reqwest::Client, base: &str, account: &str) -> String {
-    let user = format!("admin@{account}");
-    let response = call(
-        http,
-        base,
-        SignUp::PATH,
-        &[
-            ("account_id", account),
-            ("user_name", &user),
-            ("password", "correct horse battery"),
-            ("password_confirm", "correct horse battery"),
-        ],
-        None,
-    )
-    .await;
-    response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 /// Creates an image from `source` (the form's source fields) with valid values elsewhere;
 /// its id.
 pub(crate) async fn create_image(
-    http: &reqwest::Client,
     base: &str,
     cookie: &str,
     name: &str,
@@ -157,38 +112,31 @@ pub(crate) async fn create_image(
         ("description", ""),
     ];
     form.extend_from_slice(source);
-    let created = call(http, base, CreateImage::PATH, &form, Some(cookie)).await;
+    let created = Client::remote(base)
+        .call(CreateImage::PATH, &form, Some(cookie))
+        .await;
     assert_eq!(created.status(), StatusCode::OK);
-    serde_json::from_str(&created.text().await.unwrap()).unwrap()
+    serde_json::from_str(&text(created).await).unwrap()
 }
 
 /// Creates an image for a local file of `len` bytes (`disk.qcow2`); its id.
-pub(crate) async fn create_file_image(
-    http: &reqwest::Client,
-    base: &str,
-    cookie: &str,
-    name: &str,
-    len: usize,
-) -> String {
+pub(crate) async fn create_file_image(base: &str, cookie: &str, name: &str, len: usize) -> String {
     let size = len.to_string();
     let source = [
         ("source", "file"),
         ("file_name", "disk.qcow2"),
         ("file_size", size.as_str()),
     ];
-    create_image(http, base, cookie, name, &source).await
+    create_image(base, cookie, name, &source).await
 }
 
 /// Image Details as the server function returns them.
-pub(crate) async fn image_detail(
-    http: &reqwest::Client,
-    base: &str,
-    cookie: &str,
-    id: &str,
-) -> serde_json::Value {
-    let response = call(http, base, GetImage::PATH, &[("id", id)], Some(cookie)).await;
+pub(crate) async fn image_detail(base: &str, cookie: &str, id: &str) -> serde_json::Value {
+    let response = Client::remote(base)
+        .call(GetImage::PATH, &[("id", id)], Some(cookie))
+        .await;
     assert_eq!(response.status(), StatusCode::OK, "GetImage on {base}");
-    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    serde_json::from_str(&text(response).await).unwrap()
 }
 
 /// A tus client of one signed-in user, speaking to whichever console process `base` names, as
@@ -311,8 +259,8 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
 
     let server = Server::start(db.url(), data.path());
-    let cookie = sign_up(&http, &server.base, "crash-test").await;
-    let id = create_file_image(&http, &server.base, &cookie, "survivor", len).await;
+    let cookie = Client::remote(&server.base).sign_up("crash-test").await;
+    let id = create_file_image(&server.base, &cookie, "survivor", len).await;
 
     let tus = TusClient {
         http: &http,
@@ -351,7 +299,7 @@ async fn a_server_killed_mid_upload_resumes_after_a_restart(backend: Backend) {
         .await;
     assert_eq!(done, StatusCode::NO_CONTENT);
 
-    let detail = image_detail(&http, &server.base, &cookie, &id).await;
+    let detail = image_detail(&server.base, &cookie, &id).await;
     assert_eq!(detail["status"], "Active", "{detail}");
     assert_eq!(
         detail["hash_value"].as_str(),
@@ -391,8 +339,8 @@ async fn a_server_killed_during_one_long_patch_keeps_its_checkpoints(backend: Ba
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
 
     let server = Server::start_with(db.url(), data.path(), &env);
-    let cookie = sign_up(&http, &server.base, "checkpoints").await;
-    let id = create_file_image(&http, &server.base, &cookie, "one-request", len).await;
+    let cookie = Client::remote(&server.base).sign_up("checkpoints").await;
+    let id = create_file_image(&server.base, &cookie, "one-request", len).await;
     let tus = TusClient {
         http: &http,
         cookie: &cookie,
@@ -424,7 +372,7 @@ async fn a_server_killed_during_one_long_patch_keeps_its_checkpoints(backend: Ba
         .finish_when_free(&server.base, &location, offset, &image)
         .await;
     assert_eq!(done, StatusCode::NO_CONTENT);
-    let detail = image_detail(&http, &server.base, &cookie, &id).await;
+    let detail = image_detail(&server.base, &cookie, &id).await;
     assert_eq!(detail["status"], "Active", "{detail}");
     assert_eq!(
         detail["hash_value"].as_str(),

@@ -5,8 +5,8 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use image_console::service::ServiceError;
 
-use crate::http::{Client, text};
 use crate::support::{Backend, SourceServer, TestApp, create_form, qemu_img};
+use crate::support::{Client, text};
 
 async fn body_bytes(response: axum::http::Response<Body>) -> Vec<u8> {
     response

@@ -3,122 +3,25 @@
 
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
-use image_console::server::{AppState, CookiePolicy, HttpLimits, leptos_options, router};
 use image_console::server_fns::auth::{SignOut, SignUp};
 use image_console::server_fns::images::{CreateImage, GetImage, ListImages};
 use leptos::server_fn::ServerFn;
-use tower::ServiceExt;
 
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, Client, TestApp, sign_up_form, text};
 
-pub(crate) struct Client {
-    app: axum::Router,
-}
-
-impl Client {
-    pub(crate) fn new(test: &TestApp) -> Self {
-        let state = AppState {
-            services: test.services.clone(),
-            leptos_options: leptos_options(test.data.path(), "127.0.0.1:0".parse().unwrap()),
-            cookie_policy: CookiePolicy::default(),
-            http_limits: HttpLimits::default(),
-        };
-        Self { app: router(state) }
-    }
-
-    pub(crate) async fn send(&self, request: Request<Body>) -> Response<Body> {
-        self.app.clone().oneshot(request).await.unwrap()
-    }
-
-    pub(crate) async fn get(&self, path: &str, cookie: Option<&str>) -> Response<Body> {
-        let mut request = Request::get(path);
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        self.send(request.body(Body::empty()).unwrap()).await
-    }
-
-    /// Calls a server function the way a same-origin browser form does.
-    async fn call(
-        &self,
-        path: &str,
-        form: &[(&str, &str)],
-        cookie: Option<&str>,
-        site: &str,
-    ) -> Response<Body> {
-        let body: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let mut request = Request::post(path)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json")
-            .header("sec-fetch-site", site);
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        self.send(request.body(Body::from(body)).unwrap()).await
-    }
-
-    /// The ids on the first page of the Image List.
-    async fn image_ids(&self, cookie: &str) -> Vec<String> {
-        let response = self
-            .call(
-                ListImages::PATH,
-                &[("query", "")],
-                Some(cookie),
-                "same-origin",
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let page: serde_json::Value = serde_json::from_str(&text(response).await).unwrap();
-        page["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    /// Signs up through the server function and returns the session cookie pair.
-    async fn sign_up(&self, account_id: &str) -> String {
-        let response = self
-            .call(
-                SignUp::PATH,
-                &[
-                    ("account_id", account_id),
-                    ("user_name", &format!("admin@{account_id}")),
-                    ("password", "correct horse battery"),
-                    ("password_confirm", "correct horse battery"),
-                ],
-                None,
-                "same-origin",
-            )
-            .await;
-        let set_cookie = response
-            .headers()
-            .get(header::SET_COOKIE)
-            .unwrap_or_else(|| panic!("sign up set no cookie: {:?}", response.status()))
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
-        assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
-        set_cookie.split(';').next().unwrap().to_owned()
-    }
-}
-
-pub(crate) async fn text(response: Response<Body>) -> String {
-    String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap()
+/// The ids on the first page of the Image List.
+async fn image_ids(client: &Client, cookie: &str) -> Vec<String> {
+    let response = client
+        .call(ListImages::PATH, &[("query", "")], Some(cookie))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: serde_json::Value = serde_json::from_str(&text(response).await).unwrap();
+    page["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn location(response: &Response<Body>) -> &str {
@@ -175,7 +78,11 @@ async fn signed_out_visitors_are_sent_to_sign_in(backend: Backend) {
 async fn a_signed_up_user_gets_the_console(backend: Backend) {
     let test = TestApp::spawn(backend).await;
     let client = Client::new(&test);
-    let cookie = client.sign_up("acme").await;
+    let signed_up = client.call(SignUp::PATH, &sign_up_form("acme"), None).await;
+    let set_cookie = signed_up.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
     let list = client.get("/images", Some(&cookie)).await;
     assert_eq!(list.status(), StatusCode::OK);
     let page = text(list).await;
@@ -189,7 +96,7 @@ async fn a_signed_up_user_gets_the_console(backend: Backend) {
     assert_eq!(location(&sign_in), "/images");
 
     let out = client
-        .call(SignOut::PATH, &[], Some(&cookie), "same-origin")
+        .call(SignOut::PATH, &[] as &[(&str, &str)], Some(&cookie))
         .await;
     let cleared = out
         .headers()
@@ -222,7 +129,12 @@ async fn cross_site_writes_are_refused(backend: Backend) {
     ];
     for site in ["cross-site", "same-site"] {
         let response = client
-            .call(CreateImage::PATH, &form, Some(&cookie), site)
+            .call_with(
+                CreateImage::PATH,
+                &form,
+                Some(&cookie),
+                &[("sec-fetch-site", site)],
+            )
             .await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{site}");
     }
@@ -239,7 +151,7 @@ async fn cross_site_writes_are_refused(backend: Backend) {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
     assert!(
-        client.image_ids(&cookie).await.is_empty(),
+        image_ids(&client, &cookie).await.is_empty(),
         "no forged image was created"
     );
 }
@@ -247,9 +159,7 @@ async fn cross_site_writes_are_refused(backend: Backend) {
 async fn server_functions_check_the_session_and_the_account(backend: Backend) {
     let test = TestApp::spawn(backend).await;
     let client = Client::new(&test);
-    let anonymous = client
-        .call(ListImages::PATH, &[("query", "")], None, "same-origin")
-        .await;
+    let anonymous = client.call(ListImages::PATH, &[("query", "")], None).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     let alice = client.sign_up("alice").await;
@@ -275,7 +185,6 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
                 ("tags[1][value]", ""),
             ],
             Some(&alice),
-            "same-origin",
         )
         .await;
     assert!(
@@ -283,11 +192,11 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
         "{:?}",
         created.status()
     );
-    let ids = client.image_ids(&alice).await;
+    let ids = image_ids(&client, &alice).await;
     let id = ids[0].clone();
     // The form's nested fields (attributes, tags) arrived intact.
     let alice_view = client
-        .call(GetImage::PATH, &[("id", &id)], Some(&alice), "same-origin")
+        .call(GetImage::PATH, &[("id", &id)], Some(&alice))
         .await;
     let image: serde_json::Value = serde_json::from_str(&text(alice_view).await).unwrap();
     assert_eq!(image["attributes"]["architecture"], "Aarch64");
@@ -299,7 +208,7 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
     );
 
     let bob_view = client
-        .call(GetImage::PATH, &[("id", &id)], Some(&bob), "same-origin")
+        .call(GetImage::PATH, &[("id", &id)], Some(&bob))
         .await;
     assert_eq!(bob_view.status(), StatusCode::NOT_FOUND);
     let body = text(bob_view).await;
@@ -321,13 +230,12 @@ async fn server_functions_check_the_session_and_the_account(backend: Backend) {
                 ("description", ""),
             ],
             Some(&bob),
-            "same-origin",
         )
         .await;
     assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
     let body = text(invalid).await;
     assert!(body.contains("Enter an image name."), "{body}");
-    assert!(client.image_ids(&bob).await.is_empty());
+    assert!(image_ids(&client, &bob).await.is_empty());
 }
 
 crate::on_both_databases!(

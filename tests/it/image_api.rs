@@ -10,7 +10,7 @@ use image_console::domain::image::ImageStatus;
 use image_console::service::Actor;
 use serde_json::{Value, json};
 
-use crate::http::Client;
+use crate::support::Client;
 use crate::support::{Backend, TestApp, qemu_img};
 
 const PATCH_TYPE: &str = "application/openstack-images-v2.1-json-patch";
@@ -75,7 +75,7 @@ impl Api {
         Self { client, schemas }
     }
 
-    async fn call(
+    async fn request(
         &self,
         method: &str,
         path: &str,
@@ -109,12 +109,12 @@ impl Api {
     }
 
     async fn get(&self, path: &str, token: &str) -> Reply {
-        self.call("GET", path, Some(token), None, Body::empty(), &[])
+        self.request("GET", path, Some(token), None, Body::empty(), &[])
             .await
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.call(
+        self.request(
             "POST",
             path,
             Some(token),
@@ -126,7 +126,7 @@ impl Api {
     }
 
     async fn patch(&self, path: &str, token: &str, ops: Value) -> Reply {
-        self.call(
+        self.request(
             "PATCH",
             path,
             Some(token),
@@ -150,7 +150,7 @@ impl Api {
     }
 
     async fn put_data(&self, id: &str, token: &str, bytes: Vec<u8>) -> Reply {
-        self.call(
+        self.request(
             "PUT",
             &format!("/v2/images/{id}/file"),
             Some(token),
@@ -162,7 +162,7 @@ impl Api {
     }
 
     async fn delete(&self, path: &str, token: &str) -> Reply {
-        self.call("DELETE", path, Some(token), None, Body::empty(), &[])
+        self.request("DELETE", path, Some(token), None, Body::empty(), &[])
             .await
     }
 
@@ -254,7 +254,7 @@ async fn versions_and_authentication(backend: Backend) {
 
     // Discovery: GET /versions, and GET / for a client that does not ask for HTML.
     let versions = api
-        .call("GET", "/versions", None, None, Body::empty(), &[])
+        .request("GET", "/versions", None, None, Body::empty(), &[])
         .await;
     assert_eq!(versions.status, StatusCode::OK);
     let listed = versions.json()["versions"].as_array().unwrap().clone();
@@ -269,7 +269,7 @@ async fn versions_and_authentication(backend: Backend) {
             .all(|v| v["links"][0]["href"].as_str().unwrap().ends_with("/v2/"))
     );
     let root = api
-        .call(
+        .request(
             "GET",
             "/",
             None,
@@ -285,7 +285,7 @@ async fn versions_and_authentication(backend: Backend) {
     );
     // A browser still gets the console.
     let page = api
-        .call(
+        .request(
             "GET",
             "/",
             None,
@@ -306,7 +306,7 @@ async fn versions_and_authentication(backend: Backend) {
     let wrong = format!("imgc_{}", "A".repeat(43));
     for given in [None, Some("not-a-token"), Some(wrong.as_str())] {
         let answer = api
-            .call("GET", "/v2/images", given, None, Body::empty(), &[])
+            .request("GET", "/v2/images", given, None, Body::empty(), &[])
             .await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{given:?}");
         let (code, message) = answer.error();
@@ -436,7 +436,7 @@ async fn create_upload_show_download_delete(backend: Backend) {
         hex_of::<md5::Md5>(&bytes)
     );
     let part = api
-        .call(
+        .request(
             "GET",
             &format!("/v2/images/{id}/file"),
             Some(&token),
@@ -530,7 +530,7 @@ async fn create_upload_show_download_delete(backend: Backend) {
         assert!(!answer.error().1.is_empty(), "{ops}");
     }
     let wrong_type = api
-        .call(
+        .request(
             "PATCH",
             &format!("/v2/images/{id}"),
             Some(&token),
@@ -661,7 +661,7 @@ async fn create_refusals(backend: Backend) {
         assert!(message.contains(says), "{body}: {message}");
     }
     let not_json = api
-        .call(
+        .request(
             "POST",
             "/v2/images",
             Some(&token),
@@ -702,7 +702,7 @@ async fn create_refusals(backend: Backend) {
     // Data of another type than octet-stream is refused before it is read.
     let other = api.post("/v2/images", &token, base).await.json();
     let typed = api
-        .call(
+        .request(
             "PUT",
             &format!("/v2/images/{}/file", other["id"].as_str().unwrap()),
             Some(&token),
@@ -906,7 +906,7 @@ async fn list_filters_sorts_and_pages(backend: Backend) {
     let first = &ids[0];
     for _ in 0..2 {
         let put = api
-            .call(
+            .request(
                 "PUT",
                 &format!("/v2/images/{first}/tags/linux"),
                 Some(&token),
@@ -1046,7 +1046,7 @@ async fn other_accounts_and_shares(backend: Backend) {
         StatusCode::FORBIDDEN
     );
     let tag = api
-        .call(
+        .request(
             "PUT",
             &format!("{image_path}/tags/x"),
             Some(&bob_token),
@@ -1085,7 +1085,7 @@ async fn members_stage_and_import(backend: Backend) {
         .await;
     assert_eq!(early.status, StatusCode::CONFLICT, "nothing staged yet");
     let staged = api
-        .call(
+        .request(
             "PUT",
             &format!("/v2/images/{id}/stage"),
             Some(&alice_token),
@@ -1203,7 +1203,7 @@ async fn members_stage_and_import(backend: Backend) {
     // The owner cannot answer for Bob; Bob can.
     let member_path = format!("{members_path}/globex");
     let by_owner = api
-        .call(
+        .request(
             "PUT",
             &member_path,
             Some(&alice_token),
@@ -1214,7 +1214,7 @@ async fn members_stage_and_import(backend: Backend) {
         .await;
     assert_eq!(by_owner.status, StatusCode::FORBIDDEN);
     let accepted = api
-        .call(
+        .request(
             "PUT",
             &member_path,
             Some(&bob_token),
@@ -1235,7 +1235,7 @@ async fn members_stage_and_import(backend: Backend) {
     let own = api.get(&member_path, &bob_token).await;
     assert_eq!(own.json()["status"], "accepted");
     let pending_again = api
-        .call(
+        .request(
             "PUT",
             &member_path,
             Some(&bob_token),

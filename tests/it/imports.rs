@@ -101,7 +101,7 @@ impl TestApp {
             .await
         {
             Ok((_, token)) => self.services.authenticate(&token).await.unwrap().unwrap(),
-            Err(_) => self.sign_up("acme").await,
+            Err(_) => self.sign_up("acme").await.actor,
         }
     }
 }

@@ -13,10 +13,8 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha512};
 use sqlx::Connection;
 
-use crate::crash::{
-    Server, TusClient, call, create_file_image, create_image, image_detail, sign_up,
-};
-use crate::support::{Backend, SourceServer, TestDb, test_storage};
+use crate::crash::{Server, TusClient, create_file_image, create_image, image_detail};
+use crate::support::{Backend, Client, SourceServer, TestDb, test_storage, text};
 use crate::uploads::qcow2_with_data;
 
 /// What every instance shares: the database, the bucket and prefix, the session secret.
@@ -123,7 +121,7 @@ async fn upload_started(
 ) -> StartedUpload {
     let data = tempfile::tempdir().unwrap();
     let file = qcow2_with_data(data.path(), "disk.qcow2", mib);
-    let id = create_file_image(tus.http, &server.base, tus.cookie, name, file.len()).await;
+    let id = create_file_image(&server.base, tus.cookie, name, file.len()).await;
     let location = tus.create(&server.base, &id, file.len()).await;
     let acknowledged = 11 << 20;
     let first = tus
@@ -144,7 +142,7 @@ async fn an_upload_cut_off_on_one_instance_is_finished_on_another() {
     let mut cluster = Cluster::new().await;
     let (a, b) = (cluster.start(), cluster.start());
     let http = http();
-    let cookie = sign_up(&http, &a.base, "two-instances").await;
+    let cookie = Client::remote(&a.base).sign_up("two-instances").await;
     let tus = TusClient {
         http: &http,
         cookie: &cookie,
@@ -183,7 +181,7 @@ async fn an_upload_cut_off_on_one_instance_is_finished_on_another() {
         .await;
     assert_eq!(done, StatusCode::NO_CONTENT);
 
-    let detail = image_detail(&http, &b.base, &cookie, &id).await;
+    let detail = image_detail(&b.base, &cookie, &id).await;
     assert_eq!(detail["status"], "Active", "{detail}");
     assert_eq!(
         detail["hash_value"].as_str(),
@@ -212,7 +210,6 @@ async fn open_parts(cluster: &Cluster, multipart: &serde_json::Value) -> usize {
 /// A URL import from a slow source (6 MiB, about 800 KiB/s) that `server` has started and
 /// received bytes of: the source (keep it while the import runs), the file and the image id.
 async fn import_under_way(
-    http: &reqwest::Client,
     server: &Server,
     cookie: &str,
     name: &str,
@@ -221,10 +218,10 @@ async fn import_under_way(
     let file = qcow2_with_data(source.dir.path(), "slow.qcow2", 6);
     let url = source.url("slow", "slow.qcow2");
     let form = [("source", "url"), ("source_url", url.as_str())];
-    let id = create_image(http, &server.base, cookie, name, &form).await;
+    let id = create_image(&server.base, cookie, name, &form).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let detail = image_detail(http, &server.base, cookie, &id).await;
+        let detail = image_detail(&server.base, cookie, &id).await;
         if detail["status"] == "Importing" && detail["progress"]["bytes_done"].as_u64() > Some(0) {
             return (source, file, id);
         }
@@ -240,16 +237,15 @@ async fn import_under_way(
 async fn an_import_claimed_by_a_killed_instance_is_taken_over() {
     let mut cluster = Cluster::new().await;
     let (a, b) = (cluster.start(), cluster.start());
-    let http = http();
-    let cookie = sign_up(&http, &a.base, "takeover").await;
+    let cookie = Client::remote(&a.base).sign_up("takeover").await;
     // A claims it and starts; it is killed part-way.
-    let (_source, file, id) = import_under_way(&http, &a, &cookie, "taken-over").await;
+    let (_source, file, id) = import_under_way(&a, &cookie, "taken-over").await;
     let killed = Instant::now();
     a.kill();
 
     // B takes it over once A's claim runs out, and imports it from the start.
     let detail = loop {
-        let detail = image_detail(&http, &b.base, &cookie, &id).await;
+        let detail = image_detail(&b.base, &cookie, &id).await;
         if detail["status"] != "Importing" && detail["status"] != "Queued" {
             break detail;
         }
@@ -283,7 +279,6 @@ async fn assert_taken_over_cleanly(
     id: &str,
     data: &[u8],
 ) {
-    let http = http();
     // A's heartbeat and its request or import run again, and find their lease gone.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !a.log().contains("taken over") {
@@ -296,7 +291,7 @@ async fn assert_taken_over_cleanly(
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     for server in [a, b] {
-        let detail = image_detail(&http, &server.base, cookie, id).await;
+        let detail = image_detail(&server.base, cookie, id).await;
         assert_eq!(detail["status"], "Active", "{detail}");
         assert_eq!(
             detail["hash_value"].as_str(),
@@ -341,7 +336,7 @@ async fn a_paused_instance_cannot_spoil_an_upload_another_took_over() {
     let mut cluster = Cluster::new().await;
     let (a, b) = (cluster.start(), cluster.start());
     let http = http();
-    let cookie = sign_up(&http, &a.base, "paused-upload").await;
+    let cookie = Client::remote(&a.base).sign_up("paused-upload").await;
     let tus = TusClient {
         http: &http,
         cookie: &cookie,
@@ -378,17 +373,16 @@ async fn a_paused_instance_cannot_spoil_an_upload_another_took_over() {
 }
 
 /// A token for the image API, made through the API access page's server function.
-async fn api_token(http: &reqwest::Client, base: &str, cookie: &str) -> String {
-    let made = call(
-        http,
-        base,
-        image_console::server_fns::api_tokens::CreateApiToken::PATH,
-        &[("name", "instances"), ("lifetime", "30")],
-        Some(cookie),
-    )
-    .await;
+async fn api_token(base: &str, cookie: &str) -> String {
+    let made = Client::remote(base)
+        .call(
+            image_console::server_fns::api_tokens::CreateApiToken::PATH,
+            &[("name", "instances"), ("lifetime", "30")],
+            Some(cookie),
+        )
+        .await;
     assert_eq!(made.status(), StatusCode::OK);
-    let made: serde_json::Value = serde_json::from_str(&made.text().await.unwrap()).unwrap();
+    let made: serde_json::Value = serde_json::from_str(&text(made).await).unwrap();
     made["secret"].as_str().unwrap().to_owned()
 }
 
@@ -397,8 +391,8 @@ async fn a_paused_instance_cannot_spoil_an_api_upload_another_took_over() {
     let mut cluster = Cluster::new().await;
     let (a, b) = (cluster.start(), cluster.start());
     let http = http();
-    let cookie = sign_up(&http, &a.base, "paused-api").await;
-    let token = api_token(&http, &a.base, &cookie).await;
+    let cookie = Client::remote(&a.base).sign_up("paused-api").await;
+    let token = api_token(&a.base, &cookie).await;
     let data = tempfile::tempdir().unwrap();
     let file = qcow2_with_data(data.path(), "disk.qcow2", 20);
     let created = http
@@ -467,15 +461,14 @@ async fn a_paused_instance_cannot_spoil_an_api_upload_another_took_over() {
 async fn a_paused_instance_cannot_spoil_an_import_another_took_over() {
     let mut cluster = Cluster::new().await;
     let (a, b) = (cluster.start(), cluster.start());
-    let http = http();
-    let cookie = sign_up(&http, &a.base, "paused-import").await;
-    let (_source, file, id) = import_under_way(&http, &a, &cookie, "paused-import").await;
+    let cookie = Client::remote(&a.base).sign_up("paused-import").await;
+    let (_source, file, id) = import_under_way(&a, &cookie, "paused-import").await;
     a.pause();
     tokio::time::sleep(PAUSE).await;
     // B takes it over and imports it from the start, while A stays paused.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let detail = image_detail(&http, &b.base, &cookie, &id).await;
+        let detail = image_detail(&b.base, &cookie, &id).await;
         if detail["status"] == "Active" {
             break;
         }
@@ -499,21 +492,19 @@ async fn sign_in_limits_hold_across_instances() {
         .env
         .push(("SIGN_IN_PER_ADDRESS_PER_MINUTE".to_owned(), "6".to_owned()));
     let (a, b) = (cluster.start(), cluster.start());
-    let http = http();
-    sign_up(&http, &a.base, "guarded").await;
-    let guess = |base: String, user: String| {
-        let http = http.clone();
-        async move {
-            call(
-                &http,
-                &base,
+    Client::remote(&a.base).sign_up("guarded").await;
+    let guess = |base: String, user: String| async move {
+        Client::remote(&base)
+            .call(
                 image_console::server_fns::auth::SignIn::PATH,
-                &[("user_name", &user), ("password", "not the password")],
+                &[
+                    ("user_name", user.as_str()),
+                    ("password", "not the password"),
+                ],
                 None,
             )
             .await
             .status()
-        }
     };
     let mut answers = Vec::new();
     for n in 0..10 {
@@ -536,11 +527,11 @@ async fn sessions_and_download_links_work_on_every_instance() {
     let mut cluster = Cluster::new().await;
     let (a, b) = (cluster.start(), cluster.start());
     let http = http();
-    let cookie = sign_up(&http, &a.base, "everywhere").await;
+    let cookie = Client::remote(&a.base).sign_up("everywhere").await;
     let data = tempfile::tempdir().unwrap();
     let file = qcow2_with_data(data.path(), "disk.qcow2", 2);
     // Created on B with A's session, uploaded to A.
-    let id = create_file_image(&http, &b.base, &cookie, "shared-state", file.len()).await;
+    let id = create_file_image(&b.base, &cookie, "shared-state", file.len()).await;
     let created = tus(
         &http,
         &cookie,
@@ -555,21 +546,16 @@ async fn sessions_and_download_links_work_on_every_instance() {
     .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     assert_eq!(
-        image_detail(&http, &b.base, &cookie, &id).await["status"],
+        image_detail(&b.base, &cookie, &id).await["status"],
         "Active"
     );
 
     // A link made on A downloads from B, whole and in part.
-    let link = call(
-        &http,
-        &a.base,
-        CreateDownloadLink::PATH,
-        &[("id", &id)],
-        Some(&cookie),
-    )
-    .await;
+    let link = Client::remote(&a.base)
+        .call(CreateDownloadLink::PATH, &[("id", &id)], Some(&cookie))
+        .await;
     assert_eq!(link.status(), StatusCode::OK);
-    let link: serde_json::Value = serde_json::from_str(&link.text().await.unwrap()).unwrap();
+    let link: serde_json::Value = serde_json::from_str(&text(link).await).unwrap();
     let url = format!("{}{}", b.base, link["path"].as_str().unwrap());
     let whole = http.get(&url).send().await.unwrap();
     assert_eq!(whole.status(), StatusCode::OK);

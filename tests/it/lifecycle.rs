@@ -12,7 +12,7 @@ use image_console::domain::share::ShareDecision;
 use image_console::domain::tags::TagPair;
 use image_console::service::{Actor, ServiceError, now_ms};
 
-use crate::http::Client;
+use crate::support::Client;
 use crate::support::{Backend, SourceServer, TestApp, create_form};
 
 const DAY_MS: i64 = 86_400_000;
@@ -524,7 +524,10 @@ async fn references_belong_to_their_account(backend: Backend) {
                 .secret
         }
     };
-    let (alice_token, bob_token) = (token(alice.clone()).await, token(bob.clone()).await);
+    let (alice_token, bob_token) = (
+        token(alice.actor.clone()).await,
+        token(bob.actor.clone()).await,
+    );
     let vm12 = format!("/v2/images/{id}/references/virtual-machine/vm-12");
     let listing = format!("/v2/images/{id}/references");
 

@@ -53,7 +53,8 @@ async fn a_stalled_patch_is_cut_after_the_idle_timeout(backend: Backend) {
     let mut settings = test_settings();
     settings.limits.upload_idle = Duration::from_millis(500);
     let server = LiveServer::start_with(backend, settings).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let image = qcow2_with_data(server.app.data.path(), "disk.qcow2", 2);
     let len = image.len() as u64;
     let id = server
@@ -97,7 +98,8 @@ async fn a_stuck_request_does_not_keep_an_upload_alive(backend: Backend) {
     settings.upload_expiry = Duration::from_secs(600);
     let clock = settings.clock.clone();
     let server = LiveServer::start_with(backend, settings).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let id = server
         .create_upload_image(&alice, "disk.qcow2", 1 << 20, "")
         .await;
@@ -151,7 +153,8 @@ async fn a_long_patch_that_makes_headway_does_not_expire(backend: Backend) {
     settings.upload_expiry = Duration::from_secs(600);
     let clock = settings.clock.clone();
     let server = LiveServer::start_with(backend, settings).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let image = qcow2_with_data(server.app.data.path(), "disk.qcow2", 7);
     let len = image.len() as u64;
     let id = server
@@ -196,8 +199,10 @@ async fn concurrent_patches_are_capped(backend: Backend) {
     settings.limits.upload_patches_per_account = 2;
     settings.limits.upload_patches = 3;
     let server = LiveServer::start_with(backend, settings).await;
-    let (alice, alice_cookie) = server.sign_up("alice").await;
-    let (bob, bob_cookie) = server.sign_up("bob").await;
+    let alice = server.app.sign_up("alice").await;
+    let alice_cookie = alice.cookie.clone();
+    let bob = server.app.sign_up("bob").await;
+    let bob_cookie = bob.cookie.clone();
     let mut uploads = Vec::new();
     for (actor, cookie, count) in [(&alice, &alice_cookie, 3), (&bob, &bob_cookie, 2)] {
         for _ in 0..count {
@@ -266,7 +271,8 @@ async fn concurrent_patches_are_capped(backend: Backend) {
 /// saved state and made Active.
 async fn a_complete_upload_is_finished_at_start(backend: Backend) {
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let image = qcow2_with_data(server.app.data.path(), "disk.qcow2", 2);
     let len = image.len() as u64;
     let id = server
@@ -305,7 +311,8 @@ async fn a_complete_upload_is_finished_at_start(backend: Backend) {
 /// the end of the file (read back from disk when the upload finishes).
 async fn uploaded_files_in_formats_qemu_probes_are_refused(backend: Backend) {
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let tus = Tus {
         base: &server.base,
         cookie: &cookie,

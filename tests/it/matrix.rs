@@ -34,8 +34,8 @@ use leptos::server_fn::ServerFn;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::http::{Client, text};
 use crate::support::{Backend, Seed, TestApp, seed_image};
+use crate::support::{Client, text};
 
 /// Who asks, by their account's relation to the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,7 +174,11 @@ impl World {
     }
 
     /// Calls a server function as a same-origin browser does, with the role's session.
-    async fn call<T: ServerFn + Serialize>(&self, args: &T, role: Role) -> (StatusCode, String) {
+    async fn server_fn<T: ServerFn + Serialize>(
+        &self,
+        args: &T,
+        role: Role,
+    ) -> (StatusCode, String) {
         let body = serde_qs::to_string(args).unwrap();
         let response = self
             .send(
@@ -305,7 +309,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(ListImages, OWNER_AND_ACCEPTED, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &ListImages {
                         query: String::new(),
                     },
@@ -318,7 +322,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(GetImage, OWNER_AND_ACCEPTED, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &GetImage {
                         id: w.image.clone(),
                     },
@@ -337,7 +341,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(GetImageHistory, OWNER_AND_ACCEPTED, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &GetImageHistory {
                         id: w.image.clone(),
                         page: 1,
@@ -350,7 +354,7 @@ fn rows() -> Vec<Row> {
         }),
         server_fn_row!(GetAccountUsage, OWN_ACCOUNT, |w, r| {
             // Usage counts the account's own images, never those shared with it.
-            let (status, body) = w.call(&GetAccountUsage {}, r).await;
+            let (status, body) = w.server_fn(&GetAccountUsage {}, r).await;
             let mine = ListQuery {
                 owner: Ownership::Mine,
                 ..ListQuery::default()
@@ -382,7 +386,7 @@ fn rows() -> Vec<Row> {
             |w, r| {
                 classify(
                     w,
-                    w.call(
+                    w.server_fn(
                         &GetImageUpload {
                             id: w.uploading.clone(),
                         },
@@ -398,7 +402,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(CreateDownloadLink, OWNER_AND_ACCEPTED, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &CreateDownloadLink {
                         id: w.image.clone(),
                     },
@@ -427,12 +431,12 @@ fn rows() -> Vec<Row> {
                 protected: None,
                 visibility: Some("shared".into()),
             };
-            classify(w, w.call(&edit, r).await, allowed)
+            classify(w, w.server_fn(&edit, r).await, allowed)
         }),
         server_fn_row!(SetImageProtected, OWNER_ONLY, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &SetImageProtected {
                         id: w.image.clone(),
                         protected: true,
@@ -450,19 +454,19 @@ fn rows() -> Vec<Row> {
                 tag_key: "mine".into(),
                 tag_value: "x".into(),
             };
-            classify(w, w.call(&tag, r).await, allowed)
+            classify(w, w.server_fn(&tag, r).await, allowed)
         }),
         server_fn_row!(RemoveImageTag, OWNER_ONLY, |w, r| {
             let tag = RemoveImageTag {
                 id: w.image.clone(),
                 tag_key: "env".into(),
             };
-            classify(w, w.call(&tag, r).await, allowed)
+            classify(w, w.server_fn(&tag, r).await, allowed)
         }),
         server_fn_row!(RevokeDownloadLinks, OWNER_ONLY, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &RevokeDownloadLinks {
                         id: w.image.clone(),
                     },
@@ -475,7 +479,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(DeleteImage, OWNER_ONLY, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &DeleteImage {
                         id: w.image.clone(),
                     },
@@ -488,7 +492,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(DeleteImages, OWNER_ONLY, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &DeleteImages {
                         ids: vec![w.image.clone()],
                     },
@@ -506,7 +510,7 @@ fn rows() -> Vec<Row> {
             let restore = RestoreImages {
                 ids: vec![w.image.clone()],
             };
-            classify(w, w.call(&restore, r).await, |body| {
+            classify(w, w.server_fn(&restore, r).await, |body| {
                 batch_seen(body, "done")
             })
         }),
@@ -517,7 +521,7 @@ fn rows() -> Vec<Row> {
             let destroy = DestroyImages {
                 ids: vec![w.image.clone()],
             };
-            classify(w, w.call(&destroy, r).await, |body| {
+            classify(w, w.server_fn(&destroy, r).await, |body| {
                 batch_seen(body, "done")
             })
         }),
@@ -526,13 +530,16 @@ fn rows() -> Vec<Row> {
                 id: w.image.clone(),
                 deactivate: true,
             };
-            let seen = classify(w, w.call(&deactivate, r).await, allowed);
+            let seen = classify(w, w.server_fn(&deactivate, r).await, allowed);
             if seen == Allowed {
                 let reactivate = SetImageActivation {
                     id: w.image.clone(),
                     deactivate: false,
                 };
-                assert_eq!(classify(w, w.call(&reactivate, r).await, allowed), Allowed);
+                assert_eq!(
+                    classify(w, w.server_fn(&reactivate, r).await, allowed),
+                    Allowed
+                );
             }
             seen
         }),
@@ -543,7 +550,7 @@ fn rows() -> Vec<Row> {
                 // The image is Active: nothing to cancel, which only its owner is told.
                 classify(
                     w,
-                    w.call(
+                    w.server_fn(
                         &CancelImport {
                             id: w.image.clone(),
                         },
@@ -557,7 +564,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(GetImageSharing, OWNER_ONLY, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &GetImageSharing {
                         id: w.image.clone(),
                     },
@@ -572,7 +579,7 @@ fn rows() -> Vec<Row> {
                 id: w.image.clone(),
                 account_id: "zed".into(),
             };
-            classify(w, w.call(&share, r).await, allowed)
+            classify(w, w.server_fn(&share, r).await, allowed)
         }),
         server_fn_row!(StopSharing, OWNER_ONLY, |w, r| {
             // The owner stops the Pending share; the others try to stop their own.
@@ -585,7 +592,7 @@ fn rows() -> Vec<Row> {
                 id: w.image.clone(),
                 account_id: account.into(),
             };
-            classify(w, w.call(&stop, r).await, allowed)
+            classify(w, w.server_fn(&stop, r).await, allowed)
         }),
         server_fn_row!(
             CreateSharedImage,
@@ -596,7 +603,7 @@ fn rows() -> Vec<Row> {
                     id: w.image.clone(),
                     name: "copy".into(),
                 };
-                classify(w, w.call(&copy, r).await, allowed)
+                classify(w, w.server_fn(&copy, r).await, allowed)
             }
         ),
         // ---- Server functions: the answers of the accounts the image is shared with.
@@ -606,7 +613,7 @@ fn rows() -> Vec<Row> {
             |w, r| {
                 classify(
                     w,
-                    w.call(&ListShareRequests { page: 1 }, r).await,
+                    w.server_fn(&ListShareRequests { page: 1 }, r).await,
                     mentions(&w.image),
                 )
             }
@@ -615,7 +622,7 @@ fn rows() -> Vec<Row> {
             CountShareRequests,
             [Hidden, Hidden, Allowed, Hidden, Hidden, Hidden],
             |w, r| {
-                classify(w, w.call(&CountShareRequests {}, r).await, |body| {
+                classify(w, w.server_fn(&CountShareRequests {}, r).await, |body| {
                     if body == "0" { Hidden } else { Allowed }
                 })
             }
@@ -623,7 +630,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(FindSharedImage, RECIPIENT_ANSWERS, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &FindSharedImage {
                         image_id: w.image.clone(),
                     },
@@ -636,7 +643,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(ApproveShares, RECIPIENT_ANSWERS, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &ApproveShares {
                         ids: vec![w.image.clone()],
                     },
@@ -649,7 +656,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(RejectShares, RECIPIENT_ANSWERS, |w, r| {
             classify(
                 w,
-                w.call(
+                w.server_fn(
                     &RejectShares {
                         ids: vec![w.image.clone()],
                     },
@@ -666,7 +673,7 @@ fn rows() -> Vec<Row> {
                 // Each account's own history: the share events it took part in.
                 classify(
                     w,
-                    w.call(&GetAccountHistory { page: 1 }, r).await,
+                    w.server_fn(&GetAccountHistory { page: 1 }, r).await,
                     mentions(&w.image),
                 )
             }
@@ -696,13 +703,13 @@ fn rows() -> Vec<Row> {
                 tags: None,
                 checksum: None,
             };
-            classify(w, w.call(&create, r).await, own)
+            classify(w, w.server_fn(&create, r).await, own)
         }),
         server_fn_row!(GetConsoleSettings, OWN_ACCOUNT, |w, r| {
-            classify(w, w.call(&GetConsoleSettings {}, r).await, own)
+            classify(w, w.server_fn(&GetConsoleSettings {}, r).await, own)
         }),
         server_fn_row!(CurrentUser, OWN_ACCOUNT, |w, r| {
-            classify(w, w.call(&CurrentUser {}, r).await, |body| {
+            classify(w, w.server_fn(&CurrentUser {}, r).await, |body| {
                 let user: Value = serde_json::from_str(body).unwrap();
                 assert_eq!(user["account_id"], r.account());
                 Own
@@ -714,7 +721,7 @@ fn rows() -> Vec<Row> {
                 password: "correct horse battery".into(),
                 next: None,
             };
-            classify(w, w.call(&sign_in, r).await, own)
+            classify(w, w.server_fn(&sign_in, r).await, own)
         }),
         server_fn_row!(SignUp, OWN_ACCOUNT, |w, r| {
             let account = format!("new-{}-{}", r.account(), w.image[..8].to_owned());
@@ -724,7 +731,7 @@ fn rows() -> Vec<Row> {
                 password: "correct horse battery".into(),
                 password_confirm: "correct horse battery".into(),
             };
-            classify(w, w.call(&sign_up, r).await, own)
+            classify(w, w.server_fn(&sign_up, r).await, own)
         }),
         server_fn_row!(SignOut, OWN_ACCOUNT, |w, r| {
             // A second session of the role, so its main one lives on for the other rows.
@@ -774,7 +781,7 @@ fn rows() -> Vec<Row> {
             // The role's own link if it can get one; otherwise the link it had (Stopped) or
             // a forged one naming its account.
             let (status, body) = w
-                .call(
+                .server_fn(
                     &CreateDownloadLink {
                         id: w.image.clone(),
                     },
@@ -869,34 +876,34 @@ fn rows() -> Vec<Row> {
         // ---- API tokens: each user's own.
         server_fn_row!(GetRecycleBin, OWN_ACCOUNT, |w, r| {
             // Each account's own bin; the owner's image is not in anyone's.
-            classify(w, w.call(&GetRecycleBin {}, r).await, |body| {
+            classify(w, w.server_fn(&GetRecycleBin {}, r).await, |body| {
                 assert!(!body.contains(&w.image), "{body}");
                 Own
             })
         }),
         server_fn_row!(GetAccountSettings, OWN_ACCOUNT, |w, r| {
-            classify(w, w.call(&GetAccountSettings {}, r).await, own)
+            classify(w, w.server_fn(&GetAccountSettings {}, r).await, own)
         }),
         server_fn_row!(SetRetention, OWN_ACCOUNT, |w, r| {
             let set = SetRetention {
                 retention_days: "7".into(),
             };
-            classify(w, w.call(&set, r).await, own)
+            classify(w, w.server_fn(&set, r).await, own)
         }),
         server_fn_row!(ListApiTokens, OWN_ACCOUNT, |w, r| {
-            classify(w, w.call(&ListApiTokens {}, r).await, own)
+            classify(w, w.server_fn(&ListApiTokens {}, r).await, own)
         }),
         server_fn_row!(CreateApiToken, OWN_ACCOUNT, |w, r| {
             let args = CreateApiToken {
                 name: format!("matrix {}", r.account()),
                 lifetime: "30".into(),
             };
-            classify(w, w.call(&args, r).await, own)
+            classify(w, w.server_fn(&args, r).await, own)
         }),
         server_fn_row!(RevokeApiToken, OWN_ACCOUNT, |w, r| {
             // Another user's token id is answered as a missing one.
             let (status, _) = w
-                .call(
+                .server_fn(
                     &RevokeApiToken {
                         id: "0000000000000000".into(),
                     },
@@ -1414,17 +1421,9 @@ async fn every_path_gives_each_account_exactly_its_access(backend: Backend) {
     let mut tokens = HashMap::new();
     let mut actors = HashMap::new();
     for role in ORDER {
-        let actor = app.sign_up(role.account()).await;
-        let (_, token) = app
-            .services
-            .sign_in(
-                crate::support::CLIENT,
-                &actor.user_name,
-                "correct horse battery",
-            )
-            .await
-            .unwrap();
-        cookies.insert(role, format!("{SESSION_COOKIE}={}", token.expose()));
+        let signed_up = app.sign_up(role.account()).await;
+        cookies.insert(role, signed_up.cookie);
+        let actor = signed_up.actor;
         let api_token = app
             .services
             .create_api_token(&actor, "matrix", "30")

@@ -11,9 +11,10 @@ use image_console::server_fns::api_tokens::CreateApiToken;
 use leptos::server_fn::ServerFn;
 use serde_json::Value;
 
-use crate::crash::{Server, call, sign_up};
+use crate::crash::Server;
 use crate::on_both_databases;
 use crate::support::{Backend, TestDb, qemu_img};
+use crate::support::{Client, text};
 
 /// A client program from the pinned virtual environment.
 fn client(name: &str) -> PathBuf {
@@ -133,18 +134,17 @@ fn table_value(table: &str, key: &str) -> Option<String> {
 }
 
 async fn user(server: &Server, account: &str) -> User {
-    let http = reqwest::Client::new();
-    let cookie = sign_up(&http, &server.base, account).await;
-    let made = call(
-        &http,
-        &server.base,
-        CreateApiToken::PATH,
-        &[("name", "openstack clients"), ("lifetime", "30")],
-        Some(&cookie),
-    )
-    .await;
+    let client = Client::remote(&server.base);
+    let cookie = client.sign_up(account).await;
+    let made = client
+        .call(
+            CreateApiToken::PATH,
+            &[("name", "openstack clients"), ("lifetime", "30")],
+            Some(&cookie),
+        )
+        .await;
     assert!(made.status().is_success());
-    let made: Value = serde_json::from_str(&made.text().await.unwrap()).unwrap();
+    let made: Value = serde_json::from_str(&text(made).await).unwrap();
     User {
         token: made["secret"].as_str().unwrap().to_owned(),
         endpoint: server.base.clone(),

@@ -11,8 +11,8 @@ use image_console::domain::os_catalogue::OsPlatform;
 use image_console::domain::share::{MAX_SHARES_PER_IMAGE, ShareDecision, ShareStatus};
 use image_console::service::{Actor, ServiceError};
 
-use crate::http::{Client, text};
 use crate::support::{Backend, Seed, SourceServer, TestApp, create_form, seed_image};
+use crate::support::{Client, text};
 
 fn approve() -> ShareDecision {
     ShareDecision::Approve

@@ -97,32 +97,6 @@ impl LiveServer {
         Self::serve(app).await
     }
 
-    /// Signs up an account and returns its actor and session cookie.
-    pub(crate) async fn sign_up(&self, account_id: &str) -> (Actor, String) {
-        let form = image_console::domain::account::SignUpForm {
-            account_id: account_id.into(),
-            user_name: format!("admin@{account_id}"),
-            password: "correct horse battery".into(),
-            password_confirm: "correct horse battery".into(),
-        };
-        let (_, token) = self
-            .app
-            .services
-            .sign_up(crate::support::CLIENT, &form)
-            .await
-            .unwrap();
-        let actor = self
-            .app
-            .services
-            .authenticate(&token)
-            .await
-            .unwrap()
-            .unwrap();
-        let set_cookie =
-            image_console::server::auth::session_cookie(&token, &CookiePolicy::default());
-        (actor, set_cookie.split(';').next().unwrap().to_owned())
-    }
-
     /// Creates an image from a local file of `size` bytes; it waits Uploading.
     pub(crate) async fn create_upload_image(
         &self,
@@ -268,8 +242,9 @@ impl Tus<'_> {
 
 async fn tus_protocol_statuses_and_headers(backend: Backend) {
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
-    let (_, bob_cookie) = server.sign_up("bob").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
+    let bob_cookie = server.app.sign_up("bob").await.cookie;
     let image = qcow2_with_data(server.app.data.path(), "disk.qcow2", 3);
     let len = image.len() as u64;
     let id = server
@@ -562,7 +537,8 @@ async fn tus_protocol_statuses_and_headers(backend: Backend) {
 
 async fn creation_with_upload_and_a_broken_body_keep_what_arrived(backend: Backend) {
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let image = qcow2_with_data(server.app.data.path(), "disk.qcow2", 4);
     let len = image.len() as u64;
     let id = server
@@ -620,7 +596,8 @@ async fn creation_with_upload_and_a_broken_body_keep_what_arrived(backend: Backe
 
 async fn uploads_resume_after_a_restart_and_bad_files_are_refused(backend: Backend) {
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let image = qcow2_with_data(server.app.data.path(), "disk.qcow2", 2);
     let len = image.len() as u64;
     let sha256 = hex::encode(sha2::Sha256::digest(&image));
@@ -701,7 +678,8 @@ async fn idle_uploads_expire_and_lose_their_bytes(backend: Backend) {
     };
     let clock = settings.clock.clone();
     let server = LiveServer::start_with(backend, settings).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let tus = Tus {
         base: &server.base,
         cookie: &cookie,
@@ -769,7 +747,8 @@ fn repo_path(relative: &str) -> PathBuf {
 /// URL; tuspy (Python) uploads two chunks, stops, and a new uploader resumes with `url=`.
 async fn real_tus_clients_resume_interrupted_uploads(backend: Backend) {
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let dir = server.app.data.path();
     // Large enough that the abort lands before the whole file has left the socket.
     let image = qcow2_with_data(dir, "disk.qcow2", 40);
@@ -819,7 +798,8 @@ async fn real_tus_clients_resume_interrupted_uploads(backend: Backend) {
 
 async fn cancel_upload_removes_partial_bytes_before_delete(backend: Backend) {
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
     let tus = Tus {
         base: &server.base,
         cookie: &cookie,
@@ -859,8 +839,9 @@ async fn cancel_upload_removes_partial_bytes_before_delete(backend: Backend) {
 async fn uploads_in_progress_are_capped_per_account(backend: Backend) {
     use image_console::domain::upload::MAX_UPLOADS_IN_PROGRESS;
     let server = LiveServer::start(backend).await;
-    let (alice, cookie) = server.sign_up("alice").await;
-    let (bob, _) = server.sign_up("bob").await;
+    let alice = server.app.sign_up("alice").await;
+    let cookie = alice.cookie.clone();
+    let bob = server.app.sign_up("bob").await;
     let mut ids = Vec::new();
     for _ in 0..MAX_UPLOADS_IN_PROGRESS {
         ids.push(

@@ -1,5 +1,6 @@
 //! Test harness: a fresh database per test (SQLite file or PostgreSQL database), the services
-//! over it, and a local HTTP server that serves image files to import.
+//! over it, a local HTTP server that serves image files to import, and the one request
+//! client (`client.rs`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,15 +14,33 @@ use axum::extract::Path as UrlPath;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use image_console::domain::account::SignUpForm;
 use image_console::domain::image::ImageDetail;
 use image_console::domain::image_spec::CreateImageForm;
 use image_console::domain::list_query::ListQuery;
+use image_console::service::accounts::SessionToken;
 use image_console::service::{AbuseLimits, Actor, ClientAddr, ServiceSettings, Services};
 use image_console::store::blobs::StorageLocation;
 use image_console::store::{BlobStore, Store};
 use secrecy::SecretSlice;
 use tempfile::TempDir;
+
+mod client;
+pub use client::{Client, PASSWORD, sign_up_form, text};
+
+/// A signed-up user: the actor the services take (which it derefs to), and the session
+/// cookie (`name=value`) a browser would send.
+#[derive(Clone, Debug)]
+pub struct SignedUp {
+    pub actor: Actor,
+    pub cookie: String,
+}
+
+impl std::ops::Deref for SignedUp {
+    type Target = Actor;
+    fn deref(&self) -> &Actor {
+        &self.actor
+    }
+}
 
 /// Where a test keeps its rows and its image bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,20 +295,14 @@ impl TestApp {
         self.data.path().join("blobs")
     }
 
-    /// Creates an account with one user and returns that user as an actor.
-    pub async fn sign_up(&self, account_id: &str) -> Actor {
-        let form = SignUpForm {
-            account_id: account_id.into(),
-            user_name: format!("admin@{account_id}"),
-            password: "correct horse battery".into(),
-            password_confirm: "correct horse battery".into(),
-        };
-        let (_, token) = self
-            .services
-            .sign_up(crate::support::CLIENT, &form)
-            .await
-            .unwrap();
-        self.services.authenticate(&token).await.unwrap().unwrap()
+    /// Signs `account_id` up through the Sign Up form: its user, `admin@<account_id>`, as the
+    /// services' actor and with the session cookie.
+    pub async fn sign_up(&self, account_id: &str) -> SignedUp {
+        let cookie = Client::new(self).sign_up(account_id).await;
+        let (_, value) = cookie.split_once('=').unwrap();
+        let token = SessionToken::from_cookie(value).unwrap();
+        let actor = self.services.authenticate(&token).await.unwrap().unwrap();
+        SignedUp { actor, cookie }
     }
 
     /// Waits until the image's import has finished one way or the other.
