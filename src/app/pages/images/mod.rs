@@ -1,5 +1,6 @@
 pub mod create;
 pub mod detail;
+mod detail_actions;
 pub mod detail_history;
 pub mod detail_info;
 pub mod detail_tags;
