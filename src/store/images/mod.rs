@@ -5,15 +5,16 @@ mod changes;
 mod imports;
 mod lifecycle;
 mod properties;
+mod references;
+mod row;
 #[cfg(feature = "seed")]
 mod seed;
 pub(super) mod transition;
 
 pub use imports::{ClaimedBody, ClaimedImport, InterruptedImport, Reservation};
-pub(super) use lifecycle::end_references_of_member;
-pub use lifecycle::{
-    BinOutcome, DestroyStart, PurgeTarget, ReferenceOutcome, Remover, StatusChangeOutcome,
-};
+pub use lifecycle::{BinOutcome, DestroyStart, PurgeTarget, Remover, StatusChangeOutcome};
+pub use references::ReferenceOutcome;
+pub(super) use references::end_references_of_member;
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -186,242 +187,6 @@ pub struct DownloadTarget {
     pub disk_format: Option<DiskFormat>,
 }
 
-pub(super) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i.description, i.os_type, i.os_version, i.min_disk_gb, \
-    i.min_ram_gb, i.visibility, i.protected, i.architecture, i.boot_mode, i.features, i.status, \
-    i.failure_reason, i.image_type, i.source_url, i.source_file_name, i.disk_format, i.size_bytes, \
-    i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.expected_checksum, i.declared_format, i.blob_key, i.bytes_done, \
-    i.bytes_total, i.import_attempts, i.link_generation, i.created_by, i.created_at, \
-    i.updated_by, i.updated_at, i.source_image_id, i.deleted_at, i.deleted_by, i.restore_status, \
-    i.destroy_at";
-
-/// The columns of `ImageAttributes`, in the order `bind_attributes` binds them.
-const ATTRIBUTE_COLUMNS: &str = "name, description, os_type, min_disk_gb, min_ram_gb, protected, architecture, boot_mode, features";
-
-/// Binds an image's attributes in the order of `ATTRIBUTE_COLUMNS`.
-fn bind_attributes<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    a: &'q ImageAttributes,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    query
-        .bind(&a.name)
-        .bind(&a.description)
-        .bind(a.os.platform.as_str())
-        .bind(to_i64(a.min_disk_gb))
-        .bind(to_i64(a.min_ram_gb))
-        .bind(i64::from(a.protected))
-        .bind(a.architecture.as_str())
-        .bind(a.boot_mode.as_str())
-        .bind(a.features.to_db())
-}
-
-/// The System version as stored: NULL when not specified. (Written beside
-/// `ATTRIBUTE_COLUMNS`, which every statement numbers its parameters after.)
-pub(super) fn os_version(a: &ImageAttributes) -> Option<String> {
-    a.os.version.as_ref().map(|v| v.as_str().to_owned())
-}
-
-/// Reads an image's attributes from a row selected with `COLUMNS`.
-fn attributes_from_row(r: &AnyRow) -> sqlx::Result<ImageAttributes> {
-    let text = |c: &str| r.try_get::<String, _>(c);
-    let os_type = text("os_type")?;
-    let platform =
-        OsPlatform::from_value(&os_type).ok_or_else(|| decode_error("os_type", &os_type))?;
-    let version = match r.try_get::<Option<String>, _>("os_version")? {
-        None => None,
-        Some(v) => {
-            Some(OsVersion::stored(platform, &v).ok_or_else(|| decode_error("os_version", &v))?)
-        }
-    };
-    let architecture = text("architecture")?;
-    let boot_mode = text("boot_mode")?;
-    Ok(ImageAttributes {
-        name: text("name")?,
-        description: text("description")?,
-        os: OperatingSystem { platform, version },
-        min_disk_gb: to_u64(r.try_get("min_disk_gb")?),
-        min_ram_gb: to_u64(r.try_get("min_ram_gb")?),
-        protected: r.try_get::<i64, _>("protected")? != 0,
-        architecture: Architecture::parse(&architecture)
-            .map_err(|_| decode_error("architecture", &architecture))?,
-        boot_mode: BootMode::parse(&boot_mode)
-            .map_err(|_| decode_error("boot_mode", &boot_mode))?,
-        features: Features::from_db(&text("features")?),
-    })
-}
-
-pub(super) fn decode_error(column: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: format!("unexpected value {value:?}").into(),
-    }
-}
-
-/// The Recycle Bin's columns of a row selected with `COLUMNS`: all set, or none.
-fn deleted_from_row(r: &AnyRow) -> sqlx::Result<Option<DeletedInfo>> {
-    let deleted_at: Option<i64> = r.try_get("deleted_at")?;
-    let deleted_by: Option<String> = r.try_get("deleted_by")?;
-    let restore_status: Option<String> = r.try_get("restore_status")?;
-    let destroy_at: Option<i64> = r.try_get("destroy_at")?;
-    let (Some(deleted_at_ms), Some(deleted_by), Some(restore), Some(destroy_at_ms)) =
-        (deleted_at, deleted_by, restore_status, destroy_at)
-    else {
-        return Ok(None);
-    };
-    Ok(Some(DeletedInfo {
-        deleted_at_ms,
-        deleted_by,
-        restores_to: ImageStatus::from_db(&restore)
-            .ok_or_else(|| decode_error("restore_status", &restore))?,
-        destroy_at_ms,
-    }))
-}
-
-impl ImageRow {
-    pub(super) fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
-        let text = |c: &str| r.try_get::<String, _>(c);
-        let visibility = text("visibility")?;
-        let status = text("status")?;
-        let disk_format: Option<String> = r.try_get("disk_format")?;
-        let opt_u64 = |c: &str| -> sqlx::Result<Option<u64>> {
-            Ok(r.try_get::<Option<i64>, _>(c)?.map(to_u64))
-        };
-        Ok(Self {
-            seq: r.try_get("seq")?,
-            id: text("id")?,
-            account_id: text("account_id")?,
-            attributes: attributes_from_row(r)?,
-            visibility: Visibility::parse(&visibility)
-                .map_err(|_| decode_error("visibility", &visibility))?,
-            status: ImageStatus::from_db(&status).ok_or_else(|| decode_error("status", &status))?,
-            failure_reason: r.try_get("failure_reason")?,
-            image_type: text("image_type")?,
-            source_url: r.try_get("source_url")?,
-            source_file_name: r.try_get("source_file_name")?,
-            disk_format: match disk_format {
-                Some(f) => {
-                    Some(DiskFormat::from_db(&f).ok_or_else(|| decode_error("disk_format", &f))?)
-                }
-                None => None,
-            },
-            size_bytes: opt_u64("size_bytes")?,
-            virtual_size_bytes: opt_u64("virtual_size_bytes")?,
-            hash_algo: r.try_get("hash_algo")?,
-            hash_value: r.try_get("hash_value")?,
-            checksum_md5: r.try_get("checksum_md5")?,
-            expected_checksum: r.try_get("expected_checksum")?,
-            declared_format: match r.try_get::<Option<String>, _>("declared_format")? {
-                Some(f) => {
-                    DiskFormat::from_db(&f).ok_or_else(|| decode_error("declared_format", &f))?
-                }
-                None => DiskFormat::Qcow2,
-            },
-            blob_key: r.try_get("blob_key")?,
-            bytes_done: to_u64(r.try_get("bytes_done")?),
-            bytes_total: opt_u64("bytes_total")?,
-            import_attempts: u32::try_from(r.try_get::<i64, _>("import_attempts")?)
-                .unwrap_or(u32::MAX),
-            link_generation: r.try_get("link_generation")?,
-            created_by: text("created_by")?,
-            created_at_ms: r.try_get("created_at")?,
-            updated_by: text("updated_by")?,
-            updated_at_ms: r.try_get("updated_at")?,
-            source_image_id: r.try_get("source_image_id")?,
-            deleted: deleted_from_row(r)?,
-        })
-    }
-
-    /// What an image made through the image API (no URL, no local file, no source image)
-    /// waits for from its client, if anything.
-    fn api_wait(&self) -> Option<ApiWait> {
-        if self.source_url.is_some()
-            || self.source_file_name.is_some()
-            || self.source_image_id.is_some()
-        {
-            return None;
-        }
-        match self.status {
-            ImageStatus::Queued => Some(ApiWait::Data),
-            ImageStatus::Uploading => Some(ApiWait::Import),
-            _ => None,
-        }
-    }
-
-    fn progress(&self) -> Option<ImportProgress> {
-        if self.api_wait().is_some() {
-            return None;
-        }
-        matches!(self.status, ImageStatus::Importing | ImageStatus::Uploading).then_some(
-            ImportProgress {
-                bytes_done: self.bytes_done,
-                bytes_total: self.bytes_total,
-            },
-        )
-    }
-
-    /// The owner's Account ID when `viewer` is another account (a recipient of a share).
-    fn shared_by(&self, viewer: &str) -> Option<String> {
-        (self.account_id != viewer).then(|| self.account_id.clone())
-    }
-
-    /// The row as a line of `viewer`'s Image List.
-    pub fn into_summary(self, viewer: &str) -> ImageSummary {
-        ImageSummary {
-            shared_by: self.shared_by(viewer),
-            progress: self.progress(),
-            api_wait: self.api_wait(),
-            id: self.id,
-            name: self.attributes.name,
-            os: self.attributes.os,
-            status: self.status,
-            visibility: self.visibility,
-            protected: self.attributes.protected,
-            size_bytes: self.size_bytes,
-            failure_reason: self.failure_reason,
-            source_file_name: self.source_file_name,
-            created_at_ms: self.created_at_ms,
-        }
-    }
-
-    /// The row as Image Details shows it, whole. What another account may see of it is the
-    /// service's rule (`service::shares::as_seen_by_recipient`).
-    pub fn into_detail(self, tags: Vec<TagPair>, active_shares: u64) -> ImageDetail {
-        ImageDetail {
-            progress: self.progress(),
-            api_wait: self.api_wait(),
-            srn: image_srn(&self.account_id, &self.id),
-            id: self.id,
-            account_id: self.account_id,
-            attributes: self.attributes,
-            status: self.status,
-            failure_reason: self.failure_reason,
-            image_type: self.image_type,
-            source_url: self.source_url,
-            source_file_name: self.source_file_name,
-            size_bytes: self.size_bytes,
-            virtual_size_bytes: self.virtual_size_bytes,
-            disk_format: self.disk_format,
-            hash_algorithm: self.hash_algo,
-            hash_value: self.hash_value,
-            checksum_md5: self.checksum_md5,
-            expected_checksum: self
-                .expected_checksum
-                .as_deref()
-                .and_then(crate::domain::checksum::ExpectedChecksum::from_db),
-            visibility: self.visibility,
-            tags,
-            created_by: self.created_by,
-            created_at_ms: self.created_at_ms,
-            updated_by: self.updated_by,
-            updated_at_ms: self.updated_at_ms,
-            shared_by: None,
-            active_shares,
-            source_image_id: self.source_image_id,
-            deleted: self.deleted,
-            references: Vec::new(),
-        }
-    }
-}
-
 async fn fetch_row(
     conn: &mut AnyConnection,
     account_id: &str,
@@ -497,6 +262,9 @@ pub(super) async fn lock_image(
     }
     fetch_row(conn, account_id, id).await
 }
+
+use row::{ATTRIBUTE_COLUMNS, bind_attributes, os_version};
+pub(in crate::store) use row::{COLUMNS, decode_error};
 
 impl Store {
     pub async fn account_usage(&self, account_id: &str) -> sqlx::Result<Usage> {

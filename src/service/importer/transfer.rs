@@ -1,0 +1,288 @@
+//! An attempt's bytes: fetching the URL through the SSRF guard, streaming a body into the
+//! image's incoming bytes under the size limit, the quota and the minimum speed, and
+//! removing what an attempt that failed had written.
+
+use super::*;
+
+impl Importer {
+    /// Streams the URL's body to the staging file. Returns once every byte is durable, or
+    /// once the writer thread has stopped: after an error or a cancellation no thread is
+    /// still writing the staging file when the caller removes it.
+    pub(super) async fn import(
+        &self,
+        attempt: &Attempt<'_>,
+        url: &str,
+        expected: Option<&ExpectedChecksum>,
+        written: &mut Option<IncomingState>,
+    ) -> Result<Written, Stop> {
+        let limit = self.inner.limits.max_bytes;
+        let parsed = url::Url::parse(url)
+            .map_err(|_| Stop::Failed("The image file URL is not a valid URL.".into()))?;
+        // Stored before this rule or its allow-list changed, the URL is checked again.
+        self.inner
+            .policy
+            .check_url(&parsed)
+            .map_err(|refused| Stop::Failed(refused.0))?;
+        let host = parsed.host_str().unwrap_or_default().to_owned();
+        let response = tokio::select! {
+            response = self.inner.client.get(url).send() => {
+                response.map_err(|e| Stop::Failed(describe_request_error(&e, &host)))?
+            }
+            () = attempt.cancel.cancelled() => return Err(Stop::Cancelled),
+            () = attempt.lost.cancelled() => return Err(Stop::TakenOver),
+        };
+        let status = response.status();
+        if !status.is_success() {
+            return Err(Stop::Failed(describe_status(status)));
+        }
+        let total = response.content_length();
+        if let Some(total) = total
+            && total > limit
+        {
+            return Err(Stop::TooLarge(too_large(Some(total), limit)));
+        }
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| describe_body_error(&e).to_owned()));
+        let origin = format!("The download from {host}");
+        let source = Source {
+            total,
+            origin: &origin,
+            idle: None,
+        };
+        self.receive(attempt, body, source, expected, written).await
+    }
+
+    /// Streams a body into the image's incoming bytes while hashing them, within the size
+    /// limit and the account's quota. Returns once every byte is durable, or once the writer
+    /// lane has stopped: after an error or a cancellation nothing is still writing what the
+    /// caller removes.
+    pub(super) async fn receive<S>(
+        &self,
+        attempt: &Attempt<'_>,
+        body: S,
+        source: Source<'_>,
+        expected: Option<&ExpectedChecksum>,
+        written: &mut Option<IncomingState>,
+    ) -> Result<Written, Stop>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
+    {
+        let (account_id, image_id) = (attempt.account_id, attempt.image_id);
+        let Source {
+            total,
+            origin,
+            idle,
+        } = source;
+        let limit = self.inner.limits.max_bytes;
+        let store = &self.inner.store;
+        let fence = &attempt.fence;
+        // A known length is reserved whole before a byte is written; otherwise storage is
+        // reserved step by step as the bytes arrive (see `reserve`).
+        let mut reserved = 0;
+        if let Some(total) = total {
+            reserved = self.reserve(attempt, total, total).await?;
+        }
+        if !store
+            .record_import_progress(account_id, image_id, fence, 0, total)
+            .await?
+        {
+            return Err(Stop::Cancelled);
+        }
+
+        let (file, state) = self.start_writing(attempt, total.unwrap_or(limit)).await?;
+        *written = Some(state);
+        let mut ingest = Ingest::start(file, Hashers::new(expected));
+
+        let streamed = async {
+            let mut body = body;
+            let mut done: u64 = 0;
+            let mut last_report = Instant::now();
+            let mut speed = SpeedCheck::new(
+                self.inner.limits.min_bytes_per_second,
+                self.inner.limits.min_speed_window,
+            );
+            // No deadline for a source without an idle limit: the minimum speed bounds it.
+            let idle = idle.unwrap_or(Duration::MAX);
+            loop {
+                let next = tokio::select! {
+                    next = tokio::time::timeout(idle, body.next()) => match next {
+                        Ok(next) => next,
+                        Err(_) => return Err(Stop::Idle(idle)),
+                    },
+                    () = attempt.cancel.cancelled() => return Err(Stop::Cancelled),
+                    () = attempt.lost.cancelled() => return Err(Stop::TakenOver),
+                    () = tokio::time::sleep_until(speed.deadline()) => {
+                        speed.check(done).map_err(Stop::Failed)?;
+                        continue;
+                    }
+                };
+                let Some(chunk) = next else { break };
+                let chunk = chunk.map_err(|reason| {
+                    Stop::Failed(format!(
+                        "{origin} broke off after {}{}: {reason}.",
+                        format_bytes(done),
+                        total
+                            .map(|t| format!(" of {}", format_bytes(t)))
+                            .unwrap_or_default(),
+                    ))
+                })?;
+                done += chunk.len() as u64;
+                if done > limit {
+                    return Err(Stop::TooLarge(too_large(None, limit)));
+                }
+                if done > reserved {
+                    let wanted = done.saturating_add(RESERVATION_STEP).min(limit);
+                    reserved = self.reserve(attempt, done, wanted).await?;
+                }
+                if !ingest.push(chunk).await {
+                    // A thread stopped; `finish` says why, below.
+                    break;
+                }
+                if last_report.elapsed() >= PROGRESS_INTERVAL {
+                    last_report = Instant::now();
+                    if !store
+                        .record_import_progress(account_id, image_id, fence, done, total)
+                        .await?
+                    {
+                        return Err(Stop::Cancelled);
+                    }
+                }
+            }
+            Ok(done)
+        }
+        .await;
+        // Asked once more before anything is made durable: a process that was paused finds
+        // out here that another owns the image's work now, and writes nothing more.
+        if matches!(streamed, Err(Stop::TakenOver))
+            || attempt.lost.is_cancelled()
+            || !store.holds_lease(fence).await?
+        {
+            ingest.abandon();
+            return Err(Stop::TakenOver);
+        }
+        // Always wait for the lanes, so none writes after the staging file is removed.
+        let finished = ingest.finish().await.map_err(Stop::Internal);
+        let done = streamed?;
+        let (hashers, state) = finished?;
+        *written = Some(state.clone());
+        if let Some(total) = total
+            && done != total
+        {
+            return Err(Stop::Failed(format!(
+                "{origin} ended after {} of {}.",
+                format_bytes(done),
+                format_bytes(total)
+            )));
+        }
+        Ok(Written {
+            size_bytes: done,
+            digests: hashers.finalize(),
+            state,
+        })
+    }
+
+    /// Starts the import's bytes from nothing. The blob store's state is recorded before a
+    /// byte is written, and an earlier attempt's bytes go first.
+    pub(super) async fn start_writing(
+        &self,
+        attempt: &Attempt<'_>,
+        size_hint: u64,
+    ) -> Result<(BlobWriter, IncomingState), Stop> {
+        let image_id = attempt.image_id;
+        let (blobs, store) = (&self.inner.blobs, &self.inner.store);
+        let state = blobs.begin_incoming(Incoming::Import, image_id).await?;
+        if let Some(recorded) = state.to_db() {
+            let replaced = store
+                .replace_incoming(
+                    image_id,
+                    Incoming::Import,
+                    &attempt.fence,
+                    &recorded,
+                    now_ms(),
+                )
+                .await?;
+            let Ok(earlier) = replaced else {
+                // Never recorded, so never another's: this attempt's own upload goes.
+                blobs
+                    .remove_incoming(Incoming::Import, image_id, &state)
+                    .await?;
+                return Err(Stop::TakenOver);
+            };
+            if let Some(earlier) = earlier {
+                let earlier = IncomingState::from_db(Some(&earlier))?;
+                blobs
+                    .remove_incoming(Incoming::Import, image_id, &earlier)
+                    .await?;
+            }
+        }
+        let writer = blobs
+            .open_writer(Incoming::Import, image_id, &state, 0, size_hint)
+            .await?
+            .ok_or_else(|| Stop::Internal(anyhow::anyhow!("the import's new bytes are missing")))?;
+        Ok((writer, state))
+    }
+
+    /// Removes what this attempt `written`, then its record, while the attempt still holds
+    /// its lease. An attempt whose lease was taken over removes nothing: on files the bytes'
+    /// place is the image's, which the new holder writes now; on object storage the new
+    /// holder removed this attempt's upload when it recorded its own, or the sweep will.
+    pub(super) async fn discard(&self, attempt: &Attempt<'_>, written: Option<&IncomingState>) {
+        let Some(written) = written else { return };
+        let removed = async {
+            if !self.inner.store.holds_lease(&attempt.fence).await? {
+                tracing::warn!(image.id = %attempt.image_id, "left an attempt's bytes alone: its lease was taken over");
+                return Ok(());
+            }
+            self.inner
+                .blobs
+                .remove_incoming(Incoming::Import, attempt.image_id, written)
+                .await?;
+            if let Some(recorded) = written.to_db() {
+                self.inner
+                    .store
+                    .forget_incoming(attempt.image_id, Incoming::Import, &recorded)
+                    .await?;
+            }
+            anyhow::Ok(())
+        };
+        if let Err(e) = removed.await {
+            tracing::warn!(image.id = %attempt.image_id, error = format!("{e:#}"), "could not remove a partial import; left for the sweep");
+        }
+    }
+
+    /// Removes the bytes the database records for the image's import, then the record: those
+    /// of an attempt whose process stopped, when this process has just taken its lease.
+    pub(super) async fn remove_recorded_import_bytes(
+        &self,
+        image_id: &str,
+        fence: &crate::store::leases::Fence,
+    ) -> anyhow::Result<()> {
+        let (blobs, store) = (&self.inner.blobs, &self.inner.store);
+        if !store.holds_lease(fence).await? {
+            return Ok(());
+        }
+        let Some(recorded) = store.incoming_state(image_id, Incoming::Import).await? else {
+            // Files keep no record: the image's staging file is all there is.
+            return Ok(blobs
+                .remove_incoming(Incoming::Import, image_id, &IncomingState::default())
+                .await?);
+        };
+        let state = IncomingState::from_db(Some(&recorded))?;
+        blobs
+            .remove_incoming(Incoming::Import, image_id, &state)
+            .await?;
+        store
+            .forget_incoming(image_id, Incoming::Import, &recorded)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Where a body comes from: its announced length, the words that begin the sentences saying
+/// how it broke off, and how long it may send nothing (`None`: only the minimum speed).
+pub(super) struct Source<'a> {
+    pub(super) total: Option<u64>,
+    pub(super) origin: &'a str,
+    pub(super) idle: Option<Duration>,
+}
