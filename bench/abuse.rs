@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,11 @@ use image_console::server_fns::images::{CreateDownloadLink, CreateImage, GetImag
 use leptos::server_fn::ServerFn;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const PASSWORD: &str = "correct horse battery";
+mod common;
+
+use common::console::{PASSWORD, sign_up_form, start_console};
+use common::measure::percentile;
+
 const ATTACKERS: u8 = 4;
 const WRONG_SIGN_INS_EACH: usize = 250;
 const STALLED_PATCHES_EACH: usize = 50;
@@ -77,20 +81,9 @@ fn call(
 }
 
 async fn sign_up(http: &reqwest::Client, base: &str, account: &str) -> String {
-    let user = format!("admin@{account}");
-    let (status, body, cookie) = call(
-        http,
-        base,
-        SignUp::PATH,
-        &[
-            ("account_id", account),
-            ("user_name", &user),
-            ("password", PASSWORD),
-            ("password_confirm", PASSWORD),
-        ],
-        None,
-    )
-    .await;
+    let form = sign_up_form(account);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body, cookie) = call(http, base, SignUp::PATH, &form, None).await;
     cookie.unwrap_or_else(|| panic!("sign-up of {account} failed: {status} {body}"))
 }
 
@@ -295,11 +288,8 @@ async fn attack(n: u8, base: String, server: SocketAddr, tally: Tally) {
 /// p50 and p99 of a set of durations, in milliseconds.
 fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
-    let at = |q: f64| {
-        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        samples[i].as_secs_f64() * 1000.0
-    };
-    (at(0.5), at(0.99))
+    let ms = |q: f64| percentile(&samples, q).as_secs_f64() * 1000.0;
+    (ms(0.5), ms(0.99))
 }
 
 /// What the normal user measured.
@@ -400,23 +390,16 @@ async fn normal_user(base: &str, http: &reqwest::Client) -> UserFigures {
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let work = tempfile::tempdir_in(root.join("target")).unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_image-console"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", work.path().join("bench.db").display()),
-        )
-        .env("DATA_DIR", work.path().join("data"))
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("SITE_ROOT", work.path().join("site"))
-        .env("UPLOAD_IDLE_SECONDS", UPLOAD_IDLE_SECONDS.to_string())
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the server binary starts");
-    let address: SocketAddr =
-        image_console::server::read_announced_address(server.stdout.take().unwrap())
-            .expect("the server prints its address");
+    let (mut server, address) = start_console(
+        &work.path().join("bench.db"),
+        &work.path().join("data"),
+        &work.path().join("site"),
+        &[
+            ("UPLOAD_IDLE_SECONDS", UPLOAD_IDLE_SECONDS.to_string()),
+            ("RUST_LOG", "error".to_owned()),
+        ],
+        Stdio::null(),
+    );
     let base = format!("http://{address}");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -5,7 +5,7 @@
 //! count) for the default view, name searches, each filter and two sorts, and prints p50 and
 //! p99 per case and database. Run it with `bench/list`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use image_console::domain::attributes::{Architecture, BootMode, Features};
 use image_console::domain::image::ImageStatus;
@@ -17,6 +17,10 @@ use image_console::store::Store;
 use image_console::store::accounts::UserRow;
 use image_console::store::images::NewImageRow;
 use image_console::store::shares::ShareOutcome;
+
+mod common;
+
+use common::measure::percentile;
 
 const IMAGES: usize = 100_000;
 const WARMUP: usize = 20;
@@ -153,11 +157,6 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) ->
         .filter(|(_, status, _)| *status == ImageStatus::Active)
         .map(|(row, _, _)| row.id)
         .collect()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
 }
 
 /// Times every case in turns (one call of each per round), so that a slow patch of the
