@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::on_every_backend;
-use crate::support::{Backend, test_settings};
+use crate::support::{Backend, PASSWORD, test_settings};
 use crate::uploads::{LiveServer, client, header, qcow2_with_data};
 
 async fn token_for(server: &LiveServer, actor: &Actor) -> String {
@@ -187,10 +187,7 @@ async fn api_data_requests_take_the_upload_slots(backend: Backend) {
         .post(format!("{}{}", server.base, SignIn::PATH))
         .header("accept", "application/json")
         .header("sec-fetch-site", "same-origin")
-        .form(&[
-            ("user_name", "admin@bob"),
-            ("password", "correct horse battery"),
-        ])
+        .form(&[("user_name", "admin@bob"), ("password", PASSWORD)])
         .send()
         .await
         .unwrap();

@@ -4,7 +4,7 @@
 use image_console::domain::api_token::{API_TOKEN_PREFIX, MAX_API_TOKENS_PER_USER};
 use image_console::service::{ClientAddr, ServiceError, ServiceSettings};
 
-use crate::support::{Backend, CLIENT, TestApp, test_settings};
+use crate::support::{Backend, CLIENT, PASSWORD, TestApp, test_settings};
 
 fn field_errors(error: ServiceError) -> Vec<String> {
     match error {
@@ -188,11 +188,7 @@ async fn wrong_tokens_are_limited_per_address(backend: Backend) {
             .await
             .is_ok()
     );
-    assert!(
-        s.sign_in(attacker, "admin@acme", "correct horse battery")
-            .await
-            .is_ok()
-    );
+    assert!(s.sign_in(attacker, "admin@acme", PASSWORD).await.is_ok());
 }
 
 crate::on_both_databases!(

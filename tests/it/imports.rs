@@ -4,7 +4,7 @@ use image_console::domain::image::{DiskFormat, ImageStatus};
 use image_console::service::ServiceError;
 
 use crate::support::{
-    Backend, SourceServer, TestApp, create_form, qemu_img, sha512_hex, test_settings,
+    Backend, PASSWORD, SourceServer, TestApp, create_form, qemu_img, sha512_hex, test_settings,
 };
 
 async fn import_makes_an_active_image_with_hashes(backend: Backend) {
@@ -93,11 +93,7 @@ impl TestApp {
     async fn sign_up_once(&self) -> image_console::service::Actor {
         match self
             .services
-            .sign_in(
-                crate::support::CLIENT,
-                "admin@acme",
-                "correct horse battery",
-            )
+            .sign_in(crate::support::CLIENT, "admin@acme", PASSWORD)
             .await
         {
             Ok((_, token)) => self.services.authenticate(&token).await.unwrap().unwrap(),

@@ -372,27 +372,15 @@ async fn a_paused_instance_cannot_spoil_an_upload_another_took_over() {
     assert_taken_over_cleanly(&cluster, (&a, &b), &cookie, &id, &file).await;
 }
 
-/// A token for the image API, made through the API access page's server function.
-async fn api_token(base: &str, cookie: &str) -> String {
-    let made = Client::remote(base)
-        .call(
-            image_console::server_fns::api_tokens::CreateApiToken::PATH,
-            &[("name", "instances"), ("lifetime", "30")],
-            Some(cookie),
-        )
-        .await;
-    assert_eq!(made.status(), StatusCode::OK);
-    let made: serde_json::Value = serde_json::from_str(&text(made).await).unwrap();
-    made["secret"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_instance_cannot_spoil_an_api_upload_another_took_over() {
     let mut cluster = Cluster::new().await;
     let (a, b) = (cluster.start(), cluster.start());
     let http = http();
     let cookie = Client::remote(&a.base).sign_up("paused-api").await;
-    let token = api_token(&a.base, &cookie).await;
+    let token = Client::remote(&a.base)
+        .api_token(&cookie, "instances")
+        .await;
     let data = tempfile::tempdir().unwrap();
     let file = qcow2_with_data(data.path(), "disk.qcow2", 20);
     let created = http

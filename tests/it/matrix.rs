@@ -35,7 +35,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::support::{Backend, Seed, TestApp, seed_image};
-use crate::support::{Client, text};
+use crate::support::{Client, PASSWORD, text};
 
 /// Who asks, by their account's relation to the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -718,7 +718,7 @@ fn rows() -> Vec<Row> {
         server_fn_row!(SignIn, OWN_ACCOUNT, |w, r| {
             let sign_in = SignIn {
                 user_name: format!("admin@{}", r.account()),
-                password: "correct horse battery".into(),
+                password: PASSWORD.into(),
                 next: None,
             };
             classify(w, w.server_fn(&sign_in, r).await, own)
@@ -728,8 +728,8 @@ fn rows() -> Vec<Row> {
             let sign_up = SignUp {
                 account_id: account.clone(),
                 user_name: format!("admin@{account}"),
-                password: "correct horse battery".into(),
-                password_confirm: "correct horse battery".into(),
+                password: PASSWORD.into(),
+                password_confirm: PASSWORD.into(),
             };
             classify(w, w.server_fn(&sign_up, r).await, own)
         }),
@@ -740,7 +740,7 @@ fn rows() -> Vec<Row> {
                 .sign_in(
                     crate::support::CLIENT,
                     &format!("admin@{}", r.account()),
-                    "correct horse battery",
+                    PASSWORD,
                 )
                 .await
                 .unwrap();

@@ -7,14 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use image_console::server_fns::api_tokens::CreateApiToken;
-use leptos::server_fn::ServerFn;
 use serde_json::Value;
 
 use crate::crash::Server;
 use crate::on_both_databases;
+use crate::support::Client;
 use crate::support::{Backend, TestDb, qemu_img};
-use crate::support::{Client, text};
 
 /// A client program from the pinned virtual environment.
 fn client(name: &str) -> PathBuf {
@@ -136,17 +134,8 @@ fn table_value(table: &str, key: &str) -> Option<String> {
 async fn user(server: &Server, account: &str) -> User {
     let client = Client::remote(&server.base);
     let cookie = client.sign_up(account).await;
-    let made = client
-        .call(
-            CreateApiToken::PATH,
-            &[("name", "openstack clients"), ("lifetime", "30")],
-            Some(&cookie),
-        )
-        .await;
-    assert!(made.status().is_success());
-    let made: Value = serde_json::from_str(&text(made).await).unwrap();
     User {
-        token: made["secret"].as_str().unwrap().to_owned(),
+        token: client.api_token(&cookie, "openstack clients").await,
         endpoint: server.base.clone(),
         home: tempfile::tempdir().unwrap(),
     }

@@ -9,6 +9,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Request, Response, header};
 use http_body_util::BodyExt;
 use image_console::server::{AppState, CookiePolicy, HttpLimits, leptos_options, router};
+use image_console::server_fns::api_tokens::CreateApiToken;
 use image_console::server_fns::auth::SignUp;
 use leptos::server_fn::ServerFn;
 use tower::ServiceExt;
@@ -164,6 +165,21 @@ impl Client {
             .unwrap()
             .to_owned();
         set_cookie.split(';').next().unwrap().to_owned()
+    }
+
+    /// An image API token named `name`, made through the API access page's server function
+    /// with the session `cookie`; its secret.
+    pub async fn api_token(&self, cookie: &str, name: &str) -> String {
+        let made = self
+            .call(
+                CreateApiToken::PATH,
+                &[("name", name), ("lifetime", "30")],
+                Some(cookie),
+            )
+            .await;
+        assert_eq!(made.status(), axum::http::StatusCode::OK, "{made:?}");
+        let made: serde_json::Value = serde_json::from_str(&text(made).await).unwrap();
+        made["secret"].as_str().unwrap().to_owned()
     }
 }
 
