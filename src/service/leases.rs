@@ -228,6 +228,37 @@ impl LeaseGuard {
     }
 }
 
+impl LeaseGuard {
+    /// Ends the claim now and waits for it to end, for work that a client may follow at
+    /// once (a request that sent an image's data: its client may send again straight away).
+    pub async fn release(mut self) {
+        let claimed = std::mem::replace(&mut self.claimed, false);
+        let (store, resource, token) = (
+            self.leases.store.clone(),
+            self.resource.clone(),
+            self.token.clone(),
+        );
+        drop(self);
+        if claimed {
+            end_claim(&store, &resource, &token).await;
+        }
+    }
+}
+
+/// Deletes claim `token`'s row, saying so when another process had taken it over.
+async fn end_claim(store: &Store, resource: &str, token: &str) {
+    match store.release_lease(resource, token).await {
+        Ok(true) => {}
+        // The work ended before the heartbeat saw the claim go (a request cut off while this
+        // process was paused, say): say so all the same.
+        Ok(false) => tracing::warn!(
+            %resource,
+            "lease taken over by another console process before this process's work on it ended"
+        ),
+        Err(e) => tracing::warn!(%resource, error = %e, "could not end a lease; it expires"),
+    }
+}
+
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
         {
@@ -247,20 +278,7 @@ impl Drop for LeaseGuard {
                 std::mem::take(&mut self.resource),
                 std::mem::take(&mut self.token),
             );
-            runtime.spawn(async move {
-                match store.release_lease(&resource, &token).await {
-                    Ok(true) => {}
-                    // The work ended before the heartbeat saw the claim go (a request
-                    // cut off while this process was paused, say): say so all the same.
-                    Ok(false) => tracing::warn!(
-                        %resource,
-                        "lease taken over by another console process before this process's work on it ended"
-                    ),
-                    Err(e) => {
-                        tracing::warn!(%resource, error = %e, "could not end a lease; it expires")
-                    }
-                }
-            });
+            runtime.spawn(async move { end_claim(&store, &resource, &token).await });
         }
     }
 }

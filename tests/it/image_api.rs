@@ -1323,7 +1323,8 @@ async fn interrupted_data_puts_the_image_back_to_queued(backend: Backend) {
             .any(|e| e.message.contains("queued again"))
     );
 
-    // A process that claimed the upload and died: the next heartbeat puts it back too.
+    // A process that claimed the upload and died: the next heartbeat puts it back too. (The
+    // request's own claim ended with its answer, so this claim is not refused.)
     let fence = crate::support::import_fence(s.store(), &id).await;
     s.store()
         .claim_body_upload(

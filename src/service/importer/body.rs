@@ -59,8 +59,30 @@ impl Importer {
             .await
             .map_err(|e| BodyUploadError::Internal(e.into()))?
             .ok_or_else(busy)?;
+        let outcome = self
+            .receive_under(&lease, account_id, user_name, image_id, total, body, keep)
+            .await;
+        // Ended before the answer goes, so the client may send again at once.
+        lease.release().await;
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn receive_under<S>(
+        &self,
+        lease: &LeaseGuard,
+        account_id: &str,
+        user_name: &str,
+        image_id: &str,
+        total: Option<u64>,
+        body: S,
+        keep: Keep,
+    ) -> Result<(), BodyUploadError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
+    {
         let cancel = self.inner.shutdown.child_token();
-        let attempt = Attempt::new(account_id, image_id, &lease, cancel.clone());
+        let attempt = Attempt::new(account_id, image_id, lease, cancel.clone());
         let store = &self.inner.store;
         let claimed = store
             .claim_body_upload(

@@ -211,6 +211,8 @@ impl Importer {
                 let attempt = Attempt::new(&account_id, &image_id, &lease, cancel);
                 this.run(&attempt).await;
                 this.running().remove(&image_id);
+                drop(attempt);
+                lease.release().await;
             },
             span,
         ));
@@ -280,6 +282,8 @@ impl Importer {
                     )
                     .await?;
                 tracing::info!(image.id = %import.id, "interrupted API upload queued again");
+                // Ended now: its client may send the data again at once.
+                lease.release().await;
                 continue;
             }
             let interrupted = import.status == ImageStatus::Importing;
@@ -292,6 +296,7 @@ impl Importer {
                     .fail_import(&import.account_id, &import.id, &fence, &reason, now_ms())
                     .await?;
                 tracing::warn!(image.id = %import.id, "interrupted import given up");
+                lease.release().await;
                 continue;
             }
             store
