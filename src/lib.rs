@@ -21,17 +21,23 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod store;
 
-/// Entry point of the wasm bundle: attaches the app to the server-rendered page.
+/// Entry point of the wasm bundle: attaches the app to the server-rendered page. Hydration
+/// waits for the chunk of a page that is loaded on demand (see `app::lazy_pages`).
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    use leptos_router::LazyRoute;
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
-    // Lets end-to-end tests (and curious people) know the page is interactive.
-    if let Some(body) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.body())
-    {
+    wasm_bindgen_futures::spawn_local(async {
+        let body = leptos::prelude::document()
+            .body()
+            .expect("the page has a body");
+        leptos::mount::hydrate_from_async(body.clone(), app::App)
+            .await
+            .forget();
+        // Lets end-to-end tests (and curious people) know the page is interactive.
         let _ = body.set_attribute("data-hydrated", "true");
-    }
+        // Image Details is one click from most pages: its chunk comes now, not on that click.
+        app::lazy_pages::ImageDetailRoute::preload().await;
+    });
 }

@@ -3,6 +3,7 @@
 
 pub mod components;
 pub mod layout;
+pub mod lazy_pages;
 pub mod pages;
 pub mod uploads;
 
@@ -10,23 +11,15 @@ use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::hooks::use_location;
-use leptos_router::path;
+use leptos_router::{Lazy, path};
 
 use layout::console_layout::ConsoleLayout;
-use pages::account_settings::AccountSettingsPage;
-use pages::api_access::ApiAccessPage;
+use lazy_pages::*;
 use pages::auth::sign_in::SignInPage;
 use pages::auth::sign_up::SignUpPage;
-use pages::image_guide::ImageGuidePage;
 use pages::images::create::CreateImagePage;
-use pages::images::detail::ImageDetailPage;
 use pages::images::list::ImageListPage;
-use pages::images::recycle_bin::RecycleBinPage;
-use pages::images::work_history::WorkHistoryPage;
 use pages::not_found::NotFoundPage;
-use pages::shares::get_share::GetImageSharePage;
-use pages::shares::requests::ShareRequestListPage;
-use pages::shares::share::ImageSharePage;
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -122,15 +115,15 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("/images") view=ConsoleLayout>
                     <Route path=path!("") view=ImageListPage />
                     <Route path=path!("create") view=CreateImagePage />
-                    <Route path=path!("share-requests") view=ShareRequestListPage />
-                    <Route path=path!("get-share") view=GetImageSharePage />
-                    <Route path=path!("work-history") view=WorkHistoryPage />
-                    <Route path=path!("api-access") view=ApiAccessPage />
-                    <Route path=path!("recycle-bin") view=RecycleBinPage />
-                    <Route path=path!("account-settings") view=AccountSettingsPage />
-                    <Route path=path!("guide") view=ImageGuidePage />
-                    <Route path=path!(":id/share") view=ImageSharePage />
-                    <Route path=path!(":id") view=ImageDetailPage />
+                    <Route path=path!("share-requests") view={Lazy::<ShareRequestListRoute>::new()} />
+                    <Route path=path!("get-share") view={Lazy::<GetImageShareRoute>::new()} />
+                    <Route path=path!("work-history") view={Lazy::<WorkHistoryRoute>::new()} />
+                    <Route path=path!("api-access") view={Lazy::<ApiAccessRoute>::new()} />
+                    <Route path=path!("recycle-bin") view={Lazy::<RecycleBinRoute>::new()} />
+                    <Route path=path!("account-settings") view={Lazy::<AccountSettingsRoute>::new()} />
+                    <Route path=path!("guide") view={Lazy::<ImageGuideRoute>::new()} />
+                    <Route path=path!(":id/share") view={Lazy::<ImageShareRoute>::new()} />
+                    <Route path=path!(":id") view={Lazy::<ImageDetailRoute>::new()} />
                 </ParentRoute>
             </Routes>
         </Router>
