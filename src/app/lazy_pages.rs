@@ -19,122 +19,31 @@ use super::pages::shares::get_share::GetImageSharePage;
 use super::pages::shares::requests::ShareRequestListPage;
 use super::pages::shares::share::ImageSharePage;
 
-// Each page loads its own data when it renders, so a route has none of its own to start
-// before the chunk arrives.
+/// A route whose view is `$page`, compiled into a chunk of its own. Each page loads its own
+/// data when it renders, so the route has none to start before the chunk arrives.
+macro_rules! lazy_page {
+    ($route:ident => $page:ident) => {
+        pub struct $route;
 
-pub struct ImageDetailRoute;
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                Self
+            }
 
-#[lazy_route]
-impl LazyRoute for ImageDetailRoute {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        view! { <ImageDetailPage /> }.into_any()
-    }
+            fn view(_this: Self) -> AnyView {
+                view! { <$page /> }.into_any()
+            }
+        }
+    };
 }
 
-pub struct ImageShareRoute;
-
-#[lazy_route]
-impl LazyRoute for ImageShareRoute {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        view! { <ImageSharePage /> }.into_any()
-    }
-}
-
-pub struct ShareRequestListRoute;
-
-#[lazy_route]
-impl LazyRoute for ShareRequestListRoute {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        view! { <ShareRequestListPage /> }.into_any()
-    }
-}
-
-pub struct GetImageShareRoute;
-
-#[lazy_route]
-impl LazyRoute for GetImageShareRoute {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        view! { <GetImageSharePage /> }.into_any()
-    }
-}
-
-pub struct WorkHistoryRoute;
-
-#[lazy_route]
-impl LazyRoute for WorkHistoryRoute {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        view! { <WorkHistoryPage /> }.into_any()
-    }
-}
-
-pub struct ApiAccessRoute;
-
-#[lazy_route]
-impl LazyRoute for ApiAccessRoute {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        view! { <ApiAccessPage /> }.into_any()
-    }
-}
-
-pub struct RecycleBinRoute;
-
-#[lazy_route]
-impl LazyRoute for RecycleBinRoute {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        view! { <RecycleBinPage /> }.into_any()
-    }
-}
-
-pub struct AccountSettingsRoute;
-
-#[lazy_route]
-impl LazyRoute for AccountSettingsRoute {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        view! { <AccountSettingsPage /> }.into_any()
-    }
-}
-
-pub struct ImageGuideRoute;
-
-#[lazy_route]
-impl LazyRoute for ImageGuideRoute {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        view! { <ImageGuidePage /> }.into_any()
-    }
-}
+lazy_page!(ImageDetailRoute => ImageDetailPage);
+lazy_page!(ImageShareRoute => ImageSharePage);
+lazy_page!(ShareRequestListRoute => ShareRequestListPage);
+lazy_page!(GetImageShareRoute => GetImageSharePage);
+lazy_page!(WorkHistoryRoute => WorkHistoryPage);
+lazy_page!(ApiAccessRoute => ApiAccessPage);
+lazy_page!(RecycleBinRoute => RecycleBinPage);
+lazy_page!(AccountSettingsRoute => AccountSettingsPage);
+lazy_page!(ImageGuideRoute => ImageGuidePage);

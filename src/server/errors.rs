@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use crate::domain::notices;
 use crate::domain::upload::TUS_VERSION;
 use crate::service::ServiceError;
-use crate::service::uploads::UploadError;
 
 /// The request id every request gets (and every response carries).
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -101,6 +100,7 @@ impl Answer {
                 "Your session has ended. Sign in again to continue.",
             ),
             ServiceError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, m),
+            ServiceError::Gone(m) => Self::new(StatusCode::GONE, m),
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
             ServiceError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
             ServiceError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, m),
@@ -120,31 +120,6 @@ impl Answer {
             ServiceError::DataUnavailable(e) => Self::data_unavailable(reference, e),
             ServiceError::Internal(e) => Self::fault(reference, e),
         }
-    }
-
-    pub fn of_upload(error: &UploadError, reference: &str) -> Self {
-        let status = match error {
-            UploadError::Unauthorized => StatusCode::UNAUTHORIZED,
-            UploadError::NotFound(_) => StatusCode::NOT_FOUND,
-            UploadError::Gone(_) => StatusCode::GONE,
-            UploadError::OffsetMismatch { .. }
-            | UploadError::Busy
-            | UploadError::TakenOver
-            | UploadError::Conflict(_) => StatusCode::CONFLICT,
-            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UploadError::Invalid(_) | UploadError::BrokenBody { .. } => StatusCode::BAD_REQUEST,
-            UploadError::Idle { .. } => StatusCode::REQUEST_TIMEOUT,
-            UploadError::TooManyRequests { retry_after, .. } => {
-                return Self::new(StatusCode::TOO_MANY_REQUESTS, error.to_string())
-                    .retry(*retry_after);
-            }
-            UploadError::ServerBusy { retry_after } => {
-                return Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
-                    .retry(*retry_after);
-            }
-            UploadError::Internal(e) => return Self::fault(reference, e),
-        };
-        Self::new(status, error.to_string())
     }
 
     /// The headers every answer carries, whatever its form: no caching, and `Retry-After`
@@ -214,6 +189,7 @@ mod tests {
             (ServiceError::Invalid(vec![]), 400),
             (ServiceError::Unauthorized, 401),
             (ServiceError::NotFound("x".into()), 404),
+            (ServiceError::Gone("x".into()), 410),
             (ServiceError::Conflict("x".into()), 409),
             (ServiceError::Forbidden("x".into()), 403),
             (ServiceError::TooLarge("x".into()), 413),

@@ -18,7 +18,7 @@ use super::CookiePolicy;
 use super::errors::{self, Form, TUS_RESUMABLE};
 use crate::domain::upload::{OFFSET_OCTET_STREAM, TUS_EXTENSIONS, TUS_VERSION, upload_path};
 use crate::service::uploads::{UploadError, UploadInfo};
-use crate::service::{Actor, Services};
+use crate::service::{Actor, ServiceError, Services};
 
 const TUS_VERSION_HEADER: HeaderName = HeaderName::from_static("tus-version");
 const TUS_EXTENSION: HeaderName = HeaderName::from_static("tus-extension");
@@ -90,12 +90,12 @@ async fn resource_response(
     match method {
         Method::HEAD => match services.upload_status(&actor, upload_id).await {
             Ok(info) => head_response(&info),
-            Err(e) => refuse(&e, &reference, true),
+            Err(e) => refuse(e, &reference, true),
         },
         Method::PATCH => patch(services, &actor, upload_id, request).await,
         _ => match services.terminate_upload(&actor, upload_id).await {
             Ok(()) => tus(StatusCode::NO_CONTENT).into_response(),
-            Err(e) => refuse(&e, &reference, false),
+            Err(e) => refuse(e, &reference, false),
         },
     }
 }
@@ -128,7 +128,7 @@ async fn create(services: &Services, actor: &Actor, image_id: &str, request: Req
         .await
     {
         Ok(info) => info,
-        Err(e) => return refuse(&e, &reference, false),
+        Err(e) => return refuse(e, &reference, false),
     };
     let location = upload_path(&info.id);
     // creation-with-upload: the body is the first bytes. Whatever happens to them, the
@@ -189,10 +189,11 @@ async fn patch(services: &Services, actor: &Actor, upload_id: &str, request: Req
             response
         }
         Err(e) => {
-            let mut response = refuse(&e, &reference, false);
             // The body may still be arriving after a refusal mid-stream (an idle timeout, a
             // cap): this connection carries no further request.
-            if matches!(e, UploadError::Idle { .. }) {
+            let idle = matches!(e, UploadError::Idle { .. });
+            let mut response = refuse(e, &reference, false);
+            if idle {
                 response
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -247,7 +248,7 @@ async fn authorize(
     match super::auth::actor_from_headers(services, policy, headers).await {
         Ok(Some(actor)) => Ok(actor),
         Ok(None) => Err(refuse(
-            &UploadError::Unauthorized,
+            UploadError::Unauthorized,
             &errors::reference(headers),
             false,
         )),
@@ -314,10 +315,11 @@ fn is_offset_stream(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Answers a refused request through the one error mapping. A HEAD response has no body and
-/// never an `Upload-Offset`.
-fn refuse(error: &UploadError, reference: &str, is_head: bool) -> Response {
-    errors::Answer::of_upload(error, reference).render(Form::Tus { head: is_head })
+/// Answers a refused request through the one error mapping (an upload's errors are service
+/// errors there). A HEAD response has no body and never an `Upload-Offset`.
+fn refuse(error: UploadError, reference: &str, is_head: bool) -> Response {
+    errors::Answer::of_service(&ServiceError::from(error), reference)
+        .render(Form::Tus { head: is_head })
 }
 
 fn message(status: StatusCode, text: &str) -> Response {

@@ -89,7 +89,7 @@ pub(crate) mod ssr {
         match error {
             ServiceError::Invalid(errors) => AppError::Invalid(errors),
             ServiceError::Unauthorized => AppError::Unauthorized,
-            ServiceError::NotFound(m) => AppError::NotFound(m),
+            ServiceError::NotFound(m) | ServiceError::Gone(m) => AppError::NotFound(m),
             ServiceError::Conflict(m) => AppError::Conflict(m),
             ServiceError::Forbidden(m) => AppError::Forbidden(m),
             ServiceError::TooLarge(m) => AppError::BadRequest(m),

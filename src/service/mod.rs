@@ -52,6 +52,10 @@ pub enum ServiceError {
     /// ids cannot be probed.
     #[error("{0}")]
     NotFound(String),
+    /// It was there and has ended (an upload cancelled or expired): asking again will not
+    /// find it.
+    #[error("{0}")]
+    Gone(String),
     /// The request is understood but the current state forbids it; the text says why.
     #[error("{0}")]
     Conflict(String),

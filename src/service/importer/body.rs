@@ -59,72 +59,56 @@ impl Importer {
             .await
             .map_err(|e| BodyUploadError::Internal(e.into()))?
             .ok_or_else(busy)?;
-        let outcome = self
-            .receive_under(&lease, account_id, user_name, image_id, total, body, keep)
-            .await;
+        let outcome = async {
+            let cancel = self.inner.shutdown.child_token();
+            let attempt = Attempt::new(account_id, image_id, &lease, cancel.clone());
+            let store = &self.inner.store;
+            let claimed = store
+                .claim_body_upload(
+                    account_id,
+                    image_id,
+                    &attempt.fence,
+                    user_name,
+                    match keep {
+                        Keep::Activate => notes::API_UPLOAD,
+                        Keep::Stage => notes::API_STAGE,
+                    },
+                    now_ms(),
+                )
+                .await
+                .map_err(|e| BodyUploadError::Internal(e.into()))?
+                .ok_or_else(|| {
+                    BodyUploadError::Conflict(
+                        "Image data can be uploaded only to an image that is queued: this one has its data, or is receiving it."
+                            .into(),
+                    )
+                })?;
+            let limit = self.inner.limits.max_bytes;
+            if let Some(total) = total
+                && total > limit
+            {
+                let reason = too_large(Some(total), limit);
+                self.return_body(&attempt, None, &reason).await;
+                return Err(BodyUploadError::TooLarge(reason));
+            }
+            let ended = CancellationToken::new();
+            self.running().insert(
+                image_id.to_owned(),
+                Running {
+                    cancel,
+                    ended: ended.clone(),
+                },
+            );
+            let _ended = ended.drop_guard();
+            let outcome = self
+                .upload_body(&attempt, &claimed, total, body, keep)
+                .await;
+            self.running().remove(image_id);
+            outcome
+        }
+        .await;
         // Ended before the answer goes, so the client may send again at once.
         lease.release().await;
-        outcome
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn receive_under<S>(
-        &self,
-        lease: &LeaseGuard,
-        account_id: &str,
-        user_name: &str,
-        image_id: &str,
-        total: Option<u64>,
-        body: S,
-        keep: Keep,
-    ) -> Result<(), BodyUploadError>
-    where
-        S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
-    {
-        let cancel = self.inner.shutdown.child_token();
-        let attempt = Attempt::new(account_id, image_id, lease, cancel.clone());
-        let store = &self.inner.store;
-        let claimed = store
-            .claim_body_upload(
-                account_id,
-                image_id,
-                &attempt.fence,
-                user_name,
-                match keep {
-                    Keep::Activate => notes::API_UPLOAD,
-                    Keep::Stage => notes::API_STAGE,
-                },
-                now_ms(),
-            )
-            .await
-            .map_err(|e| BodyUploadError::Internal(e.into()))?
-            .ok_or_else(|| {
-                BodyUploadError::Conflict(
-                    "Image data can be uploaded only to an image that is queued: this one has its data, or is receiving it."
-                        .into(),
-                )
-            })?;
-        let limit = self.inner.limits.max_bytes;
-        if let Some(total) = total
-            && total > limit
-        {
-            let reason = too_large(Some(total), limit);
-            self.return_body(&attempt, None, &reason).await;
-            return Err(BodyUploadError::TooLarge(reason));
-        }
-        let ended = CancellationToken::new();
-        self.running().insert(
-            image_id.to_owned(),
-            Running {
-                cancel,
-                ended: ended.clone(),
-            },
-        );
-        let _ended = ended.drop_guard();
-        let outcome = self
-            .upload_body(&attempt, &claimed, total, body, keep)
-            .await;
-        self.running().remove(image_id);
         outcome
     }
 

@@ -116,7 +116,8 @@ impl From<UploadError> for super::ServiceError {
         use super::ServiceError;
         match error {
             UploadError::Unauthorized => ServiceError::Unauthorized,
-            UploadError::NotFound(m) | UploadError::Gone(m) => ServiceError::NotFound(m),
+            UploadError::NotFound(m) => ServiceError::NotFound(m),
+            UploadError::Gone(m) => ServiceError::Gone(m),
             UploadError::TooLarge(m) => ServiceError::TooLarge(m),
             UploadError::Conflict(m) => ServiceError::Conflict(m),
             UploadError::OffsetMismatch { .. } | UploadError::Busy | UploadError::TakenOver => {
