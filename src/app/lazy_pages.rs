@@ -1,7 +1,7 @@
 //! The pages the browser loads only when they are first opened. The main bundle carries what
 //! a visitor needs first (Sign In, Sign Up, the Image List and Create Image); each page here
-//! is its own wasm chunk, fetched when its route is entered (or, for Image Details, when the
-//! browser is idle after hydration: it is one click from the Image List).
+//! is its own wasm chunk, fetched when its route is entered (or, for Image Details, as soon as
+//! the first page has hydrated: it is one click from the Image List).
 //!
 //! On the server every page renders as before; the split happens when `scripts/build` runs
 //! `wasm-split-cli` over the bundle.
