@@ -4,6 +4,7 @@
 //! browser and the service on the server reject the same input with the same sentence.
 
 pub mod account;
+pub mod api_list;
 pub mod api_token;
 pub mod attributes;
 pub mod checksum;

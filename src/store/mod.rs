@@ -28,6 +28,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use blobs::BlobStore;
+pub use listing::api::{ApiListOutcome, ApiPage};
 
 /// Which database `DATABASE_URL` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use crate::domain::image_spec::Visibility;
 use crate::domain::share::{ImageShare, ShareDecision, ShareStatus, other_account};
 
 /// Statuses of shares in force, as SQL (`ShareStatus::is_active`).
-const ACTIVE_STATUSES: &str = "('pending', 'accepted', 'rejected')";
+pub(super) const ACTIVE_STATUSES: &str = "('pending', 'accepted', 'rejected')";
 
 /// A share as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,7 +228,7 @@ pub(super) async fn end_shares_of_deleted_image(
 
 /// The condition that `sh` is a share delivered to the account bound at `account`: one made
 /// to an account that existed then (a share to an unknown ID is never delivered).
-fn delivered_to(account: &str) -> String {
+pub(super) fn delivered_to(account: &str) -> String {
     format!("sh.member_account_id = {account} AND sh.member_known = 1")
 }
 

@@ -11,7 +11,7 @@ use crate::domain::units::format_rfc3339;
 use crate::service::image_api::{ApiChange, ApiImage};
 
 /// The id of the one store `GET /v2/info/stores` lists.
-pub const STORE_ID: &str = "default";
+pub use crate::domain::api_list::STORE_ID;
 
 /// Fields a client may never set: Glance answers 403 for them.
 const READ_ONLY: [&str; 14] = [

@@ -9,12 +9,13 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::document::{self, change_of, check_container_format, image_json};
-use super::list::{self, ListParams};
+use super::list;
 use super::wire::{api_tag, tag_from_api};
 use super::{ApiActor, error, read_json, read_object, service_error};
 use crate::server::downloads::serve_file;
 use crate::service::image_api::{ApiChange, ImportMethod};
 use crate::service::{ServiceError, Services};
+use crate::store::ApiListOutcome;
 
 /// The media types an image update may come as.
 const PATCH_MEDIA_TYPES: [&str; 2] = [
@@ -32,7 +33,12 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `GET /v2/images`.
+/// Images of a page whose tags and properties are read, and whose JSON is written, at once:
+/// what one list request holds in memory besides the page's rows.
+const LIST_BATCH: usize = 4;
+
+/// `GET /v2/images`. The body is written a few images at a time (their properties can be
+/// 128 KiB each), so a request's memory follows the batch, not the page.
 pub async fn list_images(
     State(services): State<Services>,
     ApiActor(actor): ApiActor,
@@ -40,33 +46,65 @@ pub async fn list_images(
     headers: HeaderMap,
 ) -> Response {
     let pairs = query_pairs(query.as_deref());
-    let params = match ListParams::parse(&pairs) {
-        Ok(params) => params,
+    let query = match list::parse(&pairs) {
+        Ok(query) => query,
         Err(r) => return refusal(r),
     };
-    let images = match services.api_images(&actor).await {
-        Ok(images) => images,
+    let page = match services.api_list_images(&actor, &query).await {
+        Ok(ApiListOutcome::Page(page)) => page,
+        Ok(ApiListOutcome::UnknownMarker) => {
+            return refusal(document::bad(format!(
+                "marker '{}' is not an image in this list; start again without it.",
+                query.marker.unwrap_or_default()
+            )));
+        }
         Err(e) => return service_error(&e, &headers),
     };
-    let (page, more) = match list::select_page(&images, &params) {
-        Ok(page) => page,
-        Err(r) => return refusal(r),
-    };
-    let mut body = json!({
-        "images": page,
+    let mut tail = json!({
         "first": "/v2/images",
         "schema": "/v2/schemas/images",
     });
-    if more
-        && let Some(last) = body["images"]
-            .as_array()
-            .and_then(|p| p.last())
-            .and_then(|d| d["id"].as_str())
-            .map(str::to_owned)
+    if page.more
+        && let Some((last, _)) = page.images.last()
     {
-        body["next"] = Value::String(format!("/v2/images?{}", list::next_query(&pairs, &last)));
+        tail["next"] = Value::String(format!("/v2/images?{}", list::next_query(&pairs, &last.id)));
     }
-    Json(body).into_response()
+    // The tail object's fields follow the list in the same object.
+    let tail = format!("],{}", &tail.to_string()[1..]);
+    let mut batches = Vec::new();
+    let mut rows = page.images.into_iter().peekable();
+    while rows.peek().is_some() {
+        batches.push(rows.by_ref().take(LIST_BATCH).collect::<Vec<_>>());
+    }
+    let images = futures::stream::iter(batches)
+        .enumerate()
+        .then(move |(n, rows)| {
+            let (services, actor) = (services.clone(), actor.clone());
+            async move {
+                let images = services
+                    .api_page_images(&actor, rows)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let mut out = Vec::new();
+                for (i, image) in images.iter().enumerate() {
+                    if n > 0 || i > 0 {
+                        out.push(b',');
+                    }
+                    serde_json::to_writer(&mut out, &image_json(image))?;
+                }
+                Ok::<_, std::io::Error>(bytes::Bytes::from(out))
+            }
+        });
+    let body = futures::stream::once(async { Ok(bytes::Bytes::from_static(b"{\"images\":[")) })
+        .chain(images)
+        .chain(futures::stream::once(async move {
+            Ok(bytes::Bytes::from(tail))
+        }));
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 /// `POST /v2/images`: a new image, queued until its data arrives.

@@ -27,20 +27,7 @@ pub fn tag_from_api(raw: &str) -> TagPair {
     }
 }
 
-/// The API's name for a status: Glance's, where the console has a word of its own.
-pub fn api_status(status: ImageStatus, from_url: bool) -> &'static str {
-    match status {
-        ImageStatus::Queued => "queued",
-        ImageStatus::Uploading => "uploading",
-        ImageStatus::Importing if from_url => "importing",
-        ImageStatus::Importing => "saving",
-        ImageStatus::Active => "active",
-        ImageStatus::Failed => "killed",
-        ImageStatus::Deactivated => "deactivated",
-        ImageStatus::Deleted => "pending_delete",
-        ImageStatus::Deleting => "deleted",
-    }
-}
+pub use crate::domain::api_list::api_status;
 
 /// Every status name the API uses, in the order of the console's statuses.
 pub fn api_statuses() -> Vec<&'static str> {

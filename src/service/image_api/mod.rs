@@ -9,6 +9,7 @@ use super::images::{Access, creation_refused, not_found, parse_image_id};
 use super::importer::{BodyUploadError, Keep};
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
+use crate::domain::api_list::ApiListQuery;
 use crate::domain::history::{FieldChange, HistoryTopic};
 use crate::domain::image::{DiskFormat, ImageDetail, ImageStatus};
 use crate::domain::image_properties::{
@@ -21,6 +22,7 @@ use crate::domain::os_catalogue::OsPlatform;
 use crate::domain::share::ShareStatus;
 use crate::domain::tags::{TagPair, parse_tag_set};
 use crate::service::downloads::{DownloadFile, download_file_name};
+use crate::store::ApiListOutcome;
 use crate::store::history::NewEvent;
 use crate::store::images::{ImageRow, NewImageRow};
 
@@ -213,31 +215,47 @@ fn property_changes(before: &[(String, String)], after: &[(String, String)]) -> 
 }
 
 impl Services {
-    /// Every image the actor's account owns, and every image shared with it whose share is in
-    /// force (Pending, Accepted or Rejected), oldest first. The API's list filters, sorts and
-    /// pages these.
+    /// One page of the API's list for the actor's account: its own images outside the Recycle
+    /// Bin and those shared with it whose share is in force, as the query filters, sorts and
+    /// pages them. The rows come without tags and properties (`api_page_images` adds them).
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
-    pub async fn api_images(&self, actor: &Actor) -> ServiceResult<Vec<ApiImage>> {
-        let store = self.store();
-        let query = crate::domain::list_query::ListQuery::default();
-        let own = store
-            .list_matching_images(&actor.account_id, &query)
-            .await?
-            .into_iter()
-            .filter(|row| row.account_id == actor.account_id);
-        let mut tags = store.account_tags(&actor.account_id).await?;
-        let mut properties = store.account_properties(&actor.account_id).await?;
-        let mut images: Vec<ApiImage> = own
-            .map(|row| {
-                let id = row.id.clone();
-                let tags = tags.remove(&id).unwrap_or_default();
-                ApiImage::owned(row, tags, 0, properties.remove(&id).unwrap_or_default())
-            })
+    pub async fn api_list_images(
+        &self,
+        actor: &Actor,
+        query: &ApiListQuery,
+    ) -> ServiceResult<ApiListOutcome> {
+        Ok(self
+            .store()
+            .list_api_images(&actor.account_id, query)
+            .await?)
+    }
+
+    /// Some images of a page of the list as the API shows them, with the tags and properties
+    /// of the account's own.
+    pub async fn api_page_images(
+        &self,
+        actor: &Actor,
+        rows: Vec<(ImageRow, Option<ShareStatus>)>,
+    ) -> ServiceResult<Vec<ApiImage>> {
+        let own: Vec<&str> = rows
+            .iter()
+            .filter(|(_, member)| member.is_none())
+            .map(|(row, _)| row.id.as_str())
             .collect();
-        for (share, row) in store.delivered_shares(&actor.account_id).await? {
-            images.push(ApiImage::shared(row, share.status));
-        }
-        Ok(images)
+        let store = self.store();
+        let mut tags = store.tags_of(&actor.account_id, &own).await?;
+        let mut properties = store.properties_of(&actor.account_id, &own).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(row, member)| match member {
+                Some(status) => ApiImage::shared(row, status),
+                None => {
+                    let tags = tags.remove(&row.id).unwrap_or_default();
+                    let properties = properties.remove(&row.id).unwrap_or_default();
+                    ApiImage::owned(row, tags, 0, properties)
+                }
+            })
+            .collect())
     }
 
     /// One image as the API shows it: the account's own, or one shared with it whose share

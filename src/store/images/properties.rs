@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
+use super::super::sql::QueryParts;
 use super::*;
 
 impl Store {
@@ -67,6 +68,70 @@ impl Store {
         Ok(by_image)
     }
 
+    /// The free-form properties of these images of the account, by image id, each list
+    /// ordered by key: a page's worth.
+    pub async fn properties_of(
+        &self,
+        account_id: &str,
+        image_ids: &[&str],
+    ) -> sqlx::Result<HashMap<String, Vec<(String, String)>>> {
+        let mut by_image: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        if image_ids.is_empty() {
+            return Ok(by_image);
+        }
+        let mut q = QueryParts::new();
+        let account = q.text(account_id);
+        let ids: Vec<String> = image_ids.iter().map(|id| q.text(*id)).collect();
+        let sql = format!(
+            "SELECT image_id, prop_key, prop_value FROM image_properties \
+             WHERE account_id = {account} AND image_id IN ({}) ORDER BY image_id, prop_key",
+            ids.join(", ")
+        );
+        let rows = sqlx::query_with(&sql, q.arguments())
+            .fetch_all(&self.pool)
+            .await?;
+        for r in &rows {
+            by_image
+                .entry(r.try_get("image_id")?)
+                .or_default()
+                .push((r.try_get("prop_key")?, r.try_get("prop_value")?));
+        }
+        Ok(by_image)
+    }
+
+    /// The tags of these images of the account, by image id, each list ordered by key.
+    pub async fn tags_of(
+        &self,
+        account_id: &str,
+        image_ids: &[&str],
+    ) -> sqlx::Result<HashMap<String, Vec<TagPair>>> {
+        let mut by_image: HashMap<String, Vec<TagPair>> = HashMap::new();
+        if image_ids.is_empty() {
+            return Ok(by_image);
+        }
+        let mut q = QueryParts::new();
+        let account = q.text(account_id);
+        let ids: Vec<String> = image_ids.iter().map(|id| q.text(*id)).collect();
+        let sql = format!(
+            "SELECT image_id, tag_key, tag_value FROM image_tags \
+             WHERE account_id = {account} AND image_id IN ({}) ORDER BY image_id, tag_key",
+            ids.join(", ")
+        );
+        let rows = sqlx::query_with(&sql, q.arguments())
+            .fetch_all(&self.pool)
+            .await?;
+        for r in &rows {
+            by_image
+                .entry(r.try_get("image_id")?)
+                .or_default()
+                .push(TagPair {
+                    key: r.try_get("tag_key")?,
+                    value: r.try_get("tag_value")?,
+                });
+        }
+        Ok(by_image)
+    }
+
     /// Replaces the properties of the account's image with `properties`, recording `event`.
     /// `false` when the image is not in the account.
     pub async fn replace_properties(
@@ -87,9 +152,10 @@ impl Store {
             .await?;
         for (key, value) in properties {
             sqlx::query(
-                "INSERT INTO image_properties (image_id, prop_key, prop_value) VALUES ($1, $2, $3)",
+                "INSERT INTO image_properties (image_id, account_id, prop_key, prop_value) VALUES ($1, $2, $3, $4)",
             )
             .bind(image_id)
+            .bind(account_id)
             .bind(key)
             .bind(value)
             .execute(&mut *tx)

@@ -15,6 +15,7 @@
 //! columns), and otherwise by walking the sort's index over the image rows, which fills a page
 //! quickly because matches are common.
 
+pub mod api;
 mod search_index;
 mod sql;
 
