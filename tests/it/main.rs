@@ -6,6 +6,7 @@ mod support;
 mod abuse;
 mod accounts;
 mod api_limits;
+mod api_list;
 mod api_tokens;
 mod blob_store;
 mod bytes;

@@ -7,7 +7,6 @@ mod lifecycle;
 mod properties;
 mod references;
 mod row;
-#[cfg(feature = "seed")]
 mod seed;
 pub(super) mod transition;
 

@@ -1,5 +1,5 @@
 //! Loading many images at once, without quotas or history: for seeding large accounts in
-//! benchmarks. Built only with the `seed` feature.
+//! benchmarks (bench/list's million images) and, at small sizes, in tests.
 
 use super::super::Backend;
 use super::super::sql::QueryParts;
@@ -39,7 +39,11 @@ impl Store {
                     filter.text(image.visibility.as_str()),
                     filter.text(status.as_str()),
                     filter.text(image.image_type),
-                    filter.text(image.source_url.clone().unwrap_or_default()),
+                    match &image.source_url {
+                        Some(url) => filter.text(url.clone()),
+                        None => "NULL".to_owned(),
+                    },
+                    filter.text(image.declared_format.as_str()),
                     size,
                     created_by.clone(),
                     created_at.clone(),
@@ -50,7 +54,7 @@ impl Store {
             }
             let sql = format!(
                 "INSERT INTO images ({ATTRIBUTE_COLUMNS}, id, account_id, visibility, status, \
-                 image_type, source_url, size_bytes, created_by, created_at, updated_by, updated_at) \
+                 image_type, source_url, declared_format, size_bytes, created_by, created_at, updated_by, updated_at) \
                  VALUES {}",
                 values.join(", ")
             );
@@ -84,6 +88,39 @@ impl Store {
                 .collect();
             let sql = format!(
                 "INSERT INTO image_tags (image_id, account_id, tag_key, tag_value) VALUES {}",
+                values.join(", ")
+            );
+            sqlx::query_with(&sql, filter.arguments())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Inserts many free-form properties at once, for seeding (see `insert_images_bulk`):
+    /// (image id, key, value), each image the account's.
+    pub async fn insert_properties_bulk(
+        &self,
+        account_id: &str,
+        properties: &[(String, String, String)],
+    ) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
+        for chunk in properties.chunks(1000) {
+            let mut filter = QueryParts::new();
+            let account = filter.text(account_id);
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|(image_id, key, value)| {
+                    format!(
+                        "({}, {account}, {}, {})",
+                        filter.text(image_id.clone()),
+                        filter.text(key.clone()),
+                        filter.text(value.clone())
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO image_properties (image_id, account_id, prop_key, prop_value) VALUES {}",
                 values.join(", ")
             );
             sqlx::query_with(&sql, filter.arguments())

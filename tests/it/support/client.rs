@@ -45,6 +45,25 @@ impl Client {
         })
     }
 
+    /// The router over services on the same data whose store never reads a page from the few
+    /// candidates of a filter, but always walks the sort's index (the plan many matches get).
+    /// They resume interrupted imports as they start, as any console process does.
+    pub async fn walking(test: &TestApp) -> Self {
+        let services = image_console::service::Services::start(
+            test.services.store().clone().with_candidate_limit(0),
+            test.services.blobs().clone(),
+            test.settings.clone(),
+        )
+        .await
+        .unwrap();
+        Self::with_state(AppState {
+            services,
+            leptos_options: leptos_options(test.data.path(), "127.0.0.1:0".parse().unwrap()),
+            cookie_policy: CookiePolicy::default(),
+            http_limits: HttpLimits::default(),
+        })
+    }
+
     pub fn with_state(state: AppState) -> Self {
         Self {
             transport: Transport::Router(router(state)),
