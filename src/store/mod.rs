@@ -124,6 +124,16 @@ impl Store {
     }
 
     /// The same store, choosing index-driven plans only below `limit` candidates.
+    /// A column as a condition that no index serves: SQLite would otherwise read a page's
+    /// few rows through the account's index over all its rows, where the primary key finds
+    /// them (PostgreSQL's planner weighs both).
+    pub(crate) fn unindexed(&self, column: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("+{column}"),
+            Backend::Postgres => column.to_owned(),
+        }
+    }
+
     pub fn with_candidate_limit(mut self, limit: i64) -> Self {
         self.candidate_limit = limit;
         self

@@ -712,7 +712,106 @@ async fn a_deleted_marker_keeps_its_place(backend: Backend) {
     assert_eq!(body["images"].as_array().unwrap(), &expected);
 }
 
+/// The process's resident memory, in bytes (nextest runs each test in its own process).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Reads a list's body as a client would, keeping only its length.
+async fn list_length(client: &Client, token: &str, path: &str) -> usize {
+    let request = Request::get(path)
+        .header("x-auth-token", token)
+        .body(Body::empty())
+        .unwrap();
+    let response = client.send(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut length = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            length += data.len();
+        }
+    }
+    length
+}
+
+/// 1,000 images with 128 properties of 1,024 characters each (128 MiB of properties): 16
+/// lists of 100 images at once (13 MiB of JSON each) grow the process by less than 32 MiB,
+/// since a list holds a few images' properties at a time, never the account's or the page's.
+async fn many_long_properties_keep_memory_bounded(backend: Backend) {
+    const IMAGES: usize = 1000;
+    const PROPERTIES: usize = 128;
+    let app = TestApp::spawn(backend).await;
+    let client = Client::new(&app);
+    let store = app.services.store();
+    let acme = app.sign_up("acme").await.actor;
+    let mut rng = Lcg(3);
+    let rows: Vec<_> = (0..IMAGES)
+        .map(|n| image_row(&mut rng, "acme", n, ImageStatus::Active))
+        .collect();
+    store.insert_images_bulk(&rows).await.unwrap();
+    // Ten images at a time, so seeding never holds much of it in memory.
+    for batch in rows.chunks(10) {
+        let properties: Vec<(String, String, String)> = batch
+            .iter()
+            .flat_map(|(row, ..)| {
+                (0..PROPERTIES).map(|k| {
+                    let value = format!("{k:04}").repeat(256);
+                    (row.id.clone(), format!("custom.p{k:03}"), value)
+                })
+            })
+            .collect();
+        store
+            .insert_properties_bulk("acme", &properties)
+            .await
+            .unwrap();
+    }
+    let token = app
+        .services
+        .create_api_token(&acme, "memory", "30")
+        .await
+        .unwrap()
+        .secret;
+    let path = "/v2/images?limit=100";
+    let sixteen = || {
+        futures::future::join_all((0..16).map(|_| {
+            let (client, token) = (client.clone(), token.clone());
+            tokio::spawn(async move { list_length(&client, &token, path).await })
+        }))
+    };
+    // One list first: its connection, caches and the allocator's arenas reach their
+    // working size.
+    let one = list_length(&client, &token, path).await;
+    assert!(one > 100 * PROPERTIES * 1024, "{one} bytes");
+    let before = resident_bytes();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(resident_bytes(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+    };
+    for list in sixteen().await {
+        assert_eq!(list.unwrap(), one);
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.await.unwrap();
+    let growth = peak.load(std::sync::atomic::Ordering::Relaxed) - before;
+    println!(
+        "16 lists of {one} bytes each: resident memory grew by {:.1} MiB",
+        growth as f64 / (1 << 20) as f64
+    );
+    assert!(growth < 32 << 20, "grew by {growth} bytes");
+}
+
 crate::on_both_databases!(
     the_list_matches_the_reference,
-    a_deleted_marker_keeps_its_place
+    a_deleted_marker_keeps_its_place,
+    many_long_properties_keep_memory_bounded,
 );

@@ -84,8 +84,9 @@ impl Store {
         let ids: Vec<String> = image_ids.iter().map(|id| q.text(*id)).collect();
         let sql = format!(
             "SELECT image_id, prop_key, prop_value FROM image_properties \
-             WHERE account_id = {account} AND image_id IN ({}) ORDER BY image_id, prop_key",
-            ids.join(", ")
+             WHERE image_id IN ({}) AND {} = {account} ORDER BY image_id, prop_key",
+            ids.join(", "),
+            self.unindexed("account_id")
         );
         let rows = sqlx::query_with(&sql, q.arguments())
             .fetch_all(&self.pool)
@@ -114,8 +115,9 @@ impl Store {
         let ids: Vec<String> = image_ids.iter().map(|id| q.text(*id)).collect();
         let sql = format!(
             "SELECT image_id, tag_key, tag_value FROM image_tags \
-             WHERE account_id = {account} AND image_id IN ({}) ORDER BY image_id, tag_key",
-            ids.join(", ")
+             WHERE image_id IN ({}) AND {} = {account} ORDER BY image_id, tag_key",
+            ids.join(", "),
+            self.unindexed("account_id")
         );
         let rows = sqlx::query_with(&sql, q.arguments())
             .fetch_all(&self.pool)
