@@ -3,7 +3,8 @@
 //! Fills the account (and a smaller neighbouring one, which shares 50 of its images with it)
 //! through the store layer, then times `Store::list_images` (one page of 20 plus the total
 //! count) for the default view, name searches, each filter and two sorts, and prints p50 and
-//! p99 per case and database. Run it with `bench/list`.
+//! p99 per case and database; then the image API's list (`GET /v2/images` without the JSON)
+//! for its own cases. Run it with `bench/list`.
 
 use std::time::Instant;
 
@@ -13,7 +14,8 @@ use image_console::domain::image_spec::Visibility;
 use image_console::domain::list_query::{ListQuery, Ownership, SortColumn, SortDirection};
 use image_console::domain::os_catalogue::{OperatingSystem, OsPlatform};
 use image_console::domain::share::ShareDecision;
-use image_console::store::Store;
+use image_console::domain::api_list::{ApiField, ApiFilter, ApiListQuery, ApiSort, ApiSortKey};
+use image_console::store::{ApiListOutcome, Store};
 use image_console::store::accounts::UserRow;
 use image_console::store::images::NewImageRow;
 use image_console::store::shares::ShareOutcome;
@@ -22,7 +24,13 @@ mod common;
 
 use common::measure::percentile;
 
-const IMAGES: usize = 100_000;
+/// Images in the measured account: 100,000, or `BENCH_IMAGES` (`bench/list 1000000`).
+fn images() -> usize {
+    std::env::var("BENCH_IMAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000)
+}
 const WARMUP: usize = 20;
 const RUNS: usize = 300;
 const PREFIXES: [&str; 10] = [
@@ -60,7 +68,7 @@ const SHARED_IMAGES: usize = 50;
 
 async fn fill(store: &Store) -> String {
     let neighbour = fill_account(store, "neighbour-account", NEIGHBOUR_IMAGES, 7).await;
-    fill_account(store, "bench-account", IMAGES, 42).await;
+    fill_account(store, "bench-account", images(), 42).await;
     for id in neighbour.iter().take(SHARED_IMAGES) {
         let shared = store
             .share_image("neighbour-account", id, "bench-account", "bench", 256, 1)
@@ -153,6 +161,19 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) ->
     }
     store.insert_images_bulk(&rows).await.unwrap();
     store.insert_tags_bulk(account, &tags).await.unwrap();
+    // Every image names its disk bus, as images for KVM often do; one in a thousand asks
+    // for IDE.
+    let properties: Vec<(String, String, String)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (row, ..))| {
+            let bus = if i % 1000 == 7 { "ide" } else { "virtio" };
+            (row.id.clone(), "hw_disk_bus".to_owned(), bus.to_owned())
+        })
+        .collect();
+    for chunk in properties.chunks(50_000) {
+        store.insert_properties_bulk(account, chunk).await.unwrap();
+    }
     rows.into_iter()
         .filter(|(_, status, _)| *status == ImageStatus::Active)
         .map(|(row, _, _)| row.id)
@@ -188,12 +209,123 @@ async fn measure(store: &Store, account: &str, cases: &[(&str, ListQuery)]) {
     }
 }
 
+/// Times the image API's list (`Store::list_api_images`, one page of 25) in turns, as
+/// `measure` does.
+async fn measure_api(store: &Store, account: &str, cases: &[(&str, ApiListQuery)]) {
+    let mut times = vec![Vec::with_capacity(RUNS); cases.len()];
+    let mut sizes = vec![0; cases.len()];
+    for round in 0..WARMUP + RUNS {
+        for (i, (_, query)) in cases.iter().enumerate() {
+            let start = Instant::now();
+            let outcome = store.list_api_images(account, query).await.unwrap();
+            let elapsed = start.elapsed();
+            let ApiListOutcome::Page(page) = outcome else {
+                panic!("unknown marker")
+            };
+            sizes[i] = page.images.len();
+            if round >= WARMUP {
+                times[i].push(elapsed);
+            }
+        }
+    }
+    for (i, (label, _)) in cases.iter().enumerate() {
+        let times = &mut times[i];
+        times.sort();
+        println!(
+            "  API: {label:<33} {:>8} on page  p50 {:>7.2} ms   p99 {:>7.2} ms",
+            sizes[i],
+            percentile(times, 0.50).as_secs_f64() * 1000.0,
+            percentile(times, 0.99).as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// The image API's cases: the first page, a filter, a rare filter, a sort by name, a
+/// property filter, and a page deep in the list (after half of it).
+async fn api_cases(store: &Store, account: &str) -> Vec<(&'static str, ApiListQuery)> {
+    let base = ApiListQuery::default();
+    let field = |field, value: &str| ApiFilter::Field(field, vec![value.to_owned()]);
+    let mut middle = ApiListQuery {
+        limit: 1000,
+        ..base.clone()
+    };
+    for _ in 0..images() / 2000 {
+        let ApiListOutcome::Page(page) = store.list_api_images(account, &middle).await.unwrap()
+        else {
+            unreachable!()
+        };
+        middle.marker = page.images.last().map(|(row, _)| row.id.clone());
+    }
+    vec![
+        ("first page, newest first", base.clone()),
+        (
+            "os_distro=ubuntu",
+            ApiListQuery {
+                filters: vec![field(ApiField::OsDistro, "ubuntu")],
+                ..base.clone()
+            },
+        ),
+        (
+            "status=killed (5%)",
+            ApiListQuery {
+                filters: vec![field(ApiField::Status, "killed")],
+                ..base.clone()
+            },
+        ),
+        (
+            "sort=name:asc",
+            ApiListQuery {
+                sort: vec![
+                    ApiSort {
+                        key: ApiSortKey::Name,
+                        descending: false,
+                    },
+                    ApiSort {
+                        key: ApiSortKey::CreatedAt,
+                        descending: true,
+                    },
+                    ApiSort {
+                        key: ApiSortKey::Id,
+                        descending: true,
+                    },
+                ],
+                ..base.clone()
+            },
+        ),
+        (
+            "hw_disk_bus=virtio (every image)",
+            ApiListQuery {
+                filters: vec![ApiFilter::Property(
+                    "hw_disk_bus".into(),
+                    vec!["virtio".into()],
+                )],
+                ..base.clone()
+            },
+        ),
+        (
+            "hw_disk_bus=ide (0.1%)",
+            ApiListQuery {
+                filters: vec![ApiFilter::Property("hw_disk_bus".into(), vec!["ide".into()])],
+                ..base.clone()
+            },
+        ),
+        (
+            "marker half way down",
+            ApiListQuery {
+                marker: middle.marker.clone(),
+                ..base.clone()
+            },
+        ),
+    ]
+}
+
 async fn run(name: &str, url: &str) {
     let store = Store::connect(url).await.unwrap();
     let started = Instant::now();
     let account = fill(&store).await;
     println!(
-        "{name}: {IMAGES} images (and {NEIGHBOUR_IMAGES} of another account) loaded in {:.1} s",
+        "{name}: {} images (and {NEIGHBOUR_IMAGES} of another account) loaded in {:.1} s",
+        images(),
         started.elapsed().as_secs_f64()
     );
     let base = ListQuery::default();
@@ -407,6 +539,8 @@ async fn run(name: &str, url: &str) {
         ),
     ];
     measure(&store, &account, &cases).await;
+    let api = api_cases(&store, &account).await;
+    measure_api(&store, &account, &api).await;
     store.close().await;
 }
 
