@@ -8,17 +8,17 @@
 
 use std::time::Instant;
 
+use image_console::domain::api_list::{ApiField, ApiFilter, ApiListQuery, ApiSort, ApiSortKey};
 use image_console::domain::attributes::{Architecture, BootMode, Features};
 use image_console::domain::image::ImageStatus;
 use image_console::domain::image_spec::Visibility;
 use image_console::domain::list_query::{ListQuery, Ownership, SortColumn, SortDirection};
 use image_console::domain::os_catalogue::{OperatingSystem, OsPlatform};
 use image_console::domain::share::ShareDecision;
-use image_console::domain::api_list::{ApiField, ApiFilter, ApiListQuery, ApiSort, ApiSortKey};
-use image_console::store::{ApiListOutcome, Store};
 use image_console::store::accounts::UserRow;
 use image_console::store::images::NewImageRow;
 use image_console::store::shares::ShareOutcome;
+use image_console::store::{ApiListOutcome, Store};
 
 mod common;
 
@@ -305,7 +305,10 @@ async fn api_cases(store: &Store, account: &str) -> Vec<(&'static str, ApiListQu
         (
             "hw_disk_bus=ide (0.1%)",
             ApiListQuery {
-                filters: vec![ApiFilter::Property("hw_disk_bus".into(), vec!["ide".into()])],
+                filters: vec![ApiFilter::Property(
+                    "hw_disk_bus".into(),
+                    vec!["ide".into()],
+                )],
                 ..base.clone()
             },
         ),

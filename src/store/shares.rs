@@ -459,22 +459,6 @@ impl Store {
             .transpose()
     }
 
-    /// Every share delivered to `member` that is in force (Pending, Accepted or Rejected),
-    /// with its image, for the image API's list.
-    pub async fn delivered_shares(&self, member: &str) -> sqlx::Result<Vec<(ShareRow, ImageRow)>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS}, {SHARE_COLUMNS} FROM image_shares sh JOIN images i ON i.id = sh.image_id \
-             WHERE {} AND sh.status IN {ACTIVE_STATUSES} ORDER BY sh.requested_at, sh.image_id",
-            delivered_to("$1")
-        ))
-        .bind(member)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((ShareRow::from_row(r)?, ImageRow::from_row(r)?)))
-            .collect()
-    }
-
     /// One page of the Pending requests to `member`, newest first, and how many there are.
     pub async fn list_share_requests(
         &self,

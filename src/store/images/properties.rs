@@ -1,5 +1,5 @@
 //! Free-form image properties (set through the image API), and the tags and properties of a
-//! whole account at once, for the API's image list.
+//! page of images at once, for the API's image list.
 
 use std::collections::HashMap;
 
@@ -20,52 +20,6 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("prop_key")?, r.try_get("prop_value")?)))
             .collect()
-    }
-
-    /// The free-form properties of every image of the account, by image id.
-    pub async fn account_properties(
-        &self,
-        account_id: &str,
-    ) -> sqlx::Result<HashMap<String, Vec<(String, String)>>> {
-        let rows = sqlx::query(
-            "SELECT p.image_id, p.prop_key, p.prop_value FROM image_properties p \
-             JOIN images i ON i.id = p.image_id WHERE i.account_id = $1 ORDER BY p.image_id, p.prop_key",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_image: HashMap<String, Vec<(String, String)>> = HashMap::new();
-        for r in &rows {
-            by_image
-                .entry(r.try_get("image_id")?)
-                .or_default()
-                .push((r.try_get("prop_key")?, r.try_get("prop_value")?));
-        }
-        Ok(by_image)
-    }
-
-    /// The tags of every image of the account, by image id, each list ordered by key.
-    pub async fn account_tags(
-        &self,
-        account_id: &str,
-    ) -> sqlx::Result<HashMap<String, Vec<TagPair>>> {
-        let rows = sqlx::query(
-            "SELECT image_id, tag_key, tag_value FROM image_tags WHERE account_id = $1 ORDER BY image_id, tag_key",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_image: HashMap<String, Vec<TagPair>> = HashMap::new();
-        for r in &rows {
-            by_image
-                .entry(r.try_get("image_id")?)
-                .or_default()
-                .push(TagPair {
-                    key: r.try_get("tag_key")?,
-                    value: r.try_get("tag_value")?,
-                });
-        }
-        Ok(by_image)
     }
 
     /// The free-form properties of these images of the account, by image id, each list
