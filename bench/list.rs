@@ -129,10 +129,10 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) ->
                     name: format!("{}-{i:06}", PREFIXES[i % PREFIXES.len()]),
                     description: String::new(),
                     // The six Linux platforms, as before Windows was offered.
-                    os: OperatingSystem {
+                    os: Some(OperatingSystem {
                         platform: OsPlatform::ALL[(rng.next() % 6) as usize],
                         version: None,
-                    },
+                    }),
                     min_disk_gb: 10,
                     min_ram_gb: 2,
                     protected: false,

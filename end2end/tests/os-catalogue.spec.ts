@@ -1,5 +1,5 @@
 import { expect, test, type Page } from '@playwright/test';
-import { CreateImagePage, ImageListPage, SignUpPage, sourceUrl, uniqueAccountId } from '../pages/console';
+import { CreateImagePage, ImageListPage, SignUpPage, hydrated, sourceUrl, uniqueAccountId } from '../pages/console';
 
 async function newAccount(page: Page) {
   const signUp = new SignUpPage(page);
@@ -106,4 +106,56 @@ test('choosing a system platform chooses its operating system', async ({ page })
   await form.complete();
   const list = new ImageListPage(page);
   await expect(list.row('picked-by-platform').getByRole('cell', { name: 'Windows Server' })).toBeVisible();
+});
+
+test('an image the API made without an operating system is Not specified until its owner sets it', async ({ page }) => {
+  await newAccount(page);
+  // A token, and an image created with it as plain Glance clients create them.
+  await page.goto('/images/api-access');
+  await hydrated(page);
+  const create = page.getByRole('region', { name: 'Create API token' });
+  await create.getByLabel('Token name').fill('packer');
+  await create.getByRole('button', { name: 'Create token' }).click();
+  const secret = await create.getByLabel('API token').inputValue();
+  const command = await create.getByLabel('openstack (python-openstackclient)').inputValue();
+  const endpoint = /--os-endpoint (\S+)\/v2 /.exec(command)?.[1];
+  const made = await page.request.post(`${endpoint}/v2/images`, {
+    headers: { 'X-Auth-Token': secret },
+    data: { name: 'from-packer', disk_format: 'raw', container_format: 'bare' },
+  });
+  expect(made.status()).toBe(201);
+  expect(await made.json()).not.toHaveProperty('os_distro');
+
+  // The list says so, and its filter finds it.
+  const list = new ImageListPage(page);
+  await list.open();
+  await expect(list.row('from-packer').getByRole('cell', { name: 'Not specified' })).toBeVisible();
+  await page.getByLabel('Operating system').selectOption({ label: 'Not specified' });
+  await expect(page).toHaveURL(/family=none/);
+  await expect(page.getByRole('rowheader')).toHaveText(['from-packer']);
+  await page.getByLabel('Operating system').selectOption({ label: 'Linux' });
+  await expect(page.getByText('No images match')).toBeVisible();
+
+  // Details invites the owner to set it; Edit may leave it, then sets it.
+  await list.open();
+  await list.openImage('from-packer');
+  const details = page.getByRole('region', { name: 'Details' });
+  const value = (label: string) => details.locator('.detail-row').filter({ has: page.getByText(label, { exact: true }) }).locator('dd');
+  await expect(value('Operating system')).toContainText('Not specified');
+  await expect(value('Operating system')).toContainText('Choose Edit to set it');
+  await expect(value('System platform')).toHaveText('Not specified');
+  await page.getByRole('button', { name: 'Edit' }).click();
+  const edit = page.getByRole('region', { name: 'Edit Image' });
+  await expect(edit.getByLabel('Operating system')).toHaveValue('');
+  await expect(edit.getByLabel('Operating system').locator('option').first()).toHaveText('Not specified');
+  await edit.getByLabel('Description').fill('Built by Packer.');
+  await edit.getByRole('button', { name: 'Save' }).click();
+  await expect(value('Description')).toHaveText('Built by Packer.');
+  await expect(value('System platform')).toHaveText('Not specified');
+  await page.getByRole('button', { name: 'Edit' }).click();
+  await edit.getByLabel('System platform').selectOption({ label: 'Ubuntu' });
+  await expect(edit.getByLabel('Operating system')).toHaveValue('linux');
+  await edit.getByRole('button', { name: 'Save' }).click();
+  await expect(value('Operating system')).toHaveText('Linux');
+  await expect(value('System platform')).toHaveText('Ubuntu');
 });

@@ -272,7 +272,8 @@ impl ApiWait {
 pub struct ImageSummary {
     pub id: String,
     pub name: String,
-    pub os: OperatingSystem,
+    /// `None`: not specified (an image the image API created without one).
+    pub os: Option<OperatingSystem>,
     pub status: ImageStatus,
     pub visibility: Visibility,
     pub protected: bool,

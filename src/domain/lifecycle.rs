@@ -265,7 +265,7 @@ pub struct DeletedInfo {
 pub struct RecycledImage {
     pub id: String,
     pub name: String,
-    pub os: OperatingSystem,
+    pub os: Option<OperatingSystem>,
     /// Deleted, or Deleting while its bytes are removed.
     pub status: ImageStatus,
     /// What Restore brings it back to.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::image::{ImageStatus, ImageSummary};
 use super::image_spec::Visibility;
-use super::os_catalogue::{OsFamily, OsPlatform, selected_platforms};
+use super::os_catalogue::{OsFamilyFilter, OsPlatform, selected_os_types};
 
 /// Page sizes offered (the guides' tables use these).
 pub const PAGE_SIZES: [u32; 4] = [10, 20, 50, 100];
@@ -145,8 +145,8 @@ impl Ownership {
 pub struct ListQuery {
     pub search: String,
     pub status: Option<ImageStatus>,
-    /// Operating system (`family`): Linux or Windows.
-    pub os_family: Option<OsFamily>,
+    /// Operating system (`family`): Linux, Windows, or not specified.
+    pub os_family: Option<OsFamilyFilter>,
     /// System platform (`os`).
     pub os_platform: Option<OsPlatform>,
     pub visibility: Option<Visibility>,
@@ -190,7 +190,7 @@ impl ListQuery {
         let sort = get("sort")
             .and_then(|s| SortColumn::parse(&s))
             .unwrap_or(default.sort);
-        let os_family = get("family").and_then(|s| OsFamily::from_value(&s));
+        let os_family = get("family").and_then(|s| OsFamilyFilter::from_value(&s));
         let direction = match get("dir").as_deref() {
             Some("asc") => SortDirection::Asc,
             Some("desc") => SortDirection::Desc,
@@ -206,7 +206,7 @@ impl ListQuery {
             // only the chosen system's.
             os_platform: get("os")
                 .and_then(|s| OsPlatform::from_value(&s))
-                .filter(|p| os_family.is_none_or(|f| p.family() == f)),
+                .filter(|p| os_family.is_none_or(|f| f.family() == Some(p.family()))),
             visibility: get("visibility").and_then(|s| Visibility::parse(&s).ok()),
             tag_key: get("tag_key").map(|k| clip(&k, 128)).unwrap_or_default(),
             tag_value: get("tag_value").map(|v| clip(&v, 256)).unwrap_or_default(),
@@ -280,9 +280,9 @@ impl ListQuery {
             || self.owner != Ownership::All
     }
 
-    /// The platforms the OS filters select; `None` for every platform.
-    pub fn platforms(&self) -> Option<Vec<OsPlatform>> {
-        selected_platforms(self.os_family, self.os_platform)
+    /// The `os_type` values the OS filters select; `None` for every value.
+    pub fn os_types(&self) -> Option<Vec<&'static str>> {
+        selected_os_types(self.os_family, self.os_platform)
     }
 
     /// Row offset of the page.
@@ -378,22 +378,30 @@ mod tests {
     #[test]
     fn the_os_filters_select_a_family_or_a_platform() {
         let windows = parse(&[("family", "windows")]);
-        assert_eq!(windows.os_family, Some(OsFamily::Windows));
         assert_eq!(
-            windows.platforms(),
-            Some(vec![OsPlatform::WindowsServer, OsPlatform::Windows])
+            windows.os_family,
+            Some(OsFamilyFilter::Family(
+                crate::domain::os_catalogue::OsFamily::Windows
+            ))
         );
+        assert_eq!(windows.os_types(), Some(vec!["windows-server", "windows"]));
         assert_eq!(windows.to_query_string(), "family=windows");
         let server = parse(&[("os", "windows-server")]);
-        assert_eq!(server.platforms(), Some(vec![OsPlatform::WindowsServer]));
+        assert_eq!(server.os_types(), Some(vec!["windows-server"]));
         assert!(server.has_filters());
         let both = parse(&[("family", "linux"), ("os", "windows-server")]);
         assert_eq!(
             both.os_platform, None,
             "a platform of another system is left out"
         );
-        assert_eq!(both.platforms().map(|p| p.len()), Some(6));
-        assert_eq!(parse(&[]).platforms(), None);
+        assert_eq!(both.os_types().map(|p| p.len()), Some(6));
+        assert_eq!(parse(&[]).os_types(), None);
+        // Images whose operating system is not specified: no platform goes with them.
+        let none = parse(&[("family", "none"), ("os", "ubuntu")]);
+        assert_eq!(none.os_family, Some(OsFamilyFilter::NotSpecified));
+        assert_eq!(none.os_platform, None);
+        assert_eq!(none.os_types(), Some(vec![""]));
+        assert_eq!(none.to_query_string(), "family=none");
     }
 
     #[test]

@@ -23,8 +23,36 @@ pub mod label {
     pub const OS_VERSION: &str = "System version";
 }
 
+/// What the list, Image Details and the CSV export show for an operating system, platform
+/// or version nobody has set.
+pub const NOT_SPECIFIED: &str = "Not specified";
+
 /// What Image Details and the CSV export show for an image without a version.
-pub const NO_VERSION: &str = "Not specified";
+pub const NO_VERSION: &str = NOT_SPECIFIED;
+
+/// What the database's `os_type` holds for an image without an operating system (the image
+/// API creates such images, as Glance needs no OS property).
+pub const UNSPECIFIED_OS_TYPE: &str = "";
+
+/// Whether a form must name an operating system. Create Image always does, as the guides
+/// ask; Edit does once the image has one, so an image the API created without one can still
+/// be edited before its owner sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OsRequirement {
+    Required,
+    Optional,
+}
+
+impl OsRequirement {
+    /// The rule for editing an image whose operating system is `current`.
+    pub fn to_edit(current: Option<&OperatingSystem>) -> Self {
+        if current.is_some() {
+            OsRequirement::Required
+        } else {
+            OsRequirement::Optional
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum OsFamily {
@@ -398,6 +426,25 @@ impl OperatingSystem {
         }
     }
 
+    /// The three fields as `parse` reads them, or `None` when all three are empty and the
+    /// operating system is optional.
+    pub fn parse_as(
+        requirement: OsRequirement,
+        family: &str,
+        platform: &str,
+        version: &str,
+        architecture: Option<Architecture>,
+    ) -> Result<Option<Self>, Vec<FieldError>> {
+        if requirement == OsRequirement::Optional
+            && family.is_empty()
+            && platform.is_empty()
+            && version.is_empty()
+        {
+            return Ok(None);
+        }
+        Self::parse(family, platform, version, architecture).map(Some)
+    }
+
     /// The three fields as one rule: the family, a platform of it offered for the
     /// architecture, and a version of that platform offered for it. `architecture` is
     /// `None` when its own field is wrong. Each error names its field.
@@ -427,22 +474,107 @@ impl OperatingSystem {
     }
 }
 
-/// Which platforms an Image List filter selects: those of the family, narrowed to the one
-/// platform if it names one. `None` when neither is set (every platform).
-pub fn selected_platforms(
-    family: Option<OsFamily>,
+/// The value the database's `os_type` holds for an image's operating system.
+pub fn stored_os_type(os: Option<&OperatingSystem>) -> &'static str {
+    os.map_or(UNSPECIFIED_OS_TYPE, |os| os.platform.as_str())
+}
+
+/// "Linux", or "Not specified".
+pub fn family_label(os: Option<&OperatingSystem>) -> &'static str {
+    os.map_or(NOT_SPECIFIED, |os| os.family().label())
+}
+
+/// "Ubuntu", or "Not specified".
+pub fn platform_label(os: Option<&OperatingSystem>) -> &'static str {
+    os.map_or(NOT_SPECIFIED, |os| os.platform.label())
+}
+
+/// "22.04", or "Not specified".
+pub fn version_label(os: Option<&OperatingSystem>) -> &str {
+    os.map_or(NOT_SPECIFIED, OperatingSystem::version_label)
+}
+
+/// "Windows Server 2019", "Ubuntu", or "Not specified".
+pub fn os_label(os: Option<&OperatingSystem>) -> String {
+    os.map_or_else(|| NOT_SPECIFIED.to_owned(), OperatingSystem::label)
+}
+
+/// The Image List's operating-system filter: a family, or the images whose operating
+/// system is not specified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OsFamilyFilter {
+    Family(OsFamily),
+    NotSpecified,
+}
+
+impl OsFamilyFilter {
+    pub const ALL: [OsFamilyFilter; 3] = [
+        OsFamilyFilter::Family(OsFamily::Linux),
+        OsFamilyFilter::Family(OsFamily::Windows),
+        OsFamilyFilter::NotSpecified,
+    ];
+
+    /// The value in the list's URL (`family=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OsFamilyFilter::Family(family) => family.as_str(),
+            OsFamilyFilter::NotSpecified => "none",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            OsFamilyFilter::Family(family) => family.label(),
+            OsFamilyFilter::NotSpecified => NOT_SPECIFIED,
+        }
+    }
+
+    pub fn from_value(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == raw)
+    }
+
+    /// The family, unless the filter is for images without one.
+    pub fn family(self) -> Option<OsFamily> {
+        match self {
+            OsFamilyFilter::Family(family) => Some(family),
+            OsFamilyFilter::NotSpecified => None,
+        }
+    }
+}
+
+/// Which `os_type` values an Image List filter selects: the family's platforms, narrowed to
+/// the one platform if it names one, or the value of an image without an operating system.
+/// `None` when neither is set (every value).
+pub fn selected_os_types(
+    family: Option<OsFamilyFilter>,
     platform: Option<OsPlatform>,
-) -> Option<Vec<OsPlatform>> {
+) -> Option<Vec<&'static str>> {
     match (family, platform) {
         (None, None) => None,
+        (Some(OsFamilyFilter::NotSpecified), None) => Some(vec![UNSPECIFIED_OS_TYPE]),
+        (Some(OsFamilyFilter::NotSpecified), Some(_)) => Some(Vec::new()),
         (family, platform) => Some(
             OsPlatform::ALL
                 .into_iter()
-                .filter(|p| family.is_none_or(|f| p.family() == f))
+                .filter(|p| {
+                    family
+                        .and_then(OsFamilyFilter::family)
+                        .is_none_or(|f| p.family() == f)
+                })
                 .filter(|p| platform.is_none_or(|only| *p == only))
+                .map(OsPlatform::as_str)
                 .collect(),
         ),
     }
+}
+
+/// Every value `os_type` can hold: each platform's, and that of no operating system.
+pub fn every_os_type() -> Vec<&'static str> {
+    OsPlatform::ALL
+        .into_iter()
+        .map(OsPlatform::as_str)
+        .chain([UNSPECIFIED_OS_TYPE])
+        .collect()
 }
 
 #[cfg(test)]
@@ -647,19 +779,56 @@ mod tests {
 
     #[test]
     fn filters_select_the_family_or_one_platform() {
-        assert_eq!(selected_platforms(None, None), None);
+        let windows = Some(OsFamilyFilter::Family(OsFamily::Windows));
+        assert_eq!(selected_os_types(None, None), None);
         assert_eq!(
-            selected_platforms(Some(OsFamily::Windows), None),
-            Some(vec![OsPlatform::WindowsServer, OsPlatform::Windows])
+            selected_os_types(windows, None),
+            Some(vec!["windows-server", "windows"])
         );
         assert_eq!(
-            selected_platforms(None, Some(OsPlatform::Rocky)),
-            Some(vec![OsPlatform::Rocky])
+            selected_os_types(None, Some(OsPlatform::Rocky)),
+            Some(vec!["rocky"])
         );
         assert_eq!(
-            selected_platforms(Some(OsFamily::Windows), Some(OsPlatform::Rocky)),
+            selected_os_types(windows, Some(OsPlatform::Rocky)),
             Some(vec![])
         );
+        let none = Some(OsFamilyFilter::NotSpecified);
+        assert_eq!(
+            selected_os_types(none, None),
+            Some(vec![UNSPECIFIED_OS_TYPE])
+        );
+        assert_eq!(
+            selected_os_types(none, Some(OsPlatform::Rocky)),
+            Some(vec![])
+        );
+        assert_eq!(every_os_type().len(), OsPlatform::ALL.len() + 1);
+        for filter in OsFamilyFilter::ALL {
+            assert_eq!(OsFamilyFilter::from_value(filter.as_str()), Some(filter));
+        }
+    }
+
+    #[test]
+    fn an_optional_operating_system_may_be_left_out_whole() {
+        let optional =
+            |f, p, v| OperatingSystem::parse_as(OsRequirement::Optional, f, p, v, Some(X86_64));
+        assert_eq!(optional("", "", ""), Ok(None));
+        assert_eq!(
+            optional("linux", "ubuntu", "22.04")
+                .unwrap()
+                .unwrap()
+                .label(),
+            "Ubuntu 22.04"
+        );
+        // Half an operating system is not none: the missing field is asked for.
+        let e = optional("linux", "", "").unwrap_err();
+        assert_eq!(e[0].message, "Select a system platform.");
+        let required = OperatingSystem::parse_as(OsRequirement::Required, "", "", "", Some(X86_64));
+        assert_eq!(required.unwrap_err().len(), 2);
+        assert_eq!(OsRequirement::to_edit(None), OsRequirement::Optional);
+        assert_eq!(os_label(None), NOT_SPECIFIED);
+        assert_eq!(family_label(None), "Not specified");
+        assert_eq!(stored_os_type(None), UNSPECIFIED_OS_TYPE);
     }
 
     #[test]

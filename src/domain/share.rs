@@ -212,7 +212,8 @@ pub struct SharedImage {
     pub image_name: String,
     pub owner_account_id: String,
     pub size_bytes: Option<u64>,
-    pub os: OperatingSystem,
+    /// `None`: not specified.
+    pub os: Option<OperatingSystem>,
     pub image_created_at_ms: i64,
     pub status: ShareStatus,
     /// When the owner shared it.

@@ -66,10 +66,11 @@ fn image_row(
         attributes: ImageAttributes {
             name: rng.pick(&NAMES).to_string(),
             description: String::new(),
-            os: OperatingSystem {
+            // Some made through the API without an operating system (Not specified).
+            os: (rng.below(5) != 0).then(|| OperatingSystem {
                 platform: *rng.pick(&OsPlatform::ALL),
                 version: None,
-            },
+            }),
             min_disk_gb: [0, 10, 20][rng.below(3)],
             min_ram_gb: [0, 1, 2, 4][rng.below(4)],
             protected: rng.below(5) == 0,
@@ -446,8 +447,16 @@ fn random_query(rng: &mut Lcg, docs: &[Doc], seeded: &Seeded) -> Query {
             ),
             4 => (
                 "os_distro",
-                rng.pick(&["ubuntu", "Ubuntu", "RockyLinux", "windows", "in:alma,rhel"])
-                    .to_string(),
+                rng.pick(&[
+                    "ubuntu",
+                    "Ubuntu",
+                    "RockyLinux",
+                    "windows",
+                    "in:alma,rhel",
+                    "",
+                    "in:ubuntu,",
+                ])
+                .to_string(),
             ),
             5 => (
                 "os_type",

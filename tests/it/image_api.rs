@@ -738,7 +738,10 @@ async fn operating_systems_follow_the_catalogue(backend: Backend) {
     );
     api.check_image(&doc);
     let detail = app.services.get_image(&alice, &server).await.unwrap();
-    assert_eq!(detail.attributes.os.label(), "Windows Server 2019");
+    assert_eq!(
+        detail.attributes.os.as_ref().map(|os| os.label()),
+        Some("Windows Server 2019".into())
+    );
 
     // A version another platform has is refused, and nothing changes.
     let path = format!("/v2/images/{server}");
@@ -807,6 +810,201 @@ async fn operating_systems_follow_the_catalogue(backend: Backend) {
     assert_eq!(
         ids(api.get("/v2/images?os_distro=ubuntu", &token).await),
         [linux]
+    );
+}
+
+/// What plain Glance clients send: no operating system, a chosen id, and a disk format
+/// changed while the image waits for its data (and fixed once the data is in).
+async fn what_plain_clients_send_is_accepted(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = Api::new(&app).await;
+    let alice = app.sign_up("acme").await;
+    let bob = app.sign_up("globex").await;
+    let (token, bob_token) = (token_for(&app, &alice).await, token_for(&app, &bob).await);
+
+    // No operating system: accepted, left out of the document, Not specified in the console.
+    let chosen = "5f0d7c4e-8a21-4b6e-9f3d-1c2b3a4d5e6f";
+    let created = api
+        .post(
+            "/v2/images",
+            &token,
+            json!({ "id": chosen, "name": "plain", "disk_format": "qcow2", "container_format": "bare" }),
+        )
+        .await;
+    assert_eq!(
+        created.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let doc = created.json();
+    assert_eq!(doc["id"], chosen);
+    assert_eq!((doc.get("os_distro"), doc.get("os_type")), (None, None));
+    api.check_image(&doc);
+    let detail = app.services.get_image(&alice, chosen).await.unwrap();
+    assert_eq!(detail.attributes.os, None);
+    // Only an operating system with no platform is half a choice, and refused.
+    let half = api
+        .post(
+            "/v2/images",
+            &token,
+            json!({ "name": "half", "disk_format": "raw", "os_type": "linux" }),
+        )
+        .await;
+    assert_eq!(half.status, StatusCode::BAD_REQUEST);
+    assert!(
+        half.error().1.contains("Select a system platform"),
+        "{}",
+        half.error().1
+    );
+    // The list's os filters leave it out; it is listed without them.
+    let ids = |reply: Reply| -> Vec<String> {
+        reply.json()["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(api.get("/v2/images", &token).await), [chosen]);
+    for filter in [
+        "os_type=linux",
+        "os_distro=ubuntu",
+        "os_distro=",
+        "os_type=",
+    ] {
+        let listed = api.get(&format!("/v2/images?{filter}"), &token).await;
+        assert_eq!(listed.status, StatusCode::OK, "{filter}");
+        assert!(ids(listed).is_empty(), "{filter}");
+    }
+
+    // An id in use, in this account or another, is refused; so is one that is not a UUID.
+    for (who, body) in [
+        (
+            &token,
+            json!({ "id": chosen, "name": "again", "disk_format": "raw" }),
+        ),
+        (
+            &bob_token,
+            json!({ "id": chosen, "name": "theirs", "disk_format": "raw" }),
+        ),
+    ] {
+        let taken = api.post("/v2/images", who, body).await;
+        assert_eq!(taken.status, StatusCode::CONFLICT);
+        assert!(
+            taken.error().1.contains("already exists"),
+            "{}",
+            taken.error().1
+        );
+    }
+    let odd = api
+        .post(
+            "/v2/images",
+            &token,
+            json!({ "id": "../../etc", "name": "odd", "disk_format": "raw" }),
+        )
+        .await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST);
+    assert!(odd.error().1.contains("UUID"), "{}", odd.error().1);
+    assert_eq!(
+        ids(api.get("/v2/images", &bob_token).await),
+        Vec::<String>::new()
+    );
+
+    // The disk format changes while the image is queued, and is recorded.
+    let path = format!("/v2/images/{chosen}");
+    let raw = api
+        .patch(
+            &path,
+            &token,
+            json!([{ "op": "replace", "path": "/disk_format", "value": "raw" }]),
+        )
+        .await;
+    assert_eq!(
+        raw.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&raw.body)
+    );
+    assert_eq!(raw.json()["disk_format"], "raw");
+    let bare = api
+        .patch(
+            &path,
+            &token,
+            json!([{ "op": "add", "path": "/container_format", "value": "bare" }]),
+        )
+        .await;
+    assert_eq!(bare.status, StatusCode::OK);
+    let ova = api
+        .patch(
+            &path,
+            &token,
+            json!([{ "op": "replace", "path": "/container_format", "value": "ova" }]),
+        )
+        .await;
+    assert_eq!(ova.status, StatusCode::BAD_REQUEST);
+    let vdi = api
+        .patch(
+            &path,
+            &token,
+            json!([{ "op": "replace", "path": "/disk_format", "value": "vdi" }]),
+        )
+        .await;
+    assert_eq!(vdi.status, StatusCode::BAD_REQUEST);
+    let history = app.services.image_history(&alice, chosen, 1).await.unwrap();
+    let change = history.entries[0]
+        .changes
+        .iter()
+        .find(|c| c.field == "Disk format")
+        .expect("the format's change is in Work History");
+    assert_eq!((change.old.as_str(), change.new.as_str()), ("qcow2", "Raw"));
+    // The other account cannot change it.
+    let theirs = api
+        .patch(
+            &path,
+            &bob_token,
+            json!([{ "op": "replace", "path": "/disk_format", "value": "iso" }]),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+
+    // Raw data arrives; the format is now fixed, though the same value is still accepted.
+    let bytes: Vec<u8> = (0..1_048_576u32).map(|i| (i % 253) as u8).collect();
+    let uploaded = api.put_data(chosen, &token, bytes).await;
+    assert_eq!(
+        uploaded.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        String::from_utf8_lossy(&uploaded.body)
+    );
+    let fixed = api
+        .patch(
+            &path,
+            &token,
+            json!([{ "op": "replace", "path": "/disk_format", "value": "qcow2" }]),
+        )
+        .await;
+    assert_eq!(fixed.status, StatusCode::FORBIDDEN);
+    assert!(
+        fixed
+            .error()
+            .1
+            .contains("fixed once the image's data arrives"),
+        "{}",
+        fixed.error().1
+    );
+    let same = api
+        .patch(
+            &path,
+            &token,
+            json!([{ "op": "replace", "path": "/disk_format", "value": "raw" }]),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK);
+    let doc = api.get(&path, &token).await.json();
+    assert_eq!(
+        (&doc["status"], &doc["disk_format"]),
+        (&json!("active"), &json!("raw"))
     );
 }
 
@@ -1403,6 +1601,7 @@ async fn data_over_the_quota_is_refused_with_413(backend: Backend) {
 }
 
 crate::on_every_backend!(
+    what_plain_clients_send_is_accepted,
     operating_systems_follow_the_catalogue,
     data_over_the_quota_is_refused_with_413,
     interrupted_data_puts_the_image_back_to_queued,

@@ -295,7 +295,10 @@ async fn search_filters_sort_and_pages(backend: Backend) {
     sorted_statuses.sort();
     assert_eq!(statuses, sorted_statuses);
     let by_os = list(by(SortColumn::OsType, SortDirection::Desc)).await;
-    assert_eq!(by_os.images[0].os.platform, OsPlatform::Ubuntu);
+    assert_eq!(
+        by_os.images[0].os.as_ref().map(|os| os.platform),
+        Some(OsPlatform::Ubuntu)
+    );
     let by_visibility = list(by(SortColumn::Visibility, SortDirection::Desc)).await;
     assert_eq!(by_visibility.images[0].visibility, Visibility::Shared);
     let oldest = list(by(SortColumn::Created, SortDirection::Asc)).await;

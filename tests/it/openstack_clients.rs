@@ -152,6 +152,14 @@ fn disk(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
     (path, bytes)
 }
 
+/// A raw disk file (1 MiB of a pattern); its path.
+fn raw_disk(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
+    let bytes: Vec<u8> = (0..1_048_576u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
 /// A real server on a fresh database, its two accounts' users (acme and globex), and a disk
 /// file to send.
 struct Setting {
@@ -342,6 +350,85 @@ async fn glance_client_session(backend: Backend) {
         assert_eq!(std::fs::read(&out).unwrap(), bytes);
         std::fs::remove_file(out).unwrap();
 
+        // What a plain script sends: no operating system. Accepted, and Not specified.
+        let raw_file = raw_disk(Path::new(&file).parent().unwrap(), "plain.raw");
+        let plain = alice.ok(
+            "glance",
+            &[
+                "image-create",
+                "--name",
+                "plain",
+                "--disk-format",
+                "raw",
+                "--container-format",
+                "bare",
+                "--file",
+                &raw_file,
+            ],
+        );
+        assert_eq!(
+            table_value(&plain, "status").as_deref(),
+            Some("active"),
+            "{plain}"
+        );
+        assert_eq!(table_value(&plain, "os_distro"), None, "{plain}");
+        assert_eq!(table_value(&plain, "disk_format").as_deref(), Some("raw"));
+
+        // A chosen id, and a disk format changed while the image waits for its data.
+        let chosen = "7b0c1f52-5a44-4d0e-9c62-2f1a8e3b9d10";
+        let queued = alice.ok(
+            "glance",
+            &[
+                "image-create",
+                "--id",
+                chosen,
+                "--name",
+                "chosen",
+                "--disk-format",
+                "qcow2",
+                "--container-format",
+                "bare",
+            ],
+        );
+        assert_eq!(
+            table_value(&queued, "id").as_deref(),
+            Some(chosen),
+            "{queued}"
+        );
+        assert_eq!(table_value(&queued, "status").as_deref(), Some("queued"));
+        let taken = alice.fails(
+            "glance",
+            &[
+                "image-create",
+                "--id",
+                chosen,
+                "--name",
+                "again",
+                "--disk-format",
+                "raw",
+                "--container-format",
+                "bare",
+            ],
+        );
+        assert!(taken.contains("already exists"), "{taken}");
+        let changed = alice.ok("glance", &["image-update", chosen, "--disk-format", "raw"]);
+        assert_eq!(
+            table_value(&changed, "disk_format").as_deref(),
+            Some("raw"),
+            "{changed}"
+        );
+        alice.ok("glance", &["image-upload", chosen, "--file", &raw_file]);
+        wait_active(&alice, chosen);
+        // Once the data is in, the format is fixed.
+        let fixed = alice.fails(
+            "glance",
+            &["image-update", chosen, "--disk-format", "qcow2"],
+        );
+        assert!(
+            fixed.contains("fixed once the image's data arrives"),
+            "{fixed}"
+        );
+
         // A wrong token is refused with the API's message.
         let stranger = User {
             token: format!("imgc_{}", "x".repeat(43)),
@@ -458,6 +545,25 @@ async fn openstack_client_session(backend: Backend) {
         );
         assert_eq!(std::fs::read(&out).unwrap(), bytes);
         std::fs::remove_file(out).unwrap();
+
+        // A chosen id and no operating system, as scripts send.
+        let chosen = "3c9e6a1d-2b7f-4e08-a5d3-9f1b0c2e4d67";
+        let raw_file = raw_disk(Path::new(&file).parent().unwrap(), "openstack.raw");
+        let plain = alice.json(&[
+            "image",
+            "create",
+            "--id",
+            chosen,
+            "--disk-format",
+            "raw",
+            "--file",
+            &raw_file,
+            "openstack-plain",
+        ]);
+        assert_eq!(plain["id"], chosen, "{plain}");
+        let shown = alice.json(&["image", "show", chosen]);
+        assert_eq!(shown["status"], "active", "{shown}");
+        assert!(shown["properties"].get("os_distro").is_none(), "{shown}");
 
         // Delete: refused while protected, then done.
         let refused = alice.fails("openstack", &["image", "delete", &id]);

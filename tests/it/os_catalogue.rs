@@ -6,7 +6,8 @@
 use image_console::domain::image::ImageStatus;
 use image_console::domain::image_spec::Visibility;
 use image_console::domain::list_query::ListQuery;
-use image_console::domain::os_catalogue::{OsFamily, OsPlatform};
+use image_console::domain::os_catalogue::{OsFamily, OsFamilyFilter, OsPlatform, stored_os_type};
+use image_console::service::image_api::ApiChange;
 use image_console::service::{Actor, ServiceError};
 use sqlx::Executor;
 
@@ -84,9 +85,41 @@ async fn total(app: &TestApp, actor: &Actor, query: ListQuery) -> u64 {
 
 fn family(family: OsFamily) -> ListQuery {
     ListQuery {
-        os_family: Some(family),
+        os_family: Some(OsFamilyFilter::Family(family)),
         ..ListQuery::default()
     }
+}
+
+fn not_specified() -> ListQuery {
+    ListQuery {
+        os_family: Some(OsFamilyFilter::NotSpecified),
+        ..ListQuery::default()
+    }
+}
+
+/// An image made through the image API with no operating system, as Glance clients make
+/// them.
+async fn api_image_without_os(
+    app: &TestApp,
+    actor: &Actor,
+    name: &str,
+    visibility: &str,
+) -> String {
+    let changes = [
+        ApiChange::Name(name.into()),
+        ApiChange::Visibility(visibility.into()),
+        ApiChange::Tags(vec![image_console::domain::tags::TagPair {
+            key: "env".into(),
+            value: "prod".into(),
+        }]),
+    ];
+    let image = app
+        .services
+        .api_create_image(actor, None, "raw", &changes)
+        .await
+        .unwrap();
+    assert_eq!(image.detail.attributes.os, None);
+    image.detail.id
 }
 
 async fn an_upgrade_keeps_each_os_type_as_a_linux_platform(backend: Backend) {
@@ -96,7 +129,7 @@ async fn an_upgrade_keeps_each_os_type_as_a_linux_platform(backend: Backend) {
     for (n, os_type) in EARLIER_OS_TYPES.iter().enumerate() {
         let id = format!("00000000-0000-4000-8000-00000000000{n}");
         let image = app.services.get_image(&legacy, &id).await.unwrap();
-        let os = &image.attributes.os;
+        let os = image.attributes.os.as_ref().unwrap();
         assert_eq!(os.family(), OsFamily::Linux, "{os_type}");
         assert_eq!(os.platform.as_str(), *os_type);
         assert_eq!(os.version, None, "{os_type} has no version");
@@ -137,7 +170,10 @@ async fn an_upgrade_keeps_each_os_type_as_a_linux_platform(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(found.total, 1);
-    assert_eq!(found.images[0].os.label(), "Windows Server 2019");
+    assert_eq!(
+        found.images[0].os.as_ref().unwrap().label(),
+        "Windows Server 2019"
+    );
 }
 
 /// Images of every platform, counted by family and by platform on each path the list takes:
@@ -173,20 +209,31 @@ async fn the_list_filters_by_operating_system_and_platform(backend: Backend) {
         )
         .await;
     }
-    let with = |family: Option<OsFamily>, platform: Option<OsPlatform>| ListQuery {
+    // Two made through the image API without an operating system.
+    api_image_without_os(&app, &alice, "web-api-0", "private").await;
+    api_image_without_os(&app, &alice, "web-api-1", "shared").await;
+    let (linux, windows) = (
+        Some(OsFamilyFilter::Family(OsFamily::Linux)),
+        Some(OsFamilyFilter::Family(OsFamily::Windows)),
+    );
+    let none = Some(OsFamilyFilter::NotSpecified);
+    let with = |family: Option<OsFamilyFilter>, platform: Option<OsPlatform>| ListQuery {
         os_family: family,
         os_platform: platform,
         ..ListQuery::default()
     };
     let cases = [
-        (with(Some(OsFamily::Linux), None), 4),
-        (with(Some(OsFamily::Windows), None), 3),
+        (with(linux, None), 4),
+        (with(windows, None), 3),
         (with(None, Some(OsPlatform::WindowsServer)), 2),
-        (with(Some(OsFamily::Windows), Some(OsPlatform::Windows)), 1),
+        (with(windows, Some(OsPlatform::Windows)), 1),
         (with(None, Some(OsPlatform::Ubuntu)), 2),
         (with(None, Some(OsPlatform::Alma)), 0),
+        (with(none, None), 2),
+        (with(None, None), 9),
         // Filters that cannot both hold match nothing.
-        (with(Some(OsFamily::Linux), Some(OsPlatform::Windows)), 0),
+        (with(linux, Some(OsPlatform::Windows)), 0),
+        (with(none, Some(OsPlatform::Ubuntu)), 0),
     ];
     for (query, expected) in cases {
         let variants = [
@@ -210,7 +257,8 @@ async fn the_list_filters_by_operating_system_and_platform(backend: Backend) {
             // Each view's total is its rows, and each row fits the filters.
             assert_eq!(page.total, page.images.len() as u64, "{variant:?}");
             for image in &page.images {
-                assert!(query.platforms().unwrap().contains(&image.os.platform));
+                let os_type = stored_os_type(image.os.as_ref());
+                assert!(query.os_types().is_none_or(|o| o.contains(&os_type)));
             }
             if variant.visibility.is_none() {
                 assert_eq!(page.total, expected, "{variant:?}");
@@ -233,7 +281,7 @@ async fn the_list_filters_by_operating_system_and_platform(backend: Backend) {
     let order: Vec<&str> = sorted
         .images
         .iter()
-        .map(|i| i.os.platform.as_str())
+        .map(|i| stored_os_type(i.os.as_ref()))
         .collect();
     let mut expected = order.clone();
     expected.sort_unstable();
@@ -259,6 +307,7 @@ async fn the_csv_export_has_a_column_for_each_field(backend: Backend) {
         )
         .await;
     }
+    api_image_without_os(&app, &alice, "api", "private").await;
     let (header, rows) = export(&app, &alice, ListQuery::default()).await;
     let column = |name: &str| header.iter().position(|h| h == name).unwrap();
     let (family_column, platform, version) = (
@@ -282,6 +331,12 @@ async fn the_csv_export_has_a_column_for_each_field(backend: Backend) {
         seen,
         [
             (
+                "api".into(),
+                "Not specified".into(),
+                "Not specified".into(),
+                "Not specified".into()
+            ),
+            (
                 "lin".into(),
                 "Linux".into(),
                 "Ubuntu".into(),
@@ -300,6 +355,15 @@ async fn the_csv_export_has_a_column_for_each_field(backend: Backend) {
     assert_eq!(
         windows.iter().map(cells).map(|c| c.0).collect::<Vec<_>>(),
         ["win"]
+    );
+    let (_, unspecified) = export(&app, &alice, not_specified()).await;
+    assert_eq!(
+        unspecified
+            .iter()
+            .map(cells)
+            .map(|c| c.0)
+            .collect::<Vec<_>>(),
+        ["api"]
     );
 }
 
@@ -348,7 +412,106 @@ async fn the_service_refuses_what_the_catalogue_does_not_offer(backend: Backend)
     assert_eq!(total(&app, &alice, ListQuery::default()).await, 0);
 }
 
+/// An image the image API made without an operating system can be edited as it is, then
+/// given one; once given, it cannot be taken away. Create Image always asks for one.
+async fn an_unspecified_operating_system_is_set_with_edit(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.sign_up("alice").await;
+    let id = api_image_without_os(&app, &alice, "from-packer", "private").await;
+    let edit = |image: &image_console::domain::image::ImageDetail| {
+        image_console::domain::image_spec::EditImageForm {
+            attributes: image_console::domain::image_spec::AttributesForm::of(&image.attributes),
+            visibility: String::new(),
+        }
+    };
+    // Renamed, its operating system still Not specified.
+    let image = app.services.get_image(&alice, &id).await.unwrap();
+    let mut form = edit(&image);
+    assert_eq!(
+        (
+            form.attributes.os_family.as_str(),
+            form.attributes.os_platform.as_str()
+        ),
+        ("", "")
+    );
+    form.attributes.name = "from-packer-renamed".into();
+    app.services
+        .update_image(&alice, &id, &form, image.updated_at_ms)
+        .await
+        .unwrap();
+    let image = app.services.get_image(&alice, &id).await.unwrap();
+    assert_eq!(image.attributes.name, "from-packer-renamed");
+    assert_eq!(image.attributes.os, None);
+    assert_eq!(total(&app, &alice, not_specified()).await, 1);
+    // Half an operating system is refused.
+    let mut half = edit(&image);
+    half.attributes.os_family = "linux".into();
+    match app
+        .services
+        .update_image(&alice, &id, &half, image.updated_at_ms)
+        .await
+    {
+        Err(ServiceError::Invalid(errors)) => assert_eq!(errors[0].field, "os_platform"),
+        other => panic!("half an operating system was accepted: {other:?}"),
+    }
+    // Set: the filters and Work History follow.
+    let mut set = edit(&image);
+    set.attributes.os_family = "linux".into();
+    set.attributes.os_platform = "ubuntu".into();
+    set.attributes.os_version = "24.04".into();
+    app.services
+        .update_image(&alice, &id, &set, image.updated_at_ms)
+        .await
+        .unwrap();
+    assert_eq!(total(&app, &alice, not_specified()).await, 0);
+    assert_eq!(total(&app, &alice, family(OsFamily::Linux)).await, 1);
+    let searched = ListQuery {
+        search: "packer".into(),
+        ..family(OsFamily::Linux)
+    };
+    assert_eq!(total(&app, &alice, searched).await, 1);
+    let history = app.services.image_history(&alice, &id, 1).await.unwrap();
+    let change = history.entries[0]
+        .changes
+        .iter()
+        .find(|c| c.field == "Operating system")
+        .expect("the operating system's change is recorded");
+    assert_eq!(
+        (change.old.as_str(), change.new.as_str()),
+        ("Not specified", "Linux")
+    );
+    // Once set, clearing it is refused.
+    let image = app.services.get_image(&alice, &id).await.unwrap();
+    let mut cleared = edit(&image);
+    cleared.attributes.os_family.clear();
+    cleared.attributes.os_platform.clear();
+    cleared.attributes.os_version.clear();
+    match app
+        .services
+        .update_image(&alice, &id, &cleared, image.updated_at_ms)
+        .await
+    {
+        Err(ServiceError::Invalid(errors)) => {
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, ["os_family", "os_platform"]);
+        }
+        other => panic!("clearing the operating system was accepted: {other:?}"),
+    }
+    // Create Image asks for one.
+    let mut form = create_form("no-os", "https://example.com/disk.qcow2");
+    form.attributes.os_family.clear();
+    form.attributes.os_platform.clear();
+    match app.services.create_image(&alice, &form).await {
+        Err(ServiceError::Invalid(errors)) => assert_eq!(
+            errors[0].message,
+            "Select an operating system: Linux or Windows."
+        ),
+        other => panic!("Create Image without an operating system was accepted: {other:?}"),
+    }
+}
+
 crate::on_both_databases!(
+    an_unspecified_operating_system_is_set_with_edit,
     an_upgrade_keeps_each_os_type_as_a_linux_platform,
     the_list_filters_by_operating_system_and_platform,
     the_csv_export_has_a_column_for_each_field,

@@ -63,10 +63,10 @@ async fn an_import_interrupted_too_often_is_marked_failed(backend: Backend) {
                 attributes: image_console::domain::image_spec::ImageAttributes {
                     name: "crashy".into(),
                     description: String::new(),
-                    os: image_console::domain::os_catalogue::OperatingSystem {
+                    os: Some(image_console::domain::os_catalogue::OperatingSystem {
                         platform: image_console::domain::os_catalogue::OsPlatform::Rocky,
                         version: None,
-                    },
+                    }),
                     min_disk_gb: 0,
                     min_ram_gb: 0,
                     protected: false,
@@ -133,10 +133,10 @@ async fn a_queued_image_left_by_a_restart_is_imported(backend: Backend) {
                 attributes: image_console::domain::image_spec::ImageAttributes {
                     name: "queued".into(),
                     description: String::new(),
-                    os: image_console::domain::os_catalogue::OperatingSystem {
+                    os: Some(image_console::domain::os_catalogue::OperatingSystem {
                         platform: image_console::domain::os_catalogue::OsPlatform::Alma,
                         version: None,
-                    },
+                    }),
                     min_disk_gb: 0,
                     min_ram_gb: 0,
                     protected: false,

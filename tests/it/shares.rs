@@ -41,15 +41,14 @@ async fn set_visibility(
     visibility: Visibility,
 ) -> Result<(), ServiceError> {
     let image = app.services.get_image(actor, id).await?;
+    let os = image.attributes.os.clone().expect("an operating system");
     let form = EditImageForm {
         attributes: image_console::domain::image_spec::AttributesForm {
             name: image.attributes.name,
             description: image.attributes.description,
-            os_family: image.attributes.os.family().as_str().into(),
-            os_platform: image.attributes.os.platform.as_str().into(),
-            os_version: image
-                .attributes
-                .os
+            os_family: os.family().as_str().into(),
+            os_platform: os.platform.as_str().into(),
+            os_version: os
                 .version
                 .map(|v| v.as_str().to_owned())
                 .unwrap_or_default(),
@@ -376,14 +375,14 @@ async fn recipients_approve_reject_and_look_up(backend: Backend) {
             newest.image_name.as_str(),
             newest.owner_account_id.as_str(),
             newest.size_bytes,
-            newest.os.platform,
+            newest.os.as_ref().map(|os| os.platform),
             newest.status
         ),
         (
             "cache",
             "alice",
             Some(1 << 20),
-            OsPlatform::Alma,
+            Some(OsPlatform::Alma),
             ShareStatus::Pending
         )
     );

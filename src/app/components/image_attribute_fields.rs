@@ -6,7 +6,9 @@ use leptos::prelude::*;
 use super::form_field::{FieldState, RadioGroup, SelectField, TextField, select_options};
 use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::image_spec::{MinDiskGb, MinRamGb, field};
-use crate::domain::os_catalogue::{self, OperatingSystem, OsFamily, OsPlatform, OsVersion, label};
+use crate::domain::os_catalogue::{
+    self, OperatingSystem, OsFamily, OsPlatform, OsRequirement, OsVersion, label,
+};
 
 /// The state of those fields.
 #[derive(Clone, Copy)]
@@ -20,13 +22,18 @@ pub struct AttributeFields {
     pub boot_mode: FieldState,
     pub cloud_init: RwSignal<bool>,
     pub qemu_guest_agent: RwSignal<bool>,
+    /// Whether the operating system must be chosen (Edit of an image the image API made
+    /// without one may leave it unspecified).
+    pub os_requirement: OsRequirement,
 }
 
 impl AttributeFields {
     /// Fields holding the given values (no operating system asks the user to pick one).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         form: &'static str,
         os: Option<&OperatingSystem>,
+        os_requirement: OsRequirement,
         min_disk: u64,
         min_ram: u64,
         architecture: Architecture,
@@ -48,6 +55,7 @@ impl AttributeFields {
             boot_mode: FieldState::new(form, "boot_mode", boot_mode.as_str()),
             cloud_init: RwSignal::new(features.cloud_init),
             qemu_guest_agent: RwSignal::new(features.qemu_guest_agent),
+            os_requirement,
         }
     }
 
@@ -90,7 +98,12 @@ pub fn ImageAttributeFields(fields: AttributeFields) -> impl IntoView {
         boot_mode,
         cloud_init,
         qemu_guest_agent,
+        os_requirement,
     } = fields;
+    let optional = os_requirement == OsRequirement::Optional;
+    // With the operating system optional, leaving both fields empty keeps it Not specified.
+    let os_left_out =
+        move || optional && os_family.value.get().is_empty() && os_platform.value.get().is_empty();
     let chosen_family = move || OsFamily::from_value(&os_family.value.get());
     let chosen_platform = move || OsPlatform::from_value(&os_platform.value.get());
     let chosen_architecture = move || Architecture::parse(&architecture.value.get()).ok();
@@ -141,8 +154,30 @@ pub fn ImageAttributeFields(fields: AttributeFields) -> impl IntoView {
         options
     });
     let platform_error = os_platform.message(move |raw| {
+        if os_left_out() {
+            return Ok(());
+        }
         OsPlatform::check(raw, chosen_family(), chosen_architecture()).map(|_| ())
     });
+    let family_error = os_family.message(move |raw| {
+        if os_left_out() {
+            return Ok(());
+        }
+        OsFamily::parse(raw).map(|_| ())
+    });
+    let (family_hint, family_placeholder, platform_placeholder) = if optional {
+        (
+            "Not specified: the image API created this image without one. Choose Linux or Windows, as installed in the image file.",
+            os_catalogue::NOT_SPECIFIED,
+            os_catalogue::NOT_SPECIFIED,
+        )
+    } else {
+        (
+            "Linux or Windows, as installed in the image file.",
+            "Select an operating system",
+            "Select a system platform",
+        )
+    };
     let version_error =
         os_version.message(
             move |raw| match (chosen_platform(), chosen_architecture()) {
@@ -162,10 +197,10 @@ pub fn ImageAttributeFields(fields: AttributeFields) -> impl IntoView {
                 label=label::OS_FAMILY
                 field=os_family
                 options=select_options(&family_options)
-                error=os_family.message(OsFamily::parse)
-                hint="Linux or Windows, as installed in the image file."
-                placeholder="Select an operating system"
-                required=true
+                error=family_error
+                hint=family_hint
+                placeholder=family_placeholder
+                required=!optional
             />
             <SelectField
                 label="Architecture"
@@ -183,8 +218,8 @@ pub fn ImageAttributeFields(fields: AttributeFields) -> impl IntoView {
                 options=platform_options
                 error=platform_error
                 hint="The distribution, or Windows Server or Windows."
-                placeholder="Select a system platform"
-                required=true
+                placeholder=platform_placeholder
+                required=!optional
             />
             <SelectField
                 label=label::OS_VERSION

@@ -8,7 +8,7 @@ use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::FieldChange;
 use crate::domain::image::DiskFormat;
-use crate::domain::os_catalogue::{self, OperatingSystem};
+use crate::domain::os_catalogue::{self, OperatingSystem, OsRequirement};
 use crate::domain::tags::{Tag, TagPair, parse_tag_set};
 use crate::domain::upload::LocalImageFile;
 use crate::domain::validation::{FieldErrors, collect};
@@ -19,7 +19,8 @@ use crate::domain::validation::{FieldErrors, collect};
 pub struct ImageAttributes {
     pub name: String,
     pub description: String,
-    pub os: OperatingSystem,
+    /// `None`: not specified (the image API may create an image without one).
+    pub os: Option<OperatingSystem>,
     pub min_disk_gb: u64,
     pub min_ram_gb: u64,
     pub protected: bool,
@@ -46,18 +47,18 @@ impl ImageAttributes {
             ),
             (
                 os_catalogue::label::OS_FAMILY,
-                self.os.family().label().into(),
-                after.os.family().label().into(),
+                os_catalogue::family_label(self.os.as_ref()).into(),
+                os_catalogue::family_label(after.os.as_ref()).into(),
             ),
             (
                 os_catalogue::label::OS_PLATFORM,
-                self.os.platform.label().into(),
-                after.os.platform.label().into(),
+                os_catalogue::platform_label(self.os.as_ref()).into(),
+                os_catalogue::platform_label(after.os.as_ref()).into(),
             ),
             (
                 os_catalogue::label::OS_VERSION,
-                self.os.version_label().into(),
-                after.os.version_label().into(),
+                os_catalogue::version_label(self.os.as_ref()).into(),
+                os_catalogue::version_label(after.os.as_ref()).into(),
             ),
             ("Minimum Disk", gb(self.min_disk_gb), gb(after.min_disk_gb)),
             ("Minimum RAM", gb(self.min_ram_gb), gb(after.min_ram_gb)),
@@ -119,12 +120,20 @@ impl AttributesForm {
         Self {
             name: attributes.name.clone(),
             description: attributes.description.clone(),
-            os_family: attributes.os.family().as_str().to_owned(),
-            os_platform: attributes.os.platform.as_str().to_owned(),
+            os_family: attributes
+                .os
+                .as_ref()
+                .map_or("", |os| os.family().as_str())
+                .to_owned(),
+            os_platform: attributes
+                .os
+                .as_ref()
+                .map_or("", |os| os.platform.as_str())
+                .to_owned(),
             os_version: attributes
                 .os
-                .version
                 .as_ref()
+                .and_then(|os| os.version.as_ref())
                 .map(|v| v.as_str().to_owned())
                 .unwrap_or_default(),
             min_disk: attributes.min_disk_gb.to_string(),
@@ -137,8 +146,9 @@ impl AttributesForm {
         }
     }
 
-    /// Validates every field, adding each error to `errors`.
-    fn parse(&self, errors: &mut FieldErrors) -> Option<ImageAttributes> {
+    /// Validates every field, adding each error to `errors`; `os` says whether the operating
+    /// system may be left out.
+    fn parse(&self, os: OsRequirement, errors: &mut FieldErrors) -> Option<ImageAttributes> {
         let name = collect(ImageName::parse(&self.name), errors);
         let min_disk = collect(MinDiskGb::parse(&self.min_disk), errors);
         let min_ram = collect(MinRamGb::parse(&self.min_ram), errors);
@@ -147,7 +157,8 @@ impl AttributesForm {
             "" => Some(Architecture::default()),
             raw => collect(Architecture::parse(raw), errors),
         };
-        let os = OperatingSystem::parse(
+        let os = OperatingSystem::parse_as(
+            os,
             &self.os_family,
             &self.os_platform,
             &self.os_version,
@@ -235,7 +246,7 @@ impl CreateImageForm {
     /// local file's size.
     pub fn parse(&self, import_limit_bytes: u64) -> Result<NewImage, FieldErrors> {
         let mut errors = Vec::new();
-        let attributes = self.attributes.parse(&mut errors);
+        let attributes = self.attributes.parse(OsRequirement::Required, &mut errors);
         let source = match collect(SourceKind::parse(&self.source), &mut errors) {
             Some(SourceKind::Url) => {
                 collect(ImageFileUrl::parse(&self.source_url), &mut errors).map(ImageSource::Url)
@@ -311,9 +322,11 @@ pub struct ImageEdit {
 }
 
 impl EditImageForm {
-    pub fn parse(&self) -> Result<ImageEdit, FieldErrors> {
+    /// Validates every field; `os` is the rule for the image's operating system
+    /// (`OsRequirement::to_edit` for an image being edited).
+    pub fn parse(&self, os: OsRequirement) -> Result<ImageEdit, FieldErrors> {
         let mut errors = Vec::new();
-        let attributes = self.attributes.parse(&mut errors);
+        let attributes = self.attributes.parse(os, &mut errors);
         let visibility = match self.visibility.as_str() {
             "" => Some(None),
             raw => collect(Visibility::parse(raw), &mut errors).map(Some),

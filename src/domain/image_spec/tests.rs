@@ -1,6 +1,6 @@
 use super::*;
 use crate::domain::attributes::{Architecture, BootMode};
-use crate::domain::os_catalogue::{OsFamily, OsPlatform};
+use crate::domain::os_catalogue::{OsFamily, OsPlatform, OsRequirement};
 use crate::domain::tags::TagPair;
 
 #[test]
@@ -240,8 +240,11 @@ fn form_parses_a_valid_request() {
     let spec = form.parse(1 << 30).unwrap();
     assert!(spec.attributes.protected);
     assert_eq!(spec.attributes.min_disk_gb, 10);
-    assert_eq!(spec.attributes.os.platform, OsPlatform::Ubuntu);
-    assert_eq!(spec.attributes.os.version, None);
+    assert_eq!(
+        spec.attributes.os.as_ref().unwrap().platform,
+        OsPlatform::Ubuntu
+    );
+    assert_eq!(spec.attributes.os.as_ref().unwrap().version, None);
     assert_eq!(spec.attributes.architecture, Architecture::X86_64);
     assert_eq!(spec.attributes.boot_mode, BootMode::Bios);
     assert!(spec.attributes.features.cloud_init);
@@ -344,7 +347,7 @@ fn edit_form_uses_the_same_rules() {
         },
         ..Default::default()
     };
-    let errors = form.parse().unwrap_err();
+    let errors = form.parse(OsRequirement::Required).unwrap_err();
     let messages: Vec<_> = errors.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(
         messages,
@@ -368,7 +371,7 @@ fn edit_form_uses_the_same_rules() {
         },
         ..Default::default()
     };
-    let edit = ok.parse().unwrap();
+    let edit = ok.parse(OsRequirement::Required).unwrap();
     assert_eq!(
         edit.visibility, None,
         "an empty visibility keeps the current one"
@@ -382,13 +385,16 @@ fn edit_form_uses_the_same_rules() {
         visibility: "shared".into(),
         ..ok.clone()
     };
-    assert_eq!(shared.parse().unwrap().visibility, Some(Visibility::Shared));
+    assert_eq!(
+        shared.parse(OsRequirement::Required).unwrap().visibility,
+        Some(Visibility::Shared)
+    );
     let bad = EditImageForm {
         visibility: "public".into(),
         ..ok
     };
     assert_eq!(
-        bad.parse().unwrap_err()[0].message,
+        bad.parse(OsRequirement::Required).unwrap_err()[0].message,
         "Visibility must be Private or Shared."
     );
 }
@@ -439,19 +445,28 @@ fn the_operating_system_fields_are_checked_together() {
         ..Default::default()
     };
     let edit = form("windows", "windows-server", "2019", "x86_64")
-        .parse()
+        .parse(OsRequirement::Required)
         .unwrap();
-    assert_eq!(edit.attributes.os.family(), OsFamily::Windows);
-    assert_eq!(edit.attributes.os.label(), "Windows Server 2019");
+    assert_eq!(
+        edit.attributes.os.as_ref().unwrap().family(),
+        OsFamily::Windows
+    );
+    assert_eq!(
+        edit.attributes.os.as_ref().unwrap().label(),
+        "Windows Server 2019"
+    );
     // The form an image's attributes fill in parses back to them.
     let again = EditImageForm {
         attributes: AttributesForm::of(&edit.attributes),
         ..Default::default()
     };
-    assert_eq!(again.parse().unwrap().attributes, edit.attributes);
+    assert_eq!(
+        again.parse(OsRequirement::Required).unwrap().attributes,
+        edit.attributes
+    );
 
     let errors = form("linux", "centos", "7.2", "aarch64")
-        .parse()
+        .parse(OsRequirement::Required)
         .unwrap_err();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].field, "os_version");
@@ -460,7 +475,9 @@ fn the_operating_system_fields_are_checked_together() {
         "System version 7.2 of CentOS is not offered for aarch64; choose one of 7.6–7.9."
     );
     // A wrong architecture is its own error; the version is not judged against it.
-    let errors = form("linux", "centos", "7.2", "sparc").parse().unwrap_err();
+    let errors = form("linux", "centos", "7.2", "sparc")
+        .parse(OsRequirement::Required)
+        .unwrap_err();
     let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["architecture"]);
 }
@@ -485,7 +502,7 @@ fn work_history_names_each_operating_system_field() {
             },
             ..Default::default()
         }
-        .parse()
+        .parse(OsRequirement::Required)
         .unwrap()
         .attributes
     };
@@ -501,5 +518,38 @@ fn work_history_names_each_operating_system_field() {
             "System platform: Ubuntu → Windows",
             "System version: Not specified → 10",
         ]
+    );
+}
+
+#[test]
+fn edit_may_leave_an_unspecified_operating_system_unspecified() {
+    let form = EditImageForm {
+        attributes: crate::domain::image_spec::AttributesForm {
+            name: "from-the-api".into(),
+            min_disk: "0".into(),
+            min_ram: "0".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        form.parse(OsRequirement::Optional).unwrap().attributes.os,
+        None
+    );
+    // Once set, it stays set: clearing it asks for it again.
+    let errors = form.parse(OsRequirement::Required).unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["os_family", "os_platform"]);
+    // Create Image always asks for it.
+    let create = CreateImageForm {
+        attributes: form.attributes.clone(),
+        source_url: "https://example.com/a.qcow2".into(),
+        visibility: "private".into(),
+        ..Default::default()
+    };
+    let errors = create.parse(1 << 30).unwrap_err();
+    assert_eq!(
+        errors[0].message,
+        "Select an operating system: Linux or Windows."
     );
 }

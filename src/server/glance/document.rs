@@ -75,8 +75,6 @@ pub fn image_json(image: &ApiImage) -> Value {
         "self": format!("/v2/images/{}", d.id),
         "file": format!("/v2/images/{}/file", d.id),
         "schema": "/v2/schemas/image",
-        "os_distro": a.os.platform.as_str(),
-        "os_type": a.os.family().as_str(),
         "architecture": a.architecture.as_str(),
         "hw_firmware_type": a.boot_mode.as_str(),
         "hw_qemu_guest_agent": if a.features.qemu_guest_agent { "yes" } else { "no" },
@@ -85,11 +83,22 @@ pub fn image_json(image: &ApiImage) -> Value {
     if let Value::Object(fields) = fields {
         doc.extend(fields);
     }
-    if let Some(version) = &a.os.version {
+    // Like any property nobody set, an operating system that is not specified is left out.
+    if let Some(os) = &a.os {
         doc.insert(
-            "os_version".into(),
-            Value::String(version.as_str().to_owned()),
+            "os_distro".into(),
+            Value::String(os.platform.as_str().to_owned()),
         );
+        doc.insert(
+            "os_type".into(),
+            Value::String(os.family().as_str().to_owned()),
+        );
+        if let Some(version) = &os.version {
+            doc.insert(
+                "os_version".into(),
+                Value::String(version.as_str().to_owned()),
+            );
+        }
     }
     if matches!(d.status, ImageStatus::Active | ImageStatus::Deactivated) {
         doc.insert("stores".into(), Value::String(STORE_ID.into()));

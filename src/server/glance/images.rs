@@ -119,9 +119,15 @@ pub async fn create_image(
         Err(answer) => return answer,
     };
     let mut disk_format = String::new();
+    let mut id = None;
     let mut changes = Vec::new();
     for (key, value) in &fields {
         match key.as_str() {
+            // Glance lets a client choose the new image's id.
+            "id" => match value {
+                Value::String(s) => id = Some(s.as_str()),
+                _ => return error(StatusCode::BAD_REQUEST, "'id' must be a string (a UUID)."),
+            },
             "disk_format" => match value {
                 Value::String(s) => disk_format = s.clone(),
                 Value::Null => {}
@@ -140,7 +146,7 @@ pub async fn create_image(
         }
     }
     match services
-        .api_create_image(&actor, &disk_format, &changes)
+        .api_create_image(&actor, id, &disk_format, &changes)
         .await
     {
         Ok(image) => {
@@ -234,29 +240,23 @@ pub async fn update_image(
         match name {
             "add" | "replace" => {
                 let value = &op["value"];
-                if target == "disk_format" || target == "container_format" {
-                    let current = services.api_image(&actor, &id).await;
-                    let unchanged = match (&current, target.as_str()) {
-                        (Ok(image), "disk_format") => {
-                            value.as_str()
-                                == Some(
-                                    image
-                                        .detail
-                                        .disk_format
-                                        .unwrap_or(image.declared_format)
-                                        .as_str(),
-                                )
+                // Every image here is a plain disk image: 'bare' is its only container.
+                if target == "container_format" {
+                    if let Err(r) = check_container_format(value) {
+                        return refusal(r);
+                    }
+                    continue;
+                }
+                // The rules say while it may change (while the image waits for its data).
+                if target == "disk_format" {
+                    match value {
+                        Value::String(s) => changes.push(ApiChange::DiskFormat(s.clone())),
+                        _ => {
+                            return error(
+                                StatusCode::BAD_REQUEST,
+                                "'disk_format' must be a string.",
+                            );
                         }
-                        (Ok(_), _) => check_container_format(value).is_ok(),
-                        (Err(e), _) => return service_error(e, &headers),
-                    };
-                    if !unchanged {
-                        return error(
-                            StatusCode::FORBIDDEN,
-                            format!(
-                                "{target} is set when the image is created and cannot be changed."
-                            ),
-                        );
                     }
                     continue;
                 }

@@ -33,7 +33,7 @@ pub fn image_schema() -> Value {
     json!({
         "name": "image",
         "properties": {
-            "id": { "type": "string", "readOnly": true, "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$", "description": "An identifier for the image" },
+            "id": { "type": "string", "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$", "description": "An identifier for the image" },
             "name": { "type": ["null", "string"], "maxLength": ImageName::MAX_CHARS, "description": "Descriptive name for the image" },
             "status": { "type": "string", "readOnly": true, "enum": api_statuses(), "description": "Status of the image" },
             "visibility": { "type": "string", "enum": ["private", "shared"], "description": "Scope of image accessibility" },

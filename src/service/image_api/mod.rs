@@ -9,22 +9,22 @@ use super::images::{Access, creation_refused, not_found, parse_image_id};
 use super::importer::{BodyUploadError, Keep};
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
-use crate::domain::api_list::ApiListQuery;
+use crate::domain::api_list::{ApiListQuery, api_status};
 use crate::domain::history::{FieldChange, HistoryTopic};
-use crate::domain::image::{DiskFormat, ImageDetail, ImageStatus};
+use crate::domain::image::{ApiWait, DiskFormat, ImageDetail, ImageStatus};
 use crate::domain::image_properties::{
     PropertyKey, PropertyValue, check_property_count, field as property_field,
 };
 use crate::domain::image_spec::{
     AttributesForm, EditImageForm, ImageFileUrl, Visibility, check_format_fits_file, field,
 };
-use crate::domain::os_catalogue::OsPlatform;
+use crate::domain::os_catalogue::{OsPlatform, OsRequirement};
 use crate::domain::share::ShareStatus;
 use crate::domain::tags::{TagPair, parse_tag_set};
 use crate::service::downloads::{DownloadFile, download_file_name};
 use crate::store::ApiListOutcome;
 use crate::store::history::NewEvent;
-use crate::store::images::{ImageRow, NewImageRow};
+use crate::store::images::{DeclaredFormatOutcome, ImageRow, NewImageRow};
 
 /// An image as the API shows it to the actor.
 #[derive(Clone, Debug)]
@@ -94,6 +94,8 @@ pub enum ApiChange {
     RemoveProperty(String),
     /// The whole tag set, as API tag strings (`key` or `key=value`).
     Tags(Vec<TagPair>),
+    /// Glance's `disk_format`: changeable while the image waits for its data.
+    DiskFormat(String),
 }
 
 /// How `POST /import` brings an image's data in.
@@ -103,6 +105,28 @@ pub enum ImportMethod {
     GlanceDirect,
     /// A URL the console downloads.
     WebDownload(String),
+}
+
+/// A `disk_format` the API sends: one of the console's formats.
+fn parse_disk_format(raw: &str) -> Result<DiskFormat, FieldError> {
+    match raw {
+        "" => Err(FieldError::new(
+            field::DISK_FORMAT,
+            format!(
+                "disk_format is required: one of {}.",
+                DiskFormat::every_value()
+            ),
+        )),
+        raw => DiskFormat::from_db(raw).ok_or_else(|| {
+            FieldError::new(
+                field::DISK_FORMAT,
+                format!(
+                    "disk_format '{raw}' is not accepted: use {}.",
+                    DiskFormat::every_value()
+                ),
+            )
+        }),
+    }
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
@@ -135,7 +159,10 @@ fn apply_changes(form: &mut EditImageForm, changes: &[ApiChange]) {
             ApiChange::BootMode(v) => a.boot_mode = v.clone(),
             ApiChange::QemuGuestAgent(v) => a.qemu_guest_agent = checkbox(*v),
             ApiChange::Visibility(v) => form.visibility = v.clone(),
-            ApiChange::SetProperty(..) | ApiChange::RemoveProperty(_) | ApiChange::Tags(_) => {}
+            ApiChange::SetProperty(..)
+            | ApiChange::RemoveProperty(_)
+            | ApiChange::Tags(_)
+            | ApiChange::DiskFormat(_) => {}
         }
     }
     if let Some(family) = changes.iter().rev().find_map(|c| match c {
@@ -300,14 +327,27 @@ impl Services {
 
     /// Creates an image that waits for its data (Queued, no source): the data comes later in
     /// a request body (`api_upload_image_data`). The attributes go through the Edit form's
-    /// rules; the name and the system platform are required, as on Create Image.
+    /// rules; the name is required, the operating system optional (Glance needs none). `id`
+    /// is one the client chose, as Glance allows: a UUID no image has.
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
     pub async fn api_create_image(
         &self,
         actor: &Actor,
+        id: Option<&str>,
         disk_format: &str,
         changes: &[ApiChange],
     ) -> ServiceResult<ApiImage> {
+        let id = match id {
+            Some(raw) => uuid::Uuid::parse_str(raw)
+                .map(|id| id.hyphenated().to_string())
+                .map_err(|_| {
+                    invalid(
+                        "id",
+                        "id must be a UUID, like 8f4e2c1a-3b5d-4e6f-9a7b-0c1d2e3f4a5b, or left out.",
+                    )
+                })?,
+            None => uuid::Uuid::new_v4().to_string(),
+        };
         let mut form = EditImageForm {
             attributes: AttributesForm {
                 min_disk: "0".into(),
@@ -318,32 +358,12 @@ impl Services {
         };
         apply_changes(&mut form, changes);
         let mut errors = Vec::new();
-        let disk_format = match disk_format {
-            "" => {
-                errors.push(FieldError::new(
-                    field::DISK_FORMAT,
-                    format!(
-                        "disk_format is required: one of {}.",
-                        DiskFormat::every_value()
-                    ),
-                ));
-                None
-            }
-            raw => match DiskFormat::from_db(raw) {
-                Some(format) => Some(format),
-                None => {
-                    errors.push(FieldError::new(
-                        field::DISK_FORMAT,
-                        format!(
-                            "disk_format '{raw}' is not accepted: use {}.",
-                            DiskFormat::every_value()
-                        ),
-                    ));
-                    None
-                }
-            },
-        };
-        let edit = form.parse();
+        let disk_format = parse_disk_format(disk_format)
+            .map_err(|e| errors.push(e))
+            .ok();
+        // Glance needs no operating system, and most clients send none: the image's is then
+        // Not specified until its owner sets it.
+        let edit = form.parse(OsRequirement::Optional);
         let properties = apply_property_changes(&[], changes);
         let tag_pairs: Vec<TagPair> = changes
             .iter()
@@ -368,7 +388,6 @@ impl Services {
         else {
             return Err(ServiceError::Invalid(errors));
         };
-        let id = uuid::Uuid::new_v4().to_string();
         let row = NewImageRow {
             id: id.clone(),
             account_id: actor.account_id.clone(),
@@ -417,7 +436,22 @@ impl Services {
         };
         apply_changes(&mut form, changes);
         // Checked whole before anything is written.
-        form.parse().map_err(ServiceError::Invalid)?;
+        form.parse(OsRequirement::to_edit(row.attributes.os.as_ref()))
+            .map_err(ServiceError::Invalid)?;
+        let current_format = row.disk_format.unwrap_or(row.declared_format);
+        let new_format = match changes.iter().rev().find_map(|c| match c {
+            ApiChange::DiskFormat(raw) => Some(raw),
+            _ => None,
+        }) {
+            Some(raw) => parse_disk_format(raw).map_err(|e| ServiceError::Invalid(vec![e]))?,
+            None => current_format,
+        };
+        if new_format != current_format && row.api_wait() != Some(ApiWait::Data) {
+            return Err(ServiceError::Forbidden(format!(
+                "disk_format is fixed once the image's data arrives: it can be changed only while the image is queued (this image is {}).",
+                api_status(row.status, row.source_url.is_some())
+            )));
+        }
         let current_properties = self.store().list_properties(&id).await?;
         let properties = apply_property_changes(&current_properties, changes)?;
         let current_tags = self.store().list_tags(&actor.account_id, &id).await?;
@@ -449,6 +483,30 @@ impl Services {
         if let Some(tags) = tags {
             let row = self.owned_image(actor, &id).await?;
             self.replace_tags(actor, &row, &current_tags, &tags).await?;
+        }
+        if new_format != current_format {
+            let change = FieldChange {
+                field: "Disk format".into(),
+                old: current_format.label().into(),
+                new: new_format.label().into(),
+            };
+            let event = NewEvent {
+                changes: std::slice::from_ref(&change),
+                ..NewEvent::succeeded(HistoryTopic::Edited, &actor.user_name)
+            };
+            match self
+                .store()
+                .set_declared_format(&actor.account_id, &id, new_format, &event, now_ms())
+                .await?
+            {
+                DeclaredFormatOutcome::Written => {}
+                DeclaredFormatOutcome::NotFound => return Err(not_found()),
+                DeclaredFormatOutcome::Fixed => {
+                    return Err(ServiceError::Conflict(
+                        "The image's data began to arrive while disk_format was being changed; its format is now fixed.".into(),
+                    ));
+                }
+            }
         }
         self.api_image(actor, &id).await
     }

@@ -14,6 +14,7 @@ use crate::domain::image::{AccountUsage, ImageDetail};
 use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageSource, protected_label};
 use crate::domain::list_query::{ImagePage, ListQuery};
 use crate::domain::notices;
+use crate::domain::os_catalogue::OsRequirement;
 use crate::domain::share::{other_account, private_refused};
 use crate::domain::tags::{self, TagPair, parse_tag_set};
 use crate::domain::units::format_rfc3339;
@@ -47,6 +48,10 @@ pub(super) fn creation_refused(
         CreateImageError::TooManyUploads(n) => ServiceError::Conflict(format!(
             "This account already has {n} uploads in progress. Finish or cancel one (Cancel Upload on the Image List) before starting another."
         )),
+        CreateImageError::IdInUse => ServiceError::Conflict(
+            "An image with this id already exists: choose another id, or leave it out and one is given."
+                .into(),
+        ),
         CreateImageError::Db(e) => e.into(),
     }
 }
@@ -279,8 +284,10 @@ impl Services {
         expected_updated_at_ms: i64,
     ) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
-        let edit = form.parse().map_err(ServiceError::Invalid)?;
         let before = self.owned_image(actor, &id).await?;
+        let edit = form
+            .parse(OsRequirement::to_edit(before.attributes.os.as_ref()))
+            .map_err(ServiceError::Invalid)?;
         if before.updated_at_ms != expected_updated_at_ms {
             return Err(changed_elsewhere());
         }

@@ -34,6 +34,19 @@ impl Store {
     ) -> Result<(), CreateImageError> {
         let mut tx = self.begin_write().await?;
         lock_account(&mut tx, &image.account_id).await?;
+        // An id a client chose (the image API allows it) must be new, and not one the
+        // account's Work History still names.
+        let taken = sqlx::query(
+            "SELECT 1 AS taken FROM images WHERE id = $1 \
+             UNION ALL SELECT 1 FROM image_events WHERE account_id = $2 AND image_id = $1",
+        )
+        .bind(&image.id)
+        .bind(&image.account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_some() {
+            return Err(CreateImageError::IdInUse);
+        }
         let used = usage(&mut tx, &image.account_id).await?;
         if used.image_count >= limits.max_images {
             return Err(CreateImageError::ImageQuota(used));
@@ -82,7 +95,12 @@ impl Store {
             .bind(image.declared_format.as_str())
             .bind(os_version(&image.attributes))
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| match e.as_database_error() {
+                // Another account took the id at the same moment.
+                Some(db) if db.is_unique_violation() => CreateImageError::IdInUse,
+                _ => e.into(),
+            })?;
         insert_tags(&mut tx, &image.account_id, &image.id, tags).await?;
         insert_event(
             &mut tx,

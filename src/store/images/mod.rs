@@ -12,6 +12,7 @@ pub(super) mod transition;
 
 pub use imports::{ClaimedBody, ClaimedImport, InterruptedImport, Reservation};
 pub use lifecycle::{BinOutcome, DestroyStart, PurgeTarget, Remover, StatusChangeOutcome};
+pub use properties::DeclaredFormatOutcome;
 pub use references::ReferenceOutcome;
 pub(super) use references::end_references_of_member;
 
@@ -27,7 +28,9 @@ use crate::domain::image::{
 };
 use crate::domain::image_spec::{ImageAttributes, Visibility};
 use crate::domain::lifecycle::DeletedInfo;
-use crate::domain::os_catalogue::{OperatingSystem, OsPlatform, OsVersion};
+use crate::domain::os_catalogue::{
+    OperatingSystem, OsPlatform, OsVersion, UNSPECIFIED_OS_TYPE, stored_os_type,
+};
 use crate::domain::tags::{Tag, TagPair};
 
 /// A new image, as the service hands it to the store.
@@ -151,6 +154,9 @@ pub enum CreateImageError {
     StorageQuota(Usage),
     #[error("too many uploads in progress")]
     TooManyUploads(u64),
+    /// The id a client chose belongs to another image.
+    #[error("image id in use")]
+    IdInUse,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }

@@ -136,3 +136,55 @@ impl Store {
         Ok(true)
     }
 }
+
+/// What `Store::set_declared_format` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeclaredFormatOutcome {
+    Written,
+    /// No such image in the account.
+    NotFound,
+    /// Its data has begun to arrive (or it never waited for any): the format is fixed.
+    Fixed,
+}
+
+impl Store {
+    /// Sets the disk format an image waiting for its data declares (Glance lets a client
+    /// change it while the image is queued), with its Image Type, recording `event`.
+    pub async fn set_declared_format(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        format: DiskFormat,
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<DeclaredFormatOutcome> {
+        let mut tx = self.begin_write().await?;
+        let Some(row) = lock_image(&mut tx, account_id, image_id).await? else {
+            return Ok(DeclaredFormatOutcome::NotFound);
+        };
+        if row.api_wait() != Some(ApiWait::Data) {
+            return Ok(DeclaredFormatOutcome::Fixed);
+        }
+        sqlx::query(
+            "UPDATE images SET declared_format = $1, image_type = $2, updated_at = $3, updated_by = $4 WHERE id = $5",
+        )
+        .bind(format.as_str())
+        .bind(format.image_type())
+        .bind(now_ms.max(row.updated_at_ms + 1))
+        .bind(event.worker)
+        .bind(image_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            account_id,
+            image_id,
+            &row.attributes.name,
+            event,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(DeclaredFormatOutcome::Written)
+    }
+}

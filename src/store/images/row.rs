@@ -22,7 +22,7 @@ pub(super) fn bind_attributes<'q>(
     query
         .bind(&a.name)
         .bind(&a.description)
-        .bind(a.os.platform.as_str())
+        .bind(stored_os_type(a.os.as_ref()))
         .bind(to_i64(a.min_disk_gb))
         .bind(to_i64(a.min_ram_gb))
         .bind(i64::from(a.protected))
@@ -34,27 +34,34 @@ pub(super) fn bind_attributes<'q>(
 /// The System version as stored: NULL when not specified. (Written beside
 /// `ATTRIBUTE_COLUMNS`, which every statement numbers its parameters after.)
 pub(super) fn os_version(a: &ImageAttributes) -> Option<String> {
-    a.os.version.as_ref().map(|v| v.as_str().to_owned())
+    a.os.as_ref()
+        .and_then(|os| os.version.as_ref())
+        .map(|v| v.as_str().to_owned())
 }
 
 /// Reads an image's attributes from a row selected with `COLUMNS`.
 pub(super) fn attributes_from_row(r: &AnyRow) -> sqlx::Result<ImageAttributes> {
     let text = |c: &str| r.try_get::<String, _>(c);
     let os_type = text("os_type")?;
-    let platform =
-        OsPlatform::from_value(&os_type).ok_or_else(|| decode_error("os_type", &os_type))?;
-    let version = match r.try_get::<Option<String>, _>("os_version")? {
-        None => None,
-        Some(v) => {
-            Some(OsVersion::stored(platform, &v).ok_or_else(|| decode_error("os_version", &v))?)
-        }
+    let os = if os_type == UNSPECIFIED_OS_TYPE {
+        None
+    } else {
+        let platform =
+            OsPlatform::from_value(&os_type).ok_or_else(|| decode_error("os_type", &os_type))?;
+        let version = match r.try_get::<Option<String>, _>("os_version")? {
+            None => None,
+            Some(v) => Some(
+                OsVersion::stored(platform, &v).ok_or_else(|| decode_error("os_version", &v))?,
+            ),
+        };
+        Some(OperatingSystem { platform, version })
     };
     let architecture = text("architecture")?;
     let boot_mode = text("boot_mode")?;
     Ok(ImageAttributes {
         name: text("name")?,
         description: text("description")?,
-        os: OperatingSystem { platform, version },
+        os,
         min_disk_gb: to_u64(r.try_get("min_disk_gb")?),
         min_ram_gb: to_u64(r.try_get("min_ram_gb")?),
         protected: r.try_get::<i64, _>("protected")? != 0,
@@ -149,7 +156,7 @@ impl ImageRow {
 
     /// What an image made through the image API (no URL, no local file, no source image)
     /// waits for from its client, if anything.
-    pub(super) fn api_wait(&self) -> Option<ApiWait> {
+    pub fn api_wait(&self) -> Option<ApiWait> {
         if self.source_url.is_some()
             || self.source_file_name.is_some()
             || self.source_image_id.is_some()

@@ -27,7 +27,7 @@ impl Store {
                 let cols = [
                     filter.text(a.name.clone()),
                     filter.text(a.description.clone()),
-                    filter.text(a.os.platform.as_str()),
+                    filter.text(stored_os_type(a.os.as_ref())),
                     filter.int(to_i64(a.min_disk_gb)),
                     filter.int(to_i64(a.min_ram_gb)),
                     filter.int(i64::from(a.protected)),

@@ -22,7 +22,7 @@ use super::*;
 use crate::domain::api_list::{
     ApiField, ApiFilter, ApiListQuery, ApiSortKey, STORE_ID, api_status,
 };
-use crate::domain::os_catalogue::OsFamily;
+use crate::domain::os_catalogue::{OsFamily, UNSPECIFIED_OS_TYPE};
 use crate::domain::share::ShareStatus;
 use crate::domain::units::format_rfc3339;
 
@@ -264,7 +264,14 @@ fn field_condition(q: &mut QueryParts, field: ApiField, values: &[String]) -> St
         ApiField::Name => text_column(q, "i.name"),
         ApiField::Owner => text_column(q, "i.account_id"),
         ApiField::Visibility => text_column(q, "i.visibility"),
-        ApiField::OsDistro => text_column(q, "i.os_type"),
+        // An image whose operating system is not specified has no `os_distro` to match.
+        ApiField::OsDistro => any_of(
+            values
+                .iter()
+                .filter(|v| v.as_str() != UNSPECIFIED_OS_TYPE)
+                .map(|v| format!("i.os_type = {}", q.text(v.clone())))
+                .collect::<Vec<_>>(),
+        ),
         ApiField::OsVersion => text_column(q, "i.os_version"),
         ApiField::Architecture => text_column(q, "i.architecture"),
         ApiField::FirmwareType => text_column(q, "i.boot_mode"),
@@ -677,7 +684,14 @@ fn counter_cells(filter: &ApiFilter) -> Option<(&'static str, Vec<String>)> {
                 .map(|s| s.as_str().to_owned())
                 .collect(),
         )),
-        ApiFilter::Field(ApiField::OsDistro, values) => Some(("os_type", values.clone())),
+        ApiFilter::Field(ApiField::OsDistro, values) => Some((
+            "os_type",
+            values
+                .iter()
+                .filter(|v| v.as_str() != UNSPECIFIED_OS_TYPE)
+                .cloned()
+                .collect(),
+        )),
         ApiFilter::Field(ApiField::OsType, values) => Some((
             "os_type",
             values

@@ -31,7 +31,7 @@ use super::{Backend, Store, to_i64, to_u64};
 use crate::domain::image::ImageStatus;
 use crate::domain::image_spec::Visibility;
 use crate::domain::list_query::{ListQuery, Ownership, SortColumn, SortDirection};
-use crate::domain::os_catalogue::OsPlatform;
+use crate::domain::os_catalogue::{OsPlatform, every_os_type, stored_os_type};
 
 /// A query as the listing reads it: the `ListQuery` (its fields through `Deref`), and whether
 /// the Recycle Bin's images must be left out, which a query without a status filter needs

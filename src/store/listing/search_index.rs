@@ -69,16 +69,19 @@ pub(super) fn status_letter(status: ImageStatus) -> char {
     }
 }
 
-pub(super) fn os_type_letter(os: OsPlatform) -> char {
-    match os {
-        OsPlatform::Alma => 'a',
-        OsPlatform::CentOS => 'c',
-        OsPlatform::Oracle => 'o',
-        OsPlatform::Rhel => 'h',
-        OsPlatform::Rocky => 'k',
-        OsPlatform::Ubuntu => 'u',
-        OsPlatform::WindowsServer => 'w',
-        OsPlatform::Windows => 'n',
+/// The letter of an `os_type` value: a platform's, or 'x' for an image whose operating
+/// system is not specified.
+pub(super) fn os_type_letter(os_type: &str) -> char {
+    match OsPlatform::from_value(os_type) {
+        Some(OsPlatform::Alma) => 'a',
+        Some(OsPlatform::CentOS) => 'c',
+        Some(OsPlatform::Oracle) => 'o',
+        Some(OsPlatform::Rhel) => 'h',
+        Some(OsPlatform::Rocky) => 'k',
+        Some(OsPlatform::Ubuntu) => 'u',
+        Some(OsPlatform::WindowsServer) => 'w',
+        Some(OsPlatform::Windows) => 'n',
+        None => 'x',
     }
 }
 
@@ -100,8 +103,8 @@ pub(super) fn fts_match(query: &View<'_>) -> String {
         (
             'o',
             query
-                .platforms()
-                .map(|platforms| platforms.into_iter().map(os_type_letter).collect()),
+                .os_types()
+                .map(|os_types| os_types.into_iter().map(os_type_letter).collect()),
         ),
         ('v', query.visibility.map(|v| vec![visibility_letter(v)])),
     ];
@@ -209,6 +212,7 @@ pub(super) fn index_filter(
 mod tests {
     use super::*;
     use crate::domain::image_spec::ImageName;
+    use crate::domain::os_catalogue::{OsFamily, OsFamilyFilter, UNSPECIFIED_OS_TYPE};
 
     #[test]
     fn like_wildcards_are_escaped() {
@@ -248,12 +252,22 @@ mod tests {
         // An operating system is any of its platforms.
         let windows = ListQuery {
             search: "db".into(),
-            os_family: Some(crate::domain::os_catalogue::OsFamily::Windows),
+            os_family: Some(OsFamilyFilter::Family(OsFamily::Windows)),
             ..ListQuery::default()
         };
         assert_eq!(
             fts_match(&View::strict(&windows)),
             "short : \"d\u{1}b\" AND (facets : \"\u{2}ow\" OR facets : \"\u{2}on\") NOT facets : \"\u{2}sr\" NOT facets : \"\u{2}se\""
+        );
+        let not_specified = ListQuery {
+            search: "db".into(),
+            os_family: Some(OsFamilyFilter::NotSpecified),
+            ..ListQuery::default()
+        };
+        assert!(
+            fts_match(&View::strict(&not_specified)).contains("facets : \"\u{2}ox\""),
+            "{}",
+            fts_match(&View::strict(&not_specified))
         );
     }
 
@@ -261,10 +275,12 @@ mod tests {
     #[test]
     fn the_index_migration_gives_every_value_its_letter() {
         // The latest definition of `search_facets`.
-        let migration = include_str!("../../../migrations/sqlite/20261208000001_os_catalogue.sql");
+        let migration =
+            include_str!("../../../migrations/sqlite/20261211000001_os_not_specified.sql");
         let mut pairs: Vec<(&str, char)> = Vec::new();
         pairs.extend(ImageStatus::ALL.map(|s| (s.as_str(), status_letter(s))));
-        pairs.extend(OsPlatform::ALL.map(|o| (o.as_str(), os_type_letter(o))));
+        pairs.extend(OsPlatform::ALL.map(|o| (o.as_str(), os_type_letter(o.as_str()))));
+        pairs.push((UNSPECIFIED_OS_TYPE, os_type_letter(UNSPECIFIED_OS_TYPE)));
         pairs.extend(Visibility::ALL.map(|v| (v.as_str(), visibility_letter(v))));
         for (value, letter) in pairs {
             assert!(

@@ -20,7 +20,7 @@ pub(super) fn like_pattern(search: &str) -> String {
 /// Whether the query can match anything: names are ASCII, neither names nor tags hold
 /// control characters, and the operating system filters have a platform in common.
 pub(super) fn can_match(query: &ListQuery) -> bool {
-    query.platforms().is_none_or(|p| !p.is_empty())
+    query.os_types().is_none_or(|p| !p.is_empty())
         && query.search.is_ascii()
         && ![&query.search, &query.tag_key, &query.tag_value]
             .iter()
@@ -46,8 +46,8 @@ pub(super) fn push_attribute_filters(
         }
     }
     // An operating system filter selects its platforms; one platform is one value.
-    if let Some(platforms) = query.platforms() {
-        let values: Vec<String> = platforms.iter().map(|p| q.text(p.as_str())).collect();
+    if let Some(os_types) = query.os_types() {
+        let values: Vec<String> = os_types.iter().map(|o| q.text(*o)).collect();
         conditions.push(match values.as_slice() {
             [] => "1 = 0".to_owned(),
             [one] => format!("{t}.os_type = {one}"),
@@ -191,8 +191,8 @@ pub(super) fn single_counter(query: &ListQuery) -> Option<(&'static str, Vec<Str
             )
         }
     });
-    let platforms = query.platforms().map(|platforms| {
-        let values = platforms.iter().map(|p| p.as_str().to_owned()).collect();
+    let platforms = query.os_types().map(|os_types| {
+        let values = os_types.iter().map(|o| (*o).to_owned()).collect();
         ("os_type", values)
     });
     let filters: Vec<(&'static str, Vec<String>)> = [
@@ -237,7 +237,7 @@ pub(super) fn counter_rows(query: &View<'_>) -> Option<(&'static str, Vec<String
         ),
     };
     let statuses = listed_statuses(query);
-    let os_types = query.platforms().unwrap_or(OsPlatform::ALL.to_vec());
+    let os_types = query.os_types().unwrap_or_else(every_os_type);
     let visibilities = query
         .visibility
         .map_or(Visibility::ALL.to_vec(), |v| vec![v]);
@@ -248,7 +248,7 @@ pub(super) fn counter_rows(query: &View<'_>) -> Option<(&'static str, Vec<String
                 cells.push(format!(
                     "{prefix}{}{UNIT_SEPARATOR}{}{UNIT_SEPARATOR}{}",
                     status.as_str(),
-                    os.as_str(),
+                    os,
                     visibility.as_str()
                 ));
             }
@@ -299,11 +299,8 @@ pub(super) fn list_order(
         let by_column = match sort {
             SortColumn::Name | SortColumn::Created => Ordering::Equal,
             SortColumn::OsType => directed(
-                a.attributes
-                    .os
-                    .platform
-                    .as_str()
-                    .cmp(b.attributes.os.platform.as_str()),
+                stored_os_type(a.attributes.os.as_ref())
+                    .cmp(stored_os_type(b.attributes.os.as_ref())),
             ),
             SortColumn::Status => directed(a.status.as_str().cmp(b.status.as_str())),
             SortColumn::Visibility => directed(a.visibility.as_str().cmp(b.visibility.as_str())),

@@ -756,7 +756,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 attributes: image_console::domain::image_spec::ImageAttributes {
                     name: seed.name.into(),
                     description: seed.description.into(),
-                    os: image_console::domain::os_catalogue::OperatingSystem {
+                    os: Some(image_console::domain::os_catalogue::OperatingSystem {
                         platform: seed.os_platform,
                         version: seed.os_version.map(|v| {
                             image_console::domain::os_catalogue::OsVersion::stored(
@@ -765,7 +765,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                             )
                             .expect("a catalogue version")
                         }),
-                    },
+                    }),
                     min_disk_gb: 1,
                     min_ram_gb: 1,
                     protected: seed.protected,

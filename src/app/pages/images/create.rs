@@ -19,6 +19,7 @@ use crate::domain::image::DiskFormat;
 use crate::domain::image_spec::{
     Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, SourceKind, Visibility, field,
 };
+use crate::domain::os_catalogue::OsRequirement;
 use crate::domain::tags::{MAX_TAGS, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_money, monthly_cost};
 use crate::domain::upload::{LocalImageFile, field as upload_field};
@@ -49,6 +50,7 @@ pub fn CreateImagePage() -> impl IntoView {
     let attributes = AttributeFields::new(
         "create",
         None,
+        OsRequirement::Required,
         0,
         0,
         Architecture::default(),

@@ -10,7 +10,7 @@ use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttri
 use crate::app::components::status_badge::StatusBadge;
 use crate::domain::image::{ImageDetail, ImageStatus};
 use crate::domain::image_spec::{Description, ImageName, Visibility, field};
-use crate::domain::os_catalogue;
+use crate::domain::os_catalogue::{self, OsRequirement};
 use crate::domain::share::check_visibility_change;
 use crate::domain::units::{
     format_bytes, format_image_size, format_money, format_rfc3339, format_timestamp, monthly_cost,
@@ -68,9 +68,16 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                 <StatusBadge status=image.status />
                 {image.failure_reason.clone().map(|r| view! { <p class="failure-reason">{r}</p> })}
             }.into_any())}
-            {row(os_catalogue::label::OS_FAMILY, text(image.attributes.os.family().label().to_owned()))}
-            {row(os_catalogue::label::OS_PLATFORM, text(image.attributes.os.platform.label().to_owned()))}
-            {row(os_catalogue::label::OS_VERSION, text(image.attributes.os.version_label().to_owned()))}
+            {row(os_catalogue::label::OS_FAMILY, match (&image.attributes.os, &image.shared_by) {
+                // The image API made it without one; its owner is asked to say which.
+                (None, None) => view! {
+                    {os_catalogue::NOT_SPECIFIED}
+                    <p class="hint">"The image API created this image without an operating system. Choose Edit to set it, so the image can be found by its system."</p>
+                }.into_any(),
+                (os, _) => text(os_catalogue::family_label(os.as_ref()).to_owned()),
+            })}
+            {row(os_catalogue::label::OS_PLATFORM, text(os_catalogue::platform_label(image.attributes.os.as_ref()).to_owned()))}
+            {row(os_catalogue::label::OS_VERSION, text(os_catalogue::version_label(image.attributes.os.as_ref()).to_owned()))}
             {row("Image Type", text(image.image_type.clone()))}
             // Where the bytes came from, and what storing them costs, are the owner's.
             {match (&image.shared_by, &image.source_file_name) {
@@ -147,7 +154,8 @@ pub fn EditImagePanel(
     let description = FieldState::new("edit", field::DESCRIPTION, &image.attributes.description);
     let attributes = AttributeFields::new(
         "edit",
-        Some(&image.attributes.os),
+        image.attributes.os.as_ref(),
+        OsRequirement::to_edit(image.attributes.os.as_ref()),
         image.attributes.min_disk_gb,
         image.attributes.min_ram_gb,
         image.attributes.architecture,

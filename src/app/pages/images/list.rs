@@ -19,7 +19,7 @@ use crate::app::components::upload_controls::{UploadActions, UploadActionsHost};
 use crate::domain::image::{AccountUsage, BatchDeleteResult, ImageStatus};
 use crate::domain::image_spec::Visibility;
 use crate::domain::list_query::{ListQuery, Ownership};
-use crate::domain::os_catalogue::OsFamily;
+use crate::domain::os_catalogue::{OsFamily, OsFamilyFilter};
 use crate::domain::units::format_bytes;
 use crate::domain::validation::with_thousands;
 use crate::server_fns::images::{DeleteImages, get_account_usage, list_images};
@@ -249,7 +249,7 @@ fn FilterBar(query: Memo<ListQuery>) -> impl IntoView {
                         let current = q().os_family.map(|f| f.as_str());
                         view! {
                             {option("", "All", current.or(Some("")))}
-                            {OsFamily::ALL.iter().map(|f| option(f.as_str(), f.label(), current)).collect_view()}
+                            {OsFamilyFilter::ALL.iter().map(|f| option(f.as_str(), f.label(), current)).collect_view()}
                         }
                     }}
                 </select>
@@ -260,10 +260,12 @@ fn FilterBar(query: Memo<ListQuery>) -> impl IntoView {
                     {move || {
                         let query = q();
                         let current = query.os_platform.map(|o| o.as_str());
-                        // The chosen operating system's platforms, or all of them by family.
-                        let families: Vec<OsFamily> = query
-                            .os_family
-                            .map_or(OsFamily::ALL.to_vec(), |f| vec![f]);
+                        // The chosen operating system's platforms, or all of them by family
+                        // (none for images whose operating system is not specified).
+                        let families: Vec<OsFamily> = match query.os_family {
+                            None => OsFamily::ALL.to_vec(),
+                            Some(filter) => filter.family().into_iter().collect(),
+                        };
                         view! {
                             {option("", "All", current.or(Some("")))}
                             {families

@@ -18,6 +18,7 @@ use crate::app::components::upload_controls::{
 };
 use crate::domain::image::{ImageStatus, ImageSummary};
 use crate::domain::list_query::{ImagePage, ListQuery, Ownership, PAGE_SIZES, SortColumn};
+use crate::domain::os_catalogue;
 use crate::domain::units::{format_image_size, format_rfc3339, format_timestamp};
 use crate::domain::validation::with_thousands;
 
@@ -332,7 +333,7 @@ fn ImageRow(
                     </span>
                 })}
             </th>
-            <td>{image.os.label()}</td>
+            <td class:muted=image.os.is_none()>{os_catalogue::os_label(image.os.as_ref())}</td>
             <td class="status-cell">
                 <StatusBadge status=image.status />
                 {image.progress.map(|progress| match &upload {

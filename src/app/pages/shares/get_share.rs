@@ -13,6 +13,7 @@ use crate::app::components::breadcrumb::Breadcrumb;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{FieldState, TextField};
 use crate::app::layout::console_layout::ShareRequestsBadge;
+use crate::domain::os_catalogue;
 use crate::domain::share::{ImageResourceId, ShareStatus, SharedImage, field};
 use crate::domain::units::{format_image_size, format_rfc3339, format_timestamp};
 use crate::server_fns::error::AppError;
@@ -140,7 +141,7 @@ fn FoundImage(
                 <dt>"Size"</dt>
                 <dd>{image.size_bytes.map(format_image_size).unwrap_or_else(|| "—".into())}</dd>
                 <dt>"OS type"</dt>
-                <dd>{image.os.label()}</dd>
+                <dd>{os_catalogue::os_label(image.os.as_ref())}</dd>
                 <dt>"Creation time"</dt>
                 <dd><time datetime=format_rfc3339(image.image_created_at_ms)>{format_timestamp(image.image_created_at_ms)}</time></dd>
                 <dt>"Shared on"</dt>

@@ -19,6 +19,7 @@ use crate::app::components::selection::{
 use crate::app::layout::console_layout::ShareRequestsBadge;
 use crate::app::pages::page_number;
 use crate::domain::image::BatchOutcome;
+use crate::domain::os_catalogue;
 use crate::domain::share::{ShareRequestPage, SharedImage};
 use crate::domain::units::{format_image_size, format_rfc3339, format_timestamp};
 use crate::domain::validation::with_thousands;
@@ -232,7 +233,7 @@ fn RequestRow(
             </th>
             <td class="mono">{owner_account_id}</td>
             <td class="num">{size_bytes.map(format_image_size).unwrap_or_else(|| "—".into())}</td>
-            <td>{os.label()}</td>
+            <td>{os_catalogue::os_label(os.as_ref())}</td>
             <td><time datetime=format_rfc3339(requested_at_ms)>{format_timestamp(requested_at_ms)}</time></td>
             <td>
                 <div class="row-actions">
