@@ -184,14 +184,17 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) ->
 /// machine falls on all cases alike instead of on whichever ran during it.
 async fn measure(store: &Store, account: &str, cases: &[(&str, ListQuery)]) {
     let mut times = vec![Vec::with_capacity(RUNS); cases.len()];
-    let mut totals = vec![0; cases.len()];
+    let mut totals = vec![String::new(); cases.len()];
     for round in 0..WARMUP + RUNS {
         for (i, (_, query)) in cases.iter().enumerate() {
             let start = Instant::now();
-            let (images, count) = store.list_images(account, query).await.unwrap();
+            let (images, total) = store.list_images(account, query).await.unwrap();
             let elapsed = start.elapsed();
-            assert!(!images.is_empty() || count == 0);
-            totals[i] = count;
+            assert!(!images.is_empty() || total.count == 0);
+            totals[i] = match total.more {
+                true => format!(">{}", total.count),
+                false => total.count.to_string(),
+            };
             if round >= WARMUP {
                 times[i].push(elapsed);
             }
@@ -373,6 +376,14 @@ async fn run(name: &str, url: &str) {
             "search \"-0\" (every image)",
             ListQuery {
                 search: "-0".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "search \"-0\", every match counted",
+            ListQuery {
+                search: "-0".into(),
+                count_all: true,
                 ..base.clone()
             },
         ),

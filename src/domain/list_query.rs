@@ -158,6 +158,9 @@ pub struct ListQuery {
     /// 1-based.
     pub page: u32,
     pub per_page: u32,
+    /// Count every match of a search, however many (`count=all`); otherwise a search's
+    /// total stops at `COUNT_BOUND`.
+    pub count_all: bool,
 }
 
 impl Default for ListQuery {
@@ -175,9 +178,16 @@ impl Default for ListQuery {
             direction: SortDirection::Desc,
             page: 1,
             per_page: DEFAULT_PAGE_SIZE,
+            count_all: false,
         }
     }
 }
+
+/// How far the Image List counts a search's matches unless asked for all of them. Beyond it
+/// the list says "more than 10,000", as large consoles do: counting every match of a broad
+/// search over a million images takes longer than reading its page. Counts without a search
+/// come from counters and are always exact.
+pub const COUNT_BOUND: u64 = 10_000;
 
 fn clip(raw: &str, max: usize) -> String {
     raw.chars().filter(|c| !c.is_control()).take(max).collect()
@@ -223,6 +233,7 @@ impl ListQuery {
                 .and_then(|p| p.parse::<u32>().ok())
                 .filter(|p| PAGE_SIZES.contains(p))
                 .unwrap_or(DEFAULT_PAGE_SIZE),
+            count_all: get("count").as_deref() == Some("all"),
         }
     }
 
@@ -264,6 +275,9 @@ impl ListQuery {
         if self.page != 1 {
             pairs.push(("page", self.page.to_string()));
         }
+        if self.count_all {
+            pairs.push(("count", "all".into()));
+        }
         url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish()
@@ -295,16 +309,44 @@ impl ListQuery {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImagePage {
     pub images: Vec<ImageSummary>,
-    /// Images matching the search and filters, on every page.
+    /// Images matching the search and filters, on every page; with `more`, a lower bound.
     pub total: u64,
+    /// More than `total` match: the search's count stopped at `COUNT_BOUND`.
+    pub more: bool,
     pub page: u32,
     pub per_page: u32,
 }
 
 impl ImagePage {
+    /// The pages the total fills; with `more`, at least one page beyond them (and the
+    /// current one).
     pub fn page_count(&self) -> u32 {
         let pages = self.total.div_ceil(u64::from(self.per_page.max(1)));
-        u32::try_from(pages).unwrap_or(u32::MAX).max(1)
+        let pages = u32::try_from(pages).unwrap_or(u32::MAX).max(1);
+        if self.more {
+            pages.max(self.page).saturating_add(1)
+        } else {
+            pages
+        }
+    }
+
+    /// Whether a page follows this one.
+    pub fn has_next(&self) -> bool {
+        if self.more {
+            self.images.len() == self.per_page as usize
+        } else {
+            self.page < self.page_count()
+        }
+    }
+
+    /// "10,000", or "more than 10,000".
+    pub fn total_label(&self) -> String {
+        let count = crate::domain::validation::with_thousands(self.total);
+        if self.more {
+            format!("more than {count}")
+        } else {
+            count
+        }
     }
 }
 
@@ -409,11 +451,56 @@ mod tests {
         let page = |total| ImagePage {
             images: vec![],
             total,
+            more: false,
             page: 1,
             per_page: 20,
         };
         assert_eq!(page(0).page_count(), 1);
         assert_eq!(page(20).page_count(), 1);
         assert_eq!(page(21).page_count(), 2);
+        assert!(page(21).has_next());
+        assert!(!page(20).has_next());
+        assert_eq!(page(12_345).total_label(), "12,345");
+    }
+
+    #[test]
+    fn a_bounded_total_has_a_page_past_the_known_ones() {
+        let full_page = 20;
+        let row = crate::domain::image::ImageSummary {
+            id: "id".into(),
+            name: "web".into(),
+            os: None,
+            status: ImageStatus::Active,
+            visibility: Visibility::Private,
+            protected: false,
+            size_bytes: None,
+            progress: None,
+            failure_reason: None,
+            source_file_name: None,
+            created_at_ms: 0,
+            shared_by: None,
+            api_wait: None,
+        };
+        let bounded = |page: u32, on_page: usize| ImagePage {
+            images: vec![row.clone(); on_page],
+            total: COUNT_BOUND,
+            more: true,
+            page,
+            per_page: 20,
+        };
+        assert_eq!(bounded(1, full_page).total_label(), "more than 10,000");
+        assert_eq!(bounded(1, full_page).page_count(), 501);
+        assert_eq!(bounded(700, full_page).page_count(), 701);
+        assert!(bounded(700, full_page).has_next());
+        // A short page is the last, whatever the bound says.
+        assert!(!bounded(700, 3).has_next());
+    }
+
+    #[test]
+    fn counting_every_match_is_kept_in_the_url() {
+        let q = parse(&[("q", "web"), ("count", "all")]);
+        assert!(q.count_all);
+        assert_eq!(q.to_query_string(), "q=web&count=all");
+        assert!(!parse(&[("count", "yes")]).count_all);
     }
 }

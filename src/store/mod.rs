@@ -28,6 +28,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use blobs::BlobStore;
+pub use listing::ListTotal;
 pub use listing::api::{ApiListOutcome, ApiPage};
 
 /// Which database `DATABASE_URL` names.
@@ -59,6 +60,8 @@ pub struct Store {
     instance_lock: Arc<Mutex<Option<std::fs::File>>>,
     /// See `listing::CANDIDATE_LIMIT`; tests lower it to exercise every query plan.
     candidate_limit: i64,
+    /// See `domain::list_query::COUNT_BOUND`; tests lower it to reach it with few images.
+    count_bound: u64,
 }
 
 impl Store {
@@ -106,6 +109,7 @@ impl Store {
             backend,
             instance_lock: Arc::new(Mutex::new(instance_lock)),
             candidate_limit: listing::CANDIDATE_LIMIT,
+            count_bound: crate::domain::list_query::COUNT_BOUND,
         };
         store.migrate().await?;
         Ok(store)
@@ -123,7 +127,6 @@ impl Store {
             .context("applying database migrations")
     }
 
-    /// The same store, choosing index-driven plans only below `limit` candidates.
     /// A column as a condition that no index serves: SQLite would otherwise read a page's
     /// few rows through the account's index over all its rows, where the primary key finds
     /// them (PostgreSQL's planner weighs both).
@@ -134,8 +137,15 @@ impl Store {
         }
     }
 
+    /// The same store, choosing index-driven plans only below `limit` candidates.
     pub fn with_candidate_limit(mut self, limit: i64) -> Self {
         self.candidate_limit = limit;
+        self
+    }
+
+    /// The same store, counting a search's matches only up to `bound` unless asked for all.
+    pub fn with_count_bound(mut self, bound: u64) -> Self {
+        self.count_bound = bound;
         self
     }
 

@@ -5,6 +5,7 @@ use image_console::domain::image_spec::Visibility;
 use image_console::domain::list_query::{ListQuery, SortColumn, SortDirection};
 use image_console::domain::os_catalogue::OsPlatform;
 use image_console::service::{Actor, ServiceError};
+use image_console::store::ListTotal;
 
 use crate::support::{
     Backend, Seed, SourceServer, TestApp, create_form, seed_image, test_settings,
@@ -307,9 +308,18 @@ async fn search_filters_sort_and_pages(backend: Backend) {
     // Every query plan gives the plain answer (a filter over the rows, sorted, sliced): the
     // counters, the search index with few matches (fetched and sorted) and with many (read in
     // creation order, or by walking the sort's index). A candidate limit of 0 makes every
-    // match count as many.
+    // match count as many; a count bound of 3 makes a search's total "more than 3" unless
+    // every match is asked for, and must change no page.
     let store = app.services.store().clone();
-    let plans = [store.clone(), store.clone().with_candidate_limit(0)];
+    let plans = [
+        (store.clone(), None),
+        (store.clone().with_candidate_limit(0), None),
+        (store.clone().with_count_bound(3), Some(3)),
+        (
+            store.clone().with_candidate_limit(0).with_count_bound(3),
+            Some(3),
+        ),
+    ];
     let views = [
         q(&|q| q.search = "web".into()),
         q(&|q| q.search = "W".into()),
@@ -381,10 +391,30 @@ async fn search_filters_sort_and_pages(backend: Backend) {
                     .skip(query.offset() as usize)
                     .take(per_page as usize)
                     .collect();
-                for plan in &plans {
-                    let (rows, total) = plan.list_images(&actor.account_id, &query).await.unwrap();
-                    assert_eq!(ids(&rows), expected, "{query:?}");
-                    assert_eq!(total, plain.len() as u64, "{query:?}");
+                let matches = plain.len() as u64;
+                for (plan, bound) in &plans {
+                    for count_all in [false, true] {
+                        let query = ListQuery {
+                            count_all,
+                            ..query.clone()
+                        };
+                        let (rows, total) =
+                            plan.list_images(&actor.account_id, &query).await.unwrap();
+                        assert_eq!(ids(&rows), expected, "{query:?} {bound:?}");
+                        let expected_total = match bound {
+                            Some(b) if !count_all && !query.search.is_empty() && matches > *b => {
+                                ListTotal {
+                                    count: *b,
+                                    more: true,
+                                }
+                            }
+                            _ => ListTotal {
+                                count: matches,
+                                more: false,
+                            },
+                        };
+                        assert_eq!(total, expected_total, "{query:?} {bound:?}");
+                    }
                 }
             }
         }

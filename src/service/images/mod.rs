@@ -162,7 +162,8 @@ impl Services {
                 .into_iter()
                 .map(|row| row.into_summary(&actor.account_id))
                 .collect(),
-            total,
+            total: total.count,
+            more: total.more,
             page: query.page,
             per_page: query.per_page,
         })

@@ -9,7 +9,11 @@
 //!   whole query is one full-text match inside the account's rowid range; on PostgreSQL it
 //!   is a narrow table (`image_search`) with one GIN index over the same terms.
 //!
-//! The exact total then chooses how the page is read: few matches are fetched from the index
+//! A search's count stops past `count_bound` (`domain::list_query::COUNT_BOUND`) unless the
+//! query asks for every match: counting a broad search over a million images costs more than
+//! its page, and the list then says "more than 10,000".
+//!
+//! The total then chooses how the page is read: few matches are fetched from the index
 //! and sorted. Many matches are read a page at a time from the index in the list's order where
 //! it has that order (SQLite's is creation order; PostgreSQL's table has every sort's
 //! columns), and otherwise by walking the sort's index over the image rows, which fills a page
@@ -84,6 +88,20 @@ enum PagePath {
     IndexOrder(IndexFilter),
 }
 
+/// How many images match a query of the Image List.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListTotal {
+    pub count: u64,
+    /// More than `count` match: a search's count stopped at the store's bound.
+    pub more: bool,
+}
+
+impl ListTotal {
+    fn exact(count: u64) -> Self {
+        Self { count, more: false }
+    }
+}
+
 impl Store {
     /// One page of the images the account sees matching the query (its own, those shared
     /// with it, or both, as `query.owner` says), and how many match in all.
@@ -95,9 +113,9 @@ impl Store {
         &self,
         account_id: &str,
         query: &ListQuery,
-    ) -> sqlx::Result<(Vec<ImageRow>, u64)> {
+    ) -> sqlx::Result<(Vec<ImageRow>, ListTotal)> {
         if !can_match(query) {
-            return Ok((Vec::new(), 0));
+            return Ok((Vec::new(), ListTotal::exact(0)));
         }
         let mut conn = self.pool.acquire().await?;
         let query = &View {
@@ -115,7 +133,7 @@ impl Store {
         let (offset, per_page) = (query.offset(), u64::from(query.per_page));
         if !query.owner.includes_own() {
             if shared_total == 0 {
-                return Ok((Vec::new(), 0));
+                return Ok((Vec::new(), ListTotal::exact(0)));
             }
             let window = Window {
                 offset,
@@ -124,11 +142,16 @@ impl Store {
             let rows = self
                 .rows_in_scope(&mut conn, account_id, query, Scope::Shared, window)
                 .await?;
-            return Ok((decode_rows(&rows)?, shared_total));
+            return Ok((decode_rows(&rows)?, ListTotal::exact(shared_total)));
         }
-        let (own_total, path) = self.own_plan(&mut conn, account_id, query).await?;
-        let total = own_total + shared_total;
-        if offset >= total {
+        let (own, path) = self.own_plan(&mut conn, account_id, query).await?;
+        // A bounded count says only that more match: the page is read as if all did.
+        let (own_total, total) = if own.more {
+            (u64::MAX, own)
+        } else {
+            (own.count, ListTotal::exact(own.count + shared_total))
+        };
+        if offset >= own_total.saturating_add(shared_total) {
             return Ok((Vec::new(), total));
         }
         if shared_total == 0 {
@@ -191,7 +214,7 @@ impl Store {
         conn: &mut AnyConnection,
         account_id: &str,
         query: &View<'_>,
-    ) -> sqlx::Result<(u64, PagePath)> {
+    ) -> sqlx::Result<(ListTotal, PagePath)> {
         let limit = self.candidate_limit;
         let counted = self.counter(conn, account_id, query).await?;
         Ok(match counted {
@@ -203,7 +226,7 @@ impl Store {
                 } else {
                     TagPath::Drive
                 };
-                (total, PagePath::Rows(tag))
+                (ListTotal::exact(total), PagePath::Rows(tag))
             }
             // Several filters: few matches come from the search index, many fill a page
             // quickly on the way down the sort's index.
@@ -213,17 +236,32 @@ impl Store {
                 } else {
                     PagePath::Rows(TagPath::Probe)
                 };
-                (total, path)
+                (ListTotal::exact(total), path)
             }
             None => {
                 let index = self.index_filter(conn, account_id, query).await?;
-                let row = sqlx::query_with(
-                    &format!("SELECT COUNT(*) AS total {}", index.parts.sql),
-                    index.parts.arguments(),
-                )
-                .fetch_one(&mut *conn)
-                .await?;
+                // Counted to one past the bound, unless the query asks for every match.
+                let sql = if query.count_all {
+                    format!("SELECT COUNT(*) AS total {}", index.parts.sql)
+                } else {
+                    format!(
+                        "SELECT COUNT(*) AS total FROM (SELECT 1 AS one {} LIMIT {}) AS capped",
+                        index.parts.sql,
+                        self.count_bound.saturating_add(1)
+                    )
+                };
+                let row = sqlx::query_with(&sql, index.parts.arguments())
+                    .fetch_one(&mut *conn)
+                    .await?;
                 let total = to_u64(row.try_get("total")?);
+                let counted = if !query.count_all && total > self.count_bound {
+                    ListTotal {
+                        count: self.count_bound,
+                        more: true,
+                    }
+                } else {
+                    ListTotal::exact(total)
+                };
                 // PostgreSQL's index has every sort's columns; SQLite's is in creation order.
                 let path = if to_i64(total) <= limit {
                     PagePath::Candidates(index)
@@ -232,7 +270,7 @@ impl Store {
                 } else {
                     PagePath::Rows(TagPath::Probe)
                 };
-                (total, path)
+                (counted, path)
             }
         })
     }

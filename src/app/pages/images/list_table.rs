@@ -85,15 +85,36 @@ pub(super) fn ImageTable(
     };
     let first = query.offset() + 1;
     let last = query.offset() + page.images.len() as u64;
-    let total = page.total;
-    let page_count = page.page_count();
+    let total = PageTotal {
+        label: page.total_label(),
+        one: page.total == 1 && !page.more,
+        more: page.more,
+        has_next: page.has_next(),
+        page_count: page.page_count(),
+    };
+    // A bounded total offers the exact count, which takes longer for a broad search.
+    let count_all_href = page.more.then(|| {
+        format!(
+            "/images?{}",
+            ListQuery {
+                count_all: true,
+                ..query.clone()
+            }
+            .to_query_string()
+        )
+    });
 
     Either::Right(view! {
         <section class="card table-card" aria-labelledby="image-table-title">
             <div class="table-toolbar">
-                <h2 id="image-table-title" class="table-title">
-                    "Images " <span class="count">{format!("(Total {})", with_thousands(total))}</span>
-                </h2>
+                <div class="table-heading">
+                    <h2 id="image-table-title" class="table-title">
+                        "Images " <span class="count">{format!("(Total {})", total.label)}</span>
+                    </h2>
+                    {count_all_href.map(|href| view! {
+                        <a href=href class="count-all">"Count all matches"</a>
+                    })}
+                </div>
                 <div class="actions">
                     <span class="selected-count" aria-live="polite">
                         {move || match selected_count() {
@@ -138,7 +159,7 @@ pub(super) fn ImageTable(
                     </tbody>
                 </table>
             </div>
-            <Pagination query first last total page_count />
+            <Pagination query first last total />
         </section>
     })
 }
@@ -183,14 +204,20 @@ fn SortHeader(column: SortColumn, query: ListQuery) -> impl IntoView {
     }
 }
 
-#[component]
-fn Pagination(
-    query: ListQuery,
-    first: u64,
-    last: u64,
-    total: u64,
+/// What the pagination says of the total.
+struct PageTotal {
+    /// "12" or "more than 10,000".
+    label: String,
+    one: bool,
+    /// The total is a bound: the last page is not known.
+    more: bool,
+    has_next: bool,
     page_count: u32,
-) -> impl IntoView {
+}
+
+#[component]
+fn Pagination(query: ListQuery, first: u64, last: u64, total: PageTotal) -> impl IntoView {
+    let page_count = total.page_count;
     let link = |page: u32| {
         format!(
             "/images?{}",
@@ -208,7 +235,8 @@ fn Pagination(
     if pages.first() != Some(&1) {
         pages.insert(0, 1);
     }
-    if pages.last() != Some(&page_count) {
+    // Past a bounded total the last page is not known: the pages end in a gap.
+    if !total.more && pages.last() != Some(&page_count) {
         pages.push(page_count);
     }
     let mut items = Vec::new();
@@ -224,6 +252,9 @@ fn Pagination(
             view! { <li><a href=link(p) class="page" aria-label=format!("Page {p}")>{p}</a></li> }
                 .into_any()
         });
+    }
+    if total.more {
+        items.push(view! { <li class="gap" aria-hidden="true">"…"</li> }.into_any());
     }
     let per_page_options = PAGE_SIZES
         .iter()
@@ -243,8 +274,8 @@ fn Pagination(
                     "{}–{} of {} {}",
                     with_thousands(first),
                     with_thousands(last),
-                    with_thousands(total),
-                    if total == 1 { "image" } else { "images" }
+                    total.label,
+                    if total.one { "image" } else { "images" }
                 )}
             </p>
             <Form method="GET" action="/images" attr:class="per-page">
@@ -258,6 +289,7 @@ fn Pagination(
                 <input type="hidden" name="tag_key" value=hidden.tag_key.clone() />
                 <input type="hidden" name="tag_value" value=hidden.tag_value.clone() />
                 <input type="hidden" name="owner" value=hidden.owner.as_str() />
+                {hidden.count_all.then(|| view! { <input type="hidden" name="count" value="all" /> })}
                 <input type="hidden" name="sort" value=hidden.sort.as_str() />
                 <input type="hidden" name="dir" value=hidden.direction.as_str() />
                 <noscript><button type="submit" class="btn">"Apply"</button></noscript>
@@ -273,7 +305,7 @@ fn Pagination(
                     </li>
                     {items}
                     <li>
-                        {if current < page_count {
+                        {if total.has_next {
                             Either::Left(view! { <a href=link(current + 1) class="page" rel="next">"Next"</a> })
                         } else {
                             Either::Right(view! { <span class="page disabled" aria-disabled="true">"Next"</span> })
