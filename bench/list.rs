@@ -325,15 +325,21 @@ async fn api_cases(store: &Store, account: &str) -> Vec<(&'static str, ApiListQu
     ]
 }
 
-async fn run(name: &str, url: &str) {
+async fn run(name: &str, url: &str, reuse: bool) {
     let store = Store::connect(url).await.unwrap();
     let started = Instant::now();
-    let account = fill(&store).await;
-    println!(
-        "{name}: {} images (and {NEIGHBOUR_IMAGES} of another account) loaded in {:.1} s",
-        images(),
-        started.elapsed().as_secs_f64()
-    );
+    let account = if reuse {
+        println!("{name}: the database a previous run filled");
+        "bench-account".to_owned()
+    } else {
+        let account = fill(&store).await;
+        println!(
+            "{name}: {} images (and {NEIGHBOUR_IMAGES} of another account) loaded in {:.1} s",
+            images(),
+            started.elapsed().as_secs_f64()
+        );
+        account
+    };
     let base = ListQuery::default();
     let cases: Vec<(&str, ListQuery)> = vec![
         ("first page, newest first", base.clone()),
@@ -345,7 +351,7 @@ async fn run(name: &str, url: &str) {
             },
         ),
         (
-            "search \"WEB-0\" (10%, any case)",
+            "search \"WEB-0\" (10%; 1% at 1M)",
             ListQuery {
                 search: "WEB-0".into(),
                 ..base.clone()
@@ -373,7 +379,7 @@ async fn run(name: &str, url: &str) {
             },
         ),
         (
-            "search \"-0\" (every image)",
+            "search \"-0\" (all at 100k, 10% at 1M)",
             ListQuery {
                 search: "-0".into(),
                 ..base.clone()
@@ -561,17 +567,28 @@ async fn run(name: &str, url: &str) {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    // BENCH_SQLITE_PATH keeps the SQLite database for a look at its query plans afterwards.
+    // BENCH_SQLITE_PATH keeps the SQLite database for a look at its query plans afterwards;
+    // with BENCH_REUSE=1, a kept database is measured again without filling it anew.
     let sqlite_path = std::env::var("BENCH_SQLITE_PATH")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| dir.path().join("bench.db"));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", sqlite_path.display()));
+    let reuse = std::env::var("BENCH_REUSE").as_deref() == Ok("1") && sqlite_path.exists();
+    if !reuse {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", sqlite_path.display()));
+        }
     }
     let sqlite = format!("sqlite://{}", sqlite_path.display());
-    run("SQLite", &sqlite).await;
+    // BENCH_ONLY=postgres (or sqlite) measures one database.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only != "postgres" {
+        run("SQLite", &sqlite, reuse).await;
+    }
+    if only == "sqlite" {
+        return;
+    }
     match std::env::var("BENCH_DATABASE_URL") {
-        Ok(url) => run("PostgreSQL", &url).await,
+        Ok(url) => run("PostgreSQL", &url, false).await,
         Err(_) => println!("PostgreSQL: skipped (set BENCH_DATABASE_URL, as bench/list does)"),
     }
 }

@@ -647,8 +647,15 @@ impl Store {
             ApiFilter::Property(key, values) => {
                 let key = q.text(key.clone());
                 let values = property_values(&mut q, self.backend, values);
+                // With the value bound, SQLite's planner weighs the index by a common value's
+                // share (every image of a bench account has `hw_disk_bus`) and scans the table:
+                // 100 ms at a million images instead of 7.
+                let index = match self.backend {
+                    Backend::Sqlite => " INDEXED BY image_properties_by_value",
+                    Backend::Postgres => "",
+                };
                 format!(
-                    "FROM image_properties p JOIN images i ON i.id = p.image_id WHERE p.account_id = {account} \
+                    "FROM image_properties p{index} JOIN images i ON i.id = p.image_id WHERE p.account_id = {account} \
                      AND p.prop_key = {key} AND {values}"
                 )
             }
