@@ -692,8 +692,8 @@ async fn a_deleted_marker_keeps_its_place(backend: Backend) {
         .unwrap()
         .secret;
     let docs = reference_docs(&app, &client, &token, &seeded).await;
-    // Own, unprotected images only, so the marker can go to the Recycle Bin.
-    let filters = "owner=acme&protected=false&limit=5&sort=name:asc";
+    // Own, unprotected, Active images only, so the marker can go to the Recycle Bin.
+    let filters = "owner=acme&protected=false&status=active&limit=5&sort=name:asc";
     let (_, first) = get(&client, &token, &format!("/v2/images?{filters}")).await;
     let page: Vec<Value> = first["images"].as_array().unwrap().clone();
     let marker = page.last().unwrap()["id"].as_str().unwrap().to_owned();
