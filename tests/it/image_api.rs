@@ -149,6 +149,23 @@ impl Api {
         created.json()["id"].as_str().unwrap().to_owned()
     }
 
+    /// One JSON-patch operation (`add` or `replace`) on one field.
+    async fn set_field(
+        &self,
+        path: &str,
+        token: &str,
+        op: &str,
+        field: &str,
+        value: &str,
+    ) -> Reply {
+        self.patch(
+            path,
+            token,
+            json!([{ "op": op, "path": format!("/{field}"), "value": value }]),
+        )
+        .await
+    }
+
     async fn put_data(&self, id: &str, token: &str, bytes: Vec<u8>) -> Reply {
         self.request(
             "PUT",
@@ -746,11 +763,7 @@ async fn operating_systems_follow_the_catalogue(backend: Backend) {
     // A version another platform has is refused, and nothing changes.
     let path = format!("/v2/images/{server}");
     let refused = api
-        .patch(
-            &path,
-            &token,
-            json!([{ "op": "replace", "path": "/os_version", "value": "10" }]),
-        )
+        .set_field(&path, &token, "replace", "os_version", "10")
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(
@@ -914,11 +927,7 @@ async fn what_plain_clients_send_is_accepted(backend: Backend) {
     // The disk format changes while the image is queued, and is recorded.
     let path = format!("/v2/images/{chosen}");
     let raw = api
-        .patch(
-            &path,
-            &token,
-            json!([{ "op": "replace", "path": "/disk_format", "value": "raw" }]),
-        )
+        .set_field(&path, &token, "replace", "disk_format", "raw")
         .await;
     assert_eq!(
         raw.status,
@@ -928,27 +937,15 @@ async fn what_plain_clients_send_is_accepted(backend: Backend) {
     );
     assert_eq!(raw.json()["disk_format"], "raw");
     let bare = api
-        .patch(
-            &path,
-            &token,
-            json!([{ "op": "add", "path": "/container_format", "value": "bare" }]),
-        )
+        .set_field(&path, &token, "add", "container_format", "bare")
         .await;
     assert_eq!(bare.status, StatusCode::OK);
     let ova = api
-        .patch(
-            &path,
-            &token,
-            json!([{ "op": "replace", "path": "/container_format", "value": "ova" }]),
-        )
+        .set_field(&path, &token, "replace", "container_format", "ova")
         .await;
     assert_eq!(ova.status, StatusCode::BAD_REQUEST);
     let vdi = api
-        .patch(
-            &path,
-            &token,
-            json!([{ "op": "replace", "path": "/disk_format", "value": "vdi" }]),
-        )
+        .set_field(&path, &token, "replace", "disk_format", "vdi")
         .await;
     assert_eq!(vdi.status, StatusCode::BAD_REQUEST);
     let history = app.services.image_history(&alice, chosen, 1).await.unwrap();
@@ -960,11 +957,7 @@ async fn what_plain_clients_send_is_accepted(backend: Backend) {
     assert_eq!((change.old.as_str(), change.new.as_str()), ("qcow2", "Raw"));
     // The other account cannot change it.
     let theirs = api
-        .patch(
-            &path,
-            &bob_token,
-            json!([{ "op": "replace", "path": "/disk_format", "value": "iso" }]),
-        )
+        .set_field(&path, &bob_token, "replace", "disk_format", "iso")
         .await;
     assert_eq!(theirs.status, StatusCode::NOT_FOUND);
 
@@ -978,11 +971,7 @@ async fn what_plain_clients_send_is_accepted(backend: Backend) {
         String::from_utf8_lossy(&uploaded.body)
     );
     let fixed = api
-        .patch(
-            &path,
-            &token,
-            json!([{ "op": "replace", "path": "/disk_format", "value": "qcow2" }]),
-        )
+        .set_field(&path, &token, "replace", "disk_format", "qcow2")
         .await;
     assert_eq!(fixed.status, StatusCode::FORBIDDEN);
     assert!(
@@ -994,11 +983,7 @@ async fn what_plain_clients_send_is_accepted(backend: Backend) {
         fixed.error().1
     );
     let same = api
-        .patch(
-            &path,
-            &token,
-            json!([{ "op": "replace", "path": "/disk_format", "value": "raw" }]),
-        )
+        .set_field(&path, &token, "replace", "disk_format", "raw")
         .await;
     assert_eq!(same.status, StatusCode::OK);
     let doc = api.get(&path, &token).await.json();
