@@ -43,6 +43,16 @@ impl Reply {
     }
 }
 
+/// The ids of a list answer's images, in its order.
+fn ids(reply: Reply) -> Vec<String> {
+    reply.json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn reply(response: Response<Body>) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
@@ -804,14 +814,6 @@ async fn operating_systems_follow_the_catalogue(backend: Backend) {
             json!({ "name": "lin", "disk_format": "raw", "os_distro": "ubuntu" }),
         )
         .await;
-    let ids = |reply: Reply| -> Vec<String> {
-        reply.json()["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
     assert_eq!(
         ids(api.get("/v2/images?os_type=windows", &token).await),
         [server]
@@ -871,14 +873,6 @@ async fn what_plain_clients_send_is_accepted(backend: Backend) {
         half.error().1
     );
     // The list's os filters leave it out; it is listed without them.
-    let ids = |reply: Reply| -> Vec<String> {
-        reply.json()["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
     assert_eq!(ids(api.get("/v2/images", &token).await), [chosen]);
     for filter in [
         "os_type=linux",

@@ -338,14 +338,12 @@ impl Services {
         changes: &[ApiChange],
     ) -> ServiceResult<ApiImage> {
         let id = match id {
-            Some(raw) => uuid::Uuid::parse_str(raw)
-                .map(|id| id.hyphenated().to_string())
-                .map_err(|_| {
-                    invalid(
-                        "id",
-                        "id must be a UUID, like 8f4e2c1a-3b5d-4e6f-9a7b-0c1d2e3f4a5b, or left out.",
-                    )
-                })?,
+            Some(raw) => parse_image_id(raw).map_err(|_| {
+                invalid(
+                    "id",
+                    "id must be a UUID, like 8f4e2c1a-3b5d-4e6f-9a7b-0c1d2e3f4a5b, or left out.",
+                )
+            })?,
             None => uuid::Uuid::new_v4().to_string(),
         };
         let mut form = EditImageForm {
