@@ -12,6 +12,7 @@
 
 mod files;
 mod s3;
+pub mod sealed;
 
 use std::collections::HashSet;
 use std::io;

@@ -1,0 +1,396 @@
+//! Sealed bytes: how an encrypted image's bytes lie in storage.
+//!
+//! The plain bytes are cut into segments of `SEGMENT_BYTES` (64 KiB). Each is sealed with
+//! AES-256-GCM under the image's data key in the STREAM construction (`aead_stream::
+//! StreamBE32`): the nonce is the data key's 7-byte prefix, the segment's index (32 bits,
+//! big-endian) and a byte that is 1 on the last segment only. Every segment but the last holds
+//! exactly `SEGMENT_BYTES`; the last holds what is left, 0 to `SEGMENT_BYTES - 1` bytes, so a
+//! stream whose length is a multiple of the segment ends with an empty segment (its tag alone)
+//! and the writer never has to know in advance where the stream ends. A sealed segment is its
+//! ciphertext followed by its 16-byte tag, and segments follow one another with nothing
+//! between them, so a plain offset maps to a stored one by arithmetic and a range reads only
+//! the segments it needs. A flipped bit fails the segment's tag, a moved segment its index, and
+//! a stream cut at a segment boundary lacks the segment marked last.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+
+use aead_stream::{NewStream, StreamBE32, StreamPrimitive};
+use aes_gcm::{Aes256Gcm, Key, KeyInit};
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+/// Plain bytes per segment.
+pub const SEGMENT_BYTES: usize = 64 << 10;
+/// The AEAD tag after each segment's ciphertext.
+pub const TAG_BYTES: usize = 16;
+/// A whole sealed segment in storage.
+const SEALED_SEGMENT: u64 = (SEGMENT_BYTES + TAG_BYTES) as u64;
+/// The part of the nonce that is the data key's own; STREAM fills the other five bytes.
+pub const NONCE_PREFIX_BYTES: usize = 7;
+/// The name the database records with each data key, so the format can change later.
+pub const FORMAT: &str = "aes256gcm-stream-be32-64k";
+
+/// An image's data key: the AES-256 key and the nonce prefix of its segments. Never stored
+/// as it is; the key provider wraps it.
+pub struct DataKey {
+    key: Zeroizing<[u8; 32]>,
+    nonce_prefix: [u8; NONCE_PREFIX_BYTES],
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    /// A fresh random key and nonce prefix.
+    pub fn generate() -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        let mut nonce_prefix = [0u8; NONCE_PREFIX_BYTES];
+        rand::rngs::OsRng.fill_bytes(key.as_mut());
+        rand::rngs::OsRng.fill_bytes(&mut nonce_prefix);
+        Self { key, nonce_prefix }
+    }
+
+    /// The key from its 32 bytes (what a key provider unwraps) and its nonce prefix.
+    pub fn from_parts(key: &[u8], nonce_prefix: &[u8]) -> io::Result<Self> {
+        let invalid = |what| io::Error::new(io::ErrorKind::InvalidData, what);
+        let key: [u8; 32] = key
+            .try_into()
+            .map_err(|_| invalid("a data key is 32 bytes"))?;
+        let nonce_prefix = nonce_prefix
+            .try_into()
+            .map_err(|_| invalid("a nonce prefix is 7 bytes"))?;
+        Ok(Self {
+            key: Zeroizing::new(key),
+            nonce_prefix,
+        })
+    }
+
+    /// The key's bytes, for the key provider to wrap.
+    pub fn key_bytes(&self) -> &[u8; 32] {
+        &self.key
+    }
+
+    pub fn nonce_prefix(&self) -> &[u8; NONCE_PREFIX_BYTES] {
+        &self.nonce_prefix
+    }
+
+    pub fn cipher(&self) -> SegmentCipher {
+        let aead = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.key));
+        SegmentCipher(Arc::new(StreamBE32::from_aead(
+            aead,
+            &self.nonce_prefix.into(),
+        )))
+    }
+}
+
+/// Seals and opens one data key's segments; cheap to clone.
+#[derive(Clone)]
+pub struct SegmentCipher(Arc<StreamBE32<Aes256Gcm>>);
+
+/// A segment that did not authenticate, or one missing from where it must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("segment {0} of the stored bytes failed authentication")]
+    Tampered(u64),
+    #[error("the stored bytes end before segment {0}")]
+    Truncated(u64),
+    #[error("the stored bytes go on past their last segment")]
+    TooLong,
+}
+
+impl From<SealError> for io::Error {
+    fn from(e: SealError) -> Self {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+fn position(index: u64) -> io::Result<u32> {
+    u32::try_from(index).map_err(|_| io::Error::other("too many segments for one stream"))
+}
+
+impl SegmentCipher {
+    /// Seals the plain segment in `buffer` in place (its tag appended).
+    fn seal(&self, index: u64, last: bool, buffer: &mut Vec<u8>) -> io::Result<()> {
+        self.0
+            .encrypt_in_place(position(index)?, last, &[], buffer)
+            .map_err(|_| io::Error::other("sealing a segment failed"))
+    }
+
+    /// Opens the sealed segment in `buffer` in place (its tag removed), or says it was
+    /// tampered with; a segment that fails leaves nothing usable in the buffer.
+    fn open(&self, index: u64, last: bool, buffer: &mut Vec<u8>) -> Result<(), SealError> {
+        let position = u32::try_from(index).map_err(|_| SealError::Tampered(index))?;
+        self.0
+            .decrypt_in_place(position, last, &[], buffer)
+            .map_err(|_| {
+                buffer.clear();
+                SealError::Tampered(index)
+            })
+    }
+}
+
+/// The stored length of `plain_len` sealed bytes, the last segment included.
+pub fn sealed_len(plain_len: u64) -> u64 {
+    plain_len + (plain_len / SEGMENT_BYTES as u64 + 1) * TAG_BYTES as u64
+}
+
+/// The stored offset of a plain offset at a segment boundary.
+pub fn sealed_offset(plain_offset: u64) -> u64 {
+    debug_assert!(plain_offset.is_multiple_of(SEGMENT_BYTES as u64));
+    plain_offset / SEGMENT_BYTES as u64 * SEALED_SEGMENT
+}
+
+/// The segment boundary at or before a plain offset: where sealed bytes can be made durable
+/// without sealing a partial segment.
+pub fn segment_floor(plain_offset: u64) -> u64 {
+    plain_offset - plain_offset % SEGMENT_BYTES as u64
+}
+
+/// Seals plain bytes as they arrive, from a segment boundary on.
+pub struct Sealer {
+    cipher: SegmentCipher,
+    /// The index of the segment being filled.
+    index: u64,
+    /// Its plain bytes so far (fewer than a segment).
+    pending: Vec<u8>,
+}
+
+impl Sealer {
+    /// Goes on sealing at `plain_offset`, which must be a segment boundary.
+    pub fn at(cipher: SegmentCipher, plain_offset: u64) -> io::Result<Self> {
+        if !plain_offset.is_multiple_of(SEGMENT_BYTES as u64) {
+            return Err(io::Error::other(
+                "sealed bytes resume only at a segment boundary",
+            ));
+        }
+        Ok(Self {
+            cipher,
+            index: plain_offset / SEGMENT_BYTES as u64,
+            pending: Vec::with_capacity(SEGMENT_BYTES + TAG_BYTES),
+        })
+    }
+
+    /// Plain bytes sealed so far, from the start of the stream: always a segment boundary.
+    pub fn sealed_through(&self) -> u64 {
+        self.index * SEGMENT_BYTES as u64
+    }
+
+    /// Plain bytes taken but not sealed yet (they wait for the rest of their segment).
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Seals every segment `plain` completes, appending the sealed bytes to `out`.
+    pub fn push(&mut self, mut plain: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        while !plain.is_empty() {
+            let take = (SEGMENT_BYTES - self.pending.len()).min(plain.len());
+            self.pending.extend_from_slice(&plain[..take]);
+            plain = &plain[take..];
+            if self.pending.len() == SEGMENT_BYTES {
+                self.cipher.seal(self.index, false, &mut self.pending)?;
+                out.extend_from_slice(&self.pending);
+                self.pending.clear();
+                self.index += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: seals what is pending as the last segment into `out`.
+    pub fn finish(mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        self.cipher.seal(self.index, true, &mut self.pending)?;
+        out.extend_from_slice(&self.pending);
+        Ok(())
+    }
+}
+
+/// The stored bytes that hold a plain range of a sealed stream, and how to cut the range out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealedRange {
+    /// Where the first needed segment starts in storage.
+    pub stored_start: u64,
+    /// How many stored bytes the needed segments take.
+    pub stored_len: u64,
+    first: u64,
+    /// The last needed segment (inclusive).
+    last_needed: u64,
+    /// The stream's last segment (the one sealed as last).
+    last: u64,
+    /// Plain bytes to drop from the first needed segment.
+    skip: u64,
+    /// Plain bytes wanted.
+    len: u64,
+}
+
+impl SealedRange {
+    /// The segments holding plain bytes `start..start + len` of a stream of `plain_len`
+    /// bytes. A range that reaches the end also reads the last segment (perhaps empty), so a
+    /// whole read proves the stream was not cut short.
+    pub fn of(plain_len: u64, start: u64, len: u64) -> Self {
+        let segment = SEGMENT_BYTES as u64;
+        let end = (start + len).min(plain_len);
+        let last = plain_len / segment;
+        let start = start.min(plain_len);
+        let first = start / segment;
+        // An empty range short of the end still names its segment.
+        let last_needed = if end == plain_len {
+            last
+        } else {
+            (end.max(start + 1) - 1) / segment
+        };
+        let stored_start = first * SEALED_SEGMENT;
+        let stored_end = if last_needed == last {
+            sealed_len(plain_len)
+        } else {
+            (last_needed + 1) * SEALED_SEGMENT
+        };
+        Self {
+            stored_start,
+            stored_len: stored_end - stored_start,
+            first,
+            last_needed,
+            last,
+            skip: start - first * segment,
+            len: end - start,
+        }
+    }
+}
+
+/// Opens the segments of a `SealedRange` as their stored bytes arrive, in pieces of any size,
+/// and hands out only authenticated plain bytes of the range.
+pub struct Opener {
+    cipher: SegmentCipher,
+    range: SealedRange,
+    /// The segment being gathered.
+    index: u64,
+    buffer: Vec<u8>,
+    /// Plain bytes still to hand out.
+    remaining: u64,
+}
+
+impl Opener {
+    pub fn new(cipher: SegmentCipher, range: SealedRange) -> Self {
+        Self {
+            cipher,
+            index: range.first,
+            buffer: Vec::with_capacity(SEALED_SEGMENT as usize),
+            remaining: range.len,
+            range,
+        }
+    }
+
+    /// Takes the next stored bytes; the plain bytes of every segment they complete go to
+    /// `plain`.
+    pub fn push(
+        &mut self,
+        mut stored: &[u8],
+        plain: &mut VecDeque<Bytes>,
+    ) -> Result<(), SealError> {
+        let whole = SEALED_SEGMENT as usize;
+        while !stored.is_empty() {
+            if self.index > self.range.last_needed {
+                return Err(SealError::TooLong);
+            }
+            if self.index == self.range.last {
+                // The last segment is whatever is left; `finish` opens it.
+                self.buffer.extend_from_slice(stored);
+                if self.buffer.len() >= whole {
+                    return Err(SealError::TooLong);
+                }
+                return Ok(());
+            }
+            let take = (whole - self.buffer.len()).min(stored.len());
+            self.buffer.extend_from_slice(&stored[..take]);
+            stored = &stored[take..];
+            if self.buffer.len() == whole {
+                self.open_segment(false, plain)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open_segment(&mut self, last: bool, plain: &mut VecDeque<Bytes>) -> Result<(), SealError> {
+        self.cipher.open(self.index, last, &mut self.buffer)?;
+        let skip = if self.index == self.range.first {
+            self.range.skip as usize
+        } else {
+            0
+        };
+        let available = self.buffer.len().saturating_sub(skip) as u64;
+        let take = available.min(self.remaining) as usize;
+        if take > 0 {
+            plain.push_back(Bytes::copy_from_slice(&self.buffer[skip..skip + take]));
+        }
+        self.remaining -= take as u64;
+        self.buffer.clear();
+        self.index += 1;
+        Ok(())
+    }
+
+    /// The stored bytes have ended: opens the last segment if the range reaches it, and says
+    /// whether every needed segment came.
+    pub fn finish(mut self, plain: &mut VecDeque<Bytes>) -> Result<(), SealError> {
+        if self.index == self.range.last && self.range.last_needed == self.range.last {
+            if self.buffer.len() < TAG_BYTES {
+                return Err(SealError::Truncated(self.index));
+            }
+            self.open_segment(true, plain)?;
+        }
+        if self.index <= self.range.last_needed || self.remaining > 0 {
+            return Err(SealError::Truncated(self.index));
+        }
+        Ok(())
+    }
+}
+
+/// The plain bytes of `range` from a stream of its stored bytes. A segment that fails
+/// authentication, or stored bytes that end early, end the stream with an error before any of
+/// that segment's bytes.
+pub fn open_stream(
+    cipher: SegmentCipher,
+    range: SealedRange,
+    stored: BoxStream<'static, io::Result<Bytes>>,
+) -> BoxStream<'static, io::Result<Bytes>> {
+    struct State {
+        stored: BoxStream<'static, io::Result<Bytes>>,
+        opener: Option<Opener>,
+        ready: VecDeque<Bytes>,
+    }
+    let state = State {
+        stored,
+        opener: Some(Opener::new(cipher, range)),
+        ready: VecDeque::new(),
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(piece) = state.ready.pop_front() {
+                return Some((Ok(piece), state));
+            }
+            let opener = state.opener.as_mut()?;
+            let failed = match state.stored.next().await {
+                Some(Ok(stored)) => opener.push(&stored, &mut state.ready).err().map(Into::into),
+                Some(Err(e)) => Some(e),
+                None => {
+                    let opener = state.opener.take()?;
+                    opener.finish(&mut state.ready).err().map(Into::into)
+                }
+            };
+            if let Some(error) = failed {
+                state.opener = None;
+                state.ready.clear();
+                return Some((Err(error), state));
+            }
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests;
