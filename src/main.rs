@@ -2,6 +2,18 @@
 
 #[cfg(feature = "ssr")]
 fn main() -> std::process::ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("rotate-master-key") {
+        return match image_console::server::config::rotate_master_key_file() {
+            Ok(done) => {
+                println!("{done}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("image-console: {error:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     cap_malloc_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

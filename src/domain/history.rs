@@ -42,10 +42,15 @@ pub enum HistoryTopic {
     /// A console process took an upload or import over from one that stopped renewing its
     /// lease (it died, or was paused past the lease).
     TakenOver,
+    /// The image's encryption key was disabled, enabled, scheduled for deletion, taken out of
+    /// deletion, rotated or deleted.
+    KeyChanged,
+    /// The image's data key was wrapped again under a newer version of its key.
+    DataKeyRewrapped,
 }
 
 impl HistoryTopic {
-    pub const ALL: [HistoryTopic; 26] = [
+    pub const ALL: [HistoryTopic; 28] = [
         HistoryTopic::Created,
         HistoryTopic::ImportStarted,
         HistoryTopic::ImportFinished,
@@ -72,6 +77,8 @@ impl HistoryTopic {
         HistoryTopic::ReferenceAdded,
         HistoryTopic::ReferenceRemoved,
         HistoryTopic::TakenOver,
+        HistoryTopic::KeyChanged,
+        HistoryTopic::DataKeyRewrapped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +109,8 @@ impl HistoryTopic {
             HistoryTopic::ReferenceAdded => "reference_added",
             HistoryTopic::ReferenceRemoved => "reference_removed",
             HistoryTopic::TakenOver => "taken_over",
+            HistoryTopic::KeyChanged => "key_changed",
+            HistoryTopic::DataKeyRewrapped => "data_key_rewrapped",
         }
     }
 
@@ -133,6 +142,8 @@ impl HistoryTopic {
             HistoryTopic::ReferenceAdded => "Reference added",
             HistoryTopic::ReferenceRemoved => "Reference removed",
             HistoryTopic::TakenOver => "Taken over",
+            HistoryTopic::KeyChanged => "Encryption key changed",
+            HistoryTopic::DataKeyRewrapped => "Data key re-wrapped",
         }
     }
 

@@ -12,6 +12,7 @@ pub mod history;
 pub mod image;
 pub mod image_properties;
 pub mod image_spec;
+pub mod keys;
 pub mod lifecycle;
 pub mod list_query;
 pub mod navigation;

@@ -6,6 +6,7 @@ pub mod api_tokens;
 pub mod auth;
 pub mod error;
 pub mod images;
+pub mod keys;
 pub mod lifecycle;
 pub mod shares;
 

@@ -10,6 +10,7 @@ pub mod image_api;
 pub mod images;
 pub mod importer;
 pub mod ingest;
+pub mod keys;
 mod leases;
 pub mod lifecycle;
 pub mod shares;
@@ -25,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::SecretSlice;
 
 use crate::domain::FieldErrors;
+use crate::store::key_provider::{KeyProvider, KeyProviderSettings};
 use crate::store::{BlobStore, Store};
 pub use abuse::{AbuseLimits, ClientAddr};
 pub use clock::Clock;
@@ -143,6 +145,8 @@ pub struct ServiceSettings {
     pub lease_ttl: Duration,
     /// The time session idleness and upload expiry are judged by.
     pub clock: Clock,
+    /// `KEY_PROVIDER`: where encryption keys live.
+    pub keys: KeyProviderSettings,
 }
 
 /// The service layer: cheap to clone, shared by server functions, routes and tests.
@@ -155,6 +159,7 @@ struct Inner {
     store: Store,
     blobs: BlobStore,
     importer: Importer,
+    keys: KeyProvider,
     /// This process's leases.
     leases: Leases,
     settings: ServiceSettings,
@@ -191,11 +196,14 @@ impl Services {
             url_guard::AddressPolicy::new(settings.import_allowed_networks.clone()),
         )?;
         let abuse = abuse::AbuseGuard::new(&settings.limits, &store);
+        let keys = KeyProvider::new(&settings.keys)?;
+        tracing::info!(keys = %keys.describe(), "encryption keys");
         let services = Self {
             inner: Arc::new(Inner {
                 store,
                 blobs,
                 importer,
+                keys,
                 leases,
                 upload_locks: uploads::UploadLocks::new(settings.clock.clone()),
                 patch_slots: uploads::PatchSlots::new(&settings.limits),
@@ -211,10 +219,12 @@ impl Services {
         services.inner.importer.take_over().await?;
         services.recover_uploads().await?;
         services.delete_expired_sessions().await?;
+        services.rewrap_key_materials().await?;
         services.spawn_heartbeat();
         services.spawn_upload_sweeper();
         services.spawn_session_sweeper();
         services.spawn_recycle_bin_purge();
+        services.spawn_key_upkeep();
         Ok(services)
     }
 
@@ -305,6 +315,28 @@ impl Services {
         );
     }
 
+    /// Once a minute: deletes keys whose deletion time has come, and re-wraps data keys left
+    /// under older versions of their keys (after a rotation, or by a process that stopped).
+    fn spawn_key_upkeep(&self) {
+        self.spawn_every(Duration::from_secs(60), "key upkeep", |this| async move {
+            let deleted = this.delete_due_keys(now_ms()).await?;
+            if deleted > 0 {
+                tracing::info!(
+                    keys = deleted,
+                    "deleted encryption keys whose time had come"
+                );
+            }
+            let rewrapped = this.rewrap_stale_data_keys().await?;
+            if rewrapped > 0 {
+                tracing::info!(
+                    images = rewrapped,
+                    "re-wrapped data keys under their keys' new versions"
+                );
+            }
+            Ok(())
+        });
+    }
+
     /// Ends expired and idle sessions, and forgets rate-limit state that has refilled, a dozen
     /// times per idle period (at most every ten minutes).
     fn spawn_session_sweeper(&self) {
@@ -324,6 +356,10 @@ impl Services {
 
     pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
+    }
+
+    pub fn key_provider(&self) -> &KeyProvider {
+        &self.inner.keys
     }
 
     pub fn importer(&self) -> &Importer {

@@ -10,6 +10,8 @@ pub mod blobs;
 pub mod history;
 pub mod images;
 pub mod incoming;
+pub mod key_provider;
+pub mod keys;
 pub mod leases;
 mod listing;
 pub mod rate_limits;

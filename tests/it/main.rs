@@ -17,6 +17,7 @@ mod http;
 mod image_api;
 mod imports;
 mod instances;
+mod keys;
 mod leases;
 mod lifecycle;
 mod limits;

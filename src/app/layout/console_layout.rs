@@ -90,6 +90,14 @@ pub fn ConsoleLayout() -> impl IntoView {
                             })
                     })}
                 </Transition>
+                <details class="menu account-menu">
+                    <summary class="btn btn-quiet">"Account"</summary>
+                    <ul class="menu-list">
+                        <li><a href="/images/keys">"Keys"</a></li>
+                        <li><a href="/images/account-settings">"Account settings"</a></li>
+                        <li><a href="/images/work-history">"Work History"</a></li>
+                    </ul>
+                </details>
                 <ActionForm action=sign_out attr:class="inline-form">
                     <button type="submit" class="btn btn-quiet">"Sign out"</button>
                 </ActionForm>

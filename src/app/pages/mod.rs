@@ -3,6 +3,7 @@ pub mod api_access;
 pub mod auth;
 pub mod image_guide;
 pub mod images;
+pub mod keys;
 pub mod not_found;
 pub mod shares;
 

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::service::{AbuseLimits, ServiceSettings};
 use crate::store::blobs::StorageLocation;
+use crate::store::key_provider::{AwsKmsSettings, KeyProviderSettings, MasterKeys};
 
 /// Everything the server reads from the environment.
 pub struct Config {
@@ -41,7 +42,8 @@ pub struct Config {
     /// `IMPORT_CONCURRENCY`, `IMPORT_ALLOWED_NETWORKS`, `MAX_IMAGES_PER_ACCOUNT`,
     /// `MAX_STORAGE_PER_ACCOUNT`, `SESSION_TTL_HOURS`, `UPLOAD_EXPIRY_MINUTES`,
     /// `SESSION_SECRET` (at least 32 bytes, base64; generated and kept in the data directory
-    /// when absent), `LEASE_SECONDS` and the limits (see `AbuseLimits` for each variable).
+    /// when absent), `LEASE_SECONDS`, the limits (see `AbuseLimits` for each variable) and
+    /// the key provider (`KEY_PROVIDER`, `MASTER_KEY`, `MASTER_KEY_FILE`, `KMS_ENDPOINT_URL`).
     pub service: ServiceSettings,
 }
 
@@ -117,6 +119,9 @@ impl Config {
         config.aws = std::env::vars()
             .filter(|(name, value)| name.starts_with("AWS_") && !value.is_empty())
             .collect();
+        if let KeyProviderSettings::AwsKms(kms) = &mut config.service.keys {
+            kms.aws = config.aws.clone();
+        }
         Ok(config)
     }
 
@@ -262,6 +267,7 @@ impl Config {
             })?,
             None => load_or_create_secret(&data_dir.join("session-secret"))?,
         };
+        let keys = key_provider(var, &data_dir)?;
         Ok(Self {
             database_url: SecretString::from(database_url),
             data_dir,
@@ -287,9 +293,112 @@ impl Config {
                 limits,
                 lease_ttl: Duration::from_secs(lease_seconds),
                 clock: Default::default(),
+                keys,
             },
         })
     }
+}
+
+/// `KEY_PROVIDER` (`local`, the default, or `aws-kms`) and its settings: for `local` the
+/// master key, from `MASTER_KEY` or else `MASTER_KEY_FILE` (default `master-key` in the data
+/// directory, generated at first start); for `aws-kms` `KMS_ENDPOINT_URL` and the region.
+fn key_provider(
+    var: Lookup<'_>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<KeyProviderSettings> {
+    match var("KEY_PROVIDER").as_deref() {
+        None | Some("local") => {
+            if let Some(value) = var("MASTER_KEY") {
+                let keys = MasterKeys::parse(&value).map_err(|expected| ConfigError {
+                    name: "MASTER_KEY",
+                    value: "(hidden)".into(),
+                    expected: format!(
+                        "{expected}; the form is 1:<base64 of 32 bytes>[,2:<base64>…]"
+                    ),
+                })?;
+                return Ok(KeyProviderSettings::Local(keys));
+            }
+            let path = var("MASTER_KEY_FILE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("master-key"));
+            Ok(KeyProviderSettings::Local(load_or_create_master_key(
+                &path,
+            )?))
+        }
+        Some("aws-kms") => {
+            let endpoint = var("KMS_ENDPOINT_URL");
+            if let Some(endpoint) = &endpoint
+                && !url::Url::parse(endpoint)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            {
+                return Err(ConfigError {
+                    name: "KMS_ENDPOINT_URL",
+                    value: endpoint.clone(),
+                    expected:
+                        "an http:// or https:// URL such as https://kms.eu-west-1.amazonaws.com"
+                            .into(),
+                }
+                .into());
+            }
+            Ok(KeyProviderSettings::AwsKms(AwsKmsSettings {
+                endpoint,
+                region: var("AWS_REGION")
+                    .or_else(|| var("AWS_DEFAULT_REGION"))
+                    .unwrap_or_else(|| "us-east-1".into()),
+                aws: Vec::new(),
+            }))
+        }
+        Some(other) => Err(ConfigError {
+            name: "KEY_PROVIDER",
+            value: other.to_owned(),
+            expected: "local or aws-kms".into(),
+        }
+        .into()),
+    }
+}
+
+/// Reads the master key file, or creates one with version 1, readable only by this user.
+fn load_or_create_master_key(path: &std::path::Path) -> anyhow::Result<MasterKeys> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return MasterKeys::parse(&text)
+            .map_err(|e| anyhow::anyhow!("MASTER_KEY_FILE {}: {e}", path.display()));
+    }
+    let keys = MasterKeys::generate();
+    write_private_file(path, keys.to_text().as_bytes(), true)
+        .with_context(|| format!("creating MASTER_KEY_FILE {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a master key; back it up: without it no encrypted image can be read");
+    Ok(keys)
+}
+
+/// Adds a version to the master key file (`image-console rotate-master-key`); the console
+/// re-wraps every key's material under it when it next starts. Refused when `MASTER_KEY`
+/// is set, since the environment of every console process must then change.
+pub fn rotate_master_key_file() -> anyhow::Result<String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if var("MASTER_KEY").is_some() {
+        anyhow::bail!(
+            "MASTER_KEY is set, so the master key is not in a file: add a new version to MASTER_KEY (such as ,2:<base64 of 32 random bytes>) on every console process and restart them"
+        );
+    }
+    let path = var("MASTER_KEY_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into())).join("master-key")
+        });
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading MASTER_KEY_FILE {}", path.display()))?;
+    let keys = MasterKeys::parse(&text)
+        .map_err(|e| anyhow::anyhow!("MASTER_KEY_FILE {}: {e}", path.display()))?
+        .with_new_version();
+    let temporary = path.with_extension("new");
+    let _ = std::fs::remove_file(&temporary);
+    write_private_file(&temporary, keys.to_text().as_bytes(), true)?;
+    std::fs::rename(&temporary, &path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(format!(
+        "{} now holds master key version {}; restart the console to re-wrap every key under it, and back the file up.",
+        path.display(),
+        keys.current()
+    ))
 }
 
 /// A whole number within `range`.
@@ -431,6 +540,17 @@ fn load_or_create_secret(path: &std::path::Path) -> anyhow::Result<SecretSlice<u
     let mut bytes = vec![0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    write_private_file(path, encoded.as_bytes(), false)?;
+    Ok(SecretSlice::from(bytes))
+}
+
+/// Creates a file readable only by this user, with `contents`, made durable (its directory
+/// too when `sync_dir`). It must not exist.
+fn write_private_file(
+    path: &std::path::Path,
+    contents: &[u8],
+    sync_dir: bool,
+) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -438,9 +558,12 @@ fn load_or_create_secret(path: &std::path::Path) -> anyhow::Result<SecretSlice<u
     let mut file = options
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    std::io::Write::write_all(&mut file, encoded.as_bytes())?;
+    std::io::Write::write_all(&mut file, contents)?;
     file.sync_all()?;
-    Ok(SecretSlice::from(bytes))
+    if sync_dir && let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! over it, a local HTTP server that serves image files to import, and the one request
 //! client (`client.rs`).
 
+use image_console::store::key_provider::{KeyProviderSettings, MasterKeys};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -207,6 +208,7 @@ pub fn test_settings() -> ServiceSettings {
         },
         lease_ttl: Duration::from_secs(30),
         clock: Default::default(),
+        keys: KeyProviderSettings::Local(MasterKeys::generate()),
     }
 }
 
