@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::domain::image::{DiskFormat, HASH_ALGORITHM};
 use crate::inspect::Inspector;
+use crate::store::blobs::sealed::{Opener, SealedRange, SegmentCipher};
 use crate::store::blobs::{BlobStore, BlobWriter, Incoming, IncomingState};
 use crate::store::images::ImportedBytes;
 
@@ -140,14 +141,29 @@ pub struct Ingest {
     md5: Lane<Md5Lane>,
     /// Bytes taken so far.
     taken: u64,
+    /// Bytes handed to the lanes so far.
+    delivered: u64,
+    /// The boundary the lanes' stopping points fall on (a segment, when the writer seals):
+    /// bytes past the last one wait in `batch`, so a checkpoint or a pause is one there.
+    align: Option<u64>,
     /// False once a lane has stopped (its error comes out of `finish`).
     flowing: bool,
 }
 
-/// What a lane is told: work on a batch, or say where it stands (a checkpoint).
+/// What a lane is told: work on a batch, say where it stands (a checkpoint), or that the
+/// stream's last bytes have come.
 enum Message<S> {
     Batch(Batch),
     Checkpoint(oneshot::Sender<S>),
+    Complete,
+}
+
+/// Where the lanes stopped: the bytes they took (from the ingest's start), the hashers there,
+/// and the blob store's state to record with that offset.
+pub struct Reached {
+    pub at: u64,
+    pub hashers: Hashers,
+    pub state: IncomingState,
 }
 
 /// One of the three consumers of the bytes. Its task is async and waits for batches without a
@@ -160,10 +176,14 @@ trait LaneWork: Send + 'static {
     type Output: Send + 'static;
     fn take(&mut self, batch: &[Bytes]) -> std::io::Result<()>;
     fn snapshot(&mut self) -> std::io::Result<Self::Snapshot>;
+    /// The stream's last bytes have come.
+    fn complete(&mut self) {}
     fn finish(self) -> std::io::Result<Self::Output>;
 }
 
-struct FileLane(BlobWriter);
+/// The blob writer, and whether the stream's last bytes came (so a sealing writer seals its
+/// last segment at the end).
+struct FileLane(BlobWriter, bool);
 
 impl LaneWork for FileLane {
     type Snapshot = (u64, IncomingState);
@@ -174,8 +194,11 @@ impl LaneWork for FileLane {
     fn snapshot(&mut self) -> std::io::Result<Self::Snapshot> {
         self.0.checkpoint()
     }
+    fn complete(&mut self) {
+        self.1 = true;
+    }
     fn finish(self) -> std::io::Result<Self::Output> {
-        self.0.finish()
+        self.0.finish(self.1)
     }
 }
 
@@ -250,6 +273,10 @@ async fn run_lane<L: LaneWork>(
                     Message::Checkpoint(reply) => work.snapshot().map(|snapshot| {
                         let _ = reply.send(snapshot);
                     }),
+                    Message::Complete => {
+                        work.complete();
+                        Ok(())
+                    }
                 };
                 if let Err(e) = done {
                     return (work, from, Err(e));
@@ -292,13 +319,16 @@ impl Ingest {
             md5,
             sha256,
         } = hashers;
+        let align = writer.alignment();
         Self {
             batch: Vec::new(),
             batch_len: 0,
-            file: Lane::start(FileLane(writer)),
+            file: Lane::start(FileLane(writer, false)),
             sha512: Lane::start(Sha512Lane(sha512)),
             md5: Lane::start(Md5Lane(md5, sha256)),
             taken: 0,
+            delivered: 0,
+            align,
             flowing: true,
         }
     }
@@ -318,15 +348,38 @@ impl Ingest {
         self.batch_len += piece.len();
         self.batch.push(piece);
         if self.batch_len >= BATCH_BYTES {
-            self.flowing = self.deliver().await;
+            self.flowing = self.deliver(false).await;
         }
         self.flowing
     }
 
-    /// Hands the gathered pieces to every lane.
-    async fn deliver(&mut self) -> bool {
-        let batch: Batch = Arc::new(std::mem::take(&mut self.batch));
-        self.batch_len = 0;
+    /// Hands the gathered pieces to every lane: all of them, or (`all` false, and an
+    /// alignment) those up to the last boundary, keeping the rest for later.
+    async fn deliver(&mut self, all: bool) -> bool {
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut kept = Vec::new();
+        if let (Some(align), false) = (self.align, all) {
+            let end = self.delivered + self.batch_len as u64;
+            let mut keep = (end % align) as usize;
+            while keep > 0 {
+                let Some(last) = batch.last_mut() else { break };
+                if last.len() <= keep {
+                    keep -= last.len();
+                    kept.push(batch.pop().unwrap_or_default());
+                } else {
+                    kept.push(last.split_off(last.len() - keep));
+                    keep = 0;
+                }
+            }
+            kept.reverse();
+        }
+        self.batch_len = kept.iter().map(Bytes::len).sum();
+        self.batch = kept;
+        if batch.is_empty() {
+            return true;
+        }
+        self.delivered += batch.iter().map(|b| b.len() as u64).sum::<u64>();
+        let batch: Batch = Arc::new(batch);
         self.sha512
             .to
             .send(Message::Batch(batch.clone()))
@@ -341,19 +394,20 @@ impl Ingest {
             && self.file.to.send(Message::Batch(batch)).await.is_ok()
     }
 
-    /// Makes every byte taken so far durable without ending the stream: returns the hashers'
-    /// state and the blob store's state at `taken()`, to record as a durable offset. An error
-    /// means a lane stopped; `finish` says why.
+    /// Makes every byte taken so far durable without ending the stream (up to the last
+    /// boundary, with an alignment): returns the hashers' state and the blob store's state
+    /// there, to record as a durable offset. An error means a lane stopped; `finish` says why.
     pub async fn checkpoint(&mut self) -> anyhow::Result<(Hashers, IncomingState)> {
         self.begin_checkpoint().await?.wait().await
     }
 
-    /// Asks every lane for a checkpoint at `taken()` and goes on at once: bytes keep flowing
-    /// while the lanes reach it (the writer makes what it wrote durable meanwhile).
+    /// Asks every lane for a checkpoint at what it was handed (`taken()`, or with an alignment
+    /// the last boundary before it) and goes on at once: bytes keep flowing while the lanes
+    /// reach it (the writer makes what it wrote durable meanwhile).
     pub async fn begin_checkpoint(&mut self) -> anyhow::Result<PendingCheckpoint> {
         anyhow::ensure!(self.flowing, "a lane stopped");
         if !self.batch.is_empty() {
-            self.flowing = self.deliver().await;
+            self.flowing = self.deliver(false).await;
             anyhow::ensure!(self.flowing, "a lane stopped");
         }
         async fn ask<L: LaneWork>(
@@ -380,7 +434,7 @@ impl Ingest {
                 return Err(e);
             }
         };
-        let at = self.taken;
+        let at = self.delivered;
         let (reply, answer) = oneshot::channel();
         tokio::spawn(async move {
             let stopped = |_| anyhow::anyhow!("a lane stopped");
@@ -402,18 +456,23 @@ impl Ingest {
         self.md5.task.abort();
     }
 
-    /// Hands over what is left, waits for every lane and makes the bytes durable. Returns
-    /// the hashers, to finalize or to save with the new offset, and the blob store's state of
-    /// the bytes, to record with it.
-    pub async fn finish(mut self) -> anyhow::Result<(Hashers, IncomingState)> {
+    /// Hands over what is left, waits for every lane and makes the bytes durable. `last`:
+    /// these are the stream's last bytes; otherwise it goes on later from where the lanes
+    /// stop (with an alignment, the last boundary: the bytes past it are dropped, to be sent
+    /// again). Returns where they stopped, the hashers there, to finalize or to save with the
+    /// new offset, and the blob store's state of the bytes, to record with it.
+    pub async fn finish(mut self, last: bool) -> anyhow::Result<Reached> {
         if self.flowing && !self.batch.is_empty() {
-            self.flowing = self.deliver().await;
+            self.flowing = self.deliver(last).await;
+        }
+        if self.flowing && last {
+            self.flowing = self.file.to.send(Message::Complete).await.is_ok();
         }
         let Ingest {
             file,
             sha512,
             md5,
-            taken,
+            delivered,
             ..
         } = self;
         drop((file.to, sha512.to, md5.to));
@@ -424,12 +483,17 @@ impl Ingest {
         let (written, state) = written
             .context("writer lane")?
             .context("writing image bytes")?;
-        reached(
+        let (hashers, state) = reached(
             sha512.context("hashing")?,
             md5.context("hashing")?,
             (written, state),
-            taken,
-        )
+            delivered,
+        )?;
+        Ok(Reached {
+            at: delivered,
+            hashers,
+            state,
+        })
     }
 }
 
@@ -457,7 +521,39 @@ pub struct Received<'a> {
     pub incoming: Incoming,
     pub image_id: &'a str,
     pub state: &'a IncomingState,
+    /// Plain bytes.
     pub length: u64,
+    /// The cipher of sealed bytes.
+    pub seal: Option<&'a SegmentCipher>,
+}
+
+impl Received<'_> {
+    /// `len` plain bytes from `start` (fewer past the end), read back from the blob store and,
+    /// if sealed, opened.
+    async fn read(&self, blobs: &BlobStore, start: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let start = start.min(self.length);
+        let len = len.min(self.length - start);
+        let Some(cipher) = self.seal else {
+            return blobs
+                .read_incoming_range(self.incoming, self.image_id, self.state, start, len)
+                .await;
+        };
+        let range = SealedRange::of(self.length, start, len);
+        let stored = blobs
+            .read_incoming_range(
+                self.incoming,
+                self.image_id,
+                self.state,
+                range.stored_start,
+                range.stored_len,
+            )
+            .await?;
+        let mut opener = Opener::new(cipher.clone(), range);
+        let mut plain = std::collections::VecDeque::new();
+        opener.push(&stored, &mut plain)?;
+        opener.finish(&mut plain)?;
+        Ok(plain.into_iter().flat_map(|piece| piece.to_vec()).collect())
+    }
 }
 
 /// Inspects the image's received bytes and verifies them against the creator's checksum. The
@@ -475,16 +571,17 @@ pub async fn check(
     {
         return Ok(Err(reason));
     }
-    let (head, tail) = blobs
-        .read_incoming_ends(
-            received.incoming,
-            received.image_id,
-            received.state,
-            Inspector::HEAD_BYTES,
-            Inspector::TAIL_BYTES,
+    let length = received.length;
+    let head = received
+        .read(blobs, 0, Inspector::HEAD_BYTES as u64)
+        .await?;
+    let tail = received
+        .read(
+            blobs,
+            length.saturating_sub(Inspector::TAIL_BYTES as u64),
+            Inspector::TAIL_BYTES as u64,
         )
         .await?;
-    let length = received.length;
     Ok(Inspector::of_file(&head, &tail, length)
         .verdict(declared)
         .map(|inspection| Checked {
@@ -559,7 +656,7 @@ mod tests {
         let data: Vec<u8> = (0..3_000_001u32).map(|i| (i % 253) as u8).collect();
         let state = blobs.begin_incoming(Incoming::Import, id).await.unwrap();
         let writer = blobs
-            .open_writer(Incoming::Import, id, &state, 0, 1 << 30)
+            .open_writer(Incoming::Import, id, &state, 0, 1 << 30, None)
             .await
             .unwrap()
             .unwrap();
@@ -568,7 +665,7 @@ mod tests {
             assert!(ingest.push(Bytes::copy_from_slice(piece)).await);
         }
         assert_eq!(ingest.taken(), data.len() as u64);
-        let digests = ingest.finish().await.unwrap().0.finalize();
+        let digests = ingest.finish(true).await.unwrap().hashers.finalize();
         assert_eq!(digests.sha512_hex, hex::encode(Sha512::digest(&data)));
         assert_eq!(digests.md5_hex, hex::encode(Md5::digest(&data)));
         let on_disk = std::fs::read(dir.path().join("staging").join(format!("{id}.part"))).unwrap();
@@ -594,7 +691,7 @@ mod tests {
                 let id = format!("0b5d3c1e-aaaa-4bbb-8ccc-{n:012}");
                 let state = blobs.begin_incoming(Incoming::Import, &id).await.unwrap();
                 let writer = blobs
-                    .open_writer(Incoming::Import, &id, &state, 0, 1 << 20)
+                    .open_writer(Incoming::Import, &id, &state, 0, 1 << 20, None)
                     .await
                     .unwrap()
                     .unwrap();
@@ -612,7 +709,7 @@ mod tests {
             for (mut ingest, n) in waiting {
                 let (hashers, _) = ingest.checkpoint().await.unwrap();
                 assert!(ingest.push(Bytes::from_static(b"end")).await);
-                let (finished, _) = ingest.finish().await.unwrap();
+                let finished = ingest.finish(true).await.unwrap().hashers;
                 let mut data = vec![n as u8; 3 << 20];
                 assert_eq!(
                     hashers.finalize().sha512_hex,

@@ -10,22 +10,158 @@ use crate::domain::keys::{
     KeySummary, MAX_KEYS_PER_ACCOUNT, deleted_key_reason,
 };
 use crate::domain::validation::collect;
+use crate::store::Store;
 use crate::store::blobs::sealed::{DataKey, FORMAT};
-use crate::store::key_provider::KeyVersion;
-use crate::store::keys::{CreateKeyError, KeyRecord, KeyStateChange, NewKeyRow, StaleDataKey};
+use crate::store::key_provider::{KeyProvider, KeyVersion};
+use crate::store::keys::{
+    CreateKeyError, KeyRecord, KeyStateChange, NewKeyRow, StaleDataKey, WrappedDataKey,
+};
 
 /// Images whose data keys one pass re-wraps.
 const REWRAP_BATCH: i64 = 100;
 
-/// An image's data key as stored: wrapped by a version of a key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WrappedDataKey {
-    pub key_id: String,
-    pub version: u32,
-    pub wrapped: String,
-    /// Hex of the nonce prefix.
-    pub nonce: String,
-    pub format: String,
+/// Makes and opens data keys: the key rows and the provider, shared by the image paths
+/// (the importer has its own clone).
+#[derive(Clone, Debug)]
+pub struct KeyRing {
+    store: Store,
+    provider: KeyProvider,
+}
+
+impl KeyRing {
+    pub fn new(store: Store, provider: KeyProvider) -> Self {
+        Self { store, provider }
+    }
+
+    pub fn provider(&self) -> &KeyProvider {
+        &self.provider
+    }
+
+    /// Refuses a key the configured provider does not hold.
+    pub(crate) fn check_provider(&self, key: &KeyRecord) -> ServiceResult<()> {
+        let kind = self.provider.kind();
+        if key.provider == kind {
+            return Ok(());
+        }
+        Err(ServiceError::Conflict(format!(
+            "Key {} ({}) is held by the {} key provider, but this console uses KEY_PROVIDER={kind}.",
+            key.name, key.id, key.provider
+        )))
+    }
+
+    /// The account's key, refused unless it can be used now, with the reason naming it.
+    async fn usable_key(&self, account_id: &str, key_id: &str) -> ServiceResult<KeyRecord> {
+        let key = self
+            .store
+            .find_key(account_id, key_id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Internal(anyhow::anyhow!(
+                    "key {key_id} of account {account_id} is missing"
+                ))
+            })?;
+        let key_ref = KeyRef {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            state: key.state,
+            deletion_at_ms: key.deletion_at_ms,
+        };
+        if let Some(reason) = key_ref.unusable_reason() {
+            return Err(ServiceError::Forbidden(reason));
+        }
+        self.check_provider(&key)?;
+        Ok(key)
+    }
+
+    async fn version_material(
+        &self,
+        key: &KeyRecord,
+        version: u32,
+    ) -> ServiceResult<Option<String>> {
+        self.store
+            .key_version_material(&key.id, version)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Internal(anyhow::anyhow!("key {} has no version {version}", key.id))
+            })
+    }
+
+    /// A new data key under the current version of the account's key `key_id`, and what the
+    /// image row stores. Refused unless the key is enabled.
+    pub async fn new_data_key(
+        &self,
+        account_id: &str,
+        key_id: &str,
+    ) -> ServiceResult<(DataKey, WrappedDataKey)> {
+        let key = self.usable_key(account_id, key_id).await?;
+        let material = self.version_material(&key, key.version).await?;
+        let (data_key, wrapped) = self
+            .provider
+            .generate_data_key(&KeyVersion {
+                key_id: &key.id,
+                provider_key_id: key.provider_key_id.as_deref(),
+                version: key.version,
+                material: material.as_deref(),
+            })
+            .await
+            .map_err(|e| key_provider_error(&e))?;
+        let stored = WrappedDataKey {
+            key_id: key.id.clone(),
+            version: key.version,
+            wrapped,
+            nonce: hex::encode(data_key.nonce_prefix()),
+            format: FORMAT.to_owned(),
+        };
+        Ok((data_key, stored))
+    }
+
+    /// An image's data key, if its key (of the owner's account) is enabled; otherwise a
+    /// refusal naming the key.
+    pub async fn open_data_key(
+        &self,
+        account_id: &str,
+        stored: &WrappedDataKey,
+    ) -> ServiceResult<DataKey> {
+        let key = self.usable_key(account_id, &stored.key_id).await?;
+        if stored.format != FORMAT {
+            return Err(ServiceError::Internal(anyhow::anyhow!(
+                "unknown sealed format {}",
+                stored.format
+            )));
+        }
+        let nonce = hex::decode(&stored.nonce).map_err(|_| {
+            ServiceError::Internal(anyhow::anyhow!("a data key's nonce is not hex"))
+        })?;
+        let material = self.version_material(&key, stored.version).await?;
+        self.provider
+            .unwrap_data_key(
+                &KeyVersion {
+                    key_id: &key.id,
+                    provider_key_id: key.provider_key_id.as_deref(),
+                    version: stored.version,
+                    material: material.as_deref(),
+                },
+                &stored.wrapped,
+                &nonce,
+            )
+            .await
+            .map_err(|e| key_provider_error(&e))
+    }
+
+    /// Why the account's key cannot be used now, naming it; `None` if it can.
+    pub async fn unusable_reason(
+        &self,
+        account_id: &str,
+        key_id: &str,
+    ) -> ServiceResult<Option<String>> {
+        match self.usable_key(account_id, key_id).await {
+            Ok(_) => Ok(None),
+            Err(ServiceError::Forbidden(reason) | ServiceError::Conflict(reason)) => {
+                Ok(Some(reason))
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 fn not_found() -> ServiceError {
@@ -126,18 +262,6 @@ impl Services {
             .ok_or_else(not_found)
     }
 
-    /// Refuses a key the configured provider does not hold.
-    fn check_provider(&self, key: &KeyRecord) -> ServiceResult<()> {
-        let kind = self.key_provider().kind();
-        if key.provider == kind {
-            return Ok(());
-        }
-        Err(ServiceError::Conflict(format!(
-            "Key {} ({}) is held by the {} key provider, but this console uses KEY_PROVIDER={kind}.",
-            key.name, key.id, key.provider
-        )))
-    }
-
     /// Enables, disables, schedules for deletion (`days`), cancels deletion, rotates or makes
     /// default one of the account's keys.
     pub async fn change_key(
@@ -167,7 +291,7 @@ impl Services {
         action
             .check(&key.name, key.state)
             .map_err(ServiceError::Conflict)?;
-        self.check_provider(&key)?;
+        self.key_ring().check_provider(&key)?;
         let provider = self.key_provider();
         let kms_key = key.provider_key_id.as_deref();
         let now = now_ms();
@@ -356,7 +480,7 @@ impl Services {
                 }
             },
         };
-        self.check_provider(&key)?;
+        self.key_ring().check_provider(&key)?;
         if !key.state.is_usable() {
             return Err(ServiceError::Invalid(vec![crate::domain::FieldError::new(
                 "encryption_key",
@@ -368,93 +492,6 @@ impl Services {
             )]));
         }
         Ok(key)
-    }
-
-    /// A new data key under the key's current version, and what the image row stores.
-    pub(crate) async fn new_data_key(
-        &self,
-        key: &KeyRecord,
-    ) -> ServiceResult<(DataKey, WrappedDataKey)> {
-        let material = self.version_material(key, key.version).await?;
-        let (data_key, wrapped) = self
-            .key_provider()
-            .generate_data_key(&KeyVersion {
-                key_id: &key.id,
-                provider_key_id: key.provider_key_id.as_deref(),
-                version: key.version,
-                material: material.as_deref(),
-            })
-            .await
-            .map_err(|e| key_provider_error(&e))?;
-        let stored = WrappedDataKey {
-            key_id: key.id.clone(),
-            version: key.version,
-            wrapped,
-            nonce: hex::encode(data_key.nonce_prefix()),
-            format: FORMAT.to_owned(),
-        };
-        Ok((data_key, stored))
-    }
-
-    async fn version_material(
-        &self,
-        key: &KeyRecord,
-        version: u32,
-    ) -> ServiceResult<Option<String>> {
-        self.store()
-            .key_version_material(&key.id, version)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::Internal(anyhow::anyhow!("key {} has no version {version}", key.id))
-            })
-    }
-
-    /// An image's data key, if its key is enabled; otherwise a refusal naming the key.
-    pub(crate) async fn open_data_key(
-        &self,
-        account_id: &str,
-        stored: &WrappedDataKey,
-    ) -> ServiceResult<DataKey> {
-        let key = self
-            .store()
-            .find_key(account_id, &stored.key_id)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::Internal(anyhow::anyhow!("key {} is missing", stored.key_id))
-            })?;
-        let key_ref = KeyRef {
-            id: key.id.clone(),
-            name: key.name.clone(),
-            state: key.state,
-            deletion_at_ms: key.deletion_at_ms,
-        };
-        if let Some(reason) = key_ref.unusable_reason() {
-            return Err(ServiceError::Forbidden(reason));
-        }
-        self.check_provider(&key)?;
-        if stored.format != FORMAT {
-            return Err(ServiceError::Internal(anyhow::anyhow!(
-                "unknown sealed format {}",
-                stored.format
-            )));
-        }
-        let nonce = hex::decode(&stored.nonce).map_err(|_| {
-            ServiceError::Internal(anyhow::anyhow!("a data key's nonce is not hex"))
-        })?;
-        let material = self.version_material(&key, stored.version).await?;
-        self.key_provider()
-            .unwrap_data_key(
-                &KeyVersion {
-                    key_id: &key.id,
-                    provider_key_id: key.provider_key_id.as_deref(),
-                    version: stored.version,
-                    material: material.as_deref(),
-                },
-                &stored.wrapped,
-                &nonce,
-            )
-            .await
-            .map_err(|e| key_provider_error(&e))
     }
 
     /// Deletes the keys whose deletion time has passed (`now_ms`): their images become Failed.

@@ -159,7 +159,7 @@ struct Inner {
     store: Store,
     blobs: BlobStore,
     importer: Importer,
-    keys: KeyProvider,
+    keys: keys::KeyRing,
     /// This process's leases.
     leases: Leases,
     settings: ServiceSettings,
@@ -180,10 +180,14 @@ impl Services {
         settings: ServiceSettings,
     ) -> anyhow::Result<Self> {
         let leases = Leases::new(store.clone(), settings.lease_ttl);
+        let provider = KeyProvider::new(&settings.keys)?;
+        tracing::info!(keys = %provider.describe(), "encryption keys");
+        let keys = keys::KeyRing::new(store.clone(), provider);
         let importer = Importer::new(
             store.clone(),
             blobs.clone(),
             leases.clone(),
+            keys.clone(),
             importer::ImportLimits {
                 max_bytes: settings.import_size_limit_bytes,
                 concurrency: settings.import_concurrency,
@@ -196,8 +200,7 @@ impl Services {
             url_guard::AddressPolicy::new(settings.import_allowed_networks.clone()),
         )?;
         let abuse = abuse::AbuseGuard::new(&settings.limits, &store);
-        let keys = KeyProvider::new(&settings.keys)?;
-        tracing::info!(keys = %keys.describe(), "encryption keys");
+
         let services = Self {
             inner: Arc::new(Inner {
                 store,
@@ -359,6 +362,10 @@ impl Services {
     }
 
     pub fn key_provider(&self) -> &KeyProvider {
+        self.inner.keys.provider()
+    }
+
+    pub(crate) fn key_ring(&self) -> &keys::KeyRing {
         &self.inner.keys
     }
 

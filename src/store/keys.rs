@@ -11,6 +11,40 @@ use super::{Store, to_u64};
 use crate::domain::history::{FieldChange, HistoryTopic, SYSTEM_WORKER};
 use crate::domain::keys::{KeyState, KeySummary};
 
+/// An image's data key as stored: wrapped by a version of one of its account's keys, with
+/// the nonce prefix (hex) and the sealed format of the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedDataKey {
+    pub key_id: String,
+    pub version: u32,
+    pub wrapped: String,
+    pub nonce: String,
+    pub format: String,
+}
+
+impl WrappedDataKey {
+    /// Read from an image row's `encryption_key_id` and `data_key_*` columns; `None` unless
+    /// all are set.
+    pub(super) fn from_row(r: &AnyRow) -> sqlx::Result<Option<Self>> {
+        let key_id: Option<String> = r.try_get("encryption_key_id")?;
+        let version: Option<i64> = r.try_get("data_key_version")?;
+        let wrapped: Option<String> = r.try_get("data_key_wrapped")?;
+        let nonce: Option<String> = r.try_get("data_key_nonce")?;
+        let format: Option<String> = r.try_get("data_key_format")?;
+        Ok(match (key_id, version, wrapped, nonce, format) {
+            (Some(key_id), Some(version), Some(wrapped), Some(nonce), Some(format)) => Some(Self {
+                key_id,
+                version: u32::try_from(version)
+                    .map_err(|_| decode_error("data_key_version", "out of range"))?,
+                wrapped,
+                nonce,
+                format,
+            }),
+            _ => None,
+        })
+    }
+}
+
 /// A key's row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRecord {
@@ -158,6 +192,34 @@ async fn record_on_images(
 }
 
 impl Store {
+    /// Records the data key an attempt at an Importing image's bytes seals them with, under
+    /// the import's claim; `false` if the claim no longer holds or the image is not Importing.
+    pub async fn set_import_data_key(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        fence: &super::leases::Fence,
+        key: &WrappedDataKey,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(&format!(
+            "UPDATE images SET data_key_version = $1, data_key_wrapped = $2, data_key_nonce = $3, data_key_format = $4 \
+             WHERE id = $5 AND account_id = $6 AND encryption_key_id = $7 AND status = 'importing' AND {}",
+            super::leases::fence_condition(8)
+        ))
+        .bind(i64::from(key.version))
+        .bind(&key.wrapped)
+        .bind(&key.nonce)
+        .bind(&key.format)
+        .bind(image_id)
+        .bind(account_id)
+        .bind(&key.key_id)
+        .bind(&fence.resource)
+        .bind(&fence.token)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Inserts a key and its first version unless the account has `limit` keys that are not
     /// deleted, or one with the name; the checks and the insert are one transaction, which
     /// locks the account's row first so two creations are counted in turn.

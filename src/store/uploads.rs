@@ -67,11 +67,14 @@ pub struct UploadRow {
     pub declared_format: DiskFormat,
     /// What the blob store needs to go on with the bytes (object storage only).
     pub blob_state: Option<String>,
+    /// The data key an encrypted image's bytes are sealed with.
+    pub data_key: Option<super::keys::WrappedDataKey>,
 }
 
 const COLUMNS: &str = "u.id, u.image_id, u.account_id, u.length_bytes, u.offset_bytes, u.metadata, \
     u.hasher_state, u.state, u.expires_at, i.expected_checksum, i.declared_format, \
-    b.state AS blob_state";
+    b.state AS blob_state, i.encryption_key_id, i.data_key_version, i.data_key_wrapped, \
+    i.data_key_nonce, i.data_key_format";
 
 /// The tables `COLUMNS` reads.
 const FROM: &str = "uploads u JOIN images i ON i.id = u.image_id \
@@ -98,6 +101,7 @@ impl UploadRow {
                 .and_then(DiskFormat::from_db)
                 .unwrap_or_default(),
             blob_state: r.try_get("blob_state")?,
+            data_key: super::keys::WrappedDataKey::from_row(r)?,
         })
     }
 }
@@ -111,6 +115,8 @@ pub struct NewUpload<'a> {
     pub hasher_state: &'a str,
     /// The blob store's state of the incoming bytes, if it keeps one.
     pub blob_state: Option<&'a str>,
+    /// The data key an encrypted image's bytes will be sealed with.
+    pub data_key: Option<&'a super::keys::WrappedDataKey>,
     pub worker: &'a str,
     pub now_ms: i64,
     pub expires_at_ms: i64,
@@ -210,6 +216,21 @@ impl Store {
         .bind(upload.account_id)
         .execute(&mut *tx)
         .await?;
+        if let Some(key) = upload.data_key {
+            sqlx::query(
+                "UPDATE images SET data_key_version = $1, data_key_wrapped = $2, data_key_nonce = $3, data_key_format = $4 \
+                 WHERE id = $5 AND account_id = $6 AND encryption_key_id = $7",
+            )
+            .bind(i64::from(key.version))
+            .bind(&key.wrapped)
+            .bind(&key.nonce)
+            .bind(&key.format)
+            .bind(upload.image_id)
+            .bind(upload.account_id)
+            .bind(&key.key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         let name: String = image.try_get("name")?;
         insert_event(
             &mut tx,

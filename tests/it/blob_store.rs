@@ -4,6 +4,7 @@
 
 use futures::StreamExt;
 use image_console::store::BlobStore;
+use image_console::store::blobs::sealed::{self, DataKey, SEGMENT_BYTES, SegmentCipher};
 use image_console::store::blobs::{Incoming, IncomingState};
 
 use crate::support::{Backend, test_storage};
@@ -21,50 +22,78 @@ fn sample(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Writes `bytes` from `offset` on, in pieces of an odd size, and finishes.
+/// Writes `bytes` from `offset` on, in pieces of an odd size, and finishes (`last`: the
+/// stream's end).
 async fn append(
     blobs: &BlobStore,
     id: &str,
     state: &IncomingState,
-    offset: u64,
-    bytes: &[u8],
+    (offset, bytes, last): (u64, &[u8], bool),
+    seal: Option<&SegmentCipher>,
 ) -> IncomingState {
     let mut writer = blobs
-        .open_writer(Incoming::Upload, id, state, offset, 64 << 20)
+        .open_writer(Incoming::Upload, id, state, offset, 64 << 20, seal)
         .await
         .unwrap()
         .expect("the bytes before the offset are there");
     let bytes = bytes.to_vec();
+    let len = bytes.len() as u64;
     let (written, state) = tokio::task::spawn_blocking(move || {
         for piece in bytes.chunks(777_777) {
             writer.write(piece).unwrap();
         }
-        writer.finish().unwrap()
+        writer.finish(last).unwrap()
     })
     .await
     .unwrap();
-    assert!(written > 0);
+    // Plain bytes, sealed or not.
+    assert_eq!(written, len);
     state
 }
 
-async fn read(blobs: &BlobStore, key: &str, start: u64, len: u64) -> Vec<u8> {
-    let blocks: Vec<_> = blobs
-        .open_blob(key)
-        .await
-        .unwrap()
-        .range(start, len)
-        .collect()
-        .await;
+async fn read(
+    blobs: &BlobStore,
+    key: &str,
+    seal: Option<(&SegmentCipher, u64)>,
+    start: u64,
+    len: u64,
+) -> Vec<u8> {
+    let mut reader = blobs.open_blob(key).await.unwrap();
+    if let Some((cipher, plain_len)) = seal {
+        reader = reader.sealed(cipher.clone(), plain_len);
+    }
+    let blocks: Vec<_> = reader.range(start, len).collect().await;
     blocks.into_iter().flat_map(|b| b.unwrap()).collect()
 }
 
 async fn writes_resume_assemble_read_and_delete(backend: Backend) {
+    contract(backend, None).await;
+}
+
+/// The same, sealed: every request but the last ends at a segment boundary.
+async fn sealed_writes_resume_and_read_in_ranges(backend: Backend) {
+    contract(backend, Some(DataKey::generate().cipher())).await;
+}
+
+async fn contract(backend: Backend, seal: Option<SegmentCipher>) {
     let dir = tempfile::tempdir().unwrap();
     let blobs = store(backend, dir.path()).await;
     let id = uuid::Uuid::new_v4().to_string();
     // Three requests: one that leaves less than a part, one that crosses parts, one short.
     let data = sample(19 * MIB + 4321);
-    let cuts = [3 * MIB + 17, 15 * MIB + 5, data.len()];
+    let cuts = match seal {
+        None => [3 * MIB + 17, 15 * MIB + 5, data.len()],
+        Some(_) => [
+            3 * MIB + 5 * SEGMENT_BYTES,
+            15 * MIB + SEGMENT_BYTES,
+            data.len(),
+        ],
+    };
+    let stored_len = |plain: usize, last: bool| match (&seal, last) {
+        (None, _) => plain as u64,
+        (Some(_), false) => sealed::sealed_offset(plain as u64),
+        (Some(_), true) => sealed::sealed_len(plain as u64),
+    };
 
     let mut state = blobs.begin_incoming(Incoming::Upload, &id).await.unwrap();
     // The recorded state survives the database's round trip.
@@ -74,7 +103,14 @@ async fn writes_resume_assemble_read_and_delete(backend: Backend) {
         if i == 1 {
             // A request cut off before its offset was recorded: what it wrote never counts.
             let mut lost = blobs
-                .open_writer(Incoming::Upload, &id, &state, offset as u64, 64 << 20)
+                .open_writer(
+                    Incoming::Upload,
+                    &id,
+                    &state,
+                    offset as u64,
+                    64 << 20,
+                    seal.as_ref(),
+                )
                 .await
                 .unwrap()
                 .unwrap();
@@ -85,7 +121,15 @@ async fn writes_resume_assemble_read_and_delete(backend: Backend) {
             .await
             .unwrap();
         }
-        let next = append(&blobs, &id, &state, offset as u64, &data[offset..cut]).await;
+        let last = cut == data.len();
+        let next = append(
+            &blobs,
+            &id,
+            &state,
+            (offset as u64, &data[offset..cut], last),
+            seal.as_ref(),
+        )
+        .await;
         state = IncomingState::from_db(next.to_db().as_deref()).unwrap();
         offset = cut;
         assert_eq!(
@@ -93,33 +137,57 @@ async fn writes_resume_assemble_read_and_delete(backend: Backend) {
                 .incoming_len(Incoming::Upload, &id, &state)
                 .await
                 .unwrap(),
-            Some(offset as u64)
+            Some(stored_len(offset, last))
         );
         // Only the recorded offset can be resumed from.
-        assert!(
-            blobs
-                .open_writer(Incoming::Upload, &id, &state, offset as u64 + 1, 64 << 20)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        if !last {
+            let step = if seal.is_some() { SEGMENT_BYTES } else { 1 };
+            assert!(
+                blobs
+                    .open_writer(
+                        Incoming::Upload,
+                        &id,
+                        &state,
+                        (offset + step) as u64,
+                        64 << 20,
+                        seal.as_ref(),
+                    )
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
     }
 
     blobs.assemble(Incoming::Upload, &id, &state).await.unwrap();
-    let (head, tail) = blobs
-        .read_incoming_ends(Incoming::Upload, &id, &state, 4 * MIB, 512)
+    let stored_total = stored_len(data.len(), true);
+    let head = blobs
+        .read_incoming_range(Incoming::Upload, &id, &state, 0, 4 * MIB as u64)
         .await
         .unwrap();
-    assert_eq!(head, &data[..4 * MIB]);
-    assert_eq!(tail, &data[data.len() - 512..]);
+    let tail = blobs
+        .read_incoming_range(Incoming::Upload, &id, &state, stored_total - 512, 4096)
+        .await
+        .unwrap();
+    if seal.is_none() {
+        assert_eq!(head, &data[..4 * MIB]);
+        assert_eq!(tail, &data[data.len() - 512..]);
+    } else {
+        // Sealed: nothing of the plain bytes shows.
+        assert_eq!(head.len(), 4 * MIB);
+        let marker = &data[MIB..MIB + 4096];
+        assert!(!head.windows(marker.len()).any(|w| w == marker));
+        assert_eq!(tail.len(), 512);
+    }
     let key = blobs.commit(Incoming::Upload, &id, &state).await.unwrap();
     assert!(key.starts_with(&id));
-    assert_eq!(blobs.blob_len(&key).await.unwrap(), Some(data.len() as u64));
+    assert_eq!(blobs.blob_len(&key).await.unwrap(), Some(stored_total));
+    let plain = seal.as_ref().map(|cipher| (cipher, data.len() as u64));
     let stored = blobs.list().await.unwrap();
     assert_eq!(stored.images, vec![key.clone()]);
     assert!(stored.uploads.is_empty() && stored.imports.is_empty());
 
-    assert_eq!(read(&blobs, &key, 0, data.len() as u64).await, data);
+    assert_eq!(read(&blobs, &key, plain, 0, data.len() as u64).await, data);
     for (start, len) in [
         (0, 1),
         (8 * MIB - 1, 2),
@@ -128,7 +196,7 @@ async fn writes_resume_assemble_read_and_delete(backend: Backend) {
         (data.len() - 1, 1),
     ] {
         assert_eq!(
-            read(&blobs, &key, start as u64, len as u64).await,
+            read(&blobs, &key, plain, start as u64, len as u64).await,
             &data[start..start + len],
             "{start}+{len}"
         );
@@ -154,13 +222,13 @@ async fn removed_incoming_bytes_leave_nothing(backend: Backend) {
     for id in [&midway, &assembled] {
         let state = blobs.begin_incoming(Incoming::Import, id).await.unwrap();
         let mut writer = blobs
-            .open_writer(Incoming::Import, id, &state, 0, 64 << 20)
+            .open_writer(Incoming::Import, id, &state, 0, 64 << 20, None)
             .await
             .unwrap()
             .unwrap();
         let (_, state) = tokio::task::spawn_blocking(move || {
             writer.write(&sample(11 * MIB)).unwrap();
-            writer.finish().unwrap()
+            writer.finish(true).unwrap()
         })
         .await
         .unwrap();
@@ -181,7 +249,7 @@ async fn removed_incoming_bytes_leave_nothing(backend: Backend) {
     // The removed upload can neither be read nor made into an image (assembled, which
     // the files backend does in place, then committed).
     let read_back = blobs
-        .read_incoming_ends(Incoming::Import, &midway, &states[0], 4 * MIB, 512)
+        .read_incoming_range(Incoming::Import, &midway, &states[0], 0, 4 * MIB as u64)
         .await;
     assert!(read_back.is_err(), "the removed upload was read back");
     let made = match blobs.assemble(Incoming::Import, &midway, &states[0]).await {
@@ -215,6 +283,7 @@ macro_rules! on_files_and_s3 {
 
 on_files_and_s3!(
     writes_resume_assemble_read_and_delete,
+    sealed_writes_resume_and_read_in_ranges,
     removed_incoming_bytes_leave_nothing,
 );
 

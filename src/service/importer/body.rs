@@ -134,7 +134,14 @@ impl Importer {
             idle: Some(self.inner.limits.body_idle),
         };
         let received = self
-            .receive(attempt, body, source, expected.as_ref(), &mut written)
+            .receive(
+                attempt,
+                body,
+                source,
+                expected.as_ref(),
+                claimed.encryption_key_id.as_deref(),
+                &mut written,
+            )
             .await;
         let stop = match received {
             Ok(bytes) => {

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ingest::{self, Hashers, Ingest};
+use super::keys::KeyRing;
 use super::leases::{LeaseGuard, Leases};
 use super::now_ms;
 use super::url_guard::{AddressPolicy, GuardedResolver, Refused};
@@ -31,6 +32,7 @@ use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::image::{DiskFormat, ImageStatus};
 use crate::domain::notices;
 use crate::domain::units::format_bytes;
+use crate::store::blobs::sealed::SegmentCipher;
 use crate::store::blobs::{BlobWriter, Incoming, IncomingState};
 use crate::store::images::Reservation;
 use crate::store::leases::import_lease;
@@ -84,6 +86,8 @@ struct Inner {
     shutdown: CancellationToken,
     /// This process's claims: an import runs only under its lease.
     leases: Leases,
+    /// Data keys of encrypted images.
+    keys: KeyRing,
 }
 
 /// An import task of this process: how to stop it, and when it has ended.
@@ -136,6 +140,8 @@ pub enum Keep {
 struct Written {
     size_bytes: u64,
     digests: ingest::Digests,
+    /// The cipher they are sealed with, for an encrypted image.
+    seal: Option<SegmentCipher>,
     /// The blob store's state of the bytes.
     state: IncomingState,
 }
@@ -145,6 +151,7 @@ impl Importer {
         store: Store,
         blobs: BlobStore,
         leases: Leases,
+        keys: KeyRing,
         limits: ImportLimits,
         policy: AddressPolicy,
     ) -> anyhow::Result<Self> {
@@ -172,6 +179,7 @@ impl Importer {
                 running: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
                 leases,
+                keys,
                 shutdown: CancellationToken::new(),
             }),
         })
@@ -386,6 +394,7 @@ impl Importer {
                 attempt,
                 &claimed.source_url,
                 expected.as_ref(),
+                claimed.encryption_key_id.as_deref(),
                 &mut written,
             )
             .await;
@@ -487,6 +496,7 @@ impl Importer {
             image_id,
             state: &bytes.state,
             length: bytes.size_bytes,
+            seal: bytes.seal.as_ref(),
         };
         let checked = ingest::check(blobs, received, bytes.digests, expected, declared)
             .await?

@@ -13,6 +13,7 @@ impl Importer {
         attempt: &Attempt<'_>,
         url: &str,
         expected: Option<&ExpectedChecksum>,
+        key_id: Option<&str>,
         written: &mut Option<IncomingState>,
     ) -> Result<Written, Stop> {
         let limit = self.inner.limits.max_bytes;
@@ -50,19 +51,22 @@ impl Importer {
             origin: &origin,
             idle: None,
         };
-        self.receive(attempt, body, source, expected, written).await
+        self.receive(attempt, body, source, expected, key_id, written)
+            .await
     }
 
     /// Streams a body into the image's incoming bytes while hashing them, within the size
-    /// limit and the account's quota. Returns once every byte is durable, or once the writer
-    /// lane has stopped: after an error or a cancellation nothing is still writing what the
-    /// caller removes.
+    /// limit and the account's quota, sealing them under a new data key of `key_id` for an
+    /// encrypted image. Returns once every byte is durable, or once the writer lane has
+    /// stopped: after an error or a cancellation nothing is still writing what the caller
+    /// removes.
     pub(super) async fn receive<S>(
         &self,
         attempt: &Attempt<'_>,
         body: S,
         source: Source<'_>,
         expected: Option<&ExpectedChecksum>,
+        key_id: Option<&str>,
         written: &mut Option<IncomingState>,
     ) -> Result<Written, Stop>
     where
@@ -90,7 +94,13 @@ impl Importer {
             return Err(Stop::Cancelled);
         }
 
-        let (file, state) = self.start_writing(attempt, total.unwrap_or(limit)).await?;
+        let seal = match key_id {
+            Some(key_id) => Some(self.new_data_key(attempt, key_id).await?),
+            None => None,
+        };
+        let (file, state) = self
+            .start_writing(attempt, total.unwrap_or(limit), seal.as_ref())
+            .await?;
         *written = Some(state);
         let mut ingest = Ingest::start(file, Hashers::new(expected));
 
@@ -162,9 +172,9 @@ impl Importer {
             return Err(Stop::TakenOver);
         }
         // Always wait for the lanes, so none writes after the staging file is removed.
-        let finished = ingest.finish().await.map_err(Stop::Internal);
+        let finished = ingest.finish(true).await.map_err(Stop::Internal);
         let done = streamed?;
-        let (hashers, state) = finished?;
+        let ingest::Reached { hashers, state, .. } = finished?;
         *written = Some(state.clone());
         if let Some(total) = total
             && done != total
@@ -178,8 +188,43 @@ impl Importer {
         Ok(Written {
             size_bytes: done,
             digests: hashers.finalize(),
+            seal,
             state,
         })
+    }
+
+    /// A new data key of the image's key for this attempt, recorded on the image under the
+    /// attempt's claim before any byte is sealed with it. A key that cannot be used fails the
+    /// import with the reason naming it.
+    async fn new_data_key(
+        &self,
+        attempt: &Attempt<'_>,
+        key_id: &str,
+    ) -> Result<SegmentCipher, Stop> {
+        let (data_key, wrapped) = self
+            .inner
+            .keys
+            .new_data_key(attempt.account_id, key_id)
+            .await
+            .map_err(|e| match e {
+                crate::service::ServiceError::Forbidden(reason)
+                | crate::service::ServiceError::Conflict(reason) => Stop::Failed(reason),
+                other => Stop::Internal(anyhow::Error::new(other)),
+            })?;
+        if !self
+            .inner
+            .store
+            .set_import_data_key(
+                attempt.account_id,
+                attempt.image_id,
+                &attempt.fence,
+                &wrapped,
+            )
+            .await?
+        {
+            return Err(self.settle(attempt, Stop::Cancelled).await);
+        }
+        Ok(data_key.cipher())
     }
 
     /// Starts the import's bytes from nothing. The blob store's state is recorded before a
@@ -188,6 +233,7 @@ impl Importer {
         &self,
         attempt: &Attempt<'_>,
         size_hint: u64,
+        seal: Option<&SegmentCipher>,
     ) -> Result<(BlobWriter, IncomingState), Stop> {
         let image_id = attempt.image_id;
         let (blobs, store) = (&self.inner.blobs, &self.inner.store);
@@ -217,7 +263,7 @@ impl Importer {
             }
         }
         let writer = blobs
-            .open_writer(Incoming::Import, image_id, &state, 0, size_hint)
+            .open_writer(Incoming::Import, image_id, &state, 0, size_hint, seal)
             .await?
             .ok_or_else(|| Stop::Internal(anyhow::anyhow!("the import's new bytes are missing")))?;
         Ok((writer, state))

@@ -140,9 +140,11 @@ impl Services {
                 end,
             ));
         }
-        // What arrived before the body ended is kept, whatever the reason it ended.
-        let at = row.offset_bytes + ingest.taken();
-        let (hashers, state) = ingest.finish().await?;
+        // What arrived before the body ended is kept, whatever the reason it ended (sealed
+        // bytes up to the last whole segment, unless the upload is complete).
+        let last = row.offset_bytes + ingest.taken() == row.length_bytes;
+        let ingest::Reached { at, hashers, state } = ingest.finish(last).await?;
+        let at = row.offset_bytes + at;
         let end = match self
             .record_offset(writing, &mut recorded, at, &hashers, state)
             .await?
@@ -220,6 +222,7 @@ impl Services {
         fence: &Fence,
         hashers: Hashers,
         blob_state: &IncomingState,
+        seal: Option<&SegmentCipher>,
     ) -> UploadResult<()> {
         let expected = row
             .expected_checksum
@@ -233,6 +236,7 @@ impl Services {
             image_id: &row.image_id,
             state: blob_state,
             length: row.length_bytes,
+            seal,
         };
         let checked = ingest::check(
             self.blobs(),

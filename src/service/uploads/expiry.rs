@@ -2,6 +2,7 @@
 //! byte, and the start-up check that finishes or fails what a restart interrupted.
 
 use super::*;
+use crate::store::blobs::sealed;
 
 impl Services {
     /// Ends uploads untouched for longer than the expiry (and Uploading images whose upload
@@ -94,14 +95,26 @@ impl Services {
                 .blobs()
                 .incoming_len(Incoming::Upload, &row.image_id, &blob_state)
                 .await?;
-            if on_disk.is_none_or(|len| len < row.offset_bytes) {
+            // Sealed bytes take more room than the plain offset: whole segments with their tags,
+            // and the last segment once the upload is complete.
+            let durable = match (&row.data_key, row.offset_bytes == row.length_bytes) {
+                (None, _) => row.offset_bytes,
+                (Some(_), false) => sealed::sealed_offset(row.offset_bytes),
+                (Some(_), true) => sealed::sealed_len(row.offset_bytes),
+            };
+            if on_disk.is_none_or(|len| len < durable) {
                 tracing::warn!(image.id = %row.image_id, "upload bytes missing at start-up");
                 self.lose_upload(&row, &lease.fence()).await?;
             } else if row.offset_bytes == row.length_bytes {
                 tracing::info!(image.id = %row.image_id, "finishing an upload received before a restart");
                 let hashers =
                     Hashers::from_state(&row.hasher_state).context("restoring hasher state")?;
-                self.finish_upload(&row, &lease.fence(), hashers, &blob_state)
+                let finished = async {
+                    let seal = self.upload_cipher(&row).await?;
+                    self.finish_upload(&row, &lease.fence(), hashers, &blob_state, seal.as_ref())
+                        .await
+                };
+                finished
                     .await
                     .map_err(|e| anyhow::anyhow!("finishing upload {}: {e}", row.id))?;
             }

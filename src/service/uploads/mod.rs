@@ -19,13 +19,14 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
 use super::ingest::{self, Hashers, Ingest, PendingCheckpoint};
-use super::{Actor, Services, now_ms};
+use super::{Actor, ServiceError, Services, now_ms};
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::{HistoryTopic, SYSTEM_WORKER};
 use crate::domain::image::ImageStatus;
 use crate::domain::notices;
 use crate::domain::units::{describe_duration, format_bytes};
 use crate::domain::upload::{UploadRef, parse_metadata, upload_path};
+use crate::store::blobs::sealed::SegmentCipher;
 use crate::store::blobs::{BlobWriter, Incoming, IncomingState};
 use crate::store::leases::{Fence, upload_lease};
 use crate::store::uploads::{CreateUploadError, NewUpload, UploadRow, UploadState};
@@ -236,6 +237,22 @@ impl Services {
                 image.status.label()
             )));
         }
+        // An encrypted image's upload seals its bytes with a data key made for it now.
+        let data_key = match &image.encryption_key_id {
+            Some(key_id) => Some(
+                self.key_ring()
+                    .new_data_key(&actor.account_id, key_id)
+                    .await
+                    .map_err(|e| match e {
+                        ServiceError::Forbidden(reason) | ServiceError::Conflict(reason) => {
+                            UploadError::Conflict(reason)
+                        }
+                        other => UploadError::Internal(anyhow::Error::new(other)),
+                    })?
+                    .1,
+            ),
+            None => None,
+        };
         let id = hex::encode(rand::random::<[u8; 16]>());
         let now = self.clock_ms();
         let expires_at_ms = now + self.upload_expiry_ms();
@@ -263,6 +280,7 @@ impl Services {
                 metadata,
                 hasher_state: &Hashers::new(expected.as_ref()).to_state(),
                 blob_state: blob_state.to_db().as_deref(),
+                data_key: data_key.as_ref(),
                 worker: &actor.user_name,
                 now_ms: now,
                 expires_at_ms,
@@ -380,6 +398,7 @@ impl Services {
         let hashers = Hashers::from_state(&row.hasher_state).context("restoring hasher state")?;
         let blob_state = IncomingState::from_db(row.blob_state.as_deref())?;
         let fence = lease.fence();
+        let seal = self.upload_cipher(&row).await?;
         let file = self
             .blobs()
             .open_writer(
@@ -388,6 +407,7 @@ impl Services {
                 &blob_state,
                 row.offset_bytes,
                 row.length_bytes,
+                seal.as_ref(),
             )
             .await?;
         let Some(file) = file else {
@@ -429,7 +449,7 @@ impl Services {
         }
         if recorded.offset == row.length_bytes {
             let hashers = hashers.context("the hashers of a finished body")?;
-            self.finish_upload(&row, &fence, hashers, &recorded.state)
+            self.finish_upload(&row, &fence, hashers, &recorded.state, seal.as_ref())
                 .await?;
         }
         drop(lock);
@@ -438,6 +458,27 @@ impl Services {
             expires_at_ms: recorded.expires_at_ms,
             ..UploadInfo::of(&row)
         })
+    }
+
+    /// The cipher an encrypted image's upload seals with: its data key, opened while its key
+    /// can be used (a disabled key holds the upload until it is enabled again).
+    pub(super) async fn upload_cipher(
+        &self,
+        row: &UploadRow,
+    ) -> UploadResult<Option<SegmentCipher>> {
+        let Some(stored) = &row.data_key else {
+            return Ok(None);
+        };
+        self.key_ring()
+            .open_data_key(&row.account_id, stored)
+            .await
+            .map(|key| Some(key.cipher()))
+            .map_err(|e| match e {
+                ServiceError::Forbidden(reason) | ServiceError::Conflict(reason) => {
+                    UploadError::Conflict(reason)
+                }
+                other => UploadError::Internal(anyhow::Error::new(other)),
+            })
     }
 
     /// Cancels an upload (tus termination): its bytes are deleted and the image is marked

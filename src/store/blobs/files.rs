@@ -117,25 +117,21 @@ impl Files {
         ignore_missing(tokio::fs::remove_file(self.incoming_path(incoming, image_id)?).await)
     }
 
-    pub(super) async fn read_incoming_ends(
+    pub(super) async fn read_incoming_range(
         &self,
         incoming: Incoming,
         image_id: &str,
-        head: usize,
-        tail: usize,
-    ) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        start: u64,
+        len: u64,
+    ) -> io::Result<Vec<u8>> {
         use std::io::{Read, Seek, SeekFrom};
         let path = self.incoming_path(incoming, image_id)?;
         tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(path)?;
-            let len = file.metadata()?.len();
-            let mut first = Vec::with_capacity(head.min(len as usize));
-            (&mut file).take(head as u64).read_to_end(&mut first)?;
-            let tail_start = len.saturating_sub(tail as u64);
-            file.seek(SeekFrom::Start(tail_start))?;
-            let mut last = Vec::with_capacity(tail);
-            file.take(tail as u64).read_to_end(&mut last)?;
-            Ok((first, last))
+            file.seek(SeekFrom::Start(start))?;
+            let mut read = Vec::with_capacity(len.min(16 << 20) as usize);
+            file.take(len).read_to_end(&mut read)?;
+            Ok(read)
         })
         .await
         .map_err(io::Error::other)?

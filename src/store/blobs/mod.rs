@@ -251,6 +251,8 @@ impl BlobStore {
     /// database recorded with `state`. Anything written past it by a request cut off before
     /// its offset was saved is dropped. `None` if bytes before `offset` are missing.
     /// `size_hint` is the most the bytes will come to: object storage sizes its parts by it.
+    /// With `seal` the bytes are sealed as they are written (see `sealed`): `offset` and
+    /// `size_hint` count plain bytes, and `offset` must be a segment boundary.
     pub async fn open_writer(
         &self,
         incoming: Incoming,
@@ -258,24 +260,38 @@ impl BlobStore {
         state: &IncomingState,
         offset: u64,
         size_hint: u64,
+        seal: Option<&sealed::SegmentCipher>,
     ) -> io::Result<Option<BlobWriter>> {
         let image_id = checked(image_id)?.to_owned();
-        match (&self.backend, &state.0) {
+        let (stored_offset, stored_hint) = match seal {
+            Some(_) => (sealed::sealed_offset(offset), sealed::sealed_len(size_hint)),
+            None => (offset, size_hint),
+        };
+        let sealing = seal
+            .map(|cipher| sealed::Sealer::at(cipher.clone(), offset))
+            .transpose()?
+            .map(|sealer| Sealing {
+                sealer: Some(sealer),
+                buffer: Vec::new(),
+                plain_start: offset,
+            });
+        let kind = match (&self.backend, &state.0) {
             (Backend::Files(files), _) => {
                 let files = files.clone();
                 let writer = tokio::task::spawn_blocking(move || {
-                    files.open_incoming_at(incoming, &image_id, offset)
+                    files.open_incoming_at(incoming, &image_id, stored_offset)
                 })
                 .await
                 .map_err(io::Error::other)??;
-                Ok(writer.map(|w| BlobWriter(WriterKind::File(w))))
+                writer.map(WriterKind::File)
             }
-            (Backend::S3(s3), Some(multipart)) => Ok(s3
-                .open_writer(incoming, multipart, offset, size_hint)
+            (Backend::S3(s3), Some(multipart)) => s3
+                .open_writer(incoming, multipart, stored_offset, stored_hint)
                 .await?
-                .map(|w| BlobWriter(WriterKind::S3(Box::new(w))))),
-            (Backend::S3(_), None) => Ok(None),
-        }
+                .map(|w| WriterKind::S3(Box::new(w))),
+            (Backend::S3(_), None) => None,
+        };
+        Ok(kind.map(|kind| BlobWriter { kind, sealing }))
     }
 
     /// Joins every durable piece of complete incoming bytes into one, ready to inspect.
@@ -293,23 +309,23 @@ impl BlobStore {
         }
     }
 
-    /// The first `head` and last `tail` bytes of the image's assembled incoming bytes (they
-    /// overlap for a short file), for inspecting it without reading it all.
-    pub async fn read_incoming_ends(
+    /// `len` stored bytes from `start` of the image's assembled incoming bytes (fewer past
+    /// their end), for inspecting it without reading it all.
+    pub async fn read_incoming_range(
         &self,
         incoming: Incoming,
         image_id: &str,
         state: &IncomingState,
-        head: usize,
-        tail: usize,
-    ) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        start: u64,
+        len: u64,
+    ) -> io::Result<Vec<u8>> {
         match (&self.backend, &state.0) {
             (Backend::Files(files), _) => {
                 files
-                    .read_incoming_ends(incoming, image_id, head, tail)
+                    .read_incoming_range(incoming, image_id, start, len)
                     .await
             }
-            (Backend::S3(s3), Some(multipart)) => s3.read_ends(multipart, head, tail).await,
+            (Backend::S3(s3), Some(multipart)) => s3.read_range(multipart, start, len).await,
             (Backend::S3(_), None) => Err(not_recorded()),
         }
     }
@@ -392,6 +408,7 @@ impl BlobStore {
         Ok(BlobReader {
             kind,
             open: OpenReader(self.readers.clone()),
+            seal: None,
         })
     }
 
@@ -438,27 +455,45 @@ impl BlobStore {
 
 /// Writes incoming bytes from a durable offset on. `write` runs on a blocking thread (the
 /// ingest writer lane's); `checkpoint` and `finish` make every byte written durable and
-/// return how many there were and the state to record with the new offset.
-pub struct BlobWriter(WriterKind);
+/// return how many there were and the state to record with the new offset. A sealing writer
+/// counts plain bytes, and makes durable only whole segments until the stream's end.
+pub struct BlobWriter {
+    kind: WriterKind,
+    sealing: Option<Sealing>,
+}
 
 enum WriterKind {
     File(files::FileWriter),
     S3(Box<s3::S3Writer>),
 }
 
-impl BlobWriter {
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        match &mut self.0 {
+/// A writer's sealer, and its buffer of sealed bytes on their way to the store.
+struct Sealing {
+    /// `None` once the last segment is sealed.
+    sealer: Option<sealed::Sealer>,
+    buffer: Vec<u8>,
+    /// The plain offset the writer opened at.
+    plain_start: u64,
+}
+
+impl Sealing {
+    fn sealed_since_start(&self) -> u64 {
+        self.sealer
+            .as_ref()
+            .map_or(0, |s| s.sealed_through() - self.plain_start)
+    }
+}
+
+impl WriterKind {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
             WriterKind::File(writer) => writer.write(data),
             WriterKind::S3(writer) => writer.write(data),
         }
     }
 
-    /// Makes every byte written so far durable and goes on: how many there were and the
-    /// state to record with that offset. On object storage a short remainder becomes a tail
-    /// object (the bytes also stay in the buffer for the next part).
-    pub fn checkpoint(&mut self) -> io::Result<(u64, IncomingState)> {
-        match &mut self.0 {
+    fn checkpoint(&mut self) -> io::Result<(u64, IncomingState)> {
+        match self {
             WriterKind::File(writer) => Ok((writer.checkpoint()?, IncomingState::default())),
             WriterKind::S3(writer) => {
                 let (written, multipart) = writer.checkpoint()?;
@@ -467,8 +502,8 @@ impl BlobWriter {
         }
     }
 
-    pub fn finish(self) -> io::Result<(u64, IncomingState)> {
-        match self.0 {
+    fn finish(self) -> io::Result<(u64, IncomingState)> {
+        match self {
             WriterKind::File(writer) => Ok((writer.finish()?, IncomingState::default())),
             WriterKind::S3(writer) => {
                 let (written, multipart) = writer.finish()?;
@@ -478,10 +513,71 @@ impl BlobWriter {
     }
 }
 
+fn unaligned() -> io::Error {
+    io::Error::other("sealed bytes are made durable only at a segment boundary")
+}
+
+impl BlobWriter {
+    /// The boundary durable offsets must fall on: a segment when sealing.
+    pub fn alignment(&self) -> Option<u64> {
+        self.sealing.as_ref().map(|_| sealed::SEGMENT_BYTES as u64)
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match &mut self.sealing {
+            None => self.kind.write(data),
+            Some(sealing) => {
+                let sealer = sealing.sealer.as_mut().ok_or_else(unaligned)?;
+                sealer.push(data, &mut sealing.buffer)?;
+                if !sealing.buffer.is_empty() {
+                    self.kind.write(&sealing.buffer)?;
+                    sealing.buffer.clear();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes every byte written so far durable and goes on: how many there were and the
+    /// state to record with that offset. On object storage a short remainder becomes a tail
+    /// object (the bytes also stay in the buffer for the next part).
+    pub fn checkpoint(&mut self) -> io::Result<(u64, IncomingState)> {
+        let (written, state) = self.kind.checkpoint()?;
+        match &self.sealing {
+            None => Ok((written, state)),
+            Some(sealing) if sealing.sealer.as_ref().is_some_and(|s| s.pending() == 0) => {
+                Ok((sealing.sealed_since_start(), state))
+            }
+            Some(_) => Err(unaligned()),
+        }
+    }
+
+    /// Writes what is left and makes every byte durable. `last`: these are the stream's last
+    /// bytes (a sealing writer seals its last segment); otherwise the stream goes on later
+    /// from here, which for sealed bytes must be a segment boundary.
+    pub fn finish(mut self, last: bool) -> io::Result<(u64, IncomingState)> {
+        let Some(mut sealing) = self.sealing.take() else {
+            return self.kind.finish();
+        };
+        let sealer = sealing.sealer.take().ok_or_else(unaligned)?;
+        let plain = sealer.sealed_through() + sealer.pending() as u64 - sealing.plain_start;
+        if last {
+            sealer.finish(&mut sealing.buffer)?;
+            self.kind.write(&sealing.buffer)?;
+        } else if sealer.pending() != 0 {
+            return Err(unaligned());
+        }
+        let (_, state) = self.kind.finish()?;
+        Ok((plain, state))
+    }
+}
+
 /// A committed blob open for reading, counted in `BlobStore::open_readers` until dropped.
 pub struct BlobReader {
     kind: ReaderKind,
     open: OpenReader,
+    /// A sealed blob's cipher and plain length: ranges are plain bytes, opened as they come.
+    seal: Option<(sealed::SegmentCipher, u64)>,
 }
 
 enum ReaderKind {
@@ -499,13 +595,36 @@ impl Drop for OpenReader {
 }
 
 impl BlobReader {
+    /// Reads the blob as sealed bytes of `plain_len` plain bytes, opened with `cipher`.
+    pub fn sealed(mut self, cipher: sealed::SegmentCipher, plain_len: u64) -> Self {
+        self.seal = Some((cipher, plain_len));
+        self
+    }
+
     /// `len` bytes from `start` on, as a stream of blocks. Dropping the stream stops it: reads
-    /// in flight finish, and the blob closes with the last of them.
+    /// in flight finish, and the blob closes with the last of them. A sealed blob's range is
+    /// of plain bytes: only the segments it needs are read, and a segment that fails
+    /// authentication ends the stream with an error before any of its bytes.
     pub fn range(self, start: u64, len: u64) -> BoxStream<'static, io::Result<bytes::Bytes>> {
         use futures::StreamExt;
-        match self.kind {
-            ReaderKind::File(file) => file.range(start, len, self.open).boxed(),
-            ReaderKind::S3(object) => object.range(start, len, self.open).boxed(),
+        let (stored_start, stored_len) = match &self.seal {
+            None => (start, len),
+            Some((_, plain_len)) => {
+                let range = sealed::SealedRange::of(*plain_len, start, len);
+                (range.stored_start, range.stored_len)
+            }
+        };
+        let stored = match self.kind {
+            ReaderKind::File(file) => file.range(stored_start, stored_len, self.open).boxed(),
+            ReaderKind::S3(object) => object.range(stored_start, stored_len, self.open).boxed(),
+        };
+        match self.seal {
+            None => stored,
+            Some((cipher, plain_len)) => sealed::open_stream(
+                cipher,
+                sealed::SealedRange::of(plain_len, start, len),
+                stored,
+            ),
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct ClaimedImport {
     /// `algorithm:hex`, if the creator gave one.
     pub expected_checksum: Option<String>,
     pub declared_format: DiskFormat,
+    /// The key its bytes are sealed under, for an encrypted image.
+    pub encryption_key_id: Option<String>,
 }
 
 /// An image whose import must be picked up again after a restart.
@@ -35,6 +37,7 @@ pub struct InterruptedImport {
 pub struct ClaimedBody {
     pub expected_checksum: Option<String>,
     pub declared_format: DiskFormat,
+    pub encryption_key_id: Option<String>,
 }
 
 /// The outcome of reserving storage for an import.
@@ -85,6 +88,7 @@ impl Store {
             source_url,
             expected_checksum: row.expected_checksum,
             declared_format: row.declared_format,
+            encryption_key_id: row.encryption_key_id,
         }))
     }
 
@@ -285,6 +289,7 @@ impl Store {
         Ok(Some(ClaimedBody {
             expected_checksum: row.expected_checksum,
             declared_format: row.declared_format,
+            encryption_key_id: row.encryption_key_id,
         }))
     }
 

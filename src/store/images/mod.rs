@@ -95,6 +95,10 @@ pub struct ImageRow {
     pub source_image_id: Option<String>,
     /// Set while the image is in the Recycle Bin.
     pub deleted: Option<DeletedInfo>,
+    /// The key an encrypted image's bytes are sealed under (chosen when it was created).
+    pub encryption_key_id: Option<String>,
+    /// The data key of its bytes, once an attempt at them began.
+    pub data_key: Option<crate::store::keys::WrappedDataKey>,
 }
 
 /// The attributes an Edit may change.

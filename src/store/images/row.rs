@@ -9,7 +9,8 @@ pub(in crate::store) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i
     i.virtual_size_bytes, i.hash_algo, i.hash_value, i.checksum_md5, i.expected_checksum, i.declared_format, i.blob_key, i.bytes_done, \
     i.bytes_total, i.import_attempts, i.link_generation, i.created_by, i.created_at, \
     i.updated_by, i.updated_at, i.source_image_id, i.deleted_at, i.deleted_by, i.restore_status, \
-    i.destroy_at";
+    i.destroy_at, i.encryption_key_id, i.data_key_version, i.data_key_wrapped, i.data_key_nonce, \
+    i.data_key_format";
 
 /// The columns of `ImageAttributes`, in the order `bind_attributes` binds them.
 pub(super) const ATTRIBUTE_COLUMNS: &str = "name, description, os_type, min_disk_gb, min_ram_gb, protected, architecture, boot_mode, features";
@@ -151,6 +152,8 @@ impl ImageRow {
             updated_at_ms: r.try_get("updated_at")?,
             source_image_id: r.try_get("source_image_id")?,
             deleted: deleted_from_row(r)?,
+            encryption_key_id: r.try_get("encryption_key_id")?,
+            data_key: crate::store::keys::WrappedDataKey::from_row(r)?,
         })
     }
 

@@ -403,28 +403,24 @@ impl S3 {
         }
     }
 
-    pub(super) async fn read_ends(
+    pub(super) async fn read_range(
         &self,
         multipart: &Multipart,
-        head: usize,
-        tail: usize,
-    ) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        start: u64,
+        len: u64,
+    ) -> io::Result<Vec<u8>> {
         let path = self.blob_path(&multipart.key);
-        let len = self.store.head(&path).await.map_err(to_io)?.size;
-        if len == 0 {
-            return Ok((Vec::new(), Vec::new()));
+        let size = self.store.head(&path).await.map_err(to_io)?.size;
+        let end = start.saturating_add(len).min(size);
+        if start >= end {
+            return Ok(Vec::new());
         }
-        let first = self
+        let read = self
             .store
-            .get_range(&path, 0..(head as u64).min(len))
+            .get_range(&path, start..end)
             .await
             .map_err(to_io)?;
-        let last = self
-            .store
-            .get_range(&path, len.saturating_sub(tail as u64)..len)
-            .await
-            .map_err(to_io)?;
-        Ok((first.to_vec(), last.to_vec()))
+        Ok(read.to_vec())
     }
 
     /// Aborts the upload, removes its tails and the object an `assemble` may have made (the
