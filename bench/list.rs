@@ -151,6 +151,7 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) ->
                 source_url: Some("https://example.com/image.qcow2".into()),
                 expected_checksum: None,
                 declared_format: image_console::domain::image::DiskFormat::Qcow2,
+                encryption_key: None,
                 local_file: None,
                 created_by: "bench".into(),
                 created_at_ms: 1_700_000_000_000 + i as i64 * 1000,

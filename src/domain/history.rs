@@ -293,6 +293,11 @@ impl ShareNote {
 
 /// Work History's sentences for one image, besides those of shares.
 pub mod notes {
+    /// The Encryption of an image encrypted under a key.
+    pub fn encrypted_with(key_name: &str, key_id: &str) -> String {
+        format!("Encrypted with key {key_name} ({key_id})")
+    }
+
     /// On the image that Create shared Image made.
     pub fn created_from_shared(source_name: &str, source_id: &str) -> String {
         format!(

@@ -287,6 +287,18 @@ pub struct ImageSummary {
     pub shared_by: Option<String>,
     /// Set while an image made through the image API waits for its client.
     pub api_wait: Option<ApiWait>,
+    /// Whether its bytes are encrypted.
+    #[serde(default)]
+    pub encrypted: bool,
+}
+
+/// How an encrypted image's bytes are protected, as Details shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageEncryption {
+    /// The key (its name is empty for another account's key, which a recipient does not see).
+    pub key: super::keys::KeyRef,
+    /// The key version its data key is wrapped under; `None` before any byte arrived.
+    pub data_key_version: Option<u32>,
 }
 
 impl ImageSummary {
@@ -338,6 +350,9 @@ pub struct ImageDetail {
     /// What uses the image; Delete is refused while anything does. The owner sees all of
     /// them, an account the image is shared with its own.
     pub references: Vec<super::lifecycle::ImageReference>,
+    /// Set for an encrypted image.
+    #[serde(default)]
+    pub encryption: Option<ImageEncryption>,
 }
 
 impl ImageDetail {

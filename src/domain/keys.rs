@@ -249,6 +249,53 @@ pub struct KeySummary {
     pub images_on_older_versions: u64,
 }
 
+/// Field names of the Encryption choice on Create Image.
+pub mod field {
+    pub const ENCRYPTION: &str = "encryption";
+    pub const ENCRYPTION_KEY: &str = "encryption_key";
+}
+
+/// Create Image's Encryption: off, or on with the account's default key or a chosen one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EncryptionChoice {
+    Off,
+    /// The account's default key (made, named default, if it has none).
+    DefaultKey,
+    /// One of the account's keys, by id.
+    Key(String),
+}
+
+impl EncryptionChoice {
+    /// `encryption` is `off` (or empty) or `on`; `key` a key id, or empty (or `default`) for
+    /// the account's default key.
+    pub fn parse(encryption: &str, key: &str) -> Result<Self, FieldError> {
+        match encryption.trim() {
+            "" | "off" => Ok(Self::Off),
+            "on" => match key.trim() {
+                "" | "default" => Ok(Self::DefaultKey),
+                id if looks_like_key_id(id) => Ok(Self::Key(id.to_ascii_lowercase())),
+                _ => Err(FieldError::new(
+                    field::ENCRYPTION_KEY,
+                    "Choose one of this account's keys, or the default key.",
+                )),
+            },
+            _ => Err(FieldError::new(
+                field::ENCRYPTION,
+                "Choose whether the image is encrypted: on or off.",
+            )),
+        }
+    }
+}
+
+/// Whether a string has a key id's shape (a UUID), before anything is looked up.
+pub fn looks_like_key_id(raw: &str) -> bool {
+    raw.len() == 36
+        && raw.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
 /// A key's name and id, as an image shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRef {
@@ -305,6 +352,28 @@ mod tests {
         assert_eq!(KeyDescription::parse("").unwrap().as_str(), "");
         assert!(KeyDescription::parse(&"d".repeat(256)).is_err());
         assert!(KeyDescription::parse("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn the_encryption_choice_is_parsed() {
+        assert_eq!(EncryptionChoice::parse("", ""), Ok(EncryptionChoice::Off));
+        assert_eq!(
+            EncryptionChoice::parse("on", ""),
+            Ok(EncryptionChoice::DefaultKey)
+        );
+        let id = "8F4E2C1A-3B5D-4E6F-9A7B-0C1D2E3F4A5B";
+        assert_eq!(
+            EncryptionChoice::parse("on", id),
+            Ok(EncryptionChoice::Key(id.to_ascii_lowercase()))
+        );
+        assert_eq!(
+            EncryptionChoice::parse("on", "x").unwrap_err().field,
+            field::ENCRYPTION_KEY
+        );
+        assert_eq!(
+            EncryptionChoice::parse("maybe", "").unwrap_err().field,
+            field::ENCRYPTION
+        );
     }
 
     #[test]

@@ -480,6 +480,7 @@ mod tests {
             created_at_ms: 0,
             shared_by: None,
             api_wait: None,
+            encrypted: false,
         };
         let bounded = |page: u32, on_page: usize| ImagePage {
             images: vec![row.clone(); on_page],

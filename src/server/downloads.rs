@@ -39,7 +39,7 @@ pub async fn download_image(
         )
         .await
     {
-        Ok(file) => serve_file(file, headers.get(header::RANGE)).await,
+        Ok(file) => serve_file(file, &headers).await,
         Err(refusal) => refuse(refusal, &headers),
     }
 }
@@ -82,7 +82,13 @@ fn select(range: Option<&HeaderValue>, size: u64) -> Selection {
     }
 }
 
-pub(crate) async fn serve_file(file: DownloadFile, range: Option<&HeaderValue>) -> Response {
+/// Sends the file, whole or the one range `headers` ask for. Bytes that cannot be read, or
+/// sealed bytes that fail authentication, end the response where they are (the client sees
+/// it cut short, never a wrong byte), logged with the request's reference.
+pub(crate) async fn serve_file(file: DownloadFile, headers: &HeaderMap) -> Response {
+    use futures::TryStreamExt;
+    let range = headers.get(header::RANGE);
+    let reference = errors::reference(headers);
     let size = file.size_bytes;
     let (status, start, len) = match select(range, size) {
         Selection::Whole => (StatusCode::OK, 0, size),
@@ -95,7 +101,10 @@ pub(crate) async fn serve_file(file: DownloadFile, range: Option<&HeaderValue>) 
                 .into_response();
         }
     };
-    let bytes = file.blob.range(start, len);
+    let bytes = file.blob.range(start, len).map_err(move |error| {
+        tracing::error!(%reference, %error, "a download stopped: its stored bytes could not be read");
+        error
+    });
     let encoded: String = url::form_urlencoded::byte_serialize(file.file_name.as_bytes()).collect();
     let disposition = format!(
         "attachment; filename=\"{}\"; filename*=UTF-8''{}",

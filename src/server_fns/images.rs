@@ -76,6 +76,8 @@ pub async fn create_image(
     qemu_guest_agent: Option<String>,
     tags: Option<Vec<TagPair>>,
     checksum: Option<String>,
+    encryption: Option<String>,
+    encryption_key: Option<String>,
 ) -> Result<String, AppError> {
     use super::ssr;
     use crate::domain::image_spec::{AttributesForm, CreateImageForm, SourceKind};
@@ -104,6 +106,8 @@ pub async fn create_image(
         visibility,
         tags: tags.unwrap_or_default(),
         checksum: checksum.unwrap_or_default(),
+        encryption: encryption.unwrap_or_default(),
+        encryption_key: encryption_key.unwrap_or_default(),
     };
     let id = services
         .create_image(&actor, &form)

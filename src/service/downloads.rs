@@ -19,6 +19,7 @@ use crate::domain::image::{DOWNLOAD_LINK_HOURS, DownloadLink, ImageStatus};
 use crate::domain::units::format_timestamp;
 use crate::store::blobs::BlobReader;
 use crate::store::history::NewEvent;
+use crate::store::images::ImageRow;
 
 /// A file a valid link gives access to, open for reading.
 pub struct DownloadFile {
@@ -52,6 +53,10 @@ pub enum DownloadRefusal {
     Deactivated,
     #[error("This image was deleted: it is in its owner's Recycle Bin.")]
     Deleted,
+    /// Its encryption key cannot be used now (disabled, pending deletion, deleted); the text
+    /// names the key.
+    #[error("This image cannot be downloaded now. {0}")]
+    KeyUnusable(String),
 }
 
 /// Why a Deactivated image's download is refused, to whoever asks.
@@ -85,6 +90,51 @@ fn message(id: &str, owner: &str, holder: LinkHolder<'_>, generation: i64, expir
 }
 
 impl Services {
+    /// Refuses an encrypted image whose key cannot be used now, with the reason naming the
+    /// key (downloads, links, Create shared Image, Replicate).
+    pub(crate) async fn check_key_usable(&self, row: &ImageRow) -> ServiceResult<()> {
+        let Some(key_id) = &row.encryption_key_id else {
+            return Ok(());
+        };
+        match self
+            .key_ring()
+            .unusable_reason(&row.account_id, key_id)
+            .await?
+        {
+            Some(reason) => Err(ServiceError::Forbidden(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// An Active image's bytes, opened with its data key if it is encrypted: the reader of
+    /// downloads through the image API, Replicate and the tests.
+    pub(crate) async fn open_image_bytes(
+        &self,
+        row: &ImageRow,
+    ) -> ServiceResult<Option<crate::store::blobs::BlobReader>> {
+        let (Some(key), Some(size_bytes)) = (&row.blob_key, row.size_bytes) else {
+            return Ok(None);
+        };
+        let cipher = match &row.data_key {
+            Some(stored) => Some(
+                self.key_ring()
+                    .open_data_key(&row.account_id, stored)
+                    .await?
+                    .cipher(),
+            ),
+            None => None,
+        };
+        let reader = self
+            .blobs()
+            .open_blob(key)
+            .await
+            .map_err(|e| crate::service::image_api::stored_data_unreadable(e, &row.id, key))?;
+        Ok(Some(match cipher {
+            Some(cipher) => reader.sealed(cipher, size_bytes),
+            None => reader,
+        }))
+    }
+
     /// A key for link signatures, separate from the one for session hashes.
     fn link_mac(&self) -> Hmac<Sha256> {
         let mut derive =
@@ -132,6 +182,7 @@ impl Services {
                 ));
             }
         }
+        self.check_key_usable(row).await?;
         let now = now_ms();
         let expires_at_ms = now + valid_for_ms;
         let expires = u64::try_from(expires_at_ms / 1000).unwrap_or(0);
@@ -257,7 +308,26 @@ impl Services {
         else {
             return Err(DownloadRefusal::Unavailable);
         };
-        let blob = self.blobs().open_blob(key).await.map_err(|e| {
+        // An encrypted image's key is asked for before its bytes are touched.
+        let cipher = match &target.data_key {
+            None => None,
+            Some(stored) => match self
+                .key_ring()
+                .open_data_key(&target.account_id, stored)
+                .await
+            {
+                Ok(data_key) => Some(data_key.cipher()),
+                Err(ServiceError::Forbidden(reason) | ServiceError::Conflict(reason)) => {
+                    return Err(DownloadRefusal::KeyUnusable(reason));
+                }
+                Err(e) => {
+                    return Err(DownloadRefusal::Fault(format!(
+                        "opening the data key of image {id}: {e}"
+                    )));
+                }
+            },
+        };
+        let mut blob = self.blobs().open_blob(key).await.map_err(|e| {
             DownloadRefusal::Fault(match e.kind() {
                 std::io::ErrorKind::NotFound => {
                     format!("image {id} is Active but its stored data {key} is missing")
@@ -265,6 +335,9 @@ impl Services {
                 _ => format!("opening the stored data {key} of image {id}: {e}"),
             })
         })?;
+        if let Some(cipher) = cipher {
+            blob = blob.sealed(cipher, size_bytes);
+        }
         Ok(DownloadFile {
             blob,
             file_name: download_file_name(

@@ -296,6 +296,10 @@ impl Services {
     ) -> ServiceResult<String> {
         let id = parse_image_id(id)?;
         let name = ImageName::parse(name).map_err(|e| ServiceError::Invalid(vec![e]))?;
+        // An encrypted image's copy shares its data key: refused while the key cannot be used.
+        if let Ok(row) = self.owned_image(actor, &id).await {
+            self.check_key_usable(&row).await?;
+        }
         let new_id = uuid::Uuid::new_v4().to_string();
         let copy = SharedCopy {
             id: &new_id,

@@ -89,6 +89,7 @@ fn image_row(
         source_url: (rng.below(2) == 0).then(|| "https://images.example.com/x.qcow2".into()),
         expected_checksum: None,
         declared_format: *rng.pick(&[DiskFormat::Qcow2, DiskFormat::Raw, DiskFormat::Iso]),
+        encryption_key: None,
         local_file: None,
         created_by: account.into(),
         // Three images in each second and some in the same millisecond: the order then

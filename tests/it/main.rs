@@ -13,6 +13,7 @@ mod bytes;
 pub(crate) mod crash;
 mod details;
 mod downloads;
+mod encryption;
 mod http;
 mod image_api;
 mod imports;

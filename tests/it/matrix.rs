@@ -21,6 +21,7 @@ use image_console::server_fns::images::{
     GetConsoleSettings, GetImage, GetImageHistory, GetImageUpload, ListImages, PutImageTag,
     RemoveImageTag, RevokeDownloadLinks, SetImageProtected, UpdateImage,
 };
+use image_console::server_fns::keys::{ChangeKey, CreateKey, ListKeys};
 use image_console::server_fns::lifecycle::{
     CancelImport, DestroyImages, GetAccountSettings, GetRecycleBin, RestoreImages,
     SetImageActivation, SetRetention,
@@ -702,6 +703,8 @@ fn rows() -> Vec<Row> {
                 qemu_guest_agent: None,
                 tags: None,
                 checksum: None,
+                encryption: None,
+                encryption_key: None,
             };
             classify(w, w.server_fn(&create, r).await, own)
         }),
@@ -911,6 +914,38 @@ fn rows() -> Vec<Row> {
                 )
                 .await;
             assert_eq!(status, StatusCode::NOT_FOUND);
+            Own
+        }),
+        server_fn_row!(ListKeys, OWN_ACCOUNT, |w, r| {
+            classify(w, w.server_fn(&ListKeys {}, r).await, own)
+        }),
+        server_fn_row!(CreateKey, OWN_ACCOUNT, |w, r| {
+            let args = CreateKey {
+                name: format!("matrix-{}", r.account()),
+                description: String::new(),
+                make_default: None,
+            };
+            classify(w, w.server_fn(&args, r).await, own)
+        }),
+        server_fn_row!(ChangeKey, OWN_ACCOUNT, |w, r| {
+            // The owner's key: the owner changes it, anyone else is told there is no such key.
+            let key = w
+                .services
+                .create_key(&w.owner, &format!("change-{}", r.account()), "", false)
+                .await
+                .unwrap();
+            let args = ChangeKey {
+                id: key,
+                action: "rotate".into(),
+                days: None,
+            };
+            let (status, body) = w.server_fn(&args, r).await;
+            let expected = if r == Owner {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            assert_eq!(status, expected, "{body}");
             Own
         }),
         // ---- The image API, with each role's API token.
@@ -1245,6 +1280,9 @@ fn rows() -> Vec<Row> {
         }),
         route_row!("/images/account-settings", OWN_ACCOUNT, |w, r| {
             classify(w, w.page("/images/account-settings", r).await, own)
+        }),
+        route_row!("/images/keys", OWN_ACCOUNT, |w, r| {
+            classify(w, w.page("/images/keys", r).await, own)
         }),
         // ---- Pages, rendered on the server with the role's session.
         route_row!("/signin", OWN_ACCOUNT, |w, r| {

@@ -8,6 +8,7 @@ use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::FieldChange;
 use crate::domain::image::DiskFormat;
+use crate::domain::keys::EncryptionChoice;
 use crate::domain::os_catalogue::{self, OperatingSystem, OsRequirement};
 use crate::domain::tags::{Tag, TagPair, parse_tag_set};
 use crate::domain::upload::LocalImageFile;
@@ -208,6 +209,11 @@ pub struct CreateImageForm {
     /// Optional expected checksum of the file (see `ExpectedChecksum`).
     #[serde(default)]
     pub checksum: String,
+    /// Encryption: `off` (or empty) or `on`, and the key (empty for the default key).
+    #[serde(default)]
+    pub encryption: String,
+    #[serde(default)]
+    pub encryption_key: String,
 }
 
 /// A validated request to create an image.
@@ -217,17 +223,20 @@ pub struct NewImage {
     pub source: ImageSource,
     pub disk_format: DiskFormat,
     pub checksum: Option<ExpectedChecksum>,
+    pub encryption: EncryptionChoice,
     pub visibility: Visibility,
     pub tags: Vec<Tag>,
 }
 
 /// The order of fields on the Create Image form, so errors are listed as the form reads.
-const FORM_ORDER: [&str; 16] = [
+const FORM_ORDER: [&str; 18] = [
     field::NAME,
     field::SOURCE,
     crate::domain::upload::field::LOCAL_FILE,
     field::DISK_FORMAT,
     crate::domain::checksum::field::CHECKSUM,
+    crate::domain::keys::field::ENCRYPTION,
+    crate::domain::keys::field::ENCRYPTION_KEY,
     os_catalogue::field::OS_FAMILY,
     "architecture",
     os_catalogue::field::OS_PLATFORM,
@@ -273,6 +282,10 @@ impl CreateImageForm {
             collect(check_format_fits_file(format, file_name), &mut errors);
         }
         let checksum = collect(ExpectedChecksum::parse(&self.checksum), &mut errors);
+        let encryption = collect(
+            EncryptionChoice::parse(&self.encryption, &self.encryption_key),
+            &mut errors,
+        );
         let visibility = collect(Visibility::parse(&self.visibility), &mut errors);
         let tags = parse_tag_set(&self.tags)
             .map_err(|tag_errors| errors.extend(tag_errors))
@@ -283,12 +296,21 @@ impl CreateImageForm {
                 .position(|f| e.field.starts_with(f))
                 .unwrap_or(usize::MAX)
         });
-        match (attributes, source, disk_format, checksum, visibility, tags) {
+        match (
+            attributes,
+            source,
+            disk_format,
+            checksum,
+            encryption,
+            visibility,
+            tags,
+        ) {
             (
                 Some(attributes),
                 Some(source),
                 Some(disk_format),
                 Some(checksum),
+                Some(encryption),
                 Some(visibility),
                 Some(tags),
             ) if errors.is_empty() => Ok(NewImage {
@@ -296,6 +318,7 @@ impl CreateImageForm {
                 source,
                 disk_format,
                 checksum,
+                encryption,
                 visibility,
                 tags,
             }),

@@ -452,7 +452,7 @@ pub async fn download_data(
     match services.api_image_data(&actor, &id).await {
         Ok(file) => {
             let ranged = headers.contains_key(header::RANGE);
-            let mut response = serve_file(file, headers.get(header::RANGE)).await;
+            let mut response = serve_file(file, &headers).await;
             // An account's data for one token: no cache keeps it, and none transforms it
             // (byte ranges must stay true).
             response.headers_mut().insert(

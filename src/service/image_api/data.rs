@@ -158,19 +158,16 @@ impl Services {
                 crate::service::downloads::DEACTIVATED.into(),
             ));
         }
-        let (ImageStatus::Active, Some(key), Some(size_bytes)) =
-            (row.status, &row.blob_key, row.size_bytes)
-        else {
+        let (ImageStatus::Active, Some(size_bytes)) = (row.status, row.size_bytes) else {
             return Err(ServiceError::Conflict(format!(
                 "The image has no data to download: it is {}.",
                 row.status.label()
             )));
         };
         let blob = self
-            .blobs()
-            .open_blob(key)
-            .await
-            .map_err(|e| stored_data_unreadable(e, &id, key))?;
+            .open_image_bytes(row)
+            .await?
+            .ok_or_else(|| ServiceError::Conflict("The image has no data to download.".into()))?;
         Ok(DownloadFile {
             blob,
             file_name: download_file_name(
@@ -183,7 +180,7 @@ impl Services {
 }
 
 /// An Active image's stored data that cannot be opened: 503 with a reference, never a 500.
-fn stored_data_unreadable(error: std::io::Error, id: &str, key: &str) -> ServiceError {
+pub(crate) fn stored_data_unreadable(error: std::io::Error, id: &str, key: &str) -> ServiceError {
     let missing = error.kind() == std::io::ErrorKind::NotFound;
     ServiceError::DataUnavailable(anyhow::Error::new(error).context(if missing {
         format!("image {id} is Active but its stored data {key} is missing")

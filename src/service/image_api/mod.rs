@@ -5,6 +5,8 @@
 
 mod data;
 
+pub(crate) use data::stored_data_unreadable;
+
 use super::images::{Access, creation_refused, not_found, parse_image_id};
 use super::importer::{BodyUploadError, Keep};
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
@@ -396,6 +398,7 @@ impl Services {
             expected_checksum: None,
             local_file: None,
             declared_format: disk_format,
+            encryption_key: None,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
         };

@@ -12,6 +12,7 @@ use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, HistoryTopic};
 use crate::domain::image::{AccountUsage, ImageDetail};
 use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageSource, protected_label};
+use crate::domain::keys::EncryptionChoice;
 use crate::domain::list_query::{ImagePage, ListQuery};
 use crate::domain::notices;
 use crate::domain::os_catalogue::OsRequirement;
@@ -21,7 +22,7 @@ use crate::domain::units::format_rfc3339;
 use crate::store::blobs::{Incoming, IncomingState};
 use crate::store::history::NewEvent;
 use crate::store::images::{
-    AttributeUpdate, CreateImageError, ImageRow, LocalFileRow, NewImageRow, QuotaLimits,
+    AttributeUpdate, CreateImageError, ImageKey, ImageRow, LocalFileRow, NewImageRow, QuotaLimits,
     UpdateOutcome,
 };
 
@@ -195,19 +196,39 @@ impl Services {
                 let references = self
                     .references_seen_by(actor, &actor.account_id, &id)
                     .await?;
-                Ok(ImageDetail {
+                let detail = ImageDetail {
                     references,
                     ..row.into_detail(tags, shares)
-                })
+                };
+                self.with_key(detail, true).await
             }
             Access::Recipient { row, .. } => {
                 let references = self.references_seen_by(actor, &row.account_id, &id).await?;
-                Ok(ImageDetail {
+                let detail = ImageDetail {
                     references,
                     ..super::shares::as_seen_by_recipient(row.into_detail(Vec::new(), 0))
-                })
+                };
+                self.with_key(detail, false).await
             }
         }
+    }
+
+    /// Fills in an encrypted image's key: its state, and its name for the owner (a recipient
+    /// sees only whether the owner's key can be used).
+    async fn with_key(&self, mut detail: ImageDetail, owner: bool) -> ServiceResult<ImageDetail> {
+        if let Some(encryption) = &mut detail.encryption
+            && let Some(key) = self
+                .store()
+                .find_key(&detail.account_id, &encryption.key.id)
+                .await?
+        {
+            encryption.key.state = key.state;
+            encryption.key.deletion_at_ms = key.deletion_at_ms;
+            if owner {
+                encryption.key.name = key.name;
+            }
+        }
+        Ok(detail)
     }
 
     /// Validates the form and records the image within the account's quotas: Queued and
@@ -232,6 +253,15 @@ impl Services {
                 refused.0,
             )]));
         }
+        let encryption_key = match &spec.encryption {
+            EncryptionChoice::Off => None,
+            EncryptionChoice::DefaultKey => Some(self.key_for_new_image(actor, None).await?),
+            EncryptionChoice::Key(id) => Some(self.key_for_new_image(actor, Some(id)).await?),
+        }
+        .map(|key| ImageKey {
+            id: key.id,
+            name: key.name,
+        });
         let id = uuid::Uuid::new_v4().to_string();
         let (source_url, local_file) = match &spec.source {
             ImageSource::Url(url) => (Some(url.as_str().to_owned()), None),
@@ -254,6 +284,7 @@ impl Services {
             expected_checksum: spec.checksum.as_ref().map(ExpectedChecksum::to_db),
             local_file,
             declared_format: spec.disk_format,
+            encryption_key,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
         };

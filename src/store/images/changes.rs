@@ -3,6 +3,8 @@
 
 use sqlx::Row;
 
+use crate::domain::history::FieldChange;
+
 use super::*;
 
 async fn insert_tags(
@@ -74,8 +76,8 @@ impl Store {
         let sql = format!(
             "INSERT INTO images ({ATTRIBUTE_COLUMNS}, id, account_id, visibility, status, \
              image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum, \
-             source_file_name, bytes_total, declared_format, os_version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21, $22)"
+             source_file_name, bytes_total, declared_format, os_version, encryption_key_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21, $22, $23)"
         );
         bind_attributes(sqlx::query(&sql), &image.attributes)
             .bind(&image.id)
@@ -94,6 +96,7 @@ impl Store {
             .bind(image.local_file.as_ref().map(|f| to_i64(f.size_bytes)))
             .bind(image.declared_format.as_str())
             .bind(os_version(&image.attributes))
+            .bind(image.encryption_key.as_ref().map(|k| k.id.clone()))
             .execute(&mut *tx)
             .await
             .map_err(|e| match e.as_database_error() {
@@ -102,12 +105,24 @@ impl Store {
                 _ => e.into(),
             })?;
         insert_tags(&mut tx, &image.account_id, &image.id, tags).await?;
+        let encryption: Vec<FieldChange> = image
+            .encryption_key
+            .iter()
+            .map(|key| FieldChange {
+                field: "Encryption".into(),
+                old: String::new(),
+                new: notes::encrypted_with(&key.name, &key.id),
+            })
+            .collect();
         insert_event(
             &mut tx,
             &image.account_id,
             &image.id,
             &image.attributes.name,
-            &NewEvent::succeeded(HistoryTopic::Created, &image.created_by),
+            &NewEvent {
+                changes: &encryption,
+                ..NewEvent::succeeded(HistoryTopic::Created, &image.created_by)
+            },
             image.created_at_ms,
         )
         .await?;
@@ -283,11 +298,13 @@ impl Store {
              min_ram_gb, visibility, protected, architecture, boot_mode, features, status, \
              image_type, source_url, source_file_name, disk_format, size_bytes, virtual_size_bytes, \
              hash_algo, hash_value, checksum_md5, expected_checksum, declared_format, blob_key, \
-             bytes_done, bytes_total, created_by, created_at, updated_by, updated_at, source_image_id) \
+             bytes_done, bytes_total, created_by, created_at, updated_by, updated_at, source_image_id, \
+             encryption_key_id, data_key_version, data_key_wrapped, data_key_nonce, data_key_format) \
              SELECT $1, account_id, $2, description, os_type, os_version, min_disk_gb, min_ram_gb, $3, 0, \
              architecture, boot_mode, features, status, image_type, source_url, source_file_name, \
              disk_format, size_bytes, virtual_size_bytes, hash_algo, hash_value, checksum_md5, \
-             expected_checksum, declared_format, blob_key, size_bytes, size_bytes, $4, $5, $4, $5, id \
+             expected_checksum, declared_format, blob_key, size_bytes, size_bytes, $4, $5, $4, $5, id, \
+             encryption_key_id, data_key_version, data_key_wrapped, data_key_nonce, data_key_format \
              FROM images WHERE id = $6 AND account_id = $7",
         )
         .bind(copy.id)

@@ -48,8 +48,17 @@ pub struct NewImageRow {
     pub local_file: Option<LocalFileRow>,
     /// The format inspection must find.
     pub declared_format: DiskFormat,
+    /// An encrypted image's key (its id and name, for Work History).
+    pub encryption_key: Option<ImageKey>,
     pub created_by: String,
     pub created_at_ms: i64,
+}
+
+/// The key an image's bytes are sealed under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageKey {
+    pub id: String,
+    pub name: String,
 }
 
 /// The local file an Uploading image waits for.
@@ -194,6 +203,8 @@ pub struct DownloadTarget {
     pub size_bytes: Option<u64>,
     pub link_generation: i64,
     pub disk_format: Option<DiskFormat>,
+    /// The data key of an encrypted image's bytes.
+    pub data_key: Option<crate::store::keys::WrappedDataKey>,
 }
 
 async fn fetch_row(
@@ -309,7 +320,9 @@ impl Store {
     /// names the account, is what authorizes it.
     pub async fn find_download_target(&self, id: &str) -> sqlx::Result<Option<DownloadTarget>> {
         let row = sqlx::query(
-            "SELECT account_id, name, status, blob_key, size_bytes, link_generation, disk_format FROM images WHERE id = $1",
+            "SELECT account_id, name, status, blob_key, size_bytes, link_generation, disk_format, \
+             encryption_key_id, data_key_version, data_key_wrapped, data_key_nonce, data_key_format \
+             FROM images WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -328,6 +341,7 @@ impl Store {
                     .try_get::<Option<String>, _>("disk_format")?
                     .as_deref()
                     .and_then(DiskFormat::from_db),
+                data_key: crate::store::keys::WrappedDataKey::from_row(&r)?,
             })
         })
         .transpose()

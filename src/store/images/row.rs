@@ -2,6 +2,8 @@
 //! summary and the Details page's image.
 
 use super::*;
+use crate::domain::image::ImageEncryption;
+use crate::domain::keys::{KeyRef, KeyState};
 
 pub(in crate::store) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i.description, i.os_type, i.os_version, i.min_disk_gb, \
     i.min_ram_gb, i.visibility, i.protected, i.architecture, i.boot_mode, i.features, i.status, \
@@ -206,6 +208,7 @@ impl ImageRow {
             failure_reason: self.failure_reason,
             source_file_name: self.source_file_name,
             created_at_ms: self.created_at_ms,
+            encrypted: self.encryption_key_id.is_some(),
         }
     }
 
@@ -245,6 +248,16 @@ impl ImageRow {
             source_image_id: self.source_image_id,
             deleted: self.deleted,
             references: Vec::new(),
+            // The key's name and state come from its row (`Services::get_image`).
+            encryption: self.encryption_key_id.map(|id| ImageEncryption {
+                key: KeyRef {
+                    id,
+                    name: String::new(),
+                    state: KeyState::Enabled,
+                    deletion_at_ms: None,
+                },
+                data_key_version: self.data_key.map(|k| k.version),
+            }),
         }
     }
 }

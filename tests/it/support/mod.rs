@@ -383,6 +383,53 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Replaces the bytes the blob store holds for the image (tampering, as someone with
+    /// access to the storage could).
+    pub async fn replace_stored_bytes(&self, image_id: &str, bytes: Vec<u8>) {
+        let key = self
+            .services
+            .blobs()
+            .list()
+            .await
+            .unwrap()
+            .images
+            .into_iter()
+            .find(|key| key.starts_with(image_id))
+            .unwrap_or_else(|| panic!("no bytes stored for {image_id}"));
+        match &self.storage {
+            StorageLocation::Files(root) => {
+                std::fs::write(root.join("images").join(&key), bytes).unwrap();
+            }
+            StorageLocation::S3 { bucket, prefix } => {
+                use object_store::ObjectStoreExt;
+                let setting = |name: &str| {
+                    self.aws
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                        .unwrap()
+                };
+                let store = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_endpoint(setting("AWS_ENDPOINT_URL"))
+                    .with_access_key_id(setting("AWS_ACCESS_KEY_ID"))
+                    .with_secret_access_key(setting("AWS_SECRET_ACCESS_KEY"))
+                    .with_region("us-east-1")
+                    .with_allow_http(true)
+                    .build()
+                    .unwrap();
+                let path = object_store::path::Path::from(if prefix.is_empty() {
+                    format!("images/{key}")
+                } else {
+                    format!("{prefix}/images/{key}")
+                });
+                store.put(&path, bytes.into()).await.unwrap();
+            }
+        }
+    }
+}
+
 /// The names in a folder, sorted; none if it does not exist.
 pub fn list_dir(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -782,6 +829,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 source_url: Some("https://example.com/seed.qcow2".into()),
                 expected_checksum: None,
                 declared_format: image_console::domain::image::DiskFormat::Qcow2,
+                encryption_key: None,
                 local_file: (seed.status == ImageStatus::Uploading).then(|| {
                     image_console::store::images::LocalFileRow {
                         name: "seed.qcow2".into(),
