@@ -1579,7 +1579,97 @@ async fn data_over_the_quota_is_refused_with_413(backend: Backend) {
     );
 }
 
+/// `os_encrypt_key_id` on create encrypts the image's data (the account's default key, or a
+/// key by id); the document names the key, the data comes back whole, the key cannot be
+/// changed, and a disabled key refuses the data with its reason.
+async fn encrypted_images(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let api = Api::new(&app).await;
+    let alice = app.sign_up("acme").await;
+    let token = token_for(&app, &alice).await;
+    let bytes = qcow2_bytes(&app, "disk.qcow2");
+
+    let refused = api
+        .post(
+            "/v2/images",
+            &token,
+            json!({ "name": "x", "disk_format": "qcow2", "os_encrypt_key_id": "not-a-key" }),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.error().1.contains("os_encrypt_key_id"));
+
+    let created = api
+        .post(
+            "/v2/images",
+            &token,
+            json!({ "name": "sealed", "disk_format": "qcow2", "os_encrypt_key_id": "default" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let image = created.json();
+    api.check_image(&image);
+    let id = image["id"].as_str().unwrap().to_owned();
+    let key = app.services.list_keys(&alice).await.unwrap().remove(0);
+    assert_eq!(image["os_encrypt_key_id"], key.id.as_str());
+
+    assert_eq!(
+        api.put_data(&id, &token, bytes.clone()).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let shown = api.get(&format!("/v2/images/{id}"), &token).await.json();
+    assert_eq!(shown["status"], "active");
+    assert_eq!(shown["os_hash_value"], hex_of::<sha2::Sha512>(&bytes));
+    let stored = app.stored_bytes(&id).await;
+    assert!(
+        !stored.starts_with(b"QFI\xfb"),
+        "the stored bytes are sealed"
+    );
+    let data = api.get(&format!("/v2/images/{id}/file"), &token).await;
+    assert_eq!(data.status, StatusCode::OK);
+    assert_eq!(data.body, bytes);
+
+    let other = app
+        .services
+        .create_key(&alice, "other", "", false)
+        .await
+        .unwrap();
+    let changed = api
+        .set_field(
+            &format!("/v2/images/{id}"),
+            &token,
+            "replace",
+            "os_encrypt_key_id",
+            &other,
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::FORBIDDEN);
+    assert!(
+        changed.error().1.contains("replicate"),
+        "{:?}",
+        changed.error()
+    );
+
+    app.services
+        .change_key(&alice, &key.id, "disable", "")
+        .await
+        .unwrap();
+    let data = api.get(&format!("/v2/images/{id}/file"), &token).await;
+    assert_eq!(data.status, StatusCode::FORBIDDEN);
+    assert!(data.error().1.contains(&key.id), "{:?}", data.error());
+    // A new image under a disabled key is refused.
+    let refused = api
+        .post(
+            "/v2/images",
+            &token,
+            json!({ "name": "y", "disk_format": "qcow2", "os_encrypt_key_id": key.id }),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+}
+
 crate::on_every_backend!(
+    encrypted_images,
     what_plain_clients_send_is_accepted,
     operating_systems_follow_the_catalogue,
     data_over_the_quota_is_refused_with_413,

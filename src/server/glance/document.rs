@@ -103,6 +103,12 @@ pub fn image_json(image: &ApiImage) -> Value {
     if matches!(d.status, ImageStatus::Active | ImageStatus::Deactivated) {
         doc.insert("stores".into(), Value::String(STORE_ID.into()));
     }
+    if let Some(encryption) = &d.encryption {
+        doc.insert(
+            ENCRYPTION_KEY_PROPERTY.into(),
+            Value::String(encryption.key.id.clone()),
+        );
+    }
     if let Some(reason) = d
         .failure_reason
         .as_ref()
@@ -112,6 +118,10 @@ pub fn image_json(image: &ApiImage) -> Value {
     }
     Value::Object(doc)
 }
+
+/// The property that asks for an encrypted image on create (a key id, or `default`) and
+/// names its key afterwards; Glance's name for an image's encryption key.
+pub const ENCRYPTION_KEY_PROPERTY: &str = "os_encrypt_key_id";
 
 /// A refusal of a request field, with the status Glance gives it.
 #[derive(Debug, PartialEq, Eq)]
@@ -211,6 +221,7 @@ pub fn change_of(key: &str, value: &Value) -> Result<Option<ApiChange>, FieldRef
         "architecture" => ApiChange::Architecture(string_of(key, value)?),
         "hw_firmware_type" => ApiChange::BootMode(string_of(key, value)?),
         "hw_qemu_guest_agent" => ApiChange::QemuGuestAgent(boolean(key, value)?),
+        ENCRYPTION_KEY_PROPERTY => ApiChange::EncryptionKey(string_of(key, value)?),
         "tags" => match value {
             Value::Array(items) => ApiChange::Tags(
                 items

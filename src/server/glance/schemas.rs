@@ -64,6 +64,7 @@ pub fn image_schema() -> Value {
             "hw_qemu_guest_agent": { "type": "string", "enum": ["yes", "no"], "is_base": false, "description": "Whether the image has the QEMU guest agent." },
             "description": { "type": "string", "maxLength": Description::MAX_CHARS, "is_base": false, "description": "A description of the image." },
             "failure_reason": { "type": "string", "readOnly": true, "is_base": false, "description": "Why the image is killed (its import or upload failed)." },
+            "os_encrypt_key_id": { "type": "string", "is_base": false, "description": "The key the image's data is encrypted under: on create, a key id of the account or default for its default key; fixed afterwards (replicate to change it)." },
         },
         "additionalProperties": { "type": "string" },
         "links": [

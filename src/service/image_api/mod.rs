@@ -20,6 +20,7 @@ use crate::domain::image_properties::{
 use crate::domain::image_spec::{
     AttributesForm, EditImageForm, ImageFileUrl, Visibility, check_format_fits_file, field,
 };
+use crate::domain::keys::EncryptionChoice;
 use crate::domain::os_catalogue::{OsPlatform, OsRequirement};
 use crate::domain::share::ShareStatus;
 use crate::domain::tags::{TagPair, parse_tag_set};
@@ -98,6 +99,9 @@ pub enum ApiChange {
     Tags(Vec<TagPair>),
     /// Glance's `disk_format`: changeable while the image waits for its data.
     DiskFormat(String),
+    /// Glance's `os_encrypt_key_id`: on create, encrypt with this key (`default`: the
+    /// account's default key); never changeable afterwards.
+    EncryptionKey(String),
 }
 
 /// How `POST /import` brings an image's data in.
@@ -164,7 +168,8 @@ fn apply_changes(form: &mut EditImageForm, changes: &[ApiChange]) {
             ApiChange::SetProperty(..)
             | ApiChange::RemoveProperty(_)
             | ApiChange::Tags(_)
-            | ApiChange::DiskFormat(_) => {}
+            | ApiChange::DiskFormat(_)
+            | ApiChange::EncryptionKey(_) => {}
         }
     }
     if let Some(family) = changes.iter().rev().find_map(|c| match c {
@@ -383,11 +388,34 @@ impl Services {
         if let Err(e) = &tags {
             errors.extend(e.iter().cloned());
         }
-        let (Ok(edit), Some(disk_format), Ok(properties), Ok(tags)) =
-            (edit, disk_format, properties, tags)
+        let encryption = match changes.iter().rev().find_map(|c| match c {
+            ApiChange::EncryptionKey(key) => Some(key.as_str()),
+            _ => None,
+        }) {
+            None | Some("" | "none") => Some(EncryptionChoice::Off),
+            Some(key) => EncryptionChoice::parse("on", key)
+                .map_err(|_| {
+                    errors.push(FieldError::new(
+                        "os_encrypt_key_id",
+                        "os_encrypt_key_id must be the id of one of this account's keys, or default for the account's default key.",
+                    ))
+                })
+                .ok(),
+        };
+        let (Ok(edit), Some(disk_format), Ok(properties), Ok(tags), Some(encryption)) =
+            (edit, disk_format, properties, tags, encryption)
         else {
             return Err(ServiceError::Invalid(errors));
         };
+        let encryption_key = match encryption {
+            EncryptionChoice::Off => None,
+            EncryptionChoice::DefaultKey => Some(self.key_for_new_image(actor, None).await?),
+            EncryptionChoice::Key(id) => Some(self.key_for_new_image(actor, Some(&id)).await?),
+        }
+        .map(|key| crate::store::images::ImageKey {
+            id: key.id,
+            name: key.name,
+        });
         let row = NewImageRow {
             id: id.clone(),
             account_id: actor.account_id.clone(),
@@ -398,7 +426,7 @@ impl Services {
             expected_checksum: None,
             local_file: None,
             declared_format: disk_format,
-            encryption_key: None,
+            encryption_key,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
         };
@@ -447,6 +475,17 @@ impl Services {
             Some(raw) => parse_disk_format(raw).map_err(|e| ServiceError::Invalid(vec![e]))?,
             None => current_format,
         };
+        // The key is the image's for good, as its bytes are sealed under it: Replicate makes a
+        // copy under another. Setting the same value again changes nothing.
+        if let Some(key) = changes.iter().rev().find_map(|c| match c {
+            ApiChange::EncryptionKey(key) => Some(key.as_str()),
+            _ => None,
+        }) && Some(key) != row.encryption_key_id.as_deref()
+        {
+            return Err(ServiceError::Forbidden(
+                "os_encrypt_key_id is set when an image is created and cannot be changed: replicate the image to encrypt it under another key, or to decrypt it.".into(),
+            ));
+        }
         if new_format != current_format && row.api_wait() != Some(ApiWait::Data) {
             return Err(ServiceError::Forbidden(format!(
                 "disk_format is fixed once the image's data arrives: it can be changed only while the image is queued (this image is {}).",

@@ -9,7 +9,7 @@ use leptos_router::components::A;
 use crate::app::components::breadcrumb::Breadcrumb;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{
-    FieldState, RadioGroup, RowTextField, TextField, all_fields, form_alert,
+    FieldState, RadioGroup, RowTextField, SelectField, TextField, all_fields, form_alert,
 };
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::uploads::UploadManager;
@@ -19,12 +19,14 @@ use crate::domain::image::DiskFormat;
 use crate::domain::image_spec::{
     Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, SourceKind, Visibility, field,
 };
+use crate::domain::keys::{EncryptionChoice, KeyState, field as key_field};
 use crate::domain::os_catalogue::OsRequirement;
 use crate::domain::tags::{MAX_TAGS, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_money, monthly_cost};
 use crate::domain::upload::{LocalImageFile, field as upload_field};
 use crate::server_fns::error::AppError;
 use crate::server_fns::images::{CreateImage, get_console_settings};
+use crate::server_fns::keys::list_keys;
 
 #[component]
 pub fn CreateImagePage() -> impl IntoView {
@@ -44,6 +46,44 @@ pub fn CreateImagePage() -> impl IntoView {
     });
     let uploads = UploadManager::get();
     let checksum = FieldState::new("create", checksum_field::CHECKSUM, "");
+    let encryption = FieldState::new("create", key_field::ENCRYPTION, "off");
+    let encryption_key = FieldState::new("create", key_field::ENCRYPTION_KEY, "");
+    let encrypted = move || encryption.value.get() == "on";
+    // The account's enabled keys, the default first; loaded when Encryption is turned on.
+    let keys = Resource::new(encrypted, |on| async move {
+        if on {
+            list_keys().await.unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    });
+    let key_options = Signal::derive(move || {
+        let mut keys: Vec<_> = keys
+            .get()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| k.state == KeyState::Enabled)
+            .collect();
+        keys.sort_by_key(|k| !k.is_default);
+        keys.into_iter()
+            .map(|k| {
+                let label = if k.is_default {
+                    format!("{} (the default key)", k.name)
+                } else {
+                    k.name
+                };
+                (k.id, label)
+            })
+            .collect::<Vec<_>>()
+    });
+    let key_label = move || {
+        let chosen = encryption_key.value.get();
+        key_options
+            .get()
+            .into_iter()
+            .find(|(id, _)| *id == chosen)
+            .map_or_else(|| "the default key".to_owned(), |(_, name)| name)
+    };
     let visibility = FieldState::new("create", field::VISIBILITY, Visibility::Private.as_str());
     let description = FieldState::new("create", field::DESCRIPTION, "");
     let protected = RwSignal::new(false);
@@ -59,13 +99,15 @@ pub fn CreateImagePage() -> impl IntoView {
     );
     let tags = TagRows::new();
     let (min_disk, min_ram) = (attributes.min_disk, attributes.min_ram);
-    let fields: [FieldState; 14] = all_fields(&[
+    let fields: [FieldState; 16] = all_fields(&[
         &[
             name,
             source,
             source_url,
             local_file.field,
             checksum,
+            encryption,
+            encryption_key,
             visibility,
             description,
         ],
@@ -154,6 +196,25 @@ pub fn CreateImagePage() -> impl IntoView {
                         hint="Optional. The file's MD5, SHA-256 or SHA-512 in hexadecimal (sha256:… also works); the import fails if the file differs."
                         placeholder="sha256:…"
                     />
+                    <RadioGroup
+                        legend="Encryption"
+                        field=encryption
+                        options=vec![
+                            ("off", "Off", "The image's bytes are stored as they arrive."),
+                            ("on", "On", "The bytes are encrypted as they arrive, with a data key of their own wrapped by one of this account's keys (KMS envelope encryption). Downloads decrypt them."),
+                        ]
+                        error=encryption.message(|raw| EncryptionChoice::parse(raw, ""))
+                    />
+                    {move || encrypted().then(|| view! {
+                        <SelectField
+                            label="Key"
+                            field=encryption_key
+                            options=key_options
+                            error=encryption_key.message(|raw| EncryptionChoice::parse("on", raw))
+                            hint="The key cannot be changed later: Replicate the image to use another. Manage keys on the Keys page."
+                            placeholder="The account's default key"
+                        />
+                    })}
                     <ImageAttributeFields fields=attributes />
                     <RadioGroup
                         legend="Visibility"
@@ -219,6 +280,8 @@ pub fn CreateImagePage() -> impl IntoView {
                             })
                             .unwrap_or_else(|| "—".into())
                     }}</dd>
+                    <dt>"Encryption"</dt>
+                    <dd>{move || if encrypted() { format!("On ({})", key_label()) } else { "Off".to_owned() }}</dd>
                     <dt>"Operating system"</dt>
                     <dd>{move || attributes.os_label().unwrap_or_else(|| "—".into())}</dd>
                     <dt>"Minimum Disk"</dt>

@@ -10,6 +10,7 @@ use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttri
 use crate::app::components::status_badge::StatusBadge;
 use crate::domain::image::{ImageDetail, ImageStatus};
 use crate::domain::image_spec::{Description, ImageName, Visibility, field};
+use crate::domain::keys::KeyState;
 use crate::domain::os_catalogue::{self, OsRequirement};
 use crate::domain::share::check_visibility_change;
 use crate::domain::units::{
@@ -95,6 +96,39 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             })}
             {row("Virtual size", image.virtual_size_bytes.map(|b| text(format!("{} ({b} bytes)", format_bytes(b)))).unwrap_or_else(dash))}
             {row("Disk format", image.disk_format.map(|f| text(f.label().to_owned())).unwrap_or_else(dash))}
+            {row("Encryption", match image.encryption.clone() {
+                None => text("Off".to_owned()),
+                Some(encryption) => {
+                    let key = encryption.key;
+                    let badge = match key.state {
+                        KeyState::Enabled => "badge badge-active",
+                        KeyState::Disabled => "badge badge-deactivated",
+                        KeyState::PendingDeletion | KeyState::Deleted => "badge badge-failed",
+                    };
+                    let name = if key.name.is_empty() {
+                        "the owner account's key".to_owned()
+                    } else {
+                        format!("key {}", key.name)
+                    };
+                    view! {
+                        <span>{format!("On, with {name} ")}</span>
+                        <span class=badge><span class="badge-dot" aria-hidden="true"></span>{key.state.label()}</span>
+                        <div class="mono break muted">{key.id.clone()}</div>
+                        {encryption.data_key_version.map(|v| view! {
+                            <div class="hint">{format!("Data key wrapped under key version {v}. KMS envelope encryption: AES-256-GCM in 64 KiB segments.")}</div>
+                        })}
+                        {key.unusable_reason().map(|reason| {
+                            let reason = if key.name.is_empty() {
+                                "The owner account's key for this image cannot be used now, so the image cannot be downloaded until the owner enables it.".to_owned()
+                            } else {
+                                reason
+                            };
+                            view! { <p class="failure-reason">{reason}</p> }
+                        })}
+                        {(!key.name.is_empty()).then(|| view! { <a href="/images/keys">"Keys"</a> })}
+                    }.into_any()
+                }
+            })}
             {row("OS hash algorithm", image.hash_algorithm.clone().map(text).unwrap_or_else(dash))}
             {row("OS hash value", image.hash_value.clone().map(mono).unwrap_or_else(dash))}
             {row("MD5 checksum", image.checksum_md5.clone().map(mono).unwrap_or_else(dash))}

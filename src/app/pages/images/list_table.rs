@@ -150,6 +150,7 @@ pub(super) fn ImageTable(
                             <SortHeader column=SortColumn::OsType query=query.clone() />
                             <SortHeader column=SortColumn::Status query=query.clone() />
                             <SortHeader column=SortColumn::Visibility query=query.clone() />
+                            <th scope="col">"Encrypted"</th>
                             <SortHeader column=SortColumn::Size query=query.clone() />
                             <SortHeader column=SortColumn::Created query=query.clone() />
                         </tr>
@@ -391,6 +392,9 @@ fn ImageRow(
                     .map(|reason| view! { <p class="failure-reason">{reason}</p> })}
             </td>
             <td>{image.visibility.label()}</td>
+            <td class:muted=!image.encrypted>
+                {if image.encrypted { "Yes" } else { "No" }}
+            </td>
             <td class="num">
                 {match size {
                     Some((shown, exact)) => Either::Left(view! { <span title=exact>{shown}</span> }),
