@@ -152,6 +152,7 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) ->
                 expected_checksum: None,
                 declared_format: image_console::domain::image::DiskFormat::Qcow2,
                 encryption_key: None,
+                note: None,
                 local_file: None,
                 created_by: "bench".into(),
                 created_at_ms: 1_700_000_000_000 + i as i64 * 1000,

@@ -47,10 +47,12 @@ pub enum HistoryTopic {
     KeyChanged,
     /// The image's data key was wrapped again under a newer version of its key.
     DataKeyRewrapped,
+    /// A replica was made from this image's bytes (Replicate Image).
+    Replicated,
 }
 
 impl HistoryTopic {
-    pub const ALL: [HistoryTopic; 28] = [
+    pub const ALL: [HistoryTopic; 29] = [
         HistoryTopic::Created,
         HistoryTopic::ImportStarted,
         HistoryTopic::ImportFinished,
@@ -79,6 +81,7 @@ impl HistoryTopic {
         HistoryTopic::TakenOver,
         HistoryTopic::KeyChanged,
         HistoryTopic::DataKeyRewrapped,
+        HistoryTopic::Replicated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +114,7 @@ impl HistoryTopic {
             HistoryTopic::TakenOver => "taken_over",
             HistoryTopic::KeyChanged => "key_changed",
             HistoryTopic::DataKeyRewrapped => "data_key_rewrapped",
+            HistoryTopic::Replicated => "replicated",
         }
     }
 
@@ -144,6 +148,7 @@ impl HistoryTopic {
             HistoryTopic::TakenOver => "Taken over",
             HistoryTopic::KeyChanged => "Encryption key changed",
             HistoryTopic::DataKeyRewrapped => "Data key re-wrapped",
+            HistoryTopic::Replicated => "Replicate Image",
         }
     }
 
@@ -293,6 +298,26 @@ impl ShareNote {
 
 /// Work History's sentences for one image, besides those of shares.
 pub mod notes {
+    /// On a replica: where it came from and how it is encrypted.
+    pub fn replicated_from(source_name: &str, source_id: &str, encryption: &str) -> String {
+        format!("Replicated from {source_name} ({source_id}); {encryption}.")
+    }
+
+    /// On the image a replica was made from.
+    pub fn replicated_to(copy_name: &str, copy_id: &str, encryption: &str) -> String {
+        format!(
+            "Replica {copy_name} ({copy_id}) is being made from this image's bytes; {encryption}."
+        )
+    }
+
+    /// How a replica is encrypted, for the two notes above.
+    pub fn replica_encryption(key: Option<(&str, &str)>) -> String {
+        match key {
+            Some((name, id)) => format!("encrypted with key {name} ({id})"),
+            None => "not encrypted".to_owned(),
+        }
+    }
+
     /// The Encryption of an image encrypted under a key.
     pub fn encrypted_with(key_name: &str, key_id: &str) -> String {
         format!("Encrypted with key {key_name} ({key_id})")

@@ -292,6 +292,20 @@ pub struct ImageSummary {
     pub encrypted: bool,
 }
 
+/// Where a replica's bytes come from: the source image, named where an import's URL is kept
+/// (`image:<id>`), so a replica runs as any import does (slots, lease, progress, restarts).
+pub const REPLICA_SOURCE_SCHEME: &str = "image:";
+
+/// The source of a replica made from image `id`.
+pub fn replica_url(id: &str) -> String {
+    format!("{REPLICA_SOURCE_SCHEME}{id}")
+}
+
+/// The source image's id of a replica's source, if `source_url` names one.
+pub fn replica_source(source_url: &str) -> Option<&str> {
+    source_url.strip_prefix(REPLICA_SOURCE_SCHEME)
+}
+
 /// How an encrypted image's bytes are protected, as Details shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageEncryption {
@@ -393,6 +407,24 @@ impl ImageDetail {
         } else {
             None
         }
+    }
+
+    /// Why Replicate is unavailable for this image, if it is.
+    pub fn replicate_blocked_reason(&self) -> Option<String> {
+        if self.shared_by.is_some() {
+            return Some("Only the owner account can replicate it.".into());
+        }
+        if self.status != ImageStatus::Active {
+            return Some("An image can be replicated once it is Active.".into());
+        }
+        self.encryption
+            .as_ref()
+            .and_then(|e| e.key.unusable_reason())
+    }
+
+    /// The image this one is a replica of, if Replicate made it.
+    pub fn replica_of(&self) -> Option<&str> {
+        self.source_url.as_deref().and_then(replica_source)
     }
 
     /// Why no download link can be made for this image now, if so.

@@ -281,3 +281,25 @@ pub async fn get_console_settings() -> Result<ConsoleSettings, AppError> {
         import_size_limit_bytes: settings.import_size_limit_bytes,
     })
 }
+
+/// Replicate Image: starts a copy of the image, encrypted as chosen; returns the replica's id.
+#[server]
+pub async fn replicate_image(
+    id: String,
+    name: String,
+    encryption: Option<String>,
+    encryption_key: Option<String>,
+) -> Result<String, AppError> {
+    use super::ssr;
+    let (services, actor) = ssr::actor().await?;
+    services
+        .replicate_image(
+            &actor,
+            &id,
+            &name,
+            encryption.as_deref().unwrap_or_default(),
+            encryption_key.as_deref().unwrap_or_default(),
+        )
+        .await
+        .map_err(ssr::to_app_error)
+}

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod keys;
 mod leases;
 pub mod lifecycle;
+pub mod replicate;
 pub mod shares;
 pub mod uploads;
 pub mod url_guard;
@@ -194,6 +195,7 @@ impl Services {
                 max_account_bytes: settings.max_storage_bytes_per_account,
                 per_account: settings.limits.imports_per_account,
                 min_bytes_per_second: settings.limits.import_min_bytes_per_second,
+                replicate_max_bytes_per_second: settings.limits.replicate_max_bytes_per_second,
                 min_speed_window: settings.limits.import_min_speed_window,
                 body_idle: settings.limits.upload_idle,
             },

@@ -408,7 +408,170 @@ async fn rotation_rewraps_data_keys_and_a_deleted_key_fails_its_images(
         .unwrap();
 }
 
+/// Creates an unencrypted image from a local file and waits until it is Active.
+async fn plain_upload(app: &TestApp, actor: &Actor, bytes: &[u8]) -> String {
+    let s = &app.services;
+    let form = upload_form("plain.raw", bytes.len() as u64, "");
+    let id = s.create_image(actor, &form).await.unwrap();
+    let upload = s
+        .create_upload(actor, &id, bytes.len() as u64, "")
+        .await
+        .unwrap();
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::copy_from_slice(bytes))]);
+    s.append_upload(actor, &upload.id, 0, None, body)
+        .await
+        .unwrap();
+    id
+}
+
+async fn replicate_in_each_direction_keeps_the_sha512(backend: crate::support::Backend) {
+    let app = TestApp::spawn(backend).await;
+    let s = &app.services;
+    let alice = app.sign_up("acme").await;
+    let bytes = payload(3 * SEG + 321);
+    let plain = plain_upload(&app, &alice, &bytes).await;
+    s.put_image_tag(&alice, &plain, None, "env", "prod")
+        .await
+        .unwrap();
+    let (a, b) = (
+        s.create_key(&alice, "key-a", "", false).await.unwrap(),
+        s.create_key(&alice, "key-b", "", false).await.unwrap(),
+    );
+    let source = s.get_image(&alice, &plain).await.unwrap();
+    let sha512 = source.hash_value.clone().unwrap();
+
+    // Unencrypted → encrypted, encrypted → unencrypted, and under another key.
+    let steps = [
+        (plain.clone(), "on", a.as_str(), Some(a.as_str())),
+        (String::new(), "off", "", None),
+        (String::new(), "on", b.as_str(), Some(b.as_str())),
+    ];
+    let mut previous = plain.clone();
+    let mut first_replica = String::new();
+    for (from, encryption, key, expected_key) in steps {
+        let from = if from.is_empty() {
+            first_replica.clone()
+        } else {
+            from
+        };
+        let name = format!("replica-{encryption}-{}", key.len());
+        let replica = s
+            .replicate_image(&alice, &from, &name, encryption, key)
+            .await
+            .unwrap();
+        let image = app.wait_for_import(&alice, &replica).await;
+        assert_eq!(image.status, ImageStatus::Active, "{image:?}");
+        assert_eq!(image.hash_value.as_deref(), Some(sha512.as_str()));
+        assert_eq!(image.replica_of(), Some(from.as_str()));
+        assert_eq!(image.attributes.name, name);
+        assert_eq!(image.attributes.min_disk_gb, source.attributes.min_disk_gb);
+        assert_eq!(image.tags.len(), 1, "the tags are copied");
+        assert_eq!(
+            image.encryption.as_ref().map(|e| e.key.id.as_str()),
+            expected_key
+        );
+        let stored = app.stored_bytes(&replica).await;
+        assert_eq!(contains(&stored, &marker()), expected_key.is_none());
+        assert_eq!(download(&app, &alice, &replica, None).await.1, bytes);
+        let history = s.image_history(&alice, &replica, 1).await.unwrap();
+        let created = history
+            .entries
+            .iter()
+            .find(|e| e.topic == HistoryTopic::Created)
+            .unwrap();
+        assert!(created.message.contains("Replicated from"), "{created:?}");
+        let origin = s.image_history(&alice, &from, 1).await.unwrap();
+        assert!(
+            origin
+                .entries
+                .iter()
+                .any(|e| e.topic == HistoryTopic::Replicated)
+        );
+        if first_replica.is_empty() {
+            first_replica = replica.clone();
+        }
+        previous = replica;
+    }
+    assert_ne!(previous, plain);
+
+    // A replica encrypted exactly as its source is refused, as is a source not Active.
+    for (from, encryption, key) in [
+        (plain.as_str(), "off", ""),
+        (first_replica.as_str(), "on", a.as_str()),
+    ] {
+        assert!(matches!(
+            s.replicate_image(&alice, from, "same", encryption, key)
+                .await,
+            Err(ServiceError::Invalid(_))
+        ));
+    }
+    // Another account cannot replicate it.
+    let bob = app.sign_up("globex").await;
+    assert!(matches!(
+        s.replicate_image(&bob, &plain, "mine", "off", "").await,
+        Err(ServiceError::NotFound(_))
+    ));
+}
+
+async fn a_replicate_cut_off_by_a_restart_finishes_and_one_can_be_cancelled(
+    backend: crate::support::Backend,
+) {
+    let mut settings = crate::support::test_settings();
+    // 2 MiB a second: the copy takes a few seconds, long enough to be cut off.
+    settings.limits.replicate_max_bytes_per_second = 2 << 20;
+    let app = TestApp::spawn_with(backend, settings).await;
+    let alice = app.sign_up("acme").await;
+    let bytes = payload(4 << 20);
+    let source = encrypted_upload(&app, &alice, "", &bytes).await;
+    let replica = app
+        .services
+        .replicate_image(&alice, &source, "copy", "off", "")
+        .await
+        .unwrap();
+    app.wait_until(&alice, &replica, |i| {
+        i.progress.is_some_and(|p| p.bytes_done > 0)
+    })
+    .await;
+    let app = app.restart().await;
+    let image = app.wait_for_import(&alice, &replica).await;
+    assert_eq!(image.status, ImageStatus::Active, "{image:?}");
+    assert_eq!(image.hash_value.unwrap(), sha512_hex(&bytes));
+    assert_eq!(download(&app, &alice, &replica, None).await.1, bytes);
+    let history = app
+        .services
+        .image_history(&alice, &replica, 1)
+        .await
+        .unwrap();
+    let started = history
+        .entries
+        .iter()
+        .filter(|e| e.topic == HistoryTopic::ImportStarted)
+        .count();
+    assert_eq!(started, 2, "it was started again after the restart");
+
+    // Cancel Import stops a replica and leaves nothing behind.
+    let cancelled = app
+        .services
+        .replicate_image(&alice, &source, "cancelled", "off", "")
+        .await
+        .unwrap();
+    app.wait_until(&alice, &cancelled, |i| {
+        i.progress.is_some_and(|p| p.bytes_done > 0)
+    })
+    .await;
+    app.services
+        .cancel_import(&alice, &cancelled)
+        .await
+        .unwrap();
+    let image = app.services.get_image(&alice, &cancelled).await.unwrap();
+    assert_eq!(image.status, ImageStatus::Failed);
+    let (_, importing) = app.stored_files().await;
+    assert!(importing.is_empty(), "{importing:?}");
+}
+
 on_every_backend!(
+    replicate_in_each_direction_keeps_the_sha512,
+    a_replicate_cut_off_by_a_restart_finishes_and_one_can_be_cancelled,
     encrypted_bytes_are_sealed_and_come_back_whole,
     an_upload_resumes_mid_segment_across_a_restart,
     tampered_bytes_end_the_download_before_a_wrong_byte,

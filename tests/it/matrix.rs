@@ -19,7 +19,7 @@ use image_console::server_fns::auth::{CurrentUser, SignIn, SignOut, SignUp};
 use image_console::server_fns::images::{
     CreateDownloadLink, CreateImage, DeleteImage, DeleteImages, GetAccountUsage,
     GetConsoleSettings, GetImage, GetImageHistory, GetImageUpload, ListImages, PutImageTag,
-    RemoveImageTag, RevokeDownloadLinks, SetImageProtected, UpdateImage,
+    RemoveImageTag, ReplicateImage, RevokeDownloadLinks, SetImageProtected, UpdateImage,
 };
 use image_console::server_fns::keys::{ChangeKey, CreateKey, ListKeys};
 use image_console::server_fns::lifecycle::{
@@ -562,6 +562,15 @@ fn rows() -> Vec<Row> {
                 )
             }
         ),
+        server_fn_row!(ReplicateImage, OWNER_ONLY, |w, r| {
+            let args = ReplicateImage {
+                id: w.image.clone(),
+                name: format!("replica-{}", r.account()),
+                encryption: Some("on".into()),
+                encryption_key: None,
+            };
+            classify(w, w.server_fn(&args, r).await, allowed)
+        }),
         server_fn_row!(GetImageSharing, OWNER_ONLY, |w, r| {
             classify(
                 w,
@@ -1097,6 +1106,19 @@ fn rows() -> Vec<Row> {
                 allowed,
             );
             assert_eq!(deactivated, reactivated, "deactivate and reactivate");
+            let replicated = classify(
+                w,
+                w.api(
+                    Method::POST,
+                    &path("replicate"),
+                    r,
+                    None,
+                    Body::from(r#"{"os_encrypt_key_id": "default"}"#),
+                )
+                .await,
+                allowed,
+            );
+            assert_eq!(deactivated, replicated, "deactivate and replicate");
             deactivated
         }),
         route_row!("/v2/images/{id}/references", OWNER_AND_ACCEPTED, |w, r| {

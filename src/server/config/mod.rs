@@ -495,6 +495,13 @@ fn abuse_limits(var: Lookup<'_>) -> Result<AbuseLimits, ConfigError> {
             d.import_min_speed_window.as_secs(),
             1..=86_400,
         )?,
+        replicate_max_bytes_per_second: parse_var(
+            var,
+            "REPLICATE_MAX_SPEED",
+            d.replicate_max_bytes_per_second,
+            "a size per second such as 200MiB (0: no limit)",
+            parse_size,
+        )?,
     })
 }
 

@@ -3,9 +3,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{ApiActor, error, service_error};
 use crate::domain::units::format_rfc3339;
@@ -14,19 +14,28 @@ use crate::service::{ServiceError, Services};
 /// `POST /v2/images/{id}/actions/deactivate` and `…/reactivate`: 204. A deactivated image's
 /// data cannot be downloaded until it is reactivated. Glance answers 403 for an image whose
 /// status does not allow the action.
+///
+/// `POST /v2/images/{id}/actions/replicate` with `{"name": …, "os_encrypt_key_id": …}`
+/// (both optional: the name defaults to the image's with `-replica`, and no key means an
+/// unencrypted replica; `default` is the account's default key): 202 with the replica,
+/// queued, and its address in `Location`. The copy runs in the background as an import does.
 pub async fn image_action(
     State(services): State<Services>,
     ApiActor(actor): ApiActor,
     Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     let deactivate = match action.as_str() {
         "deactivate" => true,
         "reactivate" => false,
+        "replicate" => return replicate(&services, &actor, &id, &body, &headers).await,
         _ => {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("The image API has no action {action:?}: use deactivate or reactivate."),
+                format!(
+                    "The image API has no action {action:?}: use deactivate, reactivate or replicate."
+                ),
             );
         }
     };
@@ -34,6 +43,72 @@ pub async fn image_action(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(ServiceError::Conflict(m)) => error(StatusCode::FORBIDDEN, m),
         Err(e) => service_error(&e, &headers),
+    }
+}
+
+async fn replicate(
+    services: &Services,
+    actor: &crate::service::Actor,
+    id: &str,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Response {
+    let request: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(value @ Value::Object(_)) => value,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "The body must be a JSON object such as {\"name\": \"web-copy\", \"os_encrypt_key_id\": \"default\"}.",
+                );
+            }
+        }
+    };
+    let text = |key: &str| match &request[key] {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("'{key}' must be a string."),
+        )),
+    };
+    let (name, key) = match (text("name"), text(super::document::ENCRYPTION_KEY_PROPERTY)) {
+        (Ok(name), Ok(key)) => (name, key),
+        (Err(refused), _) | (_, Err(refused)) => return refused,
+    };
+    let name = match name {
+        Some(name) => name,
+        None => match services.api_image(actor, id).await {
+            Ok(image) => format!("{}-replica", image.detail.attributes.name),
+            Err(e) => return service_error(&e, headers),
+        },
+    };
+    let (encryption, key) = match key.as_deref() {
+        None | Some("") => ("off", ""),
+        Some(key) => ("on", key),
+    };
+    let replica = match services
+        .replicate_image(actor, id, &name, encryption, key)
+        .await
+    {
+        Ok(replica) => replica,
+        Err(e) => return service_error(&e, headers),
+    };
+    match services.api_image(actor, &replica).await {
+        Ok(image) => {
+            let mut response = (
+                StatusCode::ACCEPTED,
+                Json(super::document::image_json(&image)),
+            )
+                .into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("/v2/images/{replica}")) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+        Err(e) => service_error(&e, headers),
     }
 }
 

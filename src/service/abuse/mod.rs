@@ -47,6 +47,9 @@ pub struct AbuseLimits {
     /// (`IMPORT_MIN_SPEED`, `IMPORT_MIN_SPEED_WINDOW_SECONDS`).
     pub import_min_bytes_per_second: u64,
     pub import_min_speed_window: Duration,
+    /// The fastest one Replicate reads its source (`REPLICATE_MAX_SPEED`; 0: no limit), so
+    /// copies in the background leave the storage to downloads and uploads.
+    pub replicate_max_bytes_per_second: u64,
 }
 
 impl Default for AbuseLimits {
@@ -66,6 +69,7 @@ impl Default for AbuseLimits {
             imports_per_account: 2,
             import_min_bytes_per_second: 64 << 10,
             import_min_speed_window: Duration::from_secs(300),
+            replicate_max_bytes_per_second: 0,
         }
     }
 }

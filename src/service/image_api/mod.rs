@@ -427,6 +427,7 @@ impl Services {
             local_file: None,
             declared_format: disk_format,
             encryption_key,
+            note: None,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
         };

@@ -285,6 +285,7 @@ impl Services {
             local_file,
             declared_format: spec.disk_format,
             encryption_key,
+            note: None,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
         };

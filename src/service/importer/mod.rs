@@ -29,7 +29,7 @@ use super::leases::{LeaseGuard, Leases};
 use super::now_ms;
 use super::url_guard::{AddressPolicy, GuardedResolver, Refused};
 use crate::domain::checksum::ExpectedChecksum;
-use crate::domain::image::{DiskFormat, ImageStatus};
+use crate::domain::image::{DiskFormat, ImageStatus, replica_source};
 use crate::domain::notices;
 use crate::domain::units::format_bytes;
 use crate::store::blobs::sealed::SegmentCipher;
@@ -60,6 +60,8 @@ pub struct ImportLimits {
     pub min_speed_window: Duration,
     /// How long a body sent through the image API may send nothing before it is ended.
     pub body_idle: Duration,
+    /// The fastest Replicate reads its source; 0: no limit.
+    pub replicate_max_bytes_per_second: u64,
 }
 
 /// How far ahead of the bytes received an import of unknown length reserves storage: a few
@@ -389,15 +391,23 @@ impl Importer {
             .and_then(ExpectedChecksum::from_db);
         // What this attempt wrote, as far as it got: removed if the import does not finish.
         let mut written = None;
-        let outcome = self
-            .import(
-                attempt,
-                &claimed.source_url,
-                expected.as_ref(),
-                claimed.encryption_key_id.as_deref(),
-                &mut written,
-            )
-            .await;
+        let key_id = claimed.encryption_key_id.as_deref();
+        let outcome = match replica_source(&claimed.source_url) {
+            Some(source_id) => {
+                self.replicate(attempt, source_id, expected.as_ref(), key_id, &mut written)
+                    .await
+            }
+            None => {
+                self.import(
+                    attempt,
+                    &claimed.source_url,
+                    expected.as_ref(),
+                    key_id,
+                    &mut written,
+                )
+                .await
+            }
+        };
         let stop = match outcome {
             Ok(bytes) => {
                 let size_bytes = bytes.size_bytes;

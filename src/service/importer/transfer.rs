@@ -55,6 +55,74 @@ impl Importer {
             .await
     }
 
+    /// Copies an image of the account (Replicate): its plain bytes, opened with its data key
+    /// if it is encrypted, go through `receive` like a download's body, at most as fast as
+    /// `REPLICATE_MAX_SPEED` allows. The copy's checksum is the source's SHA-512.
+    pub(super) async fn replicate(
+        &self,
+        attempt: &Attempt<'_>,
+        source_id: &str,
+        expected: Option<&ExpectedChecksum>,
+        key_id: Option<&str>,
+        written: &mut Option<IncomingState>,
+    ) -> Result<Written, Stop> {
+        let store = &self.inner.store;
+        let source = store
+            .get_image(attempt.account_id, source_id)
+            .await?
+            .ok_or_else(|| {
+                Stop::Failed(format!("The source image {source_id} no longer exists."))
+            })?;
+        let (Some(blob_key), Some(size)) = (&source.blob_key, source.size_bytes) else {
+            return Err(Stop::Failed(format!(
+                "The source image {} is {}, so there were no bytes to copy.",
+                source.attributes.name,
+                source.status.label()
+            )));
+        };
+        if !matches!(
+            source.status,
+            ImageStatus::Active | ImageStatus::Deactivated
+        ) {
+            return Err(Stop::Failed(format!(
+                "The source image {} is {}, so it was not copied.",
+                source.attributes.name,
+                source.status.label()
+            )));
+        }
+        let cipher = match &source.data_key {
+            Some(stored) => Some(
+                self.inner
+                    .keys
+                    .open_data_key(attempt.account_id, stored)
+                    .await
+                    .map_err(|e| match e {
+                        crate::service::ServiceError::Forbidden(reason)
+                        | crate::service::ServiceError::Conflict(reason) => Stop::Failed(reason),
+                        other => Stop::Internal(anyhow::Error::new(other)),
+                    })?
+                    .cipher(),
+            ),
+            None => None,
+        };
+        let mut reader = self.inner.blobs.open_blob(blob_key).await?;
+        if let Some(cipher) = cipher {
+            reader = reader.sealed(cipher, size);
+        }
+        let name = source.attributes.name.clone();
+        let bytes = reader
+            .range(0, size)
+            .map(move |piece| piece.map_err(|e| format!("reading {name}: {e}")));
+        let body = paced(bytes, self.inner.limits.replicate_max_bytes_per_second);
+        let source = Source {
+            total: Some(size),
+            origin: "The copy of the source image",
+            idle: None,
+        };
+        self.receive(attempt, body, source, expected, key_id, written)
+            .await
+    }
+
     /// Streams a body into the image's incoming bytes while hashing them, within the size
     /// limit and the account's quota, sealing them under a new data key of `key_id` for an
     /// encrypted image. Returns once every byte is durable, or once the writer lane has
@@ -323,6 +391,31 @@ impl Importer {
             .await?;
         Ok(())
     }
+}
+
+/// `body` at most `per_second` bytes a second on average (0: as fast as it comes).
+fn paced<S>(
+    body: S,
+    per_second: u64,
+) -> std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, String>> + Send>>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, String>> + Send + 'static,
+{
+    if per_second == 0 {
+        return Box::pin(body);
+    }
+    let started = Instant::now();
+    let mut sent = 0u64;
+    Box::pin(body.then(move |piece| {
+        if let Ok(bytes) = &piece {
+            sent += bytes.len() as u64;
+        }
+        let due = started + Duration::from_secs_f64(sent as f64 / per_second as f64);
+        async move {
+            tokio::time::sleep_until(due.into()).await;
+            piece
+        }
+    }))
 }
 
 /// Where a body comes from: its announced length, the words that begin the sentences saying

@@ -121,6 +121,7 @@ impl Store {
             &image.attributes.name,
             &NewEvent {
                 changes: &encryption,
+                message: image.note.as_deref().unwrap_or_default(),
                 ..NewEvent::succeeded(HistoryTopic::Created, &image.created_by)
             },
             image.created_at_ms,

@@ -50,6 +50,8 @@ pub struct NewImageRow {
     pub declared_format: DiskFormat,
     /// An encrypted image's key (its id and name, for Work History).
     pub encryption_key: Option<ImageKey>,
+    /// The Created event's message (where a replica came from).
+    pub note: Option<String>,
     pub created_by: String,
     pub created_at_ms: i64,
 }

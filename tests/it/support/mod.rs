@@ -830,6 +830,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 expected_checksum: None,
                 declared_format: image_console::domain::image::DiskFormat::Qcow2,
                 encryption_key: None,
+                note: None,
                 local_file: (seed.status == ImageStatus::Uploading).then(|| {
                     image_console::store::images::LocalFileRow {
                         name: "seed.qcow2".into(),

@@ -175,6 +175,8 @@ fn ImageDetailView(
     let blocked = image.delete_blocked_reason();
     let share_blocked = image.share_blocked_reason();
     let copy_blocked = image.create_shared_blocked_reason();
+    let replicate_blocked = image.replicate_blocked_reason();
+    let replicating = image.replica_of().is_some();
     let delete_error = move || delete.value().get().and_then(Result::err);
     let on_confirm = {
         let id = id.clone();
@@ -270,6 +272,12 @@ fn ImageDetailView(
                     {reason}
                 </p>
             })}
+            {replicate_blocked.filter(|_| !deactivated).map(|reason| view! {
+                <p class="notice" id="replicate-blocked">
+                    <strong>"Replicate is unavailable. "</strong>
+                    {reason}
+                </p>
+            })}
             {blocked.map(|reason| view! {
                 <p class="notice" id="delete-blocked">
                     <strong>"Delete is unavailable. "</strong>
@@ -281,9 +289,10 @@ fn ImageDetailView(
         {move || action_error().map(|error| view! { <ErrorNotice error /> })}
         {move || protect_error().map(|error| view! { <ErrorNotice error /> })}
         {image.progress.map(|progress| {
-            let (heading, label) = match upload {
-                Some(_) => ("Uploading", "Upload progress"),
-                None => ("Importing", "Import progress"),
+            let (heading, label) = match (&upload, replicating) {
+                (Some(_), _) => ("Uploading", "Upload progress"),
+                (None, true) => ("Replicating", "Replicate progress"),
+                (None, false) => ("Importing", "Import progress"),
             };
             view! {
                 <div class="card import-progress">

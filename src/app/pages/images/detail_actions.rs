@@ -9,12 +9,16 @@ use leptos_router::hooks::use_navigate;
 use super::detail::ImageActions;
 use crate::app::components::confirm_dialog::ConfirmDialog;
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{FieldState, TextField, form_alert};
+use crate::app::components::form_field::{
+    FieldState, RadioGroup, SelectField, TextField, form_alert,
+};
 use crate::domain::image::{ImageDetail, ImageStatus};
 use crate::domain::image_spec::ImageName;
+use crate::domain::keys::{EncryptionChoice, KeyState, field as key_field};
 use crate::domain::units::format_timestamp;
 use crate::server_fns::error::AppError;
-use crate::server_fns::images::SetImageProtected;
+use crate::server_fns::images::{ReplicateImage, SetImageProtected};
+use crate::server_fns::keys::list_keys;
 use crate::server_fns::lifecycle::{CancelImport, RestoreImages, SetImageActivation};
 use crate::server_fns::shares::{CreateSharedImage, RejectShares};
 
@@ -66,6 +70,8 @@ pub(super) fn OwnerActions(
     let share_blocked = image.share_blocked_reason();
     let copy_blocked = image.create_shared_blocked_reason();
     let copy_open = RwSignal::new(false);
+    let replicate_blocked = image.replicate_blocked_reason();
+    let replicate_open = RwSignal::new(false);
     // The notice that says why a button is disabled: the Deactivated notice covers both.
     let deactivated = image.status == ImageStatus::Deactivated;
     let blocked_note = move |own: &'static str| if deactivated { "deactivated" } else { own };
@@ -107,6 +113,16 @@ pub(super) fn OwnerActions(
             >
                 "Create shared Image"
             </button>
+            <button
+                type="button"
+                class="btn"
+                disabled=replicate_blocked.is_some()
+                title=replicate_blocked.clone()
+                aria-describedby=replicate_blocked.as_ref().map(|_| blocked_note("replicate-blocked"))
+                on:click=move |_| replicate_open.set(true)
+            >
+                "Replicate"
+            </button>
             {activation.map(|(deactivate, label)| view! {
                 <button
                     type="button"
@@ -138,6 +154,121 @@ pub(super) fn OwnerActions(
             </button>
         </div>
         <CreateSharedImageDialog open=copy_open image_id=id.clone() image_name=image.attributes.name.clone() />
+        <ReplicateDialog
+            open=replicate_open
+            image_id=id.clone()
+            image_name=image.attributes.name.clone()
+            encrypted=image.encryption.is_some()
+        />
+    }
+}
+
+/// Replicate Image: the replica's name and encryption; starts it and opens it.
+#[component]
+fn ReplicateDialog(
+    open: RwSignal<bool>,
+    image_id: String,
+    image_name: String,
+    encrypted: bool,
+) -> impl IntoView {
+    let replicate = ServerAction::<ReplicateImage>::new();
+    let name = FieldState::new("replica", "replica_name", &format!("{image_name}-replica"));
+    // The other way round from the image, which is what a replica is most often for.
+    let encryption = FieldState::new(
+        "replica",
+        key_field::ENCRYPTION,
+        if encrypted { "off" } else { "on" },
+    );
+    let key = FieldState::new("replica", key_field::ENCRYPTION_KEY, "");
+    let on = move || encryption.value.get() == "on";
+    let keys = Resource::new(
+        move || open.get(),
+        |opened| async move {
+            if opened {
+                list_keys().await.unwrap_or_default()
+            } else {
+                Vec::new()
+            }
+        },
+    );
+    let key_options = Signal::derive(move || {
+        keys.get()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| k.state == KeyState::Enabled)
+            .map(|k| {
+                let label = if k.is_default {
+                    format!("{} (the default key)", k.name)
+                } else {
+                    k.name
+                };
+                (k.id, label)
+            })
+            .collect::<Vec<_>>()
+    });
+    let form_error = RwSignal::new(None::<AppError>);
+    let navigate = use_navigate();
+    Effect::new(move |_| match replicate.value().get() {
+        Some(Ok(new_id)) => {
+            open.set(false);
+            navigate(&format!("/images/{new_id}"), Default::default());
+        }
+        Some(Err(error)) => form_error.set(form_alert(
+            &error,
+            error.field_errors(),
+            &[name, encryption, key],
+        )),
+        None => {}
+    });
+    let on_confirm = Callback::new(move |()| {
+        name.touch();
+        replicate.dispatch(ReplicateImage {
+            id: image_id.clone(),
+            name: name.value.get_untracked(),
+            encryption: Some(encryption.value.get_untracked()),
+            encryption_key: Some(key.value.get_untracked()),
+        });
+    });
+    view! {
+        <ConfirmDialog
+            open
+            title="Replicate Image".to_owned()
+            confirm_label="Replicate"
+            pending=replicate.pending()
+            destructive=false
+            on_confirm
+        >
+            <p>
+                "Makes a new Private image from the bytes of " <strong>{image_name.clone()}</strong>
+                ", encrypted or not, or under another key. It is copied in the background and counts toward the account's storage; its SHA-512 must equal this image's. The name, attributes and tags are copied."
+            </p>
+            {move || form_error.get().map(|error| view! { <ErrorNotice error /> })}
+            <TextField
+                label="Name of the replica"
+                field=name
+                error=name.message(ImageName::parse)
+                hint=ImageName::hint()
+                required=true
+            />
+            <RadioGroup
+                legend="Encryption of the replica"
+                field=encryption
+                options=vec![
+                    ("off", "Off", "The replica's bytes are stored unencrypted."),
+                    ("on", "On", "The replica's bytes are encrypted with a data key of their own, wrapped by the key you choose."),
+                ]
+                error=encryption.message(|raw| EncryptionChoice::parse(raw, ""))
+            />
+            {move || on().then(|| view! {
+                <SelectField
+                    label="Key"
+                    field=key
+                    options=key_options
+                    error=key.message(|raw| EncryptionChoice::parse("on", raw))
+                    placeholder="The account's default key"
+                />
+            })}
+        </ConfirmDialog>
     }
 }
 

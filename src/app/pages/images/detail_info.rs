@@ -85,7 +85,13 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                 (Some(_), _) => None,
                 (None, Some(file)) => Some(row("Local file", text(file.clone()))),
                 (None, None) if image.from_api() => Some(row("Source", text("Image API".to_owned()))),
-                (None, None) => Some(row("Image file URL", image.source_url.clone().map(mono).unwrap_or_else(dash))),
+                (None, None) => Some(match image.replica_of() {
+                    Some(source) => row("Replicated from", view! {
+                        <a href=format!("/images/{source}") class="mono break">{source.to_owned()}</a>
+                        <span class="muted">" (Replicate: a copy of its bytes)"</span>
+                    }.into_any()),
+                    None => row("Image file URL", image.source_url.clone().map(mono).unwrap_or_else(dash)),
+                }),
             }}
             {row("Image size", match size_bytes {
                 Some(bytes) => view! {
