@@ -69,14 +69,11 @@ async fn replicate(
     let text = |key: &str| match &request[key] {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
-        _ => Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("'{key}' must be a string."),
-        )),
+        _ => Err(format!("'{key}' must be a string.")),
     };
     let (name, key) = match (text("name"), text(super::document::ENCRYPTION_KEY_PROPERTY)) {
         (Ok(name), Ok(key)) => (name, key),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(refused), _) | (_, Err(refused)) => return error(StatusCode::BAD_REQUEST, refused),
     };
     let name = match name {
         Some(name) => name,
