@@ -8,7 +8,7 @@ CREATE TABLE encryption_keys (
     name             TEXT NOT NULL,
     description      TEXT NOT NULL DEFAULT '',
     provider         TEXT NOT NULL,            -- 'local' or 'aws-kms'
-    provider_key_id  TEXT,                     -- the KMS key's ARN; NULL for local keys
+    provider_key_id  TEXT,                     -- the KMS key's KeyId; NULL for local keys
     state            TEXT NOT NULL,            -- enabled, disabled, pending_deletion, deleted
     state_before     TEXT,                     -- what Cancel deletion returns to
     is_default       BIGINT NOT NULL DEFAULT 0,

@@ -235,7 +235,7 @@ pub struct KeySummary {
     pub is_default: bool,
     /// "Local" or "AWS KMS".
     pub provider: String,
-    /// The provider's own id of the key (a KMS key ARN); empty for local keys.
+    /// The provider's own id of the key (a KMS KeyId); empty for local keys.
     pub provider_key_id: String,
     /// The version new data keys are wrapped under; 1 until the key is rotated.
     pub version: u32,

@@ -19,6 +19,7 @@ mod image_api;
 mod imports;
 mod instances;
 mod keys;
+mod kms;
 mod leases;
 mod lifecycle;
 mod limits;

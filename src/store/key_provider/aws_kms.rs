@@ -155,7 +155,7 @@ impl AwsKms {
             .ok_or_else(|| io::Error::other(format!("KMS {action}'s answer has no {name}")))
     }
 
-    /// Creates a symmetric key; returns its ARN.
+    /// Creates a symmetric key; returns its KeyId (which every KMS call takes, as an ARN).
     pub(super) async fn create_key(&self, description: &str) -> io::Result<String> {
         let answer = self
             .call(
@@ -167,7 +167,7 @@ impl AwsKms {
                 }),
             )
             .await?;
-        Ok(Self::field(&answer["KeyMetadata"], "CreateKey", "Arn")?.to_owned())
+        Ok(Self::field(&answer["KeyMetadata"], "CreateKey", "KeyId")?.to_owned())
     }
 
     pub(super) async fn set_enabled(&self, kms_key: &str, enabled: bool) -> io::Result<()> {

@@ -39,7 +39,7 @@ enum Backend {
 pub struct KeyVersion<'a> {
     /// The console's id of the key.
     pub key_id: &'a str,
-    /// The provider's own id (a KMS key ARN); `None` for local keys.
+    /// The provider's own id (a KMS KeyId); `None` for local keys.
     pub provider_key_id: Option<&'a str>,
     pub version: u32,
     /// A local key version's wrapped bits.
