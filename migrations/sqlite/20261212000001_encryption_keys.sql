@@ -45,3 +45,5 @@ ALTER TABLE images ADD COLUMN data_key_wrapped TEXT;
 ALTER TABLE images ADD COLUMN data_key_nonce TEXT;
 ALTER TABLE images ADD COLUMN data_key_format TEXT;
 CREATE INDEX images_by_encryption_key ON images (encryption_key_id, data_key_version) WHERE encryption_key_id IS NOT NULL;
+-- The Image List's Encrypted filter: an account's encrypted images, without walking the rest.
+CREATE INDEX images_encrypted_by_account ON images (account_id, seq) WHERE encryption_key_id IS NOT NULL;

@@ -150,6 +150,8 @@ pub struct ListQuery {
     /// System platform (`os`).
     pub os_platform: Option<OsPlatform>,
     pub visibility: Option<Visibility>,
+    /// Encrypted (`encrypted=yes`) or not (`encrypted=no`) images only.
+    pub encrypted: Option<bool>,
     pub tag_key: String,
     pub tag_value: String,
     pub owner: Ownership,
@@ -171,6 +173,7 @@ impl Default for ListQuery {
             os_family: None,
             os_platform: None,
             visibility: None,
+            encrypted: None,
             tag_key: String::new(),
             tag_value: String::new(),
             owner: Ownership::All,
@@ -218,6 +221,11 @@ impl ListQuery {
                 .and_then(|s| OsPlatform::from_value(&s))
                 .filter(|p| os_family.is_none_or(|f| f.family() == Some(p.family()))),
             visibility: get("visibility").and_then(|s| Visibility::parse(&s).ok()),
+            encrypted: match get("encrypted").as_deref() {
+                Some("yes") => Some(true),
+                Some("no") => Some(false),
+                _ => None,
+            },
             tag_key: get("tag_key").map(|k| clip(&k, 128)).unwrap_or_default(),
             tag_value: get("tag_value").map(|v| clip(&v, 256)).unwrap_or_default(),
             owner: get("owner")
@@ -256,6 +264,9 @@ impl ListQuery {
         if let Some(v) = self.visibility {
             pairs.push(("visibility", v.as_str().into()));
         }
+        if let Some(encrypted) = self.encrypted {
+            pairs.push(("encrypted", if encrypted { "yes" } else { "no" }.into()));
+        }
         if !self.tag_key.is_empty() {
             pairs.push(("tag_key", self.tag_key.clone()));
         }
@@ -290,6 +301,7 @@ impl ListQuery {
             || self.os_family.is_some()
             || self.os_platform.is_some()
             || self.visibility.is_some()
+            || self.encrypted.is_some()
             || !self.tag_key.is_empty()
             || self.owner != Ownership::All
     }

@@ -996,7 +996,123 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
     check("after the purge").await;
 }
 
+/// The Encrypted filter, alone and with a search, a status and a tag, in every sort and
+/// direction: each page is exactly the matching rows' slice, the total their number, and a
+/// shared image counts on its owner's encryption.
+async fn the_encrypted_filter_pages_match_the_rows(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let actor = app.sign_up("acme").await;
+    let other = app.sign_up("other").await;
+    seed_catalogue(&app, &actor).await;
+    seed_catalogue(&app, &other).await;
+    let store = app.services.store();
+    // Every third image is encrypted (the filter reads only whether a key is named).
+    for account in ["acme", "other"] {
+        sqlx::query(
+            "UPDATE images SET encryption_key_id = 'k' WHERE account_id = $1 AND seq % 3 = 0",
+        )
+        .bind(account)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let shared = crate::support::all_images(&app.services, &other)
+        .await
+        .into_iter()
+        .find(|i| i.encrypted && i.status == ImageStatus::Active)
+        .unwrap();
+    app.services
+        .share_image(&other, &shared.id, "acme")
+        .await
+        .unwrap();
+    app.services
+        .decide_shares(
+            &actor,
+            std::slice::from_ref(&shared.id),
+            image_console::domain::share::ShareDecision::Approve,
+        )
+        .await
+        .unwrap();
+    let bases = [
+        ListQuery::default(),
+        ListQuery {
+            search: "e".into(),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            status: Some(ImageStatus::Active),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            tag_key: "env".into(),
+            ..ListQuery::default()
+        },
+    ];
+    for base in bases {
+        for encrypted in [Some(true), Some(false)] {
+            for sort in SortColumn::ALL {
+                for direction in [SortDirection::Asc, SortDirection::Desc] {
+                    let view = ListQuery {
+                        encrypted,
+                        sort,
+                        direction,
+                        per_page: 10,
+                        ..base.clone()
+                    };
+                    let all: Vec<String> = store
+                        .list_matching_images(&actor.account_id, &view)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|r| r.id)
+                        .collect();
+                    assert!(!all.is_empty() || base.status.is_some(), "{view:?}");
+                    for page in 1..=3u32 {
+                        let shown = app
+                            .services
+                            .list_images(
+                                &actor,
+                                &ListQuery {
+                                    page,
+                                    ..view.clone()
+                                },
+                            )
+                            .await
+                            .unwrap();
+                        assert_eq!(shown.total, all.len() as u64, "{view:?}");
+                        let expected: Vec<&String> =
+                            all.iter().skip((page as usize - 1) * 10).take(10).collect();
+                        let got: Vec<&String> = shown.images.iter().map(|i| &i.id).collect();
+                        assert_eq!(got, expected, "page {page} of {view:?}");
+                        assert!(shown.images.iter().all(|i| Some(i.encrypted) == encrypted));
+                    }
+                }
+            }
+        }
+    }
+    let encrypted = ListQuery {
+        encrypted: Some(true),
+        ..ListQuery::default()
+    };
+    assert!(
+        app.services
+            .list_images(&actor, &encrypted)
+            .await
+            .unwrap()
+            .images
+            .iter()
+            .any(|i| i.id == shared.id),
+        "the shared encrypted image is listed"
+    );
+    assert_eq!(
+        ListQuery::from_params(|k| (k == "encrypted").then(|| "yes".to_owned())).encrypted,
+        Some(true)
+    );
+    assert_eq!(encrypted.to_query_string(), "encrypted=yes");
+}
+
 crate::on_both_databases!(
+    the_encrypted_filter_pages_match_the_rows,
     totals_always_equal_a_row_count,
     search_filters_sort_and_pages,
     batch_delete_skips_protected_images,

@@ -216,6 +216,35 @@ impl Store {
         query: &View<'_>,
     ) -> sqlx::Result<(ListTotal, PagePath)> {
         let limit = self.candidate_limit;
+        // Neither the counters nor the search index know whether an image is encrypted: the
+        // total is counted over the image rows (to one past the bound, as a search's is), and
+        // the page read from them in list order, where the database picks its way (the
+        // encrypted ones have an index of their own).
+        if query.encrypted.is_some() {
+            let filter = row_filter(self.backend, account_id, query, TagPath::Drive, Scope::Own);
+            let sql = if query.count_all {
+                format!("SELECT COUNT(*) AS total {}", filter.sql)
+            } else {
+                format!(
+                    "SELECT COUNT(*) AS total FROM (SELECT 1 AS one {} LIMIT {}) AS capped",
+                    filter.sql,
+                    self.count_bound.saturating_add(1)
+                )
+            };
+            let row = sqlx::query_with(&sql, filter.arguments())
+                .fetch_one(&mut *conn)
+                .await?;
+            let total = to_u64(row.try_get("total")?);
+            let counted = if !query.count_all && total > self.count_bound {
+                ListTotal {
+                    count: self.count_bound,
+                    more: true,
+                }
+            } else {
+                ListTotal::exact(total)
+            };
+            return Ok((counted, PagePath::Rows(TagPath::Drive)));
+        }
         let counted = self.counter(conn, account_id, query).await?;
         Ok(match counted {
             // At most one filter: the sort's or the filter's index over the image rows.

@@ -151,6 +151,11 @@ pub(super) fn row_filter(
         conditions.push(format!("{name} LIKE {pattern} ESCAPE '\\'"));
     }
     push_attribute_filters(&mut q, "i", query, &mut conditions);
+    match query.encrypted {
+        Some(true) => conditions.push("i.encryption_key_id IS NOT NULL".into()),
+        Some(false) => conditions.push("i.encryption_key_id IS NULL".into()),
+        None => {}
+    }
     if !query.tag_key.is_empty() {
         let key = q.text(query.tag_key.clone());
         let mut tag = match tag_path {
@@ -175,7 +180,7 @@ pub(super) fn row_filter(
 /// The counter rows that hold the total for a query with at most one simple filter (an
 /// operating system's platforms are one filter whose rows add up).
 pub(super) fn single_counter(query: &ListQuery) -> Option<(&'static str, Vec<String>)> {
-    if !query.search.is_empty() {
+    if !query.search.is_empty() || query.encrypted.is_some() {
         return None;
     }
     let tag = (!query.tag_key.is_empty()).then(|| {
@@ -219,7 +224,7 @@ pub(super) fn single_counter(query: &ListQuery) -> Option<(&'static str, Vec<Str
 /// for several filters the cells of the status × OS type × visibility cube they select, for
 /// the tag if there is one (see the migration that creates the cube counters).
 pub(super) fn counter_rows(query: &View<'_>) -> Option<(&'static str, Vec<String>)> {
-    if !query.search.is_empty() {
+    if !query.search.is_empty() || query.encrypted.is_some() {
         return None;
     }
     // Leaving the Recycle Bin's images out takes the cube's cells.

@@ -293,6 +293,23 @@ fn FilterBar(query: Memo<ListQuery>) -> impl IntoView {
                 </select>
             </div>
             <div class="filter-field">
+                <label for="filter-encrypted">"Encrypted"</label>
+                <select id="filter-encrypted" name="encrypted" on:change=submit_on_change>
+                    {move || {
+                        let current = match q().encrypted {
+                            Some(true) => Some("yes"),
+                            Some(false) => Some("no"),
+                            None => Some(""),
+                        };
+                        view! {
+                            {option("", "All", current)}
+                            {option("yes", "Yes", current)}
+                            {option("no", "No", current)}
+                        }
+                    }}
+                </select>
+            </div>
+            <div class="filter-field">
                 <label for="filter-owner">"Owner"</label>
                 <select id="filter-owner" name="owner" on:change=submit_on_change>
                     {move || {
