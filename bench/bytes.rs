@@ -8,6 +8,9 @@
 //! and its peak resident memory (VmHWM, reset before each step). The steps take turns for
 //! three rounds and the medians are reported; then all four kinds run at once.
 //!
+//! Encrypted images beside unencrypted ones, in the same rounds: an upload as one tus PATCH,
+//! a download whole and its second half, and twenty 1 MiB Ranges in the middle of the file.
+//!
 //! Run it with `bench/bytes` (a 4 GiB file) or `bench/bytes 1` (1 GiB).
 
 use std::io::Write;
@@ -81,6 +84,10 @@ fn main() {
     std::os::unix::fs::symlink(&stored, www.join("bench.qcow2")).unwrap();
     let nginx = Nginx::start(&www, work, &root.join("bench/nginx.conf"));
     let link = console.download_link(&served);
+    // The same file encrypted, for the encrypted downloads.
+    let (_, sealed) = console.upload_encrypted_with_curl(&file, size);
+    assert_eq!(console.status(&sealed), "Active");
+    let sealed_link = console.download_link(&sealed);
     let half = size / 2;
     let range = format!("{half}-");
     // Once through the page cache, as every later read will be.
@@ -96,6 +103,7 @@ fn main() {
                 size,
                 nginx_url: &nginx.url("bench.qcow2"),
                 link: &link,
+                sealed_link: &sealed_link,
                 range: &range,
                 served: &served,
                 root,
@@ -205,6 +213,67 @@ fn main() {
         median(tus_client_cpu)
     );
 
+    // Encrypted beside unencrypted, each measured in the same rounds.
+    println!();
+    println!(
+        "| Encrypted, {} GiB, median of {rounds_wanted} | Encrypted | Unencrypted | Ratio | Goal | Server CPU (enc / plain) |",
+        size / GIB
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (encrypted, plain, label, goal) in [
+        (
+            "encrypted upload curl",
+            "upload curl",
+            "Upload, one PATCH (curl)",
+            0.8,
+        ),
+        (
+            "encrypted download",
+            "download",
+            "Download, whole file",
+            0.7,
+        ),
+        (
+            "encrypted download range",
+            "download range",
+            "Download, second half (Range)",
+            0.7,
+        ),
+        // At most twice the time: at least half the speed.
+        (
+            "encrypted range 1m",
+            "range 1m",
+            "1 MiB Range in the middle (20 in a row)",
+            0.5,
+        ),
+    ] {
+        let (e, p) = (speed(encrypted), speed(plain));
+        let ratio = e / p;
+        let shown = |name: &str, v: f64| {
+            if name.ends_with("range 1m") {
+                format!(
+                    "{:.1} ms each",
+                    med(name, &|s| s.seconds) * 1000.0 / RANGE_REPEATS as f64
+                )
+            } else {
+                format!("{v:.0} MiB/s")
+            }
+        };
+        println!(
+            "| {label} | {} | {} | {ratio:.2} | {} {goal} {} | {:.1} / {:.1} s |",
+            shown(encrypted, e),
+            shown(plain, p),
+            if goal == 0.5 {
+                "≥ (time ≤ 2×)"
+            } else {
+                "≥"
+            },
+            if ratio >= goal { "met" } else { "not met" },
+            med(encrypted, &|s| s.cpu),
+            med(plain, &|s| s.cpu),
+        );
+    }
+
     // All four kinds at once: the memory they need together.
     let together = console.measure(|| {
         let began = Instant::now();
@@ -244,6 +313,8 @@ struct Steps<'a> {
     nginx_url: &'a str,
     /// A signed download link to the image every download reads.
     link: &'a str,
+    /// One to the same file, encrypted.
+    sealed_link: &'a str,
     /// Its second half, as a Range.
     range: &'a str,
     /// The image every download reads.
@@ -260,6 +331,7 @@ fn one_round(steps: &Steps, tus_client_cpu: &mut Vec<f64>) -> Round {
         size,
         nginx_url,
         link,
+        sealed_link,
         range,
         served,
         root,
@@ -304,6 +376,24 @@ fn one_round(steps: &Steps, tus_client_cpu: &mut Vec<f64>) -> Round {
         "download range",
         console.measure(|| get(link, Some(range), size - half)),
     );
+    r.add(
+        "encrypted download",
+        console.measure(|| get(sealed_link, None, size)),
+    );
+    r.add(
+        "encrypted download range",
+        console.measure(|| get(sealed_link, Some(range), size - half)),
+    );
+    // 1 MiB in the middle, not on a segment boundary, twenty times in one curl.
+    let mib = format!("{}-{}", half + 12_345, half + 12_345 + (1 << 20) - 1);
+    r.add(
+        "range 1m",
+        console.measure(|| ranges(link, &mib, RANGE_REPEATS)),
+    );
+    r.add(
+        "encrypted range 1m",
+        console.measure(|| ranges(sealed_link, &mib, RANGE_REPEATS)),
+    );
     let api_file = format!("{}/v2/images/{served}/file", console.base);
     let api_token = format!("X-Auth-Token: {}", console.token);
     r.add(
@@ -320,6 +410,14 @@ fn one_round(steps: &Steps, tus_client_cpu: &mut Vec<f64>) -> Round {
         "upload curl",
         console.measure(|| {
             let (seconds, id) = console.upload_with_curl(file, size);
+            made.push(id);
+            seconds
+        }),
+    );
+    r.add(
+        "encrypted upload curl",
+        console.measure(|| {
+            let (seconds, id) = console.upload_encrypted_with_curl(file, size);
             made.push(id);
             seconds
         }),
@@ -464,9 +562,30 @@ fn s3_beside_files(
     }
 }
 
+/// How many times the 1 MiB Range is asked for in one step.
+const RANGE_REPEATS: usize = 20;
+
+/// Seconds for `times` requests of one Range of `url` (one curl, one connection).
+fn ranges(url: &str, range: &str, times: usize) -> f64 {
+    let mut command = Command::new("curl");
+    command.args(["-s", "-r", range, "-w", "%{http_code} %{size_download}\n"]);
+    for _ in 0..times {
+        command.args(["-o", "/dev/null", url]);
+    }
+    let began = Instant::now();
+    let output = command.output().expect("curl");
+    let seconds = began.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(text.lines().count(), times, "{text}");
+    assert!(text.lines().all(|l| l == "206 1048576"), "{text}");
+    seconds
+}
+
 /// How many bytes a step moves.
 fn size_of(name: &str, size: u64) -> u64 {
-    if name.ends_with("range") {
+    if name.ends_with("range 1m") {
+        (RANGE_REPEATS as u64) << 20
+    } else if name.ends_with("range") {
         size - size / 2
     } else {
         size

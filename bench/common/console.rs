@@ -183,17 +183,29 @@ impl Console {
         format!("{}{}", self.base, link["path"].as_str().unwrap())
     }
 
-    fn create_upload(&self, file: &Path, size: u64) -> String {
-        self.create(&[
+    fn create_upload(&self, file: &Path, size: u64, extra: &[(&str, &str)]) -> String {
+        let size = size.to_string();
+        let mut form = vec![
             ("source", "file"),
             ("file_name", file.file_name().unwrap().to_str().unwrap()),
-            ("file_size", &size.to_string()),
-        ])
+            ("file_size", size.as_str()),
+        ];
+        form.extend_from_slice(extra);
+        self.create(&form)
     }
 
     /// Creates an image and uploads `file` to it in one PATCH with curl; the PATCH's seconds.
     pub fn upload_with_curl(&self, file: &Path, size: u64) -> (f64, String) {
-        let id = self.create_upload(file, size);
+        self.upload_with_curl_as(file, size, &[])
+    }
+
+    /// The same, for an encrypted image (under the account's default key).
+    pub fn upload_encrypted_with_curl(&self, file: &Path, size: u64) -> (f64, String) {
+        self.upload_with_curl_as(file, size, &[("encryption", "on")])
+    }
+
+    fn upload_with_curl_as(&self, file: &Path, size: u64, extra: &[(&str, &str)]) -> (f64, String) {
+        let id = self.create_upload(file, size, extra);
         let output = Command::new("curl")
             .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"])
             .args(["-H", "Tus-Resumable: 1.0.0"])
@@ -233,7 +245,7 @@ impl Console {
     /// Creates an image and uploads `file` with tus-js-client in 64 MiB pieces; its seconds,
     /// the image and the client's own CPU seconds.
     pub fn upload_with_tus_js(&self, file: &Path, size: u64, root: &Path) -> (f64, String, f64) {
-        let id = self.create_upload(file, size);
+        let id = self.create_upload(file, size, &[]);
         let output = Command::new("node")
             .arg(root.join("end2end/clients/tus-js-upload.mjs"))
             .arg(format!("{}/images/{id}/uploads", self.base))
