@@ -16,21 +16,20 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 
-use aead_stream::{NewStream, StreamBE32, StreamPrimitive};
-use aes_gcm::{Aes256Gcm, Key, KeyInit};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::{BoxStream, StreamExt};
 use rand::RngCore;
+use sealed_segments::StreamCipher;
 use zeroize::Zeroizing;
 
 /// Plain bytes per segment.
 pub const SEGMENT_BYTES: usize = 64 << 10;
 /// The AEAD tag after each segment's ciphertext.
-pub const TAG_BYTES: usize = 16;
+pub const TAG_BYTES: usize = sealed_segments::TAG_BYTES;
 /// A whole sealed segment in storage.
 const SEALED_SEGMENT: u64 = (SEGMENT_BYTES + TAG_BYTES) as u64;
 /// The part of the nonce that is the data key's own; STREAM fills the other five bytes.
-pub const NONCE_PREFIX_BYTES: usize = 7;
+pub const NONCE_PREFIX_BYTES: usize = sealed_segments::NONCE_PREFIX_BYTES;
 /// The name the database records with each data key, so the format can change later.
 pub const FORMAT: &str = "aes256gcm-stream-be32-64k";
 
@@ -82,17 +81,13 @@ impl DataKey {
     }
 
     pub fn cipher(&self) -> SegmentCipher {
-        let aead = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.key));
-        SegmentCipher(Arc::new(StreamBE32::from_aead(
-            aead,
-            &self.nonce_prefix.into(),
-        )))
+        SegmentCipher(Arc::new(StreamCipher::new(&self.key, &self.nonce_prefix)))
     }
 }
 
 /// Seals and opens one data key's segments; cheap to clone.
 #[derive(Clone)]
-pub struct SegmentCipher(Arc<StreamBE32<Aes256Gcm>>);
+pub struct SegmentCipher(Arc<StreamCipher>);
 
 /// A segment that did not authenticate, or one missing from where it must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -116,23 +111,20 @@ fn position(index: u64) -> io::Result<u32> {
 }
 
 impl SegmentCipher {
-    /// Seals the plain segment in `buffer` in place (its tag appended).
-    fn seal(&self, index: u64, last: bool, buffer: &mut Vec<u8>) -> io::Result<()> {
+    /// Seals the plain segment at the end of `out` (from `start`) in place, its tag appended.
+    fn seal(&self, index: u64, last: bool, out: &mut Vec<u8>, start: usize) -> io::Result<()> {
         self.0
-            .encrypt_in_place(position(index)?, last, &[], buffer)
+            .seal(position(index)?, last, out, start)
             .map_err(|_| io::Error::other("sealing a segment failed"))
     }
 
     /// Opens the sealed segment in `buffer` in place (its tag removed), or says it was
-    /// tampered with; a segment that fails leaves nothing usable in the buffer.
-    fn open(&self, index: u64, last: bool, buffer: &mut Vec<u8>) -> Result<(), SealError> {
+    /// tampered with; a segment that fails leaves nothing in the buffer.
+    fn open(&self, index: u64, last: bool, buffer: &mut BytesMut) -> Result<(), SealError> {
         let position = u32::try_from(index).map_err(|_| SealError::Tampered(index))?;
         self.0
-            .decrypt_in_place(position, last, &[], buffer)
-            .map_err(|_| {
-                buffer.clear();
-                SealError::Tampered(index)
-            })
+            .open(position, last, buffer)
+            .map_err(|_| SealError::Tampered(index))
     }
 }
 
@@ -187,27 +179,37 @@ impl Sealer {
         self.pending.len()
     }
 
-    /// Seals every segment `plain` completes, appending the sealed bytes to `out`.
+    /// Seals every segment `plain` completes, appending the sealed bytes to `out`. Whole
+    /// segments are copied once, into `out`, and sealed there.
     pub fn push(&mut self, mut plain: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         while !plain.is_empty() {
-            let take = (SEGMENT_BYTES - self.pending.len()).min(plain.len());
-            self.pending.extend_from_slice(&plain[..take]);
-            plain = &plain[take..];
-            if self.pending.len() == SEGMENT_BYTES {
-                self.cipher.seal(self.index, false, &mut self.pending)?;
-                out.extend_from_slice(&self.pending);
-                self.pending.clear();
-                self.index += 1;
-            }
+            let whole = if self.pending.is_empty() && plain.len() >= SEGMENT_BYTES {
+                let (segment, rest) = plain.split_at(SEGMENT_BYTES);
+                plain = rest;
+                segment
+            } else {
+                let take = (SEGMENT_BYTES - self.pending.len()).min(plain.len());
+                self.pending.extend_from_slice(&plain[..take]);
+                plain = &plain[take..];
+                if self.pending.len() < SEGMENT_BYTES {
+                    continue;
+                }
+                &self.pending
+            };
+            let start = out.len();
+            out.extend_from_slice(whole);
+            self.cipher.seal(self.index, false, out, start)?;
+            self.pending.clear();
+            self.index += 1;
         }
         Ok(())
     }
 
     /// Ends the stream: seals what is pending as the last segment into `out`.
-    pub fn finish(mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        self.cipher.seal(self.index, true, &mut self.pending)?;
+    pub fn finish(self, out: &mut Vec<u8>) -> io::Result<()> {
+        let start = out.len();
         out.extend_from_slice(&self.pending);
-        Ok(())
+        self.cipher.seal(self.index, true, out, start)
     }
 }
 
@@ -270,7 +272,7 @@ pub struct Opener {
     range: SealedRange,
     /// The segment being gathered.
     index: u64,
-    buffer: Vec<u8>,
+    buffer: BytesMut,
     /// Plain bytes still to hand out.
     remaining: u64,
 }
@@ -280,7 +282,7 @@ impl Opener {
         Self {
             cipher,
             index: range.first,
-            buffer: Vec::with_capacity(SEALED_SEGMENT as usize),
+            buffer: BytesMut::with_capacity(SEALED_SEGMENT as usize),
             remaining: range.len,
             range,
         }
@@ -325,11 +327,13 @@ impl Opener {
         };
         let available = self.buffer.len().saturating_sub(skip) as u64;
         let take = available.min(self.remaining) as usize;
+        // The opened segment becomes the bytes handed out, without a copy.
+        let opened = self.buffer.split().freeze();
+        self.buffer.reserve(SEALED_SEGMENT as usize);
         if take > 0 {
-            plain.push_back(Bytes::copy_from_slice(&self.buffer[skip..skip + take]));
+            plain.push_back(opened.slice(skip..skip + take));
         }
         self.remaining -= take as u64;
-        self.buffer.clear();
         self.index += 1;
         Ok(())
     }

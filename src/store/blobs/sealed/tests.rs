@@ -243,3 +243,45 @@ async fn a_stream_stops_before_a_segment_that_fails() {
     assert!(error.to_string().contains("segment 2"), "{error}");
     assert!(opened.next().await.is_none());
 }
+
+/// Not a test of behaviour: how fast sealing and opening run here (`cargo test --release
+/// --features ssr --lib sealing_speed -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn sealing_speed() {
+    let key = DataKey::generate();
+    let plain = pattern(64 << 20);
+    let cipher = key.cipher();
+    let started = std::time::Instant::now();
+    let mut buffer = Vec::with_capacity(SEG + TAG_BYTES);
+    for (i, segment) in plain.chunks(SEG).enumerate() {
+        buffer.clear();
+        buffer.extend_from_slice(segment);
+        cipher.seal(i as u64, false, &mut buffer, 0).unwrap();
+    }
+    let raw = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let mut sealer = Sealer::at(key.cipher(), 0).unwrap();
+    let mut stored = Vec::with_capacity(plain.len() + plain.len() / 1000);
+    for piece in plain.chunks(1 << 20) {
+        sealer.push(piece, &mut stored).unwrap();
+    }
+    sealer.finish(&mut stored).unwrap();
+    let sealing = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let range = SealedRange::of(plain.len() as u64, 0, plain.len() as u64);
+    let mut opener = Opener::new(key.cipher(), range);
+    let mut opened = VecDeque::new();
+    for piece in stored.chunks(2 << 20) {
+        opener.push(piece, &mut opened).unwrap();
+    }
+    opener.finish(&mut opened).unwrap();
+    let opening = started.elapsed().as_secs_f64();
+    assert_eq!(opened.iter().map(Bytes::len).sum::<usize>(), plain.len());
+    println!(
+        "seal segments {:.0} MiB/s, Sealer {:.0} MiB/s, Opener {:.0} MiB/s",
+        64.0 / raw,
+        64.0 / sealing,
+        64.0 / opening
+    );
+}
