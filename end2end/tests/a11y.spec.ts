@@ -55,6 +55,12 @@ test('every page passes an axe audit', async ({ page }) => {
   await hydrated(page);
   await expect(page.getByLabel('Retention (days)')).toBeVisible();
   await expectNoViolations(page, 'Account settings');
+  await page.goto('/images/keys');
+  await hydrated(page);
+  await page.getByLabel('Key name', { exact: true }).fill('audited-key');
+  await page.getByRole('button', { name: 'Create Key' }).click();
+  await expect(page.getByRole('rowheader', { name: /audited-key/ })).toBeVisible();
+  await expectNoViolations(page, 'Keys');
 });
 
 test('the console works with the keyboard alone', async ({ page }) => {

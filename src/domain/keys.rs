@@ -11,6 +11,10 @@ use super::validation::{FieldError, describe_char};
 pub const MAX_KEYS_PER_ACCOUNT: usize = 20;
 
 pub const KEY_NAME_MAX: usize = 64;
+
+/// A key is rotated at most once in this long: each rotation re-wraps every data key under
+/// it (a KMS call each with `aws-kms`), so rotations in a loop would keep the console busy.
+pub const MIN_ROTATION_INTERVAL_MS: i64 = 3_600_000;
 pub const KEY_DESCRIPTION_MAX: usize = 255;
 
 /// The name the console gives the key it makes when an account first encrypts an image

@@ -7,7 +7,7 @@ use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldErrors;
 use crate::domain::keys::{
     DEFAULT_KEY_NAME, DeletionWindow, KeyAction, KeyDescription, KeyName, KeyRef, KeyState,
-    KeySummary, MAX_KEYS_PER_ACCOUNT, deleted_key_reason,
+    KeySummary, MAX_KEYS_PER_ACCOUNT, MIN_ROTATION_INTERVAL_MS, deleted_key_reason,
 };
 use crate::domain::validation::collect;
 use crate::store::Store;
@@ -302,6 +302,17 @@ impl Services {
                     .await?
             }
             KeyAction::Rotate => {
+                if let Some(at) = key
+                    .rotated_at_ms
+                    .filter(|at| now - at < MIN_ROTATION_INTERVAL_MS)
+                {
+                    return Err(ServiceError::Conflict(format!(
+                        "Key {} was rotated at {}; a key can be rotated once an hour, so try again after {}.",
+                        key.name,
+                        crate::domain::units::format_timestamp(at),
+                        crate::domain::units::format_timestamp(at + MIN_ROTATION_INTERVAL_MS)
+                    )));
+                }
                 let version = key.version + 1;
                 let material = provider
                     .new_version(&key.id, kms_key, version)

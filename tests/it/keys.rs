@@ -123,6 +123,13 @@ async fn keys_go_through_their_states(backend: Backend) {
     let rotated = s.list_keys(&alice).await.unwrap().remove(0);
     assert_eq!(rotated.version, 2);
     assert!(rotated.rotated_at_ms.is_some());
+    // Once an hour at most.
+    let refused = refusal(
+        s.change_key(&alice, &first, "rotate", "")
+            .await
+            .unwrap_err(),
+    );
+    assert!(refused.contains("once an hour"), "{refused}");
 
     // Deleted when its time comes, not before; then it is listed last and does nothing.
     s.change_key(&alice, &second, "disable", "").await.unwrap();

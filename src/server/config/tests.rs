@@ -201,3 +201,75 @@ fn the_logged_configuration_holds_no_secret() {
     );
     assert!(logged.contains("import_concurrency: 2"), "{logged}");
 }
+
+#[test]
+fn key_providers_are_configured_or_refused_with_the_reason() {
+    // Local by default: the master key file is made once, private, and reused.
+    let config = config_with(&[]).unwrap();
+    let file = config.data_dir.join("master-key");
+    let KeyProviderSettings::Local(first) = &config.service.keys else {
+        panic!("local by default")
+    };
+    assert_eq!(first.current(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let dir = config.data_dir.display().to_string();
+    let again = config_with(&[("DATA_DIR", &dir)]).unwrap();
+    let KeyProviderSettings::Local(second) = &again.service.keys else {
+        panic!("local")
+    };
+    assert_eq!(first.to_text(), second.to_text());
+    // The logged configuration names versions, never a key.
+    let logged = format!("{again:?}");
+    let encoded = first.to_text();
+    let key = encoded.trim().split_once(':').unwrap().1;
+    assert!(!logged.contains(key), "{logged}");
+
+    // MASTER_KEY instead, several versions; a bad one names the variable, not the value.
+    let two = MasterKeys::generate()
+        .with_new_version()
+        .to_text()
+        .replace('\n', ",");
+    let config = config_with(&[("MASTER_KEY", &two)]).unwrap();
+    let KeyProviderSettings::Local(keys) = &config.service.keys else {
+        panic!("local")
+    };
+    assert_eq!(keys.current(), 2);
+    let refused = config_with(&[("MASTER_KEY", "1:short")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("MASTER_KEY") && refused.contains("(hidden)"),
+        "{refused}"
+    );
+
+    // AWS KMS, with its endpoint and region.
+    let config = config_with(&[
+        ("KEY_PROVIDER", "aws-kms"),
+        ("KMS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+        ("AWS_REGION", "eu-west-1"),
+    ])
+    .unwrap();
+    let KeyProviderSettings::AwsKms(kms) = &config.service.keys else {
+        panic!("aws-kms")
+    };
+    assert_eq!(kms.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+    assert_eq!(kms.region, "eu-west-1");
+    for (vars, says) in [
+        (vec![("KEY_PROVIDER", "vault")], "local or aws-kms"),
+        (
+            vec![
+                ("KEY_PROVIDER", "aws-kms"),
+                ("KMS_ENDPOINT_URL", "kms.local"),
+            ],
+            "KMS_ENDPOINT_URL",
+        ),
+    ] {
+        let refused = config_with(&vars).unwrap_err().to_string();
+        assert!(refused.contains(says), "{refused}");
+    }
+}

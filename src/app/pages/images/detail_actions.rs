@@ -71,7 +71,10 @@ pub(super) fn OwnerActions(
     let copy_blocked = image.create_shared_blocked_reason();
     let copy_open = RwSignal::new(false);
     let replicate_blocked = image.replicate_blocked_reason();
-    let replicate_open = RwSignal::new(false);
+    // The Image List's More menu opens Details with Replicate asked for.
+    let asked = leptos_router::hooks::use_query_map()
+        .with_untracked(|q| q.get("action").as_deref() == Some("replicate"));
+    let replicate_open = RwSignal::new(asked && replicate_blocked.is_none());
     // The notice that says why a button is disabled: the Deactivated notice covers both.
     let deactivated = image.status == ImageStatus::Deactivated;
     let blocked_note = move |own: &'static str| if deactivated { "deactivated" } else { own };

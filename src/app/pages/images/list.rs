@@ -87,7 +87,7 @@ pub fn ImageListPage() -> impl IntoView {
                 </p>
             </div>
             <div class="actions header-actions">
-                <MoreMenu />
+                <MoreMenu selection />
                 <A href="/images/recycle-bin" attr:class="btn">"Recycle Bin"</A>
                 <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
             </div>
@@ -126,14 +126,27 @@ pub fn ImageListPage() -> impl IntoView {
     }
 }
 
-/// More: the sharing pages that start from the Image List. A disclosure (`<details>`), so it
-/// opens with Enter or Space and works before the page is interactive.
+/// More: the sharing pages that start from the Image List, and Replicate for the one image
+/// selected. A disclosure (`<details>`), so it opens with Enter or Space and works before
+/// the page is interactive.
 #[component]
-fn MoreMenu() -> impl IntoView {
+fn MoreMenu(selection: RwSignal<BTreeMap<String, String>>) -> impl IntoView {
+    let replicate = move || {
+        let chosen = selection.with(|s| (s.len() == 1).then(|| s.keys().next().cloned()).flatten());
+        match chosen {
+            Some(id) => Either::Left(view! {
+                <li><a href=format!("/images/{id}?action=replicate")>"Replicate selected image"</a></li>
+            }),
+            None => Either::Right(view! {
+                <li><span class="menu-note">"Replicate: select one image first"</span></li>
+            }),
+        }
+    };
     view! {
         <details class="menu">
             <summary class="btn">"More"</summary>
             <ul class="menu-list">
+                {replicate}
                 <li><a href="/images/share-requests">"Image Share Request List"</a></li>
                 <li><a href="/images/get-share">"Get Image Share"</a></li>
                 <li><a href="/images/work-history">"Work History"</a></li>
