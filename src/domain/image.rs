@@ -409,6 +409,17 @@ impl ImageDetail {
         }
     }
 
+    /// Why Create shared Image is unavailable, its key included (a copy shares its data key).
+    pub fn create_shared_blocked(&self) -> Option<String> {
+        self.create_shared_blocked_reason()
+            .map(str::to_owned)
+            .or_else(|| {
+                self.encryption
+                    .as_ref()
+                    .and_then(|e| e.key.unusable_reason())
+            })
+    }
+
     /// Why Replicate is unavailable for this image, if it is.
     pub fn replicate_blocked_reason(&self) -> Option<String> {
         if self.shared_by.is_some() {

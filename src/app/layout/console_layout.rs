@@ -30,6 +30,7 @@ pub fn ConsoleLayout() -> impl IntoView {
     crate::app::uploads::UploadManager::provide();
     let user = Resource::new(|| (), |_| current_user());
     let sign_out = ServerAction::<SignOut>::new();
+    let account_menu = NodeRef::<leptos::html::Details>::new();
     let badge = ShareRequestsBadge {
         version: RwSignal::new(0),
     };
@@ -90,9 +91,10 @@ pub fn ConsoleLayout() -> impl IntoView {
                             })
                     })}
                 </Transition>
-                <details class="menu account-menu">
+                <details class="menu account-menu" node_ref=account_menu>
                     <summary class="btn btn-quiet">"Account"</summary>
-                    <ul class="menu-list">
+                    // The layout stays while pages change: a choice closes the menu.
+                    <ul class="menu-list" on:click=move |_| close_menu(account_menu)>
                         <li><a href="/images/keys">"Keys"</a></li>
                         <li><a href="/images/account-settings">"Account settings"</a></li>
                         <li><a href="/images/work-history">"Work History"</a></li>
@@ -107,6 +109,16 @@ pub fn ConsoleLayout() -> impl IntoView {
             <Outlet />
         </main>
     }
+}
+
+/// Closes a disclosure menu (its `open` attribute goes).
+fn close_menu(menu: NodeRef<leptos::html::Details>) {
+    #[cfg(feature = "hydrate")]
+    if let Some(details) = menu.get_untracked() {
+        let _ = details.remove_attribute("open");
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = menu;
 }
 
 /// Moves focus into the content. Done by hand because the router handles in-page links

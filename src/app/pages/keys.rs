@@ -209,11 +209,8 @@ fn KeyTable(keys: Vec<KeySummary>, change: ServerAction<ChangeKey>) -> impl Into
                         {key.name.clone()}
                         {key.is_default.then(|| view! { " " <span class="badge badge-share-accepted">"Default"</span> })}
                         {(!key.description.is_empty()).then(|| view! { <div class="hint">{key.description.clone()}</div> })}
+                        <div class="hint mono key-id">{key.id.clone()}</div>
                     </th>
-                    <td>
-                        <span class="mono break">{key.id.clone()}</span>
-                        {(!key.provider_key_id.is_empty()).then(|| view! { <div class="hint mono break">{key.provider_key_id.clone()}</div> })}
-                    </td>
                     <td>
                         {state_badge(key.state)}
                         {key.deletion_at_ms.filter(|_| key.state == KeyState::PendingDeletion).map(|at| view! { <div class="hint">"Deleted on " {when(at)}</div> })}
@@ -226,7 +223,10 @@ fn KeyTable(keys: Vec<KeySummary>, change: ServerAction<ChangeKey>) -> impl Into
                         {key.images.to_string()}
                         {(older > 0).then(|| view! { <div class="hint">{format!("{older} still on an older version")}</div> })}
                     </td>
-                    <td>{key.provider.clone()}</td>
+                    <td>
+                        {key.provider.clone()}
+                        {(!key.provider_key_id.is_empty()).then(|| view! { <div class="hint mono key-id">{key.provider_key_id.clone()}</div> })}
+                    </td>
                     <td>{when(key.created_at_ms)}</td>
                     <td><div class="row-actions">{buttons}</div></td>
                 </tr>
@@ -238,8 +238,7 @@ fn KeyTable(keys: Vec<KeySummary>, change: ServerAction<ChangeKey>) -> impl Into
             <table class="data-table">
                 <thead>
                     <tr>
-                        <th scope="col">"Name"</th>
-                        <th scope="col">"Key ID"</th>
+                        <th scope="col">"Name and Key ID"</th>
                         <th scope="col">"State"</th>
                         <th scope="col">"Version"</th>
                         <th scope="col">"Images"</th>

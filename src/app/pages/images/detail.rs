@@ -174,7 +174,7 @@ fn ImageDetailView(
     let id = image.id.clone();
     let blocked = image.delete_blocked_reason();
     let share_blocked = image.share_blocked_reason();
-    let copy_blocked = image.create_shared_blocked_reason();
+    let copy_blocked = image.create_shared_blocked();
     let replicate_blocked = image.replicate_blocked_reason();
     let replicating = image.replica_of().is_some();
     let delete_error = move || delete.value().get().and_then(Result::err);

@@ -68,7 +68,7 @@ pub(super) fn OwnerActions(
         }
     };
     let share_blocked = image.share_blocked_reason();
-    let copy_blocked = image.create_shared_blocked_reason();
+    let copy_blocked = image.create_shared_blocked();
     let copy_open = RwSignal::new(false);
     let replicate_blocked = image.replicate_blocked_reason();
     // The Image List's More menu opens Details with Replicate asked for.
@@ -110,8 +110,8 @@ pub(super) fn OwnerActions(
                 type="button"
                 class="btn"
                 disabled=copy_blocked.is_some()
-                title=copy_blocked
-                aria-describedby=copy_blocked.map(|_| blocked_note("copy-blocked"))
+                title=copy_blocked.clone()
+                aria-describedby=copy_blocked.as_ref().map(|_| blocked_note("copy-blocked"))
                 on:click=move |_| copy_open.set(true)
             >
                 "Create shared Image"

@@ -131,7 +131,7 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                             };
                             view! { <p class="failure-reason">{reason}</p> }
                         })}
-                        {(!key.name.is_empty()).then(|| view! { <a href="/images/keys">"Keys"</a> })}
+                        {(!key.name.is_empty()).then(|| view! { <a href="/images/keys">"Manage keys"</a> })}
                     }.into_any()
                 }
             })}
