@@ -229,11 +229,12 @@ impl FileReader {
         self,
         start: u64,
         len: u64,
+        block: u64,
         hold: H,
     ) -> impl futures::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static {
         use futures::StreamExt;
         let reader = Arc::new((self, hold));
-        futures::stream::iter(super::blocks(start, len, READ_BLOCK))
+        futures::stream::iter(super::blocks(start, len, block))
             .map(move |(at, n)| {
                 let reader = Arc::clone(&reader);
                 async move {
@@ -453,7 +454,7 @@ mod tests {
                 .open_blob(key)
                 .await
                 .unwrap()
-                .range(start as u64, len as u64, ())
+                .range(start as u64, len as u64, READ_BLOCK, ())
                 .map(|piece| piece.unwrap())
                 .collect()
                 .await;

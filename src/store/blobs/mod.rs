@@ -607,20 +607,33 @@ impl BlobReader {
     /// authentication ends the stream with an error before any of its bytes.
     pub fn range(self, start: u64, len: u64) -> BoxStream<'static, io::Result<bytes::Bytes>> {
         use futures::StreamExt;
-        let (stored_start, stored_len) = match &self.seal {
-            None => (start, len),
+        let block = match &self.kind {
+            ReaderKind::File(_) => files::READ_BLOCK,
+            ReaderKind::S3(_) => s3::READ_BLOCK,
+        };
+        // Sealed bytes are read in blocks of whole segments, which open independently.
+        let (stored_start, stored_len, block) = match &self.seal {
+            None => (start, len, block),
             Some((_, plain_len)) => {
                 let range = sealed::SealedRange::of(*plain_len, start, len);
-                (range.stored_start, range.stored_len)
+                (
+                    range.stored_start,
+                    range.stored_len,
+                    sealed::sealed_block(block),
+                )
             }
         };
         let stored = match self.kind {
-            ReaderKind::File(file) => file.range(stored_start, stored_len, self.open).boxed(),
-            ReaderKind::S3(object) => object.range(stored_start, stored_len, self.open).boxed(),
+            ReaderKind::File(file) => file
+                .range(stored_start, stored_len, block, self.open)
+                .boxed(),
+            ReaderKind::S3(object) => object
+                .range(stored_start, stored_len, block, self.open)
+                .boxed(),
         };
         match self.seal {
             None => stored,
-            Some((cipher, plain_len)) => sealed::open_stream(
+            Some((cipher, plain_len)) => sealed::open_blocks(
                 cipher,
                 sealed::SealedRange::of(plain_len, start, len),
                 stored,

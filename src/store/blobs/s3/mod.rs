@@ -41,7 +41,7 @@ const MIN_PART_BYTES: u64 = 5 << 20;
 const PARTS_IN_FLIGHT: usize = 2;
 /// Downloads fetch ranges of this size, `READ_AHEAD` at a time: an S3 server answers one
 /// GET at a time per connection, so several in flight are what fills the client's socket.
-const READ_BLOCK: u64 = 8 << 20;
+pub(super) const READ_BLOCK: u64 = 8 << 20;
 const READ_AHEAD: usize = 4;
 /// The sweep leaves anything younger: another console process may be working on it.
 const SWEEP_MIN_AGE: Duration = Duration::from_secs(3600);

@@ -12,7 +12,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 
-use super::{Multipart, PARTS_IN_FLIGHT, Part, READ_AHEAD, READ_BLOCK, S3, to_io};
+use super::{Multipart, PARTS_IN_FLIGHT, Part, READ_AHEAD, S3, to_io};
 use crate::store::blobs::{Incoming, blocks};
 
 /// Sends incoming bytes as parts, `PARTS_IN_FLIGHT` at a time. Runs on a blocking thread and
@@ -150,10 +150,11 @@ impl S3Reader {
         self,
         start: u64,
         len: u64,
+        block: u64,
         hold: H,
     ) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + 'static {
         let reader = Arc::new((self, hold));
-        futures::stream::iter(blocks(start, len, READ_BLOCK))
+        futures::stream::iter(blocks(start, len, block))
             .map(move |(at, n)| {
                 let reader = Arc::clone(&reader);
                 async move {

@@ -285,3 +285,85 @@ fn sealing_speed() {
         64.0 / opening
     );
 }
+
+/// Collects a stream: the bytes before it ended or failed, and the error if it failed.
+async fn drain(mut stream: BoxStream<'static, io::Result<Bytes>>) -> (Vec<u8>, Option<io::Error>) {
+    let mut got = Vec::new();
+    while let Some(piece) = stream.next().await {
+        match piece {
+            Ok(piece) => got.extend_from_slice(&piece),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+    (got, None)
+}
+
+/// The stored bytes of a range in blocks of whole segments, as the blob store reads them.
+fn blocks_of(
+    stored: &[u8],
+    range: SealedRange,
+    block: u64,
+) -> BoxStream<'static, io::Result<Bytes>> {
+    let from = range.stored_start as usize;
+    let to = ((range.stored_start + range.stored_len) as usize).min(stored.len());
+    let pieces: Vec<io::Result<Bytes>> = stored[from..to]
+        .chunks(block as usize)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures::stream::iter(pieces).boxed()
+}
+
+#[tokio::test]
+async fn blocks_open_in_parallel_in_order_and_stop_at_a_bad_one() {
+    let key = DataKey::generate();
+    let plain = pattern(9 * SEG + 77);
+    let n = plain.len() as u64;
+    let stored = seal(&key, &plain, 1 << 20);
+    let block = sealed_block(2 * SEG as u64);
+    for (start, len) in [
+        (0, n),
+        (SEG as u64 - 5, 3 * SEG as u64),
+        (n - 10, 10),
+        (5, 0),
+    ] {
+        let range = SealedRange::of(n, start, len);
+        let (got, failed) = drain(open_blocks(
+            key.cipher(),
+            range,
+            blocks_of(&stored, range, block),
+        ))
+        .await;
+        assert!(failed.is_none(), "{start}+{len}: {failed:?}");
+        assert_eq!(
+            got,
+            plain[start as usize..(start + len) as usize],
+            "{start}+{len}"
+        );
+    }
+    // A flipped bit in segment 5: every byte before its block comes, then the error.
+    let mut tampered = stored.clone();
+    tampered[5 * (SEG + TAG_BYTES) + 9] ^= 4;
+    let range = SealedRange::of(n, 0, n);
+    let (got, failed) = drain(open_blocks(
+        key.cipher(),
+        range,
+        blocks_of(&tampered, range, block),
+    ))
+    .await;
+    assert!(failed.unwrap().to_string().contains("segment 5"));
+    assert_eq!(
+        got,
+        plain[..4 * SEG],
+        "the blocks before the bad one, whole"
+    );
+    // Stored bytes that end early.
+    let cut = &stored[..6 * (SEG + TAG_BYTES)];
+    let (got, failed) = drain(open_blocks(
+        key.cipher(),
+        range,
+        blocks_of(cut, range, block),
+    ))
+    .await;
+    assert_eq!(failed.unwrap().kind(), io::ErrorKind::InvalidData);
+    assert_eq!(got, plain[..6 * SEG]);
+}
