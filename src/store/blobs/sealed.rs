@@ -429,7 +429,7 @@ pub fn open_blocks(
             async move {
                 let piece = piece?;
                 counted.fetch_add(piece.len() as u64, std::sync::atomic::Ordering::SeqCst);
-                tokio::task::spawn_blocking(move || open_block(&cipher, &range, at, &piece))
+                tokio::task::spawn_blocking(move || open_block(&cipher, &range, at, piece))
                     .await
                     .map_err(io::Error::other)?
                     .map_err(io::Error::from)
@@ -453,26 +453,31 @@ pub fn open_blocks(
 }
 
 /// Opens the whole segments of one block that starts at stored offset `at`, keeping the plain
-/// bytes of `range` they hold.
+/// bytes of `range` they hold. Each segment is opened where it lies in the block (the block
+/// read from a file is this reader's alone, so it is taken without a copy).
 fn open_block(
     cipher: &SegmentCipher,
     range: &SealedRange,
     at: u64,
-    block: &[u8],
+    block: Bytes,
 ) -> Result<Vec<Bytes>, SealError> {
     let segment = SEGMENT_BYTES as u64;
     let wanted = range.first * segment + range.skip..range.first * segment + range.skip + range.len;
-    let mut index = at / SEALED_SEGMENT;
+    let mut block = block
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
     let mut plain = Vec::new();
-    for chunk in block.chunks(SEALED_SEGMENT as usize) {
+    let mut index = at / SEALED_SEGMENT;
+    while !block.is_empty() {
         if index > range.last_needed {
             return Err(SealError::TooLong);
         }
         let last = index == range.last;
-        if chunk.len() != SEALED_SEGMENT as usize && !last {
+        let whole = SEALED_SEGMENT as usize;
+        if block.len() < whole && !last {
             return Err(SealError::Truncated(index));
         }
-        let mut buffer = BytesMut::from(chunk);
+        let mut buffer = block.split_to(whole.min(block.len()));
         cipher.open(index, last, &mut buffer)?;
         let start = index * segment;
         let from = wanted.start.max(start);
