@@ -24,7 +24,7 @@ function detail(page: Page, label: string) {
 
 async function openKeys(page: Page) {
   await page.getByText('Account', { exact: true }).click();
-  await page.getByRole('link', { name: 'Keys' }).click();
+  await page.getByRole('link', { name: 'Keys', exact: true }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'Keys' })).toBeVisible();
   await hydrated(page);
 }
