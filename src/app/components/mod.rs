@@ -1,6 +1,7 @@
 pub mod batch_summary;
 pub mod breadcrumb;
 pub mod confirm_dialog;
+pub mod encryption_fields;
 pub mod error_notice;
 pub mod form_field;
 pub mod image_attribute_fields;

@@ -7,9 +7,10 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use crate::app::components::breadcrumb::Breadcrumb;
+use crate::app::components::encryption_fields::{EncryptionFields, enabled_key_options};
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::form_field::{
-    FieldState, RadioGroup, RowTextField, SelectField, TextField, all_fields, form_alert,
+    FieldState, RadioGroup, RowTextField, TextField, all_fields, form_alert,
 };
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::uploads::UploadManager;
@@ -19,14 +20,13 @@ use crate::domain::image::DiskFormat;
 use crate::domain::image_spec::{
     Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, SourceKind, Visibility, field,
 };
-use crate::domain::keys::{EncryptionChoice, KeyState, field as key_field};
+use crate::domain::keys::field as key_field;
 use crate::domain::os_catalogue::OsRequirement;
 use crate::domain::tags::{MAX_TAGS, TagPair, parse_tag_set};
 use crate::domain::units::{format_bytes, format_money, monthly_cost};
 use crate::domain::upload::{LocalImageFile, field as upload_field};
 use crate::server_fns::error::AppError;
 use crate::server_fns::images::{CreateImage, get_console_settings};
-use crate::server_fns::keys::list_keys;
 
 #[component]
 pub fn CreateImagePage() -> impl IntoView {
@@ -50,32 +50,7 @@ pub fn CreateImagePage() -> impl IntoView {
     let encryption_key = FieldState::new("create", key_field::ENCRYPTION_KEY, "");
     let encrypted = move || encryption.value.get() == "on";
     // The account's enabled keys, the default first; loaded when Encryption is turned on.
-    let keys = Resource::new(encrypted, |on| async move {
-        if on {
-            list_keys().await.unwrap_or_default()
-        } else {
-            Vec::new()
-        }
-    });
-    let key_options = Signal::derive(move || {
-        let mut keys: Vec<_> = keys
-            .get()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|k| k.state == KeyState::Enabled)
-            .collect();
-        keys.sort_by_key(|k| !k.is_default);
-        keys.into_iter()
-            .map(|k| {
-                let label = if k.is_default {
-                    format!("{} (the default key)", k.name)
-                } else {
-                    k.name
-                };
-                (k.id, label)
-            })
-            .collect::<Vec<_>>()
-    });
+    let key_options = enabled_key_options(encrypted);
     let key_label = move || {
         let chosen = encryption_key.value.get();
         key_options
@@ -196,25 +171,14 @@ pub fn CreateImagePage() -> impl IntoView {
                         hint="Optional. The file's MD5, SHA-256 or SHA-512 in hexadecimal (sha256:… also works); the import fails if the file differs."
                         placeholder="sha256:…"
                     />
-                    <RadioGroup
+                    <EncryptionFields
                         legend="Encryption"
-                        field=encryption
-                        options=vec![
-                            ("off", "Off", "The image's bytes are stored as they arrive."),
-                            ("on", "On", "The bytes are encrypted as they arrive, with a data key of their own wrapped by one of this account's keys (KMS envelope encryption). Downloads decrypt them."),
-                        ]
-                        error=encryption.message(|raw| EncryptionChoice::parse(raw, ""))
+                        encryption
+                        key=encryption_key
+                        options=key_options
+                        off_hint="The image's bytes are stored as they arrive."
+                        on_hint="The bytes are encrypted as they arrive, with a data key of their own wrapped by one of this account's keys (KMS envelope encryption). Downloads decrypt them."
                     />
-                    {move || encrypted().then(|| view! {
-                        <SelectField
-                            label="Key"
-                            field=encryption_key
-                            options=key_options
-                            error=encryption_key.message(|raw| EncryptionChoice::parse("on", raw))
-                            hint="The key cannot be changed later: Replicate the image to use another. Manage keys on the Keys page."
-                            placeholder="The account's default key"
-                        />
-                    })}
                     <ImageAttributeFields fields=attributes />
                     <RadioGroup
                         legend="Visibility"

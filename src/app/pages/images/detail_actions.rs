@@ -8,17 +8,15 @@ use leptos_router::hooks::use_navigate;
 
 use super::detail::ImageActions;
 use crate::app::components::confirm_dialog::ConfirmDialog;
+use crate::app::components::encryption_fields::{EncryptionFields, enabled_key_options};
 use crate::app::components::error_notice::ErrorNotice;
-use crate::app::components::form_field::{
-    FieldState, RadioGroup, SelectField, TextField, form_alert,
-};
+use crate::app::components::form_field::{FieldState, TextField, form_alert};
 use crate::domain::image::{ImageDetail, ImageStatus};
 use crate::domain::image_spec::ImageName;
-use crate::domain::keys::{EncryptionChoice, KeyState, field as key_field};
+use crate::domain::keys::field as key_field;
 use crate::domain::units::format_timestamp;
 use crate::server_fns::error::AppError;
 use crate::server_fns::images::{ReplicateImage, SetImageProtected};
-use crate::server_fns::keys::list_keys;
 use crate::server_fns::lifecycle::{CancelImport, RestoreImages, SetImageActivation};
 use crate::server_fns::shares::{CreateSharedImage, RejectShares};
 
@@ -183,32 +181,7 @@ fn ReplicateDialog(
         if encrypted { "off" } else { "on" },
     );
     let key = FieldState::new("replica", key_field::ENCRYPTION_KEY, "");
-    let on = move || encryption.value.get() == "on";
-    let keys = Resource::new(
-        move || open.get(),
-        |opened| async move {
-            if opened {
-                list_keys().await.unwrap_or_default()
-            } else {
-                Vec::new()
-            }
-        },
-    );
-    let key_options = Signal::derive(move || {
-        keys.get()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|k| k.state == KeyState::Enabled)
-            .map(|k| {
-                let label = if k.is_default {
-                    format!("{} (the default key)", k.name)
-                } else {
-                    k.name
-                };
-                (k.id, label)
-            })
-            .collect::<Vec<_>>()
-    });
+    let key_options = enabled_key_options(move || open.get());
     let form_error = RwSignal::new(None::<AppError>);
     let navigate = use_navigate();
     Effect::new(move |_| match replicate.value().get() {
@@ -253,24 +226,14 @@ fn ReplicateDialog(
                 hint=ImageName::hint()
                 required=true
             />
-            <RadioGroup
+            <EncryptionFields
                 legend="Encryption of the replica"
-                field=encryption
-                options=vec![
-                    ("off", "Off", "The replica's bytes are stored unencrypted."),
-                    ("on", "On", "The replica's bytes are encrypted with a data key of their own, wrapped by the key you choose."),
-                ]
-                error=encryption.message(|raw| EncryptionChoice::parse(raw, ""))
+                encryption
+                key
+                options=key_options
+                off_hint="The replica's bytes are stored unencrypted."
+                on_hint="The replica's bytes are encrypted with a data key of their own, wrapped by the key you choose."
             />
-            {move || on().then(|| view! {
-                <SelectField
-                    label="Key"
-                    field=key
-                    options=key_options
-                    error=key.message(|raw| EncryptionChoice::parse("on", raw))
-                    placeholder="The account's default key"
-                />
-            })}
         </ConfirmDialog>
     }
 }
