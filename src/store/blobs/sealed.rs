@@ -354,48 +354,6 @@ impl Opener {
     }
 }
 
-/// The plain bytes of `range` from a stream of its stored bytes. A segment that fails
-/// authentication, or stored bytes that end early, end the stream with an error before any of
-/// that segment's bytes.
-pub fn open_stream(
-    cipher: SegmentCipher,
-    range: SealedRange,
-    stored: BoxStream<'static, io::Result<Bytes>>,
-) -> BoxStream<'static, io::Result<Bytes>> {
-    struct State {
-        stored: BoxStream<'static, io::Result<Bytes>>,
-        opener: Option<Opener>,
-        ready: VecDeque<Bytes>,
-    }
-    let state = State {
-        stored,
-        opener: Some(Opener::new(cipher, range)),
-        ready: VecDeque::new(),
-    };
-    futures::stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(piece) = state.ready.pop_front() {
-                return Some((Ok(piece), state));
-            }
-            let opener = state.opener.as_mut()?;
-            let failed = match state.stored.next().await {
-                Some(Ok(stored)) => opener.push(&stored, &mut state.ready).err().map(Into::into),
-                Some(Err(e)) => Some(e),
-                None => {
-                    let opener = state.opener.take()?;
-                    opener.finish(&mut state.ready).err().map(Into::into)
-                }
-            };
-            if let Some(error) = failed {
-                state.opener = None;
-                state.ready.clear();
-                return Some((Err(error), state));
-            }
-        }
-    })
-    .boxed()
-}
-
 /// A read block of whole sealed segments, of about `about` bytes.
 pub fn sealed_block(about: u64) -> u64 {
     (about / SEGMENT_BYTES as u64).max(1) * SEALED_SEGMENT

@@ -210,40 +210,6 @@ fn tampering_fails_authentication() {
     );
 }
 
-#[tokio::test]
-async fn a_stream_stops_before_a_segment_that_fails() {
-    let key = DataKey::generate();
-    let plain = pattern(4 * SEG);
-    let n = plain.len() as u64;
-    let mut stored = seal(&key, &plain, 1 << 20);
-    stored[2 * (SEG + TAG_BYTES) + 100] ^= 1;
-    let pieces: Vec<io::Result<Bytes>> = stored
-        .chunks(50_000)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    let mut opened = open_stream(
-        key.cipher(),
-        SealedRange::of(n, 0, n),
-        futures::stream::iter(pieces).boxed(),
-    );
-    let mut good = Vec::new();
-    let error = loop {
-        match opened.next().await {
-            Some(Ok(piece)) => good.extend_from_slice(&piece),
-            Some(Err(e)) => break e,
-            None => panic!("the stream ended without an error"),
-        }
-    };
-    assert_eq!(
-        good,
-        plain[..2 * SEG],
-        "exactly the segments before the bad one"
-    );
-    assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-    assert!(error.to_string().contains("segment 2"), "{error}");
-    assert!(opened.next().await.is_none());
-}
-
 /// Not a test of behaviour: how fast sealing and opening run here (`cargo test --release
 /// --features ssr --lib sealing_speed -- --ignored --nocapture`).
 #[test]
