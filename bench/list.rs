@@ -142,6 +142,7 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) ->
                 },
                 id,
                 account_id: account.into(),
+                convert_to: None,
                 visibility: if rng.next().is_multiple_of(5) {
                     Visibility::Shared
                 } else {

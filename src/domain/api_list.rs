@@ -21,6 +21,8 @@ pub fn api_status(status: ImageStatus, from_url: bool) -> &'static str {
         ImageStatus::Uploading => "uploading",
         ImageStatus::Importing if from_url => "importing",
         ImageStatus::Importing => "saving",
+        // Glance's status while an import task works on data it has.
+        ImageStatus::Converting => "importing",
         ImageStatus::Active => "active",
         ImageStatus::Failed => "killed",
         ImageStatus::Deactivated => "deactivated",

@@ -49,10 +49,16 @@ pub enum HistoryTopic {
     DataKeyRewrapped,
     /// A replica was made from this image's bytes (Replicate Image).
     Replicated,
+    /// Received bytes began converting to the format the image asked for.
+    ConversionStarted,
+    /// The converted bytes became the image's; the file as received is kept as its source.
+    ConversionFinished,
+    /// The conversion failed; the image is Failed and keeps no bytes.
+    ConversionFailed,
 }
 
 impl HistoryTopic {
-    pub const ALL: [HistoryTopic; 29] = [
+    pub const ALL: [HistoryTopic; 32] = [
         HistoryTopic::Created,
         HistoryTopic::ImportStarted,
         HistoryTopic::ImportFinished,
@@ -82,6 +88,9 @@ impl HistoryTopic {
         HistoryTopic::KeyChanged,
         HistoryTopic::DataKeyRewrapped,
         HistoryTopic::Replicated,
+        HistoryTopic::ConversionStarted,
+        HistoryTopic::ConversionFinished,
+        HistoryTopic::ConversionFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +124,9 @@ impl HistoryTopic {
             HistoryTopic::KeyChanged => "key_changed",
             HistoryTopic::DataKeyRewrapped => "data_key_rewrapped",
             HistoryTopic::Replicated => "replicated",
+            HistoryTopic::ConversionStarted => "conversion_started",
+            HistoryTopic::ConversionFinished => "conversion_finished",
+            HistoryTopic::ConversionFailed => "conversion_failed",
         }
     }
 
@@ -149,6 +161,9 @@ impl HistoryTopic {
             HistoryTopic::KeyChanged => "Encryption key changed",
             HistoryTopic::DataKeyRewrapped => "Data key re-wrapped",
             HistoryTopic::Replicated => "Replicate Image",
+            HistoryTopic::ConversionStarted => "Conversion started",
+            HistoryTopic::ConversionFinished => "Conversion finished",
+            HistoryTopic::ConversionFailed => "Conversion failed",
         }
     }
 
@@ -298,6 +313,46 @@ impl ShareNote {
 
 /// Work History's sentences for one image, besides those of shares.
 pub mod notes {
+    use crate::domain::conversion::SourceFile;
+    use crate::domain::image::DiskFormat;
+    use crate::domain::units::format_bytes;
+
+    /// When the received file was checked and is to be converted.
+    pub fn received_for_conversion(format: DiskFormat) -> String {
+        format!(
+            "Received and checked the {} file; it is converted next.",
+            format.label()
+        )
+    }
+
+    /// When received bytes begin converting.
+    pub fn conversion_started(from: DiskFormat, to: DiskFormat, attempt: u32) -> String {
+        let again = if attempt > 1 {
+            format!(" (attempt {attempt})")
+        } else {
+            String::new()
+        };
+        format!(
+            "Converting the received {} file to {}{again}.",
+            from.label(),
+            to.label()
+        )
+    }
+
+    /// When the converted bytes became the image's: what was received and what is kept.
+    pub fn converted(source: &SourceFile, to: DiskFormat, size_bytes: u64, sha512: &str) -> String {
+        format!(
+            "Converted the received {} file ({}, SHA-512 {}, MD5 {}) to {} ({}, SHA-512 {}).",
+            source.disk_format.label(),
+            format_bytes(source.size_bytes),
+            source.sha512,
+            source.md5,
+            to.label(),
+            format_bytes(size_bytes),
+            sha512
+        )
+    }
+
     /// On a replica: where it came from and how it is encrypted.
     pub fn replicated_from(source_name: &str, source_id: &str, encryption: &str) -> String {
         format!("Replicated from {source_name} ({source_id}); {encryption}.")

@@ -20,6 +20,8 @@ pub enum ImageStatus {
     Uploading,
     /// Bytes are being fetched and checked.
     Importing,
+    /// Received and checked bytes are being converted to the format the image asked for.
+    Converting,
     /// Stored, inspected and usable.
     Active,
     /// The import did not succeed; `failure_reason` says why.
@@ -33,10 +35,11 @@ pub enum ImageStatus {
 }
 
 impl ImageStatus {
-    pub const ALL: [ImageStatus; 8] = [
+    pub const ALL: [ImageStatus; 9] = [
         ImageStatus::Queued,
         ImageStatus::Uploading,
         ImageStatus::Importing,
+        ImageStatus::Converting,
         ImageStatus::Active,
         ImageStatus::Failed,
         ImageStatus::Deactivated,
@@ -49,6 +52,7 @@ impl ImageStatus {
             ImageStatus::Queued => "queued",
             ImageStatus::Uploading => "uploading",
             ImageStatus::Importing => "importing",
+            ImageStatus::Converting => "converting",
             ImageStatus::Active => "active",
             ImageStatus::Failed => "failed",
             ImageStatus::Deactivated => "deactivated",
@@ -62,6 +66,7 @@ impl ImageStatus {
             ImageStatus::Queued => "Queued",
             ImageStatus::Uploading => "Uploading",
             ImageStatus::Importing => "Importing",
+            ImageStatus::Converting => "Converting",
             ImageStatus::Active => "Active",
             ImageStatus::Failed => "Failed",
             ImageStatus::Deactivated => "Deactivated",
@@ -78,7 +83,10 @@ impl ImageStatus {
     pub fn is_in_progress(self) -> bool {
         matches!(
             self,
-            ImageStatus::Queued | ImageStatus::Uploading | ImageStatus::Importing
+            ImageStatus::Queued
+                | ImageStatus::Uploading
+                | ImageStatus::Importing
+                | ImageStatus::Converting
         )
     }
 
@@ -367,6 +375,12 @@ pub struct ImageDetail {
     /// Set for an encrypted image.
     #[serde(default)]
     pub encryption: Option<ImageEncryption>,
+    /// The format its bytes become once received and checked.
+    #[serde(default)]
+    pub convert_to: super::conversion::ConvertTo,
+    /// A converted image's file as it was received.
+    #[serde(default)]
+    pub source_file: Option<super::conversion::SourceFile>,
 }
 
 impl ImageDetail {

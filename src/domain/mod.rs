@@ -8,6 +8,7 @@ pub mod api_list;
 pub mod api_token;
 pub mod attributes;
 pub mod checksum;
+pub mod conversion;
 pub mod history;
 pub mod image;
 pub mod image_properties;

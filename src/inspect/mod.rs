@@ -18,6 +18,8 @@ mod qcow2;
 mod vhd;
 mod vmdk;
 
+pub(crate) use vmdk::SELF_CONTAINED as VMDK_SELF_CONTAINED;
+
 use crate::domain::image::DiskFormat;
 
 /// 64 PiB: far beyond any real disk, small enough that size arithmetic cannot overflow.
@@ -250,6 +252,12 @@ impl Inspector {
                 accept(DiskFormat::Raw, size)
             }
             ([], DiskFormat::Qcow2) => Err(Refusal::NotQcow2),
+            // A fixed VHD has no header, only a footer (and is raw to qemu's probe).
+            ([], DiskFormat::Vhd) => match vhd::detect_fixed_vhd(&self.tail, size) {
+                Some(Ok(virtual_size)) => accept(DiskFormat::Vhd, virtual_size),
+                Some(Err(refusal)) => Err(refusal),
+                None => Err(Refusal::NoHeader(DiskFormat::Vhd.label())),
+            },
             ([], other) => Err(Refusal::NoHeader(other.label())),
             ([(format, virtual_size)], declared) if format.disk_format() == Some(declared) => {
                 accept(declared, *virtual_size)

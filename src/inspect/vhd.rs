@@ -4,7 +4,9 @@ use super::Refusal;
 use super::bytes::{be_u32, be_u64, le_u16, le_u32, le_u64};
 
 const VHD_COOKIE: &[u8; 8] = b"conectix";
+const VHD_FIXED: u32 = 2;
 const VHD_DIFFERENCING: u32 = 4;
+const VHD_FOOTER: usize = 512;
 
 const VHDX_SIGNATURE: &[u8; 8] = b"vhdxfile";
 const VHDX_REGION_TABLE: usize = 0x30000;
@@ -45,6 +47,31 @@ pub fn detect_vhd(head: &[u8]) -> Option<Result<u64, Refusal>> {
                 why: "its size is impossibly large",
             }),
     )
+}
+
+/// A fixed VHD: the disk's bytes followed by a 512-byte footer, with no copy of it at the
+/// start. qemu probes such a file as raw; read as VHD (`-f vpc`, as the console names it) its
+/// disk is the bytes before the footer. `tail` is the file's last bytes.
+pub fn detect_fixed_vhd(tail: &[u8], file_size: u64) -> Option<Result<u64, Refusal>> {
+    let footer = tail.get(tail.len().checked_sub(VHD_FOOTER)?..)?;
+    if !footer.starts_with(VHD_COOKIE) {
+        return None;
+    }
+    let corrupt = |why| Refusal::CorruptFormatHeader { format: "VHD", why };
+    let (Some(size), Some(disk_type)) = (be_u64(footer, 48), be_u32(footer, 60)) else {
+        return Some(Err(Refusal::Truncated));
+    };
+    if disk_type != VHD_FIXED {
+        return Some(Err(corrupt(
+            "it has a footer but no header, which only a fixed disk may lack",
+        )));
+    }
+    if size.checked_add(VHD_FOOTER as u64) != Some(file_size) {
+        return Some(Err(corrupt(
+            "its footer's disk size does not match the file",
+        )));
+    }
+    Some(Ok(size))
 }
 
 fn vhdx_corrupt(why: &'static str) -> Refusal {
@@ -129,6 +156,24 @@ mod tests {
         );
         assert_eq!(detect_vhd(b"conectix"), Some(Err(Refusal::Truncated)));
         assert_eq!(detect_vhd(b"QFI\xfb"), None);
+    }
+
+    #[test]
+    fn a_fixed_vhd_is_read_from_its_footer() {
+        let mut file = vec![0u8; 4096];
+        file.extend(vhd(VHD_FIXED));
+        file[4096 + 48..4096 + 56].copy_from_slice(&4096u64.to_be_bytes());
+        let tail = &file[file.len() - 512..];
+        assert_eq!(detect_fixed_vhd(tail, file.len() as u64), Some(Ok(4096)));
+        assert!(matches!(
+            detect_fixed_vhd(tail, file.len() as u64 + 1),
+            Some(Err(Refusal::CorruptFormatHeader { .. }))
+        ));
+        assert!(matches!(
+            detect_fixed_vhd(&vhd(3), 512),
+            Some(Err(Refusal::CorruptFormatHeader { .. }))
+        ));
+        assert_eq!(detect_fixed_vhd(&[0u8; 512], 512), None);
     }
 
     /// A VHDX with its metadata at 1 MiB, holding a virtual size and optionally a parent.

@@ -27,7 +27,7 @@ const SECTOR: u64 = 512;
 const PARENT_SEARCH_AT: usize = 0x200;
 const PARENT_SEARCH_BYTES: usize = 20 * 512;
 /// The kinds whose data lives in the file itself.
-const SELF_CONTAINED: [&str; 2] = ["monolithicSparse", "streamOptimized"];
+pub(crate) const SELF_CONTAINED: [&str; 2] = ["monolithicSparse", "streamOptimized"];
 const ACCESS_MODES: [&str; 3] = ["RW", "RDONLY", "NOACCESS"];
 
 /// `None` if the file is not a VMDK; otherwise its virtual size or why it is refused.

@@ -78,6 +78,7 @@ pub async fn create_image(
     checksum: Option<String>,
     encryption: Option<String>,
     encryption_key: Option<String>,
+    convert_to: Option<String>,
 ) -> Result<String, AppError> {
     use super::ssr;
     use crate::domain::image_spec::{AttributesForm, CreateImageForm, SourceKind};
@@ -108,6 +109,7 @@ pub async fn create_image(
         checksum: checksum.unwrap_or_default(),
         encryption: encryption.unwrap_or_default(),
         encryption_key: encryption_key.unwrap_or_default(),
+        convert_to: convert_to.unwrap_or_default(),
     };
     let id = services
         .create_image(&actor, &form)

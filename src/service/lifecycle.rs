@@ -380,6 +380,14 @@ impl Services {
                         tracing::warn!(image.id = %row.id, error = format!("{e:#}"), "could not remove partial bytes; left for the sweep");
                     }
                 }
+                // A cancelled conversion keeps none of the bytes it received (a Converting
+                // image is never shared, so they are its own).
+                if row.status == ImageStatus::Converting
+                    && let Some(blob_key) = &row.blob_key
+                    && let Err(e) = self.blobs().remove_blob(blob_key).await
+                {
+                    tracing::warn!(image.id = %row.id, error = %e, "could not remove the received bytes; left for the sweep");
+                }
                 tracing::info!("import cancelled");
                 Ok(())
             }

@@ -148,6 +148,8 @@ pub struct ServiceSettings {
     pub clock: Clock,
     /// `KEY_PROVIDER`: where encryption keys live.
     pub keys: KeyProviderSettings,
+    /// Conversion on import: the default target, scratch space and qemu-img.
+    pub conversion: importer::ConversionSettings,
 }
 
 /// The service layer: cheap to clone, shared by server functions, routes and tests.
@@ -200,6 +202,7 @@ impl Services {
                 body_idle: settings.limits.upload_idle,
             },
             url_guard::AddressPolicy::new(settings.import_allowed_networks.clone()),
+            settings.conversion.clone(),
         )?;
         let abuse = abuse::AbuseGuard::new(&settings.limits, &store);
 
@@ -221,6 +224,11 @@ impl Services {
         tracing::info!(instance = %services.inner.leases.holder(), "console process");
         services.store().clear_leases_of_a_single_process().await?;
         services.sweep_orphaned_bytes().await?;
+        services
+            .inner
+            .importer
+            .sweep_scratch()
+            .context("clearing the conversion scratch space (SCRATCH_DIR)")?;
         services.inner.importer.take_over().await?;
         services.recover_uploads().await?;
         services.delete_expired_sessions().await?;

@@ -84,6 +84,8 @@ impl Services {
         let replica_id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
         let row = NewImageRow {
+            // A replica keeps its source's format.
+            convert_to: Some(crate::domain::conversion::ConvertTo::Keep),
             id: replica_id.clone(),
             account_id: actor.account_id.clone(),
             attributes: crate::domain::image_spec::ImageAttributes {

@@ -92,20 +92,21 @@ impl Store {
     }
 
     /// Records whose upload is no longer receiving, or whose image is no longer importing
-    /// (or is gone).
+    /// or converting (or is gone).
     pub async fn abandoned_incoming(&self) -> sqlx::Result<Vec<AbandonedIncoming>> {
         let rows = sqlx::query(
             "SELECT b.image_id, b.kind, b.state FROM incoming_blobs b \
              WHERE (b.kind = $1 AND NOT EXISTS (SELECT 1 FROM uploads u \
                     WHERE u.image_id = b.image_id AND u.state = $2)) \
                 OR (b.kind = $3 AND NOT EXISTS (SELECT 1 FROM images i \
-                    WHERE i.id = b.image_id AND i.status IN ($4, $5)))",
+                    WHERE i.id = b.image_id AND i.status IN ($4, $5, $6)))",
         )
         .bind(Incoming::Upload.as_str())
         .bind(super::uploads::UploadState::Receiving.as_str())
         .bind(Incoming::Import.as_str())
         .bind(ImageStatus::Queued.as_str())
         .bind(ImageStatus::Importing.as_str())
+        .bind(ImageStatus::Converting.as_str())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

@@ -266,7 +266,8 @@ impl Store {
             .await
     }
 
-    /// Takes the leases of queued or running imports that no running lease covers (their
+    /// Takes the leases of queued or running imports and conversions that no running lease
+    /// covers (their
     /// process stopped), oldest first, at most `limit`; returns those taken, each with its
     /// claim's token. On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED`, so processes
     /// looking at once split them.
@@ -283,7 +284,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&format!(
             "SELECT i.id, i.account_id, i.status, i.import_attempts, i.source_url FROM images i \
-             WHERE ((i.status = $1 AND i.source_url IS NOT NULL) OR i.status = $2) AND NOT EXISTS (SELECT 1 FROM leases l \
+             WHERE ((i.status = $1 AND i.source_url IS NOT NULL) OR i.status IN ($2, $6)) AND NOT EXISTS (SELECT 1 FROM leases l \
                  WHERE l.resource = $3 || i.id AND l.expires_at > $4) \
              ORDER BY i.created_at, i.id LIMIT $5{lock}"
         ))
@@ -292,6 +293,7 @@ impl Store {
         .bind(import_lease(""))
         .bind(claim.now_ms)
         .bind(limit)
+        .bind(ImageStatus::Converting.as_str())
         .fetch_all(&mut *tx)
         .await?;
         let mut claimed = Vec::new();

@@ -352,8 +352,9 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a fully received upload complete and its image Active with its bytes. `false`
-    /// if either had moved on (the image was deleted meanwhile).
+    /// Marks a fully received upload complete and gives its image its bytes: Active, or
+    /// Converting when it asked for another format. The status it took; `None` if either had
+    /// moved on (the image was deleted meanwhile).
     pub async fn complete_upload(
         &self,
         account_id: &str,
@@ -362,15 +363,15 @@ impl Store {
         fence: &Fence,
         bytes: &ImportedBytes,
         now_ms: i64,
-    ) -> sqlx::Result<bool> {
+    ) -> sqlx::Result<Option<ImageStatus>> {
         let mut tx = self.begin_write().await?;
         if !hold(&mut tx, self.backend, fence).await? {
-            return Ok(false);
+            return Ok(None);
         }
         if !set_upload_state(&mut tx, account_id, id, UploadState::Complete, now_ms).await? {
-            return Ok(false);
+            return Ok(None);
         }
-        if !activate(
+        let status = activate(
             &mut tx,
             account_id,
             image_id,
@@ -378,12 +379,11 @@ impl Store {
             bytes,
             now_ms,
         )
-        .await?
-        {
-            return Ok(false);
+        .await?;
+        if status.is_some() {
+            tx.commit().await?;
         }
-        tx.commit().await?;
-        Ok(true)
+        Ok(status)
     }
 
     /// Ends an upload in `state` (complete but refused, terminated or expired) and marks its

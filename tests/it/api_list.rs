@@ -90,6 +90,7 @@ fn image_row(
         expected_checksum: None,
         declared_format: *rng.pick(&[DiskFormat::Qcow2, DiskFormat::Raw, DiskFormat::Iso]),
         encryption_key: None,
+        convert_to: None,
         note: None,
         local_file: None,
         created_by: account.into(),

@@ -234,7 +234,8 @@ const BARE_DESCRIPTOR: &str = "The file is a bare VMDK descriptor, whose data li
 /// Made with qemu-img where it can create the format, by hand where it cannot (Bochs, cloop
 /// and DMG, which qemu only reads).
 async fn formats_qemu_probes_are_not_raw(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // Every image is to be converted: none of these may reach the converter.
+    let app = crate::conversion::converting_app(backend, "qcow2").await;
     let source = SourceServer::start().await;
     make_image(&source, "vdi.img", "vdi", &[]);
     make_image(&source, "parallels.img", "parallels", &[]);
@@ -286,12 +287,18 @@ async fn formats_qemu_probes_are_not_raw(backend: Backend) {
         let url = source.url("files", name);
         assert_eq!(failure_reason(&app, &url).await, expected, "for {name}");
     }
+    assert_eq!(
+        app.services.importer().converter_processes_started(),
+        0,
+        "a refused image reached qemu-img"
+    );
 }
 
 /// VMDK files that qemu would read differently from a careless check (CVE-2024-32498 and
 /// relatives): each refused with its reason.
 async fn vmdk_files_are_read_as_qemu_reads_them(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // Every image is to be converted: none of these may reach the converter.
+    let app = crate::conversion::converting_app(backend, "qcow2").await;
     let source = SourceServer::start().await;
     let sparse = make_image(&source, "base.vmdk", "vmdk", &[]);
     let descriptor_at = 512;
@@ -359,12 +366,18 @@ async fn vmdk_files_are_read_as_qemu_reads_them(backend: Backend) {
         let url = source.url("files", name);
         assert_eq!(failure_reason(&app, &url).await, expected, "for {name}");
     }
+    assert_eq!(
+        app.services.importer().converter_processes_started(),
+        0,
+        "a refused image reached qemu-img"
+    );
 }
 
 /// Files that are not the declared qcow2, or are unsafe in their own format, made with
 /// qemu-img where it can make them and by hand where it cannot: each refused with its reason.
 async fn every_bad_image_in_the_corpus_is_refused(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // Every image is to be converted: none of these may reach the converter.
+    let app = crate::conversion::converting_app(backend, "raw").await;
     let source = SourceServer::start().await;
     let mismatch = |detected: &str| {
         format!("The file is a {detected} image, not the qcow2 image it was declared to be.")
@@ -444,6 +457,11 @@ async fn every_bad_image_in_the_corpus_is_refused(backend: Backend) {
         let url = source.url("files", name);
         assert_eq!(failure_reason(&app, &url).await, expected, "for {name}");
     }
+    assert_eq!(
+        app.services.importer().converter_processes_started(),
+        0,
+        "a refused image reached qemu-img"
+    );
 }
 
 /// Each format is accepted when the file's name declares it and the bytes agree; an ISO

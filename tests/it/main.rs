@@ -10,6 +10,7 @@ mod api_list;
 mod api_tokens;
 mod blob_store;
 mod bytes;
+mod conversion;
 pub(crate) mod crash;
 mod details;
 mod downloads;

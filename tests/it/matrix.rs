@@ -714,6 +714,7 @@ fn rows() -> Vec<Row> {
                 checksum: None,
                 encryption: None,
                 encryption_key: None,
+                convert_to: None,
             };
             classify(w, w.server_fn(&create, r).await, own)
         }),

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::checksum::ExpectedChecksum;
+use crate::domain::conversion::ConvertTo;
 use crate::domain::history::FieldChange;
 use crate::domain::image::DiskFormat;
 use crate::domain::keys::EncryptionChoice;
@@ -214,6 +215,9 @@ pub struct CreateImageForm {
     pub encryption: String,
     #[serde(default)]
     pub encryption_key: String,
+    /// Convert to: `none`, `qcow2` or `raw`; empty for the console's default.
+    #[serde(default)]
+    pub convert_to: String,
 }
 
 /// A validated request to create an image.
@@ -224,16 +228,19 @@ pub struct NewImage {
     pub disk_format: DiskFormat,
     pub checksum: Option<ExpectedChecksum>,
     pub encryption: EncryptionChoice,
+    /// `None`: the console's default.
+    pub convert_to: Option<ConvertTo>,
     pub visibility: Visibility,
     pub tags: Vec<Tag>,
 }
 
 /// The order of fields on the Create Image form, so errors are listed as the form reads.
-const FORM_ORDER: [&str; 18] = [
+const FORM_ORDER: [&str; 19] = [
     field::NAME,
     field::SOURCE,
     crate::domain::upload::field::LOCAL_FILE,
     field::DISK_FORMAT,
+    crate::domain::conversion::field::CONVERT_TO,
     crate::domain::checksum::field::CHECKSUM,
     crate::domain::keys::field::ENCRYPTION,
     crate::domain::keys::field::ENCRYPTION_KEY,
@@ -286,6 +293,7 @@ impl CreateImageForm {
             EncryptionChoice::parse(&self.encryption, &self.encryption_key),
             &mut errors,
         );
+        let convert_to = collect(ConvertTo::parse(&self.convert_to), &mut errors);
         let visibility = collect(Visibility::parse(&self.visibility), &mut errors);
         let tags = parse_tag_set(&self.tags)
             .map_err(|tag_errors| errors.extend(tag_errors))
@@ -302,6 +310,7 @@ impl CreateImageForm {
             disk_format,
             checksum,
             encryption,
+            convert_to,
             visibility,
             tags,
         ) {
@@ -311,6 +320,7 @@ impl CreateImageForm {
                 Some(disk_format),
                 Some(checksum),
                 Some(encryption),
+                Some(convert_to),
                 Some(visibility),
                 Some(tags),
             ) if errors.is_empty() => Ok(NewImage {
@@ -319,6 +329,7 @@ impl CreateImageForm {
                 disk_format,
                 checksum,
                 encryption,
+                convert_to,
                 visibility,
                 tags,
             }),

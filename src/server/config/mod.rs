@@ -268,6 +268,7 @@ impl Config {
             None => load_or_create_secret(&data_dir.join("session-secret"))?,
         };
         let keys = key_provider(var, &data_dir)?;
+        let conversion = conversion_settings(var, &data_dir)?;
         Ok(Self {
             database_url: SecretString::from(database_url),
             data_dir,
@@ -294,9 +295,53 @@ impl Config {
                 lease_ttl: Duration::from_secs(lease_seconds),
                 clock: Default::default(),
                 keys,
+                conversion,
             },
         })
     }
+}
+
+/// `CONVERT_TO` (`none`, `qcow2` or `raw`), `SCRATCH_DIR` (default `scratch` in the data
+/// directory), `SCRATCH_MAX_BYTES` (a size; 0 or unset: the filesystem's free space) and
+/// `QEMU_IMG` (the program, default `qemu-img` on the PATH).
+fn conversion_settings(
+    var: Lookup<'_>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<crate::service::importer::ConversionSettings> {
+    use crate::domain::conversion::ConvertTo;
+    let default = parse_var(
+        var,
+        "CONVERT_TO",
+        ConvertTo::Keep,
+        "none, qcow2 or raw",
+        |v| ConvertTo::parse(v).ok().flatten(),
+    )?;
+    let scratch_max_bytes = parse_var(
+        var,
+        "SCRATCH_MAX_BYTES",
+        0,
+        "a size such as 100GiB, or 0 for the filesystem's free space",
+        |v| {
+            if v.trim() == "0" {
+                Some(0)
+            } else {
+                parse_size(v)
+            }
+        },
+    )?;
+    let scratch_dir = var("SCRATCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir.join("scratch"));
+    create_private_dir(&scratch_dir)
+        .with_context(|| format!("creating SCRATCH_DIR {}", scratch_dir.display()))?;
+    Ok(crate::service::importer::ConversionSettings {
+        default,
+        scratch_dir,
+        scratch_max_bytes,
+        qemu_img: var("QEMU_IMG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("qemu-img")),
+    })
 }
 
 /// `KEY_PROVIDER` (`local`, the default, or `aws-kms`) and its settings: for `local` the

@@ -123,6 +123,10 @@ pub fn image_json(image: &ApiImage) -> Value {
 /// names its key afterwards; Glance's name for an image's encryption key.
 pub const ENCRYPTION_KEY_PROPERTY: &str = "os_encrypt_key_id";
 
+/// The property that asks, on create, for the image's data to be converted once it arrives
+/// (`qcow2`, `raw` or `none`); an import request may name it too.
+pub const CONVERT_TO_PROPERTY: &str = "convert_to";
+
 /// A refusal of a request field, with the status Glance gives it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct FieldRefusal {
@@ -222,6 +226,7 @@ pub fn change_of(key: &str, value: &Value) -> Result<Option<ApiChange>, FieldRef
         "hw_firmware_type" => ApiChange::BootMode(string_of(key, value)?),
         "hw_qemu_guest_agent" => ApiChange::QemuGuestAgent(boolean(key, value)?),
         ENCRYPTION_KEY_PROPERTY => ApiChange::EncryptionKey(string_of(key, value)?),
+        CONVERT_TO_PROPERTY => ApiChange::ConvertTo(string_of(key, value)?),
         "tags" => match value {
             Value::Array(items) => ApiChange::Tags(
                 items

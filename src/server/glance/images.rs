@@ -385,8 +385,8 @@ async fn receive_data(
 }
 
 /// `POST /v2/images/{id}/import` with `{"method": {"name": "glance-direct"}}` or
-/// `{"method": {"name": "web-download", "uri": "https://…"}}`. 202: a web-download goes on in
-/// the background.
+/// `{"method": {"name": "web-download", "uri": "https://…"}}`, and optionally
+/// `"convert_to": "qcow2"`. 202: a web-download, and a conversion, go on in the background.
 pub async fn import_image(
     State(services): State<Services>,
     ApiActor(actor): ApiActor,
@@ -424,7 +424,20 @@ pub async fn import_image(
             );
         }
     };
-    match services.api_import_image(&actor, &id, &method).await {
+    let convert_to = match &request[super::document::CONVERT_TO_PROPERTY] {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(target) => Some(target.as_str()),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "convert_to must be a string: qcow2, raw or none.",
+            );
+        }
+    };
+    match services
+        .api_import_image(&actor, &id, &method, convert_to)
+        .await
+    {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(e) => service_error(&e, &headers),
     }

@@ -2,6 +2,7 @@
 //! import), `POST /import`, and `GET /file`.
 
 use super::*;
+use crate::domain::conversion::ConvertTo;
 
 impl Services {
     /// Receives the data of the actor's own Queued image from a request body and makes it
@@ -84,29 +85,41 @@ impl Services {
 
     /// Imports the data of the actor's own image (Glance's `POST /import`): its staged data
     /// (glance-direct), or a URL (web-download), which goes through the same checks as an
-    /// Image file URL on Create Image and is imported in the background.
+    /// Image file URL on Create Image and is imported in the background. The data is
+    /// converted to `convert_to` if the request names it, else to what the image chose when
+    /// it was created, else to the console's default (`CONVERT_TO`).
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
     pub async fn api_import_image(
         &self,
         actor: &Actor,
         id: &str,
         method: &ImportMethod,
+        convert_to: Option<&str>,
     ) -> ServiceResult<()> {
         let id = parse_image_id(id)?;
+        let convert_to = match convert_to {
+            Some(raw) => ConvertTo::parse(raw).map_err(|e| ServiceError::Invalid(vec![e]))?,
+            None => None,
+        };
+        let conversion = (convert_to, self.importer().default_conversion());
         let row = self.owned_image(actor, &id).await?;
         match method {
             ImportMethod::GlanceDirect => {
-                if self
+                let imported = self
                     .store()
                     .import_staged_data(
                         &actor.account_id,
                         &id,
                         &actor.user_name,
                         crate::domain::history::notes::API_IMPORT_STAGED,
+                        conversion,
                         now_ms(),
                     )
-                    .await?
-                {
+                    .await?;
+                if let Some(status) = imported {
+                    if status == ImageStatus::Converting {
+                        self.importer().enqueue(&actor.account_id, &id).await;
+                    }
                     Ok(())
                 } else {
                     Err(ServiceError::Conflict(format!(
@@ -131,6 +144,7 @@ impl Services {
                         &id,
                         url.as_str(),
                         &actor.user_name,
+                        conversion,
                         now_ms(),
                     )
                     .await?

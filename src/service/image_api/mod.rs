@@ -12,6 +12,7 @@ use super::importer::{BodyUploadError, Keep};
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::api_list::{ApiListQuery, api_status};
+use crate::domain::conversion::ConvertTo;
 use crate::domain::history::{FieldChange, HistoryTopic};
 use crate::domain::image::{ApiWait, DiskFormat, ImageDetail, ImageStatus};
 use crate::domain::image_properties::{
@@ -102,6 +103,8 @@ pub enum ApiChange {
     /// Glance's `os_encrypt_key_id`: on create, encrypt with this key (`default`: the
     /// account's default key); never changeable afterwards.
     EncryptionKey(String),
+    /// `convert_to`: on create, the format the data becomes once it arrives.
+    ConvertTo(String),
 }
 
 /// How `POST /import` brings an image's data in.
@@ -169,7 +172,8 @@ fn apply_changes(form: &mut EditImageForm, changes: &[ApiChange]) {
             | ApiChange::RemoveProperty(_)
             | ApiChange::Tags(_)
             | ApiChange::DiskFormat(_)
-            | ApiChange::EncryptionKey(_) => {}
+            | ApiChange::EncryptionKey(_)
+            | ApiChange::ConvertTo(_) => {}
         }
     }
     if let Some(family) = changes.iter().rev().find_map(|c| match c {
@@ -402,8 +406,21 @@ impl Services {
                 })
                 .ok(),
         };
-        let (Ok(edit), Some(disk_format), Ok(properties), Ok(tags), Some(encryption)) =
-            (edit, disk_format, properties, tags, encryption)
+        let convert_to = match changes.iter().rev().find_map(|c| match c {
+            ApiChange::ConvertTo(raw) => Some(raw.as_str()),
+            _ => None,
+        }) {
+            None => Some(None),
+            Some(raw) => crate::domain::validation::collect(ConvertTo::parse(raw), &mut errors),
+        };
+        let (
+            Ok(edit),
+            Some(disk_format),
+            Ok(properties),
+            Ok(tags),
+            Some(encryption),
+            Some(convert_to),
+        ) = (edit, disk_format, properties, tags, encryption, convert_to)
         else {
             return Err(ServiceError::Invalid(errors));
         };
@@ -427,6 +444,7 @@ impl Services {
             local_file: None,
             declared_format: disk_format,
             encryption_key,
+            convert_to,
             note: None,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
@@ -485,6 +503,12 @@ impl Services {
         {
             return Err(ServiceError::Forbidden(
                 "os_encrypt_key_id is set when an image is created and cannot be changed: replicate the image to encrypt it under another key, or to decrypt it.".into(),
+            ));
+        }
+        if changes.iter().any(|c| matches!(c, ApiChange::ConvertTo(_))) {
+            return Err(ServiceError::Forbidden(
+                "convert_to is chosen when the image is created, or in its import request ({\"method\": …, \"convert_to\": \"qcow2\"})."
+                    .into(),
             ));
         }
         if new_format != current_format && row.api_wait() != Some(ApiWait::Data) {

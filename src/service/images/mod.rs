@@ -285,6 +285,10 @@ impl Services {
             local_file,
             declared_format: spec.disk_format,
             encryption_key,
+            convert_to: Some(
+                spec.convert_to
+                    .unwrap_or_else(|| self.importer().default_conversion()),
+            ),
             note: None,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),

@@ -34,7 +34,8 @@ pub enum BodyUploadError {
 
 impl Importer {
     /// Receives an image's data from a request body: `total` is its Content-Length, if it
-    /// gave one. Returns once the image is Active, or with why not.
+    /// gave one. Returns once the image is Active (or Converting, which goes on in the
+    /// background), or with why not.
     pub async fn receive_body<S>(
         &self,
         account_id: &str,
@@ -109,7 +110,10 @@ impl Importer {
         .await;
         // Ended before the answer goes, so the client may send again at once.
         lease.release().await;
-        outcome
+        if matches!(outcome, Ok(ImageStatus::Converting)) {
+            self.enqueue(account_id, image_id).await;
+        }
+        outcome.map(|_| ())
     }
 
     async fn upload_body<S>(
@@ -119,7 +123,7 @@ impl Importer {
         total: Option<u64>,
         body: S,
         keep: Keep,
-    ) -> Result<(), BodyUploadError>
+    ) -> Result<ImageStatus, BodyUploadError>
     where
         S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
     {
@@ -139,7 +143,7 @@ impl Importer {
                 body,
                 source,
                 expected.as_ref(),
-                claimed.encryption_key_id.as_deref(),
+                transfer::DataKeyFor::attempt(claimed.encryption_key_id.as_deref()),
                 &mut written,
             )
             .await;
@@ -156,9 +160,9 @@ impl Importer {
                     )
                     .await
                 {
-                    Ok(()) => {
+                    Ok(status) => {
                         tracing::info!(image.id = %attempt.image_id, size_bytes, "image data received through the image API");
-                        return Ok(());
+                        return Ok(status);
                     }
                     Err(Stop::Failed(reason)) => {
                         if let Stop::TakenOver = self.settle(attempt, Stop::Cancelled).await {

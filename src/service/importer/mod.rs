@@ -8,10 +8,13 @@
 //! leaves the row Importing; the next start requeues it (`recover`).
 
 mod body;
+mod convert;
+pub mod qemu_img;
 mod reasons;
 mod transfer;
 
 pub use body::BodyUploadError;
+pub use convert::ConversionSettings;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -90,6 +93,8 @@ struct Inner {
     leases: Leases,
     /// Data keys of encrypted images.
     keys: KeyRing,
+    /// Conversion's scratch space and its qemu-img.
+    scratch: convert::Scratch,
 }
 
 /// An import task of this process: how to stop it, and when it has ended.
@@ -144,6 +149,9 @@ struct Written {
     digests: ingest::Digests,
     /// The cipher they are sealed with, for an encrypted image.
     seal: Option<SegmentCipher>,
+    /// Its data key, wrapped, when the attempt left recording it to the end
+    /// (`DataKeyFor::Result`).
+    wrapped: Option<crate::store::keys::WrappedDataKey>,
     /// The blob store's state of the bytes.
     state: IncomingState,
 }
@@ -156,6 +164,7 @@ impl Importer {
         keys: KeyRing,
         limits: ImportLimits,
         policy: AddressPolicy,
+        conversion: ConversionSettings,
     ) -> anyhow::Result<Self> {
         let policy = Arc::new(policy);
         // See url_guard: the resolver, the redirect rule and the checks in `import` keep every
@@ -182,6 +191,7 @@ impl Importer {
                 tracker: TaskTracker::new(),
                 leases,
                 keys,
+                scratch: convert::Scratch::new(conversion),
                 shutdown: CancellationToken::new(),
             }),
         })
@@ -275,7 +285,7 @@ impl Importer {
                 continue;
             }
             let fence = lease.fence();
-            if !import.from_url {
+            if !import.from_url && import.status != ImageStatus::Converting {
                 // Data a client sent through the image API: only it can send it again. What
                 // the stopped process recorded is its, and goes.
                 self.remove_recorded_import_bytes(&import.id, &fence)
@@ -294,6 +304,31 @@ impl Importer {
                 tracing::info!(image.id = %import.id, "interrupted API upload queued again");
                 // Ended now: its client may send the data again at once.
                 lease.release().await;
+                continue;
+            }
+            if import.status == ImageStatus::Converting {
+                if import.import_attempts >= MAX_IMPORT_ATTEMPTS {
+                    let reason = format!(
+                        "The conversion was interrupted by a server restart {} times; create the image again.",
+                        import.import_attempts
+                    );
+                    let attempt = Attempt::new(
+                        &import.account_id,
+                        &import.id,
+                        &lease,
+                        CancellationToken::new(),
+                    );
+                    self.fail_conversion(&attempt, &reason).await;
+                    drop(attempt);
+                    tracing::warn!(image.id = %import.id, "interrupted conversion given up");
+                    lease.release().await;
+                    continue;
+                }
+                // Its bytes arrived and are stored: the conversion starts again from them.
+                self.remove_recorded_import_bytes(&import.id, &fence)
+                    .await?;
+                tracing::info!(image.id = %import.id, "taking over conversion");
+                self.enqueue_under(&import.account_id, &import.id, lease);
                 continue;
             }
             let interrupted = import.status == ImageStatus::Importing;
@@ -377,7 +412,8 @@ impl Importer {
             .await
         {
             Ok(Some(claimed)) => claimed,
-            Ok(None) => return,
+            // Not Queued: its bytes may have arrived and wait for their conversion.
+            Ok(None) => return self.convert_claimed(attempt).await,
             Err(e) => {
                 tracing::error!(error = %e, "could not start import");
                 return;
@@ -421,12 +457,15 @@ impl Importer {
                     )
                     .await
                 {
-                    Ok(()) => {
+                    Ok(status) => {
                         tracing::info!(
                             size_bytes,
                             duration_ms = started.elapsed().as_millis() as u64,
                             "import finished"
                         );
+                        if status == ImageStatus::Converting {
+                            self.convert_claimed(attempt).await;
+                        }
                         return;
                     }
                     Err(stop) => stop,
@@ -486,8 +525,9 @@ impl Importer {
         stop
     }
 
-    /// Inspects and verifies the bytes, moves them into place and marks the image Active. If
-    /// the image was deleted meanwhile, the bytes go too.
+    /// Inspects and verifies the bytes, moves them into place and marks the image Active (or
+    /// Converting, when it asked for another format). If the image was deleted meanwhile, the
+    /// bytes go too. Returns the status the image took.
     async fn finish(
         &self,
         attempt: &Attempt<'_>,
@@ -495,7 +535,7 @@ impl Importer {
         expected: Option<&ExpectedChecksum>,
         declared: DiskFormat,
         keep: Keep,
-    ) -> Result<(), Stop> {
+    ) -> Result<ImageStatus, Stop> {
         let (account_id, image_id) = (attempt.account_id, attempt.image_id);
         let blobs = &self.inner.blobs;
         blobs
@@ -525,23 +565,24 @@ impl Importer {
                     .complete_import(account_id, image_id, &attempt.fence, &imported, now_ms())
                     .await
             }
-            Keep::Stage => {
-                store
-                    .stage_body_data(account_id, image_id, &attempt.fence, &imported, now_ms())
-                    .await
-            }
+            Keep::Stage => store
+                .stage_body_data(account_id, image_id, &attempt.fence, &imported, now_ms())
+                .await
+                .map(|staged| staged.then_some(ImageStatus::Uploading)),
         };
-        if !matches!(updated, Ok(true)) {
-            let stop = self.settle(attempt, Stop::Cancelled).await;
-            // A blob of this attempt's own key goes; on files the image's one place might be
-            // the new holder's by now.
-            if !matches!(stop, Stop::TakenOver) || blobs.keys_are_per_attempt() {
-                blobs.remove_blob(&blob_key).await?;
+        match updated {
+            Ok(Some(status)) => Ok(status),
+            updated => {
+                let stop = self.settle(attempt, Stop::Cancelled).await;
+                // A blob of this attempt's own key goes; on files the image's one place might
+                // be the new holder's by now.
+                if !matches!(stop, Stop::TakenOver) || blobs.keys_are_per_attempt() {
+                    blobs.remove_blob(&blob_key).await?;
+                }
+                updated?;
+                Err(stop)
             }
-            updated?;
-            return Err(stop);
         }
-        Ok(())
     }
 
     /// Reserves at least `needed` bytes of the account's storage quota for the import, and up

@@ -3,6 +3,7 @@
 //! removing what an attempt that failed had written.
 
 use super::*;
+use crate::store::keys::WrappedDataKey;
 
 impl Importer {
     /// Streams the URL's body to the staging file. Returns once every byte is durable, or
@@ -51,8 +52,15 @@ impl Importer {
             origin: &origin,
             idle: None,
         };
-        self.receive(attempt, body, source, expected, key_id, written)
-            .await
+        self.receive(
+            attempt,
+            body,
+            source,
+            expected,
+            DataKeyFor::attempt(key_id),
+            written,
+        )
+        .await
     }
 
     /// Copies an image of the account (Replicate): its plain bytes, opened with its data key
@@ -96,11 +104,7 @@ impl Importer {
                     .keys
                     .open_data_key(attempt.account_id, stored)
                     .await
-                    .map_err(|e| match e {
-                        crate::service::ServiceError::Forbidden(reason)
-                        | crate::service::ServiceError::Conflict(reason) => Stop::Failed(reason),
-                        other => Stop::Internal(anyhow::Error::new(other)),
-                    })?
+                    .map_err(key_refusal)?
                     .cipher(),
             ),
             None => None,
@@ -119,8 +123,15 @@ impl Importer {
             origin: "The copy of the source image",
             idle: None,
         };
-        self.receive(attempt, body, source, expected, key_id, written)
-            .await
+        self.receive(
+            attempt,
+            body,
+            source,
+            expected,
+            DataKeyFor::attempt(key_id),
+            written,
+        )
+        .await
     }
 
     /// Streams a body into the image's incoming bytes while hashing them, within the size
@@ -134,7 +145,7 @@ impl Importer {
         body: S,
         source: Source<'_>,
         expected: Option<&ExpectedChecksum>,
-        key_id: Option<&str>,
+        key: DataKeyFor<'_>,
         written: &mut Option<IncomingState>,
     ) -> Result<Written, Stop>
     where
@@ -162,9 +173,13 @@ impl Importer {
             return Err(Stop::Cancelled);
         }
 
-        let seal = match key_id {
-            Some(key_id) => Some(self.new_data_key(attempt, key_id).await?),
-            None => None,
+        let (seal, wrapped) = match key {
+            DataKeyFor::None => (None, None),
+            DataKeyFor::Attempt(key_id) => (Some(self.new_data_key(attempt, key_id).await?), None),
+            DataKeyFor::Result(key_id) => {
+                let (cipher, wrapped) = self.unrecorded_data_key(attempt, key_id).await?;
+                (Some(cipher), Some(wrapped))
+            }
         };
         let (file, state) = self
             .start_writing(attempt, total.unwrap_or(limit), seal.as_ref())
@@ -257,6 +272,7 @@ impl Importer {
             size_bytes: done,
             digests: hashers.finalize(),
             seal,
+            wrapped,
             state,
         })
     }
@@ -269,16 +285,7 @@ impl Importer {
         attempt: &Attempt<'_>,
         key_id: &str,
     ) -> Result<SegmentCipher, Stop> {
-        let (data_key, wrapped) = self
-            .inner
-            .keys
-            .new_data_key(attempt.account_id, key_id)
-            .await
-            .map_err(|e| match e {
-                crate::service::ServiceError::Forbidden(reason)
-                | crate::service::ServiceError::Conflict(reason) => Stop::Failed(reason),
-                other => Stop::Internal(anyhow::Error::new(other)),
-            })?;
+        let (cipher, wrapped) = self.unrecorded_data_key(attempt, key_id).await?;
         if !self
             .inner
             .store
@@ -292,7 +299,23 @@ impl Importer {
         {
             return Err(self.settle(attempt, Stop::Cancelled).await);
         }
-        Ok(data_key.cipher())
+        Ok(cipher)
+    }
+
+    /// A new data key of `key_id`, not yet recorded anywhere. A key that cannot be used fails
+    /// the attempt with the reason naming it.
+    async fn unrecorded_data_key(
+        &self,
+        attempt: &Attempt<'_>,
+        key_id: &str,
+    ) -> Result<(SegmentCipher, WrappedDataKey), Stop> {
+        let (data_key, wrapped) = self
+            .inner
+            .keys
+            .new_data_key(attempt.account_id, key_id)
+            .await
+            .map_err(key_refusal)?;
+        Ok((data_key.cipher(), wrapped))
     }
 
     /// Starts the import's bytes from nothing. The blob store's state is recorded before a
@@ -390,6 +413,34 @@ impl Importer {
             .forget_incoming(image_id, Incoming::Import, &recorded)
             .await?;
         Ok(())
+    }
+}
+
+/// Which data key seals a body's bytes.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum DataKeyFor<'a> {
+    /// None: the image is not encrypted.
+    None,
+    /// A new data key of this key, recorded on the image before the first byte (a resumed or
+    /// taken-over attempt may need it).
+    Attempt(&'a str),
+    /// A new data key of this key, returned with the bytes and recorded when they become the
+    /// image's (a conversion's: the image's data key still opens the bytes it converts).
+    Result(&'a str),
+}
+
+impl<'a> DataKeyFor<'a> {
+    pub(super) fn attempt(key_id: Option<&'a str>) -> Self {
+        key_id.map_or(DataKeyFor::None, DataKeyFor::Attempt)
+    }
+}
+
+/// A key that cannot be used fails the attempt with the reason naming it.
+pub(super) fn key_refusal(e: crate::service::ServiceError) -> Stop {
+    match e {
+        crate::service::ServiceError::Forbidden(reason)
+        | crate::service::ServiceError::Conflict(reason) => Stop::Failed(reason),
+        other => Stop::Internal(anyhow::Error::new(other)),
     }
 }
 

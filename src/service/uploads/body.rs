@@ -287,12 +287,20 @@ impl Services {
                 now,
             )
             .await;
-        if !matches!(completed, Ok(true)) {
-            self.blobs().remove_blob(&blob_key).await?;
-            completed?;
-            return Err(UploadError::Gone(ENDED.into()));
-        }
+        let status = match completed {
+            Ok(Some(status)) => status,
+            other => {
+                self.blobs().remove_blob(&blob_key).await?;
+                other?;
+                return Err(UploadError::Gone(ENDED.into()));
+            }
+        };
         tracing::info!(image.id = %row.image_id, size_bytes = row.length_bytes, "upload finished");
+        if status == crate::domain::image::ImageStatus::Converting {
+            self.importer()
+                .enqueue(&row.account_id, &row.image_id)
+                .await;
+        }
         Ok(())
     }
 }

@@ -95,14 +95,29 @@ impl Files {
     /// Moves complete, already fsynced incoming bytes into place and makes the rename
     /// durable. Returns the blob key to store in the row.
     pub(super) async fn commit(&self, incoming: Incoming, image_id: &str) -> io::Result<String> {
+        self.commit_as(incoming, image_id, image_id).await
+    }
+
+    /// `commit`, under the blob key `key` instead of the image's id.
+    pub(super) async fn commit_as(
+        &self,
+        incoming: Incoming,
+        image_id: &str,
+        key: &str,
+    ) -> io::Result<String> {
         let from = self.incoming_path(incoming, image_id)?;
-        let to = self.blob_path(image_id)?;
+        let to = self.blob_path(key)?;
         tokio::fs::rename(&from, &to).await?;
         let dir = self.root.join("images");
         tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
             .await
             .map_err(io::Error::other)??;
-        Ok(image_id.to_owned())
+        Ok(key.to_owned())
+    }
+
+    /// Where a committed blob's file is.
+    pub(super) fn blob_file(&self, key: &str) -> io::Result<PathBuf> {
+        self.blob_path(key)
     }
 
     pub(super) async fn remove_blob(&self, key: &str) -> io::Result<()> {

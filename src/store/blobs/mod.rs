@@ -346,6 +346,34 @@ impl BlobStore {
         }
     }
 
+    /// `commit` for bytes that replace the image's blob (its converted bytes): on files they
+    /// get a key of their own beside the image's id, so the blob they replace stays where it
+    /// is until the row names the new one. Object storage keys are per attempt already.
+    pub async fn commit_replacement(
+        &self,
+        incoming: Incoming,
+        image_id: &str,
+        state: &IncomingState,
+    ) -> io::Result<String> {
+        match (&self.backend, &state.0) {
+            (Backend::Files(files), _) => {
+                let key = format!("{}-{:016x}", checked(image_id)?, rand::random::<u64>());
+                files.commit_as(incoming, image_id, &key).await
+            }
+            (Backend::S3(_), Some(multipart)) => Ok(multipart.key().to_owned()),
+            (Backend::S3(_), None) => Err(not_recorded()),
+        }
+    }
+
+    /// The local file of a committed blob, for a program to read in place; `None` on object
+    /// storage.
+    pub fn blob_file(&self, key: &str) -> io::Result<Option<PathBuf>> {
+        match &self.backend {
+            Backend::Files(files) => files.blob_file(key).map(Some),
+            Backend::S3(_) => Ok(None),
+        }
+    }
+
     /// Removes an image's incoming bytes, whatever step they reached before `commit`. A file,
     /// object or tail already gone is not an error; aborting a multipart upload twice is, on
     /// stores that answer an unknown upload id with 403 rather than S3's 404.

@@ -6,6 +6,7 @@ use sqlx::Row;
 use crate::domain::history::FieldChange;
 
 use super::*;
+use crate::domain::conversion::ConvertTo;
 
 async fn insert_tags(
     conn: &mut AnyConnection,
@@ -76,8 +77,8 @@ impl Store {
         let sql = format!(
             "INSERT INTO images ({ATTRIBUTE_COLUMNS}, id, account_id, visibility, status, \
              image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum, \
-             source_file_name, bytes_total, declared_format, os_version, encryption_key_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21, $22, $23)"
+             source_file_name, bytes_total, declared_format, os_version, encryption_key_id, convert_to) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
         );
         bind_attributes(sqlx::query(&sql), &image.attributes)
             .bind(&image.id)
@@ -97,6 +98,7 @@ impl Store {
             .bind(image.declared_format.as_str())
             .bind(os_version(&image.attributes))
             .bind(image.encryption_key.as_ref().map(|k| k.id.clone()))
+            .bind(image.convert_to.map(ConvertTo::as_str))
             .execute(&mut *tx)
             .await
             .map_err(|e| match e.as_database_error() {
@@ -300,12 +302,14 @@ impl Store {
              image_type, source_url, source_file_name, disk_format, size_bytes, virtual_size_bytes, \
              hash_algo, hash_value, checksum_md5, expected_checksum, declared_format, blob_key, \
              bytes_done, bytes_total, created_by, created_at, updated_by, updated_at, source_image_id, \
-             encryption_key_id, data_key_version, data_key_wrapped, data_key_nonce, data_key_format) \
+             encryption_key_id, data_key_version, data_key_wrapped, data_key_nonce, data_key_format, \
+             source_disk_format, source_size_bytes, source_sha512, source_md5) \
              SELECT $1, account_id, $2, description, os_type, os_version, min_disk_gb, min_ram_gb, $3, 0, \
              architecture, boot_mode, features, status, image_type, source_url, source_file_name, \
              disk_format, size_bytes, virtual_size_bytes, hash_algo, hash_value, checksum_md5, \
              expected_checksum, declared_format, blob_key, size_bytes, size_bytes, $4, $5, $4, $5, id, \
-             encryption_key_id, data_key_version, data_key_wrapped, data_key_nonce, data_key_format \
+             encryption_key_id, data_key_version, data_key_wrapped, data_key_nonce, data_key_format, \
+             source_disk_format, source_size_bytes, source_sha512, source_md5 \
              FROM images WHERE id = $6 AND account_id = $7",
         )
         .bind(copy.id)

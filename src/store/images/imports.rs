@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::transition;
 use super::*;
+use crate::domain::conversion::ConvertTo;
 use crate::store::leases::{Fence, fence_condition, hold};
 
 /// What an import needs once it has claimed its image.
@@ -92,7 +93,8 @@ impl Store {
         }))
     }
 
-    /// Records progress; `false` means the image is no longer Importing (deleted meanwhile).
+    /// Records progress; `false` means the image is no longer Importing or Converting
+    /// (deleted or cancelled meanwhile).
     pub async fn record_import_progress(
         &self,
         account_id: &str,
@@ -102,15 +104,16 @@ impl Store {
         bytes_total: Option<u64>,
     ) -> sqlx::Result<bool> {
         let done = sqlx::query(&format!(
-            "UPDATE images SET bytes_done = $1, bytes_total = $2 WHERE id = $3 AND account_id = $4 AND status = $5 \
-             AND {}",
-            fence_condition(6)
+            "UPDATE images SET bytes_done = $1, bytes_total = $2 WHERE id = $3 AND account_id = $4 \
+             AND status IN ($5, $6) AND {}",
+            fence_condition(7)
         ))
         .bind(to_i64(bytes_done))
         .bind(bytes_total.map(to_i64))
         .bind(id)
         .bind(account_id)
         .bind(ImageStatus::Importing.as_str())
+        .bind(ImageStatus::Converting.as_str())
         .bind(&fence.resource)
         .bind(&fence.token)
         .execute(&self.pool)
@@ -118,7 +121,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Reserves storage for an Importing image: at least `needed` bytes in all, and up to
+    /// Reserves storage for an Importing image (or a Converting one's converted bytes): at least `needed` bytes in all, and up to
     /// `wanted` if the account's quota leaves room. The account row is locked first, so
     /// concurrent imports reserve one after the other and together never pass `quota`.
     pub async fn reserve_import_bytes(
@@ -149,12 +152,13 @@ impl Store {
         }
         let granted = wanted.min(room).max(needed);
         let done = sqlx::query(
-            "UPDATE images SET bytes_reserved = $1 WHERE id = $2 AND account_id = $3 AND status = $4",
+            "UPDATE images SET bytes_reserved = $1 WHERE id = $2 AND account_id = $3 AND status IN ($4, $5)",
         )
         .bind(to_i64(granted))
         .bind(id)
         .bind(account_id)
         .bind(ImageStatus::Importing.as_str())
+        .bind(ImageStatus::Converting.as_str())
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -164,7 +168,8 @@ impl Store {
         Ok(Reservation::Granted(granted))
     }
 
-    /// Marks an Importing image Active with its bytes. `false` means the row was gone, so the
+    /// Gives an Importing image its checked bytes: it becomes Active, or Converting when it
+    /// asked for another format. The status it took; `None` means the row was gone, so the
     /// caller must remove the bytes it stored.
     pub async fn complete_import(
         &self,
@@ -173,10 +178,10 @@ impl Store {
         fence: &Fence,
         bytes: &ImportedBytes,
         now_ms: i64,
-    ) -> sqlx::Result<bool> {
+    ) -> sqlx::Result<Option<ImageStatus>> {
         let mut tx = self.begin_write().await?;
         if !hold(&mut tx, self.backend, fence).await? {
-            return Ok(false);
+            return Ok(None);
         }
         let done = activate(
             &mut tx,
@@ -187,7 +192,7 @@ impl Store {
             now_ms,
         )
         .await?;
-        if done {
+        if done.is_some() {
             tx.commit().await?;
         }
         Ok(done)
@@ -350,32 +355,66 @@ impl Store {
         Ok(true)
     }
 
-    /// Makes an image whose data is staged Active (the glance-direct import), recording who
-    /// asked. `false` when the image has no staged data.
+    /// Makes an image whose data is staged Active, or Converting when it is to be converted
+    /// (the glance-direct import), recording who asked. `conversion` is the request's
+    /// choice, if any, and the console's default for an image that made none. The status it
+    /// took; `None` when the image has no staged data.
     pub async fn import_staged_data(
         &self,
         account_id: &str,
         id: &str,
         user_name: &str,
         note: &str,
+        conversion: (Option<ConvertTo>, ConvertTo),
         now_ms: i64,
-    ) -> sqlx::Result<bool> {
-        let tx = self.begin_write().await?;
-        let update = sqlx::query(
-            "UPDATE images SET status = $1, updated_at = $2 \
+    ) -> sqlx::Result<Option<ImageStatus>> {
+        let mut tx = self.begin_write().await?;
+        let chosen = sqlx::query(
+            "UPDATE images SET convert_to = COALESCE($1, convert_to, $2) \
              WHERE id = $3 AND account_id = $4 AND status = $5 AND blob_key IS NOT NULL \
                AND source_url IS NULL",
         )
-        .bind(ImageStatus::Active.as_str())
+        .bind(conversion.0.map(ConvertTo::as_str))
+        .bind(conversion.1.as_str())
+        .bind(id)
+        .bind(account_id)
+        .bind(ImageStatus::Uploading.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if chosen.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let Some(row) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(None);
+        };
+        let to = match row.disk_format {
+            Some(format) if row.convert_to.converts(format) => ImageStatus::Converting,
+            _ => ImageStatus::Active,
+        };
+        let update = sqlx::query(
+            "UPDATE images SET status = $1, updated_at = $2, import_attempts = 0, bytes_reserved = NULL \
+             WHERE id = $3 AND account_id = $4 AND status = $5",
+        )
+        .bind(to.as_str())
         .bind(now_ms)
         .bind(id)
         .bind(account_id)
         .bind(ImageStatus::Uploading.as_str());
+        let message = match (to, row.disk_format) {
+            (ImageStatus::Converting, Some(format)) => {
+                format!("{note} {}", notes::received_for_conversion(format))
+            }
+            _ => note.to_owned(),
+        };
         let event = NewEvent {
-            message: note,
+            message: &message,
             ..NewEvent::succeeded(HistoryTopic::ImportFinished, user_name)
         };
-        transition::change_and_record(tx, (account_id, id), update, &event, now_ms).await
+        Ok(
+            transition::change_and_record(tx, (account_id, id), update, &event, now_ms)
+                .await?
+                .then_some(to),
+        )
     }
 
     /// Gives a Queued image that waits for its data a URL to import it from (web-download).
@@ -386,11 +425,13 @@ impl Store {
         id: &str,
         url: &str,
         user_name: &str,
+        conversion: (Option<ConvertTo>, ConvertTo),
         now_ms: i64,
     ) -> sqlx::Result<bool> {
         let tx = self.begin_write().await?;
         let update = sqlx::query(
-            "UPDATE images SET source_url = $1, updated_at = $2, updated_by = $3 \
+            "UPDATE images SET source_url = $1, updated_at = $2, updated_by = $3, \
+             convert_to = COALESCE($7, convert_to, $8) \
              WHERE id = $4 AND account_id = $5 AND status = $6 AND source_url IS NULL",
         )
         .bind(url)
@@ -398,7 +439,9 @@ impl Store {
         .bind(user_name)
         .bind(id)
         .bind(account_id)
-        .bind(ImageStatus::Queued.as_str());
+        .bind(ImageStatus::Queued.as_str())
+        .bind(conversion.0.map(ConvertTo::as_str))
+        .bind(conversion.1.as_str());
         let message = notes::web_download(url);
         let event = NewEvent {
             message: &message,

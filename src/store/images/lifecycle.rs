@@ -332,7 +332,8 @@ impl Store {
         Ok(StatusChangeOutcome::Done(Box::new(row)))
     }
 
-    /// Cancel Import: a Queued or Importing image, one that waits for its data or its import
+    /// Cancel Import: a Queued, Importing or Converting image (which gives up the bytes it
+    /// received), one that waits for its data or its import
     /// through the image API, or one whose local file's upload never started, becomes Failed
     /// with `reason`.
     pub async fn cancel_import(
@@ -348,7 +349,7 @@ impl Store {
             return Ok(StatusChangeOutcome::NotFound);
         };
         let cancellable = match row.status {
-            ImageStatus::Queued | ImageStatus::Importing => true,
+            ImageStatus::Queued | ImageStatus::Importing | ImageStatus::Converting => true,
             // Staged data waiting for its import, or a local file whose upload never
             // started; one receiving bytes has Cancel Upload, which removes them.
             ImageStatus::Uploading => {
@@ -358,6 +359,18 @@ impl Store {
         };
         if !cancellable {
             return Ok(StatusChangeOutcome::Refused(Box::new(row)));
+        }
+        if row.status == ImageStatus::Converting {
+            // A conversion cancelled keeps none of the bytes it received. A Converting image
+            // is never shared, so its bytes are its own and the caller removes them.
+            super::conversion::give_up_received_bytes(
+                &mut tx,
+                &row,
+                ImageStatus::Failed,
+                reason,
+                now_ms,
+            )
+            .await?;
         }
         sqlx::query(
             "UPDATE images SET status = $1, failure_reason = $2, bytes_reserved = NULL, updated_by = $3, \

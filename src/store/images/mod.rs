@@ -2,6 +2,7 @@
 //! and every change is written together with its Work History event, in one transaction.
 
 mod changes;
+mod conversion;
 mod imports;
 mod lifecycle;
 mod properties;
@@ -10,6 +11,7 @@ mod row;
 mod seed;
 pub(super) mod transition;
 
+pub use conversion::ConversionJob;
 pub use imports::{ClaimedBody, ClaimedImport, InterruptedImport, Reservation};
 pub use lifecycle::{BinOutcome, DestroyStart, PurgeTarget, Remover, StatusChangeOutcome};
 pub use properties::DeclaredFormatOutcome;
@@ -50,6 +52,9 @@ pub struct NewImageRow {
     pub declared_format: DiskFormat,
     /// An encrypted image's key (its id and name, for Work History).
     pub encryption_key: Option<ImageKey>,
+    /// The format its bytes become once received and checked; `None`: not chosen (kept as
+    /// they arrive, unless an image API import chooses).
+    pub convert_to: Option<crate::domain::conversion::ConvertTo>,
     /// The Created event's message (where a replica came from).
     pub note: Option<String>,
     pub created_by: String,
@@ -110,6 +115,10 @@ pub struct ImageRow {
     pub encryption_key_id: Option<String>,
     /// The data key of its bytes, once an attempt at them began.
     pub data_key: Option<crate::store::keys::WrappedDataKey>,
+    /// The format its bytes become once received and checked.
+    pub convert_to: crate::domain::conversion::ConvertTo,
+    /// The file as received, once its converted bytes became the image's.
+    pub source_file: Option<crate::domain::conversion::SourceFile>,
 }
 
 /// The attributes an Edit may change.
@@ -228,6 +237,7 @@ async fn fetch_row(
 /// (see `reserve_import_bytes`), the file size an upload announced, its size once stored, and nothing for a second image of the
 /// same bytes (Create shared Image), whose file is stored once.
 const STORED_BYTES: &str = "CASE WHEN i.status = 'importing' THEN COALESCE(i.bytes_reserved, i.bytes_total, 0) \
+     WHEN i.status = 'converting' THEN COALESCE(i.size_bytes, 0) + COALESCE(i.bytes_reserved, 0) \
      WHEN i.status = 'uploading' THEN COALESCE(i.bytes_total, 0) \
      WHEN i.source_image_id IS NOT NULL AND EXISTS (SELECT 1 FROM images o \
          WHERE o.blob_key = i.blob_key AND o.account_id = i.account_id AND o.seq < i.seq) THEN 0 \
@@ -361,8 +371,10 @@ impl Store {
     }
 }
 
-/// Marks an image in status `from` Active with its bytes, recording it. `false` when no such
-/// row was in that status (it was deleted meanwhile).
+/// Gives an image in status `from` its checked bytes, recording it: it becomes Active, or
+/// Converting when it asked for another format (its row then names the bytes as received
+/// until the conversion replaces them). The status it took; `None` when no such row was in
+/// that status (it was deleted meanwhile).
 pub(super) async fn activate(
     conn: &mut AnyConnection,
     account_id: &str,
@@ -370,22 +382,53 @@ pub(super) async fn activate(
     from: ImageStatus,
     bytes: &ImportedBytes,
     now_ms: i64,
-) -> sqlx::Result<bool> {
-    let moved = (from, ImageStatus::Active);
-    if !keep_bytes(conn, (account_id, id), moved, "", bytes, now_ms).await? {
-        return Ok(false);
+) -> sqlx::Result<Option<ImageStatus>> {
+    let to = match convert_to(&mut *conn, account_id, id).await? {
+        Some(target) if target.converts(bytes.disk_format) => ImageStatus::Converting,
+        Some(_) => ImageStatus::Active,
+        None => return Ok(None),
+    };
+    if !keep_bytes(conn, (account_id, id), (from, to), "", bytes, now_ms).await? {
+        return Ok(None);
     }
     let name = image_name(&mut *conn, account_id, id).await?;
+    let message = match to {
+        ImageStatus::Converting => notes::received_for_conversion(bytes.disk_format),
+        _ => String::new(),
+    };
     insert_event(
         &mut *conn,
         account_id,
         id,
         &name,
-        &NewEvent::succeeded(HistoryTopic::ImportFinished, SYSTEM_WORKER),
+        &NewEvent {
+            message: &message,
+            ..NewEvent::succeeded(HistoryTopic::ImportFinished, SYSTEM_WORKER)
+        },
         now_ms,
     )
     .await?;
-    Ok(true)
+    Ok(Some(to))
+}
+
+/// The format an image asked its bytes to become; `None` when there is no such image.
+pub(super) async fn convert_to(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    id: &str,
+) -> sqlx::Result<Option<crate::domain::conversion::ConvertTo>> {
+    let row = sqlx::query("SELECT convert_to FROM images WHERE id = $1 AND account_id = $2")
+        .bind(id)
+        .bind(account_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| {
+        let raw: Option<String> = r.try_get("convert_to")?;
+        Ok(crate::domain::conversion::ConvertTo::from_db(
+            raw.as_deref(),
+        ))
+    })
+    .transpose()
 }
 
 /// Gives an image in status `moved.0` (and meeting `also`, SQL on its row, if not empty) its
@@ -402,7 +445,8 @@ pub(super) async fn keep_bytes(
     let done = sqlx::query(&format!(
         "UPDATE images SET status = $1, failure_reason = NULL, disk_format = $2, \
          size_bytes = $3, virtual_size_bytes = $4, hash_algo = $5, hash_value = $6, \
-         checksum_md5 = $7, blob_key = $8, bytes_done = $3, bytes_total = $3, updated_at = $9 \
+         checksum_md5 = $7, blob_key = $8, bytes_done = $3, bytes_total = $3, updated_at = $9, bytes_reserved = NULL, \
+         import_attempts = CASE WHEN $1 = 'converting' THEN 0 ELSE import_attempts END \
          WHERE id = $10 AND account_id = $11 AND status = $12{also}"
     ))
     .bind(to.as_str())

@@ -2,6 +2,7 @@
 //! summary and the Details page's image.
 
 use super::*;
+use crate::domain::conversion::{ConvertTo, SourceFile};
 use crate::domain::image::ImageEncryption;
 use crate::domain::keys::{KeyRef, KeyState};
 
@@ -12,7 +13,8 @@ pub(in crate::store) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i
     i.bytes_total, i.import_attempts, i.link_generation, i.created_by, i.created_at, \
     i.updated_by, i.updated_at, i.source_image_id, i.deleted_at, i.deleted_by, i.restore_status, \
     i.destroy_at, i.encryption_key_id, i.data_key_version, i.data_key_wrapped, i.data_key_nonce, \
-    i.data_key_format";
+    i.data_key_format, i.convert_to, i.source_disk_format, i.source_size_bytes, i.source_sha512, \
+    i.source_md5";
 
 /// The columns of `ImageAttributes`, in the order `bind_attributes` binds them.
 pub(super) const ATTRIBUTE_COLUMNS: &str = "name, description, os_type, min_disk_gb, min_ram_gb, protected, architecture, boot_mode, features";
@@ -103,6 +105,24 @@ pub(super) fn deleted_from_row(r: &AnyRow) -> sqlx::Result<Option<DeletedInfo>> 
     }))
 }
 
+/// The file as received of a converted image: all its columns set, or none.
+fn source_file_from_row(r: &AnyRow) -> sqlx::Result<Option<SourceFile>> {
+    let format: Option<String> = r.try_get("source_disk_format")?;
+    let size: Option<i64> = r.try_get("source_size_bytes")?;
+    let sha512: Option<String> = r.try_get("source_sha512")?;
+    let md5: Option<String> = r.try_get("source_md5")?;
+    let (Some(format), Some(size), Some(sha512), Some(md5)) = (format, size, sha512, md5) else {
+        return Ok(None);
+    };
+    Ok(Some(SourceFile {
+        disk_format: DiskFormat::from_db(&format)
+            .ok_or_else(|| decode_error("source_disk_format", &format))?,
+        size_bytes: to_u64(size),
+        sha512,
+        md5,
+    }))
+}
+
 impl ImageRow {
     pub(in crate::store) fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
         let text = |c: &str| r.try_get::<String, _>(c);
@@ -156,6 +176,10 @@ impl ImageRow {
             deleted: deleted_from_row(r)?,
             encryption_key_id: r.try_get("encryption_key_id")?,
             data_key: crate::store::keys::WrappedDataKey::from_row(r)?,
+            convert_to: ConvertTo::from_db(
+                r.try_get::<Option<String>, _>("convert_to")?.as_deref(),
+            ),
+            source_file: source_file_from_row(r)?,
         })
     }
 
@@ -179,12 +203,14 @@ impl ImageRow {
         if self.api_wait().is_some() {
             return None;
         }
-        matches!(self.status, ImageStatus::Importing | ImageStatus::Uploading).then_some(
-            ImportProgress {
-                bytes_done: self.bytes_done,
-                bytes_total: self.bytes_total,
-            },
+        matches!(
+            self.status,
+            ImageStatus::Importing | ImageStatus::Uploading | ImageStatus::Converting
         )
+        .then_some(ImportProgress {
+            bytes_done: self.bytes_done,
+            bytes_total: self.bytes_total,
+        })
     }
 
     /// The owner's Account ID when `viewer` is another account (a recipient of a share).
@@ -258,6 +284,8 @@ impl ImageRow {
                 },
                 data_key_version: self.data_key.map(|k| k.version),
             }),
+            convert_to: self.convert_to,
+            source_file: self.source_file,
         }
     }
 }

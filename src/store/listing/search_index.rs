@@ -61,6 +61,7 @@ pub(super) fn status_letter(status: ImageStatus) -> char {
         ImageStatus::Queued => 'q',
         ImageStatus::Uploading => 'u',
         ImageStatus::Importing => 'i',
+        ImageStatus::Converting => 'c',
         ImageStatus::Active => 'a',
         ImageStatus::Failed => 'f',
         ImageStatus::Deactivated => 'd',
@@ -275,8 +276,7 @@ mod tests {
     #[test]
     fn the_index_migration_gives_every_value_its_letter() {
         // The latest definition of `search_facets`.
-        let migration =
-            include_str!("../../../migrations/sqlite/20261211000001_os_not_specified.sql");
+        let migration = include_str!("../../../migrations/sqlite/20261213000001_conversion.sql");
         let mut pairs: Vec<(&str, char)> = Vec::new();
         pairs.extend(ImageStatus::ALL.map(|s| (s.as_str(), status_letter(s))));
         pairs.extend(OsPlatform::ALL.map(|o| (o.as_str(), os_type_letter(o.as_str()))));

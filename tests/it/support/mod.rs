@@ -209,6 +209,10 @@ pub fn test_settings() -> ServiceSettings {
         lease_ttl: Duration::from_secs(30),
         clock: Default::default(),
         keys: KeyProviderSettings::Local(MasterKeys::generate()),
+        // Each app's own, under its data directory (see `TestApp::spawn_with`).
+        conversion: image_console::service::importer::ConversionSettings::new(
+            std::env::temp_dir().join("image-console-scratch-unset"),
+        ),
     }
 }
 
@@ -263,9 +267,16 @@ impl TestApp {
     }
 
     /// The console started on a database that already holds data (as an upgrade finds it).
-    pub async fn spawn_on(backend: Backend, db: TestDb, settings: ServiceSettings) -> Self {
+    pub async fn spawn_on(backend: Backend, db: TestDb, mut settings: ServiceSettings) -> Self {
         init_logging();
         let data = tempfile::tempdir().unwrap();
+        if settings
+            .conversion
+            .scratch_dir
+            .ends_with("image-console-scratch-unset")
+        {
+            settings.conversion.scratch_dir = data.path().join("scratch");
+        }
         let (storage, aws) = test_storage(backend, data.path());
         let services = start_services(db.url(), &storage, &aws, settings.clone()).await;
         Self {
@@ -830,6 +841,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 expected_checksum: None,
                 declared_format: image_console::domain::image::DiskFormat::Qcow2,
                 encryption_key: None,
+                convert_to: None,
                 note: None,
                 local_file: (seed.status == ImageStatus::Uploading).then(|| {
                     image_console::store::images::LocalFileRow {
@@ -891,6 +903,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                     .complete_import(account, &id, fence.unwrap(), &bytes, seed.created_at_ms)
                     .await
                     .unwrap()
+                    .is_some()
             );
         }
         ImageStatus::Failed => {
