@@ -9,4 +9,7 @@ pub struct ConsoleSettings {
     pub currency: String,
     /// The largest image an import may bring in.
     pub import_size_limit_bytes: u64,
+    /// What Create Image's Convert to starts at (`CONVERT_TO`).
+    #[serde(default)]
+    pub convert_to_default: super::conversion::ConvertTo,
 }

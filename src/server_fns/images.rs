@@ -281,6 +281,7 @@ pub async fn get_console_settings() -> Result<ConsoleSettings, AppError> {
         price_per_gb_month: settings.price_per_gb_month,
         currency: settings.currency.clone(),
         import_size_limit_bytes: settings.import_size_limit_bytes,
+        convert_to_default: settings.conversion.default,
     })
 }
 

@@ -350,6 +350,74 @@ async fn glance_client_session(backend: Backend) {
         assert_eq!(std::fs::read(&out).unwrap(), bytes);
         std::fs::remove_file(out).unwrap();
 
+        // A VMDK through an import, converted to qcow2 as its creation asked.
+        let dir = Path::new(&file).parent().unwrap();
+        let original = raw_disk(dir, "original.raw");
+        let vmdk = dir.join("disk.vmdk");
+        let vmdk = vmdk.to_str().unwrap();
+        qemu_img(&[
+            "convert",
+            "-q",
+            "-f",
+            "raw",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            &original,
+            vmdk,
+        ]);
+        let imported = alice.ok(
+            "glance",
+            &[
+                "image-create-via-import",
+                "--name",
+                "converted",
+                "--disk-format",
+                "vmdk",
+                "--container-format",
+                "bare",
+                "--property",
+                "convert_to=qcow2",
+                "--import-method",
+                "glance-direct",
+                "--file",
+                vmdk,
+            ],
+        );
+        let id = table_value(&imported, "id").expect("the id");
+        wait_active(&alice, &id);
+        let shown = alice.ok("glance", &["image-show", &id]);
+        assert_eq!(
+            table_value(&shown, "disk_format").as_deref(),
+            Some("qcow2"),
+            "{shown}"
+        );
+        assert_eq!(
+            table_value(&shown, "source_disk_format").as_deref(),
+            Some("vmdk"),
+            "{shown}"
+        );
+        assert_eq!(
+            table_value(&shown, "source_size"),
+            Some(std::fs::metadata(vmdk).unwrap().len().to_string())
+        );
+        let out = std::env::temp_dir().join(format!("{id}.qcow2"));
+        alice.ok(
+            "glance",
+            &["image-download", &id, "--file", out.to_str().unwrap()],
+        );
+        let compared = std::process::Command::new("qemu-img")
+            .args(["compare", "-q", "-f", "raw", "-F", "qcow2", &original])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(
+            compared.success(),
+            "the converted image differs from the disk"
+        );
+        std::fs::remove_file(out).unwrap();
+
         // What a plain script sends: no operating system. Accepted, and Not specified.
         let raw_file = raw_disk(Path::new(&file).parent().unwrap(), "plain.raw");
         let plain = alice.ok(

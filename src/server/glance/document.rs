@@ -103,6 +103,23 @@ pub fn image_json(image: &ApiImage) -> Value {
     if matches!(d.status, ImageStatus::Active | ImageStatus::Deactivated) {
         doc.insert("stores".into(), Value::String(STORE_ID.into()));
     }
+    if let Some(target) = d.convert_to.target() {
+        doc.insert(
+            CONVERT_TO_PROPERTY.into(),
+            Value::String(target.as_str().to_owned()),
+        );
+    }
+    // A converted image's file as it was received, so its sender can verify what was sent.
+    if let Some(source) = &d.source_file {
+        for (key, value) in [
+            ("source_disk_format", source.disk_format.as_str().to_owned()),
+            ("source_size", source.size_bytes.to_string()),
+            ("source_os_hash_value", source.sha512.clone()),
+            ("source_checksum", source.md5.clone()),
+        ] {
+            doc.insert(key.into(), Value::String(value));
+        }
+    }
     if let Some(encryption) = &d.encryption {
         doc.insert(
             ENCRYPTION_KEY_PROPERTY.into(),

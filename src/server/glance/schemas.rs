@@ -65,6 +65,11 @@ pub fn image_schema() -> Value {
             "description": { "type": "string", "maxLength": Description::MAX_CHARS, "is_base": false, "description": "A description of the image." },
             "failure_reason": { "type": "string", "readOnly": true, "is_base": false, "description": "Why the image is killed (its import or upload failed)." },
             "os_encrypt_key_id": { "type": "string", "is_base": false, "description": "The key the image's data is encrypted under: on create, a key id of the account or default for its default key; fixed afterwards (replicate to change it)." },
+            "convert_to": { "type": "string", "enum": ["qcow2", "raw", "none"], "is_base": false, "description": "On create: the format the image's data is converted to once it arrives (an import request may name it too). ISO files are never converted." },
+            "source_disk_format": { "type": "string", "readOnly": true, "is_base": false, "description": "A converted image's file as received: its format." },
+            "source_size": { "type": "string", "readOnly": true, "is_base": false, "description": "A converted image's file as received: its size in bytes." },
+            "source_os_hash_value": { "type": "string", "readOnly": true, "is_base": false, "description": "A converted image's file as received: its SHA-512." },
+            "source_checksum": { "type": "string", "readOnly": true, "is_base": false, "description": "A converted image's file as received: its MD5." },
         },
         "additionalProperties": { "type": "string" },
         "links": [

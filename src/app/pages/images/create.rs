@@ -16,6 +16,7 @@ use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttri
 use crate::app::uploads::UploadManager;
 use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::checksum::{ExpectedChecksum, field as checksum_field};
+use crate::domain::conversion::{ConvertTo, field as conversion_field};
 use crate::domain::image::DiskFormat;
 use crate::domain::image_spec::{
     Description, ImageFileUrl, ImageName, MinDiskGb, MinRamGb, SourceKind, Visibility, field,
@@ -27,6 +28,21 @@ use crate::domain::units::{format_bytes, format_money, monthly_cost};
 use crate::domain::upload::{LocalImageFile, field as upload_field};
 use crate::server_fns::error::AppError;
 use crate::server_fns::images::{CreateImage, get_console_settings};
+
+/// Convert to's choices, each saying what becomes of the file.
+fn convert_options() -> Vec<(&'static str, &'static str, &'static str)> {
+    ConvertTo::ALL
+        .iter()
+        .map(|choice| {
+            let hint = match choice {
+                ConvertTo::Keep => "The image keeps the format of the file you send.",
+                ConvertTo::Qcow2 => "A VMDK, VHD, VHDX or raw file is converted with qemu-img once it has been received and checked. The file you sent stays listed as the Source file, with its hashes. ISO installation images are never converted.",
+                ConvertTo::Raw => "Converted with qemu-img as for qcow2; a raw image is as large as its virtual disk. ISO installation images are never converted.",
+            };
+            (choice.as_str(), choice.label(), hint)
+        })
+        .collect()
+}
 
 #[component]
 pub fn CreateImagePage() -> impl IntoView {
@@ -59,6 +75,17 @@ pub fn CreateImagePage() -> impl IntoView {
             .find(|(id, _)| *id == chosen)
             .map_or_else(|| "the default key".to_owned(), |(_, name)| name)
     };
+    // Empty until the console's default (`CONVERT_TO`) arrives; the server reads empty as it.
+    let convert_to = FieldState::new("create", conversion_field::CONVERT_TO, "");
+    Effect::new(move |_| {
+        if let Some(Ok(settings)) = settings.get()
+            && convert_to.value.get_untracked().is_empty()
+        {
+            convert_to
+                .value
+                .set(settings.convert_to_default.as_str().to_owned());
+        }
+    });
     let visibility = FieldState::new("create", field::VISIBILITY, Visibility::Private.as_str());
     let description = FieldState::new("create", field::DESCRIPTION, "");
     let protected = RwSignal::new(false);
@@ -74,12 +101,13 @@ pub fn CreateImagePage() -> impl IntoView {
     );
     let tags = TagRows::new();
     let (min_disk, min_ram) = (attributes.min_disk, attributes.min_ram);
-    let fields: [FieldState; 16] = all_fields(&[
+    let fields: [FieldState; 17] = all_fields(&[
         &[
             name,
             source,
             source_url,
             local_file.field,
+            convert_to,
             checksum,
             encryption,
             encryption_key,
@@ -164,6 +192,12 @@ pub fn CreateImagePage() -> impl IntoView {
                             />
                         })
                     }}
+                    <RadioGroup
+                        legend="Convert to"
+                        field=convert_to
+                        options=convert_options()
+                        error=convert_to.message(ConvertTo::parse)
+                    />
                     <TextField
                         label="Checksum"
                         field=checksum
@@ -243,6 +277,22 @@ pub fn CreateImagePage() -> impl IntoView {
                                 other => other.label().to_owned(),
                             })
                             .unwrap_or_else(|| "—".into())
+                    }}</dd>
+                    <dt>"Convert to"</dt>
+                    <dd>{move || {
+                        let file = if is_file() {
+                            local_file.field.value.get()
+                        } else {
+                            ImageFileUrl::parse(&source_url.value.get()).map(|u| u.file_name()).unwrap_or_default()
+                        };
+                        match (DiskFormat::from_file_name(&file), ConvertTo::parse(&convert_to.value.get())) {
+                            (Some(DiskFormat::Iso), _) => "Not converted (ISO)".to_owned(),
+                            (Some(format), Ok(Some(target))) if !target.converts(format) && target != ConvertTo::Keep => {
+                                format!("{} already", format.label())
+                            }
+                            (_, Ok(Some(target))) => target.label().to_owned(),
+                            _ => "—".to_owned(),
+                        }
                     }}</dd>
                     <dt>"Encryption"</dt>
                     <dd>{move || if encrypted() { format!("On ({})", key_label()) } else { "Off".to_owned() }}</dd>

@@ -289,7 +289,9 @@ fn ImageDetailView(
         {move || action_error().map(|error| view! { <ErrorNotice error /> })}
         {move || protect_error().map(|error| view! { <ErrorNotice error /> })}
         {image.progress.map(|progress| {
+            let converting = image.status == ImageStatus::Converting;
             let (heading, label) = match (&upload, replicating) {
+                _ if converting => ("Converting", "Conversion progress"),
                 (Some(_), _) => ("Uploading", "Upload progress"),
                 (None, true) => ("Replicating", "Replicate progress"),
                 (None, false) => ("Importing", "Import progress"),

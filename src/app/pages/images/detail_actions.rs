@@ -46,8 +46,10 @@ pub(super) fn OwnerActions(
         }
     };
     // A browser's upload has its own Cancel Upload beside its progress.
-    let cancellable = matches!(image.status, ImageStatus::Queued | ImageStatus::Importing)
-        || image.api_wait.is_some();
+    let cancellable = matches!(
+        image.status,
+        ImageStatus::Queued | ImageStatus::Importing | ImageStatus::Converting
+    ) || image.api_wait.is_some();
     let on_cancel_import = {
         let id = id.clone();
         move |_| {

@@ -102,6 +102,26 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             })}
             {row("Virtual size", image.virtual_size_bytes.map(|b| text(format!("{} ({b} bytes)", format_bytes(b)))).unwrap_or_else(dash))}
             {row("Disk format", image.disk_format.map(|f| text(f.label().to_owned())).unwrap_or_else(dash))}
+            {image.convert_to.target().filter(|_| image.status == ImageStatus::Converting).map(|target| {
+                row("Convert to", text(format!(
+                    "{} (the received {} file is being converted with qemu-img)",
+                    target.label(),
+                    image.disk_format.map_or("", |f| f.label())
+                )))
+            })}
+            {image.source_file.clone().map(|source| row("Source file", view! {
+                <span>{format!("{}, {} ({} bytes)", source.disk_format.label(), format_bytes(source.size_bytes), source.size_bytes)}</span>
+                <dl class="source-file">
+                    <dt>"SHA-512"</dt>
+                    <dd class="mono break">{source.sha512}</dd>
+                    <dt>"MD5"</dt>
+                    <dd class="mono break">{source.md5}</dd>
+                </dl>
+                <p class="hint">{format!(
+                    "The file as it was received and checked, before it was converted to {}. Its hashes let you verify what was sent.",
+                    image.disk_format.map_or("another format", |f| f.label())
+                )}</p>
+            }.into_any()))}
             {row("Encryption", match image.encryption.clone() {
                 None => text("Off".to_owned()),
                 Some(encryption) => {

@@ -374,7 +374,14 @@ fn ImageRow(
                         <UploadProgressBar image_id=target.image_id.clone() server=progress label=format!("Upload progress of {name}") />
                     }),
                     None => Either::Right(view! {
-                        <ProgressBar progress label=format!("Import progress of {name}") />
+                        <ProgressBar
+                            progress
+                            label=if image.status == ImageStatus::Converting {
+                                format!("Conversion progress of {name}")
+                            } else {
+                                format!("Import progress of {name}")
+                            }
+                        />
                     }),
                 })}
                 {upload.clone().map(|target| view! { <UploadControls actions=upload_actions target /> })}
