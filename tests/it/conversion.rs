@@ -466,6 +466,77 @@ async fn too_little_scratch_space_fails_before_converting(backend: Backend) {
     assert_nothing_left(&app, 0).await;
 }
 
+/// The real binary killed with SIGKILL while qemu-img converts: qemu-img goes with it, and
+/// after a restart the image converts again and ends Active with nothing left behind.
+async fn a_console_killed_mid_conversion_converts_after_a_restart(backend: Backend) {
+    use crate::crash::{Server, create_image, image_detail};
+    let db = crate::support::TestDb::new(backend).await;
+    let data = tempfile::tempdir().unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    let source = SourceServer::start().await;
+    let disk = source.path("disk.raw");
+    random_disk(&disk);
+    let env = [
+        (
+            "QEMU_IMG".to_owned(),
+            slow_qemu_img(tools.path()).display().to_string(),
+        ),
+        (
+            "IMPORT_ALLOWED_NETWORKS".to_owned(),
+            "127.0.0.1/32".to_owned(),
+        ),
+    ];
+    let server = Server::start_with(db.url(), data.path(), &env);
+    let cookie = Client::remote(&server.base).sign_up("crash-test").await;
+    let url = source.url("files", "disk.raw");
+    let id = create_image(
+        &server.base,
+        &cookie,
+        "survivor",
+        &[("source_url", url.as_str()), ("convert_to", "qcow2")],
+    )
+    .await;
+    converter_child(tools.path()).await;
+    let converter: i32 = std::fs::read_to_string(tools.path().join("convert.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    server.kill();
+    wait_gone(converter).await;
+
+    std::fs::write(tools.path().join("go"), b"").unwrap();
+    let server = Server::start_with(db.url(), data.path(), &env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let detail = loop {
+        let detail = image_detail(&server.base, &cookie, &id).await;
+        if detail["status"] != "Converting" {
+            break detail;
+        }
+        assert!(Instant::now() < deadline, "never converted: {detail}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(detail["status"], "Active", "{detail}");
+    assert_eq!(detail["disk_format"], "Qcow2", "{detail}");
+    assert_eq!(detail["source_file"]["disk_format"], "Raw", "{detail}");
+    let blobs = data.path().join("blobs");
+    let stored = list_dir(&blobs.join("images"));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].starts_with(&id));
+    assert!(identical(
+        &disk,
+        &blobs.join("images").join(&stored[0]),
+        DiskFormat::Qcow2
+    ));
+    assert_eq!(list_dir(&blobs.join("staging")), Vec::<String>::new());
+    assert_eq!(list_dir(&data.path().join("scratch")), Vec::<String>::new());
+}
+
+mod killed {
+    use super::a_console_killed_mid_conversion_converts_after_a_restart;
+    crate::on_both_databases!(a_console_killed_mid_conversion_converts_after_a_restart);
+}
+
 on_every_backend!(
     every_format_becomes_qcow2_and_raw,
     uploads_and_api_data_convert,

@@ -153,6 +153,21 @@ impl QemuImg {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // SAFETY: runs in the child between fork and exec, calling only async-signal-safe
+        // functions. A console killed outright (SIGKILL, no drop runs) takes qemu-img with
+        // it instead of leaving it converting into scratch space the next start removes.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The console may have died before the prctl took effect.
+                if libc::getppid() == 1 {
+                    return Err(std::io::Error::other("the console has stopped"));
+                }
+                Ok(())
+            });
+        }
         let child = command.spawn().map_err(Failure::Io)?;
         self.started.fetch_add(1, Ordering::SeqCst);
         Ok(child)
