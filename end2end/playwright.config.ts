@@ -27,6 +27,9 @@ const consoleEnv = {
   SIGN_UP_PER_ADDRESS_PER_HOUR: '10000',
   SIGN_IN_PER_ADDRESS_PER_MINUTE: '10000',
   RUST_LOG: process.env.RUST_LOG ?? 'warn',
+  // Conversions paced, so the tests can watch an image Converting (relative to the console's
+  // working directory, the repository).
+  QEMU_IMG: 'end2end/fixtures/paced-qemu-img',
 };
 
 export default defineConfig({

@@ -18,7 +18,7 @@ test('the Image guide opens from the Image List and from Create Image', async ({
     '1. Prepare the virtual machine',
     '2. Formats the console accepts',
     '3. What inspection refuses, and why',
-    '4. Convert with qemu-img',
+    '4. Let the console convert, or convert with qemu-img',
     '5. Upload from your computer, and resume',
   ]) {
     await expect(page.getByRole('region', { name: section })).toBeVisible();

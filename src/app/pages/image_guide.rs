@@ -144,9 +144,12 @@ pub fn ImageGuidePage() -> impl IntoView {
             </section>
 
             <section class="card guide-section" aria-labelledby="guide-convert">
-                <h2 id="guide-convert">"4. Convert with qemu-img"</h2>
+                <h2 id="guide-convert">"4. Let the console convert, or convert with qemu-img"</h2>
                 <p>
-                    "qemu-img comes with QEMU (the qemu-utils package on Debian and Ubuntu, qemu-img on RHEL and its rebuilds, and a Windows build). First look at the disk: its format, virtual size and any backing file."
+                    "The console can convert for you: choose Convert to qcow2 (or Raw) on Create Image and send the VMDK (monolithicSparse or streamOptimized), VHD (fixed or dynamic), VHDX or raw file as it is. Once it has arrived and passed inspection, the image is Converting, with its progress; qemu-img must read the file exactly as the inspection did, and the result is inspected again before it becomes Active. The image's SHA-512 and MD5 are then the converted file's, and Details keeps the file you sent as the Source file, with its own SHA-512 and MD5, so you can still check what you sent. ISO installation images are never converted. A file the inspection refuses (below) is never converted either: convert it yourself first."
+                </p>
+                <p>
+                    "To convert on your own computer: qemu-img comes with QEMU (the qemu-utils package on Debian and Ubuntu, qemu-img on RHEL and its rebuilds, and a Windows build). First look at the disk: its format, virtual size and any backing file."
                 </p>
                 <Command text="qemu-img info --backing-chain disk.vmdk" />
                 <p>"Then convert it to qcow2 (-p shows progress):"</p>

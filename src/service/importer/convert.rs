@@ -492,6 +492,9 @@ fn refused(failure: Failure) -> Stop {
             "qemu-img did not answer within {}, so it was stopped.",
             crate::domain::units::describe_duration(after)
         )),
+        Failure::Io(e) if e.kind() == std::io::ErrorKind::NotFound => Stop::Failed(
+            "Conversion is not available on this console: qemu-img is not installed (QEMU_IMG). Create the image again with Convert to: Keep as uploaded.".into(),
+        ),
         Failure::Io(e) => Stop::Internal(anyhow::Error::new(e).context("running qemu-img")),
     }
 }
