@@ -11,7 +11,11 @@
 //! Encrypted images beside unencrypted ones, in the same rounds: an upload as one tus PATCH,
 //! a download whole and its second half, and twenty 1 MiB Ranges in the middle of the file.
 //!
-//! Run it with `bench/bytes` (a 4 GiB file) or `bench/bytes 1` (1 GiB).
+//! Conversion on import beside `qemu-img convert` alone: a VMDK of the same size, from the end
+//! of its upload to Active.
+//!
+//! Run it with `bench/bytes` (a 4 GiB file) or `bench/bytes 1` (1 GiB); `BENCH_ONLY=conversion`
+//! runs the conversion rounds alone.
 
 use std::io::Write;
 use std::path::Path;
@@ -66,7 +70,21 @@ fn main() {
     let work = work.path();
     let file = work.join("bench.qcow2");
     make_file(&file, size);
-    let console = Console::start(work, "data", &[]);
+    // BENCH_LOG sets the console's RUST_LOG; BENCH_QEMU_IMG its QEMU_IMG.
+    let setting =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let console = Console::start(
+        work,
+        "data",
+        &[
+            ("RUST_LOG", setting("BENCH_LOG", "warn")),
+            ("QEMU_IMG", setting("BENCH_QEMU_IMG", "qemu-img")),
+        ],
+    );
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("conversion") {
+        conversion_beside_qemu_img(&console, work, &file, size, rounds_wanted);
+        return;
+    }
     println!(
         "bench/bytes: {} GiB file, {rounds_wanted} rounds; server RSS at rest {} MiB",
         size / GIB,
@@ -275,6 +293,8 @@ fn main() {
         );
     }
 
+    conversion_beside_qemu_img(&console, work, &file, size, rounds_wanted);
+
     // All four kinds at once: the memory they need together.
     let together = console.measure(|| {
         let began = Instant::now();
@@ -304,6 +324,103 @@ fn main() {
     s3_beside_files(work, root, &file, size, &rounds, &nginx);
     drop(nginx);
     let _ = std::fs::remove_file(&file);
+}
+
+/// Conversion on import beside qemu-img alone, in the same run: VMDKs of the bench file
+/// (streamOptimized, as VMware exports them in an OVA, and monolithicSparse), each uploaded
+/// with Convert to qcow2 and timed from the end of its upload (every byte received, hashed,
+/// inspected and stored) to Active, against `qemu-img convert -f vmdk -O qcow2` of the same
+/// file into the same filesystem, just written as an upload writes it (O_DIRECT, fsync). Before
+/// each step the page cache is written back and dropped (where the bench may), so both read
+/// their VMDK from the disk.
+fn conversion_beside_qemu_img(
+    console: &Console,
+    work: &Path,
+    file: &Path,
+    size: u64,
+    rounds: usize,
+) {
+    let settle = || {
+        timed(&mut Command::new("sync"));
+        // Root only; elsewhere both steps read what the cache holds.
+        let _ = std::fs::write("/proc/sys/vm/drop_caches", "1");
+    };
+    let mut lines = Vec::new();
+    for subformat in ["streamOptimized", "monolithicSparse"] {
+        let vmdk = work.join("bench.vmdk");
+        let status = Command::new("qemu-img")
+            .args(["convert", "-q", "-f", "raw", "-O", "vmdk", "-o"])
+            .arg(format!("subformat={subformat}"))
+            .arg(file)
+            .arg(&vmdk)
+            .status()
+            .expect("qemu-img");
+        assert!(status.success());
+        let vmdk_len = std::fs::metadata(&vmdk).unwrap().len();
+        let out = work.join("alone.qcow2");
+        let (mut alone, mut console_times, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+        let received = work.join("received.vmdk");
+        for round in 1..=rounds {
+            // qemu-img alone converts the file as an upload leaves it: just written with
+            // O_DIRECT and fsynced (the disk is slower to read and write right after that than
+            // after a rest, for qemu-img as for the console).
+            settle();
+            timed(
+                Command::new("dd")
+                    .arg(format!("if={}", vmdk.display()))
+                    .arg(format!("of={}", received.display()))
+                    .args(["bs=4M", "oflag=direct", "conv=fsync", "status=none"]),
+            );
+            let seconds = timed(
+                Command::new("qemu-img")
+                    .args(["convert", "-f", "vmdk", "-O", "qcow2"])
+                    .arg(&received)
+                    .arg(&out),
+            );
+            std::fs::remove_file(&out).unwrap();
+            std::fs::remove_file(&received).unwrap();
+            settle();
+            alone.push(seconds);
+            let (_, id) = console.upload_converted_with_curl(&vmdk, vmdk_len, "qcow2");
+            // Timed by the server's own record (received and checked → Active), polled
+            // seldom so the polling does not slow what it measures.
+            let sample = console.measure(|| {
+                loop {
+                    match console.status(&id).as_str() {
+                        "Converting" => std::thread::sleep(std::time::Duration::from_millis(250)),
+                        "Active" => break,
+                        other => panic!("the conversion ended {other}"),
+                    }
+                }
+                console.event_gap_ms(&id, "ImportFinished", "ConversionFinished") as f64 / 1000.0
+            });
+            console.delete(&id);
+            console_times.push(sample.seconds);
+            cpu.push(sample.cpu);
+            println!(
+                "conversion of {subformat} round {round}: qemu-img alone {seconds:.1} s, console {:.1} s",
+                sample.seconds
+            );
+        }
+        let _ = std::fs::remove_file(&vmdk);
+        let (alone, console_seconds) = (median(alone), median(console_times));
+        let ratio = alone / console_seconds;
+        lines.push(format!(
+            "| {subformat}, {:.2} GiB | {console_seconds:.1} s | {alone:.1} s | {ratio:.2} | ≥ 0.9 {} | {:.1} s |",
+            vmdk_len as f64 / GIB as f64,
+            if ratio >= 0.9 { "met" } else { "not met" },
+            median(cpu)
+        ));
+    }
+    println!();
+    println!(
+        "| VMDK to qcow2, {} GiB disk, median of {rounds} | Console (received → Active) | qemu-img alone | Ratio | Goal | Server CPU (without qemu-img) |",
+        size / GIB
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for line in lines {
+        println!("{line}");
+    }
 }
 
 /// What each round's steps work on.

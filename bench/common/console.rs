@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use image_console::server_fns::api_tokens::CreateApiToken;
 use image_console::server_fns::auth::SignUp;
-use image_console::server_fns::images::{CreateDownloadLink, CreateImage, DeleteImage, GetImage};
+use image_console::server_fns::images::{
+    CreateDownloadLink, CreateImage, DeleteImage, GetImage, GetImageHistory,
+};
 use leptos::server_fn::ServerFn;
 
 use super::measure::{Sample, cpu_seconds, curl, header_value, status_kib};
@@ -173,6 +175,24 @@ impl Console {
         detail["status"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// Milliseconds between the image's first Work History events of `from` and `to`
+    /// (topics as the server function names them, such as `ImportFinished`).
+    pub fn event_gap_ms(&self, id: &str, from: &str, to: &str) -> i64 {
+        let (body, _) = self.call(GetImageHistory::PATH, &[("id", id), ("page", "1")]);
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let at = |topic: &str| {
+            page["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|e| e["topic"] == topic)
+                .and_then(|e| e["at_ms"].as_i64())
+                .unwrap_or_else(|| panic!("no {topic} event: {body}"))
+        };
+        at(to) - at(from)
+    }
+
     pub fn delete(&self, id: &str) {
         self.call(DeleteImage::PATH, &[("id", id)]);
     }
@@ -202,6 +222,16 @@ impl Console {
     /// The same, for an encrypted image (under the account's default key).
     pub fn upload_encrypted_with_curl(&self, file: &Path, size: u64) -> (f64, String) {
         self.upload_with_curl_as(file, size, &[("encryption", "on")])
+    }
+
+    /// The same, for an image converted to `target` once its bytes are in.
+    pub fn upload_converted_with_curl(
+        &self,
+        file: &Path,
+        size: u64,
+        target: &str,
+    ) -> (f64, String) {
+        self.upload_with_curl_as(file, size, &[("convert_to", target)])
     }
 
     fn upload_with_curl_as(&self, file: &Path, size: u64, extra: &[(&str, &str)]) -> (f64, String) {

@@ -303,10 +303,12 @@ impl Importer {
         self.reserve(attempt, required, required).await?;
 
         let output = dir.path.join(format!("converted.{}", job.target.as_str()));
+        let prepared = Instant::now();
         let running = qemu
             .convert(&source, from, &output, job.target)
             .map_err(refused)?;
         self.follow(attempt, job, running).await?;
+        let converted = Instant::now();
 
         let length = tokio::fs::metadata(&output).await?.len();
         let file = tokio::fs::File::open(&output).await?;
@@ -325,6 +327,11 @@ impl Importer {
             .receive(attempt, Box::pin(body), source, None, key, written)
             .await?;
         self.keep_converted(attempt, job, bytes).await?;
+        tracing::info!(
+            qemu_img_ms = (converted - prepared).as_millis() as u64,
+            store_ms = converted.elapsed().as_millis() as u64,
+            "converted bytes stored"
+        );
         Ok(length)
     }
 
