@@ -227,6 +227,12 @@ impl DeleteCheck<'_> {
                         .into(),
                 );
             }
+            ImageStatus::Converting => {
+                return Some(
+                    "This image is still being converted. Cancel the conversion (Cancel Import) before deleting it."
+                        .into(),
+                );
+            }
             status if !status.can_be_deleted() => {
                 return Some(
                     "This image is still being imported. Cancel the import (Cancel Import) before deleting it."

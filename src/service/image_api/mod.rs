@@ -583,7 +583,7 @@ impl Services {
         let id = parse_image_id(id)?;
         let row = self.owned_image_in_any_state(actor, &id).await?;
         let in_progress = match row.status {
-            ImageStatus::Queued | ImageStatus::Importing => true,
+            ImageStatus::Queued | ImageStatus::Importing | ImageStatus::Converting => true,
             ImageStatus::Uploading => row.source_file_name.is_none(),
             _ => false,
         };

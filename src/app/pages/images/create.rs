@@ -150,7 +150,7 @@ pub fn CreateImagePage() -> impl IntoView {
                 <h1>"Create Image"</h1>
                 <p class="lede">
                     {format!(
-                        "Import a disk image ({}) from an http or https URL, or upload one from your computer. The console checks it and makes it Active. How to prepare a virtual machine's disk and convert it: the ",
+                        "Import a disk image ({}) from an http or https URL, or upload one from your computer. The console checks it, converts it to qcow2 or raw if you ask, and makes it Active. How to prepare a virtual machine's disk and convert it: the ",
                         DiskFormat::every_label()
                     )}
                     <A href="/images/guide">"Image guide"</A>

@@ -104,7 +104,7 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             {row("Disk format", image.disk_format.map(|f| text(f.label().to_owned())).unwrap_or_else(dash))}
             {image.convert_to.target().filter(|_| image.status == ImageStatus::Converting).map(|target| {
                 row("Convert to", text(format!(
-                    "{} (the received {} file is being converted with qemu-img)",
+                    "{} (the received {} file is being converted with qemu-img; until it is done, the size and hashes shown are the received file's)",
                     target.label(),
                     image.disk_format.map_or("", |f| f.label())
                 )))
