@@ -394,7 +394,7 @@ fn conversion_beside_qemu_img(
                 }
                 console.event_gap_ms(&id, "ImportFinished", "ConversionFinished") as f64 / 1000.0
             });
-            console.delete(&id);
+            console.destroy(&id);
             console_times.push(sample.seconds);
             cpu.push(sample.cpu);
             println!(

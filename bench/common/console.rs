@@ -12,6 +12,7 @@ use image_console::server_fns::auth::SignUp;
 use image_console::server_fns::images::{
     CreateDownloadLink, CreateImage, DeleteImage, GetImage, GetImageHistory,
 };
+use image_console::server_fns::lifecycle::DestroyImages;
 use leptos::server_fn::ServerFn;
 
 use super::measure::{Sample, cpu_seconds, curl, header_value, status_kib};
@@ -195,6 +196,13 @@ impl Console {
 
     pub fn delete(&self, id: &str) {
         self.call(DeleteImage::PATH, &[("id", id)]);
+    }
+
+    /// Deletes the image and destroys it from the Recycle Bin at once, freeing its bytes.
+    pub fn destroy(&self, id: &str) {
+        self.delete(id);
+        let (body, _) = self.call(DestroyImages::PATH, &[("ids[0]", id)]);
+        assert!(!body.contains("\"error\""), "destroyed: {body}");
     }
 
     pub fn download_link(&self, id: &str) -> String {
