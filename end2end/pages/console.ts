@@ -6,6 +6,15 @@ export async function hydrated(page: Page) {
 }
 
 /** An Account ID no other test uses. */
+/** The value of a row of Image Details' Details card. */
+export function detailValue(page: Page, label: string) {
+  return page
+    .getByRole('region', { name: 'Details' })
+    .locator('.detail-row')
+    .filter({ has: page.getByText(label, { exact: true }) })
+    .locator('dd');
+}
+
 export function uniqueAccountId(prefix = 'acct'): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
 }

@@ -3,8 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, test, type Page } from '@playwright/test';
-import { CreateImagePage, ImageListPage, SignUpPage, hydrated, uniqueAccountId } from '../pages/console';
+import { expect, test } from '@playwright/test';
+import { CreateImagePage, ImageListPage, SignUpPage, detailValue, hydrated, uniqueAccountId } from '../pages/console';
 
 // A VMware disk: 12 MiB of random data as a streamOptimized VMDK, made by qemu-img.
 const dir = mkdtempSync(join(tmpdir(), 'image-console-convert-'));
@@ -13,15 +13,6 @@ const vmdkPath = join(dir, 'vmware-disk.vmdk');
 writeFileSync(rawPath, randomBytes(12 * 1024 * 1024));
 execFileSync('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized', rawPath, vmdkPath]);
 const vmdkSha512 = createHash('sha512').update(readFileSync(vmdkPath)).digest('hex');
-
-/** A Details row's value. */
-function detail(page: Page, label: string) {
-  return page
-    .getByRole('region', { name: 'Details' })
-    .locator('.detail-row')
-    .filter({ has: page.getByText(label, { exact: true }) })
-    .locator('dd');
-}
 
 test('a VMDK uploaded with Convert to qcow2 is converted, with progress, into an identical disk', async ({ page }) => {
   test.setTimeout(120_000);
@@ -54,9 +45,9 @@ test('a VMDK uploaded with Convert to qcow2 is converted, with progress, into an
 
   await list.openImage('vmware disk');
   await hydrated(page);
-  await expect(detail(page, 'Disk format')).toHaveText('qcow2');
+  await expect(detailValue(page, 'Disk format')).toHaveText('qcow2');
   // Its value holds the file's format and size, then its own list of hashes.
-  const source = detail(page, 'Source file').first();
+  const source = detailValue(page, 'Source file').first();
   await expect(source).toContainText('VMDK');
   await expect(source.getByRole('definition').first()).toHaveText(vmdkSha512);
 

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
-import { CreateImagePage, ImageListPage, SignUpPage, hydrated, uniqueAccountId } from '../pages/console';
+import { CreateImagePage, ImageListPage, SignUpPage, detailValue, hydrated, uniqueAccountId } from '../pages/console';
 
 // A real qcow2 of about 3 MiB: random data converted by qemu-img.
 const dir = mkdtempSync(join(tmpdir(), 'image-console-sealed-'));
@@ -12,15 +12,6 @@ const imagePath = join(dir, 'sealed-disk.qcow2');
 writeFileSync(join(dir, 'disk.raw'), randomBytes(3 * 1024 * 1024));
 execFileSync('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', join(dir, 'disk.raw'), imagePath]);
 const imageSha512 = createHash('sha512').update(readFileSync(imagePath)).digest('hex');
-
-/** A Details row's value. */
-function detail(page: Page, label: string) {
-  return page
-    .getByRole('region', { name: 'Details' })
-    .locator('.detail-row')
-    .filter({ has: page.getByText(label, { exact: true }) })
-    .locator('dd');
-}
 
 async function openKeys(page: Page) {
   await page.getByText('Account', { exact: true }).click();
@@ -74,9 +65,9 @@ test('a key, an encrypted upload, a disabled key refused, and a replica without 
 
   await list.openImage('sealed ubuntu');
   const imageUrl = page.url();
-  await expect(detail(page, 'Encryption')).toContainText('On, with key prod-images');
-  await expect(detail(page, 'Encryption')).toContainText('Enabled');
-  await expect(detail(page, 'OS hash value')).toHaveText(imageSha512);
+  await expect(detailValue(page, 'Encryption')).toContainText('On, with key prod-images');
+  await expect(detailValue(page, 'Encryption')).toContainText('Enabled');
+  await expect(detailValue(page, 'OS hash value')).toHaveText(imageSha512);
 
   // Disabled: the image cannot be downloaded, and says why.
   await openKeys(page);
@@ -86,7 +77,7 @@ test('a key, an encrypted upload, a disabled key refused, and a replica without 
   await expect(keyRow.getByText('Disabled')).toBeVisible();
   await page.goto(imageUrl);
   await hydrated(page);
-  await expect(detail(page, 'Encryption')).toContainText('is disabled; enable the key to use the image');
+  await expect(detailValue(page, 'Encryption')).toContainText('is disabled; enable the key to use the image');
   await page.getByRole('button', { name: 'Create download link' }).click();
   await expect(page.getByRole('alert')).toContainText('prod-images');
   await expect(page.getByRole('button', { name: 'Replicate' })).toBeDisabled();
@@ -102,8 +93,8 @@ test('a key, an encrypted upload, a disabled key refused, and a replica without 
   await expect(dialog.getByRole('radio', { name: /^Off/ })).toBeChecked();
   await dialog.getByRole('button', { name: 'Replicate' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'sealed ubuntu-replica' })).toBeVisible();
-  await expect(detail(page, 'Status')).toContainText('Active', { timeout: 60_000 });
-  await expect(detail(page, 'Encryption')).toHaveText('Off');
-  await expect(detail(page, 'Replicated from')).toBeVisible();
-  await expect(detail(page, 'OS hash value')).toHaveText(imageSha512);
+  await expect(detailValue(page, 'Status')).toContainText('Active', { timeout: 60_000 });
+  await expect(detailValue(page, 'Encryption')).toHaveText('Off');
+  await expect(detailValue(page, 'Replicated from')).toBeVisible();
+  await expect(detailValue(page, 'OS hash value')).toHaveText(imageSha512);
 });

@@ -304,15 +304,7 @@ async fn installation_images_are_not_converted(backend: Backend) {
     let app = converting_app(backend, "qcow2").await;
     let alice = app.sign_up("acme").await;
     let source = SourceServer::start().await;
-    let mut iso = vec![0u8; 40 * 2048];
-    let pvd = 16 * 2048;
-    iso[pvd] = 1;
-    iso[pvd + 1..pvd + 6].copy_from_slice(b"CD001");
-    iso[pvd + 80..pvd + 84].copy_from_slice(&100u32.to_le_bytes());
-    iso[pvd + 128..pvd + 130].copy_from_slice(&2048u16.to_le_bytes());
-    iso[pvd + 2048] = 255;
-    iso[pvd + 2049..pvd + 2054].copy_from_slice(b"CD001");
-    source.file("installer.iso", &iso);
+    source.file("installer.iso", &crate::imports::iso_image());
     source.qcow2("disk.qcow2", "16M");
     for name in ["installer.iso", "disk.qcow2"] {
         let id = app

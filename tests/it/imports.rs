@@ -209,7 +209,7 @@ fn make_image(source: &SourceServer, name: &str, format: &str, options: &[&str])
 
 /// An ISO 9660 image of 100 blocks: an empty system area, a primary volume descriptor at
 /// sector 16 and a terminator.
-fn iso_image() -> Vec<u8> {
+pub(crate) fn iso_image() -> Vec<u8> {
     let mut iso = vec![0u8; 40 * 2048];
     let pvd = 16 * 2048;
     iso[pvd] = 1;

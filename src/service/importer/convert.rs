@@ -438,22 +438,10 @@ impl Importer {
     ) -> Result<(), Stop> {
         let (account_id, image_id) = (attempt.account_id, attempt.image_id);
         let blobs = &self.inner.blobs;
-        blobs
-            .assemble(Incoming::Import, image_id, &bytes.state)
-            .await?;
-        let received = ingest::Received {
-            incoming: Incoming::Import,
-            image_id,
-            state: &bytes.state,
-            length: bytes.size_bytes,
-            seal: bytes.seal.as_ref(),
-        };
-        let checked = ingest::check(blobs, received, bytes.digests, None, job.target)
+        let checked = self
+            .check_written(attempt, &bytes, None, job.target)
             .await?
             .map_err(|reason| Stop::Failed(format!("The converted file was refused: {reason}")))?;
-        if !self.inner.store.holds_lease(&attempt.fence).await? {
-            return Err(Stop::TakenOver);
-        }
         let blob_key = blobs
             .commit_replacement(Incoming::Import, image_id, &bytes.state)
             .await?;

@@ -538,22 +538,10 @@ impl Importer {
     ) -> Result<ImageStatus, Stop> {
         let (account_id, image_id) = (attempt.account_id, attempt.image_id);
         let blobs = &self.inner.blobs;
-        blobs
-            .assemble(Incoming::Import, image_id, &bytes.state)
-            .await?;
-        let received = ingest::Received {
-            incoming: Incoming::Import,
-            image_id,
-            state: &bytes.state,
-            length: bytes.size_bytes,
-            seal: bytes.seal.as_ref(),
-        };
-        let checked = ingest::check(blobs, received, bytes.digests, expected, declared)
+        let checked = self
+            .check_written(attempt, &bytes, expected, declared)
             .await?
             .map_err(Stop::Failed)?;
-        if !self.inner.store.holds_lease(&attempt.fence).await? {
-            return Err(Stop::TakenOver);
-        }
         let blob_key = blobs
             .commit(Incoming::Import, image_id, &bytes.state)
             .await?;
@@ -583,6 +571,35 @@ impl Importer {
                 Err(stop)
             }
         }
+    }
+
+    /// Assembles an attempt's bytes and checks them (the checksum, inspection as `declared`);
+    /// then, if they passed, asks whether the attempt still holds its lease. `Ok(Err(reason))`:
+    /// refused.
+    async fn check_written(
+        &self,
+        attempt: &Attempt<'_>,
+        bytes: &Written,
+        expected: Option<&ExpectedChecksum>,
+        declared: DiskFormat,
+    ) -> Result<Result<ingest::Checked, String>, Stop> {
+        let blobs = &self.inner.blobs;
+        blobs
+            .assemble(Incoming::Import, attempt.image_id, &bytes.state)
+            .await?;
+        let received = ingest::Received {
+            incoming: Incoming::Import,
+            image_id: attempt.image_id,
+            state: &bytes.state,
+            length: bytes.size_bytes,
+            seal: bytes.seal.as_ref(),
+        };
+        let checked =
+            ingest::check(blobs, received, bytes.digests.clone(), expected, declared).await?;
+        if checked.is_ok() && !self.inner.store.holds_lease(&attempt.fence).await? {
+            return Err(Stop::TakenOver);
+        }
+        Ok(checked)
     }
 
     /// Reserves at least `needed` bytes of the account's storage quota for the import, and up
