@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use image_console::domain::conversion::{ConvertTo, SourceFile};
 use image_console::domain::history::HistoryTopic;
 use image_console::domain::image::{DiskFormat, ImageDetail, ImageStatus};
@@ -22,7 +21,8 @@ use sha2::{Digest, Sha512};
 
 use crate::on_every_backend;
 use crate::support::{
-    Backend, Client, SourceServer, TestApp, create_form, list_dir, qemu_img, test_settings,
+    Backend, Client, SourceServer, TestApp, body_bytes, create_form, list_dir, qemu_img,
+    test_settings,
 };
 use crate::uploads::upload_form;
 
@@ -75,14 +75,18 @@ const SOURCES: [(&str, &str, &[&str], DiskFormat); 6] = [
     ("disk.raw", "raw", &[], DiskFormat::Raw),
 ];
 
+/// Makes `path` from the raw `disk` with qemu-img, in its `format` with `options`.
+fn convert_disk(disk: &Path, path: &Path, format: &str, options: &[&str]) {
+    let mut args = vec!["convert", "-q", "-f", "raw", "-O", format];
+    args.extend_from_slice(options);
+    args.extend([disk.to_str().unwrap(), path.to_str().unwrap()]);
+    qemu_img(&args);
+}
+
 /// Makes every source file from `disk` in the source server's folder.
 fn make_sources(source: &SourceServer, disk: &Path) {
     for (name, format, options, _) in SOURCES {
-        let path = source.path(name);
-        let mut args = vec!["convert", "-q", "-f", "raw", "-O", format];
-        args.extend_from_slice(options);
-        args.extend([disk.to_str().unwrap(), path.to_str().unwrap()]);
-        qemu_img(&args);
+        convert_disk(disk, &source.path(name), format, options);
     }
 }
 
@@ -115,13 +119,7 @@ async fn downloaded(app: &TestApp, actor: &Actor, id: &str) -> Vec<u8> {
         .send(Request::get(&link.path).body(Body::empty()).unwrap())
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec()
+    body_bytes(response).await
 }
 
 /// The checks every converted image must pass: Active in the target format, its source file
@@ -229,16 +227,7 @@ async fn uploads_and_api_data_convert(backend: Backend) {
     let disk = dir.path().join("original.bin");
     random_disk(&disk);
     let vhdx = dir.path().join("disk.vhdx");
-    qemu_img(&[
-        "convert",
-        "-q",
-        "-f",
-        "raw",
-        "-O",
-        "vhdx",
-        disk.to_str().unwrap(),
-        vhdx.to_str().unwrap(),
-    ]);
+    convert_disk(&disk, &vhdx, "vhdx", &[]);
     let bytes = std::fs::read(&vhdx).unwrap();
 
     // A browser's upload, encrypted, converted to qcow2.

@@ -2,21 +2,10 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use image_console::service::ServiceError;
 
 use crate::support::{Backend, SourceServer, TestApp, create_form, qemu_img};
-use crate::support::{Client, text};
-
-async fn body_bytes(response: axum::http::Response<Body>) -> Vec<u8> {
-    response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec()
-}
+use crate::support::{Client, body_bytes, text};
 
 async fn download_links_serve_ranges_and_refuse_bad_links(backend: Backend) {
     let app = TestApp::spawn(backend).await;

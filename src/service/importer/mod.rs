@@ -285,27 +285,6 @@ impl Importer {
                 continue;
             }
             let fence = lease.fence();
-            if !import.from_url && import.status != ImageStatus::Converting {
-                // Data a client sent through the image API: only it can send it again. What
-                // the stopped process recorded is its, and goes.
-                self.remove_recorded_import_bytes(&import.id, &fence)
-                    .await?;
-                store
-                    .return_body_upload(
-                        &import.account_id,
-                        &import.id,
-                        &fence,
-                        &crate::domain::history::notes::api_upload_returned(
-                            "The console process receiving the upload stopped.",
-                        ),
-                        now_ms(),
-                    )
-                    .await?;
-                tracing::info!(image.id = %import.id, "interrupted API upload queued again");
-                // Ended now: its client may send the data again at once.
-                lease.release().await;
-                continue;
-            }
             if import.status == ImageStatus::Converting {
                 if import.import_attempts >= MAX_IMPORT_ATTEMPTS {
                     let reason = format!(
@@ -329,6 +308,27 @@ impl Importer {
                     .await?;
                 tracing::info!(image.id = %import.id, "taking over conversion");
                 self.enqueue_under(&import.account_id, &import.id, lease);
+                continue;
+            }
+            if !import.from_url {
+                // Data a client sent through the image API: only it can send it again. What
+                // the stopped process recorded is its, and goes.
+                self.remove_recorded_import_bytes(&import.id, &fence)
+                    .await?;
+                store
+                    .return_body_upload(
+                        &import.account_id,
+                        &import.id,
+                        &fence,
+                        &crate::domain::history::notes::api_upload_returned(
+                            "The console process receiving the upload stopped.",
+                        ),
+                        now_ms(),
+                    )
+                    .await?;
+                tracing::info!(image.id = %import.id, "interrupted API upload queued again");
+                // Ended now: its client may send the data again at once.
+                lease.release().await;
                 continue;
             }
             let interrupted = import.status == ImageStatus::Importing;

@@ -214,6 +214,16 @@ pub fn sign_up_form(account: &str) -> [(&'static str, String); 4] {
 
 /// A response's body as text.
 pub async fn text(response: Response<Body>) -> String {
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(bytes.to_vec()).unwrap()
+    String::from_utf8(body_bytes(response).await).unwrap()
+}
+
+/// A response's whole body.
+pub async fn body_bytes(response: Response<Body>) -> Vec<u8> {
+    response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
 }

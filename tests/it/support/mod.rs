@@ -26,7 +26,7 @@ use secrecy::SecretSlice;
 use tempfile::TempDir;
 
 mod client;
-pub use client::{Client, PASSWORD, sign_up_form, text};
+pub use client::{Client, PASSWORD, body_bytes, sign_up_form, text};
 
 /// A signed-up user: the actor the services take (which it derefs to), and the session
 /// cookie (`name=value`) a browser would send.
