@@ -311,6 +311,29 @@ async fn installation_images_are_not_converted(backend: Backend) {
     assert_eq!(app.services.importer().converter_processes_started(), 0);
 }
 
+/// A tiny file of a large disk, converted to raw, would pass the size limit (64 MiB in the
+/// tests): refused before qemu-img converts, saying how large it would be, with nothing kept.
+async fn a_conversion_past_the_size_limit_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.sign_up("acme").await;
+    let source = SourceServer::start().await;
+    source.qcow2("sparse.qcow2", "1G");
+    let mut form = create_form("sparse", &source.url("files", "sparse.qcow2"));
+    form.convert_to = "raw".into();
+    let id = app.services.create_image(&alice, &form).await.unwrap();
+    let image = app.wait_for_import(&alice, &id).await;
+    assert_eq!(image.status, ImageStatus::Failed, "{image:?}");
+    assert_eq!(
+        image.failure_reason.as_deref(),
+        Some(
+            "Converted to Raw, the image would take up to 1 GB, more than the 64 MB an image may have."
+        )
+    );
+    // info and measure ran; convert did not.
+    assert_eq!(app.services.importer().converter_processes_started(), 2);
+    assert_nothing_left(&app, 0).await;
+}
+
 /// A qemu-img that, for `convert`, starts a child in its process group and waits on it,
 /// recording both pids, unless `go` exists in `dir`; then it is qemu-img.
 fn slow_qemu_img(dir: &Path) -> PathBuf {
@@ -525,4 +548,5 @@ on_every_backend!(
     cancel_kills_the_converter_and_keeps_nothing,
     a_restart_converts_again,
     too_little_scratch_space_fails_before_converting,
+    a_conversion_past_the_size_limit_is_refused,
 );
