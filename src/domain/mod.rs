@@ -21,6 +21,7 @@ pub mod notices;
 pub mod os_catalogue;
 pub mod settings;
 pub mod share;
+pub mod signature;
 pub mod tags;
 pub mod units;
 pub mod upload;

@@ -15,6 +15,7 @@ mod leases;
 pub mod lifecycle;
 pub mod replicate;
 pub mod shares;
+pub mod signatures;
 pub mod uploads;
 pub mod url_guard;
 
