@@ -381,6 +381,12 @@ pub struct ImageDetail {
     /// A converted image's file as it was received.
     #[serde(default)]
     pub source_file: Option<super::conversion::SourceFile>,
+    /// Glance's signature properties, as set.
+    #[serde(default)]
+    pub signature: super::signature::SignatureProperties,
+    /// What the bytes' signature verified with; `None` for an image not (yet) verified.
+    #[serde(default)]
+    pub verified_signature: Option<super::signature::VerifiedSignature>,
 }
 
 impl ImageDetail {

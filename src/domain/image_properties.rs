@@ -12,7 +12,7 @@ pub mod field {
 pub const MAX_PROPERTIES: usize = 128;
 
 /// Names that are image fields or mapped attributes, never free-form properties.
-pub const RESERVED_KEYS: [&str; 32] = [
+pub const RESERVED_KEYS: [&str; 36] = [
     "id",
     "name",
     "status",
@@ -45,6 +45,10 @@ pub const RESERVED_KEYS: [&str; 32] = [
     "hw_firmware_type",
     "hw_qemu_guest_agent",
     "description",
+    "img_signature",
+    "img_signature_hash_method",
+    "img_signature_key_type",
+    "img_signature_certificate_uuid",
 ];
 
 /// A property's key: 1–255 characters, no control characters, not a reserved name.

@@ -79,9 +79,14 @@ pub async fn create_image(
     encryption: Option<String>,
     encryption_key: Option<String>,
     convert_to: Option<String>,
+    img_signature: Option<String>,
+    img_signature_hash_method: Option<String>,
+    img_signature_key_type: Option<String>,
+    img_signature_certificate_uuid: Option<String>,
 ) -> Result<String, AppError> {
     use super::ssr;
     use crate::domain::image_spec::{AttributesForm, CreateImageForm, SourceKind};
+    use crate::domain::signature::SignatureForm;
 
     let (services, actor) = ssr::actor().await?;
     let form = CreateImageForm {
@@ -110,6 +115,12 @@ pub async fn create_image(
         encryption: encryption.unwrap_or_default(),
         encryption_key: encryption_key.unwrap_or_default(),
         convert_to: convert_to.unwrap_or_default(),
+        signature: SignatureForm {
+            certificate_id: img_signature_certificate_uuid.unwrap_or_default(),
+            hash_method: img_signature_hash_method.unwrap_or_default(),
+            key_type: img_signature_key_type.unwrap_or_default(),
+            signature: img_signature.unwrap_or_default(),
+        },
     };
     let id = services
         .create_image(&actor, &form)

@@ -86,6 +86,7 @@ impl Services {
         let row = NewImageRow {
             // A replica keeps its source's format.
             convert_to: Some(crate::domain::conversion::ConvertTo::Keep),
+            signature: Default::default(),
             id: replica_id.clone(),
             account_id: actor.account_id.clone(),
             attributes: crate::domain::image_spec::ImageAttributes {

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod api_tokens;
 pub mod blobs;
+pub mod certificates;
 pub mod history;
 pub mod images;
 pub mod incoming;

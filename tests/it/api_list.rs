@@ -91,6 +91,7 @@ fn image_row(
         declared_format: *rng.pick(&[DiskFormat::Qcow2, DiskFormat::Raw, DiskFormat::Iso]),
         encryption_key: None,
         convert_to: None,
+        signature: Default::default(),
         note: None,
         local_file: None,
         created_by: account.into(),

@@ -11,6 +11,7 @@ use crate::domain::history::FieldChange;
 use crate::domain::image::DiskFormat;
 use crate::domain::keys::EncryptionChoice;
 use crate::domain::os_catalogue::{self, OperatingSystem, OsRequirement};
+use crate::domain::signature::{SignatureClaim, SignatureForm};
 use crate::domain::tags::{Tag, TagPair, parse_tag_set};
 use crate::domain::upload::LocalImageFile;
 use crate::domain::validation::{FieldErrors, collect};
@@ -218,6 +219,9 @@ pub struct CreateImageForm {
     /// Convert to: `none`, `qcow2` or `raw`; empty for the console's default.
     #[serde(default)]
     pub convert_to: String,
+    /// The optional Signature section; all empty: not signed.
+    #[serde(default)]
+    pub signature: SignatureForm,
 }
 
 /// A validated request to create an image.
@@ -230,12 +234,14 @@ pub struct NewImage {
     pub encryption: EncryptionChoice,
     /// `None`: the console's default.
     pub convert_to: Option<ConvertTo>,
+    /// The bytes' signature, verified before the image becomes Active.
+    pub signature: Option<SignatureClaim>,
     pub visibility: Visibility,
     pub tags: Vec<Tag>,
 }
 
 /// The order of fields on the Create Image form, so errors are listed as the form reads.
-const FORM_ORDER: [&str; 19] = [
+const FORM_ORDER: [&str; 23] = [
     field::NAME,
     field::SOURCE,
     crate::domain::upload::field::LOCAL_FILE,
@@ -244,6 +250,10 @@ const FORM_ORDER: [&str; 19] = [
     crate::domain::checksum::field::CHECKSUM,
     crate::domain::keys::field::ENCRYPTION,
     crate::domain::keys::field::ENCRYPTION_KEY,
+    crate::domain::signature::field::CERTIFICATE,
+    crate::domain::signature::field::HASH_METHOD,
+    crate::domain::signature::field::KEY_TYPE,
+    crate::domain::signature::field::SIGNATURE,
     os_catalogue::field::OS_FAMILY,
     "architecture",
     os_catalogue::field::OS_PLATFORM,
@@ -294,6 +304,11 @@ impl CreateImageForm {
             &mut errors,
         );
         let convert_to = collect(ConvertTo::parse(&self.convert_to), &mut errors);
+        let signature = self
+            .signature
+            .parse()
+            .map_err(|signature_errors| errors.extend(signature_errors))
+            .ok();
         let visibility = collect(Visibility::parse(&self.visibility), &mut errors);
         let tags = parse_tag_set(&self.tags)
             .map_err(|tag_errors| errors.extend(tag_errors))
@@ -311,6 +326,7 @@ impl CreateImageForm {
             checksum,
             encryption,
             convert_to,
+            signature,
             visibility,
             tags,
         ) {
@@ -321,6 +337,7 @@ impl CreateImageForm {
                 Some(checksum),
                 Some(encryption),
                 Some(convert_to),
+                Some(signature),
                 Some(visibility),
                 Some(tags),
             ) if errors.is_empty() => Ok(NewImage {
@@ -330,6 +347,7 @@ impl CreateImageForm {
                 checksum,
                 encryption,
                 convert_to,
+                signature,
                 visibility,
                 tags,
             }),

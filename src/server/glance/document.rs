@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use super::wire::{api_status, api_tag, tag_from_api};
 use crate::domain::image::ImageStatus;
 use crate::domain::os_catalogue::OsPlatform;
+use crate::domain::signature;
 use crate::domain::units::format_rfc3339;
 use crate::service::image_api::{ApiChange, ApiImage};
 
@@ -117,6 +118,17 @@ pub fn image_json(image: &ApiImage) -> Value {
             ("source_os_hash_value", source.sha512.clone()),
             ("source_checksum", source.md5.clone()),
         ] {
+            doc.insert(key.into(), Value::String(value));
+        }
+    }
+    let signature = &d.signature;
+    for (key, value) in signature::PROPERTY_NAMES.into_iter().zip([
+        signature.signature.clone(),
+        signature.hash_method.map(|m| m.as_str().to_owned()),
+        signature.key_type.map(|k| k.as_str().to_owned()),
+        signature.certificate_id.clone(),
+    ]) {
+        if let Some(value) = value {
             doc.insert(key.into(), Value::String(value));
         }
     }
@@ -244,6 +256,9 @@ pub fn change_of(key: &str, value: &Value) -> Result<Option<ApiChange>, FieldRef
         "hw_qemu_guest_agent" => ApiChange::QemuGuestAgent(boolean(key, value)?),
         ENCRYPTION_KEY_PROPERTY => ApiChange::EncryptionKey(string_of(key, value)?),
         CONVERT_TO_PROPERTY => ApiChange::ConvertTo(string_of(key, value)?),
+        signature if signature::PROPERTY_NAMES.contains(&signature) => {
+            ApiChange::SignatureProperty(key.to_owned(), Some(string_of(key, value)?))
+        }
         "tags" => match value {
             Value::Array(items) => ApiChange::Tags(
                 items

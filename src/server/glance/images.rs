@@ -271,6 +271,9 @@ pub async fn update_image(
                     changes.push(ApiChange::RemoveProperty(key));
                 }
                 Ok(Some(ApiChange::Tags(_))) => changes.push(ApiChange::Tags(Vec::new())),
+                Ok(Some(ApiChange::SignatureProperty(key, _))) => {
+                    changes.push(ApiChange::SignatureProperty(key, None));
+                }
                 Ok(Some(ApiChange::Description(_))) => {
                     changes.push(ApiChange::Description(String::new()));
                 }

@@ -4,6 +4,7 @@
 //! quotas and the sharing rules, and Work History records each change under the token's user.
 
 mod data;
+mod signature;
 
 pub(crate) use data::stored_data_unreadable;
 
@@ -24,6 +25,7 @@ use crate::domain::image_spec::{
 use crate::domain::keys::EncryptionChoice;
 use crate::domain::os_catalogue::{OsPlatform, OsRequirement};
 use crate::domain::share::ShareStatus;
+use crate::domain::signature::SignatureProperties;
 use crate::domain::tags::{TagPair, parse_tag_set};
 use crate::service::downloads::{DownloadFile, download_file_name};
 use crate::store::ApiListOutcome;
@@ -105,6 +107,9 @@ pub enum ApiChange {
     EncryptionKey(String),
     /// `convert_to`: on create, the format the data becomes once it arrives.
     ConvertTo(String),
+    /// One of Glance's `img_signature*` properties: set (`Some`) or removed, while the
+    /// image waits for its data.
+    SignatureProperty(String, Option<String>),
 }
 
 /// How `POST /import` brings an image's data in.
@@ -173,7 +178,8 @@ fn apply_changes(form: &mut EditImageForm, changes: &[ApiChange]) {
             | ApiChange::Tags(_)
             | ApiChange::DiskFormat(_)
             | ApiChange::EncryptionKey(_)
-            | ApiChange::ConvertTo(_) => {}
+            | ApiChange::ConvertTo(_)
+            | ApiChange::SignatureProperty(..) => {}
         }
     }
     if let Some(family) = changes.iter().rev().find_map(|c| match c {
@@ -413,6 +419,8 @@ impl Services {
             None => Some(None),
             Some(raw) => crate::domain::validation::collect(ConvertTo::parse(raw), &mut errors),
         };
+        let signature = signature::apply(&SignatureProperties::default(), changes, &mut errors)
+            .unwrap_or_default();
         let (
             Ok(edit),
             Some(disk_format),
@@ -445,6 +453,7 @@ impl Services {
             declared_format: disk_format,
             encryption_key,
             convert_to,
+            signature,
             note: None,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),
@@ -511,6 +520,18 @@ impl Services {
                     .into(),
             ));
         }
+        let mut signature_errors = Vec::new();
+        let signature = signature::apply(&row.signature, changes, &mut signature_errors)
+            .filter(|next| *next != row.signature);
+        if !signature_errors.is_empty() {
+            return Err(ServiceError::Invalid(signature_errors));
+        }
+        if signature.is_some() && row.api_wait() != Some(ApiWait::Data) {
+            return Err(ServiceError::Forbidden(format!(
+                "The img_signature properties can be set only while the image waits for its data, since its bytes are verified as they arrive (this image is {}).",
+                api_status(row.status, row.source_url.is_some())
+            )));
+        }
         if new_format != current_format && row.api_wait() != Some(ApiWait::Data) {
             return Err(ServiceError::Forbidden(format!(
                 "disk_format is fixed once the image's data arrives: it can be changed only while the image is queued (this image is {}).",
@@ -548,6 +569,25 @@ impl Services {
         if let Some(tags) = tags {
             let row = self.owned_image(actor, &id).await?;
             self.replace_tags(actor, &row, &current_tags, &tags).await?;
+        }
+        if let Some(next) = signature {
+            let event = NewEvent {
+                changes: &signature::history(&row.signature, &next),
+                ..NewEvent::succeeded(HistoryTopic::Edited, &actor.user_name)
+            };
+            match self
+                .store()
+                .set_signature_properties(&actor.account_id, &id, &next, &event, now_ms())
+                .await?
+            {
+                DeclaredFormatOutcome::Written => {}
+                DeclaredFormatOutcome::NotFound => return Err(not_found()),
+                DeclaredFormatOutcome::Fixed => {
+                    return Err(ServiceError::Conflict(
+                        "The image's data began to arrive while its img_signature properties were being changed; they are now fixed.".into(),
+                    ));
+                }
+            }
         }
         if new_format != current_format {
             let change = FieldChange {

@@ -17,6 +17,7 @@ use crate::domain::list_query::{ImagePage, ListQuery};
 use crate::domain::notices;
 use crate::domain::os_catalogue::OsRequirement;
 use crate::domain::share::{other_account, private_refused};
+use crate::domain::signature::SignatureClaim;
 use crate::domain::tags::{self, TagPair, parse_tag_set};
 use crate::domain::units::format_rfc3339;
 use crate::store::blobs::{Incoming, IncomingState};
@@ -262,6 +263,9 @@ impl Services {
             id: key.id,
             name: key.name,
         });
+        if let Some(claim) = &spec.signature {
+            self.check_signature_claim(actor, claim).await?;
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let (source_url, local_file) = match &spec.source {
             ImageSource::Url(url) => (Some(url.as_str().to_owned()), None),
@@ -289,6 +293,11 @@ impl Services {
                 spec.convert_to
                     .unwrap_or_else(|| self.importer().default_conversion()),
             ),
+            signature: spec
+                .signature
+                .as_ref()
+                .map(SignatureClaim::properties)
+                .unwrap_or_default(),
             note: None,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),

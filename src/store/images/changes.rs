@@ -7,6 +7,7 @@ use crate::domain::history::FieldChange;
 
 use super::*;
 use crate::domain::conversion::ConvertTo;
+use crate::domain::signature::{HashMethod, KeyType};
 
 async fn insert_tags(
     conn: &mut AnyConnection,
@@ -77,8 +78,10 @@ impl Store {
         let sql = format!(
             "INSERT INTO images ({ATTRIBUTE_COLUMNS}, id, account_id, visibility, status, \
              image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum, \
-             source_file_name, bytes_total, declared_format, os_version, encryption_key_id, convert_to) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+             source_file_name, bytes_total, declared_format, os_version, encryption_key_id, convert_to, \
+             signature, signature_hash_method, signature_key_type, signature_certificate_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
+             $25, $26, $27, $28)"
         );
         bind_attributes(sqlx::query(&sql), &image.attributes)
             .bind(&image.id)
@@ -99,6 +102,10 @@ impl Store {
             .bind(os_version(&image.attributes))
             .bind(image.encryption_key.as_ref().map(|k| k.id.clone()))
             .bind(image.convert_to.map(ConvertTo::as_str))
+            .bind(&image.signature.signature)
+            .bind(image.signature.hash_method.map(HashMethod::as_str))
+            .bind(image.signature.key_type.map(KeyType::as_str))
+            .bind(&image.signature.certificate_id)
             .execute(&mut *tx)
             .await
             .map_err(|e| match e.as_database_error() {

@@ -55,6 +55,8 @@ pub struct NewImageRow {
     /// The format its bytes become once received and checked; `None`: not chosen (kept as
     /// they arrive, unless an image API import chooses).
     pub convert_to: Option<crate::domain::conversion::ConvertTo>,
+    /// Glance's `img_signature*` properties, as set (the bytes are verified against them).
+    pub signature: crate::domain::signature::SignatureProperties,
     /// The Created event's message (where a replica came from).
     pub note: Option<String>,
     pub created_by: String,
@@ -119,6 +121,10 @@ pub struct ImageRow {
     pub convert_to: crate::domain::conversion::ConvertTo,
     /// The file as received, once its converted bytes became the image's.
     pub source_file: Option<crate::domain::conversion::SourceFile>,
+    /// Glance's signature properties, as set.
+    pub signature: crate::domain::signature::SignatureProperties,
+    /// What its bytes' signature verified with.
+    pub verified_signature: Option<crate::domain::signature::VerifiedSignature>,
 }
 
 /// The attributes an Edit may change.

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::super::sql::QueryParts;
 use super::*;
+use crate::domain::signature::{HashMethod, KeyType, SignatureProperties};
 
 impl Store {
     /// The image's free-form properties, ordered by key.
@@ -170,6 +171,51 @@ impl Store {
         )
         .bind(format.as_str())
         .bind(format.image_type())
+        .bind(now_ms.max(row.updated_at_ms + 1))
+        .bind(event.worker)
+        .bind(image_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            account_id,
+            image_id,
+            &row.attributes.name,
+            event,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(DeclaredFormatOutcome::Written)
+    }
+}
+
+impl Store {
+    /// Sets an image's signature properties while it waits for its data (through the image
+    /// API), with its Work History event. `Fixed`: its data began to arrive first.
+    pub async fn set_signature_properties(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        properties: &SignatureProperties,
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<DeclaredFormatOutcome> {
+        let mut tx = self.begin_write().await?;
+        let Some(row) = lock_image(&mut tx, account_id, image_id).await? else {
+            return Ok(DeclaredFormatOutcome::NotFound);
+        };
+        if row.api_wait() != Some(ApiWait::Data) {
+            return Ok(DeclaredFormatOutcome::Fixed);
+        }
+        sqlx::query(
+            "UPDATE images SET signature = $1, signature_hash_method = $2, signature_key_type = $3, \
+             signature_certificate_id = $4, updated_at = $5, updated_by = $6 WHERE id = $7",
+        )
+        .bind(&properties.signature)
+        .bind(properties.hash_method.map(HashMethod::as_str))
+        .bind(properties.key_type.map(KeyType::as_str))
+        .bind(&properties.certificate_id)
         .bind(now_ms.max(row.updated_at_ms + 1))
         .bind(event.worker)
         .bind(image_id)

@@ -5,6 +5,7 @@ use super::*;
 use crate::domain::conversion::{ConvertTo, SourceFile};
 use crate::domain::image::ImageEncryption;
 use crate::domain::keys::{KeyRef, KeyState};
+use crate::domain::signature::{HashMethod, KeyType, SignatureProperties, VerifiedSignature};
 
 pub(in crate::store) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i.description, i.os_type, i.os_version, i.min_disk_gb, \
     i.min_ram_gb, i.visibility, i.protected, i.architecture, i.boot_mode, i.features, i.status, \
@@ -14,7 +15,8 @@ pub(in crate::store) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i
     i.updated_by, i.updated_at, i.source_image_id, i.deleted_at, i.deleted_by, i.restore_status, \
     i.destroy_at, i.encryption_key_id, i.data_key_version, i.data_key_wrapped, i.data_key_nonce, \
     i.data_key_format, i.convert_to, i.source_disk_format, i.source_size_bytes, i.source_sha512, \
-    i.source_md5";
+    i.source_md5, i.signature, i.signature_hash_method, i.signature_key_type, \
+    i.signature_certificate_id, i.signature_verified_at, i.signature_subject, i.signature_fingerprint";
 
 /// The columns of `ImageAttributes`, in the order `bind_attributes` binds them.
 pub(super) const ATTRIBUTE_COLUMNS: &str = "name, description, os_type, min_disk_gb, min_ram_gb, protected, architecture, boot_mode, features";
@@ -123,6 +125,42 @@ fn source_file_from_row(r: &AnyRow) -> sqlx::Result<Option<SourceFile>> {
     }))
 }
 
+/// The signature properties as set, and the verification's record: set together, or none.
+fn signature_from_row(
+    r: &AnyRow,
+) -> sqlx::Result<(SignatureProperties, Option<VerifiedSignature>)> {
+    let hash_method: Option<String> = r.try_get("signature_hash_method")?;
+    let key_type: Option<String> = r.try_get("signature_key_type")?;
+    let properties = SignatureProperties {
+        signature: r.try_get("signature")?,
+        hash_method: hash_method.and_then(|m| HashMethod::parse(&m).ok()),
+        key_type: key_type.and_then(|k| KeyType::parse(&k).ok()),
+        certificate_id: r.try_get("signature_certificate_id")?,
+    };
+    let verified_at: Option<i64> = r.try_get("signature_verified_at")?;
+    let subject: Option<String> = r.try_get("signature_subject")?;
+    let fingerprint: Option<String> = r.try_get("signature_fingerprint")?;
+    let verified = match (
+        verified_at,
+        subject,
+        fingerprint,
+        properties.hash_method,
+        properties.key_type,
+    ) {
+        (Some(verified_at_ms), Some(subject), Some(fingerprint), Some(hash), Some(key)) => {
+            Some(VerifiedSignature {
+                verified_at_ms,
+                certificate_subject: subject,
+                certificate_fingerprint: fingerprint,
+                hash_method: hash,
+                key_type: key,
+            })
+        }
+        _ => None,
+    };
+    Ok((properties, verified))
+}
+
 impl ImageRow {
     pub(in crate::store) fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
         let text = |c: &str| r.try_get::<String, _>(c);
@@ -132,6 +170,7 @@ impl ImageRow {
         let opt_u64 = |c: &str| -> sqlx::Result<Option<u64>> {
             Ok(r.try_get::<Option<i64>, _>(c)?.map(to_u64))
         };
+        let (signature, verified_signature) = signature_from_row(r)?;
         Ok(Self {
             seq: r.try_get("seq")?,
             id: text("id")?,
@@ -180,6 +219,8 @@ impl ImageRow {
                 r.try_get::<Option<String>, _>("convert_to")?.as_deref(),
             ),
             source_file: source_file_from_row(r)?,
+            signature,
+            verified_signature,
         })
     }
 
@@ -286,6 +327,8 @@ impl ImageRow {
             }),
             convert_to: self.convert_to,
             source_file: self.source_file,
+            signature: self.signature,
+            verified_signature: self.verified_signature,
         }
     }
 }

@@ -842,6 +842,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 declared_format: image_console::domain::image::DiskFormat::Qcow2,
                 encryption_key: None,
                 convert_to: None,
+                signature: Default::default(),
                 note: None,
                 local_file: (seed.status == ImageStatus::Uploading).then(|| {
                     image_console::store::images::LocalFileRow {
