@@ -18,13 +18,16 @@ use anyhow::Context;
 use bytes::Bytes;
 use md5::Md5;
 use sha2::digest::common::hazmat::SerializableState;
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::checksum::{ChecksumAlgorithm, ExpectedChecksum};
 use crate::domain::image::{DiskFormat, HASH_ALGORITHM};
+use crate::domain::signature::{HashMethod, SignatureProperties, VerifiedSignature};
 use crate::inspect::Inspector;
+use crate::service::signatures::{self, SignatureCheck};
+use crate::store::Store;
 use crate::store::blobs::sealed::{Opener, SealedRange, SegmentCipher};
 use crate::store::blobs::{BlobStore, BlobWriter, Incoming, IncomingState};
 use crate::store::images::ImportedBytes;
@@ -43,21 +46,49 @@ pub struct Hashers {
     sha512: Sha512,
     md5: Md5,
     sha256: Option<Sha256>,
+    /// The signature's hash, when it is neither SHA-512 nor SHA-256 (those two are above).
+    signed: Option<SignedHasher>,
+    /// The hash method of the image's signature, if it is signed.
+    signed_with: Option<HashMethod>,
+}
+
+/// A signature's hash that no other digest already computes.
+#[derive(Clone)]
+enum SignedHasher {
+    Sha224(Sha224),
+    Sha384(Sha384),
+}
+
+impl SignedHasher {
+    fn update(&mut self, piece: &[u8]) {
+        match self {
+            SignedHasher::Sha224(h) => h.update(piece),
+            SignedHasher::Sha384(h) => h.update(piece),
+        }
+    }
 }
 
 impl Hashers {
-    /// Fresh hashers; SHA-256 only when the creator's checksum is one.
-    pub fn new(expected: Option<&ExpectedChecksum>) -> Self {
+    /// Fresh hashers; SHA-256 only when the creator's checksum or the signature uses it, and
+    /// the signature's SHA-224 or SHA-384 only when it does.
+    pub fn new(expected: Option<&ExpectedChecksum>, signed_with: Option<HashMethod>) -> Self {
+        let checksum_sha256 = expected.is_some_and(|e| e.algorithm == ChecksumAlgorithm::Sha256);
         Self {
             sha512: Sha512::new(),
             md5: Md5::new(),
-            sha256: expected
-                .is_some_and(|e| e.algorithm == ChecksumAlgorithm::Sha256)
-                .then(Sha256::new),
+            sha256: (checksum_sha256 || signed_with == Some(HashMethod::Sha256)).then(Sha256::new),
+            signed: match signed_with {
+                Some(HashMethod::Sha224) => Some(SignedHasher::Sha224(Sha224::new())),
+                Some(HashMethod::Sha384) => Some(SignedHasher::Sha384(Sha384::new())),
+                _ => None,
+            },
+            signed_with,
         }
     }
 
-    /// `sha512.md5[.sha256]`, each the hex of the hasher's serialized state.
+    /// `sha512.md5[.sha256][.sha224:…|.sha384:…][.signed:METHOD]`, each digest the hex of
+    /// the hasher's serialized state, so an upload resumed after a restart goes on hashing
+    /// for its signature too.
     pub fn to_state(&self) -> String {
         let mut state = format!(
             "{}.{}",
@@ -67,6 +98,18 @@ impl Hashers {
         if let Some(sha256) = &self.sha256 {
             state.push('.');
             state.push_str(&hex::encode(sha256.serialize()));
+        }
+        match &self.signed {
+            Some(SignedHasher::Sha224(h)) => {
+                state.push_str(&format!(".sha224:{}", hex::encode(h.serialize())));
+            }
+            Some(SignedHasher::Sha384(h)) => {
+                state.push_str(&format!(".sha384:{}", hex::encode(h.serialize())));
+            }
+            None => {}
+        }
+        if let Some(method) = self.signed_with {
+            state.push_str(&format!(".signed:{}", method.as_str()));
         }
         state
     }
@@ -83,22 +126,49 @@ impl Hashers {
         let mut parts = state.split('.');
         let sha512 = restore::<Sha512>(parts.next())?;
         let md5 = restore::<Md5>(parts.next())?;
-        let sha256 = match parts.next() {
-            Some(part) => Some(restore::<Sha256>(Some(part))?),
-            None => None,
-        };
+        let (mut sha256, mut signed, mut signed_with) = (None, None, None);
+        for part in parts {
+            match part.split_once(':') {
+                None => sha256 = Some(restore::<Sha256>(Some(part))?),
+                Some(("sha224", h)) => {
+                    signed = Some(SignedHasher::Sha224(restore::<Sha224>(Some(h))?));
+                }
+                Some(("sha384", h)) => {
+                    signed = Some(SignedHasher::Sha384(restore::<Sha384>(Some(h))?));
+                }
+                Some(("signed", method)) => {
+                    signed_with = Some(
+                        HashMethod::parse(method)
+                            .map_err(|_| anyhow::anyhow!("unknown signed hash {method}"))?,
+                    );
+                }
+                Some((other, _)) => anyhow::bail!("unknown hasher {other}"),
+            }
+        }
         Ok(Self {
             sha512,
             md5,
             sha256,
+            signed,
+            signed_with,
         })
     }
 
     pub fn finalize(self) -> Digests {
+        let sha512 = self.sha512.finalize().to_vec();
+        let sha256 = self.sha256.map(|h| h.finalize().to_vec());
+        let signed = match (self.signed_with, self.signed) {
+            (Some(HashMethod::Sha512), _) => Some(sha512.clone()),
+            (Some(HashMethod::Sha256), _) => sha256.clone(),
+            (Some(_), Some(SignedHasher::Sha224(h))) => Some(h.finalize().to_vec()),
+            (Some(_), Some(SignedHasher::Sha384(h))) => Some(h.finalize().to_vec()),
+            _ => None,
+        };
         Digests {
-            sha512_hex: hex::encode(self.sha512.finalize()),
+            sha512_hex: hex::encode(sha512),
             md5_hex: hex::encode(self.md5.finalize()),
-            sha256_hex: self.sha256.map(|h| hex::encode(h.finalize())),
+            sha256_hex: sha256.map(hex::encode),
+            signed: self.signed_with.zip(signed),
         }
     }
 }
@@ -108,11 +178,21 @@ impl Hashers {
 pub struct Digests {
     pub sha512_hex: String,
     pub md5_hex: String,
-    /// Only when the creator's checksum is SHA-256.
+    /// Only when the creator's checksum or the signature is SHA-256.
     pub sha256_hex: Option<String>,
+    /// The digest a signed image's signature covers, with its hash method.
+    pub signed: Option<(HashMethod, Vec<u8>)>,
 }
 
 impl Digests {
+    /// The digest made with `method`, if the bytes were hashed with it.
+    pub fn signed_digest(&self, method: HashMethod) -> Option<&[u8]> {
+        self.signed
+            .as_ref()
+            .filter(|(m, _)| *m == method)
+            .map(|(_, digest)| digest.as_slice())
+    }
+
     /// Compares the creator's checksum with the matching digest; the error is shown on the image.
     pub fn verify(&self, expected: &ExpectedChecksum) -> Result<(), String> {
         let actual = match expected.algorithm {
@@ -148,6 +228,8 @@ pub struct Ingest {
     align: Option<u64>,
     /// False once a lane has stopped (its error comes out of `finish`).
     flowing: bool,
+    /// The signature's hash method, handed back with the hashers.
+    signed_with: Option<HashMethod>,
 }
 
 /// What a lane is told: work on a batch, say where it stands (a checkpoint), or that the
@@ -219,25 +301,30 @@ impl LaneWork for Sha512Lane {
     }
 }
 
-struct Md5Lane(Md5, Option<Sha256>);
+/// MD5, with SHA-256 and a signature's SHA-224 or SHA-384 when they are wanted.
+#[derive(Clone)]
+struct Md5Lane(Md5, Option<Sha256>, Option<SignedHasher>);
 
 impl LaneWork for Md5Lane {
-    type Snapshot = (Md5, Option<Sha256>);
-    type Output = (Md5, Option<Sha256>);
+    type Snapshot = Md5Lane;
+    type Output = Md5Lane;
     fn take(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
         for piece in batch {
             self.0.update(piece);
             if let Some(sha256) = self.1.as_mut() {
                 sha256.update(piece);
             }
+            if let Some(signed) = self.2.as_mut() {
+                signed.update(piece);
+            }
         }
         Ok(())
     }
     fn snapshot(&mut self) -> std::io::Result<Self::Snapshot> {
-        Ok((self.0.clone(), self.1.clone()))
+        Ok(self.clone())
     }
     fn finish(self) -> std::io::Result<Self::Output> {
-        Ok((self.0, self.1))
+        Ok(self)
     }
 }
 
@@ -318,6 +405,8 @@ impl Ingest {
             sha512,
             md5,
             sha256,
+            signed,
+            signed_with,
         } = hashers;
         let align = writer.alignment();
         Self {
@@ -325,7 +414,8 @@ impl Ingest {
             batch_len: 0,
             file: Lane::start(FileLane(writer, false)),
             sha512: Lane::start(Sha512Lane(sha512)),
-            md5: Lane::start(Md5Lane(md5, sha256)),
+            md5: Lane::start(Md5Lane(md5, sha256, signed)),
+            signed_with,
             taken: 0,
             delivered: 0,
             align,
@@ -435,12 +525,13 @@ impl Ingest {
             }
         };
         let at = self.delivered;
+        let signed_with = self.signed_with;
         let (reply, answer) = oneshot::channel();
         tokio::spawn(async move {
             let stopped = |_| anyhow::anyhow!("a lane stopped");
             let joined = async {
                 let (sha512, md5, file) = tokio::try_join!(sha512, md5, file).map_err(stopped)?;
-                reached(sha512, md5, file, at)
+                reached(sha512, md5, file, at, signed_with)
             };
             let _ = reply.send(joined.await);
         });
@@ -473,6 +564,7 @@ impl Ingest {
             sha512,
             md5,
             delivered,
+            signed_with,
             ..
         } = self;
         drop((file.to, sha512.to, md5.to));
@@ -488,6 +580,7 @@ impl Ingest {
             md5.context("hashing")?,
             (written, state),
             delivered,
+            signed_with,
         )?;
         Ok(Reached {
             at: delivered,
@@ -501,9 +594,10 @@ impl Ingest {
 /// provided the writer wrote exactly that many bytes.
 fn reached(
     sha512: Sha512,
-    (md5, sha256): (Md5, Option<Sha256>),
+    Md5Lane(md5, sha256, signed): Md5Lane,
     (written, state): (u64, IncomingState),
     at: u64,
+    signed_with: Option<HashMethod>,
 ) -> anyhow::Result<(Hashers, IncomingState)> {
     anyhow::ensure!(written == at, "wrote {written} of {at} bytes");
     Ok((
@@ -511,6 +605,8 @@ fn reached(
             sha512,
             md5,
             sha256,
+            signed,
+            signed_with,
         },
         state,
     ))
@@ -556,21 +652,64 @@ impl Received<'_> {
     }
 }
 
-/// Inspects the image's received bytes and verifies them against the creator's checksum. The
-/// outer error is ours (storage); the inner one is the reason the image is refused, shown on
-/// it. On success, what the image row records.
+/// What an image's received bytes must prove: the creator's checksum and its signature.
+#[derive(Clone, Debug, Default)]
+pub struct Claims {
+    pub checksum: Option<ExpectedChecksum>,
+    /// `None`: not signed. `Some(Err(reason))`: signed, but it cannot verify (properties
+    /// incomplete, certificate unknown); the image fails with the reason.
+    pub signature: Option<Result<SignatureCheck, String>>,
+    /// The hash the signature covers, computed as the bytes stream past.
+    pub signed_with: Option<HashMethod>,
+}
+
+impl Claims {
+    /// Reads the certificate the signature names (from the image's account).
+    pub async fn load(
+        store: &Store,
+        account_id: &str,
+        checksum: Option<&str>,
+        signature: &SignatureProperties,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            checksum: checksum.and_then(ExpectedChecksum::from_db),
+            signature: signatures::resolve(store, account_id, signature).await?,
+            signed_with: signature.hash_method,
+        })
+    }
+
+    /// Fresh hashers for these claims.
+    pub fn hashers(&self) -> Hashers {
+        Hashers::new(self.checksum.as_ref(), self.signed_with)
+    }
+}
+
+/// Inspects the image's received bytes and verifies them against the creator's checksum and
+/// signature (at `now_ms`). The outer error is ours (storage); the inner one is the reason the
+/// image is refused, shown on it. On success, what the image row records.
 pub async fn check(
     blobs: &BlobStore,
     received: Received<'_>,
     digests: Digests,
-    expected: Option<&ExpectedChecksum>,
+    claims: &Claims,
     declared: DiskFormat,
+    now_ms: i64,
 ) -> std::io::Result<Result<Checked, String>> {
-    if let Some(expected) = expected
+    if let Some(expected) = &claims.checksum
         && let Err(reason) = digests.verify(expected)
     {
         return Ok(Err(reason));
     }
+    let verified = match &claims.signature {
+        None => None,
+        Some(Err(reason)) => return Ok(Err(reason.clone())),
+        Some(Ok(check)) => {
+            match check.verify(digests.signed_digest(check.claim.hash_method), now_ms) {
+                Ok(verified) => Some(verified),
+                Err(reason) => return Ok(Err(reason)),
+            }
+        }
+    };
     let length = received.length;
     let head = received
         .read(blobs, 0, Inspector::HEAD_BYTES as u64)
@@ -589,6 +728,7 @@ pub async fn check(
             size_bytes: length,
             virtual_size_bytes: inspection.virtual_size_bytes,
             digests,
+            verified,
         })
         .map_err(|refusal| refusal.to_string()))
 }
@@ -599,6 +739,7 @@ pub struct Checked {
     size_bytes: u64,
     virtual_size_bytes: u64,
     digests: Digests,
+    verified: Option<VerifiedSignature>,
 }
 
 impl Checked {
@@ -612,6 +753,7 @@ impl Checked {
             hash_value: self.digests.sha512_hex,
             checksum_md5: self.digests.md5_hex,
             blob_key,
+            verified_signature: self.verified,
         }
     }
 }
@@ -627,7 +769,7 @@ mod tests {
             algorithm: ChecksumAlgorithm::Sha256,
             hex: String::new(),
         };
-        let mut first = Hashers::new(Some(&sha256));
+        let mut first = Hashers::new(Some(&sha256), None);
         let head = &data[..123_457];
         first.sha512.update(head);
         first.md5.update(head);
@@ -645,7 +787,7 @@ mod tests {
             hex::encode(Sha256::digest(&data))
         );
         assert!(Hashers::from_state("00.11").is_err());
-        assert!(Hashers::new(None).to_state().matches('.').count() == 1);
+        assert!(Hashers::new(None, None).to_state().matches('.').count() == 1);
     }
 
     #[tokio::test]
@@ -660,7 +802,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let mut ingest = Ingest::start(writer, Hashers::new(None));
+        let mut ingest = Ingest::start(writer, Hashers::new(None, None));
         for piece in data.chunks(65_521) {
             assert!(ingest.push(Bytes::copy_from_slice(piece)).await);
         }
@@ -695,7 +837,7 @@ mod tests {
                     .await
                     .unwrap()
                     .unwrap();
-                let mut ingest = Ingest::start(writer, Hashers::new(None));
+                let mut ingest = Ingest::start(writer, Hashers::new(None, None));
                 assert!(ingest.push(Bytes::from(vec![n as u8; 3 << 20])).await);
                 waiting.push((ingest, n));
             }

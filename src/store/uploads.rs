@@ -69,12 +69,15 @@ pub struct UploadRow {
     pub blob_state: Option<String>,
     /// The data key an encrypted image's bytes are sealed with.
     pub data_key: Option<super::keys::WrappedDataKey>,
+    /// The image's signature properties: the bytes are hashed for them and verified.
+    pub signature: crate::domain::signature::SignatureProperties,
 }
 
 const COLUMNS: &str = "u.id, u.image_id, u.account_id, u.length_bytes, u.offset_bytes, u.metadata, \
     u.hasher_state, u.state, u.expires_at, i.expected_checksum, i.declared_format, \
     b.state AS blob_state, i.encryption_key_id, i.data_key_version, i.data_key_wrapped, \
-    i.data_key_nonce, i.data_key_format";
+    i.data_key_nonce, i.data_key_format, i.signature, i.signature_hash_method, \
+    i.signature_key_type, i.signature_certificate_id";
 
 /// The tables `COLUMNS` reads.
 const FROM: &str = "uploads u JOIN images i ON i.id = u.image_id \
@@ -102,6 +105,7 @@ impl UploadRow {
                 .unwrap_or_default(),
             blob_state: r.try_get("blob_state")?,
             data_key: super::keys::WrappedDataKey::from_row(r)?,
+            signature: super::images::signature_properties_from_row(r)?,
         })
     }
 }

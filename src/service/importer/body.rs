@@ -127,37 +127,42 @@ impl Importer {
     where
         S: futures::Stream<Item = Result<bytes::Bytes, String>> + Unpin,
     {
-        let expected = claimed
-            .expected_checksum
-            .as_deref()
-            .and_then(ExpectedChecksum::from_db);
+        let (claims, loaded) = match Claims::load(
+            &self.inner.store,
+            attempt.account_id,
+            claimed.expected_checksum.as_deref(),
+            &claimed.signature,
+        )
+        .await
+        {
+            Ok(claims) => (claims, Ok(())),
+            Err(e) => (Claims::default(), Err(Stop::Internal(e))),
+        };
         let mut written = None;
         let source = Source {
             total,
             origin: "The upload",
             idle: Some(self.inner.limits.body_idle),
         };
-        let received = self
-            .receive(
-                attempt,
-                body,
-                source,
-                expected.as_ref(),
-                transfer::DataKeyFor::attempt(claimed.encryption_key_id.as_deref()),
-                &mut written,
-            )
-            .await;
+        let received = match loaded {
+            Err(stop) => Err(stop),
+            Ok(()) => {
+                self.receive(
+                    attempt,
+                    body,
+                    source,
+                    &claims,
+                    transfer::DataKeyFor::attempt(claimed.encryption_key_id.as_deref()),
+                    &mut written,
+                )
+                .await
+            }
+        };
         let stop = match received {
             Ok(bytes) => {
                 let size_bytes = bytes.size_bytes;
                 match self
-                    .finish(
-                        attempt,
-                        bytes,
-                        expected.as_ref(),
-                        claimed.declared_format,
-                        keep,
-                    )
+                    .finish(attempt, bytes, &claims, claimed.declared_format, keep)
                     .await
                 {
                     Ok(status) => {

@@ -324,7 +324,14 @@ impl Importer {
             None => DataKeyFor::None,
         };
         let bytes = self
-            .receive(attempt, Box::pin(body), source, None, key, written)
+            .receive(
+                attempt,
+                Box::pin(body),
+                source,
+                &Claims::default(),
+                key,
+                written,
+            )
             .await?;
         self.keep_converted(attempt, job, bytes).await?;
         tracing::info!(
@@ -439,7 +446,7 @@ impl Importer {
         let (account_id, image_id) = (attempt.account_id, attempt.image_id);
         let blobs = &self.inner.blobs;
         let checked = self
-            .check_written(attempt, &bytes, None, job.target)
+            .check_written(attempt, &bytes, &Claims::default(), job.target)
             .await?
             .map_err(|reason| Stop::Failed(format!("The converted file was refused: {reason}")))?;
         let blob_key = blobs

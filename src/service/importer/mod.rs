@@ -26,12 +26,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::ingest::{self, Hashers, Ingest};
+use super::ingest::{self, Claims, Ingest};
 use super::keys::KeyRing;
 use super::leases::{LeaseGuard, Leases};
 use super::now_ms;
 use super::url_guard::{AddressPolicy, GuardedResolver, Refused};
-use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::image::{DiskFormat, ImageStatus, replica_source};
 use crate::domain::notices;
 use crate::domain::units::format_bytes;
@@ -421,27 +420,30 @@ impl Importer {
         };
         tracing::info!("import started");
         let started = Instant::now();
-        let expected = claimed
-            .expected_checksum
-            .as_deref()
-            .and_then(ExpectedChecksum::from_db);
+        // What the bytes must prove: the creator's checksum, and the signature's certificate.
+        let (claims, loaded) = match Claims::load(
+            store,
+            account_id,
+            claimed.expected_checksum.as_deref(),
+            &claimed.signature,
+        )
+        .await
+        {
+            Ok(claims) => (claims, Ok(())),
+            Err(e) => (Claims::default(), Err(Stop::Internal(e))),
+        };
         // What this attempt wrote, as far as it got: removed if the import does not finish.
         let mut written = None;
         let key_id = claimed.encryption_key_id.as_deref();
-        let outcome = match replica_source(&claimed.source_url) {
-            Some(source_id) => {
-                self.replicate(attempt, source_id, expected.as_ref(), key_id, &mut written)
+        let outcome = match (loaded, replica_source(&claimed.source_url)) {
+            (Err(stop), _) => Err(stop),
+            (Ok(()), Some(source_id)) => {
+                self.replicate(attempt, source_id, &claims, key_id, &mut written)
                     .await
             }
-            None => {
-                self.import(
-                    attempt,
-                    &claimed.source_url,
-                    expected.as_ref(),
-                    key_id,
-                    &mut written,
-                )
-                .await
+            (Ok(()), None) => {
+                self.import(attempt, &claimed.source_url, &claims, key_id, &mut written)
+                    .await
             }
         };
         let stop = match outcome {
@@ -451,7 +453,7 @@ impl Importer {
                     .finish(
                         attempt,
                         bytes,
-                        expected.as_ref(),
+                        &claims,
                         claimed.declared_format,
                         Keep::Activate,
                     )
@@ -532,14 +534,14 @@ impl Importer {
         &self,
         attempt: &Attempt<'_>,
         bytes: Written,
-        expected: Option<&ExpectedChecksum>,
+        claims: &Claims,
         declared: DiskFormat,
         keep: Keep,
     ) -> Result<ImageStatus, Stop> {
         let (account_id, image_id) = (attempt.account_id, attempt.image_id);
         let blobs = &self.inner.blobs;
         let checked = self
-            .check_written(attempt, &bytes, expected, declared)
+            .check_written(attempt, &bytes, claims, declared)
             .await?
             .map_err(Stop::Failed)?;
         let blob_key = blobs
@@ -580,7 +582,7 @@ impl Importer {
         &self,
         attempt: &Attempt<'_>,
         bytes: &Written,
-        expected: Option<&ExpectedChecksum>,
+        claims: &Claims,
         declared: DiskFormat,
     ) -> Result<Result<ingest::Checked, String>, Stop> {
         let blobs = &self.inner.blobs;
@@ -594,8 +596,15 @@ impl Importer {
             length: bytes.size_bytes,
             seal: bytes.seal.as_ref(),
         };
-        let checked =
-            ingest::check(blobs, received, bytes.digests.clone(), expected, declared).await?;
+        let checked = ingest::check(
+            blobs,
+            received,
+            bytes.digests.clone(),
+            claims,
+            declared,
+            now_ms(),
+        )
+        .await?;
         if checked.is_ok() && !self.inner.store.holds_lease(&attempt.fence).await? {
             return Err(Stop::TakenOver);
         }

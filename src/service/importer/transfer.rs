@@ -13,7 +13,7 @@ impl Importer {
         &self,
         attempt: &Attempt<'_>,
         url: &str,
-        expected: Option<&ExpectedChecksum>,
+        claims: &Claims,
         key_id: Option<&str>,
         written: &mut Option<IncomingState>,
     ) -> Result<Written, Stop> {
@@ -56,7 +56,7 @@ impl Importer {
             attempt,
             body,
             source,
-            expected,
+            claims,
             DataKeyFor::attempt(key_id),
             written,
         )
@@ -70,7 +70,7 @@ impl Importer {
         &self,
         attempt: &Attempt<'_>,
         source_id: &str,
-        expected: Option<&ExpectedChecksum>,
+        claims: &Claims,
         key_id: Option<&str>,
         written: &mut Option<IncomingState>,
     ) -> Result<Written, Stop> {
@@ -127,7 +127,7 @@ impl Importer {
             attempt,
             body,
             source,
-            expected,
+            claims,
             DataKeyFor::attempt(key_id),
             written,
         )
@@ -144,7 +144,7 @@ impl Importer {
         attempt: &Attempt<'_>,
         body: S,
         source: Source<'_>,
-        expected: Option<&ExpectedChecksum>,
+        claims: &Claims,
         key: DataKeyFor<'_>,
         written: &mut Option<IncomingState>,
     ) -> Result<Written, Stop>
@@ -185,7 +185,7 @@ impl Importer {
             .start_writing(attempt, total.unwrap_or(limit), seal.as_ref())
             .await?;
         *written = Some(state);
-        let mut ingest = Ingest::start(file, Hashers::new(expected));
+        let mut ingest = Ingest::start(file, claims.hashers());
 
         let streamed = async {
             let mut body = body;

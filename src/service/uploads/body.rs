@@ -224,10 +224,14 @@ impl Services {
         blob_state: &IncomingState,
         seal: Option<&SegmentCipher>,
     ) -> UploadResult<()> {
-        let expected = row
-            .expected_checksum
-            .as_deref()
-            .and_then(ExpectedChecksum::from_db);
+        let claims = ingest::Claims::load(
+            self.store(),
+            &row.account_id,
+            row.expected_checksum.as_deref(),
+            &row.signature,
+        )
+        .await
+        .map_err(UploadError::Internal)?;
         self.blobs()
             .assemble(Incoming::Upload, &row.image_id, blob_state)
             .await?;
@@ -242,8 +246,9 @@ impl Services {
             self.blobs(),
             received,
             hashers.finalize(),
-            expected.as_ref(),
+            &claims,
             row.declared_format,
+            self.clock_ms(),
         )
         .await?;
         let now = now_ms();

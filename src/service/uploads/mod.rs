@@ -278,7 +278,8 @@ impl Services {
                 account_id: &actor.account_id,
                 length_bytes: length,
                 metadata,
-                hasher_state: &Hashers::new(expected.as_ref()).to_state(),
+                hasher_state: &Hashers::new(expected.as_ref(), image.signature.hash_method)
+                    .to_state(),
                 blob_state: blob_state.to_db().as_deref(),
                 data_key: data_key.as_ref(),
                 worker: &actor.user_name,

@@ -310,13 +310,17 @@ impl Store {
              hash_algo, hash_value, checksum_md5, expected_checksum, declared_format, blob_key, \
              bytes_done, bytes_total, created_by, created_at, updated_by, updated_at, source_image_id, \
              encryption_key_id, data_key_version, data_key_wrapped, data_key_nonce, data_key_format, \
-             source_disk_format, source_size_bytes, source_sha512, source_md5) \
+             source_disk_format, source_size_bytes, source_sha512, source_md5, signature, \
+             signature_hash_method, signature_key_type, signature_certificate_id, \
+             signature_verified_at, signature_subject, signature_fingerprint) \
              SELECT $1, account_id, $2, description, os_type, os_version, min_disk_gb, min_ram_gb, $3, 0, \
              architecture, boot_mode, features, status, image_type, source_url, source_file_name, \
              disk_format, size_bytes, virtual_size_bytes, hash_algo, hash_value, checksum_md5, \
              expected_checksum, declared_format, blob_key, size_bytes, size_bytes, $4, $5, $4, $5, id, \
              encryption_key_id, data_key_version, data_key_wrapped, data_key_nonce, data_key_format, \
-             source_disk_format, source_size_bytes, source_sha512, source_md5 \
+             source_disk_format, source_size_bytes, source_sha512, source_md5, signature, \
+             signature_hash_method, signature_key_type, signature_certificate_id, \
+             signature_verified_at, signature_subject, signature_fingerprint \
              FROM images WHERE id = $6 AND account_id = $7",
         )
         .bind(copy.id)

@@ -19,6 +19,8 @@ pub struct ClaimedImport {
     pub declared_format: DiskFormat,
     /// The key its bytes are sealed under, for an encrypted image.
     pub encryption_key_id: Option<String>,
+    /// What its bytes' signature must verify against, if it is signed.
+    pub signature: crate::domain::signature::SignatureProperties,
 }
 
 /// An image whose import must be picked up again after a restart.
@@ -39,6 +41,7 @@ pub struct ClaimedBody {
     pub expected_checksum: Option<String>,
     pub declared_format: DiskFormat,
     pub encryption_key_id: Option<String>,
+    pub signature: crate::domain::signature::SignatureProperties,
 }
 
 /// The outcome of reserving storage for an import.
@@ -90,6 +93,7 @@ impl Store {
             expected_checksum: row.expected_checksum,
             declared_format: row.declared_format,
             encryption_key_id: row.encryption_key_id,
+            signature: row.signature,
         }))
     }
 
@@ -295,6 +299,7 @@ impl Store {
             expected_checksum: row.expected_checksum,
             declared_format: row.declared_format,
             encryption_key_id: row.encryption_key_id,
+            signature: row.signature,
         }))
     }
 

@@ -154,6 +154,8 @@ pub struct ImportedBytes {
     pub hash_value: String,
     pub checksum_md5: String,
     pub blob_key: String,
+    /// What the bytes' signature verified with, for a signed image.
+    pub verified_signature: Option<crate::domain::signature::VerifiedSignature>,
 }
 
 /// Per-account limits checked, atomically, when an image is created.
@@ -302,7 +304,7 @@ pub(super) async fn lock_image(
 }
 
 use row::{ATTRIBUTE_COLUMNS, bind_attributes, os_version};
-pub(in crate::store) use row::{COLUMNS, decode_error};
+pub(in crate::store) use row::{COLUMNS, decode_error, signature_properties_from_row};
 
 impl Store {
     pub async fn account_usage(&self, account_id: &str) -> sqlx::Result<Usage> {
@@ -452,7 +454,8 @@ pub(super) async fn keep_bytes(
         "UPDATE images SET status = $1, failure_reason = NULL, disk_format = $2, \
          size_bytes = $3, virtual_size_bytes = $4, hash_algo = $5, hash_value = $6, \
          checksum_md5 = $7, blob_key = $8, bytes_done = $3, bytes_total = $3, updated_at = $9, bytes_reserved = NULL, \
-         import_attempts = CASE WHEN $1 = 'converting' THEN 0 ELSE import_attempts END \
+         import_attempts = CASE WHEN $1 = 'converting' THEN 0 ELSE import_attempts END, \
+         signature_verified_at = $13, signature_subject = $14, signature_fingerprint = $15 \
          WHERE id = $10 AND account_id = $11 AND status = $12{also}"
     ))
     .bind(to.as_str())
@@ -467,6 +470,19 @@ pub(super) async fn keep_bytes(
     .bind(id)
     .bind(account_id)
     .bind(from.as_str())
+    .bind(bytes.verified_signature.as_ref().map(|v| v.verified_at_ms))
+    .bind(
+        bytes
+            .verified_signature
+            .as_ref()
+            .map(|v| v.certificate_subject.clone()),
+    )
+    .bind(
+        bytes
+            .verified_signature
+            .as_ref()
+            .map(|v| v.certificate_fingerprint.clone()),
+    )
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() != 1 {

@@ -125,18 +125,25 @@ fn source_file_from_row(r: &AnyRow) -> sqlx::Result<Option<SourceFile>> {
     }))
 }
 
-/// The signature properties as set, and the verification's record: set together, or none.
-fn signature_from_row(
+/// Glance's signature properties as set (each column NULL when not).
+pub(in crate::store) fn signature_properties_from_row(
     r: &AnyRow,
-) -> sqlx::Result<(SignatureProperties, Option<VerifiedSignature>)> {
+) -> sqlx::Result<SignatureProperties> {
     let hash_method: Option<String> = r.try_get("signature_hash_method")?;
     let key_type: Option<String> = r.try_get("signature_key_type")?;
-    let properties = SignatureProperties {
+    Ok(SignatureProperties {
         signature: r.try_get("signature")?,
         hash_method: hash_method.and_then(|m| HashMethod::parse(&m).ok()),
         key_type: key_type.and_then(|k| KeyType::parse(&k).ok()),
         certificate_id: r.try_get("signature_certificate_id")?,
-    };
+    })
+}
+
+/// The signature properties as set, and the verification's record: set together, or none.
+fn signature_from_row(
+    r: &AnyRow,
+) -> sqlx::Result<(SignatureProperties, Option<VerifiedSignature>)> {
+    let properties = signature_properties_from_row(r)?;
     let verified_at: Option<i64> = r.try_get("signature_verified_at")?;
     let subject: Option<String> = r.try_get("signature_subject")?;
     let fingerprint: Option<String> = r.try_get("signature_fingerprint")?;

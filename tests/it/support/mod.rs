@@ -898,6 +898,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 hash_value: "0".repeat(128),
                 checksum_md5: "0".repeat(32),
                 blob_key: id.clone(),
+                verified_signature: None,
             };
             assert!(
                 store
