@@ -31,5 +31,6 @@ mod os_catalogue;
 mod recovery;
 mod scoping;
 mod shares;
+mod signatures;
 mod ssrf;
 mod uploads;

@@ -715,6 +715,10 @@ fn rows() -> Vec<Row> {
                 encryption: None,
                 encryption_key: None,
                 convert_to: None,
+                img_signature: None,
+                img_signature_hash_method: None,
+                img_signature_key_type: None,
+                img_signature_certificate_uuid: None,
             };
             classify(w, w.server_fn(&create, r).await, own)
         }),
