@@ -11,6 +11,7 @@ use leptos_router::{LazyRoute, lazy_route};
 
 use super::pages::account_settings::AccountSettingsPage;
 use super::pages::api_access::ApiAccessPage;
+use super::pages::certificates::CertificatesPage;
 use super::pages::image_guide::ImageGuidePage;
 use super::pages::images::detail::ImageDetailPage;
 use super::pages::images::recycle_bin::RecycleBinPage;
@@ -49,3 +50,4 @@ lazy_page!(RecycleBinRoute => RecycleBinPage);
 lazy_page!(AccountSettingsRoute => AccountSettingsPage);
 lazy_page!(ImageGuideRoute => ImageGuidePage);
 lazy_page!(KeysRoute => KeysPage);
+lazy_page!(CertificatesRoute => CertificatesPage);

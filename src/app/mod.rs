@@ -122,6 +122,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("recycle-bin") view={Lazy::<RecycleBinRoute>::new()} />
                     <Route path=path!("account-settings") view={Lazy::<AccountSettingsRoute>::new()} />
                     <Route path=path!("keys") view={Lazy::<KeysRoute>::new()} />
+                    <Route path=path!("certificates") view={Lazy::<CertificatesRoute>::new()} />
                     <Route path=path!("guide") view={Lazy::<ImageGuideRoute>::new()} />
                     <Route path=path!(":id/share") view={Lazy::<ImageShareRoute>::new()} />
                     <Route path=path!(":id") view={Lazy::<ImageDetailRoute>::new()} />

@@ -152,6 +152,8 @@ pub struct ListQuery {
     pub visibility: Option<Visibility>,
     /// Encrypted (`encrypted=yes`) or not (`encrypted=no`) images only.
     pub encrypted: Option<bool>,
+    /// Images whose signature verified (`signed=yes`), or not (`signed=no`), only.
+    pub signed: Option<bool>,
     pub tag_key: String,
     pub tag_value: String,
     pub owner: Ownership,
@@ -174,6 +176,7 @@ impl Default for ListQuery {
             os_platform: None,
             visibility: None,
             encrypted: None,
+            signed: None,
             tag_key: String::new(),
             tag_value: String::new(),
             owner: Ownership::All,
@@ -226,6 +229,11 @@ impl ListQuery {
                 Some("no") => Some(false),
                 _ => None,
             },
+            signed: match get("signed").as_deref() {
+                Some("yes") => Some(true),
+                Some("no") => Some(false),
+                _ => None,
+            },
             tag_key: get("tag_key").map(|k| clip(&k, 128)).unwrap_or_default(),
             tag_value: get("tag_value").map(|v| clip(&v, 256)).unwrap_or_default(),
             owner: get("owner")
@@ -267,6 +275,9 @@ impl ListQuery {
         if let Some(encrypted) = self.encrypted {
             pairs.push(("encrypted", if encrypted { "yes" } else { "no" }.into()));
         }
+        if let Some(signed) = self.signed {
+            pairs.push(("signed", if signed { "yes" } else { "no" }.into()));
+        }
         if !self.tag_key.is_empty() {
             pairs.push(("tag_key", self.tag_key.clone()));
         }
@@ -302,8 +313,15 @@ impl ListQuery {
             || self.os_platform.is_some()
             || self.visibility.is_some()
             || self.encrypted.is_some()
+            || self.signed.is_some()
             || !self.tag_key.is_empty()
             || self.owner != Ownership::All
+    }
+
+    /// Whether a filter only the image rows know is set (encryption, a verified signature):
+    /// neither the counters nor the search index can answer it.
+    pub fn filters_rows_only(&self) -> bool {
+        self.encrypted.is_some() || self.signed.is_some()
     }
 
     /// The `os_type` values the OS filters select; `None` for every value.

@@ -418,6 +418,8 @@ pub struct CertificateSummary {
     pub pending_images: u32,
     /// Images whose signature verified against it.
     pub verified_images: u32,
+    /// Valid, expired or not yet valid, as of the listing.
+    pub validity: Validity,
 }
 
 impl CertificateSummary {
@@ -437,7 +439,7 @@ impl CertificateSummary {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Validity {
     Valid,
     Expired,
@@ -451,6 +453,35 @@ impl Validity {
             Validity::Expired => "Expired",
             Validity::NotYetValid => "Not yet valid",
         }
+    }
+}
+
+/// A certificate file as uploaded, checked for its shape (the server then reads it whole).
+pub struct CertificatePem;
+
+impl CertificatePem {
+    /// Longest file taken: a signing certificate is a few KiB.
+    pub const MAX_BYTES: usize = 64 * 1024;
+
+    pub fn parse(raw: &str) -> Result<(), FieldError> {
+        let err = |m: &str| Err(FieldError::new(field::CERTIFICATE_PEM, m));
+        if raw.trim().is_empty() {
+            return err("Choose a certificate file, or paste the certificate (PEM).");
+        }
+        if raw.len() > Self::MAX_BYTES {
+            return err("The file is larger than 64 KiB: a signing certificate is a few KiB.");
+        }
+        if raw.contains("PRIVATE KEY-----") {
+            return err(
+                "The file holds a private key. Upload only the certificate, and keep the private key to yourself.",
+            );
+        }
+        if !raw.contains("-----BEGIN ") {
+            return err(
+                "The file is not PEM: a certificate file begins with -----BEGIN CERTIFICATE-----.",
+            );
+        }
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod api_tokens;
 pub mod auth;
+pub mod certificates;
 pub mod error;
 pub mod images;
 pub mod keys;

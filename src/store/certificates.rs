@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::images::decode_error;
 use super::{Store, to_u64};
-use crate::domain::signature::{CertificateSummary, KeyKind};
+use crate::domain::signature::{CertificateSummary, KeyKind, Validity};
 
 const COLUMNS: &str = "c.id, c.account_id, c.subject, c.issuer, c.fingerprint_sha256, c.key_kind, \
     c.key_bits, c.not_before_ms, c.not_after_ms, c.pem, c.created_by, c.created_at";
@@ -85,6 +85,8 @@ fn summary(r: &AnyRow) -> sqlx::Result<CertificateSummary> {
         created_at_ms: r.try_get("created_at")?,
         pending_images: u32::try_from(to_u64(r.try_get("pending")?)).unwrap_or(u32::MAX),
         verified_images: u32::try_from(to_u64(r.try_get("verified")?)).unwrap_or(u32::MAX),
+        // Judged by the service, at its clock.
+        validity: Validity::Valid,
     })
 }
 

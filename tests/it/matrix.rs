@@ -16,6 +16,9 @@ use image_console::domain::share::ShareDecision;
 use image_console::server::auth::SESSION_COOKIE;
 use image_console::server_fns::api_tokens::{CreateApiToken, ListApiTokens, RevokeApiToken};
 use image_console::server_fns::auth::{CurrentUser, SignIn, SignOut, SignUp};
+use image_console::server_fns::certificates::{
+    AddCertificate, DeleteCertificate, ListCertificates,
+};
 use image_console::server_fns::images::{
     CreateDownloadLink, CreateImage, DeleteImage, DeleteImages, GetAccountUsage,
     GetConsoleSettings, GetImage, GetImageHistory, GetImageUpload, ListImages, PutImageTag,
@@ -930,6 +933,39 @@ fn rows() -> Vec<Row> {
             assert_eq!(status, StatusCode::NOT_FOUND);
             Own
         }),
+        server_fn_row!(ListCertificates, OWN_ACCOUNT, |w, r| {
+            classify(w, w.server_fn(&ListCertificates {}, r).await, own)
+        }),
+        server_fn_row!(AddCertificate, OWN_ACCOUNT, |w, r| {
+            let signer = crate::signatures::Signer::new(
+                image_console::domain::signature::KeyType::EccSecp384r1,
+                &format!("/CN=matrix-{}", r.account()),
+            );
+            let args = AddCertificate {
+                certificate_pem: signer.certificate_pem(),
+            };
+            classify(w, w.server_fn(&args, r).await, own)
+        }),
+        server_fn_row!(DeleteCertificate, OWN_ACCOUNT, |w, r| {
+            // The owner's certificate: the owner deletes it, anyone else is told there is none.
+            let signer = crate::signatures::Signer::new(
+                image_console::domain::signature::KeyType::EccSecp384r1,
+                &format!("/CN=delete-{}", r.account()),
+            );
+            let id = w
+                .services
+                .add_certificate(&w.owner, &signer.certificate_pem())
+                .await
+                .unwrap();
+            let (status, body) = w.server_fn(&DeleteCertificate { id }, r).await;
+            let expected = if r == Owner {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            assert_eq!(status, expected, "{body}");
+            Own
+        }),
         server_fn_row!(ListKeys, OWN_ACCOUNT, |w, r| {
             classify(w, w.server_fn(&ListKeys {}, r).await, own)
         }),
@@ -1307,6 +1343,9 @@ fn rows() -> Vec<Row> {
         }),
         route_row!("/images/account-settings", OWN_ACCOUNT, |w, r| {
             classify(w, w.page("/images/account-settings", r).await, own)
+        }),
+        route_row!("/images/certificates", OWN_ACCOUNT, |w, r| {
+            classify(w, w.page("/images/certificates", r).await, own)
         }),
         route_row!("/images/keys", OWN_ACCOUNT, |w, r| {
             classify(w, w.page("/images/keys", r).await, own)

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use bytes::Bytes;
 use image_console::domain::image::{ImageDetail, ImageStatus};
+use image_console::domain::list_query::ListQuery;
 use image_console::domain::signature::{HashMethod, KeyType, SignatureForm};
 use image_console::service::image_api::ApiChange;
 use image_console::service::{Actor, ServiceError};
@@ -340,6 +341,23 @@ async fn signed_images_verify_on_every_way_in(backend: Backend) {
     );
     let id = s.create_image(&alice, &form).await.unwrap();
     assert_failed(app, &alice, &id, "does not verify").await;
+
+    // The Signed filter: the three verified images, not the four that failed.
+    for (signed, expected) in [(Some(true), 3), (Some(false), 4), (None, 7)] {
+        let query = ListQuery {
+            signed,
+            ..ListQuery::default()
+        };
+        let page = s.list_images(&alice, &query).await.unwrap();
+        assert_eq!(page.total, expected, "signed {signed:?}");
+        assert_eq!(page.images.len(), expected as usize);
+    }
+    let searched = ListQuery {
+        signed: Some(true),
+        search: "signed".into(),
+        ..ListQuery::default()
+    };
+    assert_eq!(s.list_images(&alice, &searched).await.unwrap().total, 2);
 
     // Once nothing waits for it, the certificate may go; verified images keep its subject.
     s.delete_certificate(&alice, &ec_id).await.unwrap();

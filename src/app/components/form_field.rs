@@ -154,6 +154,9 @@ pub fn TextField(
     #[prop(optional)] placeholder: Option<&'static str>,
     #[prop(optional)] required: bool,
     #[prop(optional)] multiline: bool,
+    /// A textarea's height in lines.
+    #[prop(default = 3)]
+    rows: u32,
 ) -> impl IntoView {
     let id = field.id();
     let invalid = move || error.get().is_some().then_some("true");
@@ -163,7 +166,7 @@ pub fn TextField(
             <textarea
                 id=id.clone()
                 name=field.name
-                rows="3"
+                rows=rows
                 aria-invalid=invalid
                 aria-describedby=describedby
                 bind:value=field.value

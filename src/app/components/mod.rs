@@ -8,6 +8,7 @@ pub mod image_attribute_fields;
 pub mod pager;
 pub mod progress_bar;
 pub mod selection;
+pub mod signature_fields;
 pub mod skipped_list;
 pub mod status_badge;
 pub mod upload_controls;

@@ -96,6 +96,7 @@ pub fn ConsoleLayout() -> impl IntoView {
                     // The layout stays while pages change: a choice closes the menu.
                     <ul class="menu-list" on:click=move |_| close_menu(account_menu)>
                         <li><a href="/images/keys">"Keys"</a></li>
+                        <li><a href="/images/certificates">"Certificates"</a></li>
                         <li><a href="/images/account-settings">"Account settings"</a></li>
                         <li><a href="/images/work-history">"Work History"</a></li>
                     </ul>

@@ -1,6 +1,7 @@
 pub mod account_settings;
 pub mod api_access;
 pub mod auth;
+pub mod certificates;
 pub mod image_guide;
 pub mod images;
 pub mod keys;

@@ -6,7 +6,8 @@ pub mod verify;
 use super::{Actor, ServiceError, ServiceResult, Services};
 use crate::domain::FieldError;
 use crate::domain::signature::{
-    CertificateSummary, SignatureClaim, SignatureProperties, VerifiedSignature, field,
+    CertificatePem, CertificateSummary, SignatureClaim, SignatureProperties, VerifiedSignature,
+    field,
 };
 use crate::store::Store;
 use crate::store::certificates::{AddCertificateError, DeleteCertificateError, NewCertificate};
@@ -14,9 +15,6 @@ use verify::SigningCertificate;
 
 /// Most certificates one account holds.
 pub const MAX_CERTIFICATES_PER_ACCOUNT: usize = 100;
-
-/// Longest certificate file taken (a certificate with a long chain of extensions is a few KiB).
-pub const MAX_PEM_BYTES: usize = 64 * 1024;
 
 /// What an image's bytes must verify against, read when its bytes are checked: the claim and
 /// the certificate it names, or the reason the image cannot be verified (the properties are
@@ -74,7 +72,12 @@ impl SignatureCheck {
 impl Services {
     /// The actor's account's certificates.
     pub async fn list_certificates(&self, actor: &Actor) -> ServiceResult<Vec<CertificateSummary>> {
-        Ok(self.store().list_certificates(&actor.account_id).await?)
+        let now = self.clock_ms();
+        let mut certificates = self.store().list_certificates(&actor.account_id).await?;
+        for certificate in &mut certificates {
+            certificate.validity = certificate.validity_at(now);
+        }
+        Ok(certificates)
     }
 
     /// Reads, checks and keeps an uploaded PEM certificate; returns its id. A certificate
@@ -83,15 +86,7 @@ impl Services {
         let invalid = |message: String| {
             ServiceError::Invalid(vec![FieldError::new(field::CERTIFICATE_PEM, message)])
         };
-        if pem.trim().is_empty() {
-            return Err(invalid("Choose a certificate file (PEM).".into()));
-        }
-        if pem.len() > MAX_PEM_BYTES {
-            return Err(invalid(format!(
-                "The file is larger than {} KiB: a signing certificate is a few KiB.",
-                MAX_PEM_BYTES / 1024
-            )));
-        }
+        CertificatePem::parse(pem).map_err(|e| ServiceError::Invalid(vec![e]))?;
         let certificate = SigningCertificate::from_pem(pem).map_err(invalid)?;
         let now = self.clock_ms();
         certificate.check_validity(now).map_err(invalid)?;

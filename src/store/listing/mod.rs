@@ -216,11 +216,11 @@ impl Store {
         query: &View<'_>,
     ) -> sqlx::Result<(ListTotal, PagePath)> {
         let limit = self.candidate_limit;
-        // Neither the counters nor the search index know whether an image is encrypted: the
-        // total is counted over the image rows (to one past the bound, as a search's is), and
-        // the page read from them in list order, where the database picks its way (the
-        // encrypted ones have an index of their own).
-        if query.encrypted.is_some() {
+        // Neither the counters nor the search index know whether an image is encrypted or
+        // signed: the total is counted over the image rows (to one past the bound, as a
+        // search's is), and the page read from them in list order, where the database picks
+        // its way (the encrypted ones and the signed ones have an index of their own).
+        if query.filters_rows_only() {
             let filter = row_filter(self.backend, account_id, query, TagPath::Drive, Scope::Own);
             let sql = if query.count_all {
                 format!("SELECT COUNT(*) AS total {}", filter.sql)

@@ -156,6 +156,11 @@ pub(super) fn row_filter(
         Some(false) => conditions.push("i.encryption_key_id IS NULL".into()),
         None => {}
     }
+    match query.signed {
+        Some(true) => conditions.push("i.signature_verified_at IS NOT NULL".into()),
+        Some(false) => conditions.push("i.signature_verified_at IS NULL".into()),
+        None => {}
+    }
     if !query.tag_key.is_empty() {
         let key = q.text(query.tag_key.clone());
         let mut tag = match tag_path {
@@ -180,7 +185,7 @@ pub(super) fn row_filter(
 /// The counter rows that hold the total for a query with at most one simple filter (an
 /// operating system's platforms are one filter whose rows add up).
 pub(super) fn single_counter(query: &ListQuery) -> Option<(&'static str, Vec<String>)> {
-    if !query.search.is_empty() || query.encrypted.is_some() {
+    if !query.search.is_empty() || query.filters_rows_only() {
         return None;
     }
     let tag = (!query.tag_key.is_empty()).then(|| {
@@ -224,7 +229,7 @@ pub(super) fn single_counter(query: &ListQuery) -> Option<(&'static str, Vec<Str
 /// for several filters the cells of the status × OS type × visibility cube they select, for
 /// the tag if there is one (see the migration that creates the cube counters).
 pub(super) fn counter_rows(query: &View<'_>) -> Option<(&'static str, Vec<String>)> {
-    if !query.search.is_empty() || query.encrypted.is_some() {
+    if !query.search.is_empty() || query.filters_rows_only() {
         return None;
     }
     // Leaving the Recycle Bin's images out takes the cube's cells.

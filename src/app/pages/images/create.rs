@@ -13,6 +13,7 @@ use crate::app::components::form_field::{
     FieldState, RadioGroup, RowTextField, TextField, all_fields, form_alert,
 };
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
+use crate::app::components::signature_fields::{SignatureFieldStates, SignatureFields};
 use crate::app::uploads::UploadManager;
 use crate::domain::attributes::{Architecture, BootMode, Features};
 use crate::domain::checksum::{ExpectedChecksum, field as checksum_field};
@@ -86,6 +87,7 @@ pub fn CreateImagePage() -> impl IntoView {
                 .set(settings.convert_to_default.as_str().to_owned());
         }
     });
+    let signature = SignatureFieldStates::new("create");
     let visibility = FieldState::new("create", field::VISIBILITY, Visibility::Private.as_str());
     let description = FieldState::new("create", field::DESCRIPTION, "");
     let protected = RwSignal::new(false);
@@ -101,7 +103,7 @@ pub fn CreateImagePage() -> impl IntoView {
     );
     let tags = TagRows::new();
     let (min_disk, min_ram) = (attributes.min_disk, attributes.min_ram);
-    let fields: [FieldState; 17] = all_fields(&[
+    let fields: [FieldState; 21] = all_fields(&[
         &[
             name,
             source,
@@ -114,6 +116,7 @@ pub fn CreateImagePage() -> impl IntoView {
             visibility,
             description,
         ],
+        &signature.states(),
         &attributes.states(),
     ]);
 
@@ -213,6 +216,7 @@ pub fn CreateImagePage() -> impl IntoView {
                         off_hint="The image's bytes are stored as they arrive."
                         on_hint="The bytes are encrypted as they arrive, with a data key of their own wrapped by one of this account's keys (KMS envelope encryption). Downloads decrypt them."
                     />
+                    <SignatureFields states=signature />
                     <ImageAttributeFields fields=attributes />
                     <RadioGroup
                         legend="Visibility"
@@ -296,6 +300,8 @@ pub fn CreateImagePage() -> impl IntoView {
                     }}</dd>
                     <dt>"Encryption"</dt>
                     <dd>{move || if encrypted() { format!("On ({})", key_label()) } else { "Off".to_owned() }}</dd>
+                    <dt>"Signature"</dt>
+                    <dd>{move || signature.summary()}</dd>
                     <dt>"Operating system"</dt>
                     <dd>{move || attributes.os_label().unwrap_or_else(|| "—".into())}</dd>
                     <dt>"Minimum Disk"</dt>

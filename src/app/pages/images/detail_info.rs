@@ -122,6 +122,34 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                     image.disk_format.map_or("another format", |f| f.label())
                 )}</p>
             }.into_any()))}
+            {match (image.verified_signature.clone(), image.signature.is_empty()) {
+                (Some(verified), _) => Some(row("Signature", view! {
+                    <span class="badge badge-active">
+                        <span class="badge-dot" aria-hidden="true"></span>
+                        "Verified"
+                    </span>
+                    <dl class="source-file">
+                        <dt>"Certificate"</dt>
+                        <dd>{verified.certificate_subject.clone()}</dd>
+                        <dt>"Fingerprint (SHA-256)"</dt>
+                        <dd class="mono break">{verified.certificate_fingerprint.clone()}</dd>
+                        <dt>"Algorithm"</dt>
+                        <dd>{verified.algorithm()}</dd>
+                        <dt>"Verified"</dt>
+                        <dd><time datetime=format_rfc3339(verified.verified_at_ms)>{format_timestamp(verified.verified_at_ms)}</time></dd>
+                    </dl>
+                    <p class="hint">{if image.source_file.is_some() {
+                        "The signature covers the file as received, before conversion."
+                    } else {
+                        "The image's bytes were verified against the signature as they arrived."
+                    }}</p>
+                }.into_any())),
+                (None, false) => Some(row("Signature", text(match image.status {
+                    ImageStatus::Failed => "Not verified (see why the image failed)".to_owned(),
+                    _ => "To be verified when the bytes arrive".to_owned(),
+                }))),
+                (None, true) => None,
+            }}
             {row("Encryption", match image.encryption.clone() {
                 None => text("Off".to_owned()),
                 Some(encryption) => {

@@ -323,6 +323,23 @@ fn FilterBar(query: Memo<ListQuery>) -> impl IntoView {
                 </select>
             </div>
             <div class="filter-field">
+                <label for="filter-signed">"Signed"</label>
+                <select id="filter-signed" name="signed" on:change=submit_on_change>
+                    {move || {
+                        let current = match q().signed {
+                            Some(true) => Some("yes"),
+                            Some(false) => Some("no"),
+                            None => Some(""),
+                        };
+                        view! {
+                            {option("", "All", current)}
+                            {option("yes", "Verified", current)}
+                            {option("no", "Not signed", current)}
+                        }
+                    }}
+                </select>
+            </div>
+            <div class="filter-field">
                 <label for="filter-owner">"Owner"</label>
                 <select id="filter-owner" name="owner" on:change=submit_on_change>
                     {move || {
