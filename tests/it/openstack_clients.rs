@@ -11,8 +11,12 @@ use serde_json::Value;
 
 use crate::crash::Server;
 use crate::on_both_databases;
-use crate::support::Client;
+use crate::signatures::Signer;
 use crate::support::{Backend, TestDb, qemu_img};
+use crate::support::{Client, text};
+use image_console::domain::signature::{HashMethod, KeyType};
+use image_console::server_fns::certificates::AddCertificate;
+use leptos::server_fn::ServerFn;
 
 /// A client program from the pinned virtual environment.
 fn client(name: &str) -> PathBuf {
@@ -669,4 +673,94 @@ async fn openstack_client_session(backend: Backend) {
     .unwrap();
 }
 
-on_both_databases!(glance_client_session, openstack_client_session);
+/// A Glance signing pipeline, unchanged: sign with openssl, then `glance image-create
+/// --property img_signature=… --file`; the image is Active and verified. A signature of other
+/// bytes is refused and the image killed, keeping nothing.
+async fn glance_signing_pipeline_verifies(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(db.url(), data.path(), &[]);
+    let client = Client::remote(&server.base);
+    let cookie = client.sign_up("acme").await;
+    let alice = User {
+        token: client.api_token(&cookie, "signing pipeline").await,
+        endpoint: server.base.clone(),
+        home: tempfile::tempdir().unwrap(),
+    };
+    let signer = Signer::new(KeyType::RsaPss, "/CN=Pipeline/O=Acme");
+    let added = client
+        .call(
+            AddCertificate::PATH,
+            &[("certificate_pem", signer.certificate_pem())],
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(added.status(), axum::http::StatusCode::OK);
+    let certificate: String = serde_json::from_str(&text(added).await).unwrap();
+    let (file, _) = disk(data.path(), "signed.qcow2");
+    let other = raw_disk(data.path(), "other.raw");
+    let signature = signer.sign(&file, HashMethod::Sha256);
+    let wrong = signer.sign(Path::new(&other), HashMethod::Sha256);
+    let file = file.to_str().unwrap().to_owned();
+
+    tokio::task::spawn_blocking(move || {
+        let create = |name: &str, signature: &str| {
+            let properties = [
+                format!("img_signature={signature}"),
+                "img_signature_hash_method=SHA-256".to_owned(),
+                "img_signature_key_type=RSA-PSS".to_owned(),
+                format!("img_signature_certificate_uuid={certificate}"),
+            ];
+            let mut args = vec![
+                "image-create",
+                "--name",
+                name,
+                "--disk-format",
+                "qcow2",
+                "--container-format",
+                "bare",
+            ];
+            for property in &properties {
+                args.extend(["--property", property.as_str()]);
+            }
+            args.extend(["--file", file.as_str()]);
+            alice.run("glance", &args)
+        };
+        let created = create("signed", &signature);
+        assert!(created.ok, "{}", created.stderr);
+        let id = table_value(&created.stdout, "id").unwrap();
+        let shown = alice.ok("glance", &["image-show", &id]);
+        assert_eq!(table_value(&shown, "status").as_deref(), Some("active"));
+        assert_eq!(
+            table_value(&shown, "img_signature_key_type").as_deref(),
+            Some("RSA-PSS")
+        );
+
+        let refused = create("tampered", &wrong);
+        assert!(!refused.ok, "{}", refused.stdout);
+        assert!(
+            refused.stderr.contains("does not verify"),
+            "{}",
+            refused.stderr
+        );
+        let listed = alice.ok("glance", &["image-list"]);
+        let tampered = listed
+            .lines()
+            .find(|l| l.contains("tampered"))
+            .and_then(|l| l.split('|').nth(1))
+            .map(|id| id.trim().to_owned())
+            .expect("the tampered image is listed");
+        let shown = alice.ok("glance", &["image-show", &tampered]);
+        assert_eq!(table_value(&shown, "status").as_deref(), Some("killed"));
+        assert_eq!(table_value(&shown, "size").as_deref(), Some("None"));
+    })
+    .await
+    .unwrap();
+    drop(server);
+}
+
+on_both_databases!(
+    glance_client_session,
+    openstack_client_session,
+    glance_signing_pipeline_verifies
+);
