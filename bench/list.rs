@@ -143,6 +143,8 @@ async fn fill_account(store: &Store, account: &str, images: usize, seed: u64) ->
                 id,
                 account_id: account.into(),
                 convert_to: None,
+                signature: Default::default(),
+                source_image_id: None,
                 visibility: if rng.next().is_multiple_of(5) {
                     Visibility::Shared
                 } else {

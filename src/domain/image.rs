@@ -387,6 +387,9 @@ pub struct ImageDetail {
     /// What the bytes' signature verified with; `None` for an image not (yet) verified.
     #[serde(default)]
     pub verified_signature: Option<super::signature::VerifiedSignature>,
+    /// The images it was made from, nearest first (filled in by the service).
+    #[serde(default)]
+    pub lineage: Vec<Ancestor>,
 }
 
 impl ImageDetail {
@@ -561,5 +564,38 @@ mod tests {
         assert_eq!(p(10, None).percent(), None);
         assert_eq!(p(10, Some(0)).percent(), None);
         assert_eq!(p(u64::MAX / 2, Some(u64::MAX)).percent(), Some(49));
+    }
+}
+
+/// One ancestor of an image made from another (Create shared Image, Replicate): its source
+/// is depth 1, that image's source depth 2, and so on up to the root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ancestor {
+    pub depth: u32,
+    pub id: String,
+    /// The account that held it when the image was made from it.
+    pub account_id: String,
+    pub seen: AncestorState,
+}
+
+/// What the viewer may know of an ancestor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AncestorState {
+    /// One of the viewer's account's images, as it is now.
+    Image { name: String, status: ImageStatus },
+    /// An image of another account: only its id and account are shown.
+    OtherAccount,
+    /// Destroyed: it no longer exists.
+    Destroyed,
+}
+
+impl Ancestor {
+    /// "an image of account X", "destroyed", or the image's name.
+    pub fn describe(&self) -> String {
+        match &self.seen {
+            AncestorState::Image { name, .. } => name.clone(),
+            AncestorState::OtherAccount => format!("an image of account {}", self.account_id),
+            AncestorState::Destroyed => "destroyed".to_owned(),
+        }
     }
 }

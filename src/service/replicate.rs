@@ -87,6 +87,7 @@ impl Services {
             // A replica keeps its source's format.
             convert_to: Some(crate::domain::conversion::ConvertTo::Keep),
             signature: Default::default(),
+            source_image_id: Some(id.clone()),
             id: replica_id.clone(),
             account_id: actor.account_id.clone(),
             attributes: crate::domain::image_spec::ImageAttributes {

@@ -92,6 +92,7 @@ fn image_row(
         encryption_key: None,
         convert_to: None,
         signature: Default::default(),
+        source_image_id: None,
         note: None,
         local_file: None,
         created_by: account.into(),

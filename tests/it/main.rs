@@ -28,6 +28,7 @@ mod listing;
 mod matrix;
 mod openstack_clients;
 mod os_catalogue;
+mod provenance;
 mod recovery;
 mod scoping;
 mod shares;

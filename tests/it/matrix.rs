@@ -1162,6 +1162,15 @@ fn rows() -> Vec<Row> {
             assert_eq!(deactivated, replicated, "deactivate and replicate");
             deactivated
         }),
+        route_row!("/v2/images/{id}/ancestry", OWNER_AND_ACCEPTED, |w, r| {
+            // Unlike the image itself, its ancestry is not shown to a pending or rejected member.
+            let path = format!("/v2/images/{}/ancestry", w.image);
+            classify(
+                w,
+                w.api(Method::GET, &path, r, None, Body::empty()).await,
+                allowed,
+            )
+        }),
         route_row!("/v2/images/{id}/references", OWNER_AND_ACCEPTED, |w, r| {
             let path = format!("/v2/images/{}/references", w.image);
             classify(

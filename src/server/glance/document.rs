@@ -15,8 +15,9 @@ use crate::service::image_api::{ApiChange, ApiImage};
 pub use crate::domain::api_list::STORE_ID;
 
 /// Fields a client may never set: Glance answers 403 for them.
-const READ_ONLY: [&str; 14] = [
+const READ_ONLY: [&str; 15] = [
     "status",
+    "source_image_id",
     "checksum",
     "os_hash_algo",
     "os_hash_value",
@@ -131,6 +132,9 @@ pub fn image_json(image: &ApiImage) -> Value {
         if let Some(value) = value {
             doc.insert(key.into(), Value::String(value));
         }
+    }
+    if let Some(source) = &d.source_image_id {
+        doc.insert("source_image_id".into(), Value::String(source.clone()));
     }
     if let Some(encryption) = &d.encryption {
         doc.insert(

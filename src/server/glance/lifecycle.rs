@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{ApiActor, error, service_error};
+use crate::domain::image::AncestorState;
 use crate::domain::units::format_rfc3339;
 use crate::service::{ServiceError, Services};
 
@@ -169,6 +170,44 @@ pub async fn remove_reference(
         .await
     {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => service_error(&e, &headers),
+    }
+}
+
+/// `GET /v2/images/{id}/ancestry`: the images it was made from, nearest first, up to its
+/// root (as AWS's GetImageAncestry): each with its owner, and its name and status only when
+/// it is one of the caller's own images; a destroyed one as `destroyed`.
+pub async fn ancestry(
+    State(services): State<Services>,
+    ApiActor(actor): ApiActor,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match services.api_ancestry(&actor, &id).await {
+        Ok(ancestors) => {
+            let ancestors: Vec<_> = ancestors
+                .iter()
+                .map(|a| {
+                    let mut entry = json!({
+                        "id": a.id,
+                        "depth": a.depth,
+                        "owner": a.account_id,
+                    });
+                    let state = match &a.seen {
+                        AncestorState::Image { name, status } => {
+                            entry["name"] = json!(name);
+                            entry["status"] = json!(super::wire::api_status(*status, false));
+                            "visible"
+                        }
+                        AncestorState::OtherAccount => "other_account",
+                        AncestorState::Destroyed => "destroyed",
+                    };
+                    entry["state"] = json!(state);
+                    entry
+                })
+                .collect();
+            Json(json!({ "image_id": id, "ancestry": ancestors })).into_response()
+        }
         Err(e) => service_error(&e, &headers),
     }
 }

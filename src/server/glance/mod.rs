@@ -85,6 +85,7 @@ fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
             put(lifecycle::add_reference).delete(lifecycle::remove_reference),
         ),
         ("/v2/images/{id}/import", post(images::import_image)),
+        ("/v2/images/{id}/ancestry", get(lifecycle::ancestry)),
         (
             "/v2/images/{id}/tags/{tag}",
             put(images::add_tag).delete(images::remove_tag),

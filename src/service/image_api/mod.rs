@@ -15,7 +15,7 @@ use crate::domain::FieldError;
 use crate::domain::api_list::{ApiListQuery, api_status};
 use crate::domain::conversion::ConvertTo;
 use crate::domain::history::{FieldChange, HistoryTopic};
-use crate::domain::image::{ApiWait, DiskFormat, ImageDetail, ImageStatus};
+use crate::domain::image::{Ancestor, ApiWait, DiskFormat, ImageDetail, ImageStatus};
 use crate::domain::image_properties::{
     PropertyKey, PropertyValue, check_property_count, field as property_field,
 };
@@ -342,6 +342,22 @@ impl Services {
         }
     }
 
+    /// The image's ancestors, as `GET /v2/images/{id}/ancestry` lists them: for its owner
+    /// and the accounts that accepted it, each as the viewer may see it (`lineage_seen_by`).
+    pub async fn api_ancestry(&self, actor: &Actor, id: &str) -> ServiceResult<Vec<Ancestor>> {
+        let id = parse_image_id(id)?;
+        if self
+            .visible_image(actor, &id)
+            .await?
+            .row()
+            .status
+            .in_recycle_bin()
+        {
+            return Err(super::images::not_found());
+        }
+        self.lineage_seen_by(actor, &id).await
+    }
+
     /// Creates an image that waits for its data (Queued, no source): the data comes later in
     /// a request body (`api_upload_image_data`). The attributes go through the Edit form's
     /// rules; the name is required, the operating system optional (Glance needs none). `id`
@@ -454,6 +470,7 @@ impl Services {
             encryption_key,
             convert_to,
             signature,
+            source_image_id: None,
             note: None,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),

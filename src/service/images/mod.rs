@@ -10,7 +10,7 @@ use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::checksum::ExpectedChecksum;
 use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, HistoryTopic};
-use crate::domain::image::{AccountUsage, ImageDetail};
+use crate::domain::image::{AccountUsage, Ancestor, AncestorState, ImageDetail, ImageStatus};
 use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageSource, protected_label};
 use crate::domain::keys::EncryptionChoice;
 use crate::domain::list_query::{ImagePage, ListQuery};
@@ -197,21 +197,54 @@ impl Services {
                 let references = self
                     .references_seen_by(actor, &actor.account_id, &id)
                     .await?;
+                let lineage = self.lineage_seen_by(actor, &id).await?;
                 let detail = ImageDetail {
                     references,
+                    lineage,
                     ..row.into_detail(tags, shares)
                 };
                 self.with_key(detail, true).await
             }
             Access::Recipient { row, .. } => {
                 let references = self.references_seen_by(actor, &row.account_id, &id).await?;
+                let lineage = self.lineage_seen_by(actor, &id).await?;
                 let detail = ImageDetail {
                     references,
+                    lineage,
                     ..super::shares::as_seen_by_recipient(row.into_detail(Vec::new(), 0))
                 };
                 self.with_key(detail, false).await
             }
         }
+    }
+
+    /// An image's ancestors as `actor` may see them: the actor's own account's images by name
+    /// and status, another account's only as "an image of account X", destroyed ones as such.
+    /// The caller has checked that the actor may see the image itself.
+    pub(crate) async fn lineage_seen_by(
+        &self,
+        actor: &Actor,
+        image_id: &str,
+    ) -> ServiceResult<Vec<Ancestor>> {
+        Ok(self
+            .store()
+            .lineage(image_id)
+            .await?
+            .into_iter()
+            .map(|a| Ancestor {
+                depth: a.depth,
+                seen: match a.now {
+                    None => AncestorState::Destroyed,
+                    Some((_, ImageStatus::Deleting, _)) => AncestorState::Destroyed,
+                    Some((name, status, account)) if account == actor.account_id => {
+                        AncestorState::Image { name, status }
+                    }
+                    Some(_) => AncestorState::OtherAccount,
+                },
+                id: a.id,
+                account_id: a.account_id,
+            })
+            .collect())
     }
 
     /// Fills in an encrypted image's key: its state, and its name for the owner (a recipient
@@ -298,6 +331,7 @@ impl Services {
                 .as_ref()
                 .map(SignatureClaim::properties)
                 .unwrap_or_default(),
+            source_image_id: None,
             note: None,
             created_by: actor.user_name.clone(),
             created_at_ms: now_ms(),

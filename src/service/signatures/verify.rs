@@ -104,7 +104,7 @@ impl SigningCertificate {
             .find("-----END ")
             .and_then(|at| first[at + 9..].find("-----").map(|e| at + 9 + e + 5))
             .ok_or("The file is not PEM: its block has no -----END line.")?;
-        let (label, der) = x509_cert::der::pem::decode_vec(first[..end].as_bytes())
+        let (label, der) = x509_cert::der::pem::decode_vec(&first.as_bytes()[..end])
             .map_err(|_| "The file is not PEM: its block is not valid base64 between the BEGIN and END lines.".to_owned())?;
         if label != "CERTIFICATE" {
             return Err(format!(

@@ -79,9 +79,9 @@ impl Store {
             "INSERT INTO images ({ATTRIBUTE_COLUMNS}, id, account_id, visibility, status, \
              image_type, source_url, created_by, created_at, updated_by, updated_at, expected_checksum, \
              source_file_name, bytes_total, declared_format, os_version, encryption_key_id, convert_to, \
-             signature, signature_hash_method, signature_key_type, signature_certificate_id) \
+             signature, signature_hash_method, signature_key_type, signature_certificate_id, source_image_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17, $18, $19, $20, $21, $22, $23, $24, \
-             $25, $26, $27, $28)"
+             $25, $26, $27, $28, $29)"
         );
         bind_attributes(sqlx::query(&sql), &image.attributes)
             .bind(&image.id)
@@ -106,6 +106,7 @@ impl Store {
             .bind(image.signature.hash_method.map(HashMethod::as_str))
             .bind(image.signature.key_type.map(KeyType::as_str))
             .bind(&image.signature.certificate_id)
+            .bind(&image.source_image_id)
             .execute(&mut *tx)
             .await
             .map_err(|e| match e.as_database_error() {
@@ -113,6 +114,9 @@ impl Store {
                 Some(db) if db.is_unique_violation() => CreateImageError::IdInUse,
                 _ => e.into(),
             })?;
+        if let Some(source_id) = &image.source_image_id {
+            lineage::record(&mut tx, &image.id, source_id, &image.account_id).await?;
+        }
         insert_tags(&mut tx, &image.account_id, &image.id, tags).await?;
         let encryption: Vec<FieldChange> = image
             .encryption_key
@@ -332,6 +336,7 @@ impl Store {
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
+        lineage::record(&mut tx, copy.id, source_id, account_id).await?;
         let created = notes::created_from_shared(&source.attributes.name, &source.id);
         let event = NewEvent {
             message: &created,

@@ -239,6 +239,7 @@ impl Store {
             "image_properties",
             "image_references",
             "image_shares",
+            "image_lineage",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE image_id = $1"))
                 .bind(id)

@@ -5,6 +5,7 @@ mod changes;
 mod conversion;
 mod imports;
 mod lifecycle;
+pub mod lineage;
 mod properties;
 mod references;
 mod row;
@@ -57,6 +58,8 @@ pub struct NewImageRow {
     pub convert_to: Option<crate::domain::conversion::ConvertTo>,
     /// Glance's `img_signature*` properties, as set (the bytes are verified against them).
     pub signature: crate::domain::signature::SignatureProperties,
+    /// The image it is made from (a replica's source), recorded in its lineage.
+    pub source_image_id: Option<String>,
     /// The Created event's message (where a replica came from).
     pub note: Option<String>,
     pub created_by: String,

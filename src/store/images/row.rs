@@ -336,6 +336,8 @@ impl ImageRow {
             source_file: self.source_file,
             signature: self.signature,
             verified_signature: self.verified_signature,
+            // The service reads the ancestors (`Services::get_image`).
+            lineage: Vec::new(),
         }
     }
 }

@@ -843,6 +843,7 @@ pub async fn seed_image(services: &Services, actor: &Actor, seed: Seed<'_>) -> S
                 encryption_key: None,
                 convert_to: None,
                 signature: Default::default(),
+                source_image_id: None,
                 note: None,
                 local_file: (seed.status == ImageStatus::Uploading).then(|| {
                     image_console::store::images::LocalFileRow {

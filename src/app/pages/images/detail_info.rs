@@ -8,7 +8,7 @@ use crate::app::components::form_field::{
 };
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::components::status_badge::StatusBadge;
-use crate::domain::image::{ImageDetail, ImageStatus};
+use crate::domain::image::{Ancestor, AncestorState, ImageDetail, ImageStatus};
 use crate::domain::image_spec::{Description, ImageName, Visibility, field};
 use crate::domain::keys::KeyState;
 use crate::domain::os_catalogue::{self, OsRequirement};
@@ -60,10 +60,7 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             {row("Resource ID", mono(image.id.clone()))}
             {row("SRN", mono(image.srn.clone()))}
             {image.shared_by.clone().map(|owner| row("Owner Account ID", mono(owner)))}
-            {image.source_image_id.clone().map(|source| row("Created from", view! {
-                <a href=format!("/images/{source}") class="mono break">{source.clone()}</a>
-                <span class="muted">" (Create shared Image: same stored bytes)"</span>
-            }.into_any()))}
+            {(!image.lineage.is_empty()).then(|| row("Lineage", view! { <Lineage ancestors=image.lineage.clone() /> }.into_any()))}
             {row("Image name", text(image.attributes.name.clone()))}
             {row("Status", view! {
                 <StatusBadge status=image.status />
@@ -321,5 +318,46 @@ pub fn EditImagePanel(
                 </div>
             </ActionForm>
         </section>
+    }
+}
+
+/// The images this one was made from, nearest first, up to its root: the viewer's own by
+/// name (a link), another account's and destroyed ones by id.
+#[component]
+fn Lineage(ancestors: Vec<Ancestor>) -> impl IntoView {
+    let last = ancestors.len();
+    let items = ancestors
+        .into_iter()
+        .enumerate()
+        .map(|(at, ancestor)| {
+            let role = match (at, at + 1 == last) {
+                (0, true) => "Source and root",
+                (0, false) => "Source",
+                (_, true) => "Root",
+                _ => "Then",
+            };
+            let id = ancestor.id.clone();
+            let shown = match &ancestor.seen {
+                AncestorState::Image { name, status } => view! {
+                    <a href=format!("/images/{id}")>{name.clone()}</a>
+                    " "
+                    <StatusBadge status=*status />
+                }
+                .into_any(),
+                _ => view! { <span class="muted">{ancestor.describe()}</span> }.into_any(),
+            };
+            view! {
+                <li>
+                    <span class="lineage-role">{role}</span>
+                    ": "
+                    {shown}
+                    <div class="hint mono break">{ancestor.id.clone()}</div>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <ol class="lineage">{items}</ol>
+        <p class="hint">"The images this one was made from (Create shared Image, Replicate), nearest first."</p>
     }
 }
