@@ -2,6 +2,7 @@
 //! image document a filter compares and a sort orders by, and the status names the API uses.
 //! `server::glance` parses the query into an `ApiListQuery`; the store answers it in SQL.
 
+use super::deprecation::Inclusion;
 use super::image::ImageStatus;
 use super::share::ShareStatus;
 use super::tags::TagPair;
@@ -198,6 +199,11 @@ pub struct ApiListQuery {
     /// The page starts after this image.
     pub marker: Option<String>,
     pub limit: u32,
+    /// Hidden images (`os_hidden`): left out unless `os_hidden=true` asks for them alone.
+    pub hidden: Inclusion,
+    /// Deprecated images: left out unless `deprecated=true` (them alone) or
+    /// `deprecated=include`.
+    pub deprecated: Inclusion,
 }
 
 impl Default for ApiListQuery {
@@ -217,6 +223,8 @@ impl Default for ApiListQuery {
             ],
             marker: None,
             limit: DEFAULT_LIMIT,
+            hidden: Inclusion::Exclude,
+            deprecated: Inclusion::Exclude,
         }
     }
 }

@@ -298,6 +298,15 @@ pub struct ImageSummary {
     /// Whether its bytes are encrypted.
     #[serde(default)]
     pub encrypted: bool,
+    /// When it is, or was, deprecated.
+    #[serde(default)]
+    pub deprecate_at_ms: Option<i64>,
+    /// Deprecated now (judged by the service's clock).
+    #[serde(default)]
+    pub deprecated: bool,
+    /// Hidden from default lists (Glance's `os_hidden`).
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 /// Where a replica's bytes come from: the source image, named where an import's URL is kept
@@ -390,6 +399,15 @@ pub struct ImageDetail {
     /// The images it was made from, nearest first (filled in by the service).
     #[serde(default)]
     pub lineage: Vec<Ancestor>,
+    /// When it is, or was, deprecated.
+    #[serde(default)]
+    pub deprecate_at_ms: Option<i64>,
+    /// Deprecated now (judged by the service's clock).
+    #[serde(default)]
+    pub deprecated: bool,
+    /// Hidden from default lists (Glance's `os_hidden`).
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 impl ImageDetail {

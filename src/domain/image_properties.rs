@@ -12,7 +12,7 @@ pub mod field {
 pub const MAX_PROPERTIES: usize = 128;
 
 /// Names that are image fields or mapped attributes, never free-form properties.
-pub const RESERVED_KEYS: [&str; 36] = [
+pub const RESERVED_KEYS: [&str; 38] = [
     "id",
     "name",
     "status",
@@ -49,6 +49,8 @@ pub const RESERVED_KEYS: [&str; 36] = [
     "img_signature_hash_method",
     "img_signature_key_type",
     "img_signature_certificate_uuid",
+    "deprecation_time",
+    "source_image_id",
 ];
 
 /// A property's key: 1–255 characters, no control characters, not a reserved name.

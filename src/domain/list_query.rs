@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::deprecation::Inclusion;
 use super::image::{ImageStatus, ImageSummary};
 use super::image_spec::Visibility;
 use super::os_catalogue::{OsFamilyFilter, OsPlatform, selected_os_types};
@@ -154,6 +155,11 @@ pub struct ListQuery {
     pub encrypted: Option<bool>,
     /// Images whose signature verified (`signed=yes`), or not (`signed=no`), only.
     pub signed: Option<bool>,
+    /// Deprecated images: left out (the default), only them (`deprecated=only`) or with the
+    /// others (`deprecated=include`).
+    pub deprecated: Inclusion,
+    /// Hidden images (`os_hidden`), likewise (`hidden=only`, `hidden=include`).
+    pub hidden: Inclusion,
     pub tag_key: String,
     pub tag_value: String,
     pub owner: Ownership,
@@ -177,6 +183,8 @@ impl Default for ListQuery {
             visibility: None,
             encrypted: None,
             signed: None,
+            deprecated: Inclusion::Exclude,
+            hidden: Inclusion::Exclude,
             tag_key: String::new(),
             tag_value: String::new(),
             owner: Ownership::All,
@@ -234,6 +242,8 @@ impl ListQuery {
                 Some("no") => Some(false),
                 _ => None,
             },
+            deprecated: Inclusion::from_query(get("deprecated").as_deref()),
+            hidden: Inclusion::from_query(get("hidden").as_deref()),
             tag_key: get("tag_key").map(|k| clip(&k, 128)).unwrap_or_default(),
             tag_value: get("tag_value").map(|v| clip(&v, 256)).unwrap_or_default(),
             owner: get("owner")
@@ -278,6 +288,12 @@ impl ListQuery {
         if let Some(signed) = self.signed {
             pairs.push(("signed", if signed { "yes" } else { "no" }.into()));
         }
+        if self.deprecated != Inclusion::Exclude {
+            pairs.push(("deprecated", self.deprecated.as_str().into()));
+        }
+        if self.hidden != Inclusion::Exclude {
+            pairs.push(("hidden", self.hidden.as_str().into()));
+        }
         if !self.tag_key.is_empty() {
             pairs.push(("tag_key", self.tag_key.clone()));
         }
@@ -314,6 +330,8 @@ impl ListQuery {
             || self.visibility.is_some()
             || self.encrypted.is_some()
             || self.signed.is_some()
+            || self.deprecated != Inclusion::Exclude
+            || self.hidden != Inclusion::Exclude
             || !self.tag_key.is_empty()
             || self.owner != Ownership::All
     }
@@ -321,7 +339,10 @@ impl ListQuery {
     /// Whether a filter only the image rows know is set (encryption, a verified signature):
     /// neither the counters nor the search index can answer it.
     pub fn filters_rows_only(&self) -> bool {
-        self.encrypted.is_some() || self.signed.is_some()
+        self.encrypted.is_some()
+            || self.signed.is_some()
+            || self.deprecated == Inclusion::Only
+            || self.hidden == Inclusion::Only
     }
 
     /// The `os_type` values the OS filters select; `None` for every value.
@@ -511,6 +532,9 @@ mod tests {
             shared_by: None,
             api_wait: None,
             encrypted: false,
+            deprecate_at_ms: None,
+            deprecated: false,
+            hidden: false,
         };
         let bounded = |page: u32, on_page: usize| ImagePage {
             images: vec![row.clone(); on_page],

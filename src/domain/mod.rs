@@ -9,6 +9,7 @@ pub mod api_token;
 pub mod attributes;
 pub mod checksum;
 pub mod conversion;
+pub mod deprecation;
 pub mod history;
 pub mod image;
 pub mod image_properties;

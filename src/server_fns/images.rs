@@ -202,6 +202,17 @@ pub async fn set_image_protected(id: String, protected: bool) -> Result<(), AppE
         .map_err(ssr::to_app_error)
 }
 
+/// Sets, changes or (empty) removes the image's Deprecate on time.
+#[server]
+pub async fn set_deprecation(id: String, deprecate_on: String) -> Result<(), AppError> {
+    use super::ssr;
+    let (services, actor) = ssr::actor().await?;
+    services
+        .set_deprecation(&actor, &id, &deprecate_on)
+        .await
+        .map_err(ssr::to_app_error)
+}
+
 /// Adds a tag, or changes the tag whose key was `original_key`.
 #[server]
 pub async fn put_image_tag(

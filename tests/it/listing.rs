@@ -1,5 +1,6 @@
 //! Image List: search, filters, sort, pages and totals; batch Delete; quotas; CSV export.
 
+use image_console::domain::deprecation::Inclusion;
 use image_console::domain::image::ImageStatus;
 use image_console::domain::image_spec::Visibility;
 use image_console::domain::list_query::{ListQuery, SortColumn, SortDirection};
@@ -141,6 +142,144 @@ async fn seed_catalogue(app: &TestApp, actor: &Actor) {
             },
         )
         .await;
+    }
+}
+
+/// Queries that each plan answers its own way: searches of each length, tags, filters.
+fn plan_views() -> Vec<ListQuery> {
+    let q = |f: &dyn Fn(&mut ListQuery)| {
+        let mut query = ListQuery {
+            per_page: 100,
+            ..ListQuery::default()
+        };
+        f(&mut query);
+        query
+    };
+    vec![
+        q(&|q| q.search = "web".into()),
+        q(&|q| q.search = "W".into()),
+        q(&|q| q.search = "b".into()),
+        q(&|q| q.search = "db".into()),
+        q(&|q| q.search = "-0".into()),
+        q(&|q| q.search = "50%".into()),
+        q(&|q| q.search = "h_5".into()),
+        q(&|q| q.search = "DB-".into()),
+        q(&|q| q.tag_key = "env".into()),
+        q(&|q| {
+            q.tag_key = "env".into();
+            q.tag_value = "prod".into();
+        }),
+        q(&|q| {
+            q.tag_key = "tier".into();
+            q.search = "replica".into();
+        }),
+        q(&|q| {
+            q.status = Some(ImageStatus::Active);
+            q.os_platform = Some(OsPlatform::Ubuntu);
+        }),
+        q(&|q| {
+            q.os_platform = Some(OsPlatform::Ubuntu);
+            q.visibility = Some(Visibility::Private);
+        }),
+        q(&|q| {
+            q.search = "e".into();
+            q.status = Some(ImageStatus::Active);
+            q.visibility = Some(Visibility::Private);
+        }),
+        q(&|q| {
+            q.tag_key = "env".into();
+            q.os_platform = Some(OsPlatform::Ubuntu);
+        }),
+        q(&|q| {
+            q.tag_key = "env".into();
+            q.tag_value = "prod".into();
+            q.status = Some(ImageStatus::Active);
+            q.search = "-".into();
+        }),
+    ]
+}
+
+/// Every query plan gives the plain answer (a filter over the rows, sorted, sliced): the
+/// counters, the search index with few matches (fetched and sorted) and with many (read in
+/// creation order, or by walking the sort's index). A candidate limit of 0 makes every
+/// match count as many; a count bound of 3 makes a search's total "more than 3" unless
+/// every match is asked for, and must change no page.
+async fn assert_every_plan_agrees(
+    store: &image_console::store::Store,
+    account_id: &str,
+    views: &[ListQuery],
+    now_ms: i64,
+    require_matches: bool,
+) {
+    let plans = [
+        (store.clone(), None),
+        (store.clone().with_candidate_limit(0), None),
+        (store.clone().with_count_bound(3), Some(3)),
+        (
+            store.clone().with_candidate_limit(0).with_count_bound(3),
+            Some(3),
+        ),
+    ];
+    let ids = |rows: &[image_console::store::images::ImageRow]| -> Vec<String> {
+        rows.iter().map(|r| r.id.clone()).collect()
+    };
+    for view in views.iter().cloned() {
+        let mut matched = 0;
+        for (sort, direction) in [
+            (SortColumn::Created, SortDirection::Desc),
+            (SortColumn::Created, SortDirection::Asc),
+            (SortColumn::Name, SortDirection::Asc),
+            (SortColumn::Size, SortDirection::Desc),
+        ] {
+            for (page, per_page) in [(1, 100), (2, 10), (3, 2)] {
+                let query = ListQuery {
+                    sort,
+                    direction,
+                    page,
+                    per_page,
+                    ..view.clone()
+                };
+                let plain = store
+                    .list_matching_images(account_id, &query, now_ms)
+                    .await
+                    .unwrap();
+                matched = plain.len();
+                let expected: Vec<String> = ids(&plain)
+                    .into_iter()
+                    .skip(query.offset() as usize)
+                    .take(per_page as usize)
+                    .collect();
+                let matches = plain.len() as u64;
+                for (plan, bound) in &plans {
+                    for count_all in [false, true] {
+                        let query = ListQuery {
+                            count_all,
+                            ..query.clone()
+                        };
+                        let (rows, total) =
+                            plan.list_images(account_id, &query, now_ms).await.unwrap();
+                        assert_eq!(ids(&rows), expected, "{query:?} {bound:?}");
+                        let expected_total = match bound {
+                            Some(b) if !count_all && !query.search.is_empty() && matches > *b => {
+                                ListTotal {
+                                    count: *b,
+                                    more: true,
+                                }
+                            }
+                            _ => ListTotal {
+                                count: matches,
+                                more: false,
+                            },
+                        };
+                        assert_eq!(total, expected_total, "{query:?} {bound:?}");
+                    }
+                }
+            }
+        }
+        assert!(
+            !require_matches || matched > 0,
+            "{view:?} matches something"
+        );
     }
 }
 
@@ -310,116 +449,14 @@ async fn search_filters_sort_and_pages(backend: Backend) {
     // creation order, or by walking the sort's index). A candidate limit of 0 makes every
     // match count as many; a count bound of 3 makes a search's total "more than 3" unless
     // every match is asked for, and must change no page.
-    let store = app.services.store().clone();
-    let plans = [
-        (store.clone(), None),
-        (store.clone().with_candidate_limit(0), None),
-        (store.clone().with_count_bound(3), Some(3)),
-        (
-            store.clone().with_candidate_limit(0).with_count_bound(3),
-            Some(3),
-        ),
-    ];
-    let views = [
-        q(&|q| q.search = "web".into()),
-        q(&|q| q.search = "W".into()),
-        q(&|q| q.search = "b".into()),
-        q(&|q| q.search = "db".into()),
-        q(&|q| q.search = "-0".into()),
-        q(&|q| q.search = "50%".into()),
-        q(&|q| q.search = "h_5".into()),
-        q(&|q| q.search = "DB-".into()),
-        q(&|q| q.tag_key = "env".into()),
-        q(&|q| {
-            q.tag_key = "env".into();
-            q.tag_value = "prod".into();
-        }),
-        q(&|q| {
-            q.tag_key = "tier".into();
-            q.search = "replica".into();
-        }),
-        q(&|q| {
-            q.status = Some(ImageStatus::Active);
-            q.os_platform = Some(OsPlatform::Ubuntu);
-        }),
-        q(&|q| {
-            q.os_platform = Some(OsPlatform::Ubuntu);
-            q.visibility = Some(Visibility::Private);
-        }),
-        q(&|q| {
-            q.search = "e".into();
-            q.status = Some(ImageStatus::Active);
-            q.visibility = Some(Visibility::Private);
-        }),
-        q(&|q| {
-            q.tag_key = "env".into();
-            q.os_platform = Some(OsPlatform::Ubuntu);
-        }),
-        q(&|q| {
-            q.tag_key = "env".into();
-            q.tag_value = "prod".into();
-            q.status = Some(ImageStatus::Active);
-            q.search = "-".into();
-        }),
-    ];
-    let ids = |rows: &[image_console::store::images::ImageRow]| -> Vec<String> {
-        rows.iter().map(|r| r.id.clone()).collect()
-    };
-    for view in views {
-        let mut matched = 0;
-        for (sort, direction) in [
-            (SortColumn::Created, SortDirection::Desc),
-            (SortColumn::Created, SortDirection::Asc),
-            (SortColumn::Name, SortDirection::Asc),
-            (SortColumn::Size, SortDirection::Desc),
-        ] {
-            for (page, per_page) in [(1, 100), (2, 10), (3, 2)] {
-                let query = ListQuery {
-                    sort,
-                    direction,
-                    page,
-                    per_page,
-                    ..view.clone()
-                };
-                let plain = store
-                    .list_matching_images(&actor.account_id, &query)
-                    .await
-                    .unwrap();
-                matched = plain.len();
-                let expected: Vec<String> = ids(&plain)
-                    .into_iter()
-                    .skip(query.offset() as usize)
-                    .take(per_page as usize)
-                    .collect();
-                let matches = plain.len() as u64;
-                for (plan, bound) in &plans {
-                    for count_all in [false, true] {
-                        let query = ListQuery {
-                            count_all,
-                            ..query.clone()
-                        };
-                        let (rows, total) =
-                            plan.list_images(&actor.account_id, &query).await.unwrap();
-                        assert_eq!(ids(&rows), expected, "{query:?} {bound:?}");
-                        let expected_total = match bound {
-                            Some(b) if !count_all && !query.search.is_empty() && matches > *b => {
-                                ListTotal {
-                                    count: *b,
-                                    more: true,
-                                }
-                            }
-                            _ => ListTotal {
-                                count: matches,
-                                more: false,
-                            },
-                        };
-                        assert_eq!(total, expected_total, "{query:?} {bound:?}");
-                    }
-                }
-            }
-        }
-        assert!(matched > 0, "{view:?} matches something");
-    }
+    assert_every_plan_agrees(
+        app.services.store(),
+        &actor.account_id,
+        &plan_views(),
+        0,
+        true,
+    )
+    .await;
 
     // Pages: the total counts every match; pages hold per_page rows, the last the rest.
     let page = |n, per_page| ListQuery {
@@ -871,7 +908,7 @@ async fn totals_always_equal_a_row_count(backend: Backend) {
                 let exact = app
                     .services
                     .store()
-                    .count_images_exactly(&actor.account_id, &view)
+                    .count_images_exactly(&actor.account_id, &view, 0)
                     .await
                     .unwrap();
                 assert_eq!(shown, exact, "{when}: {view:?}");
@@ -1060,7 +1097,7 @@ async fn the_encrypted_filter_pages_match_the_rows(backend: Backend) {
                         ..base.clone()
                     };
                     let all: Vec<String> = store
-                        .list_matching_images(&actor.account_id, &view)
+                        .list_matching_images(&actor.account_id, &view, 0)
                         .await
                         .unwrap()
                         .into_iter()
@@ -1111,7 +1148,102 @@ async fn the_encrypted_filter_pages_match_the_rows(backend: Backend) {
     assert_eq!(encrypted.to_query_string(), "encrypted=yes");
 }
 
+/// Deprecated images (from their time on) and hidden ones leave the default list; the
+/// Deprecated and Hidden filters show them alone or with the rest. Every plan (counters less
+/// what is left out, the search index, the rows) gives the rows' answer, at a time passed in.
+async fn deprecated_and_hidden_images_leave_default_lists(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let actor = app.sign_up("acme").await;
+    seed_catalogue(&app, &actor).await;
+    let store = app.services.store();
+    let now = app.services.settings().clock.now_ms();
+    // Every fifth image hidden; every fourth deprecated an hour ago, the next ones in an hour.
+    for sql in [
+        "UPDATE images SET os_hidden = 1 WHERE account_id = $1 AND seq % 5 = 0",
+        "UPDATE images SET deprecate_at = $2 - 3600000 WHERE account_id = $1 AND seq % 4 = 1",
+        "UPDATE images SET deprecate_at = $2 + 3600000 WHERE account_id = $1 AND seq % 4 = 2",
+    ] {
+        sqlx::query(sql)
+            .bind("acme")
+            .bind(now)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let all = store
+        .list_matching_images(
+            "acme",
+            &ListQuery {
+                deprecated: Inclusion::Include,
+                hidden: Inclusion::Include,
+                ..ListQuery::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let hidden = all.iter().filter(|r| r.os_hidden).count() as u64;
+    let deprecated = all
+        .iter()
+        .filter(|r| r.deprecate_at_ms.is_some_and(|at| at <= now))
+        .count() as u64;
+    let either = all
+        .iter()
+        .filter(|r| r.os_hidden || r.deprecate_at_ms.is_some_and(|at| at <= now))
+        .count() as u64;
+    assert!(hidden > 0 && deprecated > 0 && either < 12);
+
+    let total = |deprecated, hidden| {
+        let query = ListQuery {
+            deprecated,
+            hidden,
+            ..ListQuery::default()
+        };
+        let services = app.services.clone();
+        let actor = actor.clone();
+        async move { services.list_images(&actor, &query).await.unwrap() }
+    };
+    let default = total(Inclusion::Exclude, Inclusion::Exclude).await;
+    assert_eq!(default.total, 12 - either);
+    assert!(default.images.iter().all(|i| !i.deprecated && !i.hidden));
+    let only = total(Inclusion::Only, Inclusion::Include).await;
+    assert_eq!(only.total, deprecated);
+    assert!(only.images.iter().all(|i| i.deprecated));
+    assert_eq!(
+        total(Inclusion::Include, Inclusion::Only).await.total,
+        hidden
+    );
+    assert_eq!(
+        total(Inclusion::Include, Inclusion::Include).await.total,
+        12
+    );
+    // An hour on, the next ones are deprecated too.
+    app.services
+        .settings()
+        .clock
+        .advance(std::time::Duration::from_secs(7200));
+    assert!(total(Inclusion::Only, Inclusion::Include).await.total > deprecated);
+
+    let mut views = Vec::new();
+    for base in plan_views() {
+        for (deprecated, hidden) in [
+            (Inclusion::Exclude, Inclusion::Exclude),
+            (Inclusion::Only, Inclusion::Exclude),
+            (Inclusion::Include, Inclusion::Only),
+            (Inclusion::Exclude, Inclusion::Include),
+        ] {
+            views.push(ListQuery {
+                deprecated,
+                hidden,
+                ..base.clone()
+            });
+        }
+    }
+    assert_every_plan_agrees(store, "acme", &views, now, false).await;
+}
+
 crate::on_both_databases!(
+    deprecated_and_hidden_images_leave_default_lists,
     the_encrypted_filter_pages_match_the_rows,
     totals_always_equal_a_row_count,
     search_filters_sort_and_pages,

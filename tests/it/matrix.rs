@@ -22,7 +22,8 @@ use image_console::server_fns::certificates::{
 use image_console::server_fns::images::{
     CreateDownloadLink, CreateImage, DeleteImage, DeleteImages, GetAccountUsage,
     GetConsoleSettings, GetImage, GetImageHistory, GetImageUpload, ListImages, PutImageTag,
-    RemoveImageTag, ReplicateImage, RevokeDownloadLinks, SetImageProtected, UpdateImage,
+    RemoveImageTag, ReplicateImage, RevokeDownloadLinks, SetDeprecation, SetImageProtected,
+    UpdateImage,
 };
 use image_console::server_fns::keys::{ChangeKey, CreateKey, ListKeys};
 use image_console::server_fns::lifecycle::{
@@ -366,7 +367,7 @@ fn rows() -> Vec<Row> {
             let own_images = w
                 .services
                 .store()
-                .count_images_exactly(r.account(), &mine)
+                .count_images_exactly(r.account(), &mine, 0)
                 .await
                 .unwrap();
             let binned = w
@@ -436,6 +437,21 @@ fn rows() -> Vec<Row> {
                 visibility: Some("shared".into()),
             };
             classify(w, w.server_fn(&edit, r).await, allowed)
+        }),
+        server_fn_row!(SetDeprecation, OWNER_ONLY, |w, r| {
+            classify(
+                w,
+                w.server_fn(
+                    &SetDeprecation {
+                        id: w.image.clone(),
+                        // Ahead, so the image stays in the lists the other rows read.
+                        deprecate_on: "2030-01-01T00:00".into(),
+                    },
+                    r,
+                )
+                .await,
+                allowed,
+            )
         }),
         server_fn_row!(SetImageProtected, OWNER_ONLY, |w, r| {
             classify(

@@ -1102,11 +1102,11 @@ async fn merged_pages_match_the_plain_answer(backend: Backend) {
                         ..ListQuery::default()
                     };
                     let all = store
-                        .list_matching_images(&alice.account_id, &base)
+                        .list_matching_images(&alice.account_id, &base, 0)
                         .await
                         .unwrap();
                     let expected_total = store
-                        .count_images_exactly(&alice.account_id, &base)
+                        .count_images_exactly(&alice.account_id, &base, 0)
                         .await
                         .unwrap();
                     assert_eq!(all.len() as u64, expected_total);
@@ -1117,8 +1117,10 @@ async fn merged_pages_match_the_plain_answer(backend: Backend) {
                                 page,
                                 ..base.clone()
                             };
-                            let (rows, total) =
-                                plan.list_images(&alice.account_id, &query).await.unwrap();
+                            let (rows, total) = plan
+                                .list_images(&alice.account_id, &query, 0)
+                                .await
+                                .unwrap();
                             assert_eq!(total.count, expected_total, "{query:?}");
                             assert!(!total.more);
                             let got: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
@@ -1145,7 +1147,7 @@ async fn merged_pages_match_the_plain_answer(backend: Backend) {
     };
     assert_eq!(
         store
-            .count_images_exactly(&alice.account_id, &all)
+            .count_images_exactly(&alice.account_id, &all, 0)
             .await
             .unwrap(),
         37
@@ -1156,7 +1158,7 @@ async fn merged_pages_match_the_plain_answer(backend: Backend) {
     };
     assert_eq!(
         store
-            .count_images_exactly(&alice.account_id, &tagged)
+            .count_images_exactly(&alice.account_id, &tagged, 0)
             .await
             .unwrap(),
         1

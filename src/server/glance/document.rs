@@ -60,7 +60,7 @@ pub fn image_json(image: &ApiImage) -> Value {
         "status": api_status(d.status, image.from_url),
         "visibility": d.visibility.as_str(),
         "protected": a.protected,
-        "os_hidden": false,
+        "os_hidden": d.hidden,
         "checksum": d.checksum_md5,
         "os_hash_algo": d.hash_value.as_ref().and(d.hash_algorithm.clone()),
         "os_hash_value": d.hash_value,
@@ -133,6 +133,9 @@ pub fn image_json(image: &ApiImage) -> Value {
             doc.insert(key.into(), Value::String(value));
         }
     }
+    if let Some(at) = d.deprecate_at_ms {
+        doc.insert(DEPRECATION_TIME.into(), Value::String(timestamp(at)));
+    }
     if let Some(source) = &d.source_image_id {
         doc.insert("source_image_id".into(), Value::String(source.clone()));
     }
@@ -159,6 +162,9 @@ pub const ENCRYPTION_KEY_PROPERTY: &str = "os_encrypt_key_id";
 /// The property that asks, on create, for the image's data to be converted once it arrives
 /// (`qcow2`, `raw` or `none`); an import request may name it too.
 pub const CONVERT_TO_PROPERTY: &str = "convert_to";
+
+/// When the image is deprecated (RFC 3339): from then it leaves default lists.
+pub const DEPRECATION_TIME: &str = "deprecation_time";
 
 /// A refusal of a request field, with the status Glance gives it.
 #[derive(Debug, PartialEq, Eq)]
@@ -272,14 +278,11 @@ pub fn change_of(key: &str, value: &Value) -> Result<Option<ApiChange>, FieldRef
             ),
             _ => return Err(bad("'tags' must be a list of strings.")),
         },
-        "os_hidden" => match value {
-            Value::Bool(false) => return Ok(None),
-            _ => {
-                return Err(bad(
-                    "Hidden images are not offered: os_hidden must be false.",
-                ));
-            }
-        },
+        "os_hidden" => ApiChange::OsHidden(boolean(key, value)?),
+        DEPRECATION_TIME => ApiChange::DeprecationTime(match value {
+            Value::Null => String::new(),
+            v => string_of(key, v)?,
+        }),
         _ => ApiChange::SetProperty(key.to_owned(), string_of(key, value)?),
     }))
 }

@@ -274,6 +274,9 @@ pub async fn update_image(
                 Ok(Some(ApiChange::SignatureProperty(key, _))) => {
                     changes.push(ApiChange::SignatureProperty(key, None));
                 }
+                Ok(Some(ApiChange::DeprecationTime(_))) => {
+                    changes.push(ApiChange::DeprecationTime(String::new()));
+                }
                 Ok(Some(ApiChange::Description(_))) => {
                     changes.push(ApiChange::Description(String::new()));
                 }

@@ -6,6 +6,7 @@ use super::wire::tag_from_api;
 use crate::domain::api_list::{
     ApiField, ApiFilter, ApiListQuery, ApiSort, ApiSortKey, DEFAULT_LIMIT, MAX_LIMIT,
 };
+use crate::domain::deprecation::Inclusion;
 use crate::domain::share::ShareStatus;
 use crate::domain::validation::or_list;
 
@@ -53,7 +54,21 @@ pub fn parse(pairs: &[(String, String)]) -> Result<ApiListQuery, FieldRefusal> {
                     ApiFilter::SizeMax(bound)
                 });
             }
-            "os_hidden" => {}
+            "os_hidden" => {
+                query.hidden = match value.as_str() {
+                    "true" | "True" => Inclusion::Only,
+                    "false" | "False" => Inclusion::Exclude,
+                    _ => return Err(bad("os_hidden must be true or false.")),
+                };
+            }
+            "deprecated" => {
+                query.deprecated = match value.as_str() {
+                    "true" | "only" => Inclusion::Only,
+                    "false" => Inclusion::Exclude,
+                    "include" | "any" => Inclusion::Include,
+                    _ => return Err(bad("deprecated must be true, false or include.")),
+                };
+            }
             "visibility" => match value.as_str() {
                 "all" => {}
                 "private" | "shared" | "public" | "community" => query

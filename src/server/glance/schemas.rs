@@ -70,6 +70,7 @@ pub fn image_schema() -> Value {
             "img_signature_hash_method": { "type": "string", "enum": ["SHA-224", "SHA-256", "SHA-384", "SHA-512"], "is_base": false, "description": "The hash the signature was made over." },
             "img_signature_key_type": { "type": "string", "enum": ["RSA-PSS", "ECC_SECP384R1", "ECC_SECP521R1"], "is_base": false, "description": "The signature scheme." },
             "img_signature_certificate_uuid": { "type": "string", "is_base": false, "description": "The id of the signing certificate, as the console's Certificates page shows it." },
+            "deprecation_time": { "type": "string", "format": "date-time", "is_base": false, "description": "When the image is deprecated: from then it still works but leaves default lists (list it with deprecated=only or deprecated=include). At most 10 years ahead; remove it to undo." },
             "source_image_id": { "type": "string", "readOnly": true, "is_base": false, "description": "The image this one was made from (Create shared Image, Replicate); its whole ancestry is at /v2/images/{id}/ancestry." },
             "source_disk_format": { "type": "string", "readOnly": true, "is_base": false, "description": "A converted image's file as received: its format." },
             "source_size": { "type": "string", "readOnly": true, "is_base": false, "description": "A converted image's file as received: its size in bytes." },

@@ -14,6 +14,7 @@ use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::api_list::{ApiListQuery, api_status};
 use crate::domain::conversion::ConvertTo;
+use crate::domain::deprecation::DeprecateOn;
 use crate::domain::history::{FieldChange, HistoryTopic};
 use crate::domain::image::{Ancestor, ApiWait, DiskFormat, ImageDetail, ImageStatus};
 use crate::domain::image_properties::{
@@ -110,6 +111,10 @@ pub enum ApiChange {
     /// One of Glance's `img_signature*` properties: set (`Some`) or removed, while the
     /// image waits for its data.
     SignatureProperty(String, Option<String>),
+    /// Glance's `os_hidden`: left out of default lists.
+    OsHidden(bool),
+    /// `deprecation_time`: when the image is deprecated (RFC 3339); empty removes it.
+    DeprecationTime(String),
 }
 
 /// How `POST /import` brings an image's data in.
@@ -179,7 +184,9 @@ fn apply_changes(form: &mut EditImageForm, changes: &[ApiChange]) {
             | ApiChange::DiskFormat(_)
             | ApiChange::EncryptionKey(_)
             | ApiChange::ConvertTo(_)
-            | ApiChange::SignatureProperty(..) => {}
+            | ApiChange::SignatureProperty(..)
+            | ApiChange::OsHidden(_)
+            | ApiChange::DeprecationTime(_) => {}
         }
     }
     if let Some(family) = changes.iter().rev().find_map(|c| match c {
@@ -188,6 +195,32 @@ fn apply_changes(form: &mut EditImageForm, changes: &[ApiChange]) {
     }) {
         form.attributes.os_family = family.clone();
     }
+}
+
+/// The deprecation time and hidden flag after `changes` (`None`: no change names them); the
+/// time is checked as Details' Deprecate on is.
+fn listing_after(
+    changes: &[ApiChange],
+    (deprecate_at_ms, hidden): (Option<i64>, bool),
+    now_ms: i64,
+) -> ServiceResult<Option<(Option<i64>, bool)>> {
+    let mut next = (deprecate_at_ms, hidden);
+    let mut touched = false;
+    for change in changes {
+        match change {
+            ApiChange::OsHidden(h) => next.1 = *h,
+            ApiChange::DeprecationTime(raw) => {
+                next.0 = DeprecateOn::parse(raw, now_ms).map_err(|mut e| {
+                    e.field = "deprecation_time".into();
+                    e.message = e.message.replace("Deprecate on", "deprecation_time");
+                    ServiceError::Invalid(vec![e])
+                })?;
+            }
+            _ => continue,
+        }
+        touched = true;
+    }
+    Ok(touched.then_some(next))
 }
 
 /// The properties after `changes`, validated.
@@ -270,7 +303,7 @@ impl Services {
     ) -> ServiceResult<ApiListOutcome> {
         Ok(self
             .store()
-            .list_api_images(&actor.account_id, query)
+            .list_api_images(&actor.account_id, query, self.clock_ms())
             .await?)
     }
 
@@ -437,6 +470,14 @@ impl Services {
         };
         let signature = signature::apply(&SignatureProperties::default(), changes, &mut errors)
             .unwrap_or_default();
+        let listing = match listing_after(changes, (None, false), self.clock_ms()) {
+            Ok(listing) => listing,
+            Err(ServiceError::Invalid(e)) => {
+                errors.extend(e);
+                None
+            }
+            Err(other) => return Err(other),
+        };
         let (
             Ok(edit),
             Some(disk_format),
@@ -448,6 +489,10 @@ impl Services {
         else {
             return Err(ServiceError::Invalid(errors));
         };
+        // The signature properties and deprecation time report their errors here only.
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
         let encryption_key = match encryption {
             EncryptionChoice::Off => None,
             EncryptionChoice::DefaultKey => Some(self.key_for_new_image(actor, None).await?),
@@ -487,6 +532,11 @@ impl Services {
             };
             self.store()
                 .replace_properties(&actor.account_id, &id, &properties, &event, now_ms())
+                .await?;
+        }
+        if let Some((deprecate_at_ms, hidden)) = listing {
+            let row = self.owned_image(actor, &id).await?;
+            self.set_listing(actor, &row, deprecate_at_ms, hidden)
                 .await?;
         }
         tracing::info!(image.id = %id, "image created through the image API; waiting for its data");
@@ -537,6 +587,11 @@ impl Services {
                     .into(),
             ));
         }
+        let listing = listing_after(
+            changes,
+            (row.deprecate_at_ms, row.os_hidden),
+            self.clock_ms(),
+        )?;
         let mut signature_errors = Vec::new();
         let signature = signature::apply(&row.signature, changes, &mut signature_errors)
             .filter(|next| *next != row.signature);
@@ -586,6 +641,11 @@ impl Services {
         if let Some(tags) = tags {
             let row = self.owned_image(actor, &id).await?;
             self.replace_tags(actor, &row, &current_tags, &tags).await?;
+        }
+        if let Some((deprecate_at_ms, hidden)) = listing {
+            let row = self.owned_image(actor, &id).await?;
+            self.set_listing(actor, &row, deprecate_at_ms, hidden)
+                .await?;
         }
         if let Some(next) = signature {
             let event = NewEvent {

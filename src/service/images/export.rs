@@ -27,7 +27,7 @@ impl Services {
     ) -> ServiceResult<Vec<u8>> {
         let rows = self
             .store()
-            .list_matching_images(&actor.account_id, query)
+            .list_matching_images(&actor.account_id, query, self.clock_ms())
             .await?;
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
@@ -53,6 +53,9 @@ impl Services {
             "Creator",
             "Description",
             "Owner Account ID",
+            "Deprecate on (UTC)",
+            "Hidden",
+            "Signature",
         ];
         let csv_error =
             |e: csv::Error| ServiceError::Internal(anyhow::Error::new(e).context("writing CSV"));
@@ -90,6 +93,14 @@ impl Services {
                 creator,
                 row.attributes.description,
                 row.account_id,
+                row.deprecate_at_ms.map(format_rfc3339).unwrap_or_default(),
+                if row.os_hidden { "Yes" } else { "No" }.to_owned(),
+                if row.verified_signature.is_some() {
+                    "Verified"
+                } else {
+                    ""
+                }
+                .to_owned(),
             ];
             writer
                 .write_record(record.iter().map(|cell| neutralize_csv_cell(cell)))

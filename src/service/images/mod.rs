@@ -9,6 +9,7 @@ pub use export::neutralize_csv_cell;
 use super::{Actor, ServiceError, ServiceResult, Services, now_ms};
 use crate::domain::FieldError;
 use crate::domain::checksum::ExpectedChecksum;
+use crate::domain::deprecation::{DeprecateOn, is_deprecated};
 use crate::domain::history::{FieldChange, HISTORY_PAGE_SIZE, HistoryPage, HistoryTopic};
 use crate::domain::image::{AccountUsage, Ancestor, AncestorState, ImageDetail, ImageStatus};
 use crate::domain::image_spec::{CreateImageForm, EditImageForm, ImageSource, protected_label};
@@ -19,7 +20,7 @@ use crate::domain::os_catalogue::OsRequirement;
 use crate::domain::share::{other_account, private_refused};
 use crate::domain::signature::SignatureClaim;
 use crate::domain::tags::{self, TagPair, parse_tag_set};
-use crate::domain::units::format_rfc3339;
+use crate::domain::units::{format_rfc3339, format_timestamp};
 use crate::store::blobs::{Incoming, IncomingState};
 use crate::store::history::NewEvent;
 use crate::store::images::{
@@ -158,11 +159,19 @@ impl Services {
 
     #[tracing::instrument(skip_all, fields(account.id = %actor.account_id))]
     pub async fn list_images(&self, actor: &Actor, query: &ListQuery) -> ServiceResult<ImagePage> {
-        let (rows, total) = self.store().list_images(&actor.account_id, query).await?;
+        let now = self.clock_ms();
+        let (rows, total) = self
+            .store()
+            .list_images(&actor.account_id, query, now)
+            .await?;
         Ok(ImagePage {
             images: rows
                 .into_iter()
-                .map(|row| row.into_summary(&actor.account_id))
+                .map(|row| {
+                    let mut summary = row.into_summary(&actor.account_id);
+                    summary.deprecated = is_deprecated(summary.deprecate_at_ms, now);
+                    summary
+                })
                 .collect(),
             total: total.count,
             more: total.more,
@@ -248,8 +257,9 @@ impl Services {
     }
 
     /// Fills in an encrypted image's key: its state, and its name for the owner (a recipient
-    /// sees only whether the owner's key can be used).
+    /// sees only whether the owner's key can be used); and whether it is deprecated now.
     async fn with_key(&self, mut detail: ImageDetail, owner: bool) -> ServiceResult<ImageDetail> {
+        detail.deprecated = is_deprecated(detail.deprecate_at_ms, self.clock_ms());
         if let Some(encryption) = &mut detail.encryption
             && let Some(key) = self
                 .store()
@@ -444,6 +454,69 @@ impl Services {
             .set_image_protected(&actor.account_id, &id, protected, &event, now_ms())
             .await?
             .ok_or_else(not_found)?;
+        Ok(())
+    }
+
+    /// Sets, changes or (empty) removes the image's Deprecate on time: from then it still
+    /// works but shows as Deprecated and leaves default lists. The owner's, as Edit is.
+    #[tracing::instrument(skip_all, fields(account.id = %actor.account_id, image.id = %id))]
+    pub async fn set_deprecation(&self, actor: &Actor, id: &str, raw: &str) -> ServiceResult<()> {
+        let id = parse_image_id(id)?;
+        let at =
+            DeprecateOn::parse(raw, self.clock_ms()).map_err(|e| ServiceError::Invalid(vec![e]))?;
+        let row = self.owned_image(actor, &id).await?;
+        self.set_listing(actor, &row, at, row.os_hidden).await
+    }
+
+    /// Writes the image's deprecation and hidden flag with their Work History event, if
+    /// either changes.
+    pub(crate) async fn set_listing(
+        &self,
+        actor: &Actor,
+        row: &ImageRow,
+        deprecate_at_ms: Option<i64>,
+        os_hidden: bool,
+    ) -> ServiceResult<()> {
+        if row.status.in_recycle_bin() {
+            return Err(ServiceError::Conflict(
+                "The image is in the Recycle Bin: restore it first.".into(),
+            ));
+        }
+        let shown = |at: Option<i64>| at.map_or_else(|| "Never".to_owned(), format_timestamp);
+        let mut changes = Vec::new();
+        if row.deprecate_at_ms != deprecate_at_ms {
+            changes.push(FieldChange {
+                field: "Deprecate on".into(),
+                old: shown(row.deprecate_at_ms),
+                new: shown(deprecate_at_ms),
+            });
+        }
+        if row.os_hidden != os_hidden {
+            let label = |hidden: bool| if hidden { "Yes" } else { "No" }.to_owned();
+            changes.push(FieldChange {
+                field: "Hidden".into(),
+                old: label(row.os_hidden),
+                new: label(os_hidden),
+            });
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let event = NewEvent {
+            changes: &changes,
+            ..NewEvent::succeeded(HistoryTopic::Edited, &actor.user_name)
+        };
+        self.store()
+            .set_image_listing(
+                &actor.account_id,
+                &row.id,
+                (deprecate_at_ms, os_hidden),
+                &event,
+                now_ms(),
+            )
+            .await?
+            .ok_or_else(not_found)?;
+        tracing::info!(deprecate_at_ms, os_hidden, "image listing changed");
         Ok(())
     }
 

@@ -233,6 +233,45 @@ impl Store {
         Ok(Some(before))
     }
 
+    /// Sets when the image is deprecated (`None`: never) and whether it is hidden from default
+    /// lists, with the Work History event. Returns the row as it was before.
+    pub async fn set_image_listing(
+        &self,
+        account_id: &str,
+        id: &str,
+        (deprecate_at_ms, os_hidden): (Option<i64>, bool),
+        event: &NewEvent<'_>,
+        now_ms: i64,
+    ) -> sqlx::Result<Option<ImageRow>> {
+        let mut tx = self.begin_write().await?;
+        let Some(before) = fetch_row(&mut tx, account_id, id).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE images SET deprecate_at = $1, os_hidden = $2, updated_by = $3, updated_at = $4 \
+             WHERE id = $5 AND account_id = $6",
+        )
+        .bind(deprecate_at_ms)
+        .bind(i64::from(os_hidden))
+        .bind(event.worker)
+        .bind(now_ms.max(before.updated_at_ms + 1))
+        .bind(id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            account_id,
+            id,
+            &before.attributes.name,
+            event,
+            now_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(before))
+    }
+
     /// Replaces the image's tags, if it is unchanged since `expected_updated_at_ms`.
     pub async fn replace_image_tags(
         &self,

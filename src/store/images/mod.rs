@@ -128,6 +128,10 @@ pub struct ImageRow {
     pub signature: crate::domain::signature::SignatureProperties,
     /// What its bytes' signature verified with.
     pub verified_signature: Option<crate::domain::signature::VerifiedSignature>,
+    /// When it is, or was, deprecated.
+    pub deprecate_at_ms: Option<i64>,
+    /// Hidden from default lists (Glance's `os_hidden`).
+    pub os_hidden: bool,
 }
 
 /// The attributes an Edit may change.

@@ -16,7 +16,8 @@ pub(in crate::store) const COLUMNS: &str = "i.seq, i.id, i.account_id, i.name, i
     i.destroy_at, i.encryption_key_id, i.data_key_version, i.data_key_wrapped, i.data_key_nonce, \
     i.data_key_format, i.convert_to, i.source_disk_format, i.source_size_bytes, i.source_sha512, \
     i.source_md5, i.signature, i.signature_hash_method, i.signature_key_type, \
-    i.signature_certificate_id, i.signature_verified_at, i.signature_subject, i.signature_fingerprint";
+    i.signature_certificate_id, i.signature_verified_at, i.signature_subject, i.signature_fingerprint, \
+    i.deprecate_at, i.os_hidden";
 
 /// The columns of `ImageAttributes`, in the order `bind_attributes` binds them.
 pub(super) const ATTRIBUTE_COLUMNS: &str = "name, description, os_type, min_disk_gb, min_ram_gb, protected, architecture, boot_mode, features";
@@ -228,6 +229,8 @@ impl ImageRow {
             source_file: source_file_from_row(r)?,
             signature,
             verified_signature,
+            deprecate_at_ms: r.try_get("deprecate_at")?,
+            os_hidden: r.try_get::<i64, _>("os_hidden")? != 0,
         })
     }
 
@@ -283,6 +286,10 @@ impl ImageRow {
             source_file_name: self.source_file_name,
             created_at_ms: self.created_at_ms,
             encrypted: self.encryption_key_id.is_some(),
+            deprecate_at_ms: self.deprecate_at_ms,
+            // Judged by the service, at its clock.
+            deprecated: false,
+            hidden: self.os_hidden,
         }
     }
 
@@ -338,6 +345,10 @@ impl ImageRow {
             verified_signature: self.verified_signature,
             // The service reads the ancestors (`Services::get_image`).
             lineage: Vec::new(),
+            deprecate_at_ms: self.deprecate_at_ms,
+            // Judged by the service, at its clock.
+            deprecated: false,
+            hidden: self.os_hidden,
         }
     }
 }

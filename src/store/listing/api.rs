@@ -22,6 +22,7 @@ use super::*;
 use crate::domain::api_list::{
     ApiField, ApiFilter, ApiListQuery, ApiSortKey, STORE_ID, api_status,
 };
+use crate::domain::deprecation::Inclusion;
 use crate::domain::os_catalogue::{OsFamily, UNSPECIFIED_OS_TYPE};
 use crate::domain::share::ShareStatus;
 use crate::domain::units::format_rfc3339;
@@ -65,6 +66,27 @@ enum SortValue {
     Null,
     Text(String),
     Int(i64),
+}
+
+/// The conditions on the image row `i` for hidden and deprecated images at `now_ms`
+/// (literal SQL: now is an integer).
+fn listing_conditions(query: &ApiListQuery, now_ms: i64) -> Vec<String> {
+    let mut conditions = Vec::new();
+    match query.hidden {
+        Inclusion::Exclude => conditions.push("i.os_hidden = 0".to_owned()),
+        Inclusion::Only => conditions.push("i.os_hidden = 1".to_owned()),
+        Inclusion::Include => {}
+    }
+    match query.deprecated {
+        Inclusion::Exclude => conditions.push(format!(
+            "(i.deprecate_at IS NULL OR i.deprecate_at > {now_ms})"
+        )),
+        Inclusion::Only => conditions.push(format!(
+            "i.deprecate_at IS NOT NULL AND i.deprecate_at <= {now_ms}"
+        )),
+        Inclusion::Include => {}
+    }
+    conditions
 }
 
 /// The API's status name of the image row `i`, as SQL.
@@ -448,7 +470,9 @@ impl Store {
         &self,
         account_id: &str,
         query: &ApiListQuery,
+        now_ms: i64,
     ) -> sqlx::Result<ApiListOutcome> {
+        let listed = listing_conditions(query, now_ms);
         let mut conn = self.pool.acquire().await?;
         let exprs = sort_exprs(query);
         let marker = match &query.marker {
@@ -468,7 +492,7 @@ impl Store {
             query,
             &exprs,
             marker.as_deref(),
-            Side::Own,
+            (Side::Own, &listed),
             &own_path,
             fetch,
         );
@@ -479,7 +503,7 @@ impl Store {
                 query,
                 &exprs,
                 marker.as_deref(),
-                Side::Shared,
+                (Side::Shared, &listed),
                 &own_path,
                 fetch,
             );
@@ -521,7 +545,7 @@ impl Store {
         query: &ApiListQuery,
         exprs: &[SortExpr],
         marker: Option<&[SortValue]>,
-        side: Side,
+        (side, listed): (Side, &[String]),
         own_path: &OwnPath,
         fetch: i64,
     ) -> String {
@@ -568,6 +592,7 @@ impl Store {
             }
         };
         conditions.extend(filter_conditions(q, self.backend, account, query));
+        conditions.extend(listed.iter().cloned());
         if let Some(values) = marker {
             conditions.push(after_marker(q, exprs, values));
         }

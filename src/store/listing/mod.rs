@@ -32,6 +32,7 @@ use super::images::{COLUMNS, ImageRow};
 use super::shares::accepted_by;
 use super::sql::QueryParts;
 use super::{Backend, Store, to_i64, to_u64};
+use crate::domain::deprecation::Inclusion;
 use crate::domain::image::ImageStatus;
 use crate::domain::image_spec::Visibility;
 use crate::domain::list_query::{ListQuery, Ownership, SortColumn, SortDirection};
@@ -43,6 +44,21 @@ use crate::domain::os_catalogue::{OsPlatform, every_os_type, stored_os_type};
 pub(super) struct View<'a> {
     query: &'a ListQuery,
     pub(super) hide_bin: bool,
+    /// Now, which says what is deprecated.
+    pub(super) now_ms: i64,
+    /// Rows only of those the query leaves out by default (to take from a counted total).
+    pub(super) left_out: LeftOut,
+}
+
+/// The images a list leaves out by default, counted apart from the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum LeftOut {
+    /// The query's own rows.
+    No,
+    /// Only the hidden images it leaves out.
+    Hidden,
+    /// Only the deprecated images it leaves out (and does not leave out as hidden).
+    Deprecated,
 }
 
 impl std::ops::Deref for View<'_> {
@@ -55,11 +71,18 @@ impl std::ops::Deref for View<'_> {
 
 impl<'a> View<'a> {
     /// The query, leaving the Recycle Bin out whenever it has no status filter.
-    pub(super) fn strict(query: &'a ListQuery) -> Self {
+    pub(super) fn strict(query: &'a ListQuery, now_ms: i64) -> Self {
         Self {
             query,
             hide_bin: query.status.is_none(),
+            now_ms,
+            left_out: LeftOut::No,
         }
+    }
+
+    /// Whether it leaves out hidden or deprecated images (the default).
+    fn leaves_any_out(&self) -> bool {
+        self.hidden == Inclusion::Exclude || self.deprecated == Inclusion::Exclude
     }
 }
 
@@ -113,6 +136,7 @@ impl Store {
         &self,
         account_id: &str,
         query: &ListQuery,
+        now_ms: i64,
     ) -> sqlx::Result<(Vec<ImageRow>, ListTotal)> {
         if !can_match(query) {
             return Ok((Vec::new(), ListTotal::exact(0)));
@@ -122,6 +146,8 @@ impl Store {
             query,
             hide_bin: query.status.is_none()
                 && self.has_binned_images(&mut conn, account_id).await?,
+            now_ms,
+            left_out: LeftOut::No,
         };
         // Tag filters match the account's own tags, so no shared image can match one.
         let shared_total = if query.owner.includes_shared() && query.tag_key.is_empty() {
@@ -215,11 +241,11 @@ impl Store {
         account_id: &str,
         query: &View<'_>,
     ) -> sqlx::Result<(ListTotal, PagePath)> {
-        let limit = self.candidate_limit;
-        // Neither the counters nor the search index know whether an image is encrypted or
-        // signed: the total is counted over the image rows (to one past the bound, as a
-        // search's is), and the page read from them in list order, where the database picks
-        // its way (the encrypted ones and the signed ones have an index of their own).
+        // Neither the counters nor the search index know whether an image is encrypted,
+        // signed, hidden or deprecated: with a filter on one of those, the total is counted
+        // over the image rows (to one past the bound, as a search's is), and the page read
+        // from them in list order, where the database picks its way (each of those has a
+        // partial index of its own).
         if query.filters_rows_only() {
             let filter = row_filter(self.backend, account_id, query, TagPath::Drive, Scope::Own);
             let sql = if query.count_all {
@@ -245,6 +271,64 @@ impl Store {
             };
             return Ok((counted, PagePath::Rows(TagPath::Drive)));
         }
+        let (counted, path) = self.counted_plan(conn, account_id, query).await?;
+        // The counters and the search index count every image; what the list leaves out by
+        // default (hidden, deprecated) is counted apart, over the few such rows, and taken
+        // off. Paged in the index's order, it would leave pages short: the rows are walked.
+        let left_out = self.left_out_count(conn, account_id, query).await?;
+        if left_out == 0 {
+            return Ok((counted, path));
+        }
+        let counted = if counted.more {
+            counted
+        } else {
+            ListTotal::exact(counted.count.saturating_sub(left_out))
+        };
+        let path = match path {
+            PagePath::IndexOrder(_) => PagePath::Rows(TagPath::Probe),
+            other => other,
+        };
+        Ok((counted, path))
+    }
+
+    /// How many images matching the query it leaves out by default (hidden, deprecated),
+    /// counted over the image rows of each kind: the partial indexes hold only those.
+    async fn left_out_count(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        query: &View<'_>,
+    ) -> sqlx::Result<u64> {
+        if !query.leaves_any_out() {
+            return Ok(0);
+        }
+        let mut total = 0;
+        for (kind, leaves_out) in [
+            (LeftOut::Hidden, query.hidden == Inclusion::Exclude),
+            (LeftOut::Deprecated, query.deprecated == Inclusion::Exclude),
+        ] {
+            if !leaves_out {
+                continue;
+            }
+            let view = View {
+                left_out: kind,
+                ..*query
+            };
+            total += self
+                .count_in_scope(conn, account_id, &view, Scope::Own)
+                .await?;
+        }
+        Ok(total)
+    }
+
+    /// The total from the counters or the search index, and how the page is best read.
+    async fn counted_plan(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        query: &View<'_>,
+    ) -> sqlx::Result<(ListTotal, PagePath)> {
+        let limit = self.candidate_limit;
         let counted = self.counter(conn, account_id, query).await?;
         Ok(match counted {
             // At most one filter: the sort's or the filter's index over the image rows.
@@ -393,7 +477,7 @@ impl Store {
         account_id: &str,
         scope: Scope,
         seqs: &[i64],
-        query: &ListQuery,
+        query: &View<'_>,
         window: Option<Window>,
     ) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
         if seqs.is_empty() {
@@ -407,8 +491,13 @@ impl Store {
             .collect::<Vec<_>>()
             .join(",");
         let (tables, condition) = scope.tables_and_condition("$1");
+        // The index found them by name and filters; what the list leaves out it cannot see.
+        let left_out: String = unlisted_conditions(query)
+            .iter()
+            .map(|c| format!(" AND {c}"))
+            .collect();
         let mut sql = format!(
-            "SELECT {COLUMNS} FROM {tables} WHERE {condition} AND i.seq IN ({list}) ORDER BY {}",
+            "SELECT {COLUMNS} FROM {tables} WHERE {condition} AND i.seq IN ({list}){left_out} ORDER BY {}",
             order_by(query, "i")
         );
         if let Some(window) = window {
@@ -496,9 +585,10 @@ impl Store {
         &self,
         account_id: &str,
         query: &ListQuery,
+        now_ms: i64,
     ) -> sqlx::Result<u64> {
         let mut conn = self.pool.acquire().await?;
-        let view = View::strict(query);
+        let view = View::strict(query, now_ms);
         self.count_in_scope(&mut conn, account_id, &view, Scope::of(query.owner))
             .await
     }
@@ -509,11 +599,12 @@ impl Store {
         &self,
         account_id: &str,
         query: &ListQuery,
+        now_ms: i64,
     ) -> sqlx::Result<Vec<ImageRow>> {
         let filter = row_filter(
             self.backend,
             account_id,
-            &View::strict(query),
+            &View::strict(query, now_ms),
             TagPath::Drive,
             Scope::of(query.owner),
         );

@@ -239,7 +239,7 @@ mod tests {
             ..ListQuery::default()
         };
         assert_eq!(
-            fts_match(&View::strict(&query)),
+            fts_match(&View::strict(&query, 0)),
             "short : \"d\u{1}b\" AND facets : \"\u{2}sa\" AND tags : \"\u{4}env\u{5}prod\u{4}\""
         );
         let key_only = ListQuery {
@@ -247,7 +247,7 @@ mod tests {
             ..ListQuery::default()
         };
         assert_eq!(
-            fts_match(&View::strict(&key_only)),
+            fts_match(&View::strict(&key_only, 0)),
             "tags : \"\u{4}env\u{5}\" NOT facets : \"\u{2}sr\" NOT facets : \"\u{2}se\""
         );
         // An operating system is any of its platforms.
@@ -257,7 +257,7 @@ mod tests {
             ..ListQuery::default()
         };
         assert_eq!(
-            fts_match(&View::strict(&windows)),
+            fts_match(&View::strict(&windows, 0)),
             "short : \"d\u{1}b\" AND (facets : \"\u{2}ow\" OR facets : \"\u{2}on\") NOT facets : \"\u{2}sr\" NOT facets : \"\u{2}se\""
         );
         let not_specified = ListQuery {
@@ -266,9 +266,9 @@ mod tests {
             ..ListQuery::default()
         };
         assert!(
-            fts_match(&View::strict(&not_specified)).contains("facets : \"\u{2}ox\""),
+            fts_match(&View::strict(&not_specified, 0)).contains("facets : \"\u{2}ox\""),
             "{}",
-            fts_match(&View::strict(&not_specified))
+            fts_match(&View::strict(&not_specified, 0))
         );
     }
 

@@ -161,6 +161,7 @@ pub(super) fn row_filter(
         Some(false) => conditions.push("i.signature_verified_at IS NULL".into()),
         None => {}
     }
+    conditions.extend(unlisted_conditions(query));
     if !query.tag_key.is_empty() {
         let key = q.text(query.tag_key.clone());
         let mut tag = match tag_path {
@@ -180,6 +181,42 @@ pub(super) fn row_filter(
     }
     q.sql = format!("FROM {tables} WHERE {}", conditions.join(" AND "));
     q
+}
+
+/// The conditions on the image row `i` for hidden and deprecated images: left out, only
+/// them, or (`LeftOut`) only those the query leaves out. Literal SQL (now is an integer).
+pub(super) fn unlisted_conditions(query: &View<'_>) -> Vec<String> {
+    let now = query.now_ms;
+    let deprecated = format!("i.deprecate_at IS NOT NULL AND i.deprecate_at <= {now}");
+    let mut conditions = Vec::new();
+    match query.left_out {
+        LeftOut::Hidden => conditions.push("i.os_hidden = 1".to_owned()),
+        LeftOut::Deprecated => {
+            conditions.push(deprecated.clone());
+            if query.hidden == Inclusion::Exclude {
+                conditions.push("i.os_hidden = 0".to_owned());
+            }
+        }
+        LeftOut::No => {}
+    }
+    if query.left_out != LeftOut::No {
+        return conditions;
+    }
+    match query.hidden {
+        Inclusion::Exclude => conditions.push("i.os_hidden = 0".to_owned()),
+        Inclusion::Only => conditions.push("i.os_hidden = 1".to_owned()),
+        Inclusion::Include => {}
+    }
+    match query.deprecated {
+        Inclusion::Exclude => {
+            conditions.push(format!(
+                "(i.deprecate_at IS NULL OR i.deprecate_at > {now})"
+            ));
+        }
+        Inclusion::Only => conditions.push(deprecated),
+        Inclusion::Include => {}
+    }
+    conditions
 }
 
 /// The counter rows that hold the total for a query with at most one simple filter (an
