@@ -193,7 +193,7 @@ async fn measure(store: &Store, account: &str, cases: &[(&str, ListQuery)]) {
     for round in 0..WARMUP + RUNS {
         for (i, (_, query)) in cases.iter().enumerate() {
             let start = Instant::now();
-            let (images, total) = store.list_images(account, query).await.unwrap();
+            let (images, total) = store.list_images(account, query, 0).await.unwrap();
             let elapsed = start.elapsed();
             assert!(!images.is_empty() || total.count == 0);
             totals[i] = match total.more {
@@ -225,7 +225,7 @@ async fn measure_api(store: &Store, account: &str, cases: &[(&str, ApiListQuery)
     for round in 0..WARMUP + RUNS {
         for (i, (_, query)) in cases.iter().enumerate() {
             let start = Instant::now();
-            let outcome = store.list_api_images(account, query).await.unwrap();
+            let outcome = store.list_api_images(account, query, 0).await.unwrap();
             let elapsed = start.elapsed();
             let ApiListOutcome::Page(page) = outcome else {
                 panic!("unknown marker")
