@@ -258,7 +258,7 @@ async fn api_cases(store: &Store, account: &str) -> Vec<(&'static str, ApiListQu
         ..base.clone()
     };
     for _ in 0..images() / 2000 {
-        let ApiListOutcome::Page(page) = store.list_api_images(account, &middle).await.unwrap()
+        let ApiListOutcome::Page(page) = store.list_api_images(account, &middle, 0).await.unwrap()
         else {
             unreachable!()
         };

@@ -223,7 +223,7 @@ async fn assert_every_plan_agrees(
     let ids = |rows: &[image_console::store::images::ImageRow]| -> Vec<String> {
         rows.iter().map(|r| r.id.clone()).collect()
     };
-    for view in views.iter().cloned() {
+    for view in views {
         let mut matched = 0;
         for (sort, direction) in [
             (SortColumn::Created, SortDirection::Desc),
