@@ -9,7 +9,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::detail_actions::{InRecycleBin, OwnerActions, RecipientActions};
 use super::detail_history::WorkHistoryTab;
-use super::detail_info::{DetailList, EditImagePanel};
+use super::detail_info::{DeprecationPanel, DetailList, EditImagePanel};
 use super::detail_tags::TagsTab;
 use super::download_panel::{DownloadPanel, LinkState, track_link_state};
 use super::refresh_while;
@@ -27,7 +27,7 @@ use crate::domain::lifecycle::ImageReference;
 use crate::domain::units::{format_rfc3339, format_timestamp};
 use crate::server_fns::images::{
     CreateDownloadLink, DeleteImage, PutImageTag, RemoveImageTag, RevokeDownloadLinks,
-    SetImageProtected, UpdateImage, get_image,
+    SetDeprecation, SetImageProtected, UpdateImage, get_image,
 };
 use crate::server_fns::lifecycle::{CancelImport, RestoreImages, SetImageActivation};
 use crate::server_fns::shares::get_image_sharing;
@@ -45,6 +45,7 @@ pub struct ImageActions {
     pub activation: ServerAction<SetImageActivation>,
     pub cancel_import: ServerAction<CancelImport>,
     pub restore: ServerAction<RestoreImages>,
+    pub set_deprecation: ServerAction<SetDeprecation>,
 }
 
 impl ImageActions {
@@ -60,6 +61,7 @@ impl ImageActions {
             activation: ServerAction::new(),
             cancel_import: ServerAction::new(),
             restore: ServerAction::new(),
+            set_deprecation: ServerAction::new(),
         }
     }
 
@@ -87,6 +89,7 @@ impl ImageActions {
         on_success(self.activation, set_count);
         on_success(self.cancel_import, set_count);
         on_success(self.restore, set_count);
+        on_success(self.set_deprecation, set_count);
         count
     }
 }
@@ -345,6 +348,9 @@ fn ImageDetailView(
                     <section class="card" aria-label="Details">
                         <DetailList image=image.clone() />
                     </section>
+                    {(is_owner && !in_bin).then(|| view! {
+                        <DeprecationPanel image=image.clone() action=actions.set_deprecation />
+                    })}
                     {(!in_bin).then(|| view! {
                         <InUseBy references=image.references.clone() is_owner />
                     })}

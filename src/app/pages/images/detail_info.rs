@@ -8,6 +8,7 @@ use crate::app::components::form_field::{
 };
 use crate::app::components::image_attribute_fields::{AttributeFields, ImageAttributeFields};
 use crate::app::components::status_badge::StatusBadge;
+use crate::domain::deprecation::{self, DeprecateOn};
 use crate::domain::image::{Ancestor, AncestorState, ImageDetail, ImageStatus};
 use crate::domain::image_spec::{Description, ImageName, Visibility, field};
 use crate::domain::keys::KeyState;
@@ -17,7 +18,7 @@ use crate::domain::units::{
     format_bytes, format_image_size, format_money, format_rfc3339, format_timestamp, monthly_cost,
 };
 use crate::server_fns::error::AppError;
-use crate::server_fns::images::{UpdateImage, get_console_settings};
+use crate::server_fns::images::{SetDeprecation, UpdateImage, get_console_settings};
 
 #[component]
 pub fn DetailList(image: ImageDetail) -> impl IntoView {
@@ -60,6 +61,22 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             {row("Resource ID", mono(image.id.clone()))}
             {row("SRN", mono(image.srn.clone()))}
             {image.shared_by.clone().map(|owner| row("Owner Account ID", mono(owner)))}
+            {image.deprecate_at_ms.map(|at| row("Deprecate on", view! {
+                {image.deprecated.then(|| view! {
+                    <span class="badge badge-deactivated">
+                        <span class="badge-dot" aria-hidden="true"></span>
+                        "Deprecated"
+                    </span>
+                    " "
+                })}
+                <time datetime=format_rfc3339(at)>{format_timestamp(at)}</time>
+                <p class="hint">{if image.deprecated {
+                    "Deprecated: it still works, but default lists leave it out."
+                } else {
+                    "From then it still works, but default lists leave it out."
+                }}</p>
+            }.into_any()))}
+            {image.hidden.then(|| row("Hidden", text("Yes: left out of default lists (os_hidden, set through the image API)".to_owned())))}
             {(!image.lineage.is_empty()).then(|| row("Lineage", view! { <Lineage ancestors=image.lineage.clone() /> }.into_any()))}
             {row("Image name", text(image.attributes.name.clone()))}
             {row("Status", view! {
@@ -359,5 +376,79 @@ fn Lineage(ancestors: Vec<Ancestor>) -> impl IntoView {
     view! {
         <ol class="lineage">{items}</ol>
         <p class="hint">"The images this one was made from (Create shared Image, Replicate), nearest first."</p>
+    }
+}
+
+/// Deprecation on the owner's Details tab: set, change or remove Deprecate on. From then the
+/// image still works but shows as Deprecated and leaves the default Image List and image API
+/// list; accounts it is shared with see the date.
+#[component]
+pub fn DeprecationPanel(image: ImageDetail, action: ServerAction<SetDeprecation>) -> impl IntoView {
+    let field = FieldState::new(
+        "deprecation",
+        deprecation::field::DEPRECATE_ON,
+        &image
+            .deprecate_at_ms
+            .map(DeprecateOn::input_value)
+            .unwrap_or_default(),
+    );
+    let alert = RwSignal::new(None::<AppError>);
+    Effect::new(move |_| match action.value().get() {
+        Some(Err(error)) => alert.set(form_alert(&error, error.field_errors(), &[field])),
+        Some(Ok(())) => alert.set(None),
+        None => {}
+    });
+    let id = image.id.clone();
+    let remove_id = image.id.clone();
+    let has_date = image.deprecate_at_ms.is_some();
+    view! {
+        <section class="card form-section" aria-labelledby="deprecation-title">
+            <h2 id="deprecation-title">"Deprecation"</h2>
+            <p class="hint">
+                "From its Deprecate on time the image still works (it can be downloaded, shared and used), but it shows as Deprecated and leaves the default Image List and image API list; the Deprecated filter shows it. Accounts it is shared with see the date."
+            </p>
+            <ActionForm action attr:novalidate=true on:submit=move |_| field.touch()>
+                <input type="hidden" name="id" value=id />
+                <TextField
+                    label="Deprecate on (UTC)"
+                    field
+                    error=field.message(|raw| DeprecateOn::parse(raw, now_ms()))
+                    hint="A date and time up to 10 years ahead; one already past deprecates the image now."
+                    input_type="datetime-local"
+                />
+                {move || alert.get().map(|error| view! { <ErrorNotice error /> })}
+                <div class="form-actions">
+                    <button type="submit" class="btn btn-primary" disabled=move || action.pending().get()>
+                        "Set Deprecation"
+                    </button>
+                    {has_date.then(|| view! {
+                        <button
+                            type="button"
+                            class="btn"
+                            disabled=move || action.pending().get()
+                            on:click=move |_| {
+                                action.dispatch(SetDeprecation { id: remove_id.clone(), deprecate_on: String::new() });
+                            }
+                        >
+                            "Remove Deprecation"
+                        </button>
+                    })}
+                </div>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// Now, in the browser or on the server, for the form's check of Deprecate on.
+fn now_ms() -> i64 {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now() as i64
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 }

@@ -340,6 +340,32 @@ fn FilterBar(query: Memo<ListQuery>) -> impl IntoView {
                 </select>
             </div>
             <div class="filter-field">
+                <label for="filter-deprecated">"Deprecated"</label>
+                <select id="filter-deprecated" name="deprecated" on:change=submit_on_change>
+                    {move || {
+                        let current = Some(q().deprecated.as_str());
+                        view! {
+                            {option("", "Left out", current)}
+                            {option("only", "Only deprecated", current)}
+                            {option("include", "Shown too", current)}
+                        }
+                    }}
+                </select>
+            </div>
+            <div class="filter-field">
+                <label for="filter-hidden">"Hidden"</label>
+                <select id="filter-hidden" name="hidden" on:change=submit_on_change>
+                    {move || {
+                        let current = Some(q().hidden.as_str());
+                        view! {
+                            {option("", "Left out", current)}
+                            {option("only", "Only hidden", current)}
+                            {option("include", "Shown too", current)}
+                        }
+                    }}
+                </select>
+            </div>
+            <div class="filter-field">
                 <label for="filter-owner">"Owner"</label>
                 <select id="filter-owner" name="owner" on:change=submit_on_change>
                     {move || {

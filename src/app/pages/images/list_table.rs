@@ -62,6 +62,11 @@ pub(super) fn ImageTable(
                             "Bring in a virtual-machine image from a URL or from a file on your computer. It appears here as Queued and Importing, or Uploading, and then Active."
                         </p>
                         <A href="/images/create" attr:class="btn btn-primary">"Create Image"</A>
+                        <p class="hint">
+                            "Deprecated and hidden images are left out of this view: "
+                            <a href="/images?deprecated=include&hidden=include">"show them too"</a>
+                            "."
+                        </p>
                     </section>
                 })
             },
@@ -369,6 +374,8 @@ fn ImageRow(
             <td class:muted=image.os.is_none()>{os_catalogue::os_label(image.os.as_ref())}</td>
             <td class="status-cell">
                 <StatusBadge status=image.status />
+                {image.deprecated.then(|| view! { <span class="tag" title="Deprecated: it still works; default lists leave it out">"Deprecated"</span> })}
+                {image.hidden.then(|| view! { <span class="tag" title="Hidden (os_hidden): default lists leave it out">"Hidden"</span> })}
                 {image.progress.map(|progress| match &upload {
                     Some(target) => Either::Left(view! {
                         <UploadProgressBar image_id=target.image_id.clone() server=progress label=format!("Upload progress of {name}") />
