@@ -362,6 +362,8 @@ pub(super) fn as_seen_by_recipient(mut detail: ImageDetail) -> ImageDetail {
     detail.updated_by = by_owner;
     detail.active_shares = 0;
     detail.source_image_id = None;
+    // The owner's certificate ids are the owner's; the verification's record stays.
+    detail.signature = Default::default();
     detail.shared_by = Some(detail.account_id.clone());
     detail
 }

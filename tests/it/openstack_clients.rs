@@ -759,7 +759,65 @@ async fn glance_signing_pipeline_verifies(backend: Backend) {
     drop(server);
 }
 
+/// `openstack image create --property os_hidden=true`: the image is hidden, left out of
+/// `image list` and listed by `image list --hidden`.
+async fn openstack_hides_images(backend: Backend) {
+    let Setting {
+        db: _db,
+        data: _data,
+        server: _server,
+        alice,
+        bob: _bob,
+        file,
+        bytes: _,
+    } = Setting::new(backend, "hidden.qcow2").await;
+    tokio::task::spawn_blocking(move || {
+        let shown = alice.json(&[
+            "image",
+            "create",
+            "--disk-format",
+            "qcow2",
+            "--container-format",
+            "bare",
+            "--file",
+            &file,
+            "listed",
+        ]);
+        let hidden = alice.json(&[
+            "image",
+            "create",
+            "--disk-format",
+            "qcow2",
+            "--container-format",
+            "bare",
+            "--property",
+            "os_hidden=true",
+            "--file",
+            &file,
+            "hidden",
+        ]);
+        let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+        let (shown, hidden) = (id(&shown), id(&hidden));
+        let listed = |args: &[&str]| -> Vec<String> {
+            alice
+                .json(args)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["ID"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(listed(&["image", "list"]), vec![shown.clone()]);
+        assert_eq!(listed(&["image", "list", "--hidden"]), vec![hidden.clone()]);
+        let detail = alice.json(&["image", "show", &hidden]);
+        assert_eq!(detail["properties"]["os_hidden"], true, "{detail}");
+    })
+    .await
+    .unwrap();
+}
+
 on_both_databases!(
+    openstack_hides_images,
     glance_client_session,
     openstack_client_session,
     glance_signing_pipeline_verifies
