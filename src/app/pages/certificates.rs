@@ -145,13 +145,13 @@ fn CertificateTable(
             <p class="empty-note">"This account has no certificates yet. Upload the certificate of the key your images are signed with."</p>
         });
     }
-    let open = RwSignal::new(false);
+    let delete_open = RwSignal::new(false);
     let target = RwSignal::new(None::<(String, String)>);
     let confirm = Callback::new(move |()| {
         if let Some((id, _)) = target.get_untracked() {
             delete.dispatch(DeleteCertificate { id });
         }
-        open.set(false);
+        delete_open.set(false);
     });
     let target_subject = move || target.get().map(|(_, s)| s).unwrap_or_default();
     let rows = certificates
@@ -159,6 +159,8 @@ fn CertificateTable(
         .map(|c| {
             let (id, subject) = (c.id.clone(), c.subject.clone());
             let pending = c.pending_images;
+            // Compared here: a `>` inside the view would end the tag.
+            let needed = pending > 0;
             let aria = format!("Delete certificate {}", c.subject);
             view! {
                 <tr>
@@ -175,23 +177,14 @@ fn CertificateTable(
                     </td>
                     <td>
                         {format!("{} verified", c.verified_images)}
-                        {(pending > 0).then(|| view! { <div class="hint">{format!("{pending} waiting for bytes")}</div> })}
+                        {needed.then(|| view! { <div class="hint">{format!("{pending} waiting for bytes")}</div> })}
                     </td>
                     <td>{when(c.created_at_ms)}</td>
                     <td>
-                        <button
-                            type="button"
-                            class="btn btn-small"
-                            aria-label=aria
-                            disabled=move || pending > 0 || delete.pending().get()
-                            title=(pending > 0).then_some("Images waiting for their bytes need it")
-                            on:click=move |_| {
-                                target.set(Some((id.clone(), subject.clone())));
-                                open.set(true);
-                            }
-                        >
-                            "Delete"
-                        </button>
+                        <DeleteButton label=aria disabled=needed pending=delete.pending() on_ask=Callback::new(move |()| {
+                            target.set(Some((id.clone(), subject.clone())));
+                            delete_open.set(true);
+                        }) />
                     </td>
                 </tr>
             }
@@ -216,7 +209,7 @@ fn CertificateTable(
             </table>
         </div>
         <ConfirmDialog
-            open
+            open=delete_open
             title="Delete Certificate".to_owned()
             confirm_label="Delete"
             pending=delete.pending()
@@ -228,4 +221,26 @@ fn CertificateTable(
             </p>
         </ConfirmDialog>
     })
+}
+
+/// A row's Delete: asks for confirmation (`on_ask`); disabled while images need the
+/// certificate or a deletion is under way.
+#[component]
+fn DeleteButton(
+    label: String,
+    disabled: bool,
+    #[prop(into)] pending: Signal<bool>,
+    on_ask: Callback<()>,
+) -> impl IntoView {
+    view! {
+        <button
+            type="button"
+            class="btn btn-small"
+            aria-label=label
+            disabled=move || disabled || pending.get()
+            on:click=move |_| on_ask.run(())
+        >
+            "Delete"
+        </button>
+    }
 }

@@ -407,11 +407,11 @@ pub fn DeprecationPanel(image: ImageDetail, action: ServerAction<SetDeprecation>
             <p class="hint">
                 "From its Deprecate on time the image still works (it can be downloaded, shared and used), but it shows as Deprecated and leaves the default Image List and image API list; the Deprecated filter shows it. Accounts it is shared with see the date."
             </p>
-            <ActionForm action attr:novalidate=true on:submit=move |_| field.touch()>
+            <ActionForm action=action attr:novalidate=true on:submit=move |_| field.touch()>
                 <input type="hidden" name="id" value=id />
                 <TextField
                     label="Deprecate on (UTC)"
-                    field
+                    field=field
                     error=field.message(|raw| DeprecateOn::parse(raw, now_ms()))
                     hint="A date and time up to 10 years ahead; one already past deprecates the image now."
                     input_type="datetime-local"
