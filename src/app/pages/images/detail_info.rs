@@ -61,6 +61,12 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
             {row("Resource ID", mono(image.id.clone()))}
             {row("SRN", mono(image.srn.clone()))}
             {image.shared_by.clone().map(|owner| row("Owner Account ID", mono(owner)))}
+            {(!image.lineage.is_empty()).then(|| row("Lineage", view! { <Lineage ancestors=image.lineage.clone() /> }.into_any()))}
+            {row("Image name", text(image.attributes.name.clone()))}
+            {row("Status", view! {
+                <StatusBadge status=image.status />
+                {image.failure_reason.clone().map(|r| view! { <p class="failure-reason">{r}</p> })}
+            }.into_any())}
             {image.deprecate_at_ms.map(|at| row("Deprecate on", view! {
                 {image.deprecated.then(|| view! {
                     <span class="badge badge-deactivated">
@@ -77,12 +83,6 @@ pub fn DetailList(image: ImageDetail) -> impl IntoView {
                 }}</p>
             }.into_any()))}
             {image.hidden.then(|| row("Hidden", text("Yes: left out of default lists (os_hidden, set through the image API)".to_owned())))}
-            {(!image.lineage.is_empty()).then(|| row("Lineage", view! { <Lineage ancestors=image.lineage.clone() /> }.into_any()))}
-            {row("Image name", text(image.attributes.name.clone()))}
-            {row("Status", view! {
-                <StatusBadge status=image.status />
-                {image.failure_reason.clone().map(|r| view! { <p class="failure-reason">{r}</p> })}
-            }.into_any())}
             {row(os_catalogue::label::OS_FAMILY, match (&image.attributes.os, &image.shared_by) {
                 // The image API made it without one; its owner is asked to say which.
                 (None, None) => view! {
