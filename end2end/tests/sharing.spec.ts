@@ -200,7 +200,9 @@ test('Create shared Image makes a Shared image of the same bytes', async ({ page
   await dialog.getByRole('button', { name: 'Complete' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'base-for-partners' })).toBeVisible();
   const details = page.getByRole('region', { name: 'Details' });
-  await expect(details.getByRole('link', { name: id })).toBeVisible();
+  // Its Lineage names the source, a link, with its id.
+  await expect(details.getByRole('link', { name: 'private-base', exact: true })).toHaveAttribute('href', `/images/${id}`);
+  await expect(details).toContainText(id);
   await expect(details).toContainText('Shared');
   // A Shared image cannot be the source of another.
   await hydrated(page);
