@@ -14,8 +14,11 @@
 //! Conversion on import beside `qemu-img convert` alone: a VMDK of the same size, from the end
 //! of its upload to Active.
 //!
+//! Signed uploads (RSA-PSS with SHA-256, ECDSA P-384 with SHA-384) beside an unsigned one,
+//! with `sha256sum`, `sha384sum` and `sha512sum` of the file as the limits.
+//!
 //! Run it with `bench/bytes` (a 4 GiB file) or `bench/bytes 1` (1 GiB); `BENCH_ONLY=conversion`
-//! runs the conversion rounds alone.
+//! runs the conversion rounds alone, `BENCH_ONLY=signature` the signed uploads alone.
 
 use std::io::Write;
 use std::path::Path;
@@ -83,6 +86,10 @@ fn main() {
     );
     if std::env::var("BENCH_ONLY").as_deref() == Ok("conversion") {
         conversion_beside_qemu_img(&console, work, &file, size, rounds_wanted);
+        return;
+    }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("signature") {
+        signed_beside_unsigned(&console, work, &file, size, rounds_wanted);
         return;
     }
     println!(
@@ -713,4 +720,119 @@ fn size_of(name: &str, size: u64) -> u64 {
     } else {
         size
     }
+}
+
+/// A tus upload of the file, unsigned and signed (the signature's hash computed beside SHA-512
+/// and MD5, then verified), in turns, with the hash tools alone on the same file.
+fn signed_beside_unsigned(console: &Console, work: &Path, file: &Path, size: u64, rounds: usize) {
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let key = |name: &str| work.join(name).to_str().unwrap().to_owned();
+    let (rsa, ec) = (key("rsa.key"), key("ec.key"));
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:3072",
+        "-out",
+        &rsa,
+    ]);
+    openssl(&[
+        "ecparam",
+        "-name",
+        "secp384r1",
+        "-genkey",
+        "-noout",
+        "-out",
+        &ec,
+    ]);
+    let mut kinds = Vec::new();
+    for (key, hash, key_type) in [
+        (&rsa, "SHA-256", "RSA-PSS"),
+        (&ec, "SHA-384", "ECC_SECP384R1"),
+    ] {
+        let cert = format!("{key}.pem");
+        openssl(&[
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            key,
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=bench",
+        ]);
+        let certificate = console.add_certificate(&std::fs::read_to_string(&cert).unwrap());
+        let sig = format!("{key}.sig");
+        let digest = format!("-{}", hash.replace('-', "").to_lowercase());
+        let mut args = vec!["dgst", digest.as_str(), "-sign", key.as_str()];
+        if key_type == "RSA-PSS" {
+            args.extend(["-sigopt", "rsa_padding_mode:pss"]);
+        }
+        args.extend(["-out", sig.as_str(), file.to_str().unwrap()]);
+        openssl(&args);
+        let signature = base64_of(&std::fs::read(&sig).unwrap());
+        kinds.push((
+            format!("{key_type} {hash}"),
+            hash,
+            key_type,
+            certificate,
+            signature,
+        ));
+    }
+    let mib_s = |seconds: f64| size as f64 / MIB / seconds;
+    let (mut unsigned, mut signed) = (Vec::new(), vec![Vec::new(); kinds.len()]);
+    let mut tools: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    for _ in 0..rounds {
+        for (n, tool) in ["sha256sum", "sha384sum", "sha512sum"].iter().enumerate() {
+            tools[n].push(timed(Command::new(tool).arg(file)));
+        }
+        let (seconds, id) = console.upload_with_curl(file, size);
+        assert_eq!(console.status(&id), "Active");
+        console.destroy(&id);
+        unsigned.push(seconds);
+        for (n, (_, hash, key_type, certificate, signature)) in kinds.iter().enumerate() {
+            let fields = [
+                ("img_signature_certificate_uuid", certificate.as_str()),
+                ("img_signature_hash_method", *hash),
+                ("img_signature_key_type", *key_type),
+                ("img_signature", signature.as_str()),
+            ];
+            let (seconds, id) = console.upload_signed_with_curl(file, size, &fields);
+            assert_eq!(console.status(&id), "Active", "the signature verifies");
+            console.destroy(&id);
+            signed[n].push(seconds);
+        }
+    }
+    let unsigned = median(unsigned);
+    println!(
+        "signed uploads, {} GiB, median of {rounds} (MiB/s): sha256sum {:.0}, sha384sum {:.0}, sha512sum {:.0}; unsigned tus PATCH {:.0}",
+        size / GIB,
+        mib_s(median(tools[0].clone())),
+        mib_s(median(tools[1].clone())),
+        mib_s(median(tools[2].clone())),
+        mib_s(unsigned),
+    );
+    for (n, (name, ..)) in kinds.iter().enumerate() {
+        let seconds = median(signed[n].clone());
+        println!(
+            "  signed {name}: {:.0} MiB/s, {:.2} of unsigned",
+            mib_s(seconds),
+            unsigned / seconds
+        );
+    }
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

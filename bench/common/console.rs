@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use image_console::server_fns::api_tokens::CreateApiToken;
 use image_console::server_fns::auth::SignUp;
+use image_console::server_fns::certificates::AddCertificate;
 use image_console::server_fns::images::{
     CreateDownloadLink, CreateImage, DeleteImage, GetImage, GetImageHistory,
 };
@@ -230,6 +231,22 @@ impl Console {
     /// The same, for an encrypted image (under the account's default key).
     pub fn upload_encrypted_with_curl(&self, file: &Path, size: u64) -> (f64, String) {
         self.upload_with_curl_as(file, size, &[("encryption", "on")])
+    }
+
+    /// Uploads a signing certificate (PEM); its id.
+    pub fn add_certificate(&self, pem: &str) -> String {
+        let (body, _) = self.call(AddCertificate::PATH, &[("certificate_pem", pem)]);
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("certificate added: {body}"))
+    }
+
+    /// The same, for a signed image (the Create Image form's Signature fields).
+    pub fn upload_signed_with_curl(
+        &self,
+        file: &Path,
+        size: u64,
+        signature: &[(&str, &str)],
+    ) -> (f64, String) {
+        self.upload_with_curl_as(file, size, signature)
     }
 
     /// The same, for an image converted to `target` once its bytes are in.
