@@ -1224,8 +1224,9 @@ async fn deprecated_and_hidden_images_leave_default_lists(backend: Backend) {
         .advance(std::time::Duration::from_secs(7200));
     assert!(total(Inclusion::Only, Inclusion::Include).await.total > deprecated);
 
+    // Every other view (each kind of plan still among them), with each inclusion.
     let mut views = Vec::new();
-    for base in plan_views() {
+    for base in plan_views().into_iter().step_by(2) {
         for (deprecated, hidden) in [
             (Inclusion::Exclude, Inclusion::Exclude),
             (Inclusion::Only, Inclusion::Exclude),
